@@ -1,0 +1,1 @@
+"""Auth: who you are. Users, magic links, sessions, tokens, email, desktop sign-in."""

@@ -1,0 +1,1 @@
+"""Billing: money in. Stripe ingress, checkout, orders and accounts."""

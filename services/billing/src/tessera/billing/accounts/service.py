@@ -1,0 +1,50 @@
+"""Account verbs: find or create the account of a buyer, publishing its creation once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from tessera.billing.accounts import queries
+from tessera.shared import inbox, outbox
+from tessera.shared.events.billing import AccountCreated, PurchaseCompleted
+from tessera.shared.events.envelope import new_event_id
+
+CONSUMER = "billing.provisioner"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    id: UUID
+    created: bool
+
+
+async def find_or_create_account(
+    conn: asyncpg.Connection, email: str, source: Literal["purchase", "admin"]
+) -> AccountRef:
+    """Within the caller's transaction: the account for `email`, created (and
+    `billing.account.created.v1` written to the outbox) if it did not exist."""
+    email = normalise_email(email)
+    account_id = new_event_id()
+    if await queries.insert_if_absent(conn, account_id, email, source):
+        await outbox.add(conn, AccountCreated(account_id=account_id, email=email, source=source))
+        return AccountRef(account_id, created=True)
+    existing = await queries.find_id_by_email(conn, email)
+    assert existing is not None
+    return AccountRef(existing, created=False)
+
+
+async def provision_purchase(pool: asyncpg.Pool, event: PurchaseCompleted) -> AccountRef | None:
+    """Apply a completed purchase once: the buyer's account exists afterwards.
+    Returns None when the event was already applied."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, event, CONSUMER):
+            return None
+        return await find_or_create_account(conn, event.email, "purchase")

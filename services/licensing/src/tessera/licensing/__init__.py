@@ -1,0 +1,1 @@
+"""Licensing: what you may run. Licenses, machine activations, signed offline leases."""

@@ -1,0 +1,1 @@
+"""Customers: the accounts licensing knows of, learnt from `billing.account.created.v1`."""

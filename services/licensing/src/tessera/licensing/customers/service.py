@@ -1,0 +1,23 @@
+"""Customer verbs."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tessera.shared import inbox
+from tessera.shared.events.billing import AccountCreated
+
+CONSUMER = "licensing.customers"
+
+
+async def register_customer(pool: asyncpg.Pool, event: AccountCreated) -> bool:
+    """Remember the account once. Returns False when the event was already applied."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, event, CONSUMER):
+            return False
+        await conn.execute(
+            "INSERT INTO customers (account_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            event.account_id,
+            event.email,
+        )
+        return True

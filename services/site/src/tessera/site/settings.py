@@ -1,0 +1,20 @@
+"""Site build settings (environment prefix `TESSERA_SITE_`): every outbound link comes from
+here at build time, nothing is hard-coded in templates."""
+
+from pathlib import Path
+
+from pydantic import AnyHttpUrl
+from pydantic_settings import SettingsConfigDict
+
+from tessera.shared.settings import ServiceSettings
+
+
+class SiteSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TESSERA_SITE_", extra="ignore", frozen=True)
+
+    port: int = 8080
+    dist_dir: Path = Path("services/site/dist")
+    portal_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8081")
+    billing_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8082")
+    licensing_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8084")
+    product_sku: str = "chartgpt-lifetime"

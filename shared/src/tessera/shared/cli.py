@@ -1,0 +1,65 @@
+"""The operator CLI every service shares: `serve` and `migrate`. Services add their own
+commands (seed an account, rotate keys, …) to the Typer app this returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from tessera.shared.db.migrate import apply_migrations, pending_migrations
+from tessera.shared.settings import DatabaseSettings, ServiceSettings, load_settings
+
+
+def service_cli(
+    name: str,
+    app_path: str,
+    settings_cls: type[ServiceSettings],
+    migrations: Path | None = None,
+) -> typer.Typer:
+    cli = typer.Typer(help=f"Tessera {name}: operator commands.", no_args_is_help=True)
+
+    @cli.command()
+    def serve(
+        host: str | None = typer.Option(None, help="Bind address (default: settings)."),
+        port: int | None = typer.Option(None, help="Port (default: settings)."),
+        workers: int = typer.Option(1, help="Worker processes."),
+    ) -> None:
+        """Run the HTTP server and the event consumers."""
+        settings = load_settings(settings_cls)
+        uvicorn.run(
+            app_path,
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            proxy_headers=True,
+            server_header=False,
+        )
+
+    if migrations is not None:
+        migrations_dir = migrations
+
+        @cli.command()
+        def migrate(
+            dry_run: bool = typer.Option(False, "--dry-run", help="List, do not apply."),
+        ) -> None:
+            """Apply pending migrations (under a lock; safe beside running replicas)."""
+            settings = load_settings(settings_cls)
+            assert isinstance(settings, DatabaseSettings)
+            url = str(settings.database_url)
+            if dry_run:
+                pending = pending_migrations(url, migrations_dir)
+                typer.echo("\n".join(pending) if pending else "nothing to apply")
+                return
+            applied = apply_migrations(url, migrations_dir)
+            typer.echo(f"applied: {', '.join(applied)}" if applied else "nothing to apply")
+
+    return cli
+
+
+def run(cli_factory: Callable[[], typer.Typer]) -> None:
+    cli_factory()()

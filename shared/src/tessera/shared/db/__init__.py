@@ -1,0 +1,1 @@
+"""Postgres: pools, database creation, migrations, and the outbox/inbox tables they carry."""

@@ -1,0 +1,34 @@
+"""The envelope every event carries: id (UUIDv7), when it happened, and who produced it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from uuid6 import uuid7
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event_id() -> UUID:
+    # UUIDv7 sorts by time, so ids double as a rough order and index well in Postgres.
+    return UUID(str(uuid7()))
+
+
+class Event(BaseModel):
+    """Base of every event payload. Subclasses set `subject` and `producer`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    subject: ClassVar[str]
+
+    event_id: UUID = Field(default_factory=new_event_id)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,103 @@
+"""The JetStream topology, declared in one place: streams, their owners, and every durable
+consumer with its configuration.
+
+One stream per producer, declared only by that producer. Consumers are durable pull
+consumers named after the consuming service; replicas of a service share one consumer and
+so share the work. A namespace (settings `TESSERA_NAMESPACE`) prefixes stream names,
+subjects and consumer names, so a test run or a second stack sharing the server is isolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tessera.shared.events.billing import AccountCreated, PurchaseCompleted
+from tessera.shared.events.envelope import Event
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    root: str
+    owner: str
+    max_age: timedelta = timedelta(days=30)
+    # Nats-Msg-Id de-duplication window; the inbox, not this, is what makes consumers
+    # idempotent (a redelivery after the window is still caught there).
+    duplicate_window: timedelta = timedelta(minutes=10)
+
+
+BILLING = Stream(name="BILLING", root="billing", owner="billing")
+AUTH = Stream(name="AUTH", root="auth", owner="auth")
+LICENSING = Stream(name="LICENSING", root="licensing", owner="licensing")
+
+STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable consumer: `service` consumes `event` from its producer's stream."""
+
+    service: str
+    event: type[Event]
+    stream: Stream
+    max_deliver: int = 12
+    ack_wait: timedelta = timedelta(seconds=30)
+    max_ack_pending: int = 1000
+    # Delay before each redelivery after a failed attempt (index = attempt - 1; the last
+    # value repeats). A failure is retried with these delays, never a hot loop.
+    retry_delays: tuple[float, ...] = field(default=(0.2, 1.0, 5.0, 15.0, 30.0, 60.0))
+
+    @property
+    def durable(self) -> str:
+        return f"{self.service}__{self.event.subject.replace('.', '_')}"
+
+    def retry_delay(self, attempt: int) -> float:
+        index = min(max(attempt, 1), len(self.retry_delays)) - 1
+        return self.retry_delays[index]
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription(service="billing", event=PurchaseCompleted, stream=BILLING),
+    Subscription(service="auth", event=AccountCreated, stream=BILLING),
+    Subscription(service="licensing", event=AccountCreated, stream=BILLING),
+)
+
+
+def streams_owned_by(service: str) -> tuple[Stream, ...]:
+    return tuple(s for s in STREAMS if s.owner == service)
+
+
+def subscriptions_of(service: str) -> tuple[Subscription, ...]:
+    return tuple(s for s in SUBSCRIPTIONS if s.service == service)
+
+
+def subscription(service: str, event: type[Event]) -> Subscription:
+    for sub in SUBSCRIPTIONS:
+        if sub.service == service and sub.event is event:
+            return sub
+    raise LookupError(f"{service} has no subscription to {event.subject}")
+
+
+def stream_for_subject(subject: str) -> Stream:
+    root = subject.split(".", 1)[0]
+    for stream in STREAMS:
+        if stream.root == root:
+            return stream
+    raise LookupError(f"no stream holds {subject}")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Maps topology names into one namespace (`""` in production: names unchanged)."""
+
+    prefix: str = ""
+
+    def stream(self, stream: Stream) -> str:
+        return f"{self.prefix.upper()}_{stream.name}" if self.prefix else stream.name
+
+    def subject(self, subject: str) -> str:
+        return f"{self.prefix}.{subject}" if self.prefix else subject
+
+    def durable(self, sub: Subscription) -> str:
+        return f"{self.prefix}__{sub.durable}" if self.prefix else sub.durable

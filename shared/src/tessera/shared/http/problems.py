@@ -1,0 +1,145 @@
+"""RFC 9457 problem details. Domain code raises a `Problem` subclass; one set of handlers
+renders every error as `application/problem+json` and never leaks internals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tessera.shared.http.context import current_request_id
+
+log = logging.getLogger("tessera.http")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:tessera:problem:"
+
+
+class Problem(Exception):
+    """Base of domain errors rendered as problem+json. Subclasses set status, slug, title."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+class NotFound(Problem):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class RateLimited(Problem):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class PayloadTooLarge(StarletteHTTPException):
+    """Raised while the body streams in, past the limit. An HTTPException so that FastAPI's
+    body parsing lets it through instead of turning it into a generic 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body exceeds {limit} bytes.")
+        self.limit = limit
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+HTTP_TITLES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-failed", "Request validation failed"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("service-unavailable", "Service unavailable"),
+}
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def public_validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the input back: it may be huge, or a secret the caller mistyped.
+    return [
+        {"loc": [str(p) for p in item.get("loc", ())], "msg": item.get("msg", ""), "type": item.get("type", "")}
+        for item in error.errors()[:20]
+    ]
+
+
+async def handle_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers, **exc.extensions
+    )
+
+
+async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = public_validation_errors(exc)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem_response(400, "malformed-body", "Malformed body", "The body is not valid JSON.")
+    return problem_response(422, *HTTP_TITLES[422], errors=errors)
+
+
+async def handle_http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = HTTP_TITLES.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else None
+    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+
+
+async def handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("http.request.unhandled", exc_info=exc)
+    return problem_response(500, *HTTP_TITLES[500])
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, handle_problem)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -1,0 +1,277 @@
+"""NATS JetStream plumbing: the broker, stream and consumer declaration, and the ack policy.
+
+Three traps this module exists to avoid (each has a test):
+
+- FastStream's default ack policy for JetStream terminates a message whose handler raised,
+  so it is never redelivered. Consumers here use `AckPolicy.MANUAL` and `AckMiddleware`
+  decides: ack on success, `nak` with a growing delay on failure, terminate (dead-letter)
+  only a message that can never succeed or has used up its attempts.
+- A durable consumer that already exists keeps its old config when the code changes it, and
+  nats-py silently binds to it. `ensure_consumer` compares and updates (or recreates) it.
+- Only the producer declares its stream; consumers wait for it to exist and never declare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal, TypeVar
+
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsRouter, PullSub
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy as JsAckPolicy,
+)
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from pydantic import ValidationError
+
+from tessera.shared.events.envelope import Event
+from tessera.shared.events.topology import (
+    Namespace,
+    Stream,
+    Subscription,
+    streams_owned_by,
+    subscription,
+    subscriptions_of,
+)
+from tessera.shared.settings import InfraSettings
+
+log = logging.getLogger("tessera.messaging")
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[E], Awaitable[None]]
+
+
+def create_broker(infra: InfraSettings, service: str, namespace: Namespace) -> NatsBroker:
+    """A broker that reconnects forever (an outage must never end the process's messaging)
+    and carries W3C trace context in NATS headers."""
+    return NatsBroker(
+        str(infra.nats_url),
+        name=f"tessera-{service}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=2,
+        middlewares=[NatsTelemetryMiddleware(), ack_middleware(service, namespace)],
+        logger=logging.getLogger(f"tessera.{service}.broker"),
+    )
+
+
+def stream_config(stream: Stream, namespace: Namespace, replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=namespace.stream(stream),
+        subjects=[namespace.subject(f"{stream.root}.>")],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=stream.max_age.total_seconds(),
+        duplicate_window=stream.duplicate_window.total_seconds(),
+        num_replicas=replicas,
+    )
+
+
+def consumer_config(sub: Subscription, namespace: Namespace) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=namespace.durable(sub),
+        description=f"{sub.service} consumes {sub.event.subject}",
+        filter_subject=namespace.subject(sub.event.subject),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=JsAckPolicy.EXPLICIT,
+        ack_wait=sub.ack_wait.total_seconds(),
+        max_deliver=sub.max_deliver,
+        max_ack_pending=sub.max_ack_pending,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> str:
+    """Create the stream, or bring an existing one to `config`. Returns what it did."""
+    assert config.name
+    try:
+        info = await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        return "created"
+    current = info.config
+    if (
+        sorted(current.subjects or []) == sorted(config.subjects or [])
+        and current.max_age == config.max_age
+        and current.duplicate_window == config.duplicate_window
+    ):
+        return "unchanged"
+    await js.update_stream(config)
+    return "updated"
+
+
+CONSUMER_FIELDS = (
+    "filter_subject",
+    "deliver_policy",
+    "ack_policy",
+    "ack_wait",
+    "max_deliver",
+    "max_ack_pending",
+    "description",
+)
+
+
+def consumer_differences(current: ConsumerConfig, wanted: ConsumerConfig) -> list[str]:
+    return [f for f in CONSUMER_FIELDS if getattr(current, f) != getattr(wanted, f)]
+
+
+async def ensure_consumer(
+    js: JetStreamContext, stream: str, config: ConsumerConfig
+) -> Literal["created", "updated", "recreated", "unchanged"]:
+    """Create the durable consumer, or make an existing one match `config`.
+
+    An existing consumer is updated in place where the server allows it; a change the
+    server refuses (e.g. deliver policy) deletes and recreates it, which replays the stream
+    from the start: safe, because every consumer is idempotent through its inbox.
+    """
+    assert config.durable_name
+    try:
+        info = await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
+        await js.add_consumer(stream, config)
+        return "created"
+    changed = consumer_differences(info.config, config)
+    if not changed:
+        return "unchanged"
+    log.warning(
+        "messaging.consumer.config_changed",
+        extra={"consumer": config.durable_name, "fields": changed},
+    )
+    try:
+        await js.add_consumer(stream, config)  # same durable name: the server updates it
+        return "updated"
+    except BadRequestError:
+        await js.delete_consumer(stream, config.durable_name)
+        await js.add_consumer(stream, config)
+        return "recreated"
+
+
+async def wait_for_stream(js: JetStreamContext, name: str, timeout: float) -> None:
+    """Consumers never declare a producer's stream; they wait for the producer to."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await js.stream_info(name)
+            return
+        except NotFoundError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"stream {name} does not exist after {timeout:.0f}s: "
+                    "is its producer running?"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
+async def declare_topology(
+    client: Client,
+    service: str,
+    namespace: Namespace,
+    *,
+    replicas: int = 1,
+    stream_wait: float = 60.0,
+) -> None:
+    """Declare the streams `service` owns and the durable consumers it reads from."""
+    js = client.jetstream()
+    for stream in streams_owned_by(service):
+        outcome = await ensure_stream(js, stream_config(stream, namespace, replicas))
+        log.info("messaging.stream.%s", outcome, extra={"stream": namespace.stream(stream)})
+    for sub in subscriptions_of(service):
+        stream_name = namespace.stream(sub.stream)
+        await wait_for_stream(js, stream_name, stream_wait)
+        outcome = await ensure_consumer(js, stream_name, consumer_config(sub, namespace))
+        log.info("messaging.consumer.%s", outcome, extra={"consumer": namespace.durable(sub)})
+
+
+def subscriber(
+    router: NatsRouter,
+    service: str,
+    namespace: Namespace,
+    event: type[E],
+    *,
+    batch_size: int = 16,
+) -> Callable[[Handler[E]], Handler[E]]:
+    """Register `func` as the handler of `service`'s durable consumer for `event`.
+
+    The handler receives the decoded payload; it must be idempotent (claim the event in
+    the inbox in the same transaction as its effect) and raise to ask for a redelivery.
+    """
+    sub = subscription(service, event)
+
+    def register(func: Handler[E]) -> Handler[E]:
+        router.subscriber(
+            namespace.subject(event.subject),
+            stream=JStream(namespace.stream(sub.stream), declare=False),
+            durable=namespace.durable(sub),
+            config=consumer_config(sub, namespace),
+            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{service}:{event.subject}",
+            description=(func.__doc__ or "").strip() or None,
+        )(func)
+        return func
+
+    return register
+
+
+# A payload that does not decode will never succeed: retrying it only delays the queue.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValidationError, UnicodeDecodeError)
+
+
+def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMiddleware]:
+    by_durable = {namespace.durable(s): s for s in subscriptions_of(service)}
+
+    class AckMiddleware(BaseMiddleware):
+        """Ack on success; nak with a delay on failure; terminate when hopeless."""
+
+        async def consume_scope(
+            self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
+        ) -> Any:
+            raw = msg.raw_message
+            metadata = getattr(raw, "metadata", None)
+            sub = by_durable.get(getattr(metadata, "consumer", "") or "")
+            if sub is None or metadata is None:
+                return await call_next(msg)
+            try:
+                result = await call_next(msg)
+            except Exception as error:
+                await settle_failure(msg, sub, metadata.num_delivered, error)
+                raise
+            await msg.ack()
+            return result
+
+    return AckMiddleware
+
+
+async def settle_failure(
+    msg: StreamMessage[Any], sub: Subscription, attempt: int, error: Exception
+) -> None:
+    subject = getattr(msg.raw_message, "subject", "?")
+    context = {"consumer": sub.durable, "subject": subject, "attempt": attempt}
+    if isinstance(error, PERMANENT_ERRORS) or attempt >= sub.max_deliver:
+        # Terminated messages stay in the stream (limits retention) and NATS publishes a
+        # MSG_TERMINATED advisory, so an operator can inspect and replay them.
+        log.error("messaging.event.dead_lettered", extra={**context, "error": repr(error)})
+        await msg.reject()
+        return
+    delay = sub.retry_delay(attempt)
+    log.warning(
+        "messaging.event.retry_scheduled", extra={**context, "delay": delay, "error": repr(error)}
+    )
+    await msg.nack(delay=delay)
+
+
+def subjects_of(events: Iterable[type[Event]]) -> list[str]:
+    return [e.subject for e in events]

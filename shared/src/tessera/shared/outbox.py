@@ -1,0 +1,214 @@
+"""The transactional outbox: write an event in the same transaction as the change that
+caused it; a relay publishes it to JetStream later with `Nats-Msg-Id` = its id.
+
+Nothing is lost (the row stays until JetStream acknowledges it, through any NATS outage)
+and nothing is doubled by the relay (rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+replicas never publish the same row at once; JetStream's de-duplication window catches a
+publish whose acknowledgement was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from opentelemetry import propagate, trace
+
+from tessera.shared.events.envelope import Event
+
+log = logging.getLogger("tessera.outbox")
+tracer = trace.get_tracer("tessera.outbox")
+
+NOTIFY_CHANNEL = "tessera_outbox"
+
+
+async def add(conn: asyncpg.Connection, event: Event) -> None:
+    """Write `event` to the outbox on `conn`; the caller's transaction commits it."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)  # keeps the caller's trace for the relay's publish
+    await conn.execute(
+        "INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3::jsonb, $4::jsonb)",
+        event.event_id,
+        event.subject,
+        event.model_dump_json(),
+        json.dumps(headers),
+    )
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: UUID
+    subject: str
+    payload: str
+    headers: dict[str, str]
+
+
+Publish = Callable[[OutboxRow], Awaitable[None]]
+
+
+async def claim_pending(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
+    rows = await conn.fetch(
+        """
+        SELECT id, subject, payload::text AS payload, headers::text AS headers
+          FROM outbox
+         WHERE published_at IS NULL
+         ORDER BY created_at, id
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+    return [
+        OutboxRow(r["id"], r["subject"], r["payload"], json.loads(r["headers"])) for r in rows
+    ]
+
+
+async def mark_published(conn: asyncpg.Connection, ids: list[UUID]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::uuid[])", ids
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, ids: list[UUID], error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::uuid[])",
+        ids,
+        error[:500],
+    )
+
+
+async def purge_published(conn: asyncpg.Connection, older_than: timedelta) -> int:
+    result = await conn.execute(
+        "DELETE FROM outbox WHERE published_at < clock_timestamp() - $1::interval", older_than
+    )
+    return int(result.split()[-1])
+
+
+async def pending_count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows; woken by NOTIFY at commit, polling as a fallback."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: Publish,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        max_backoff: float = 5.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.pool = pool
+        self.publish = publish
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self.healthy = True
+
+    async def relay_once(self) -> int:
+        """Publish one batch. Returns how many rows were published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await claim_pending(conn, self.batch_size)
+            if not rows:
+                return 0
+            results = await asyncio.gather(
+                *(self._publish_traced(row) for row in rows), return_exceptions=True
+            )
+            done = [row.id for row, res in zip(rows, results, strict=True) if res is None]
+            failed = [
+                (row.id, res)
+                for row, res in zip(rows, results, strict=True)
+                if isinstance(res, BaseException)
+            ]
+            if done:
+                await mark_published(conn, done)
+            if failed:
+                await mark_failed(conn, [i for i, _ in failed], repr(failed[0][1]))
+                raise RelayError(f"{len(failed)} of {len(rows)} publishes failed") from failed[0][1]
+            return len(done)
+
+    async def _publish_traced(self, row: OutboxRow) -> None:
+        parent = propagate.extract(row.headers)
+        with tracer.start_as_current_span(
+            f"outbox relay {row.subject}",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.message.id": str(row.id)},
+        ):
+            await self.publish(row)
+
+    async def run(self) -> None:
+        """Relay until cancelled; keeps going through NATS and Postgres outages."""
+        backoff = 0.1
+        purge_every = 1000
+        rounds = 0
+        while True:
+            try:
+                await self._ensure_listener()
+                published = await self.relay_once()
+                self.healthy = True
+                backoff = 0.1
+                rounds += 1
+                if rounds % purge_every == 0:
+                    await self._purge()
+                if published >= self.batch_size:
+                    continue
+                await self._sleep_until_woken(self.poll_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.healthy = False
+                log.warning("outbox.relay.failed", extra={"error": repr(error), "retry_in": backoff})
+                await self._drop_listener()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    async def close(self) -> None:
+        await self._drop_listener()
+
+    async def _purge(self) -> None:
+        async with self.pool.acquire() as conn:
+            await purge_published(conn, self.retention)
+
+    async def _sleep_until_woken(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        # A dedicated connection: LISTEN must outlive any one pooled checkout.
+        conn: asyncpg.Connection = await self.pool.acquire()
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._listener = conn
+
+    async def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
+
+
+class RelayError(RuntimeError):
+    """Some rows of a batch could not be published; they stay pending."""

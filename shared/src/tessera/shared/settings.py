@@ -1,0 +1,94 @@
+"""Settings: every value comes from the environment, with a default that works in dev.
+
+A service's settings are two objects: `InfraSettings` (prefix `TESSERA_`, shared by all
+services: NATS, Redis, telemetry, namespace) and its own class (prefix
+`TESSERA_<SERVICE>_`, e.g. its database URL and port). `load_settings` turns a validation
+error into a one-line message that names the environment variable, and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import Field, NatsDsn, PostgresDsn, RedisDsn, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class InfraSettings(BaseSettings):
+    """What every service shares: where NATS and Redis are, telemetry, and the namespace."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEV
+    nats_url: NatsDsn = NatsDsn("nats://127.0.0.1:4222")
+    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    # Prefixes stream names, subjects and Redis keys so that several stacks (or test runs)
+    # can share one NATS and one Redis without seeing each other's data.
+    namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+    # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
+    otel_exporter_otlp_endpoint: str = ""
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's own settings (subclasses set `env_prefix`)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Largest request body any endpoint reads; routes may set a smaller one.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Browser origins allowed to call this service (CORS); empty means none.
+    cors_origins: list[str] = []
+    # Apply pending migrations at start-up (dev default); operators may run the CLI instead.
+    auto_migrate: bool = True
+
+
+class DatabaseSettings(ServiceSettings):
+    """Settings of a service that owns a Postgres database."""
+
+    database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/postgres")
+    db_pool_min: int = Field(default=2, ge=1, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start-up when the environment holds an invalid value."""
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def env_name(settings_cls: type[BaseSettings], field: str) -> str:
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()
+
+
+def describe_validation_error(settings_cls: type[BaseSettings], error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        problems.append(f"{env_name(settings_cls, field)}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def load_settings(settings_cls: type[S]) -> S:
+    """Read settings from the environment, or exit with a message naming the variable."""
+    try:
+        return settings_cls()
+    except ValidationError as error:
+        message = describe_validation_error(settings_cls, error)
+        print(message, file=sys.stderr)
+        raise ConfigurationError(message) from None
