@@ -29,7 +29,9 @@ from tessera.shared.db.pool import drop_database, ensure_database, with_database
 from tessera.shared.settings import InfraSettings
 
 RUN = os.environ.get("TESSERA_TEST_RUN") or secrets.token_hex(3)
-POSTGRES_URL = os.environ.get("TESSERA_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get(
+    "TESSERA_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 NATS_URL = os.environ.get("TESSERA_NATS_URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("TESSERA_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -99,7 +101,16 @@ class NatsServer:
         store = self.root / "js"
         store.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)],
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(store),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -31,11 +31,19 @@ SPANS = InMemorySpanExporter()
 
 
 @pytest.fixture
-async def stack(database_factory: Any, own_nats: Any, namespace: str, redis: Any, running: Any) -> AsyncIterator[dict[str, Any]]:
+async def stack(
+    database_factory: Any, own_nats: Any, namespace: str, redis: Any, running: Any
+) -> AsyncIterator[dict[str, Any]]:
     import conftest
 
     configure_tracing("tests", extra_processors=(SimpleSpanProcessor(SPANS),))
-    infra = InfraSettings(nats_url=own_nats.url, redis_url=conftest.REDIS_URL, namespace=namespace, env="test", log_json=False)
+    infra = InfraSettings(
+        nats_url=own_nats.url,
+        redis_url=conftest.REDIS_URL,
+        namespace=namespace,
+        env="test",
+        log_json=False,
+    )
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(BillingSettings(database_url=urls["billing"]), infra)
     auth = create_auth(AuthSettings(database_url=urls["auth"]), infra)
@@ -43,7 +51,14 @@ async def stack(database_factory: Any, own_nats: Any, namespace: str, redis: Any
     async with running(billing), running(auth), running(licensing):
         for app in (billing, auth, licensing):
             await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
-        yield {"billing": billing, "auth": auth, "licensing": licensing, "urls": urls, "nats": own_nats, "namespace": Namespace(namespace)}
+        yield {
+            "billing": billing,
+            "auth": auth,
+            "licensing": licensing,
+            "urls": urls,
+            "nats": own_nats,
+            "namespace": Namespace(namespace),
+        }
 
 
 async def create_account(stack: dict[str, Any], email: str) -> UUID:
@@ -69,11 +84,17 @@ async def customers(stack: dict[str, Any]) -> int:
     return await count(stack["urls"]["licensing"], "SELECT count(*) FROM customers")
 
 
-async def test_an_account_becomes_one_user_and_one_customer(stack: dict[str, Any], eventually: Any) -> None:
+async def test_an_account_becomes_one_user_and_one_customer(
+    stack: dict[str, Any], eventually: Any
+) -> None:
     account_id = await create_account(stack, "Buyer@Example.com ")
     await eventually(lambda: _equals(users(stack), 1))
     await eventually(lambda: _equals(customers(stack), 1))
-    row = await count(stack["urls"]["auth"], "SELECT count(*) FROM users WHERE account_id = $1 AND email = 'buyer@example.com'", account_id)
+    row = await count(
+        stack["urls"]["auth"],
+        "SELECT count(*) FROM users WHERE account_id = $1 AND email = 'buyer@example.com'",
+        account_id,
+    )
     assert row == 1
     again = await create_account(stack, "buyer@example.com")
     assert again == account_id
@@ -81,7 +102,9 @@ async def test_an_account_becomes_one_user_and_one_customer(stack: dict[str, Any
     assert await users(stack) == 1
 
 
-async def test_the_same_event_delivered_twice_has_one_effect(stack: dict[str, Any], eventually: Any) -> None:
+async def test_the_same_event_delivered_twice_has_one_effect(
+    stack: dict[str, Any], eventually: Any
+) -> None:
     await create_account(stack, "twice@example.com")
     await eventually(lambda: _equals(users(stack), 1))
     payload = await _outbox_payload(stack["urls"]["billing"])
@@ -93,7 +116,9 @@ async def test_the_same_event_delivered_twice_has_one_effect(stack: dict[str, An
         # this redelivery and a second user.
         for attempt in range(3):
             ack = await js.publish(
-                ns.subject(AccountCreated.subject), payload.encode(), stream=ns.stream(BILLING),
+                ns.subject(AccountCreated.subject),
+                payload.encode(),
+                stream=ns.stream(BILLING),
                 headers={"Nats-Msg-Id": f"replay-{attempt}", "content-type": "application/json"},
             )
             assert not ack.duplicate
@@ -101,14 +126,18 @@ async def test_the_same_event_delivered_twice_has_one_effect(stack: dict[str, An
         await nc.close()
 
     async def consumed_all() -> bool:
-        return await count(stack["urls"]["auth"], "SELECT count(*) FROM inbox") == 1 and await _acked(stack)
+        return await count(
+            stack["urls"]["auth"], "SELECT count(*) FROM inbox"
+        ) == 1 and await _acked(stack)
 
     await eventually(consumed_all)
     assert await users(stack) == 1
     assert await count(stack["urls"]["auth"], "SELECT count(*) FROM outbox") == 1
 
 
-async def test_accounts_made_while_nats_is_down_arrive_once_after_it_returns(stack: dict[str, Any], eventually: Any) -> None:
+async def test_accounts_made_while_nats_is_down_arrive_once_after_it_returns(
+    stack: dict[str, Any], eventually: Any
+) -> None:
     await create_account(stack, "before@example.com")
     await eventually(lambda: _equals(users(stack), 1))
     stack["nats"].stop()
@@ -121,7 +150,12 @@ async def test_accounts_made_while_nats_is_down_arrive_once_after_it_returns(sta
         assert ready.status_code == 503
         assert ready.json()["checks"]["nats"] == "down"
         assert ready.json()["checks"]["postgres"] == "ok"
-    assert await count(stack["urls"]["billing"], "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 5
+    assert (
+        await count(
+            stack["urls"]["billing"], "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        == 5
+    )
     stack["nats"].start()
     await eventually(lambda: _equals(users(stack), 6), timeout=30)
     await eventually(lambda: _equals(customers(stack), 6), timeout=30)
@@ -130,7 +164,9 @@ async def test_accounts_made_while_nats_is_down_arrive_once_after_it_returns(sta
     assert await count(stack["urls"]["auth"], "SELECT count(DISTINCT email) FROM users") == 6
 
 
-async def test_one_trace_follows_the_event_from_billing_to_its_consumers(stack: dict[str, Any], eventually: Any) -> None:
+async def test_one_trace_follows_the_event_from_billing_to_its_consumers(
+    stack: dict[str, Any], eventually: Any
+) -> None:
     from opentelemetry import trace
 
     SPANS.clear()
@@ -153,7 +189,8 @@ async def test_one_trace_follows_the_event_from_billing_to_its_consumers(stack: 
     names = await eventually(consumer_spans)
     assert all(n.endswith("billing.account.created.v1 process") for n in names), names
     relays = [
-        s for s in SPANS.get_finished_spans()
+        s
+        for s in SPANS.get_finished_spans()
         if s.context.trace_id == trace_id and s.name.startswith("outbox relay")
     ]
     assert relays
@@ -171,11 +208,14 @@ async def _acked(stack: dict[str, Any]) -> bool:
     ns: Namespace = stack["namespace"]
     nc = await nats.connect(stack["nats"].url)
     try:
-        info = await nc.jetstream().consumer_info(ns.stream(BILLING), f"{ns.prefix}__auth__billing_account_created_v1")
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        info = await nc.jetstream().consumer_info(
+            ns.stream(BILLING), f"{ns.prefix}__auth__billing_account_created_v1"
+        )
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
     finally:
         await nc.close()
 
 
 async def _equals(awaitable: Any, expected: int) -> bool:
-    return bool(await awaitable == expected)
+    value = await awaitable
+    return bool(value == expected)

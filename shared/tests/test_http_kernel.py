@@ -54,7 +54,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_a_declared_oversized_body_is_refused_before_reading(client: httpx.AsyncClient) -> None:
+async def test_a_declared_oversized_body_is_refused_before_reading(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.post("/raw", content=b"x" * (LIMIT + 1))
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/problem+json"
@@ -85,10 +87,18 @@ async def test_a_lying_content_length_does_not_get_past_the_limit() -> None:
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/raw", "raw_path": b"/raw", "query_string": b"",
-        "root_path": "", "headers": [(b"content-length", b"10")],
-        "client": ("127.0.0.1", 1), "server": ("test", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/raw",
+        "raw_path": b"/raw",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", b"10")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 413
@@ -101,12 +111,16 @@ async def test_a_body_within_the_limit_passes(client: httpx.AsyncClient) -> None
 
 
 async def test_malformed_json_is_a_400_problem(client: httpx.AsyncClient) -> None:
-    r = await client.post("/things", content=b'{"name": ', headers={"content-type": "application/json"})
+    r = await client.post(
+        "/things", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["type"].endswith("malformed-body")
 
 
-async def test_a_wrong_type_is_a_422_problem_that_does_not_echo_input(client: httpx.AsyncClient) -> None:
+async def test_a_wrong_type_is_a_422_problem_that_does_not_echo_input(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.post("/things", json={"name": "sk_live_secret", "count": "many"})
     assert r.status_code == 422
     body = r.json()
@@ -144,7 +158,9 @@ async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient
     assert r.headers["content-type"] == "application/problem+json"
 
 
-async def test_a_safe_request_id_is_kept_and_an_unsafe_one_replaced(client: httpx.AsyncClient) -> None:
+async def test_a_safe_request_id_is_kept_and_an_unsafe_one_replaced(
+    client: httpx.AsyncClient,
+) -> None:
     kept = await client.get("/nowhere", headers={"x-request-id": "abc-123-def-456"})
     assert kept.headers["x-request-id"] == "abc-123-def-456"
     replaced = await client.get("/nowhere", headers={"x-request-id": "<script>alert(1)</script>"})

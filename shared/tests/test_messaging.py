@@ -47,7 +47,9 @@ async def publish(url: str, ns: Namespace, subject: str, payload: bytes, msg_id:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        return await js.publish(ns.subject(subject), payload, stream=ns.stream(BILLING), headers={"Nats-Msg-Id": msg_id})
+        return await js.publish(
+            ns.subject(subject), payload, stream=ns.stream(BILLING), headers={"Nats-Msg-Id": msg_id}
+        )
     finally:
         await nc.close()
 
@@ -72,7 +74,9 @@ async def start_billing_consumer(infra: InfraSettings, handler: Any) -> Any:
     return broker
 
 
-async def test_a_failed_first_attempt_is_redelivered_after_a_delay(infra: InfraSettings, eventually: Any) -> None:
+async def test_a_failed_first_attempt_is_redelivered_after_a_delay(
+    infra: InfraSettings, eventually: Any
+) -> None:
     attempts: list[float] = []
     handled = asyncio.Event()
 
@@ -85,7 +89,9 @@ async def test_a_failed_first_attempt_is_redelivered_after_a_delay(infra: InfraS
     broker = await start_billing_consumer(infra, flaky)
     ns = Namespace(infra.namespace)
     try:
-        await publish(str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "m1")
+        await publish(
+            str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "m1"
+        )
         await asyncio.wait_for(handled.wait(), 10)
         assert len(attempts) == 2
         first_delay = subscription("billing", PurchaseCompleted).retry_delay(1)
@@ -101,7 +107,9 @@ async def test_a_failed_first_attempt_is_redelivered_after_a_delay(infra: InfraS
         await broker.stop()
 
 
-async def test_a_payload_that_cannot_decode_is_dead_lettered_not_retried(infra: InfraSettings, eventually: Any) -> None:
+async def test_a_payload_that_cannot_decode_is_dead_lettered_not_retried(
+    infra: InfraSettings, eventually: Any
+) -> None:
     calls: list[PurchaseCompleted] = []
 
     async def handler(event: PurchaseCompleted) -> None:
@@ -111,8 +119,12 @@ async def test_a_payload_that_cannot_decode_is_dead_lettered_not_retried(infra: 
     ns = Namespace(infra.namespace)
     sub = subscription("billing", PurchaseCompleted)
     try:
-        await publish(str(infra.nats_url), ns, PurchaseCompleted.subject, b'{"not": "a purchase"}', "bad")
-        await publish(str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase(2).to_json(), "good")
+        await publish(
+            str(infra.nats_url), ns, PurchaseCompleted.subject, b'{"not": "a purchase"}', "bad"
+        )
+        await publish(
+            str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase(2).to_json(), "good"
+        )
         await eventually(lambda: _true(len(calls) == 1))
 
         async def settled() -> bool:
@@ -140,11 +152,20 @@ async def test_a_changed_consumer_config_is_applied_at_start(infra: InfraSetting
         await js.add_stream(stream_config(BILLING, ns))
         sub = subscription("billing", PurchaseCompleted)
         old = Subscription(
-            service=sub.service, event=sub.event, stream=sub.stream, max_deliver=3, ack_wait=timedelta(seconds=5)
+            service=sub.service,
+            event=sub.event,
+            stream=sub.stream,
+            max_deliver=3,
+            ack_wait=timedelta(seconds=5),
         )
         assert await ensure_consumer(js, ns.stream(BILLING), consumer_config(old, ns)) == "created"
-        assert await ensure_consumer(js, ns.stream(BILLING), consumer_config(old, ns)) == "unchanged"
-        assert await ensure_consumer(js, ns.stream(BILLING), consumer_config(sub, ns)) in {"updated", "recreated"}
+        assert (
+            await ensure_consumer(js, ns.stream(BILLING), consumer_config(old, ns)) == "unchanged"
+        )
+        assert await ensure_consumer(js, ns.stream(BILLING), consumer_config(sub, ns)) in {
+            "updated",
+            "recreated",
+        }
         info = await js.consumer_info(ns.stream(BILLING), ns.durable(sub))
         assert info.config.max_deliver == sub.max_deliver
         assert info.config.ack_wait == sub.ack_wait.total_seconds()
@@ -169,7 +190,9 @@ async def test_a_refused_change_recreates_the_consumer(infra: InfraSettings) -> 
         await nc.close()
 
 
-async def test_only_the_owner_declares_its_stream_and_consumers_wait_for_it(infra: InfraSettings) -> None:
+async def test_only_the_owner_declares_its_stream_and_consumers_wait_for_it(
+    infra: InfraSettings,
+) -> None:
     ns = Namespace(infra.namespace)
     broker = create_broker(infra, "auth", ns)
     connection = await broker.connect()
@@ -189,7 +212,9 @@ async def test_only_the_owner_declares_its_stream_and_consumers_wait_for_it(infr
         await broker.stop()
 
 
-async def test_a_consumer_gives_up_with_a_clear_error_when_the_stream_never_appears(infra: InfraSettings) -> None:
+async def test_a_consumer_gives_up_with_a_clear_error_when_the_stream_never_appears(
+    infra: InfraSettings,
+) -> None:
     ns = Namespace(infra.namespace)
     broker = create_broker(infra, "licensing", ns)
     connection = await broker.connect()
@@ -207,7 +232,11 @@ async def test_jetstream_drops_a_republished_id_within_the_window(infra: InfraSe
         await nc.jetstream().add_stream(stream_config(BILLING, ns))
     finally:
         await nc.close()
-    first = await publish(str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "same-id")
-    second = await publish(str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "same-id")
+    first = await publish(
+        str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "same-id"
+    )
+    second = await publish(
+        str(infra.nats_url), ns, PurchaseCompleted.subject, a_purchase().to_json(), "same-id"
+    )
     assert not first.duplicate
     assert second.duplicate

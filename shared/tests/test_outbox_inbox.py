@@ -19,6 +19,7 @@ from tessera.shared.outbox import OutboxRelay, OutboxRow, RelayError
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def no_service_migrations(tmp_path: Path) -> Path:
     """An empty service folder: only the kernel's migrations (outbox, inbox) apply."""
@@ -51,7 +52,10 @@ async def test_migrations_are_applied_once_even_when_run_concurrently(
     database_url: str, no_service_migrations: Path
 ) -> None:
     results = await asyncio.gather(
-        *(asyncio.to_thread(apply_migrations, database_url, no_service_migrations) for _ in range(3))
+        *(
+            asyncio.to_thread(apply_migrations, database_url, no_service_migrations)
+            for _ in range(3)
+        )
     )
     assert sorted(len(r) for r in results) == [0, 0, 1]
 
@@ -134,13 +138,17 @@ async def test_a_failed_publish_leaves_the_row_pending_with_its_error(pool: asyn
     assert "nats is down" in row["last_error"]
 
 
-async def test_the_relay_rides_out_a_nats_outage_and_catches_up(pool: asyncpg.Pool, own_nats: Any, eventually: Any) -> None:
+async def test_the_relay_rides_out_a_nats_outage_and_catches_up(
+    pool: asyncpg.Pool, own_nats: Any, eventually: Any
+) -> None:
     nc = await nats.connect(own_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     js = nc.jetstream()
     await js.add_stream(StreamConfig(name="RELAYTEST", subjects=["billing.>"]))
 
     async def publish(row: OutboxRow) -> None:
-        await js.publish(row.subject, row.payload.encode(), headers={"Nats-Msg-Id": str(row.id)}, timeout=1)
+        await js.publish(
+            row.subject, row.payload.encode(), headers={"Nats-Msg-Id": str(row.id)}, timeout=1
+        )
 
     relay = OutboxRelay(pool, publish, poll_interval=0.1, max_backoff=0.3)
     task = asyncio.create_task(relay.run())

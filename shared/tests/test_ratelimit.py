@@ -11,7 +11,6 @@ from tessera.shared.redis import RateLimiter, key_prefix
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 def limiter(namespace: str, redis: Redis) -> RateLimiter:
     import conftest
@@ -46,7 +45,9 @@ async def test_two_replicas_share_one_budget(namespace: str, redis: Redis) -> No
     assert sum(r.allowed for r in results) == 8
 
 
-async def test_keys_live_under_the_namespace_prefix(limiter: RateLimiter, namespace: str, redis: Redis) -> None:
+async def test_keys_live_under_the_namespace_prefix(
+    limiter: RateLimiter, namespace: str, redis: Redis
+) -> None:
     await limiter.hit("5/minute", "prefix-check")
     keys = [k async for k in redis.scan_iter(match=f"tessera:{namespace}:test:*")]
     assert keys

@@ -21,7 +21,9 @@ def test_a_bad_value_fails_at_start_naming_the_variable(
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_a_service_setting_is_named_with_its_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_service_setting_is_named_with_its_service_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TESSERA_BILLING_PORT", "eighty")
     monkeypatch.setenv("TESSERA_BILLING_DATABASE_URL", "mysql://nope")
     with pytest.raises(ConfigurationError) as raised:

@@ -31,7 +31,7 @@ def document(service: str) -> dict[str, object]:
     SUBSCRIBERS[service](runtime, router)
     broker.include_router(router)
     spec = AsyncAPI(broker, title=f"Tessera {service} events", version="0.1.0")
-    data: dict[str, object] = json.loads(spec.to_json())
+    data: dict[str, object] = json.loads(spec.to_specification().to_json())
     return data
 
 

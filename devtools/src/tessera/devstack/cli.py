@@ -91,3 +91,24 @@ def asyncapi(
 
     for path in write_documents(out):
         typer.echo(path)
+
+
+@app.command()
+def lint(
+    fix: bool = typer.Option(False, "--fix", help="Apply ruff's fixes and formatting."),
+) -> None:
+    """ruff (lint + format) and mypy, as CI runs them."""
+    steps = (
+        [["ruff", "check", "--fix", "."], ["ruff", "format", "."]]
+        if fix
+        else [["ruff", "check", "."], ["ruff", "format", "--check", "."]]
+    )
+    steps.append(["mypy", "shared/src", "services", "devtools/src", "tests", "conftest.py"])
+    failed = [
+        step[0]
+        for step in steps
+        if subprocess.run([sys.executable, "-m", *step], cwd=REPO).returncode
+    ]
+    if failed:
+        typer.echo(f"lint failed: {', '.join(failed)}")
+        raise typer.Exit(1)

@@ -163,7 +163,7 @@ def start_postgres(root: Path, port: int | None = None) -> Server:
             [pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
             check=True,
             capture_output=True,
-            preexec_fn=demote,  # noqa: PLW1509 - a plain setuid before exec
+            preexec_fn=demote,
             env=env,
             cwd=root,
         )
@@ -171,15 +171,20 @@ def start_postgres(root: Path, port: int | None = None) -> Server:
     process = subprocess.Popen(
         [
             pg_bin("postgres"),
-            "-D", str(data),
-            "-p", str(port),
-            "-h", "127.0.0.1",
-            "-k", str(sockets),
-            "-c", "max_connections=300",
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(sockets),
+            "-c",
+            "max_connections=300",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=demote,  # noqa: PLW1509
+        preexec_fn=demote,
         env=env,
         cwd=root,
     )
@@ -228,11 +233,16 @@ def start_redis(root: Path, port: int | None = None) -> Server:
     process = subprocess.Popen(
         [
             redis_server_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(root / "redis"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root / "redis"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -63,7 +63,9 @@ def stack_env(infra: Infra, port_offset: int, root: Path) -> dict[str, str]:
     return env
 
 
-def start_services(env: dict[str, str], port_offset: int, logs: Path) -> list[subprocess.Popen[bytes]]:
+def start_services(
+    env: dict[str, str], port_offset: int, logs: Path
+) -> list[subprocess.Popen[bytes]]:
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     for svc in SERVICES:
@@ -71,9 +73,18 @@ def start_services(env: dict[str, str], port_offset: int, logs: Path) -> list[su
         processes.append(
             subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn", f"{svc.module}:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(svc.port + port_offset),
-                    "--log-level", "warning", "--no-server-header",
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"{svc.module}:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(svc.port + port_offset),
+                    "--log-level",
+                    "warning",
+                    "--no-server-header",
                 ],
                 env=env,
                 stdout=log,

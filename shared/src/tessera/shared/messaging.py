@@ -169,8 +169,7 @@ async def wait_for_stream(js: JetStreamContext, name: str, timeout: float) -> No
         except NotFoundError:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(
-                    f"stream {name} does not exist after {timeout:.0f}s: "
-                    "is its producer running?"
+                    f"stream {name} does not exist after {timeout:.0f}s: is its producer running?"
                 ) from None
             await asyncio.sleep(0.5)
 
@@ -270,7 +269,7 @@ async def settle_failure(
     log.warning(
         "messaging.event.retry_scheduled", extra={**context, "delay": delay, "error": repr(error)}
     )
-    await msg.nack(delay=delay)
+    await msg.nack(delay=delay)  # type: ignore[call-arg]  # NatsMessage.nack takes a delay
 
 
 def subjects_of(events: Iterable[type[Event]]) -> list[str]:

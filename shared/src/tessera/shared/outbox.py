@@ -66,9 +66,7 @@ async def claim_pending(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]
         """,
         limit,
     )
-    return [
-        OutboxRow(r["id"], r["subject"], r["payload"], json.loads(r["headers"])) for r in rows
-    ]
+    return [OutboxRow(r["id"], r["subject"], r["payload"], json.loads(r["headers"])) for r in rows]
 
 
 async def mark_published(conn: asyncpg.Connection, ids: list[UUID]) -> None:
@@ -172,7 +170,9 @@ class OutboxRelay:
                 raise
             except Exception as error:
                 self.healthy = False
-                log.warning("outbox.relay.failed", extra={"error": repr(error), "retry_in": backoff})
+                log.warning(
+                    "outbox.relay.failed", extra={"error": repr(error), "retry_in": backoff}
+                )
                 await self._drop_listener()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)

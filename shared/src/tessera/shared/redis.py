@@ -65,7 +65,9 @@ class RateLimiter:
             return Decision(allowed=True, retry_after=0)
         # Only a refusal pays for the second round trip that finds when the window frees.
         stats = await self.limiter.get_window_stats(item, *identifiers)
-        return Decision(allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+        return Decision(
+            allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time()))
+        )
 
     async def enforce(self, rule: str | RateLimitItem, *identifiers: str) -> Decision:
         """Count a hit; raise `RateLimited` (429 with Retry-After) when over the limit."""

@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
-from tessera.auth.users import subscribers as user_subscribers
 from tessera.auth.settings import AuthSettings
+from tessera.auth.users import subscribers as user_subscribers
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
 
@@ -19,9 +19,7 @@ def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
     user_subscribers.register(runtime, router)
 
 
-def create_app(
-    settings: AuthSettings | None = None, infra: InfraSettings | None = None
-) -> FastAPI:
+def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None = None) -> FastAPI:
     return create_service_app(
         ServiceSpec(
             name="auth",

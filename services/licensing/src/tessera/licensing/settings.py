@@ -7,9 +7,7 @@ from tessera.shared.settings import DatabaseSettings
 
 
 class LicensingSettings(DatabaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TESSERA_LICENSING_", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TESSERA_LICENSING_", extra="ignore", frozen=True)
 
     port: int = 8084
     database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/licensing")

@@ -7,9 +7,9 @@ from starlette.staticfiles import StaticFiles
 
 from tessera.shared.http.health import health_router
 from tessera.shared.http.middleware import RequestContextMiddleware
+from tessera.shared.settings import load_settings
 from tessera.site.build import build_site
 from tessera.site.settings import SiteSettings
-from tessera.shared.settings import load_settings
 
 SITE_HEADERS = {
     "x-content-type-options": "nosniff",

@@ -6,9 +6,6 @@ import asyncpg
 
 from tessera.shared.settings import DatabaseSettings
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
-
 
 def asyncpg_dsn(url: str) -> str:
     """asyncpg accepts only the `postgresql://` / `postgres://` schemes."""
@@ -18,7 +15,7 @@ def asyncpg_dsn(url: str) -> str:
     return url
 
 
-async def create_pool(settings: DatabaseSettings) -> Pool:
+async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         asyncpg_dsn(str(settings.database_url)),
         min_size=settings.db_pool_min,
@@ -27,7 +24,7 @@ async def create_pool(settings: DatabaseSettings) -> Pool:
         # The pool must survive a Postgres restart: broken connections are replaced.
         max_inactive_connection_lifetime=60,
     )
-    assert pool is not None
+    assert isinstance(pool, asyncpg.Pool)
     return pool
 
 

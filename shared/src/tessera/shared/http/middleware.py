@@ -50,7 +50,9 @@ class BodyLimitMiddleware:
                 await self._reject(scope, receive, send, 400, "Invalid Content-Length.")
                 return
             if int(declared) > limit:
-                await self._reject(scope, receive, send, 413, f"Request body exceeds {limit} bytes.")
+                await self._reject(
+                    scope, receive, send, 413, f"Request body exceeds {limit} bytes."
+                )
                 return
         received = 0
         response_started = False

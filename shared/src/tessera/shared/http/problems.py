@@ -106,7 +106,11 @@ def problem_response(
 def public_validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the input back: it may be huge, or a secret the caller mistyped.
     return [
-        {"loc": [str(p) for p in item.get("loc", ())], "msg": item.get("msg", ""), "type": item.get("type", "")}
+        {
+            "loc": [str(p) for p in item.get("loc", ())],
+            "msg": item.get("msg", ""),
+            "type": item.get("type", ""),
+        }
         for item in error.errors()[:20]
     ]
 
@@ -122,7 +126,9 @@ async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = public_validation_errors(exc)
     if any(e["type"] == "json_invalid" for e in errors):
-        return problem_response(400, "malformed-body", "Malformed body", "The body is not valid JSON.")
+        return problem_response(
+            400, "malformed-body", "Malformed body", "The body is not valid JSON."
+        )
     return problem_response(422, *HTTP_TITLES[422], errors=errors)
 
 

@@ -1,0 +1,91 @@
+"""Each service with a store starts on real Postgres, Redis and NATS, applies its
+migrations, and reports its health truthfully."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from tessera.auth.app import create_app as create_auth
+from tessera.auth.settings import AuthSettings
+from tessera.billing.app import create_app as create_billing
+from tessera.billing.settings import BillingSettings
+from tessera.devstack.infra import free_port
+from tessera.licensing.app import create_app as create_licensing
+from tessera.licensing.settings import LicensingSettings
+from tessera.shared.events.topology import STREAMS, Namespace
+from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.settings import InfraSettings
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[[str, InfraSettings], FastAPI]
+
+SERVICES: dict[str, tuple[Factory, str]] = {
+    "billing": (
+        lambda url, infra: create_billing(BillingSettings(database_url=url), infra),
+        "accounts",
+    ),
+    "auth": (lambda url, infra: create_auth(AuthSettings(database_url=url), infra), "users"),
+    "licensing": (
+        lambda url, infra: create_licensing(LicensingSettings(database_url=url), infra),
+        "customers",
+    ),
+}
+
+
+async def declare_all_streams(infra: InfraSettings) -> None:
+    # In a test of one service, stand in for the producers that own the other streams.
+    nc = await nats.connect(str(infra.nats_url))
+    try:
+        for stream in STREAMS:
+            await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(infra.namespace)))
+    finally:
+        await nc.close()
+
+
+async def get(app: FastAPI, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        return await client.get(path)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_it_migrates_and_is_ready(
+    service: str, database_url: str, infra_settings: InfraSettings, running: Any
+) -> None:
+    factory, own_table = SERVICES[service]
+    await declare_all_streams(infra_settings)
+    app = factory(database_url, infra_settings)
+    async with running(app):
+        await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
+        assert (await get(app, "/healthz")).json() == {"status": "ok"}
+        ready = await get(app, "/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "nats": "ok"}
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+    assert {"outbox", "inbox", own_table} <= {r["tablename"] for r in rows}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_it_is_alive_but_not_ready_when_redis_does_not_answer(
+    service: str, database_url: str, infra_settings: InfraSettings, running: Any
+) -> None:
+    factory, _ = SERVICES[service]
+    broken = infra_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = factory(database_url, broken)
+    async with running(app):
+        assert (await get(app, "/healthz")).status_code == 200
+        ready = await get(app, "/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["redis"] == "down"
+    assert ready.json()["checks"]["postgres"] == "ok"
