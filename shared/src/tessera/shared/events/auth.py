@@ -23,3 +23,12 @@ class UserCreated(AuthEvent):
     account_id: UUID
     email: EmailStr
     role: Literal["customer", "admin"] = "customer"
+
+
+class UserDisabled(AuthEvent):
+    """A user was disabled by an admin; their sessions and tokens died with it."""
+
+    subject: ClassVar[str] = "auth.user.disabled.v1"
+
+    user_id: UUID
+    account_id: UUID

@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from tessera.shared.events.envelope import Event
 
 
 class BillingEvent(Event):
     producer: Literal["billing"] = "billing"
+
+
+class StripeRefs(BaseModel):
+    """Stripe's ids for an order, so any consumer can point an operator at the dashboard."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checkout_session_id: str | None = None
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    customer_id: str | None = None
 
 
 class PurchaseCompleted(BillingEvent):
@@ -39,3 +50,61 @@ class AccountCreated(BillingEvent):
     account_id: UUID
     email: EmailStr
     source: Literal["purchase", "admin"] = "purchase"
+
+
+class OrderPaid(BillingEvent):
+    """An order is paid (a purchase, or an admin grant): licensing issues what it grants.
+    Published once per order."""
+
+    subject: ClassVar[str] = "billing.order.paid.v1"
+
+    order_id: UUID
+    account_id: UUID
+    email: EmailStr
+    sku: str
+    quantity: int = Field(ge=1)
+    amount_total: int = Field(ge=0, description="Minor units (cents); 0 for a grant.")
+    currency: str = Field(min_length=3, max_length=3)
+    # What the SKU grants, from billing's catalog, so licensing needs no copy of it.
+    product: str
+    policy: str
+    seats: int = Field(ge=1, description="Licenses to issue: quantity x seats per unit.")
+    source: Literal["purchase", "admin"] = "purchase"
+    stripe: StripeRefs = StripeRefs()
+
+
+class OrderRefunded(BillingEvent):
+    """Money went back. Only a full refund (`full=True`) takes back what the order granted."""
+
+    subject: ClassVar[str] = "billing.order.refunded.v1"
+
+    order_id: UUID
+    account_id: UUID
+    amount_refunded: int = Field(ge=0, description="Total refunded so far, minor units.")
+    currency: str = Field(min_length=3, max_length=3)
+    full: bool
+    stripe: StripeRefs = StripeRefs()
+
+
+class OrderDisputed(BillingEvent):
+    """The buyer's bank opened a dispute: what the order granted is suspended meanwhile."""
+
+    subject: ClassVar[str] = "billing.order.disputed.v1"
+
+    order_id: UUID
+    account_id: UUID
+    dispute_id: str
+    reason: str | None = None
+    stripe: StripeRefs = StripeRefs()
+
+
+class OrderDisputeClosed(BillingEvent):
+    """The dispute ended: `won` reinstates what it suspended, `lost` revokes it."""
+
+    subject: ClassVar[str] = "billing.order.dispute_closed.v1"
+
+    order_id: UUID
+    account_id: UUID
+    dispute_id: str
+    outcome: Literal["won", "lost"]
+    stripe: StripeRefs = StripeRefs()

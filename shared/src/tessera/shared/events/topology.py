@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from tessera.shared.events.billing import AccountCreated, PurchaseCompleted
+from tessera.shared.events.billing import (
+    AccountCreated,
+    OrderDisputeClosed,
+    OrderDisputed,
+    OrderPaid,
+    OrderRefunded,
+    PurchaseCompleted,
+)
 from tessera.shared.events.envelope import Event
 
 
@@ -61,6 +68,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="billing", event=PurchaseCompleted, stream=BILLING),
     Subscription(service="auth", event=AccountCreated, stream=BILLING),
     Subscription(service="licensing", event=AccountCreated, stream=BILLING),
+    Subscription(service="licensing", event=OrderPaid, stream=BILLING),
+    Subscription(service="licensing", event=OrderRefunded, stream=BILLING),
+    Subscription(service="licensing", event=OrderDisputed, stream=BILLING),
+    Subscription(service="licensing", event=OrderDisputeClosed, stream=BILLING),
 )
 
 
