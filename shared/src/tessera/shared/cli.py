@@ -21,13 +21,17 @@ def service_cli(
 ) -> typer.Typer:
     cli = typer.Typer(help=f"Tessera {name}: operator commands.", no_args_is_help=True)
 
+    @cli.callback()
+    def commands() -> None:
+        """Operator commands (a callback keeps `serve` a named command even when alone)."""
+
     @cli.command()
     def serve(
         host: str | None = typer.Option(None, help="Bind address (default: settings)."),
         port: int | None = typer.Option(None, help="Port (default: settings)."),
         workers: int = typer.Option(1, help="Worker processes."),
     ) -> None:
-        """Run the HTTP server and the event consumers."""
+        """Run the service's HTTP server (and its event consumers, if it has any)."""
         settings = load_settings(settings_cls)
         uvicorn.run(
             app_path,

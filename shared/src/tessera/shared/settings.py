@@ -8,7 +8,6 @@ error into a one-line message that names the environment variable, and exits.
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
@@ -39,6 +38,10 @@ class InfraSettings(BaseSettings):
     log_json: bool = True
     # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
     otel_exporter_otlp_endpoint: str = ""
+    # Where services fetch auth's public keys to verify access tokens locally.
+    auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
+    token_issuer: str = "tessera-auth"
+    token_audience: str = "tessera"
 
 
 class ServiceSettings(BaseSettings):
@@ -89,6 +92,5 @@ def load_settings(settings_cls: type[S]) -> S:
     try:
         return settings_cls()
     except ValidationError as error:
-        message = describe_validation_error(settings_cls, error)
-        print(message, file=sys.stderr)
-        raise ConfigurationError(message) from None
+        # SystemExit prints its message to stderr once, with no traceback.
+        raise ConfigurationError(describe_validation_error(settings_cls, error)) from None
