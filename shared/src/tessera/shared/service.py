@@ -37,6 +37,7 @@ from tessera.shared.outbox import OutboxRelay, OutboxRow
 from tessera.shared.redis import Keys, RateLimiter, create_redis, key_prefix
 from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, ServiceSettings
 from tessera.shared.telemetry import configure_telemetry
+from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 log = logging.getLogger("tessera.service")
 
@@ -131,6 +132,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     subscribers: SubscriberFactory | None = None
     on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
+    # Body limits for exact paths that differ from settings.max_body_bytes.
+    body_limits: Mapping[str, int] = field(default_factory=dict)
     # Readiness checks beyond Postgres, Redis and NATS (e.g. the portal's upstreams).
     extra_checks: Callable[[Runtime], Mapping[str, Check]] | None = None
 
@@ -230,6 +233,11 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         redoc_url=None,
     )
     app.state.spec = spec
+    app.state.token_verifier = AccessTokenVerifier(
+        JwksCache(spec.infra.auth_jwks_url),
+        issuer=spec.infra.token_issuer,
+        audience=spec.infra.token_audience,
+    )
     install_problem_handlers(app)
 
     def readiness_checks() -> Mapping[str, Check]:
@@ -249,7 +257,9 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-request-id"],
         )
-    app.add_middleware(BodyLimitMiddleware, limit=spec.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=spec.settings.max_body_bytes, path_limits=spec.body_limits
+    )
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
     instrument_app(app)
     return app

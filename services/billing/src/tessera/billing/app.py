@@ -7,29 +7,68 @@ from pathlib import Path
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
-from tessera.billing.accounts import subscribers as account_subscribers
-from tessera.billing.settings import BillingSettings
+from tessera.billing.admin import routes as admin_routes
+from tessera.billing.catalog.service import seed_catalog
+from tessera.billing.checkout import routes as checkout_routes
+from tessera.billing.checkout.stripe_gateway import StripeGateway
+from tessera.billing.orders import routes as order_routes
+from tessera.billing.orders import subscribers as order_subscribers
+from tessera.billing.settings import DEV_WEBHOOK_SECRET, BillingSettings
+from tessera.billing.webhooks import routes as webhook_routes
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
-from tessera.shared.settings import InfraSettings, load_settings
+from tessera.shared.settings import ConfigurationError, Environment, InfraSettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
-    account_subscribers.register(runtime, router)
+    order_subscribers.register(runtime, router)
+
+
+def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
+    if infra.env != Environment.PRODUCTION:
+        return
+    if any(s.get_secret_value() == DEV_WEBHOOK_SECRET for s in settings.stripe_webhook_secrets):
+        raise ConfigurationError(
+            "invalid configuration: TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS: the dev secret "
+            "must not be used in production"
+        )
+    if settings.test_checkout:
+        raise ConfigurationError(
+            "invalid configuration: TESSERA_BILLING_STRIPE_SECRET_KEY: required in production "
+            "(the test checkout is for development only)"
+        )
 
 
 def create_app(
     settings: BillingSettings | None = None, infra: InfraSettings | None = None
 ) -> FastAPI:
-    return create_service_app(
+    billing = settings or load_settings(BillingSettings)
+    platform = infra or load_settings(InfraSettings)
+    check_production(billing, platform)
+
+    async def seed(runtime: Runtime) -> None:
+        if billing.catalog_file.exists():
+            await seed_catalog(runtime.db(), billing.catalog_file)
+
+    app = create_service_app(
         ServiceSpec(
             name="billing",
             title="Tessera billing",
             version="0.1.0",
-            settings=settings or load_settings(BillingSettings),
-            infra=infra or load_settings(InfraSettings),
+            settings=billing,
+            infra=platform,
             migrations=MIGRATIONS,
             subscribers=register_subscribers,
+            routers=(
+                webhook_routes.router,
+                checkout_routes.router,
+                order_routes.router,
+                admin_routes.router,
+            ),
+            on_startup=(seed,),
+            body_limits={"/webhooks/stripe": billing.webhook_max_bytes},
         )
     )
+    app.state.stripe = None if billing.test_checkout else StripeGateway(billing)
+    return app

@@ -33,6 +33,7 @@ class PurchaseCompleted(BillingEvent):
 
     stripe_event_id: str
     checkout_session_id: str
+    order_id: UUID | None = None
     email: EmailStr
     sku: str
     quantity: int = Field(ge=1)

@@ -35,15 +35,19 @@ class BodyLimitMiddleware:
     """413 for a body over `limit` bytes, counted as it streams in (a missing or lying
     Content-Length does not get past it)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Exact paths whose limit differs (e.g. Stripe webhooks may exceed the API default).
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
+        limit = self.path_limits.get(scope["path"], self.limit)
         declared = header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():

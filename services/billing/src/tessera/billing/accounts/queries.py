@@ -27,3 +27,30 @@ async def insert_if_absent(
 async def find_id_by_email(conn: asyncpg.Connection, email: str) -> UUID | None:
     found: UUID | None = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", email)
     return found
+
+
+async def get(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, email, source, created_at FROM accounts WHERE id = $1", account_id
+    )
+
+
+async def search(
+    conn: asyncpg.Connection, query: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT a.id, a.email, a.source, a.created_at,
+               (SELECT count(*) FROM orders o WHERE o.account_id = a.id) AS orders
+          FROM accounts a
+         WHERE $1::text IS NULL OR a.email LIKE '%' || lower($1) || '%' OR a.id::text = $1
+            OR EXISTS (SELECT 1 FROM orders o WHERE o.account_id = a.id
+                        AND (o.id::text = $1 OR o.customer_id = $1 OR o.payment_intent_id = $1
+                             OR o.checkout_session_id = $1 OR o.charge_id = $1))
+         ORDER BY a.created_at DESC
+         LIMIT $2 OFFSET $3
+        """,
+        query,
+        limit,
+        offset,
+    )

@@ -9,12 +9,9 @@ from uuid import UUID
 import asyncpg
 
 from tessera.billing.accounts import queries
-from tessera.shared import inbox, outbox
-from tessera.shared.events.billing import AccountCreated, PurchaseCompleted
+from tessera.shared import outbox
+from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-
-CONSUMER = "billing.provisioner"
-
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
@@ -39,12 +36,3 @@ async def find_or_create_account(
     existing = await queries.find_id_by_email(conn, email)
     assert existing is not None
     return AccountRef(existing, created=False)
-
-
-async def provision_purchase(pool: asyncpg.Pool, event: PurchaseCompleted) -> AccountRef | None:
-    """Apply a completed purchase once: the buyer's account exists afterwards.
-    Returns None when the event was already applied."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
-            return None
-        return await find_or_create_account(conn, event.email, "purchase")

@@ -1,0 +1,161 @@
+"""`/v1/admin/*`: the admin role only (others get 404)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from tessera.billing.accounts import queries as accounts
+from tessera.billing.admin import service
+from tessera.billing.admin.schemas import (
+    AccountDetail,
+    AccountOut,
+    AuditEntry,
+    ReplayResult,
+    RevenueSummary,
+    SeedAccount,
+    SeededAccount,
+    WebhookEventOut,
+)
+from tessera.billing.audit import queries as audit
+from tessera.billing.orders import queries as orders
+from tessera.billing.orders.schemas import AdminOrderOut
+from tessera.billing.webhooks import queries as webhook_events
+from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.service import RuntimeDep
+from tessera.shared.tokens import AdminDep, Principal
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=100_000)]
+Search = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+class InvalidRange(Problem):
+    status = 422
+    slug = "invalid-range"
+    title = "Invalid date range"
+
+
+def actor(principal: Principal) -> str:
+    return f"admin:{principal.user_id}"
+
+
+def ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def limit_admin(runtime: RuntimeDep, principal: Principal) -> None:
+    await runtime.rate_limiter().enforce("600/minute", "admin", str(principal.user_id))
+
+
+@router.get("/orders", summary="Search orders by email, order, account or Stripe id")
+async def search_orders(
+    admin: AdminDep, runtime: RuntimeDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
+) -> list[AdminOrderOut]:
+    await limit_admin(runtime, admin)
+    async with runtime.db().acquire() as conn:
+        found = await orders.search(conn, q.strip() if q else None, limit, offset)
+    return [AdminOrderOut.of(o) for o in found]
+
+
+@router.get("/accounts", summary="Search accounts by email, account, order or Stripe id")
+async def search_accounts(
+    admin: AdminDep, runtime: RuntimeDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
+) -> list[AccountOut]:
+    await limit_admin(runtime, admin)
+    async with runtime.db().acquire() as conn:
+        rows = await accounts.search(conn, q.strip() if q else None, limit, offset)
+    return [AccountOut(**dict(r)) for r in rows]
+
+
+@router.get("/accounts/{account_id}", summary="One account: its orders and audit trail")
+async def account_detail(account_id: UUID, admin: AdminDep, runtime: RuntimeDep) -> AccountDetail:
+    await limit_admin(runtime, admin)
+    async with runtime.db().acquire() as conn:
+        row = await accounts.get(conn, account_id)
+        if row is None:
+            raise NotFound("No such account.")
+        account_orders = await orders.list_for_account(conn, account_id)
+        trail = await audit.for_subject(conn, str(account_id))
+    return AccountDetail(
+        account=AccountOut(**dict(row), orders=len(account_orders)),
+        orders=[AdminOrderOut.of(o) for o in account_orders],
+        audit=[AuditEntry(**t) for t in trail],
+    )
+
+
+@router.post("/accounts", status_code=201, summary="Seed an account, optionally with a complimentary order")
+async def seed_account(
+    body: SeedAccount, admin: AdminDep, request: Request, runtime: RuntimeDep
+) -> SeededAccount:
+    await limit_admin(runtime, admin)
+    return await service.seed_account(runtime.db(), body, actor(admin), ip(request))
+
+
+@router.get("/webhook-events", summary="Stripe events received, newest first, with their state")
+async def list_webhook_events(
+    admin: AdminDep,
+    runtime: RuntimeDep,
+    status: Annotated[str | None, Query(pattern="^(processed|ignored|held|failed)$")] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,  # noqa: A002 - Stripe's name
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[WebhookEventOut]:
+    await limit_admin(runtime, admin)
+    async with runtime.db().acquire() as conn:
+        found = await webhook_events.search(conn, status, type, limit, offset)
+    return [WebhookEventOut(**e.__dict__) for e in found]
+
+
+@router.post("/webhook-events/{event_id}/replay", summary="Apply a recorded Stripe event again")
+async def replay_webhook_event(
+    event_id: str,
+    admin: AdminDep,
+    request: Request,
+    runtime: RuntimeDep,
+) -> ReplayResult:
+    await limit_admin(runtime, admin)
+    outcome = await service.replay_event(runtime.db(), event_id, actor(admin), ip(request))
+    return ReplayResult(id=event_id, status=outcome.status, detail=outcome.detail)
+
+
+@router.get("/revenue", summary="Gross, refunds, disputes and net by day and SKU")
+async def revenue(
+    admin: AdminDep,
+    runtime: RuntimeDep,
+    start: date | None = None,
+    end: date | None = None,
+) -> RevenueSummary:
+    await limit_admin(runtime, admin)
+    today = datetime.now(UTC).date()
+    end = end or today
+    start = start or end - timedelta(days=29)
+    if start > end or (end - start).days > 3660:
+        raise InvalidRange("`start` must not be after `end`, and the range at most ten years.")
+    return await service.revenue(runtime.db(), start, end)
+
+
+def csv_response(text: str, name: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/exports/orders.csv", summary="Every order, as CSV")
+async def export_orders(admin: AdminDep, runtime: RuntimeDep) -> Response:
+    await limit_admin(runtime, admin)
+    return csv_response(await service.export_orders(runtime.db()), "orders.csv")
+
+
+@router.get("/exports/accounts.csv", summary="Every account, as CSV")
+async def export_accounts(admin: AdminDep, runtime: RuntimeDep) -> Response:
+    await limit_admin(runtime, admin)
+    return csv_response(await service.export_accounts(runtime.db()), "accounts.csv")

@@ -1,0 +1,84 @@
+"""Admin request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from tessera.billing.orders.schemas import AdminOrderOut
+
+
+class SeedAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    # With a SKU: a complimentary order granting it (same events as a purchase, source=admin).
+    sku: str | None = Field(default=None, max_length=64)
+    quantity: int = Field(default=1, ge=1, le=100)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class SeededAccount(BaseModel):
+    account_id: UUID
+    order_id: UUID | None
+
+
+class AccountOut(BaseModel):
+    id: UUID
+    email: str
+    source: str
+    created_at: datetime
+    orders: int = 0
+
+
+class AuditEntry(BaseModel):
+    actor: str
+    action: str
+    subject: str | None
+    detail: dict[str, object]
+    ip: str | None
+    at: datetime
+
+
+class AccountDetail(BaseModel):
+    account: AccountOut
+    orders: list[AdminOrderOut]
+    audit: list[AuditEntry]
+
+
+class WebhookEventOut(BaseModel):
+    id: str
+    type: str
+    status: str
+    detail: str | None
+    order_id: UUID | None
+    attempts: int
+    livemode: bool
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class ReplayResult(BaseModel):
+    id: str
+    status: str
+    detail: str
+
+
+class RevenueRow(BaseModel):
+    day: date
+    sku: str
+    currency: str
+    orders: int
+    gross: int
+    refunds: int
+    disputes_lost: int
+    net: int
+
+
+class RevenueSummary(BaseModel):
+    start: date
+    end: date
+    currency_totals: dict[str, dict[str, int]]
+    rows: list[RevenueRow]

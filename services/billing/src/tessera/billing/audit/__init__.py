@@ -1,0 +1,1 @@
+"""Audit: who did what to which account or order, when, from where. Owns `audit_log`."""

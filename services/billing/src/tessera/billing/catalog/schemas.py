@@ -1,0 +1,27 @@
+"""Catalog entries, as read from the seed file and the database."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CatalogItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    unit_amount: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[a-z]{3}$")
+    stripe_price_id: str | None = None
+    product: str = Field(min_length=1, max_length=100)
+    policy: str = Field(min_length=1, max_length=100)
+    seats_per_unit: int = Field(default=1, ge=1)
+    max_quantity: int = Field(default=10, ge=1)
+    active: bool = True
+
+
+class CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    products: list[CatalogItem]

@@ -1,0 +1,183 @@
+"""Checkout over HTTP, and the test checkout's pages when no Stripe key is configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+from tessera.billing.catalog.queries import find as find_item
+from tessera.billing.checkout import service, test_checkout
+from tessera.billing.checkout.schemas import CheckoutCreated, CheckoutRequest
+from tessera.billing.settings import BillingSettings
+from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.service import Runtime, RuntimeDep
+
+router = APIRouter(tags=["checkout"])
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
+    autoescape=select_autoescape(),
+)
+# The test checkout's pages: one same-origin stylesheet, forms that post to themselves.
+PAGE_CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+EMAIL = TypeAdapter(EmailStr)
+
+
+class InvalidEmail(Problem):
+    status = 422
+    slug = "invalid-email"
+    title = "Invalid email address"
+
+
+def billing_settings(runtime: Runtime) -> BillingSettings:
+    settings = runtime.settings
+    assert isinstance(settings, BillingSettings)
+    return settings
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def limit_checkout(runtime: Runtime, request: Request) -> None:
+    await runtime.rate_limiter().enforce(
+        billing_settings(runtime).checkout_rate_limit, "checkout", client_ip(request)
+    )
+
+
+@router.get("/buy/{sku}", status_code=303, summary="Start buying a product (redirects to checkout)")
+async def buy(
+    sku: str,
+    request: Request,
+    runtime: RuntimeDep,
+    quantity: Annotated[int, Query(ge=1, le=100)] = 1,
+) -> RedirectResponse:
+    await limit_checkout(runtime, request)
+    link = await service.start_checkout(
+        runtime.db(), billing_settings(runtime), request.app.state.stripe, sku, quantity, None
+    )
+    return RedirectResponse(link.url, status_code=303)
+
+
+@router.post("/v1/checkout/sessions", status_code=201, summary="Create a checkout session")
+async def create_session(
+    body: CheckoutRequest, request: Request, runtime: RuntimeDep
+) -> CheckoutCreated:
+    await limit_checkout(runtime, request)
+    link = await service.start_checkout(
+        runtime.db(),
+        billing_settings(runtime),
+        request.app.state.stripe,
+        body.sku,
+        body.quantity,
+        str(body.email) if body.email else None,
+    )
+    return CheckoutCreated(id=link.id, url=link.url, test_mode=request.app.state.stripe is None)
+
+
+# --- the test checkout ---------------------------------------------------------------------
+
+
+def require_test_mode(request: Request) -> None:
+    # With a real Stripe account the stand-in does not exist (404, not a hint).
+    if request.app.state.stripe is not None:
+        raise NotFound()
+
+
+def page(template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+    html = TEMPLATES.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers={"content-security-policy": PAGE_CSP})
+
+
+@router.get("/test-checkout/assets/checkout.css", include_in_schema=False)
+async def stylesheet(request: Request) -> PlainTextResponse:
+    require_test_mode(request)
+    css = (Path(__file__).parent.parent / "templates" / "checkout.css").read_text()
+    return PlainTextResponse(css, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+
+@router.get("/test-checkout/{session_id}", include_in_schema=False)
+async def checkout_page(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    require_test_mode(request)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+        item = await find_item(conn, session.sku)
+    assert item is not None
+    return page("test_checkout.html", session=session, item=item, error=None)
+
+
+@router.post("/test-checkout/{session_id}/pay", include_in_schema=False)
+async def pay(
+    session_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    email: Annotated[str, Form(max_length=320)],
+) -> RedirectResponse:
+    require_test_mode(request)
+    await limit_checkout(runtime, request)
+    try:
+        address = str(EMAIL.validate_python(email.strip()))
+    except ValidationError:
+        raise InvalidEmail("Enter a valid email address.") from None
+    settings = billing_settings(runtime)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+        if session.status == "open":
+            await test_checkout.complete_session(conn, session_id, address)
+    receipt = f"{str(settings.public_url).rstrip('/')}/test-checkout/{session_id}/receipt"
+    if session.status == "open":
+        await test_checkout.deliver(settings, test_checkout.payment_events(session, address, receipt))
+    return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
+
+
+@router.get("/test-checkout/{session_id}/complete", include_in_schema=False)
+async def complete(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    require_test_mode(request)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+    return page("test_checkout_complete.html", session=session, portal_url=str(billing_settings(runtime).portal_url))
+
+
+@router.get("/test-checkout/{session_id}/receipt", include_in_schema=False)
+async def receipt(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    require_test_mode(request)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+        item = await find_item(conn, session.sku)
+    return page("test_receipt.html", session=session, item=item)
+
+
+@router.post("/test-checkout/{session_id}/refund", include_in_schema=False)
+async def refund(
+    session_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    amount: Annotated[int | None, Form(ge=1)] = None,
+) -> RedirectResponse:
+    """Dev control: Stripe refunds `amount` (all of it by default) and tells billing."""
+    require_test_mode(request)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+    event = test_checkout.refund_event(session, amount or session.amount_total)
+    await test_checkout.deliver(billing_settings(runtime), [event])
+    return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
+
+
+@router.post("/test-checkout/{session_id}/dispute", include_in_schema=False)
+async def dispute(
+    session_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    status: Annotated[str, Form(pattern="^(needs_response|won|lost)$")],
+) -> RedirectResponse:
+    """Dev control: the buyer's bank opens a dispute (`needs_response`), or it closes."""
+    require_test_mode(request)
+    async with runtime.db().acquire() as conn:
+        session = await test_checkout.get_session(conn, session_id)
+    await test_checkout.deliver(billing_settings(runtime), [test_checkout.dispute_event(session, status)])
+    return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)

@@ -1,0 +1,83 @@
+"""Stripe's API through the official library: timeouts, retries and idempotency keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import stripe
+
+from tessera.billing.catalog.schemas import CatalogItem
+from tessera.billing.settings import BillingSettings
+from tessera.shared.http.problems import Problem
+
+
+class StripeUnavailable(Problem):
+    status = 502
+    slug = "stripe-unavailable"
+    title = "The payment provider did not answer"
+
+
+@dataclass(frozen=True)
+class CheckoutLink:
+    id: str
+    url: str
+
+
+class StripeGateway:
+    def __init__(self, settings: BillingSettings) -> None:
+        assert settings.stripe_secret_key is not None
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        self.client = stripe.StripeClient(
+            settings.stripe_secret_key.get_secret_value(),
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=2,
+            http_client=stripe.HTTPXClient(timeout=10),
+        )
+        self.settings = settings
+
+    async def create_checkout_session(
+        self, item: CatalogItem, quantity: int, email: str | None, idempotency_key: str
+    ) -> CheckoutLink:
+        """A Checkout Session in payment mode whose metadata alone says what was bought."""
+        portal = str(self.settings.portal_url).rstrip("/")
+        line_item: dict[str, object] = (
+            {"price": item.stripe_price_id, "quantity": quantity}
+            if item.stripe_price_id
+            else {
+                "price_data": {
+                    "currency": item.currency,
+                    "unit_amount": item.unit_amount,
+                    "product_data": {"name": item.name},
+                },
+                "quantity": quantity,
+            }
+        )
+        params: dict[str, object] = {
+            "mode": "payment",
+            "line_items": [line_item],
+            "customer_creation": "always",
+            "metadata": {"sku": item.sku, "quantity": str(quantity)},
+            "payment_intent_data": {"metadata": {"sku": item.sku}},
+            "success_url": f"{portal}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": str(self.settings.site_url),
+        }
+        if email:
+            params["customer_email"] = email
+        try:
+            session = await self.client.v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise StripeUnavailable("Checkout could not be started; please try again.") from error
+        assert session.url is not None
+        return CheckoutLink(session.id, session.url)
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        try:
+            session = await self.client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as error:
+            raise StripeUnavailable("The billing portal could not be opened.") from error
+        return session.url

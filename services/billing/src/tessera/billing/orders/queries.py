@@ -1,0 +1,344 @@
+"""SQL of `orders`, `order_adjustments` and `disputes`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+ORDER_COLUMNS = """
+    id, account_id, email, sku, quantity, amount_total, currency, product, policy, seats,
+    source, status, amount_refunded, dispute_status, checkout_session_id, payment_intent_id,
+    charge_id, customer_id, receipt_url, created_at, paid_at, provisioned_at
+"""
+
+
+@dataclass(frozen=True)
+class Order:
+    id: UUID
+    account_id: UUID | None
+    email: str
+    sku: str
+    quantity: int
+    amount_total: int
+    currency: str
+    product: str
+    policy: str
+    seats: int
+    source: str
+    status: str
+    amount_refunded: int
+    dispute_status: str | None
+    checkout_session_id: str | None
+    payment_intent_id: str | None
+    charge_id: str | None
+    customer_id: str | None
+    receipt_url: str | None
+    created_at: datetime
+    paid_at: datetime | None
+    provisioned_at: datetime | None
+
+
+def to_order(row: asyncpg.Record | None) -> Order | None:
+    return Order(**dict(row)) if row else None
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    id: UUID
+    email: str
+    sku: str
+    quantity: int
+    amount_total: int
+    currency: str
+    product: str
+    policy: str
+    seats: int
+    source: str
+    status: str
+    checkout_session_id: str | None = None
+    payment_intent_id: str | None = None
+    customer_id: str | None = None
+    account_id: UUID | None = None
+
+
+async def insert_if_absent(conn: asyncpg.Connection, order: NewOrder) -> None:
+    """Insert unless an order for this checkout session already exists."""
+    await conn.execute(
+        """
+        INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product, policy,
+                            seats, source, status, checkout_session_id, payment_intent_id,
+                            customer_id, account_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        ON CONFLICT DO NOTHING
+        """,
+        order.id,
+        order.email,
+        order.sku,
+        order.quantity,
+        order.amount_total,
+        order.currency,
+        order.product,
+        order.policy,
+        order.seats,
+        order.source,
+        order.status,
+        order.checkout_session_id,
+        order.payment_intent_id,
+        order.customer_id,
+        order.account_id,
+    )
+
+
+async def lock_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:
+    return to_order(
+        await conn.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE checkout_session_id = $1 FOR UPDATE",  # noqa: S608
+            session_id,
+        )
+    )
+
+
+async def lock_by_payment(
+    conn: asyncpg.Connection, payment_intent_id: str | None, charge_id: str | None
+) -> Order | None:
+    return to_order(
+        await conn.fetchrow(
+            f"""
+            SELECT {ORDER_COLUMNS} FROM orders
+             WHERE ($1::text IS NOT NULL AND payment_intent_id = $1)
+                OR ($2::text IS NOT NULL AND charge_id = $2)
+             ORDER BY created_at LIMIT 1
+               FOR UPDATE
+            """,  # noqa: S608
+            payment_intent_id,
+            charge_id,
+        )
+    )
+
+
+async def lock(conn: asyncpg.Connection, order_id: UUID) -> Order | None:
+    return to_order(
+        await conn.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE",  # noqa: S608
+            order_id,
+        )
+    )
+
+
+async def get(conn: asyncpg.Connection, order_id: UUID) -> Order | None:
+    return to_order(
+        await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)  # noqa: S608
+    )
+
+
+async def mark_paid(conn: asyncpg.Connection, order_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE orders SET status = 'paid', paid_at = clock_timestamp() WHERE id = $1", order_id
+    )
+
+
+async def set_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> None:
+    await conn.execute("UPDATE orders SET status = $2 WHERE id = $1", order_id, status)
+
+
+async def record_payment_refs(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    customer_id: str | None,
+    receipt_url: str | None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
+                          charge_id = COALESCE($3, charge_id),
+                          customer_id = COALESCE(customer_id, $4),
+                          receipt_url = COALESCE($5, receipt_url)
+         WHERE id = $1
+        """,
+        order_id,
+        payment_intent_id,
+        charge_id,
+        customer_id,
+        receipt_url,
+    )
+
+
+async def record_refund(
+    conn: asyncpg.Connection, order_id: UUID, amount_refunded: int, full: bool
+) -> None:
+    await conn.execute(
+        """
+        UPDATE orders SET amount_refunded = GREATEST(amount_refunded, $2),
+                          status = CASE WHEN $3 THEN 'refunded' ELSE status END
+         WHERE id = $1
+        """,
+        order_id,
+        amount_refunded,
+        full,
+    )
+
+
+async def set_dispute_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> None:
+    await conn.execute("UPDATE orders SET dispute_status = $2 WHERE id = $1", order_id, status)
+
+
+async def mark_provisioned(conn: asyncpg.Connection, order_id: UUID, account_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE orders SET account_id = $2, provisioned_at = clock_timestamp() WHERE id = $1",
+        order_id,
+        account_id,
+    )
+
+
+async def list_for_account(conn: asyncpg.Connection, account_id: UUID) -> list[Order]:
+    rows = await conn.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1 ORDER BY created_at DESC",  # noqa: S608
+        account_id,
+    )
+    return [Order(**dict(r)) for r in rows]
+
+
+async def search(conn: asyncpg.Connection, query: str | None, limit: int, offset: int) -> list[Order]:
+    """Orders matching an email fragment, an order id, or a Stripe id (exact)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {ORDER_COLUMNS} FROM orders
+         WHERE $1::text IS NULL
+            OR email LIKE '%' || lower($1) || '%'
+            OR id::text = $1
+            OR account_id::text = $1
+            OR checkout_session_id = $1 OR payment_intent_id = $1
+            OR charge_id = $1 OR customer_id = $1
+         ORDER BY created_at DESC
+         LIMIT $2 OFFSET $3
+        """,  # noqa: S608
+        query,
+        limit,
+        offset,
+    )
+    return [Order(**dict(r)) for r in rows]
+
+
+# --- adjustments -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    id: UUID
+    order_id: UUID
+    kind: str
+    stripe_event_id: str
+    amount: int
+    full_refund: bool
+    dispute_id: str | None
+    outcome: str | None
+    reason: str | None
+
+
+async def insert_adjustment(
+    conn: asyncpg.Connection,
+    adjustment_id: UUID,
+    order_id: UUID,
+    kind: str,
+    stripe_event_id: str,
+    *,
+    amount: int = 0,
+    full_refund: bool = False,
+    dispute_id: str | None = None,
+    outcome: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO order_adjustments (id, order_id, kind, stripe_event_id, amount, full_refund,
+                                       dispute_id, outcome, reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (stripe_event_id) DO NOTHING
+        RETURNING true
+        """,
+        adjustment_id,
+        order_id,
+        kind,
+        stripe_event_id,
+        amount,
+        full_refund,
+        dispute_id,
+        outcome,
+        reason,
+    )
+    return bool(inserted)
+
+
+async def unpublished_adjustments(conn: asyncpg.Connection, order_id: UUID) -> list[Adjustment]:
+    rows = await conn.fetch(
+        """
+        SELECT id, order_id, kind, stripe_event_id, amount, full_refund, dispute_id, outcome, reason
+          FROM order_adjustments
+         WHERE order_id = $1 AND published_at IS NULL
+         ORDER BY created_at, id
+           FOR UPDATE
+        """,
+        order_id,
+    )
+    return [Adjustment(**dict(r)) for r in rows]
+
+
+async def mark_adjustment_published(conn: asyncpg.Connection, adjustment_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE order_adjustments SET published_at = clock_timestamp() WHERE id = $1",
+        adjustment_id,
+    )
+
+
+# --- disputes ----------------------------------------------------------------------------
+
+
+async def find_dispute_status(conn: asyncpg.Connection, dispute_id: str) -> str | None:
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM disputes WHERE id = $1 FOR UPDATE", dispute_id
+    )
+    return status
+
+
+async def open_dispute(
+    conn: asyncpg.Connection, dispute_id: str, order_id: UUID, reason: str | None, amount: int
+) -> bool:
+    """Record an open dispute; False if the dispute is already known (open or closed)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO disputes (id, order_id, status, reason, amount) VALUES ($1, $2, 'open', $3, $4)
+        ON CONFLICT (id) DO NOTHING RETURNING true
+        """,
+        dispute_id,
+        order_id,
+        reason,
+        amount,
+    )
+    return bool(inserted)
+
+
+async def close_dispute(
+    conn: asyncpg.Connection, dispute_id: str, order_id: UUID, outcome: str, reason: str | None, amount: int
+) -> bool:
+    """Close the dispute (creating it closed if its opening never arrived); False if it
+    was already closed."""
+    changed = await conn.fetchval(
+        """
+        INSERT INTO disputes (id, order_id, status, reason, amount, closed_at)
+        VALUES ($1, $2, $3, $4, $5, clock_timestamp())
+        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, closed_at = EXCLUDED.closed_at
+            WHERE disputes.status = 'open'
+        RETURNING true
+        """,
+        dispute_id,
+        order_id,
+        outcome,
+        reason,
+        amount,
+    )
+    return bool(changed)

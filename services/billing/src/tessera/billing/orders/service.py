@@ -1,0 +1,317 @@
+"""Order verbs: the order state machine driven by Stripe events, provisioning, and the
+events each change publishes.
+
+States move forward only (awaiting_payment -> paid | payment_failed; paid -> refunded), so
+a late or repeated Stripe event can never undo a newer fact. Refunds and disputes are
+recorded as adjustments and published once the order is provisioned (its account known),
+in the order they happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from tessera.billing.accounts.service import find_or_create_account, normalise_email
+from tessera.billing.catalog.schemas import CatalogItem
+from tessera.billing.orders import queries
+from tessera.billing.orders.queries import Adjustment, NewOrder, Order
+from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute
+from tessera.shared import inbox, outbox
+from tessera.shared.events.billing import (
+    OrderDisputeClosed,
+    OrderDisputed,
+    OrderPaid,
+    OrderRefunded,
+    PurchaseCompleted,
+    StripeRefs,
+)
+from tessera.shared.events.envelope import new_event_id
+
+PROVISIONER = "billing.provisioner"
+
+
+class NoOrderYet(Exception):
+    """The event concerns a payment billing has no order for yet (it arrived first)."""
+
+    def __init__(self, hold_key: str) -> None:
+        super().__init__(hold_key)
+        self.hold_key = hold_key
+
+
+@dataclass(frozen=True)
+class Applied:
+    order_id: UUID | None
+    detail: str
+    # The order now exists for this payment intent: events held for it can be applied.
+    release_hold_key: str | None = None
+
+
+def stripe_refs(order: Order) -> StripeRefs:
+    return StripeRefs(
+        checkout_session_id=order.checkout_session_id,
+        payment_intent_id=order.payment_intent_id,
+        charge_id=order.charge_id,
+        customer_id=order.customer_id,
+    )
+
+
+async def apply_checkout(
+    conn: asyncpg.Connection,
+    stripe_event_id: str,
+    session: CheckoutSession,
+    item: CatalogItem,
+    outcome: str,
+) -> Applied:
+    """Record a checkout session's state (`paid`, `awaiting_payment`, `payment_failed`).
+    The first time an order becomes paid, `billing.purchase.completed.v1` is written."""
+    email = normalise_email(session.email or "")
+    quantity = int(session.metadata.get("quantity", "1") or 1)
+    await queries.insert_if_absent(
+        conn,
+        NewOrder(
+            id=new_event_id(),
+            email=email,
+            sku=item.sku,
+            quantity=quantity,
+            amount_total=session.amount_total or 0,
+            currency=(session.currency or item.currency).lower(),
+            product=item.product,
+            policy=item.policy,
+            seats=quantity * item.seats_per_unit,
+            source="purchase",
+            status="awaiting_payment",
+            checkout_session_id=session.id,
+            payment_intent_id=session.payment_intent,
+            customer_id=session.customer,
+        ),
+    )
+    order = await queries.lock_by_checkout_session(conn, session.id)
+    assert order is not None
+    await queries.record_payment_refs(
+        conn, order.id, session.payment_intent, None, session.customer, None
+    )
+    if order.status != "awaiting_payment" or outcome == "awaiting_payment":
+        return Applied(order.id, f"order {order.status}", session.payment_intent)
+    if outcome == "payment_failed":
+        await queries.set_status(conn, order.id, "payment_failed")
+        return Applied(order.id, "payment failed", session.payment_intent)
+    await queries.mark_paid(conn, order.id)
+    await outbox.add(
+        conn,
+        PurchaseCompleted(
+            stripe_event_id=stripe_event_id,
+            checkout_session_id=session.id,
+            order_id=order.id,
+            email=email,
+            sku=item.sku,
+            quantity=quantity,
+            amount_total=order.amount_total,
+            currency=order.currency,
+            stripe_customer_id=session.customer,
+            payment_intent_id=session.payment_intent,
+        ),
+    )
+    return Applied(order.id, "order paid", session.payment_intent)
+
+
+async def apply_charge_succeeded(conn: asyncpg.Connection, charge: Charge) -> Applied:
+    order = await queries.lock_by_payment(conn, charge.payment_intent, charge.id)
+    if order is None:
+        raise NoOrderYet(charge.payment_intent or charge.id)
+    await queries.record_payment_refs(
+        conn, order.id, charge.payment_intent, charge.id, charge.customer, charge.receipt_url
+    )
+    return Applied(order.id, "payment references recorded")
+
+
+async def apply_refund(conn: asyncpg.Connection, stripe_event_id: str, charge: Charge) -> Applied:
+    """Record a refund (partial or full); only a full one will revoke what was granted."""
+    order = await queries.lock_by_payment(conn, charge.payment_intent, charge.id)
+    if order is None:
+        raise NoOrderYet(charge.payment_intent or charge.id)
+    await queries.record_payment_refs(
+        conn, order.id, charge.payment_intent, charge.id, charge.customer, charge.receipt_url
+    )
+    full = charge.fully_refunded
+    grows = charge.amount_refunded > order.amount_refunded
+    if not grows and not (full and order.status != "refunded"):
+        return Applied(order.id, "refund already recorded")
+    await queries.record_refund(conn, order.id, charge.amount_refunded, full)
+    await queries.insert_adjustment(
+        conn,
+        new_event_id(),
+        order.id,
+        "refund",
+        stripe_event_id,
+        amount=max(charge.amount_refunded, order.amount_refunded),
+        full_refund=full,
+    )
+    await flush_adjustments(conn, order.id)
+    return Applied(order.id, "full refund" if full else "partial refund")
+
+
+async def apply_dispute_opened(
+    conn: asyncpg.Connection, stripe_event_id: str, dispute: Dispute
+) -> Applied:
+    order = await queries.lock_by_payment(conn, dispute.payment_intent, dispute.charge)
+    if order is None:
+        raise NoOrderYet(dispute.payment_intent or dispute.charge or dispute.id)
+    if not await queries.open_dispute(conn, dispute.id, order.id, dispute.reason, dispute.amount):
+        return Applied(order.id, "dispute already known")
+    await queries.set_dispute_status(conn, order.id, "open")
+    await queries.insert_adjustment(
+        conn, new_event_id(), order.id, "dispute_opened", stripe_event_id,
+        amount=dispute.amount, dispute_id=dispute.id, reason=dispute.reason,
+    )  # fmt: skip
+    await flush_adjustments(conn, order.id)
+    return Applied(order.id, "dispute opened")
+
+
+def dispute_outcome(status: str) -> str:
+    # `warning_closed` ends an inquiry that never became a chargeback: the merchant keeps it.
+    return "lost" if status == "lost" else "won"
+
+
+async def apply_dispute_closed(
+    conn: asyncpg.Connection, stripe_event_id: str, dispute: Dispute
+) -> Applied:
+    order = await queries.lock_by_payment(conn, dispute.payment_intent, dispute.charge)
+    if order is None:
+        raise NoOrderYet(dispute.payment_intent or dispute.charge or dispute.id)
+    outcome = dispute_outcome(dispute.status)
+    closed = await queries.close_dispute(
+        conn, dispute.id, order.id, outcome, dispute.reason, dispute.amount
+    )
+    if not closed:
+        return Applied(order.id, "dispute already closed")
+    await queries.set_dispute_status(conn, order.id, outcome)
+    await queries.insert_adjustment(
+        conn, new_event_id(), order.id, "dispute_closed", stripe_event_id,
+        amount=dispute.amount, dispute_id=dispute.id, outcome=outcome, reason=dispute.reason,
+    )  # fmt: skip
+    await flush_adjustments(conn, order.id)
+    return Applied(order.id, f"dispute {outcome}")
+
+
+def adjustment_event(
+    order: Order, adjustment: Adjustment
+) -> OrderRefunded | OrderDisputed | OrderDisputeClosed:
+    assert order.account_id is not None
+    refs = stripe_refs(order)
+    if adjustment.kind == "refund":
+        return OrderRefunded(
+            order_id=order.id,
+            account_id=order.account_id,
+            amount_refunded=adjustment.amount,
+            currency=order.currency,
+            full=adjustment.full_refund,
+            stripe=refs,
+        )
+    assert adjustment.dispute_id is not None
+    if adjustment.kind == "dispute_opened":
+        return OrderDisputed(
+            order_id=order.id,
+            account_id=order.account_id,
+            dispute_id=adjustment.dispute_id,
+            reason=adjustment.reason,
+            stripe=refs,
+        )
+    return OrderDisputeClosed(
+        order_id=order.id,
+        account_id=order.account_id,
+        dispute_id=adjustment.dispute_id,
+        outcome="lost" if adjustment.outcome == "lost" else "won",
+        stripe=refs,
+    )
+
+
+async def flush_adjustments(conn: asyncpg.Connection, order_id: UUID) -> int:
+    """Publish the order's unpublished refunds and disputes, if its account is known."""
+    order = await queries.get(conn, order_id)
+    if order is None or order.account_id is None:
+        return 0
+    pending = await queries.unpublished_adjustments(conn, order_id)
+    for adjustment in pending:
+        await outbox.add(conn, adjustment_event(order, adjustment))
+        await queries.mark_adjustment_published(conn, adjustment.id)
+    return len(pending)
+
+
+def order_paid(order: Order) -> OrderPaid:
+    assert order.account_id is not None
+    return OrderPaid(
+        order_id=order.id,
+        account_id=order.account_id,
+        email=order.email,
+        sku=order.sku,
+        quantity=order.quantity,
+        amount_total=order.amount_total,
+        currency=order.currency,
+        product=order.product,
+        policy=order.policy,
+        seats=order.seats,
+        source="admin" if order.source == "admin" else "purchase",
+        stripe=stripe_refs(order),
+    )
+
+
+async def provision(pool: asyncpg.Pool, event: PurchaseCompleted) -> UUID | None:
+    """Apply a completed purchase once: the buyer's account exists (created and announced
+    if new), the order belongs to it, `billing.order.paid.v1` is published, and any refund
+    or dispute that arrived meanwhile follows. Returns the account id, or None if the event
+    was already applied."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, event, PROVISIONER):
+            return None
+        order = await (
+            queries.lock(conn, event.order_id)
+            if event.order_id
+            else queries.lock_by_checkout_session(conn, event.checkout_session_id)
+        )
+        if order is None:
+            raise LookupError(f"no order for purchase {event.checkout_session_id}")
+        if order.provisioned_at is not None:
+            return order.account_id
+        account = await find_or_create_account(conn, order.email, "purchase")
+        await queries.mark_provisioned(conn, order.id, account.id)
+        provisioned = await queries.get(conn, order.id)
+        assert provisioned is not None
+        await outbox.add(conn, order_paid(provisioned))
+        await flush_adjustments(conn, order.id)
+        return account.id
+
+
+async def grant(
+    conn: asyncpg.Connection, email: str, item: CatalogItem, quantity: int
+) -> tuple[UUID, UUID]:
+    """An admin's complimentary order: account (created if new) and a paid order of amount
+    0, announced with the same events as a purchase, marked `source=admin`. Runs in the
+    caller's transaction. Returns (account id, order id)."""
+    account = await find_or_create_account(conn, email, "admin")
+    order_id = new_event_id()
+    await queries.insert_if_absent(
+        conn,
+        NewOrder(
+            id=order_id,
+            email=normalise_email(email),
+            sku=item.sku,
+            quantity=quantity,
+            amount_total=0,
+            currency=item.currency,
+            product=item.product,
+            policy=item.policy,
+            seats=quantity * item.seats_per_unit,
+            source="admin",
+            status="awaiting_payment",
+            account_id=account.id,
+        ),
+    )
+    await queries.mark_paid(conn, order_id)
+    await queries.mark_provisioned(conn, order_id, account.id)
+    order = await queries.get(conn, order_id)
+    assert order is not None
+    await outbox.add(conn, order_paid(order))
+    return account.id, order_id

@@ -1,0 +1,48 @@
+"""`POST /webhooks/stripe`: what Stripe sends, and nothing else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
+
+from tessera.billing.settings import BillingSettings
+from tessera.billing.webhooks import service, signature
+from tessera.billing.webhooks.stripe_objects import StripeEvent
+from tessera.shared.service import RuntimeDep
+
+router = APIRouter(tags=["stripe"])
+
+
+class WebhookAck(BaseModel):
+    received: bool = True
+    status: str
+    detail: str
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/webhooks/stripe",
+    response_model=WebhookAck,
+    summary="Stripe webhook ingress",
+    responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
+)
+async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> WebhookAck:
+    settings = runtime.settings
+    assert isinstance(settings, BillingSettings)
+    await runtime.rate_limiter().enforce(settings.webhook_rate_limit, "webhook", client_ip(request))
+    payload = await request.body()
+    signature.verify(
+        payload,
+        request.headers.get("stripe-signature"),
+        [s.get_secret_value() for s in settings.stripe_webhook_secrets],
+        settings.stripe_webhook_tolerance,
+    )
+    try:
+        event = StripeEvent.model_validate_json(payload)
+    except ValidationError:
+        raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
+    outcome = await service.ingest(runtime.db(), event, payload.decode())
+    return WebhookAck(status=outcome.status, detail=outcome.detail)

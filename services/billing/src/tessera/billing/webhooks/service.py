@@ -1,0 +1,166 @@
+"""Ingest a verified Stripe event: record it once and apply it, in one transaction.
+
+Each allowlisted type has a handler; other types are acknowledged and recorded as
+`ignored`. A refund or dispute whose purchase has not arrived yet is recorded as `held`
+under its payment intent and applied, in the transaction that creates the order, when the
+purchase arrives. An event that cannot be applied (an unknown SKU, a payload missing what
+the handler needs) is recorded as `failed` with the reason, and an admin can replay it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import ValidationError
+
+from tessera.billing.catalog.service import UnknownSku, get_buyable
+from tessera.billing.orders import service as orders
+from tessera.billing.orders.service import Applied, NoOrderYet
+from tessera.billing.webhooks import queries
+from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute, StripeEvent
+from tessera.shared.http.problems import NotFound
+
+Status = Literal["processed", "duplicate", "ignored", "held", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    detail: str
+    order_id: UUID | None = None
+    hold_key: str | None = None
+
+
+class Unusable(Exception):
+    """The event is well-formed Stripe but not something billing can act on."""
+
+
+Handler = Callable[[asyncpg.Connection, str, dict[str, Any]], Awaitable[Applied]]
+
+
+async def on_checkout(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any], outcome: str | None
+) -> Applied:
+    session = CheckoutSession.model_validate(obj)
+    if session.mode != "payment":
+        raise Unusable(f"checkout mode {session.mode!r} is not sold here")
+    if not session.email:
+        raise Unusable("the session carries no customer email")
+    sku = session.metadata.get("sku")
+    if not sku:
+        raise Unusable("the session carries no metadata.sku")
+    item = await get_buyable(conn, sku)
+    if outcome is None:  # checkout.session.completed: paid now, or later (async methods)
+        paid = session.payment_status in ("paid", "no_payment_required")
+        outcome = "paid" if paid else "awaiting_payment"
+    return await orders.apply_checkout(conn, event_id, session, item, outcome)
+
+
+async def on_checkout_completed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await on_checkout(conn, event_id, obj, None)
+
+
+async def on_async_succeeded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await on_checkout(conn, event_id, obj, "paid")
+
+
+async def on_async_failed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await on_checkout(conn, event_id, obj, "payment_failed")
+
+
+async def on_charge_succeeded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await orders.apply_charge_succeeded(conn, Charge.model_validate(obj))
+
+
+async def on_charge_refunded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await orders.apply_refund(conn, event_id, Charge.model_validate(obj))
+
+
+async def on_dispute_created(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await orders.apply_dispute_opened(conn, event_id, Dispute.model_validate(obj))
+
+
+async def on_dispute_closed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+    return await orders.apply_dispute_closed(conn, event_id, Dispute.model_validate(obj))
+
+
+# The allowlist: every other type is acknowledged and recorded as ignored.
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": on_checkout_completed,
+    "checkout.session.async_payment_succeeded": on_async_succeeded,
+    "checkout.session.async_payment_failed": on_async_failed,
+    "charge.succeeded": on_charge_succeeded,
+    "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute_created,
+    "charge.dispute.closed": on_dispute_closed,
+}
+
+
+async def apply(
+    conn: asyncpg.Connection, event_id: str, event_type: str, obj: dict[str, Any]
+) -> Outcome:
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        return Outcome("ignored", f"{event_type} is not an event billing acts on")
+    try:
+        # A savepoint: a handler that fails leaves the event recorded, as failed.
+        async with conn.transaction():
+            applied = await handler(conn, event_id, obj)
+    except NoOrderYet as held:
+        return Outcome("held", "waiting for its purchase", hold_key=held.hold_key)
+    except ValidationError as error:
+        return Outcome("failed", f"payload not understood: {error.error_count()} problem(s)")
+    except (Unusable, UnknownSku) as error:
+        return Outcome("failed", str(error.detail if isinstance(error, UnknownSku) else error))
+    if applied.release_hold_key:
+        await release_held(conn, applied.release_hold_key)
+    return Outcome("processed", applied.detail, applied.order_id)
+
+
+async def release_held(conn: asyncpg.Connection, hold_key: str) -> None:
+    """Apply, in arrival order, the events that were waiting for this payment's order."""
+    for stored in await queries.lock_held(conn, hold_key):
+        outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
+        await record(conn, stored.id, outcome)
+
+
+async def record(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> None:
+    await queries.set_outcome(
+        conn, event_id, outcome.status, outcome.detail, outcome.order_id, outcome.hold_key
+    )
+
+
+async def ingest(pool: asyncpg.Pool, event: StripeEvent, payload: str) -> Outcome:
+    """Record `event` once and apply it; a repeat delivery is acknowledged as `duplicate`."""
+    created = datetime.fromtimestamp(event.created, UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await queries.insert_if_new(
+            conn, event.id, event.type, event.livemode, created, payload
+        ):
+            await queries.count_duplicate(conn, event.id)
+            return Outcome("duplicate", "already received")
+        outcome = await apply(conn, event.id, event.type, event.data.object)
+        await record(conn, event.id, outcome)
+    return outcome
+
+
+class UnknownEvent(NotFound):
+    slug = "unknown-event"
+    title = "No such webhook event"
+
+
+async def replay(pool: asyncpg.Pool, event_id: str) -> Outcome:
+    """Apply a recorded event again (after fixing the catalog, say). Every effect is
+    idempotent, so replaying an event that was already processed changes nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await queries.lock_one(conn, event_id)
+        if stored is None:
+            raise UnknownEvent(f"No webhook event {event_id!r} was received.")
+        outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
+        await record(conn, stored.id, outcome)
+    return outcome

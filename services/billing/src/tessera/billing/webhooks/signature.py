@@ -1,0 +1,74 @@
+"""`Stripe-Signature` verification with the official library, several secrets at once
+(rotation), and a distinct 400 for each way a delivery can be wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import stripe
+
+from tessera.shared.http.problems import Problem
+
+
+class SignatureProblem(Problem):
+    status = 400
+
+
+class SignatureMissing(SignatureProblem):
+    slug = "signature-missing"
+    title = "Stripe-Signature header missing"
+
+
+class SignatureMalformed(SignatureProblem):
+    slug = "signature-malformed"
+    title = "Stripe-Signature header malformed"
+
+
+class SignatureMismatch(SignatureProblem):
+    slug = "signature-mismatch"
+    title = "Signature does not match"
+
+
+class SignatureStale(SignatureProblem):
+    slug = "signature-stale"
+    title = "Signature timestamp outside the tolerance"
+
+
+class PayloadMalformed(SignatureProblem):
+    slug = "payload-malformed"
+    title = "Malformed event payload"
+
+
+MAX_HEADER_LENGTH = 4096
+
+
+def classify(error: stripe.SignatureVerificationError) -> SignatureProblem:
+    message = str(error.user_message or error)
+    if message.startswith("Timestamp outside the tolerance zone"):
+        return SignatureStale("The event is older than the allowed tolerance; it may be a replay.")
+    if message.startswith("No signatures found matching"):
+        return SignatureMismatch("No v1 signature matches this payload with any configured secret.")
+    return SignatureMalformed("The header must carry t=<timestamp> and at least one v1=<signature>.")
+
+
+def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
+    """Raise a `SignatureProblem` unless one of `secrets` signed `payload` recently."""
+    if not header:
+        raise SignatureMissing("Stripe signs every webhook; this request carries no signature.")
+    if len(header) > MAX_HEADER_LENGTH:
+        raise SignatureMalformed("The Stripe-Signature header is too long.")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadMalformed("The body is not UTF-8 text.") from None
+    problem: SignatureProblem = SignatureMismatch("No webhook secret is configured.")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+            return
+        except stripe.SignatureVerificationError as error:
+            problem = classify(error)
+            if not isinstance(problem, SignatureMismatch):
+                # Malformed is malformed under every secret; stale means this secret matched.
+                raise problem from None
+    raise problem

@@ -1,0 +1,211 @@
+"""Billing under test: the real app served over real HTTP (so the test checkout's
+self-delivered webhooks travel the same path as Stripe's), on real Postgres, Redis and
+JetStream, with helpers to sign events the way Stripe does and to read what billing
+published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import nats
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+
+from tessera.billing.app import create_app
+from tessera.billing.checkout import stripe_shapes as shapes
+from tessera.billing.settings import BillingSettings
+from tessera.devstack.infra import free_port
+from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.settings import InfraSettings
+
+REPO = Path(__file__).resolve().parents[3]
+CATALOG = REPO / "deploy" / "catalog.json"
+SECRET = "whsec_test_primary"
+OLD_SECRET = "whsec_test_rotated_out"
+SKU = "chartgpt-lifetime"
+PRICE = 14900
+
+
+@dataclass
+class Billing:
+    app: FastAPI
+    url: str
+    database_url: str
+    settings: BillingSettings
+    namespace: Namespace
+    nats_url: str
+    signing_key: Ed25519PrivateKey
+    client: httpx.AsyncClient = field(init=False)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        pool: asyncpg.Pool = self.app.state.runtime.pool
+        return pool
+
+    async def deliver(
+        self, event: dict[str, Any], *, secret: str = SECRET, timestamp: int | None = None
+    ) -> httpx.Response:
+        body, header = shapes.signed(event, secret, timestamp)
+        return await self.client.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def value(self, sql: str, *args: Any) -> Any:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def published(self, subject: str) -> list[dict[str, Any]]:
+        """Every message billing published on `subject` so far (read from the stream)."""
+        nc = await nats.connect(self.nats_url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(
+                self.namespace.subject(subject), stream=self.namespace.stream(BILLING)
+            )
+            messages: list[dict[str, Any]] = []
+            while True:
+                try:
+                    batch = await sub.fetch(100, timeout=0.3)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                messages.extend(json.loads(m.data) for m in batch)
+            await sub.unsubscribe()
+            return messages
+        finally:
+            await nc.close()
+
+    def token(self, *, role: str = "customer", account_id: uuid.UUID | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "tessera-auth", "aud": "tessera", "sub": str(uuid.uuid4()),
+            "acc": str(account_id or uuid.uuid4()), "role": role, "sid": "s", "jti": "j",
+            "iat": now, "exp": now + 300,
+        }  # fmt: skip
+        return jwt.encode(claims, self.signing_key, algorithm="EdDSA", headers={"kid": "test"})
+
+
+def a_purchase(
+    email: str = "buyer@example.com",
+    *,
+    quantity: int = 1,
+    sku: str = SKU,
+    payment_status: str = "paid",
+    event_type: str = "checkout.session.completed",
+    ids: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A Stripe `checkout.session.completed` event (and the ids it uses)."""
+    ids = ids or {
+        "session": shapes.stripe_id("cs"),
+        "payment_intent": shapes.stripe_id("pi"),
+        "customer": shapes.stripe_id("cus"),
+        "charge": shapes.stripe_id("ch"),
+    }
+    session = shapes.checkout_session(
+        session_id=ids["session"], email=email, sku=sku, quantity=quantity,
+        amount_total=PRICE * quantity, currency="usd", customer=ids["customer"],
+        payment_intent=ids["payment_intent"], payment_status=payment_status,
+    )  # fmt: skip
+    return shapes.event(event_type, session), ids
+
+
+def a_refund(ids: dict[str, str], refunded: int, amount: int = PRICE) -> dict[str, Any]:
+    charge = shapes.charge(
+        charge_id=ids["charge"], amount=amount, currency="usd", customer=ids["customer"],
+        payment_intent=ids["payment_intent"], amount_refunded=refunded,
+    )  # fmt: skip
+    return shapes.event("charge.refunded", charge)
+
+
+def a_dispute(ids: dict[str, str], status: str, dispute_id: str | None = None) -> dict[str, Any]:
+    dispute = shapes.dispute(
+        dispute_id=dispute_id or f"dp_{ids['charge']}", charge_id=ids["charge"],
+        payment_intent=ids["payment_intent"], amount=PRICE, currency="usd", status=status,
+    )  # fmt: skip
+    kind = "charge.dispute.created" if status in ("needs_response", "warning_needs_response") else "charge.dispute.closed"
+    return shapes.event(kind, dispute)
+
+
+def jwks_of(key: Ed25519PrivateKey) -> dict[str, Any]:
+    public = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
+    return {"keys": [{**public, "kid": "test", "alg": "EdDSA", "use": "sig"}]}
+
+
+
+
+async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+async def start_billing(
+    database_url: str, infra: InfraSettings, **overrides: Any
+) -> tuple[Billing, uvicorn.Server, asyncio.Task[None]]:
+    port = free_port()
+    settings = BillingSettings(
+        database_url=database_url,
+        catalog_file=CATALOG,
+        public_url=f"http://127.0.0.1:{port}",
+        stripe_webhook_secrets=[SECRET, OLD_SECRET],
+        **overrides,
+    )
+    app = create_app(settings, infra)
+    key = Ed25519PrivateKey.generate()
+    app.state.token_verifier.jwks.load(jwks_of(key))
+    app.state.token_verifier.jwks.max_age = 3600
+    server, task = await serve(app, port)
+    await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
+    billing = Billing(app, f"http://127.0.0.1:{port}", database_url, settings,
+                      Namespace(infra.namespace), str(infra.nats_url), key)  # fmt: skip
+    billing.client = httpx.AsyncClient(base_url=billing.url, timeout=10)
+    return billing, server, task
+
+
+@pytest.fixture
+async def billing(database_url: str, infra_settings: InfraSettings) -> AsyncIterator[Billing]:
+    running, server, task = await start_billing(database_url, infra_settings)
+    yield running
+    await running.client.aclose()
+    server.should_exit = True
+    await task
+
+
+class StripeEvents:
+    """Builders of Stripe-shaped events (a fixture, since test modules share no imports)."""
+
+    purchase = staticmethod(a_purchase)
+    refund = staticmethod(a_refund)
+    dispute = staticmethod(a_dispute)
+    secret = SECRET
+    old_secret = OLD_SECRET
+    sku = SKU
+    price = PRICE
+
+
+@pytest.fixture
+def stripe_events() -> type[StripeEvents]:
+    return StripeEvents
