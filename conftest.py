@@ -186,3 +186,20 @@ def running_fixture() -> Any:
 def eventually_fixture() -> Any:
     """`await eventually(async_predicate, timeout=...)` polls until truthy, else fails."""
     return wait_until
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def infra_on(namespace: str, redis: Redis) -> Any:
+    """`infra_on(nats_url)`: this test's InfraSettings on another NATS (e.g. `own_nats.url`)."""
+
+    def settings(nats_url: str) -> InfraSettings:
+        return InfraSettings(
+            env="test", nats_url=nats_url, redis_url=REDIS_URL, namespace=namespace, log_json=False
+        )
+
+    return settings

@@ -22,7 +22,6 @@ from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.topology import BILLING, Namespace
-from tessera.shared.settings import InfraSettings
 from tessera.shared.telemetry import configure_tracing
 
 pytestmark = pytest.mark.integration
@@ -32,18 +31,10 @@ SPANS = InMemorySpanExporter()
 
 @pytest.fixture
 async def stack(
-    database_factory: Any, own_nats: Any, namespace: str, redis: Any, running: Any
+    database_factory: Any, own_nats: Any, namespace: str, infra_on: Any, running: Any
 ) -> AsyncIterator[dict[str, Any]]:
-    import conftest
-
     configure_tracing("tests", extra_processors=(SimpleSpanProcessor(SPANS),))
-    infra = InfraSettings(
-        nats_url=own_nats.url,
-        redis_url=conftest.REDIS_URL,
-        namespace=namespace,
-        env="test",
-        log_json=False,
-    )
+    infra = infra_on(own_nats.url)
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(BillingSettings(database_url=urls["billing"]), infra)
     auth = create_auth(AuthSettings(database_url=urls["auth"]), infra)

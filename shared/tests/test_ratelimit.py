@@ -12,10 +12,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def limiter(namespace: str, redis: Redis) -> RateLimiter:
-    import conftest
-
-    return RateLimiter(conftest.REDIS_URL, key_prefix("test", namespace))
+def limiter(namespace: str, redis: Redis, redis_url: str) -> RateLimiter:
+    return RateLimiter(redis_url, key_prefix("test", namespace))
 
 
 async def test_hits_past_the_limit_are_refused_with_retry_after(limiter: RateLimiter) -> None:
@@ -34,11 +32,9 @@ async def test_concurrent_hits_never_exceed_the_limit(limiter: RateLimiter) -> N
     assert sum(r.allowed for r in results) == 10
 
 
-async def test_two_replicas_share_one_budget(namespace: str, redis: Redis) -> None:
-    import conftest
-
-    replica_a = RateLimiter(conftest.REDIS_URL, key_prefix("test", namespace))
-    replica_b = RateLimiter(conftest.REDIS_URL, key_prefix("test", namespace))
+async def test_two_replicas_share_one_budget(namespace: str, redis: Redis, redis_url: str) -> None:
+    replica_a = RateLimiter(redis_url, key_prefix("test", namespace))
+    replica_b = RateLimiter(redis_url, key_prefix("test", namespace))
     results = await asyncio.gather(
         *(r.hit("8/minute", "shared") for _ in range(20) for r in (replica_a, replica_b))
     )

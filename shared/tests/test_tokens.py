@@ -24,8 +24,15 @@ def a_key(kid: str) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
 def a_token(private: Ed25519PrivateKey, kid: str, **overrides: Any) -> str:
     now = int(time.time())
     claims = {
-        "iss": ISS, "aud": AUD, "sub": str(uuid.uuid4()), "acc": str(uuid.uuid4()),
-        "role": "customer", "sid": "s1", "jti": "j1", "iat": now, "exp": now + 300,
+        "iss": ISS,
+        "aud": AUD,
+        "sub": str(uuid.uuid4()),
+        "acc": str(uuid.uuid4()),
+        "role": "customer",
+        "sid": "s1",
+        "jti": "j1",
+        "iat": now,
+        "exp": now + 300,
     }
     claims.update(overrides)
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})
@@ -45,7 +52,11 @@ class JwksServer:
 
 def verifier_for(server: JwksServer, **cache: Any) -> AccessTokenVerifier:
     client = httpx.AsyncClient(transport=httpx.MockTransport(server.handler))
-    return AccessTokenVerifier(JwksCache("http://auth/.well-known/jwks.json", client=client, **cache), issuer=ISS, audience=AUD)
+    return AccessTokenVerifier(
+        JwksCache("http://auth/.well-known/jwks.json", client=client, **cache),
+        issuer=ISS,
+        audience=AUD,
+    )
 
 
 async def test_a_valid_token_yields_its_principal() -> None:
@@ -57,7 +68,12 @@ async def test_a_valid_token_yields_its_principal() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"exp": int(time.time()) - 120}, {"aud": "someone-else"}, {"iss": "evil"}, {"acc": "not-a-uuid"}],
+    [
+        {"exp": int(time.time()) - 120},
+        {"aud": "someone-else"},
+        {"iss": "evil"},
+        {"acc": "not-a-uuid"},
+    ],
 )
 async def test_a_defective_token_is_refused(overrides: dict[str, Any]) -> None:
     private, public = a_key("k1")
@@ -75,8 +91,10 @@ async def test_a_token_signed_by_a_foreign_key_is_refused() -> None:
 
 async def test_a_tampered_token_is_refused() -> None:
     private, public = a_key("k1")
-    header, payload, signature = a_token(private, "k1").split(".")
-    forged = jwt.utils.base64url_encode(json.dumps({"sub": str(uuid.uuid4()), "role": "admin"}).encode()).decode()
+    header, _payload, signature = a_token(private, "k1").split(".")
+    forged = jwt.utils.base64url_encode(
+        json.dumps({"sub": str(uuid.uuid4()), "role": "admin"}).encode()
+    ).decode()
     with pytest.raises(Unauthorized):
         await verifier_for(JwksServer(public)).verify(f"{header}.{forged}.{signature}")
 

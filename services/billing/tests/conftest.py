@@ -139,15 +139,17 @@ def a_dispute(ids: dict[str, str], status: str, dispute_id: str | None = None) -
         dispute_id=dispute_id or f"dp_{ids['charge']}", charge_id=ids["charge"],
         payment_intent=ids["payment_intent"], amount=PRICE, currency="usd", status=status,
     )  # fmt: skip
-    kind = "charge.dispute.created" if status in ("needs_response", "warning_needs_response") else "charge.dispute.closed"
+    kind = (
+        "charge.dispute.created"
+        if status in ("needs_response", "warning_needs_response")
+        else "charge.dispute.closed"
+    )
     return shapes.event(kind, dispute)
 
 
 def jwks_of(key: Ed25519PrivateKey) -> dict[str, Any]:
     public = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
     return {"keys": [{**public, "kid": "test", "alg": "EdDSA", "use": "sig"}]}
-
-
 
 
 async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
@@ -209,3 +211,9 @@ class StripeEvents:
 @pytest.fixture
 def stripe_events() -> type[StripeEvents]:
     return StripeEvents
+
+
+@pytest.fixture
+def billing_starter() -> Any:
+    """`await billing_starter(database_url, infra, **settings)` starts another billing."""
+    return start_billing

@@ -22,7 +22,9 @@ async def test_an_unsigned_delivery_is_refused(billing: Any, stripe_events: Any)
     assert problem_type(response) == "signature-missing"
 
 
-async def test_a_wrong_signature_is_refused_and_records_nothing(billing: Any, stripe_events: Any) -> None:
+async def test_a_wrong_signature_is_refused_and_records_nothing(
+    billing: Any, stripe_events: Any
+) -> None:
     event, _ = stripe_events.purchase()
     response = await billing.deliver(event, secret="whsec_somebody_else")
     assert response.status_code == 400
@@ -39,7 +41,9 @@ async def test_a_malformed_signature_header_is_refused(billing: Any, stripe_even
     assert problem_type(response) == "signature-malformed"
 
 
-async def test_a_stale_timestamp_is_refused_as_a_possible_replay(billing: Any, stripe_events: Any) -> None:
+async def test_a_stale_timestamp_is_refused_as_a_possible_replay(
+    billing: Any, stripe_events: Any
+) -> None:
     event, _ = stripe_events.purchase()
     response = await billing.deliver(event, timestamp=int(time.time()) - 301)
     assert response.status_code == 400
@@ -55,7 +59,9 @@ async def test_both_secrets_verify_during_a_rotation(billing: Any, stripe_events
     assert (await billing.deliver(new, secret=stripe_events.secret)).status_code == 200
 
 
-async def test_one_matching_signature_among_several_is_enough(billing: Any, stripe_events: Any) -> None:
+async def test_one_matching_signature_among_several_is_enough(
+    billing: Any, stripe_events: Any
+) -> None:
     import stripe
 
     event, _ = stripe_events.purchase()
@@ -63,7 +69,9 @@ async def test_one_matching_signature_among_several_is_enough(billing: Any, stri
     ts = int(time.time())
     good = stripe.WebhookSignature.generate_signature_header(body, stripe_events.secret, ts)
     header = f"t={ts},v1={'0' * 64},{good.split(',', 1)[1]}"
-    response = await billing.client.post("/webhooks/stripe", content=body, headers={"stripe-signature": header})
+    response = await billing.client.post(
+        "/webhooks/stripe", content=body, headers={"stripe-signature": header}
+    )
     assert response.status_code == 200
 
 
@@ -74,21 +82,29 @@ async def test_an_oversized_body_is_refused_before_it_is_read(billing: Any) -> N
         for _ in range(limit // 65536 + 2):
             yield b" " * 65536
 
-    response = await billing.client.post("/webhooks/stripe", content=stream(), headers={"stripe-signature": "t=1,v1=x"})
+    response = await billing.client.post(
+        "/webhooks/stripe", content=stream(), headers={"stripe-signature": "t=1,v1=x"}
+    )
     assert response.status_code == 413
     declared = await billing.client.post("/webhooks/stripe", content=b"x" * (limit + 1))
     assert declared.status_code == 413
 
 
 async def test_a_signed_body_that_is_not_an_event_is_a_400(billing: Any) -> None:
-    for body in ({"hello": "world"}, [1, 2, 3], {"id": "evt_1", "type": "x", "created": 1, "data": "nope"}):
-        response = await billing.deliver(body)  # type: ignore[arg-type]
+    for body in (
+        {"hello": "world"},
+        [1, 2, 3],
+        {"id": "evt_1", "type": "x", "created": 1, "data": "nope"},
+    ):
+        response = await billing.deliver(body)
         assert response.status_code == 400
         assert problem_type(response) == "payload-malformed"
     assert await billing.value("SELECT count(*) FROM stripe_events") == 0
 
 
-async def test_an_event_type_outside_the_allowlist_is_acknowledged_and_ignored(billing: Any) -> None:
+async def test_an_event_type_outside_the_allowlist_is_acknowledged_and_ignored(
+    billing: Any,
+) -> None:
     from tessera.billing.checkout import stripe_shapes as shapes
 
     event = shapes.event("customer.created", {"id": "cus_x", "object": "customer"})
@@ -100,14 +116,17 @@ async def test_an_event_type_outside_the_allowlist_is_acknowledged_and_ignored(b
     assert await billing.value("SELECT count(*) FROM outbox") == 0
 
 
-async def test_a_paid_checkout_becomes_an_account_and_a_paid_order_on_nats(billing: Any, stripe_events: Any, eventually: Any) -> None:
+async def test_a_paid_checkout_becomes_an_account_and_a_paid_order_on_nats(
+    billing: Any, stripe_events: Any, eventually: Any
+) -> None:
     event, ids = stripe_events.purchase("Buyer@Example.COM", quantity=2)
     response = await billing.deliver(event)
     assert response.status_code == 200
     assert response.json()["status"] == "processed"
 
     async def paid() -> list[dict[str, Any]]:
-        return await billing.published("billing.order.paid.v1")
+        found: list[dict[str, Any]] = await billing.published("billing.order.paid.v1")
+        return found
 
     [order_paid] = await eventually(paid)
     [created] = await billing.published("billing.account.created.v1")
@@ -128,7 +147,9 @@ async def _count(get: Any, n: int) -> bool:
     return len(await get()) == n
 
 
-async def test_the_same_event_delivered_twice_has_one_effect(billing: Any, stripe_events: Any, eventually: Any) -> None:
+async def test_the_same_event_delivered_twice_has_one_effect(
+    billing: Any, stripe_events: Any, eventually: Any
+) -> None:
     event, _ = stripe_events.purchase()
     first = await billing.deliver(event)
     second = await billing.deliver(event)
@@ -140,7 +161,9 @@ async def test_the_same_event_delivered_twice_has_one_effect(billing: Any, strip
     assert len(await billing.published("billing.purchase.completed.v1")) == 1
 
 
-async def test_twenty_concurrent_deliveries_of_one_event_have_one_effect(billing: Any, stripe_events: Any, eventually: Any) -> None:
+async def test_twenty_concurrent_deliveries_of_one_event_have_one_effect(
+    billing: Any, stripe_events: Any, eventually: Any
+) -> None:
     event, _ = stripe_events.purchase()
     responses = await asyncio.gather(*(billing.deliver(event) for _ in range(20)))
     statuses = sorted(r.json()["status"] for r in responses)
@@ -148,13 +171,20 @@ async def test_twenty_concurrent_deliveries_of_one_event_have_one_effect(billing
     assert statuses.count("processed") == 1
     assert statuses.count("duplicate") == 19
     assert await billing.value("SELECT count(*) FROM orders") == 1
-    assert await billing.value("SELECT count(*) FROM outbox WHERE subject = 'billing.purchase.completed.v1'") == 1
+    assert (
+        await billing.value(
+            "SELECT count(*) FROM outbox WHERE subject = 'billing.purchase.completed.v1'"
+        )
+        == 1
+    )
     await eventually(lambda: _count(lambda: billing.published("billing.order.paid.v1"), 1))
     await asyncio.sleep(0.5)
     assert len(await billing.published("billing.order.paid.v1")) == 1
 
 
-async def test_an_unknown_sku_is_recorded_as_failed_without_retries(billing: Any, stripe_events: Any) -> None:
+async def test_an_unknown_sku_is_recorded_as_failed_without_retries(
+    billing: Any, stripe_events: Any
+) -> None:
     event, _ = stripe_events.purchase(sku="no-such-thing")
     response = await billing.deliver(event)
     assert response.status_code == 200

@@ -1,14 +1,14 @@
 """Billing's settings (environment prefix `TESSERA_BILLING_`)."""
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from tessera.shared.settings import DatabaseSettings
 
-DEV_WEBHOOK_SECRET = "whsec_tessera_dev_only_do_not_use_in_production"
+DEV_WEBHOOK_SECRET = "whsec_tessera_dev_only_do_not_use_in_production"  # noqa: S105 - refused in production
 
 
 class BillingSettings(DatabaseSettings):

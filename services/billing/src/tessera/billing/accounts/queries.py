@@ -38,8 +38,9 @@ async def get(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Record | No
 async def search(
     conn: asyncpg.Connection, query: str | None, limit: int, offset: int
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
+    return list(
+        await conn.fetch(
+            """
         SELECT a.id, a.email, a.source, a.created_at,
                (SELECT count(*) FROM orders o WHERE o.account_id = a.id) AS orders
           FROM accounts a
@@ -50,7 +51,8 @@ async def search(
          ORDER BY a.created_at DESC
          LIMIT $2 OFFSET $3
         """,
-        query,
-        limit,
-        offset,
+            query,
+            limit,
+            offset,
+        )
     )

@@ -13,6 +13,7 @@ from tessera.shared import outbox
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
 
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 

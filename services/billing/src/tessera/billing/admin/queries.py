@@ -11,8 +11,9 @@ async def revenue_by_day_and_sku(
     conn: asyncpg.Connection, start: date, end: date
 ) -> list[asyncpg.Record]:
     """Per paid day and SKU: gross (purchases), refunds, disputes lost, net, in minor units."""
-    return await conn.fetch(
-        """
+    return list(
+        await conn.fetch(
+            """
         SELECT o.paid_at::date AS day, o.sku, o.currency,
                count(*) AS orders,
                sum(o.amount_total) AS gross,
@@ -27,27 +28,32 @@ async def revenue_by_day_and_sku(
          GROUP BY 1, 2, 3
          ORDER BY 1, 2
         """,
-        start,
-        end,
+            start,
+            end,
+        )
     )
 
 
 async def all_orders(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
+    return list(
+        await conn.fetch(
+            """
         SELECT id, account_id, email, sku, quantity, amount_total, amount_refunded, currency,
                status, dispute_status, source, checkout_session_id, payment_intent_id, charge_id,
                customer_id, created_at, paid_at
           FROM orders ORDER BY created_at
         """
+        )
     )
 
 
 async def all_accounts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
+    return list(
+        await conn.fetch(
+            """
         SELECT a.id, a.email, a.source, a.created_at,
                (SELECT count(*) FROM orders o WHERE o.account_id = a.id) AS orders
           FROM accounts a ORDER BY a.created_at
         """
+        )
     )

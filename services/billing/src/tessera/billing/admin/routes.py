@@ -90,7 +90,9 @@ async def account_detail(account_id: UUID, admin: AdminDep, runtime: RuntimeDep)
     )
 
 
-@router.post("/accounts", status_code=201, summary="Seed an account, optionally with a complimentary order")
+@router.post(
+    "/accounts", status_code=201, summary="Seed an account, optionally with a complimentary order"
+)
 async def seed_account(
     body: SeedAccount, admin: AdminDep, request: Request, runtime: RuntimeDep
 ) -> SeededAccount:
@@ -103,7 +105,7 @@ async def list_webhook_events(
     admin: AdminDep,
     runtime: RuntimeDep,
     status: Annotated[str | None, Query(pattern="^(processed|ignored|held|failed)$")] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,  # noqa: A002 - Stripe's name
+    type: Annotated[str | None, Query(max_length=100)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[WebhookEventOut]:

@@ -67,7 +67,9 @@ async def revenue(pool: asyncpg.Pool, start: date, end: date) -> RevenueSummary:
     ]  # fmt: skip
     totals: dict[str, dict[str, int]] = {}
     for row in rows:
-        t = totals.setdefault(row.currency, {"gross": 0, "refunds": 0, "disputes_lost": 0, "net": 0})
+        t = totals.setdefault(
+            row.currency, {"gross": 0, "refunds": 0, "disputes_lost": 0, "net": 0}
+        )
         t["gross"] += row.gross
         t["refunds"] += row.refunds
         t["disputes_lost"] += row.disputes_lost
@@ -81,9 +83,7 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     writer.writerow(header)
     for row in rows:
         # A cell starting with = + - @ would run as a formula in a spreadsheet.
-        writer.writerow(
-            ["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in row]
-        )
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in row])
     return out.getvalue()
 
 

@@ -27,7 +27,9 @@ async def record(
     )
 
 
-async def for_subject(conn: asyncpg.Connection, subject: str, limit: int = 100) -> list[dict[str, Any]]:
+async def for_subject(
+    conn: asyncpg.Connection, subject: str, limit: int = 100
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT actor, action, subject, detail::text AS detail, ip, at FROM audit_log

@@ -91,7 +91,9 @@ def require_test_mode(request: Request) -> None:
 
 def page(template: str, status_code: int = 200, **context: object) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers={"content-security-policy": PAGE_CSP})
+    return HTMLResponse(
+        html, status_code=status_code, headers={"content-security-policy": PAGE_CSP}
+    )
 
 
 @router.get("/test-checkout/assets/checkout.css", include_in_schema=False)
@@ -131,7 +133,9 @@ async def pay(
             await test_checkout.complete_session(conn, session_id, address)
     receipt = f"{str(settings.public_url).rstrip('/')}/test-checkout/{session_id}/receipt"
     if session.status == "open":
-        await test_checkout.deliver(settings, test_checkout.payment_events(session, address, receipt))
+        await test_checkout.deliver(
+            settings, test_checkout.payment_events(session, address, receipt)
+        )
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
 
 
@@ -140,7 +144,11 @@ async def complete(session_id: str, request: Request, runtime: RuntimeDep) -> HT
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
         session = await test_checkout.get_session(conn, session_id)
-    return page("test_checkout_complete.html", session=session, portal_url=str(billing_settings(runtime).portal_url))
+    return page(
+        "test_checkout_complete.html",
+        session=session,
+        portal_url=str(billing_settings(runtime).portal_url),
+    )
 
 
 @router.get("/test-checkout/{session_id}/receipt", include_in_schema=False)
@@ -179,5 +187,7 @@ async def dispute(
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
         session = await test_checkout.get_session(conn, session_id)
-    await test_checkout.deliver(billing_settings(runtime), [test_checkout.dispute_event(session, status)])
+    await test_checkout.deliver(
+        billing_settings(runtime), [test_checkout.dispute_event(session, status)]
+    )
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)

@@ -203,7 +203,9 @@ async def list_for_account(conn: asyncpg.Connection, account_id: UUID) -> list[O
     return [Order(**dict(r)) for r in rows]
 
 
-async def search(conn: asyncpg.Connection, query: str | None, limit: int, offset: int) -> list[Order]:
+async def search(
+    conn: asyncpg.Connection, query: str | None, limit: int, offset: int
+) -> list[Order]:
     """Orders matching an email fragment, an order id, or a Stripe id (exact)."""
     rows = await conn.fetch(
         f"""
@@ -323,7 +325,12 @@ async def open_dispute(
 
 
 async def close_dispute(
-    conn: asyncpg.Connection, dispute_id: str, order_id: UUID, outcome: str, reason: str | None, amount: int
+    conn: asyncpg.Connection,
+    dispute_id: str,
+    order_id: UUID,
+    outcome: str,
+    reason: str | None,
+    amount: int,
 ) -> bool:
     """Close the dispute (creating it closed if its opening never arrived); False if it
     was already closed."""

@@ -21,7 +21,9 @@ class NoBillingPortal(Problem):
 
 
 @router.get("/orders", summary="The signed-in customer's orders, newest first")
-async def my_orders(principal: PrincipalDep, request: Request, runtime: RuntimeDep) -> list[OrderOut]:
+async def my_orders(
+    principal: PrincipalDep, request: Request, runtime: RuntimeDep
+) -> list[OrderOut]:
     await runtime.rate_limiter().enforce("120/minute", "me", str(principal.account_id))
     async with runtime.db().acquire() as conn:
         orders = await queries.list_for_account(conn, principal.account_id)
@@ -29,11 +31,15 @@ async def my_orders(principal: PrincipalDep, request: Request, runtime: RuntimeD
 
 
 @router.post("/billing-portal", summary="A Stripe Customer Portal session for the customer")
-async def billing_portal(principal: PrincipalDep, request: Request, runtime: RuntimeDep) -> BillingPortalLink:
+async def billing_portal(
+    principal: PrincipalDep, request: Request, runtime: RuntimeDep
+) -> BillingPortalLink:
     await runtime.rate_limiter().enforce("10/minute", "portal", str(principal.account_id))
     gateway = request.app.state.stripe
     if gateway is None:
-        raise NoBillingPortal("Stripe is not configured (test mode): receipts are in the order list.")
+        raise NoBillingPortal(
+            "Stripe is not configured (test mode): receipts are in the order list."
+        )
     async with runtime.db().acquire() as conn:
         orders = await queries.list_for_account(conn, principal.account_id)
     customer = next((o.customer_id for o in orders if o.customer_id), None)

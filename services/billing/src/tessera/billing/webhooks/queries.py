@@ -38,9 +38,7 @@ async def insert_if_new(
 
 
 async def count_duplicate(conn: asyncpg.Connection, event_id: str) -> None:
-    await conn.execute(
-        "UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1", event_id
-    )
+    await conn.execute("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1", event_id)
 
 
 async def set_outcome(

@@ -61,11 +61,15 @@ async def on_checkout(
     return await orders.apply_checkout(conn, event_id, session, item, outcome)
 
 
-async def on_checkout_completed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_checkout_completed(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await on_checkout(conn, event_id, obj, None)
 
 
-async def on_async_succeeded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_async_succeeded(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await on_checkout(conn, event_id, obj, "paid")
 
 
@@ -73,19 +77,27 @@ async def on_async_failed(conn: asyncpg.Connection, event_id: str, obj: dict[str
     return await on_checkout(conn, event_id, obj, "payment_failed")
 
 
-async def on_charge_succeeded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_charge_succeeded(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await orders.apply_charge_succeeded(conn, Charge.model_validate(obj))
 
 
-async def on_charge_refunded(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_charge_refunded(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await orders.apply_refund(conn, event_id, Charge.model_validate(obj))
 
 
-async def on_dispute_created(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_dispute_created(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await orders.apply_dispute_opened(conn, event_id, Dispute.model_validate(obj))
 
 
-async def on_dispute_closed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
+async def on_dispute_closed(
+    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+) -> Applied:
     return await orders.apply_dispute_closed(conn, event_id, Dispute.model_validate(obj))
 
 

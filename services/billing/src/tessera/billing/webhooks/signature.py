@@ -48,7 +48,9 @@ def classify(error: stripe.SignatureVerificationError) -> SignatureProblem:
         return SignatureStale("The event is older than the allowed tolerance; it may be a replay.")
     if message.startswith("No signatures found matching"):
         return SignatureMismatch("No v1 signature matches this payload with any configured secret.")
-    return SignatureMalformed("The header must carry t=<timestamp> and at least one v1=<signature>.")
+    return SignatureMalformed(
+        "The header must carry t=<timestamp> and at least one v1=<signature>."
+    )
 
 
 def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:

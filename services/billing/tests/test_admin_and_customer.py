@@ -1,0 +1,150 @@
+"""The customer's orders and the admin surface: role boundary, grants, replay, reports."""
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_admin_routes_are_404_to_customers_and_401_without_a_token(billing: Any) -> None:
+    assert (await billing.client.get("/v1/admin/orders")).status_code == 401
+    customer = await billing.client.get("/v1/admin/orders", headers=bearer(billing.token()))
+    assert customer.status_code == 404
+    forged = await billing.client.get(
+        "/v1/admin/orders", headers=bearer(billing.token(role="admin") + "x")
+    )
+    assert forged.status_code == 401
+    admin = await billing.client.get(
+        "/v1/admin/orders", headers=bearer(billing.token(role="admin"))
+    )
+    assert admin.status_code == 200
+
+
+async def test_a_customer_sees_only_their_own_orders(
+    billing: Any, stripe_events: Any, eventually: Any
+) -> None:
+    mine, _ = stripe_events.purchase("me@example.com")
+    theirs, _ = stripe_events.purchase("them@example.com")
+    await billing.deliver(mine)
+    await billing.deliver(theirs)
+
+    async def my_account() -> Any:
+        return await billing.value("SELECT account_id FROM orders WHERE email = 'me@example.com'")
+
+    account_id = await eventually(my_account)
+    response = await billing.client.get(
+        "/v1/me/orders", headers=bearer(billing.token(account_id=account_id))
+    )
+    assert response.status_code == 200
+    [order] = response.json()
+    assert order["email"] == "me@example.com"
+    assert order["status"] == "paid"
+
+
+async def test_an_admin_grant_creates_an_account_and_a_paid_order_like_a_purchase(
+    billing: Any, eventually: Any
+) -> None:
+    response = await billing.client.post(
+        "/v1/admin/accounts",
+        json={"email": "Friend@Example.com", "sku": "chartgpt-lifetime", "note": "press copy"},
+        headers=bearer(billing.token(role="admin")),
+    )
+    assert response.status_code == 201
+    body = response.json()
+
+    async def paid() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await billing.published("billing.order.paid.v1")
+        return found
+
+    [event] = await eventually(paid)
+    [created] = await billing.published("billing.account.created.v1")
+    assert event["source"] == "admin" and created["source"] == "admin"
+    assert event["amount_total"] == 0
+    assert event["order_id"] == body["order_id"] and event["account_id"] == body["account_id"]
+    detail = await billing.client.get(
+        f"/v1/admin/accounts/{body['account_id']}", headers=bearer(billing.token(role="admin"))
+    )
+    assert detail.json()["audit"][0]["action"] == "order.grant"
+    assert detail.json()["orders"][0]["source"] == "admin"
+
+
+async def test_a_failed_event_can_be_replayed_after_the_catalog_is_fixed(
+    billing: Any, stripe_events: Any
+) -> None:
+    event, _ = stripe_events.purchase(sku="chartgpt-team")
+    assert (await billing.deliver(event)).json()["status"] == "failed"
+    admin = bearer(billing.token(role="admin"))
+    failed = await billing.client.get("/v1/admin/webhook-events?status=failed", headers=admin)
+    assert [e["id"] for e in failed.json()] == [event["id"]]
+    async with billing.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy) "
+            "VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt', 'chartgpt-lifetime')"
+        )
+    replayed = await billing.client.post(
+        f"/v1/admin/webhook-events/{event['id']}/replay", headers=admin
+    )
+    assert replayed.json()["status"] == "processed"
+    again = await billing.client.post(
+        f"/v1/admin/webhook-events/{event['id']}/replay", headers=admin
+    )
+    assert again.json()["status"] == "processed"
+    assert await billing.value("SELECT count(*) FROM orders") == 1
+    assert (
+        await billing.value(
+            "SELECT count(*) FROM outbox WHERE subject = 'billing.purchase.completed.v1'"
+        )
+        == 1
+    )
+    unknown = await billing.client.post("/v1/admin/webhook-events/evt_nope/replay", headers=admin)
+    assert unknown.status_code == 404
+
+
+async def test_revenue_and_csv_exports_add_up(
+    billing: Any, stripe_events: Any, eventually: Any
+) -> None:
+    first, ids = stripe_events.purchase("a@example.com")
+    second, _ = stripe_events.purchase("b@example.com", quantity=2)
+    await billing.deliver(first)
+    await billing.deliver(second)
+    await billing.deliver(stripe_events.refund(ids, 5000))
+    admin = bearer(billing.token(role="admin"))
+    summary = (await billing.client.get("/v1/admin/revenue", headers=admin)).json()
+    price = stripe_events.price
+    assert summary["currency_totals"]["usd"] == {
+        "gross": 3 * price,
+        "refunds": 5000,
+        "disputes_lost": 0,
+        "net": 3 * price - 5000,
+    }
+    orders_csv = await billing.client.get("/v1/admin/exports/orders.csv", headers=admin)
+    assert orders_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(orders_csv.text)))
+    assert sorted(r["email"] for r in rows) == ["a@example.com", "b@example.com"]
+    await eventually(lambda: _accounts(billing, 2))
+    accounts_csv = await billing.client.get("/v1/admin/exports/accounts.csv", headers=admin)
+    assert len(list(csv.DictReader(io.StringIO(accounts_csv.text)))) == 2
+    found = await billing.client.get(f"/v1/admin/accounts?q={ids['payment_intent']}", headers=admin)
+    assert [a["email"] for a in found.json()] == ["a@example.com"]
+    bad_range = await billing.client.get(
+        "/v1/admin/revenue?start=2026-02-01&end=2026-01-01", headers=admin
+    )
+    assert bad_range.status_code == 422
+
+
+async def _accounts(billing: Any, n: int) -> bool:
+    return bool(await billing.value("SELECT count(*) FROM accounts") == n)
+
+
+def test_csv_cells_cannot_smuggle_spreadsheet_formulas() -> None:
+    from tessera.billing.admin.service import csv_text
+
+    text = csv_text(["email"], [['=HYPERLINK("http://evil")'], ["plain@example.com"]])
+    assert "'=HYPERLINK" in text
