@@ -1,11 +1,85 @@
-"""`tessera-billing`: serve, migrate."""
+"""`tessera-billing`: serve, migrate, and the operator's commands (seed an account, replay
+a Stripe event, sync the catalog). Changes go through the same service functions as the
+API, so they write the same events to the outbox, which the running service publishes."""
 
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import typer
+
+from tessera.billing.admin.schemas import SeedAccount
+from tessera.billing.admin.service import replay_event, seed_account
 from tessera.billing.app import MIGRATIONS
+from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.settings import BillingSettings
 from tessera.shared.cli import service_cli
+from tessera.shared.db.pool import create_pool
+from tessera.shared.http.problems import Problem
+from tessera.shared.settings import load_settings
 
 cli = service_cli("billing", "tessera.billing.app:create_app", BillingSettings, MIGRATIONS)
+accounts = typer.Typer(help="Accounts.", no_args_is_help=True)
+events = typer.Typer(help="Stripe webhook events.", no_args_is_help=True)
+catalog = typer.Typer(help="The product catalog.", no_args_is_help=True)
+cli.add_typer(accounts, name="accounts")
+cli.add_typer(events, name="events")
+cli.add_typer(catalog, name="catalog")
+
+T = TypeVar("T")
+OPERATOR = "operator:cli"
+
+
+def with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def run() -> T:
+        pool = await create_pool(load_settings(BillingSettings))
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(run())
+    except Problem as problem:
+        typer.echo(f"error: {problem.detail or problem.title}", err=True)
+        raise typer.Exit(1) from None
+
+
+@accounts.command("seed")
+def seed(
+    email: str,
+    sku: str | None = typer.Option(None, help="Also grant this SKU (a complimentary order)."),
+    quantity: int = typer.Option(1, min=1, max=100),
+    note: str | None = typer.Option(None, help="Why (kept in the audit log)."),
+) -> None:
+    """Create an account for EMAIL (closed signup: the operator's way in)."""
+    body = SeedAccount(email=email, sku=sku, quantity=quantity, note=note)
+    result = with_pool(lambda pool: seed_account(pool, body, OPERATOR, None))
+    typer.echo(f"account {result.account_id}" + (f", order {result.order_id}" if result.order_id else ""))
+
+
+@events.command("replay")
+def replay(event_id: str) -> None:
+    """Apply a recorded Stripe event again (idempotent)."""
+    outcome = with_pool(lambda pool: replay_event(pool, event_id, OPERATOR, None))
+    typer.echo(f"{event_id}: {outcome.status} ({outcome.detail})")
+
+
+@catalog.command("sync")
+def sync(path: Path | None = typer.Argument(None, help="Catalog file (default: settings).")) -> None:
+    """Upsert the catalog from its seed file."""
+    settings = load_settings(BillingSettings)
+    count = with_pool(lambda pool: seed_catalog(pool, path or settings.catalog_file))
+    typer.echo(f"{count} products")
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

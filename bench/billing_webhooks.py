@@ -1,0 +1,134 @@
+"""Billing's webhook ingress under load, beside a bare FastAPI endpoint, and the time from
+a webhook to `billing.order.paid.v1` on NATS.
+
+    uv run python bench/billing_webhooks.py --duration 15 --concurrency 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import time
+from pathlib import Path
+
+import harness
+import httpx
+import nats
+
+from tessera.billing.checkout import stripe_shapes as shapes
+from tessera.devstack.infra import bring_up
+from tessera.shared.db.pool import drop_database, ensure_database, with_database
+
+SECRET = "whsec_bench"
+
+
+def purchase(n: int, run: str) -> dict[str, object]:
+    session = shapes.checkout_session(
+        session_id=f"cs_bench_{run}_{n}", email=f"buyer{n}.{run}@example.com",
+        sku="chartgpt-lifetime", quantity=1, amount_total=14900, currency="usd",
+        customer=f"cus_{run}_{n}", payment_intent=f"pi_{run}_{n}",
+    )  # fmt: skip
+    return shapes.event("checkout.session.completed", session)
+
+
+async def webhook_to_order_paid(url: str, nats_url: str, namespace: str, run: str, rate: int, seconds: int) -> list[float]:
+    """Send `rate` purchases a second and time each until its order.paid reaches NATS."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    nc = await nats.connect(nats_url)
+
+    async def on_paid(msg: nats.aio.msg.Msg) -> None:
+        email = json.loads(msg.data)["email"]
+        if email in sent:
+            latencies.append((time.perf_counter() - sent.pop(email)) * 1000)
+
+    await nc.subscribe(f"{namespace}.billing.order.paid.v1", cb=on_paid)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+
+        async def one(n: int) -> None:
+            event = purchase(n, run + "e2e")
+            body, header = shapes.signed(event, SECRET)
+            sent[f"buyer{n}.{run}e2e@example.com"] = time.perf_counter()
+            await client.post("/webhooks/stripe", content=body, headers={"stripe-signature": header})
+
+        tasks = []
+        for n in range(rate * seconds):
+            tasks.append(asyncio.create_task(one(n)))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+    deadline = time.monotonic() + 10
+    while sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await nc.close()
+    if sent:
+        print(f"  {len(sent)} purchases never reached order.paid within 10 s")
+    return latencies
+
+
+async def main(args: argparse.Namespace) -> None:
+    run = secrets.token_hex(3)
+    infra = bring_up(harness.REPO / ".dev" / "bench" / "infra")
+    database = f"bench_billing_{run}"
+    await ensure_database(infra.postgres.url, database)
+    namespace = f"bench{run}"
+    env = {
+        **infra.env(),
+        "TESSERA_NAMESPACE": namespace,
+        "TESSERA_LOG_LEVEL": "WARNING",
+        "TESSERA_BILLING_DATABASE_URL": with_database(infra.postgres.url, database),
+        "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS": SECRET,
+        "TESSERA_BILLING_WEBHOOK_RATE_LIMIT": "10000000/minute",
+        "TESSERA_BILLING_CATALOG_FILE": str(harness.REPO / "deploy" / "catalog.json"),
+    }
+    body_size = len(shapes.signed(purchase(0, run), SECRET)[0])
+    filler = b"x" * body_size
+    try:
+        with harness.uvicorn_process("baseline:app", harness.free_port()) as base_url:
+            baseline = await harness.drive(
+                "bare FastAPI (POST, same body)", base_url,
+                lambda c, n: c.post("/echo", content=filler),
+                concurrency=args.concurrency, duration=args.duration,
+            )  # fmt: skip
+        with harness.uvicorn_process(
+            "tessera.billing.app:create_app()", harness.free_port(), env
+        ) as billing_url:
+
+            async def send(client: httpx.AsyncClient, n: int) -> httpx.Response:
+                body, header = shapes.signed(purchase(n, run), SECRET)
+                return await client.post(
+                    "/webhooks/stripe", content=body, headers={"stripe-signature": header}
+                )
+
+            ingest = await harness.drive(
+                "billing POST /webhooks/stripe", billing_url, send,
+                concurrency=args.concurrency, duration=args.duration,
+            )  # fmt: skip
+            await asyncio.sleep(3)  # let the provisioner drain before timing end to end
+            e2e = await webhook_to_order_paid(
+                billing_url, infra.nats.url, namespace, run, args.rate, args.e2e_seconds
+            )
+        print(f"body {body_size} bytes, concurrency {args.concurrency}, {args.duration:.0f} s each")
+        print(baseline.line())
+        print(ingest.line())
+        print(f"ingest / bare throughput: {ingest.rps / baseline.rps:.0%}")
+        print(f"webhook -> billing.order.paid.v1 at {args.rate}/s: {harness.summary(e2e)}")
+    finally:
+        await drop_database(infra.postgres.url, database)
+        nc = await nats.connect(infra.nats.url)
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
+                await js.delete_stream(info.config.name)
+        await nc.close()
+        infra.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=int, default=50, help="purchases/s for the end-to-end timing")
+    parser.add_argument("--e2e-seconds", type=int, default=10)
+    asyncio.run(main(parser.parse_args()))

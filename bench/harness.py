@@ -1,0 +1,139 @@
+"""What every benchmark shares: the bare FastAPI baseline, starting uvicorn processes, and
+an asyncio load generator that reports throughput and latency percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<34} {self.rps:>8.0f} req/s   p50 {self.percentile(50):6.2f} ms"
+            f"   p99 {self.percentile(99):6.2f} ms   errors {self.errors}"
+        )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn_process(app: str, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `app` (an import path; factories end with `()`) in its own uvicorn process."""
+    factory = app.endswith("()")
+    target = app.removesuffix("()")
+    cmd = [
+        sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+    ]  # fmt: skip
+    if factory:
+        cmd.append("--factory")
+    process = subprocess.Popen(
+        cmd, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench")}, cwd=REPO
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{app} did not become ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+async def drive(
+    name: str, base_url: str, send: Send, *, concurrency: int, duration: float, warmup: float = 2.0
+) -> Result:
+    """`concurrency` workers call `send` back to back for `duration` seconds (after a
+    warm-up), each request numbered so callers can make bodies unique."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
+        counter = 0
+        latencies: list[float] = []
+        errors = 0
+        measuring = False
+        stop_at = 0.0
+
+        async def worker() -> None:
+            nonlocal counter, errors
+            while time.perf_counter() < stop_at:
+                counter += 1
+                n = counter
+                started = time.perf_counter()
+                try:
+                    response = await send(client, n)
+                    ok = response.status_code < 300
+                except httpx.HTTPError:
+                    ok = False
+                if measuring:
+                    if ok:
+                        latencies.append((time.perf_counter() - started) * 1000)
+                    else:
+                        errors += 1
+
+        stop_at = time.perf_counter() + warmup
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        measuring = True
+        started = time.perf_counter()
+        stop_at = started + duration
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(name, len(latencies), errors, elapsed, latencies)
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]  # noqa: E731
+    return (
+        f"n={len(values)} p50 {p(50):.1f} ms  p99 {p(99):.1f} ms  max {ordered[-1]:.1f} ms"
+        f"  mean {statistics.fmean(values):.1f} ms"
+    )

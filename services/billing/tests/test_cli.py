@@ -1,0 +1,48 @@
+"""The operator CLI, run as a real process against a real database."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tessera.shared.db.migrate import apply_migrations
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "tessera" / "billing" / "migrations"
+CATALOG = Path(__file__).resolve().parents[3] / "deploy" / "catalog.json"
+
+
+def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TESSERA_BILLING_DATABASE_URL": database_url, "TESSERA_BILLING_CATALOG_FILE": str(CATALOG)}
+    return subprocess.run(
+        [sys.executable, "-m", "tessera.billing.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_an_operator_seeds_an_account_with_a_grant(database_url: str) -> None:
+    await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
+    assert run(database_url, "catalog", "sync").stdout.strip() == "1 products"
+    seeded = run(database_url, "accounts", "seed", "Ops@Example.com", "--sku", "chartgpt-lifetime", "--note", "beta")
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.startswith("account ")
+    conn = await asyncpg.connect(database_url)
+    try:
+        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM outbox ORDER BY created_at")]
+        actor = await conn.fetchval("SELECT actor FROM audit_log")
+    finally:
+        await conn.close()
+    assert subjects == ["billing.account.created.v1", "billing.order.paid.v1"]
+    assert actor == "operator:cli"
+
+
+async def test_replaying_an_unknown_event_fails_with_a_clear_message(database_url: str) -> None:
+    await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
+    result = run(database_url, "events", "replay", "evt_missing")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: No webhook event 'evt_missing' was received."
