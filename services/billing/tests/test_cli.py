@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,21 +18,40 @@ CATALOG = Path(__file__).resolve().parents[3] / "deploy" / "catalog.json"
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TESSERA_BILLING_DATABASE_URL": database_url, "TESSERA_BILLING_CATALOG_FILE": str(CATALOG)}
+    env = {
+        **os.environ,
+        "TESSERA_BILLING_DATABASE_URL": database_url,
+        "TESSERA_BILLING_CATALOG_FILE": str(CATALOG),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "tessera.billing.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tessera.billing.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 async def test_an_operator_seeds_an_account_with_a_grant(database_url: str) -> None:
     await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
     assert run(database_url, "catalog", "sync").stdout.strip() == "1 products"
-    seeded = run(database_url, "accounts", "seed", "Ops@Example.com", "--sku", "chartgpt-lifetime", "--note", "beta")
+    seeded = run(
+        database_url,
+        "accounts",
+        "seed",
+        "Ops@Example.com",
+        "--sku",
+        "chartgpt-lifetime",
+        "--note",
+        "beta",
+    )
     assert seeded.returncode == 0, seeded.stderr
     assert seeded.stdout.startswith("account ")
     conn = await asyncpg.connect(database_url)
     try:
-        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM outbox ORDER BY created_at")]
+        subjects = [
+            r["subject"] for r in await conn.fetch("SELECT subject FROM outbox ORDER BY created_at")
+        ]
         actor = await conn.fetchval("SELECT actor FROM audit_log")
     finally:
         await conn.close()

@@ -59,7 +59,9 @@ def seed(
     """Create an account for EMAIL (closed signup: the operator's way in)."""
     body = SeedAccount(email=email, sku=sku, quantity=quantity, note=note)
     result = with_pool(lambda pool: seed_account(pool, body, OPERATOR, None))
-    typer.echo(f"account {result.account_id}" + (f", order {result.order_id}" if result.order_id else ""))
+    typer.echo(
+        f"account {result.account_id}" + (f", order {result.order_id}" if result.order_id else "")
+    )
 
 
 @events.command("replay")
@@ -70,7 +72,9 @@ def replay(event_id: str) -> None:
 
 
 @catalog.command("sync")
-def sync(path: Path | None = typer.Argument(None, help="Catalog file (default: settings).")) -> None:
+def sync(
+    path: Path | None = typer.Argument(None, help="Catalog file (default: settings)."),
+) -> None:
     """Upsert the catalog from its seed file."""
     settings = load_settings(BillingSettings)
     count = with_pool(lambda pool: seed_catalog(pool, path or settings.catalog_file))

@@ -19,12 +19,12 @@ from tessera.billing.admin.schemas import (
     RevenueSummary,
     SeedAccount,
     SeededAccount,
-    WebhookEventOut,
 )
 from tessera.billing.audit import queries as audit
 from tessera.billing.orders import queries as orders
 from tessera.billing.orders.schemas import AdminOrderOut
 from tessera.billing.webhooks import queries as webhook_events
+from tessera.billing.webhooks.queries import EventSummary
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import AdminDep, Principal
@@ -108,11 +108,10 @@ async def list_webhook_events(
     type: Annotated[str | None, Query(max_length=100)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> list[WebhookEventOut]:
+) -> list[EventSummary]:
     await limit_admin(runtime, admin)
     async with runtime.db().acquire() as conn:
-        found = await webhook_events.search(conn, status, type, limit, offset)
-    return [WebhookEventOut(**e.__dict__) for e in found]
+        return await webhook_events.search(conn, status, type, limit, offset)
 
 
 @router.post("/webhook-events/{event_id}/replay", summary="Apply a recorded Stripe event again")

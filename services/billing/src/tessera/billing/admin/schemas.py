@@ -48,18 +48,6 @@ class AccountDetail(BaseModel):
     audit: list[AuditEntry]
 
 
-class WebhookEventOut(BaseModel):
-    id: str
-    type: str
-    status: str
-    detail: str | None
-    order_id: UUID | None
-    attempts: int
-    livemode: bool
-    received_at: datetime
-    processed_at: datetime | None
-
-
 class ReplayResult(BaseModel):
     id: str
     status: str

@@ -111,29 +111,29 @@ def payment_events(session: TestSession, email: str, receipt_url: str) -> list[d
         customer=session.customer_id,
         payment_intent=session.payment_intent_id,
     )
-    charge = shapes.charge(
-        charge_id=session.charge_id,
-        amount=session.amount_total,
-        currency=session.currency,
-        customer=session.customer_id,
-        payment_intent=session.payment_intent_id,
-        receipt_url=receipt_url,
-    )
+    charge = session_charge(session, receipt_url=receipt_url)
     return [
         shapes.event("checkout.session.completed", checkout),
         shapes.event("charge.succeeded", charge),
     ]
 
 
-def refund_event(session: TestSession, amount: int) -> dict[str, Any]:
-    charge = shapes.charge(
+def session_charge(
+    session: TestSession, *, amount_refunded: int = 0, receipt_url: str | None = None
+) -> dict[str, Any]:
+    return shapes.charge(
         charge_id=session.charge_id,
         amount=session.amount_total,
         currency=session.currency,
         customer=session.customer_id,
         payment_intent=session.payment_intent_id,
-        amount_refunded=min(amount, session.amount_total),
+        amount_refunded=amount_refunded,
+        receipt_url=receipt_url,
     )
+
+
+def refund_event(session: TestSession, amount: int) -> dict[str, Any]:
+    charge = session_charge(session, amount_refunded=min(amount, session.amount_total))
     return shapes.event("charge.refunded", charge)
 
 

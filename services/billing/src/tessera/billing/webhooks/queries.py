@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 
 async def insert_if_new(
@@ -97,8 +98,9 @@ async def lock_one(conn: asyncpg.Connection, event_id: str) -> StoredEvent | Non
     return to_stored(row) if row else None
 
 
-@dataclass(frozen=True)
-class EventSummary:
+class EventSummary(BaseModel):
+    """A received Stripe event as the admin list shows it."""
+
     id: str
     type: str
     status: str
@@ -126,4 +128,4 @@ async def search(
         limit,
         offset,
     )
-    return [EventSummary(**dict(r)) for r in rows]
+    return [EventSummary.model_validate(dict(r)) for r in rows]
