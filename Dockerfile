@@ -97,8 +97,11 @@ ENV PATH=/app/venv/bin:$PATH \
 # --------------------------------------------------------------------------- service targets
 FROM runtime AS billing
 COPY --from=billing-build /app/venv /app/venv
+# The product catalog billing seeds its `catalog` table from (data, not code).
+COPY deploy/catalog.json /app/deploy/catalog.json
 ENV TESSERA_BILLING_HOST=0.0.0.0 \
-    TESSERA_BILLING_PORT=8082
+    TESSERA_BILLING_PORT=8082 \
+    TESSERA_BILLING_CATALOG_FILE=/app/deploy/catalog.json
 USER tessera
 EXPOSE 8082
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -141,12 +144,18 @@ CMD ["serve", "--host", "0.0.0.0"]
 
 FROM runtime AS site
 COPY --from=site-build /app/venv /app/venv
+# Read when the site renders: the markdown docs (the integrator reference) and billing's
+# catalog (the price), so neither can drift from what the site says.
+COPY docs /app/docs
+COPY deploy/catalog.json /app/deploy/catalog.json
 # The site renders its pages at start-up with this environment's links (TESSERA_SITE_*_URL),
 # into a folder the unprivileged user owns.
 RUN install -d -o tessera -g tessera /app/dist
 ENV TESSERA_SITE_HOST=0.0.0.0 \
     TESSERA_SITE_PORT=8080 \
-    TESSERA_SITE_DIST_DIR=/app/dist
+    TESSERA_SITE_DIST_DIR=/app/dist \
+    TESSERA_SITE_DOCS_DIR=/app/docs \
+    TESSERA_SITE_CATALOG_FILE=/app/deploy/catalog.json
 USER tessera
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -410,7 +410,7 @@ def test_app_service_environment_is_valid_production_settings(
 # (required, no fallback), so a stack never runs in production on a published secret.
 PRODUCTION_SECRETS: dict[str, set[str]] = {
     "auth": {"TESSERA_AUTH_SECRET_KEY", "TESSERA_AUTH_KEY_ENCRYPTION_KEY"},
-    "billing": {"TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS"},
+    "billing": {"TESSERA_BILLING_STRIPE_SECRET_KEY", "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS"},
     "licensing": {"TESSERA_LICENSING_KEY_ENCRYPTION_KEY"},
 }
 

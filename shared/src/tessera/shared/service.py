@@ -147,6 +147,12 @@ def build_broker(runtime: Runtime, subscribers: SubscriberFactory | None) -> Nat
     return broker
 
 
+def redacted(url: str) -> str:
+    """The URL without its credentials, for logs."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if "@" in rest else url
+
+
 async def join_messaging(runtime: Runtime) -> None:
     """Connect, declare topology and start consuming; retry until it works."""
     broker = runtime.broker
@@ -158,7 +164,7 @@ async def join_messaging(runtime: Runtime) -> None:
             await declare_topology(connection, runtime.name, runtime.namespace)
             await broker.start()
             runtime.messaging_ready.set()
-            log.info("service.messaging.ready", extra={"nats": str(runtime.infra.nats_url)})
+            log.info("service.messaging.ready", extra={"nats": redacted(str(runtime.infra.nats_url))})
             return
         except asyncio.CancelledError:
             raise
