@@ -210,3 +210,63 @@ async def _acked(stack: dict[str, Any]) -> bool:
 async def _equals(awaitable: Any, expected: int) -> bool:
     value = await awaitable
     return bool(value == expected)
+
+
+async def test_two_replicas_of_a_consumer_apply_each_event_once(
+    database_factory: Any, own_nats: Any, infra_on: Any, running: Any, eventually: Any
+) -> None:
+    infra = infra_on(own_nats.url)
+    billing_url = await database_factory("billing")
+    auth_url = await database_factory("auth")
+    billing = create_billing(BillingSettings(database_url=billing_url), infra)
+    replicas = [create_auth(AuthSettings(database_url=auth_url), infra) for _ in range(2)]
+    async with running(billing), running(replicas[0]), running(replicas[1]):
+        for app in (billing, *replicas):
+            await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+        pool = billing.state.runtime.pool
+        for n in range(40):
+            async with pool.acquire() as conn, conn.transaction():
+                await find_or_create_account(conn, f"replica{n}@example.com", "purchase")
+        # and every one of them again, as a redelivery the de-duplication window cannot catch
+        ns = Namespace(infra.namespace)
+        payloads = [
+            r["payload"]
+            for r in await _rows(billing_url, "SELECT payload::text AS payload FROM outbox")
+        ]
+        nc = await nats.connect(own_nats.url)
+        try:
+            js = nc.jetstream()
+            for i, payload in enumerate(payloads):
+                await js.publish(
+                    ns.subject(AccountCreated.subject), payload.encode(), stream=ns.stream(BILLING),
+                    headers={"Nats-Msg-Id": f"again-{i}", "content-type": "application/json"},
+                )  # fmt: skip
+        finally:
+            await nc.close()
+
+        async def all_users() -> bool:
+            return await count(auth_url, "SELECT count(*) FROM users") == 40
+
+        await eventually(all_users, timeout=30)
+        await eventually(lambda: _inbox_settled(auth_url, 40), timeout=30)
+        await asyncio.sleep(1.0)
+        assert await count(auth_url, "SELECT count(*) FROM users") == 40
+        assert await count(auth_url, "SELECT count(DISTINCT email) FROM users") == 40
+        assert (
+            await count(
+                auth_url, "SELECT count(*) FROM outbox WHERE subject = 'auth.user.created.v1'"
+            )
+            == 40
+        )
+
+
+async def _rows(url: str, sql: str) -> list[Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+async def _inbox_settled(url: str, n: int) -> bool:
+    return await count(url, "SELECT count(*) FROM inbox") == n
