@@ -13,9 +13,11 @@ import typer
 
 from tessera.devstack.infra import infrastructure
 from tessera.devstack.stack import (
+    MAIL_HTTP_PORT,
     SERVICES,
     create_databases,
     stack_env,
+    start_mailcatcher,
     start_services,
     stop_processes,
     wait_ready,
@@ -43,12 +45,22 @@ def up(
         typer.echo("infrastructure:\n" + infra.describe())
         create_databases(infra)
         env = stack_env(infra, port_offset, root)
+        mail = start_mailcatcher(port_offset, root / "logs")
         processes = start_services(env, port_offset, root / "logs")
         try:
             status = wait_ready(port_offset)
             for svc in SERVICES:
                 url = f"http://127.0.0.1:{svc.port + port_offset}"
                 typer.echo(f"  {svc.name:<11}{url:<26}{status[svc.name]}")
+            mail_url = f"http://127.0.0.1:{MAIL_HTTP_PORT + port_offset}"
+            mail_status = (
+                "already running"
+                if mail is None
+                else "running"
+                if mail.poll() is None
+                else "exited (see mail.log)"
+            )
+            typer.echo(f"  {'dev mail':<11}{mail_url:<26}{mail_status}")
             ready = all(s == "ready" for s in status.values())
             if smoke:
                 if not ready:
@@ -64,7 +76,7 @@ def up(
         except KeyboardInterrupt:
             typer.echo("stopping")
         finally:
-            stop_processes(processes)
+            stop_processes(processes + ([mail] if mail is not None else []))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -103,7 +115,9 @@ def lint(
         if fix
         else [["ruff", "check", "."], ["ruff", "format", "--check", "."]]
     )
-    steps.append(["mypy", "shared/src", "services", "devtools/src", "tests", "conftest.py"])
+    steps.append(
+        ["mypy", "shared/src", "services", "clients", "devtools/src", "tests", "conftest.py"]
+    )
     failed = [
         step[0]
         for step in steps

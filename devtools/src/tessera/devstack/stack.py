@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tessera.devstack.infra import Infra
+from tessera.devstack.infra import Infra, port_open
 from tessera.shared.db.pool import ensure_database, with_database
 
 DATABASES = ("auth", "billing", "licensing")
@@ -35,6 +35,32 @@ SERVICES = (
     ServiceProcess("portal-web", "tessera.portal.app", 8081, "TESSERA_PORTAL_"),
     ServiceProcess("site", "tessera.site.app", 8080, "TESSERA_SITE_"),
 )
+
+
+MAIL_SMTP_PORT = 1025
+MAIL_HTTP_PORT = 8025
+
+
+def start_mailcatcher(port_offset: int, logs: Path) -> subprocess.Popen[bytes] | None:
+    """The dev mail catcher (SMTP + Mailpit-compatible inbox) that auth sends to; None when
+    something (e.g. a Mailpit) already answers on the SMTP port: that one is used."""
+    if port_open("127.0.0.1", MAIL_SMTP_PORT + port_offset, 0.2):
+        return None
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / "mail.log", "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tessera.devstack.mailcatcher",
+            "--smtp-port",
+            str(MAIL_SMTP_PORT + port_offset),
+            "--http-port",
+            str(MAIL_HTTP_PORT + port_offset),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def create_databases(infra: Infra, names: tuple[str, ...] = DATABASES) -> None:
@@ -60,6 +86,9 @@ def stack_env(infra: Infra, port_offset: int, root: Path) -> dict[str, str]:
     env["TESSERA_SITE_BILLING_URL"] = base.format(8082 + port_offset)
     env["TESSERA_SITE_LICENSING_URL"] = base.format(8084 + port_offset)
     env["TESSERA_SITE_DIST_DIR"] = str(root / "site-dist")
+    env["TESSERA_AUTH_SMTP_HOST"] = "127.0.0.1"
+    env["TESSERA_AUTH_SMTP_PORT"] = str(MAIL_SMTP_PORT + port_offset)
+    env.setdefault("TESSERA_AUTH_PORTAL_URL", base.format(8081 + port_offset))
     return env
 
 

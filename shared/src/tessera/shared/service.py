@@ -164,7 +164,9 @@ async def join_messaging(runtime: Runtime) -> None:
             await declare_topology(connection, runtime.name, runtime.namespace)
             await broker.start()
             runtime.messaging_ready.set()
-            log.info("service.messaging.ready", extra={"nats": redacted(str(runtime.infra.nats_url))})
+            log.info(
+                "service.messaging.ready", extra={"nats": redacted(str(runtime.infra.nats_url))}
+            )
             return
         except asyncio.CancelledError:
             raise

@@ -40,8 +40,8 @@ class InfraSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str = ""
     # Where services fetch auth's public keys to verify access tokens locally.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
-    token_issuer: str = "tessera-auth"
-    token_audience: str = "tessera"
+    token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
+    token_audience: str = "tessera"  # noqa: S105 - an audience name
 
 
 class ServiceSettings(BaseSettings):

@@ -1,13 +1,24 @@
-"""Auth's process: FastAPI for HTTP, FastStream for events."""
+"""Auth's process: FastAPI for HTTP, FastStream for events, and the mail sender."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
-from tessera.auth.settings import AuthSettings
+from tessera.auth.context import Auth
+from tessera.auth.device import routes as device_routes
+from tessera.auth.links import routes as link_routes
+from tessera.auth.mail.sender import MailSender
+from tessera.auth.sessions import routes as session_routes
+from tessera.auth.settings import AuthSettings, refuse_dev_secrets
+from tessera.auth.tokens import keys
+from tessera.auth.tokens import routes as token_routes
+from tessera.auth.tokens.service import local_verifier
+from tessera.auth.users import routes as user_routes
+from tessera.auth.users import service as users
 from tessera.auth.users import subscribers as user_subscribers
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
@@ -20,14 +31,39 @@ def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
 
 
 def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None = None) -> FastAPI:
-    return create_service_app(
+    settings = settings or load_settings(AuthSettings)
+    infra = infra or load_settings(InfraSettings)
+    refuse_dev_secrets(settings, infra.env)
+    auth = Auth.of(settings)
+    app: FastAPI
+
+    async def start(runtime: Runtime) -> None:
+        auth.bind(runtime)
+        await keys.ensure_key(runtime.db(), auth.sealer)
+        await users.promote_bootstrap_admins(
+            runtime.db(), [str(a) for a in settings.bootstrap_admins]
+        )
+        app.state.token_verifier = local_verifier(auth)
+        runtime.tasks.append(asyncio.create_task(MailSender(auth).run()))
+
+    app = create_service_app(
         ServiceSpec(
             name="auth",
             title="Tessera auth",
             version="0.1.0",
-            settings=settings or load_settings(AuthSettings),
-            infra=infra or load_settings(InfraSettings),
+            settings=settings,
+            infra=infra,
             migrations=MIGRATIONS,
+            routers=(
+                link_routes.router,
+                session_routes.router,
+                token_routes.router,
+                device_routes.router,
+                user_routes.router,
+            ),
             subscribers=register_subscribers,
+            on_startup=(start,),
         )
     )
+    app.state.auth = auth
+    return app

@@ -1,9 +1,18 @@
-"""Auth's settings (environment prefix `TESSERA_AUTH_`)."""
+"""Auth's settings (environment prefix `TESSERA_AUTH_`).
 
-from pydantic import PostgresDsn
+The two secrets have dev defaults so that `./dev up` works out of the box; start-up refuses
+them when `TESSERA_ENV=production` (see `refuse_dev_secrets`).
+"""
+
+from __future__ import annotations
+
+from pydantic import EmailStr, Field, PostgresDsn
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import DatabaseSettings
+from tessera.shared.settings import ConfigurationError, DatabaseSettings, Environment
+
+DEV_SECRET_KEY = "dev-only-auth-secret-key-change-me-0000000000"  # noqa: S105 - refused in prod
+DEV_KEY_ENCRYPTION_KEY = "dev-only-auth-key-encryption-key-change-me-00"
 
 
 class AuthSettings(DatabaseSettings):
@@ -11,3 +20,91 @@ class AuthSettings(DatabaseSettings):
 
     port: int = 8083
     database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/auth")
+
+    # --- secrets -------------------------------------------------------------------------
+    # Keys the HMAC under which link tokens, codes and session ids are stored. Changing it
+    # signs everyone out (every stored hash stops matching).
+    secret_key: str = Field(default=DEV_SECRET_KEY, min_length=32)
+    # Encrypts the token-signing private keys at rest in Postgres (AES-256-GCM).
+    key_encryption_key: str = Field(default=DEV_KEY_ENCRYPTION_KEY, min_length=32)
+
+    # --- users ---------------------------------------------------------------------------
+    # Closed signup: only when true may an unknown address get an account (after it proves
+    # the address with the same link).
+    allow_signup: bool = False
+    # Addresses that are admins as soon as their user exists (and at every start-up).
+    bootstrap_admins: list[EmailStr] = []
+
+    # --- access tokens -------------------------------------------------------------------
+    token_issuer: str = "tessera-auth"  # noqa: S105
+    token_audience: str = "tessera"  # noqa: S105
+    access_token_ttl_seconds: int = Field(default=300, ge=1, le=3600)
+    # How long a replica keeps using its cached idea of the active signing key.
+    signing_key_cache_seconds: int = Field(default=10, ge=0, le=300)
+
+    # --- magic links ---------------------------------------------------------------------
+    portal_url: str = "http://127.0.0.1:8081"
+    link_ttl_seconds: int = Field(default=600, ge=1, le=600)
+    code_max_attempts: int = Field(default=5, ge=1, le=20)
+    # `next` after sign-in: relative paths starting with one of these prefixes.
+    next_path_prefixes: list[str] = ["/account", "/licenses", "/orders", "/device", "/admin"]
+
+    # --- sessions ------------------------------------------------------------------------
+    session_idle_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    session_absolute_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    # --- device flow (RFC 8628) ----------------------------------------------------------
+    device_code_ttl_seconds: int = Field(default=600, ge=1, le=1800)
+    device_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
+    device_slow_down_seconds: int = Field(default=5, ge=1, le=60)
+    # client_id -> the name a person sees on the approval page.
+    device_clients: dict[str, str] = {"chartgpt-desktop": "ChartGPT for NinjaTrader"}
+    refresh_token_ttl_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    # A spent refresh token presented again within this many seconds is treated as a lost
+    # response, not as theft.
+    refresh_reuse_grace_seconds: int = Field(default=5, ge=0, le=60)
+
+    # --- rate limits (`limits` notation: "N/period" or "N per M unit") --------------------
+    rl_link_per_address_burst: str = "1/minute"
+    rl_link_per_address: str = "5/hour"
+    rl_link_per_ip: str = "20/hour"
+    rl_link_global: str = "600/hour"
+    rl_verify_per_ip: str = "30/10 minutes"
+    rl_code_per_account: str = "10/hour"
+    rl_token_per_session: str = "120/minute"  # noqa: S105
+    rl_sessions_per_user: str = "120/minute"
+    rl_device_authorize_per_ip: str = "20/hour"
+    rl_device_token_per_ip: str = "120/minute"  # noqa: S105
+    rl_device_entry_per_user: str = "10/15 minutes"
+    rl_device_wrong_entries_per_user: str = "5/15 minutes"
+    rl_admin_per_user: str = "300/minute"
+
+    # --- email ---------------------------------------------------------------------------
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # "none", "starttls" (upgrade after connect) or "tls" (implicit TLS, port 465).
+    smtp_security: str = Field(default="none", pattern="^(none|starttls|tls)$")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "Tessera <no-reply@tessera.local>"
+    mail_reply_to: str = ""
+    product_name: str = "Tessera"
+    # Retry backoff of a failed send: base * 2^attempt, capped.
+    mail_retry_base_seconds: float = Field(default=2.0, gt=0)
+    mail_retry_max_seconds: float = Field(default=900.0, gt=0)
+    mail_poll_seconds: float = Field(default=1.0, gt=0)
+
+
+def refuse_dev_secrets(settings: AuthSettings, env: Environment) -> None:
+    """Production must bring its own secrets: the dev defaults are public."""
+    if env != Environment.PRODUCTION:
+        return
+    if settings.secret_key == DEV_SECRET_KEY:
+        raise ConfigurationError(
+            "invalid configuration: TESSERA_AUTH_SECRET_KEY: the dev default is refused in production"
+        )
+    if settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+        raise ConfigurationError(
+            "invalid configuration: TESSERA_AUTH_KEY_ENCRYPTION_KEY: the dev default is refused in production"
+        )

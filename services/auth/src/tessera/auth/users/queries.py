@@ -1,4 +1,4 @@
-"""SQL of the `users` table."""
+"""SQL of the `users` and `known_devices` tables."""
 
 from __future__ import annotations
 
@@ -6,22 +6,116 @@ from uuid import UUID
 
 import asyncpg
 
+USER_COLUMNS = "id, account_id, email, role, disabled_at, created_at"
+
 
 async def insert_if_absent(
-    conn: asyncpg.Connection, user_id: UUID, account_id: UUID, email: str
+    conn: asyncpg.Connection, user_id: UUID, account_id: UUID, email: str, role: str = "customer"
 ) -> bool:
     inserted = await conn.fetchval(
         """
-        INSERT INTO users (id, account_id, email) VALUES ($1, $2, $3)
+        INSERT INTO users (id, account_id, email, role) VALUES ($1, $2, $3, $4)
         ON CONFLICT DO NOTHING
         RETURNING true
         """,
         user_id,
         account_id,
         email,
+        role,
     )
     return bool(inserted)
 
 
 async def count_for_account(conn: asyncpg.Connection, account_id: UUID) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM users WHERE account_id = $1", account_id))
+
+
+async def find_by_id(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: UUID
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1",  # noqa: S608 - constant columns
+        user_id,
+    )
+    return row
+
+
+async def find_by_email(
+    conn: asyncpg.Connection | asyncpg.Pool, email: str, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1){lock}",  # noqa: S608
+        email,
+    )
+    return row
+
+
+async def set_role(conn: asyncpg.Connection, user_id: UUID, role: str) -> None:
+    await conn.execute("UPDATE users SET role = $2 WHERE id = $1", user_id, role)
+
+
+async def promote_emails(conn: asyncpg.Connection, emails: list[str]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        UPDATE users SET role = 'admin'
+         WHERE lower(email) = ANY($1::text[]) AND role <> 'admin'
+        RETURNING id, email
+        """,
+        [e.lower() for e in emails],
+    )
+    return rows
+
+
+async def disable(conn: asyncpg.Connection, user_id: UUID) -> bool:
+    changed = await conn.fetchval(
+        """
+        UPDATE users SET disabled_at = clock_timestamp()
+         WHERE id = $1 AND disabled_at IS NULL
+        RETURNING true
+        """,
+        user_id,
+    )
+    return bool(changed)
+
+
+async def enable(conn: asyncpg.Connection, user_id: UUID) -> bool:
+    changed = await conn.fetchval(
+        "UPDATE users SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL RETURNING true",
+        user_id,
+    )
+    return bool(changed)
+
+
+async def page(
+    conn: asyncpg.Connection | asyncpg.Pool, *, email: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""
+        SELECT {USER_COLUMNS} FROM users
+         WHERE $1::text IS NULL OR lower(email) LIKE '%' || lower($1) || '%'
+         ORDER BY created_at DESC, id
+         LIMIT $2 OFFSET $3
+        """,  # noqa: S608 - constant columns; values are parameters
+        email,
+        limit,
+        offset,
+    )
+    return rows
+
+
+async def remember_device(conn: asyncpg.Connection, user_id: UUID, device_hash: str) -> str:
+    """Record a sign-in from a device: 'first' (no device known before), 'new' or 'known'."""
+    known = await conn.fetchval("SELECT count(*) FROM known_devices WHERE user_id = $1", user_id)
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO known_devices (user_id, device_hash) VALUES ($1, $2)
+        ON CONFLICT (user_id, device_hash) DO UPDATE SET last_seen = clock_timestamp()
+        RETURNING xmax = 0
+        """,
+        user_id,
+        device_hash,
+    )
+    if not inserted:
+        return "known"
+    return "first" if known == 0 else "new"

@@ -1,30 +1,154 @@
-"""User verbs."""
+"""User verbs: create from an account (or a proven sign-up), roles, disable."""
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 import asyncpg
 
+from tessera.auth.audit import service as audit
+from tessera.auth.mail import queries as mail
+from tessera.auth.sessions.store import SessionStore
 from tessera.auth.users import queries
+from tessera.auth.users.errors import UserNotFound
+from tessera.auth.users.schemas import Role, User
 from tessera.shared import inbox, outbox
-from tessera.shared.events.auth import UserCreated
+from tessera.shared.events.auth import UserCreated, UserDisabled
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
+
+log = logging.getLogger("tessera.auth.users")
 
 CONSUMER = "auth.users"
 
 
-async def create_user_for_account(pool: asyncpg.Pool, event: AccountCreated) -> UUID | None:
-    """Create the account's user once and publish `auth.user.created.v1`.
-    Returns the new user's id, or None when the event was already applied."""
+def initial_role(email: str, bootstrap_admins: list[str]) -> Role:
+    return "admin" if email.lower() in {a.lower() for a in bootstrap_admins} else "customer"
+
+
+async def create_user_for_account(
+    pool: asyncpg.Pool, event: AccountCreated, bootstrap_admins: list[str] | None = None
+) -> UUID | None:
+    """Create the account's user once, publish `auth.user.created.v1` and queue the welcome
+    mail (with a sign-in link). Returns the new user's id, or None when the event was
+    already applied (or the address already has a user)."""
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, event, CONSUMER):
             return None
         user_id = new_event_id()
-        if not await queries.insert_if_absent(conn, user_id, event.account_id, event.email):
+        role = initial_role(event.email, bootstrap_admins or [])
+        if not await queries.insert_if_absent(conn, user_id, event.account_id, event.email, role):
+            log.warning(
+                "auth.user.create.exists",
+                extra={"account_id": str(event.account_id), "event_id": str(event.event_id)},
+            )
             return None
         await outbox.add(
-            conn, UserCreated(user_id=user_id, account_id=event.account_id, email=event.email)
+            conn,
+            UserCreated(user_id=user_id, account_id=event.account_id, email=event.email, role=role),
         )
+        await mail.enqueue(conn, "welcome", event.email, {"user_id": str(user_id)})
+        await audit.record(conn, "user.created", user_id=user_id, source=event.source, role=role)
         return user_id
+
+
+async def sign_up(conn: asyncpg.Connection, email: str, bootstrap_admins: list[str]) -> User:
+    """The user of an address that proved itself with a sign-up link (ALLOW_SIGNUP only);
+    auth mints the account id. Idempotent on the address."""
+    existing = await queries.find_by_email(conn, email, for_update=True)
+    if existing is not None:
+        return User.of(existing)
+    user_id, account_id = new_event_id(), new_event_id()
+    role = initial_role(email, bootstrap_admins)
+    await queries.insert_if_absent(conn, user_id, account_id, email, role)
+    await outbox.add(
+        conn, UserCreated(user_id=user_id, account_id=account_id, email=email, role=role)
+    )
+    await audit.record(conn, "user.signed_up", user_id=user_id, role=role)
+    row = await queries.find_by_id(conn, user_id)
+    assert row is not None
+    return User.of(row)
+
+
+async def get_by_email(conn: asyncpg.Connection | asyncpg.Pool, email: str) -> User:
+    row = await queries.find_by_email(conn, email)
+    if row is None:
+        raise UserNotFound(f"No user has the address {email}.")
+    return User.of(row)
+
+
+async def get_by_id(conn: asyncpg.Connection | asyncpg.Pool, user_id: UUID) -> User:
+    row = await queries.find_by_id(conn, user_id)
+    if row is None:
+        raise UserNotFound()
+    return User.of(row)
+
+
+async def set_role(
+    pool: asyncpg.Pool, email: str, role: Role, *, actor: str = "operator-cli"
+) -> tuple[User, bool]:
+    """Make the address's user an admin or a customer (operator CLI only: no HTTP route
+    can change a role). Returns the user and whether anything changed; audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await queries.find_by_email(conn, email, for_update=True)
+        if row is None:
+            raise UserNotFound(f"No user has the address {email}.")
+        user = User.of(row)
+        if user.role == role:
+            return user, False
+        await queries.set_role(conn, user.id, role)
+        await audit.record(conn, "user.role_changed", user_id=user.id, role=role, by=actor)
+        return await get_by_id(conn, user.id), True
+
+
+async def promote_bootstrap_admins(pool: asyncpg.Pool, emails: list[str]) -> int:
+    """Settings' bootstrap admins who already exist become admins (audited)."""
+    if not emails:
+        return 0
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await queries.promote_emails(conn, emails)
+        for row in rows:
+            await audit.record(
+                conn, "user.role_changed", user_id=row["id"], role="admin", by="bootstrap"
+            )
+    return len(rows)
+
+
+async def disable(
+    pool: asyncpg.Pool,
+    sessions: SessionStore,
+    user_id: UUID,
+    *,
+    actor_id: UUID | None = None,
+    ip: str | None = None,
+) -> bool:
+    """Disable the user: every session and device sign-in ends at once, no new one can
+    start, and `auth.user.disabled.v1` is published. False if already disabled."""
+    async with pool.acquire() as conn, conn.transaction():
+        user = await get_by_id(conn, user_id)
+        changed = await queries.disable(conn, user_id)
+        if changed:
+            await outbox.add(conn, UserDisabled(user_id=user_id, account_id=user.account_id))
+            await audit.record(conn, "user.disabled", user_id=user_id, actor_id=actor_id, ip=ip)
+    # After the commit: a sign-in racing with this either committed its session before (and
+    # is deleted here) or reads the user as disabled and opens none.
+    await sessions.delete_all(user_id)
+    return changed
+
+
+async def enable(
+    pool: asyncpg.Pool, user_id: UUID, *, actor_id: UUID | None = None, ip: str | None = None
+) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        await get_by_id(conn, user_id)
+        changed = await queries.enable(conn, user_id)
+        if changed:
+            await audit.record(conn, "user.enabled", user_id=user_id, actor_id=actor_id, ip=ip)
+    return changed
+
+
+async def list_users(
+    pool: asyncpg.Pool, *, email: str | None, limit: int, offset: int
+) -> list[User]:
+    return [User.of(r) for r in await queries.page(pool, email=email, limit=limit, offset=offset)]

@@ -1,0 +1,133 @@
+"""Links in Redis.
+
+`ml:tok:<HMAC(token)>` is the live link (address, user, browser binding, `next`, the
+code's hash, wrong tries); `ml:addr:<HMAC(address)>` points at the address's one live link,
+so a newer link replaces the older one. Every check-and-consume is one Lua script: two
+concurrent verifies of one link cannot both win, and a wrong code is counted atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tessera.auth.sessions.store import decode
+from tessera.shared.redis import Keys
+
+ISSUE = """
+local old = redis.call('GET', KEYS[2])
+if old then redis.call('DEL', ARGV[1] .. old) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+
+# Shared tail of both consumers: drop the link and its address pointer.
+_FORGET = """
+local function forget(r)
+  redis.call('DEL', KEYS[1])
+  local ptr = ARGV[1] .. 'ml:addr:' .. r['addr']
+  if redis.call('GET', ptr) == r['self'] then redis.call('DEL', ptr) end
+end
+local function load()
+  local raw = redis.call('HGETALL', KEYS[1])
+  if #raw == 0 then return nil end
+  local r = {}
+  for i = 1, #raw, 2 do r[raw[i]] = raw[i + 1] end
+  return r
+end
+"""
+
+CONSUME_BOUND = (
+    _FORGET
+    + """
+local r = load()
+if not r then return {'invalid'} end
+if r['binding'] ~= '' and r['binding'] ~= ARGV[2] then return {'code_required'} end
+forget(r)
+return {'ok', r['email'], r['user_id'], r['next'], r['addr']}
+"""
+)
+
+CONSUME_CODE = (
+    _FORGET
+    + """
+local r = load()
+if not r then return {'invalid'} end
+local fails_key = ARGV[1] .. 'ml:fails:' .. r['addr']
+if tonumber(redis.call('GET', fails_key) or '0') >= tonumber(ARGV[4]) then
+  return {'invalid', r['addr']}
+end
+if r['code'] == ARGV[2] then
+  forget(r)
+  return {'ok', r['email'], r['user_id'], r['next'], r['addr']}
+end
+if redis.call('INCR', fails_key) == 1 then redis.call('EXPIRE', fails_key, 3600) end
+if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[3]) then forget(r) end
+return {'invalid', r['addr']}
+"""
+)
+
+
+@dataclass(frozen=True)
+class Consumed:
+    outcome: str  # ok | invalid | code_required
+    email: str = ""
+    user_id: str = ""
+    next: str = ""
+    addr: str = ""
+
+    @classmethod
+    def of(cls, raw: list[Any]) -> Consumed:
+        parts = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
+        if parts[0] != "ok":
+            return cls(parts[0], addr=parts[1] if len(parts) > 1 else "")
+        return cls("ok", email=parts[1], user_id=parts[2], next=parts[3], addr=parts[4])
+
+
+class LinkStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._issue = redis.register_script(ISSUE)
+        self._bound = redis.register_script(CONSUME_BOUND)
+        self._code = redis.register_script(CONSUME_CODE)
+
+    def _tok(self, token_hash: str) -> str:
+        return self.keys("ml", "tok", token_hash)
+
+    def _addr(self, addr: str) -> str:
+        return self.keys("ml", "addr", addr)
+
+    async def issue(self, token_hash: str, addr: str, ttl: int, fields: dict[str, str]) -> None:
+        record = {**fields, "addr": addr, "self": token_hash, "attempts": "0"}
+        flat = [x for pair in record.items() for x in pair]
+        await self._issue(
+            keys=[self._tok(token_hash), self._addr(addr)],
+            args=[self.keys("ml", "tok", ""), token_hash, ttl, *flat],
+        )
+
+    async def current(self, addr: str) -> str | None:
+        value = await self.redis.get(self._addr(addr))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def consume_bound(self, token_hash: str, binding: str) -> Consumed:
+        raw = await self._bound(keys=[self._tok(token_hash)], args=[self.keys(), binding])
+        return Consumed.of(raw)
+
+    async def consume_code(
+        self, token_hash: str, code_hash: str, per_code: int, per_account: int
+    ) -> Consumed:
+        raw = await self._code(
+            keys=[self._tok(token_hash)], args=[self.keys(), code_hash, per_code, per_account]
+        )
+        return Consumed.of(raw)
+
+    async def exists(self, token_hash: str) -> bool:
+        return bool(await self.redis.exists(self._tok(token_hash)))
+
+    async def record(self, token_hash: str) -> dict[str, str]:
+        return decode(await self.redis.hgetall(self._tok(token_hash)))
