@@ -107,6 +107,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> str:
         sorted(current.subjects or []) == sorted(config.subjects or [])
         and current.max_age == config.max_age
         and current.duplicate_window == config.duplicate_window
+        and current.num_replicas == config.num_replicas
     ):
         return "unchanged"
     await js.update_stream(config)

@@ -161,7 +161,12 @@ async def join_messaging(runtime: Runtime) -> None:
     while not runtime.stopping.is_set():
         try:
             connection = await broker.connect()
-            await declare_topology(connection, runtime.name, runtime.namespace)
+            await declare_topology(
+                connection,
+                runtime.name,
+                runtime.namespace,
+                replicas=runtime.infra.nats_stream_replicas,
+            )
             await broker.start()
             runtime.messaging_ready.set()
             log.info(

@@ -34,6 +34,8 @@ class InfraSettings(BaseSettings):
     # Prefixes stream names, subjects and Redis keys so that several stacks (or test runs)
     # can share one NATS and one Redis without seeing each other's data.
     namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = ""
+    # Replicas of each JetStream stream a producer declares (3 on a 3-node NATS cluster).
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     log_level: str = "INFO"
     log_json: bool = True
     # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
