@@ -87,32 +87,55 @@ async def main(args: argparse.Namespace) -> None:
     }
     body_size = len(shapes.signed(purchase(0, run), SECRET)[0])
     filler = b"x" * body_size
+    use_wrk = harness.wrk_available() and not args.httpx
     try:
         with harness.uvicorn_process("baseline:app", harness.free_port()) as base_url:
-            baseline = await harness.drive(
-                "bare FastAPI (POST, same body)", base_url,
-                lambda c, n: c.post("/echo", content=filler),
-                concurrency=args.concurrency, duration=args.duration,
-            )  # fmt: skip
+            if use_wrk:
+                baseline = harness.drive_wrk(
+                    "bare FastAPI (POST, same body)", base_url, "POST", "/echo",
+                    [("", filler)], connections=args.concurrency, duration=args.duration,
+                )  # fmt: skip
+            else:
+                baseline = await harness.drive(
+                    "bare FastAPI (POST, same body)", base_url,
+                    lambda c, n: c.post("/echo", content=filler),
+                    concurrency=args.concurrency, duration=args.duration,
+                )  # fmt: skip
         with harness.uvicorn_process(
             "tessera.billing.app:create_app()", harness.free_port(), env
         ) as billing_url:
+            if use_wrk:
+                # Every request a distinct, freshly signed event: duplicates would be cheaper.
+                lines = []
+                for n in range(args.max_events):
+                    body, header = shapes.signed(purchase(n, run), SECRET)
+                    lines.append((f"Stripe-Signature:{header}", body))
+                ingest = harness.drive_wrk(
+                    "billing POST /webhooks/stripe", billing_url, "POST", "/webhooks/stripe",
+                    lines, connections=args.concurrency, duration=args.duration,
+                )  # fmt: skip
+                if ingest.requests + ingest.errors > args.max_events:
+                    print("  (more requests than distinct events: raise --max-events)")
+            else:
 
-            async def send(client: httpx.AsyncClient, n: int) -> httpx.Response:
-                body, header = shapes.signed(purchase(n, run), SECRET)
-                return await client.post(
-                    "/webhooks/stripe", content=body, headers={"stripe-signature": header}
-                )
+                async def send(client: httpx.AsyncClient, n: int) -> httpx.Response:
+                    body, header = shapes.signed(purchase(n, run), SECRET)
+                    return await client.post(
+                        "/webhooks/stripe", content=body, headers={"stripe-signature": header}
+                    )
 
-            ingest = await harness.drive(
-                "billing POST /webhooks/stripe", billing_url, send,
-                concurrency=args.concurrency, duration=args.duration,
-            )  # fmt: skip
+                ingest = await harness.drive(
+                    "billing POST /webhooks/stripe", billing_url, send,
+                    concurrency=args.concurrency, duration=args.duration,
+                )  # fmt: skip
             await asyncio.sleep(3)  # let the provisioner drain before timing end to end
             e2e = await webhook_to_order_paid(
                 billing_url, infra.nats.url, namespace, run, args.rate, args.e2e_seconds
             )
-        print(f"body {body_size} bytes, concurrency {args.concurrency}, {args.duration:.0f} s each")
+        client = "wrk (1 thread)" if use_wrk else "httpx (asyncio)"
+        print(
+            f"client {client}, body {body_size} bytes, {args.concurrency} connections, {args.duration:.0f} s each"
+        )
         print(baseline.line())
         print(ingest.line())
         print(f"ingest / bare throughput: {ingest.rps / baseline.rps:.0%}")
@@ -136,4 +159,6 @@ if __name__ == "__main__":
         "--rate", type=int, default=50, help="purchases/s for the end-to-end timing"
     )
     parser.add_argument("--e2e-seconds", type=int, default=10)
+    parser.add_argument("--max-events", type=int, default=60000, help="distinct events for wrk")
+    parser.add_argument("--httpx", action="store_true", help="use the asyncio client, not wrk")
     asyncio.run(main(parser.parse_args()))

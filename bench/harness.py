@@ -137,3 +137,86 @@ def summary(values: list[float]) -> str:
         f"n={len(values)} p50 {p(50):.1f} ms  p99 {p(99):.1f} ms  max {ordered[-1]:.1f} ms"
         f"  mean {statistics.fmean(values):.1f} ms"
     )
+
+
+WRK_SCRIPT = """
+local requests = {}
+local i = 0
+init = function(args)
+  local f = assert(io.open(args[1], "r"))
+  for line in f:lines() do
+    local tab = line:find("\\t")
+    local headers = {["Content-Type"] = "application/json"}
+    local name, value = line:sub(1, tab - 1):match("^([^:]+):(.*)$")
+    if name then headers[name] = value end
+    requests[#requests + 1] = wrk.format(args[2], args[3], headers, line:sub(tab + 1))
+  end
+  f:close()
+end
+request = function()
+  i = i + 1
+  if i > #requests then i = 1 end
+  return requests[i]
+end
+"""
+
+
+def wrk_available() -> bool:
+    import shutil
+
+    return shutil.which("wrk") is not None
+
+
+def parse_wrk(name: str, output: str, duration: float) -> Result:
+    """Throughput and the latency percentiles from `wrk --latency` output."""
+    import re
+
+    def ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    percentiles = {
+        int(p): ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s))$", output, re.M)
+    }
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket:
+        errors += sum(int(g) for g in socket.groups())
+    # Keep the shape of Result: synthesise a latency list from the reported percentiles.
+    latencies = [percentiles.get(50, float("nan"))] * 98 + [percentiles.get(99, float("nan"))] * 2
+    return Result(name, total - errors, errors, duration, latencies)
+
+
+def drive_wrk(
+    name: str,
+    url: str,
+    method: str,
+    path: str,
+    lines: list[tuple[str, bytes]],
+    *,
+    connections: int,
+    duration: float,
+) -> Result:
+    """Drive `url` with wrk (one thread, `connections` connections), cycling through
+    `lines` of (header "Name:value" or "", body): unique requests without client cost."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "requests.lua"
+        script.write_text(WRK_SCRIPT)
+        data = Path(folder) / "requests.txt"
+        with data.open("wb") as out:
+            for header, body in lines:
+                out.write(header.encode() + b"\t" + body.replace(b"\n", b" ") + b"\n")
+        output = subprocess.run(
+            [
+                "wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency",
+                "-s", str(script), url, "--", str(data), method, path,
+            ],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    return parse_wrk(name, output, duration)

@@ -1,5 +1,6 @@
 """Redis: a client per service, key prefixes per service (and namespace), and an atomic,
-replica-safe rate limiter built on `limits` (a moving window kept by one Lua script)."""
+replica-safe rate limiter built on `limits` (a sliding window counter kept by one Lua
+script)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
 from tessera.shared.http.problems import RateLimited
@@ -57,7 +58,10 @@ class RateLimiter:
         self.storage = RedisStorage(
             limits_uri(redis_url), implementation="redispy", key_prefix=prefix + "rl"
         )
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        # A sliding window counter: two counters per key and one atomic script, O(1) per hit
+        # whatever the limit (a moving window keeps one entry per hit, which a generous limit
+        # on a busy key turns into a slow list walk on every request).
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     async def hit(self, rule: str | RateLimitItem, *identifiers: str) -> Decision:
         item = parse(rule) if isinstance(rule, str) else rule

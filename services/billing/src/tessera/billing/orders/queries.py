@@ -64,6 +64,38 @@ class NewOrder:
     account_id: UUID | None = None
 
 
+async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
+    """The order of `order.checkout_session_id`, inserted if new, locked either way: one
+    round trip (`DO UPDATE` with a no-op takes the row lock and returns the stored row)."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product, policy,
+                            seats, source, status, checkout_session_id, payment_intent_id,
+                            customer_id, account_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        ON CONFLICT (checkout_session_id)
+            DO UPDATE SET checkout_session_id = EXCLUDED.checkout_session_id
+        RETURNING {ORDER_COLUMNS}
+        """,  # noqa: S608 - ORDER_COLUMNS is a constant
+        order.id,
+        order.email,
+        order.sku,
+        order.quantity,
+        order.amount_total,
+        order.currency,
+        order.product,
+        order.policy,
+        order.seats,
+        order.source,
+        order.status,
+        order.checkout_session_id,
+        order.payment_intent_id,
+        order.customer_id,
+        order.account_id,
+    )
+    return Order(**dict(row))
+
+
 async def insert_if_absent(conn: asyncpg.Connection, order: NewOrder) -> None:
     """Insert unless an order for this checkout session already exists."""
     await conn.execute(
@@ -134,9 +166,22 @@ async def get(conn: asyncpg.Connection, order_id: UUID) -> Order | None:
     )
 
 
-async def mark_paid(conn: asyncpg.Connection, order_id: UUID) -> None:
+async def mark_paid(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    payment_intent_id: str | None = None,
+    customer_id: str | None = None,
+) -> None:
     await conn.execute(
-        "UPDATE orders SET status = 'paid', paid_at = clock_timestamp() WHERE id = $1", order_id
+        """
+        UPDATE orders SET status = 'paid', paid_at = clock_timestamp(),
+                          payment_intent_id = COALESCE(payment_intent_id, $2),
+                          customer_id = COALESCE(customer_id, $3)
+         WHERE id = $1
+        """,
+        order_id,
+        payment_intent_id,
+        customer_id,
     )
 
 

@@ -69,7 +69,7 @@ async def apply_checkout(
     The first time an order becomes paid, `billing.purchase.completed.v1` is written."""
     email = normalise_email(session.email or "")
     quantity = int(session.metadata.get("quantity", "1") or 1)
-    await queries.insert_if_absent(
+    order = await queries.upsert_locked(
         conn,
         NewOrder(
             id=new_event_id(),
@@ -88,17 +88,12 @@ async def apply_checkout(
             customer_id=session.customer,
         ),
     )
-    order = await queries.lock_by_checkout_session(conn, session.id)
-    assert order is not None
-    await queries.record_payment_refs(
-        conn, order.id, session.payment_intent, None, session.customer, None
-    )
     if order.status != "awaiting_payment" or outcome == "awaiting_payment":
         return Applied(order.id, f"order {order.status}", session.payment_intent)
     if outcome == "payment_failed":
         await queries.set_status(conn, order.id, "payment_failed")
         return Applied(order.id, "payment failed", session.payment_intent)
-    await queries.mark_paid(conn, order.id)
+    await queries.mark_paid(conn, order.id, session.payment_intent, session.customer)
     await outbox.add(
         conn,
         PurchaseCompleted(

@@ -1,0 +1,295 @@
+"""Licensing's desktop hot path under load — validate and activate — beside a bare FastAPI
+endpoint measured the same way in the same run, then validate at half its peak throughput
+(open loop, fixed arrival rate) for the latency a busy day sees.
+
+    uv run python bench/licensing_validate.py --duration 15 --concurrency 32
+
+The service runs in its own uvicorn process (uvloop, httptools, one worker) on real
+Postgres, Redis and NATS; the load generator is this process (asyncio + httpx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import time
+import uuid
+
+import asyncpg
+import harness
+import httpx
+import nats
+
+from tessera.devstack.infra import bring_up
+from tessera.licensing.licenses.service import reveal_key
+from tessera.licensing.settings import LicensingSettings
+from tessera.licensing.signing.crypto import Sealer
+from tessera.shared.db.pool import drop_database, ensure_database, with_database
+from tessera.shared.events.billing import OrderPaid
+from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.messaging import ensure_stream, stream_config
+
+
+async def seed(nats_url: str, ns: Namespace, db_url: str, orders: int) -> list[str]:
+    """Buy `orders` licenses through the real event path; return their keys."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for _ in range(orders):
+        paid = OrderPaid(
+            order_id=uuid.uuid4(), account_id=uuid.uuid4(), email="bench@example.com",
+            sku="chartgpt-lifetime", quantity=1, amount_total=9900, currency="usd",
+            product="chartgpt", policy="chartgpt-lifetime", seats=1,
+        )  # fmt: skip
+        await js.publish(
+            ns.subject(paid.subject), paid.to_json(), stream=ns.stream(BILLING),
+            headers={"Nats-Msg-Id": str(paid.event_id)},
+        )  # fmt: skip
+    await nc.close()
+    conn = await asyncpg.connect(db_url)
+    try:
+        deadline = time.monotonic() + 60
+        while await conn.fetchval("SELECT count(*) FROM licenses") < orders:
+            if time.monotonic() > deadline:
+                raise RuntimeError("licenses were not issued in time")
+            await asyncio.sleep(0.2)
+        rows = await conn.fetch("SELECT key_sealed FROM licenses")
+    finally:
+        await conn.close()
+    sealer = Sealer(LicensingSettings().kek)
+    return [reveal_key(sealer, r) for r in rows]
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  return wrk.format(nil, "%s", nil, bodies[(i %% #bodies) + 1])
+end
+"""
+
+
+def wrk(
+    name: str, url: str, path: str, bodies: list[str], concurrency: int, duration: float
+) -> harness.Result:
+    """Closed loop with wrk (C, one thread): the generator costs far less CPU than the server,
+    so the comparison is between servers, not load generators."""
+    quoted = ",".join("[[" + b + "]]" for b in bodies)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (quoted, path))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{int(duration)}s", "--latency", "-s", script.name, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {
+        m.group(1): float(m.group(2)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(3)]
+        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)
+    }
+    return WrkResult(
+        name, int(rps * duration), int(errors.group(1)) if errors else 0, duration, [], latency
+    )
+
+
+class WrkResult(harness.Result):
+    def __init__(
+        self,
+        name: str,
+        requests: int,
+        errors: int,
+        seconds: float,
+        lat: list[float],
+        pct: dict[str, float],
+    ) -> None:
+        super().__init__(name, requests, errors, seconds, lat)
+        object.__setattr__(self, "pct", pct)
+
+    def percentile(self, p: float) -> float:
+        return float(self.pct.get(str(int(p)), float("nan")))  # type: ignore[attr-defined]
+
+
+class RawConnection:
+    """HTTP/1.1 keep-alive over a bare asyncio stream: a load generator that costs the CPU it
+    shares with the server far less than httpx does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def post(self, host: str, path: str, body: bytes) -> tuple[int, bytes]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+
+async def open_loop(base_url: str, keys: list[str], rate: float, duration: float) -> harness.Result:
+    """Requests arrive at a fixed `rate` whatever the answers do; latency counts from the
+    scheduled start, so queueing shows (no coordinated omission)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    idle: list[RawConnection] = []
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(n: int, scheduled: float) -> None:
+        nonlocal errors
+        conn = (
+            idle.pop() if idle else RawConnection(*await asyncio.open_connection(host, int(port)))
+        )
+        key = keys[n % len(keys)]
+        body = json.dumps({"key": key, "fingerprint": f"bench-{key}", "nonce": str(n)}).encode()
+        status, answer = await conn.post(host, "/v1/licenses/validate", body)
+        if status == 200 and b'"valid":true' in answer:
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+        else:
+            errors += 1
+        idle.append(conn)
+
+    tasks = []
+    start = time.perf_counter()
+    for n in range(int(rate * duration)):
+        scheduled = start + n / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    for conn in idle:
+        conn.writer.close()
+    return harness.Result(
+        f"validate open loop @ {rate:.0f}/s", len(latencies), errors, elapsed, latencies
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    run = secrets.token_hex(3)
+    infra = bring_up(harness.REPO / ".dev" / "bench" / "infra")
+    database = f"bench_licensing_{run}"
+    await ensure_database(infra.postgres.url, database)
+    db_url = with_database(infra.postgres.url, database)
+    ns = Namespace(f"bench{run}")
+    nc = await nats.connect(infra.nats.url)
+    await ensure_stream(nc.jetstream(), stream_config(BILLING, ns))
+    await nc.close()
+    env = {
+        **infra.env(),
+        "TESSERA_NAMESPACE": ns.prefix,
+        "TESSERA_LOG_LEVEL": "WARNING",
+        "TESSERA_LICENSING_DATABASE_URL": db_url,
+        "TESSERA_LICENSING_RATE_PER_IP": "100000000",
+        "TESSERA_LICENSING_RATE_PER_KEY": "100000000",
+    }
+    try:
+        filler = '{"key":"XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","fingerprint":"bench-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","nonce":"12345"}'
+        with harness.uvicorn_process("baseline:app", harness.free_port()) as base_url:
+            if args.driver == "wrk":
+                baseline = wrk(
+                    "bare FastAPI (POST, same body)",
+                    base_url,
+                    "/echo",
+                    [filler],
+                    args.concurrency,
+                    args.duration,
+                )
+            else:
+                baseline = await harness.drive(
+                    "bare FastAPI (POST, same body)", base_url,
+                    lambda c, n: c.post("/echo", content=filler),
+                    concurrency=args.concurrency, duration=args.duration,
+                )  # fmt: skip
+        with harness.uvicorn_process(
+            "tessera.licensing.app:create_app()", harness.free_port(), env
+        ) as url:
+            print("seeding licenses through billing.order.paid.v1 …", flush=True)
+            keys = await seed(infra.nats.url, ns, db_url, args.licenses)
+            print("activating one machine per license …", flush=True)
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                for key in keys:
+                    r = await client.post(
+                        "/v1/licenses/activate", json={"key": key, "fingerprint": f"bench-{key}"}
+                    )
+                    assert r.json()["code"] == "VALID", r.text
+
+            def body(n: int) -> dict[str, str]:
+                key = keys[n % len(keys)]
+                return {"key": key, "fingerprint": f"bench-{key}", "nonce": str(n)}
+
+            print("measuring …", flush=True)
+            if args.driver == "wrk":
+                bodies = [json.dumps(body(n)) for n in range(len(keys))]
+                validate = wrk(
+                    "licensing POST /v1/licenses/validate",
+                    url,
+                    "/v1/licenses/validate",
+                    bodies,
+                    args.concurrency,
+                    args.duration,
+                )
+                activate = wrk(
+                    "licensing POST /v1/licenses/activate",
+                    url,
+                    "/v1/licenses/activate",
+                    bodies,
+                    args.concurrency,
+                    args.duration,
+                )
+            else:
+                validate = await harness.drive(
+                    "licensing POST /v1/licenses/validate", url,
+                    lambda c, n: c.post("/v1/licenses/validate", json=body(n)),
+                    concurrency=args.concurrency, duration=args.duration,
+                )  # fmt: skip
+                activate = await harness.drive(
+                    "licensing POST /v1/licenses/activate", url,
+                    lambda c, n: c.post("/v1/licenses/activate", json=body(n)),
+                    concurrency=args.concurrency, duration=args.duration,
+                )  # fmt: skip
+            print(validate.line(), flush=True)
+            half = await open_loop(url, keys, validate.rps / 2, args.duration)
+        print(
+            f"{args.licenses} licenses, {args.driver}, concurrency {args.concurrency}, {args.duration:.0f} s each"
+        )
+        print(baseline.line())
+        print(validate.line())
+        print(activate.line())
+        print(half.line())
+        print(f"validate / bare throughput: {validate.rps / baseline.rps:.0%}")
+        print(f"activate / bare throughput: {activate.rps / baseline.rps:.0%}")
+    finally:
+        await drop_database(infra.postgres.url, database)
+        nc = await nats.connect(infra.nats.url)
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(ns.prefix.upper() + "_"):
+                await js.delete_stream(info.config.name)
+        await nc.close()
+        infra.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--licenses", type=int, default=500)
+    parser.add_argument(
+        "--driver", choices=["wrk", "httpx"], default="wrk", help="closed-loop load generator"
+    )
+    asyncio.run(main(parser.parse_args()))
