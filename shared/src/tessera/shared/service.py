@@ -233,7 +233,13 @@ async def shutdown(runtime: Runtime) -> None:
     if runtime.redis is not None:
         await runtime.redis.aclose()
     if runtime.pool is not None:
-        await runtime.pool.close()
+        try:
+            # Bounded too: a connection a swallowed cancellation never gave back must not
+            # keep the process from exiting.
+            await asyncio.wait_for(runtime.pool.close(), timeout=10)
+        except TimeoutError:
+            log.warning("service.shutdown.pool_terminated")
+            runtime.pool.terminate()
 
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:

@@ -1,9 +1,17 @@
-"""Portal-web's settings (environment prefix `TESSERA_PORTAL_`)."""
+"""Portal-web's settings (environment prefix `TESSERA_PORTAL_`).
 
-from pydantic import AnyHttpUrl
+The secret key has a dev default so that `./dev up` works out of the box; start-up refuses it
+when `TESSERA_ENV=production` (see `refuse_dev_secrets`).
+"""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import ServiceSettings
+from tessera.shared.settings import ConfigurationError, Environment, ServiceSettings, env_name
+
+DEV_SECRET_KEY = "dev-only-portal-secret-key-change-me-00000000"  # noqa: S105 - refused in prod
 
 
 class PortalSettings(ServiceSettings):
@@ -13,3 +21,34 @@ class PortalSettings(ServiceSettings):
     auth_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8083")
     billing_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8082")
     licensing_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8084")
+    # Keys the CSRF tokens (HMAC) and the access-token cache keys. Changing it invalidates
+    # every open form and cached token (not the sessions themselves: auth owns those).
+    secret_key: str = Field(default=DEV_SECRET_KEY, min_length=32)
+    # None: Secure cookies everywhere but dev and test (which serve plain http://127.0.0.1).
+    cookie_secure: bool | None = None
+    # How long an upstream call may take before the page says so.
+    upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Per client IP, on the sign-in forms (auth limits per address and IP as well).
+    rl_sign_in_per_ip: str = "30/10 minutes"
+    # Per client IP, on every other form post.
+    rl_post_per_ip: str = "120/minute"
+    # Where the Stripe customer portal lives (allowed as a form target by the CSP).
+    stripe_portal_origin: str = "https://billing.stripe.com"
+    # The policy and SKU the admin forms offer by default.
+    default_policy: str = "chartgpt-lifetime"
+    default_sku: str = "chartgpt-lifetime"
+    product_name: str = "ChartGPT"
+
+    def secure_cookies(self, env: Environment) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return env not in (Environment.DEV, Environment.TEST)
+
+
+def refuse_dev_secrets(settings: PortalSettings, env: Environment) -> None:
+    """Production brings its own secret: the dev default is public."""
+    if env == Environment.PRODUCTION and settings.secret_key == DEV_SECRET_KEY:
+        raise ConfigurationError(
+            f"invalid configuration: {env_name(PortalSettings, 'secret_key')}: "
+            "the dev default is refused in production"
+        )

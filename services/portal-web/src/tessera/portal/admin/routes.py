@@ -1,0 +1,400 @@
+"""Admin pages. Every change goes through the owning service's admin API (which writes its
+own audit entry) and only after a confirmation page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+
+from tessera.portal.admin.chart import chart
+from tessera.portal.upstream.auth import User
+from tessera.portal.upstream.base import UpstreamError
+from tessera.portal.upstream.billing import AccountDetail
+from tessera.portal.upstream.licensing import License
+from tessera.portal.web.context import Portal, PortalDep
+from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
+from tessera.portal.web.security import new_browser_id
+from tessera.portal.web.viewer import AdminViewerDep, Viewer, mark_revoked
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_csrf)])
+
+LICENSE_KEY = re.compile(r"^[0-9A-Za-z]{5}(-?[0-9A-Za-z]{5}){4}$")
+EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,100}$")
+EXPORTS = {"orders.csv": "billing", "accounts.csv": "billing", "licenses.csv": "licensing"}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One admin action: what the confirmation page says, and what it needs."""
+
+    title: str
+    warning: str
+    needs: tuple[str, ...]
+    reason: bool = True
+
+
+ACTIONS: dict[str, Action] = {
+    "suspend": Action("Suspend license", "The app stops working at its next check.", ("license_id",)),
+    "reinstate": Action("Reinstate license", "The license works again.", ("license_id",)),
+    "revoke": Action(
+        "Revoke license", "Permanent: a revoked license cannot be reinstated.", ("license_id",)
+    ),
+    "reset-activations": Action(
+        "Reset machines", "Every machine is removed and every seat freed.", ("license_id",)
+    ),
+    "grant": Action(
+        "Grant a complimentary license", "A new license is issued to this account.", ("email",)
+    ),
+    "seed": Action(
+        "Seed an account", "Creates the account (and an order at no charge, with a SKU).",
+        ("email",),
+    ),
+    "resend-link": Action(
+        "Send a sign-in link", "The customer receives a new sign-in email.", ("email",), False
+    ),
+    "disable-user": Action(
+        "Disable user", "Every session ends and the user cannot sign in.", ("user_id",), False
+    ),
+    "enable-user": Action("Enable user", "The user can sign in again.", ("user_id",), False),
+    "replay": Action(
+        "Replay webhook event", "The recorded Stripe event is applied again (idempotent).",
+        ("event_id",), False,
+    ),
+}  # fmt: skip
+
+NOTICES = {name: f"Done: {action.title.lower()}." for name, action in ACTIONS.items()}
+
+
+async def post_limit(request: Request, portal: PortalDep) -> None:
+    await limit_posts(request, portal.settings.rl_post_per_ip, "post-ip")
+
+
+Text = Annotated[str, Form(max_length=500)]
+Short = Annotated[str, Query(max_length=200)]
+
+
+@router.get("")
+async def search(
+    request: Request, portal: PortalDep, viewer: AdminViewerDep, q: Short = ""
+) -> Response:
+    query = q.strip()
+    results = await find_accounts(portal, viewer, query) if query else []
+    return render(request, "admin/search.html", q=query, results=results)
+
+
+async def find_accounts(portal: Portal, viewer: Viewer, q: str) -> list[dict[str, Any]]:
+    """Accounts matching an email (or part), an account, order or Stripe id, or a key."""
+    caller = viewer.caller
+    found: dict[UUID, dict[str, Any]] = {}
+    if LICENSE_KEY.match(q):
+        for lic in await viewer.call(lambda t: portal.licensing.search(caller, t, key=q)):
+            found.setdefault(
+                lic.account_id, {"id": lic.account_id, "email": lic.email, "via": "license key"}
+            )
+    for account in await viewer.call(lambda t: portal.billing.accounts(caller, t, q)):
+        found.setdefault(account.id, {"id": account.id, "email": account.email, "via": "billing"})
+    if not found:
+        for order in await viewer.call(lambda t: portal.billing.orders(caller, t, q)):
+            if order.account_id:
+                found.setdefault(
+                    order.account_id, {"id": order.account_id, "email": order.email, "via": "order"}
+                )
+    if "@" in q:
+        for lic in await viewer.call(lambda t: portal.licensing.search(caller, t, email=q)):
+            found.setdefault(
+                lic.account_id, {"id": lic.account_id, "email": lic.email, "via": "license"}
+            )
+    return list(found.values())
+
+
+@router.get("/accounts/{account_id}")
+async def account(
+    request: Request,
+    account_id: UUID,
+    portal: PortalDep,
+    viewer: AdminViewerDep,
+    done: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    caller = viewer.caller
+
+    async def billing_account() -> AccountDetail | None:
+        try:
+            return await viewer.call(lambda t: portal.billing.account(caller, t, account_id))
+        except UpstreamError as error:
+            if error.status == 404:  # an account auth made by signup has no billing side
+                return None
+            raise
+
+    detail, licenses = await asyncio.gather(
+        billing_account(),
+        viewer.call(lambda t: portal.licensing.search(caller, t, account_id=str(account_id))),
+    )
+    email = detail.account.email if detail else (licenses[0].email if licenses else None)
+    if email is None:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="No such account",
+            message="Nothing is known about this account.",
+        )
+    users = [
+        u
+        for u in await viewer.call(lambda t: portal.auth.users(caller, t, email))
+        if u.account_id == account_id
+    ]
+    trail = await audit_trail(viewer, portal, users, licenses, detail)
+    return render(
+        request,
+        "admin/account.html",
+        account_id=account_id,
+        email=email,
+        detail=detail,
+        licenses=licenses,
+        user=users[0] if users else None,
+        trail=trail,
+        notice=NOTICES.get(done or ""),
+        policy=portal.settings.default_policy,
+    )
+
+
+async def audit_trail(
+    viewer: Viewer,
+    portal: Portal,
+    users: list[User],
+    licenses: list[License],
+    detail: AccountDetail | None,
+) -> list[dict[str, Any]]:
+    """One timeline from the three services' audit logs, newest first."""
+    caller = viewer.caller
+    rows: list[dict[str, Any]] = []
+
+    async def auth_entries(user_id: UUID) -> None:
+        entries = await viewer.call(lambda t: portal.auth.audit(caller, t, user_id))
+        rows.extend(
+            {"at": e.at, "service": "auth", "action": e.action,
+             "by": str(e.actor_id or "-"), "detail": e.detail}
+            for e in entries
+        )  # fmt: skip
+
+    async def licensing_entries(license_id: UUID) -> None:
+        entries = await viewer.call(lambda t: portal.licensing.audit(caller, t, license_id))
+        rows.extend(
+            {"at": e.at, "service": "licensing", "action": e.action,
+             "by": e.actor_role, "detail": e.detail}
+            for e in entries
+        )  # fmt: skip
+
+    for user in users:
+        await auth_entries(user.id)
+    for lic in licenses:
+        await licensing_entries(lic.id)
+    rows.extend(
+        {"at": e.at, "service": "billing", "action": e.action, "by": e.actor, "detail": e.detail}
+        for e in (detail.audit if detail else [])
+    )
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    return rows[:100]
+
+
+@router.get("/confirm")
+async def confirm(
+    request: Request,
+    viewer: AdminViewerDep,
+    portal: PortalDep,
+    action: Short,
+    account_id: Short = "",
+    license_id: Short = "",
+    user_id: Short = "",
+    email: Short = "",
+    event_id: Short = "",
+    label: Short = "",
+) -> Response:
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="Unknown action",
+            message="There is no such action.",
+        )
+    fields = {
+        "account_id": account_id,
+        "license_id": license_id,
+        "user_id": user_id,
+        "email": email,
+        "event_id": event_id,
+    }
+    return render(
+        request,
+        "admin/confirm.html",
+        action=action,
+        spec=spec,
+        fields={k: v for k, v in fields.items() if v},
+        label=label,
+        policy=portal.settings.default_policy,
+        sku=portal.settings.default_sku,
+    )
+
+
+@router.post("/actions/{action}", dependencies=[Depends(post_limit)])
+async def act(
+    request: Request,
+    action: str,
+    portal: PortalDep,
+    viewer: AdminViewerDep,
+    account_id: Annotated[str, Form(max_length=64)] = "",
+    license_id: Annotated[str, Form(max_length=64)] = "",
+    user_id: Annotated[str, Form(max_length=64)] = "",
+    email: Annotated[str, Form(max_length=254)] = "",
+    event_id: Annotated[str, Form(max_length=120)] = "",
+    reason: Text = "",
+    policy: Annotated[str, Form(max_length=64)] = "",
+    sku: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="Unknown action",
+            message="There is no such action.",
+        )
+    reason = reason.strip()
+    if spec.reason and not reason:
+        return render(
+            request,
+            "error.html",
+            status_code=400,
+            title="A reason is required",
+            message="Go back and say why: it is kept in the audit log.",
+        )
+    caller = viewer.caller
+
+    async def perform() -> Response:
+        back = f"/admin/accounts/{UUID(account_id)}" if account_id else "/admin"
+        if action in ("suspend", "reinstate", "revoke", "reset-activations"):
+            lid = UUID(license_id)
+            await viewer.call(lambda t: portal.licensing.act(caller, t, lid, action, reason))
+        elif action == "grant":
+            aid = UUID(account_id)
+            await viewer.call(
+                lambda t: portal.licensing.grant(
+                    caller, t, aid, email, policy or portal.settings.default_policy, reason
+                )
+            )
+        elif action == "seed":
+            seeded = await viewer.call(lambda t: portal.billing.seed(caller, t, email, sku, reason))
+            back = f"/admin/accounts/{seeded.account_id}"
+        elif action == "resend-link":
+            # A fresh binding value: the customer's own browser will be asked for the code.
+            await portal.auth.request_link(caller, email, new_browser_id(), None)
+        elif action in ("disable-user", "enable-user"):
+            uid = UUID(user_id)
+            await viewer.call(
+                lambda t: portal.auth.set_disabled(caller, t, uid, action == "disable-user")
+            )
+            if action == "disable-user":
+                await mark_revoked(portal, user_id=str(uid))
+        elif action == "replay":
+            if not EVENT_ID.match(event_id):
+                return render(
+                    request,
+                    "error.html",
+                    status_code=400,
+                    title="Unknown event",
+                    message="That is not a Stripe event id.",
+                )
+            result = await viewer.call(lambda t: portal.billing.replay(caller, t, event_id))
+            return redirect(request, "/admin/webhooks", replayed=result.id, outcome=result.status)
+        return redirect(request, back, done=action)
+
+    try:
+        return await perform()
+    except ValueError:  # a malformed id in the form
+        return render(
+            request, "error.html", status_code=400, title="Bad request",
+            message="The form named something that does not exist.",
+        )  # fmt: skip
+    except UpstreamError as error:
+        if error.status not in (400, 409, 422):
+            raise
+        # Admins may see why the owning service refused (a revoked license, a bad policy).
+        return render(
+            request, "error.html", status_code=409, title=f"The {error.service} service refused",
+            message=error.detail or error.slug,
+        )  # fmt: skip
+
+
+@router.get("/webhooks")
+async def webhooks(
+    request: Request,
+    portal: PortalDep,
+    viewer: AdminViewerDep,
+    status: Annotated[str, Query(pattern="^(|processed|ignored|held|failed)$")] = "",
+    type: Short = "",
+    replayed: Short = "",
+    outcome: Annotated[str, Query(pattern="^[a-z_]{0,20}$")] = "",
+) -> Response:
+    caller = viewer.caller
+    events = await viewer.call(
+        lambda t: portal.billing.webhook_events(caller, t, status or None, type.strip() or None)
+    )
+    return render(
+        request,
+        "admin/webhooks.html",
+        events=events,
+        status=status,
+        type=type,
+        replayed=replayed if EVENT_ID.match(replayed) else "",
+        outcome=outcome,
+    )
+
+
+@router.get("/revenue")
+async def revenue(
+    request: Request,
+    portal: PortalDep,
+    viewer: AdminViewerDep,
+    start: date | None = None,
+    end: date | None = None,
+) -> Response:
+    caller = viewer.caller
+    summary = await viewer.call(lambda t: portal.billing.revenue(caller, t, start, end))
+    return render(request, "admin/revenue.html", revenue=summary, chart=chart(summary))
+
+
+@router.get("/exports/{name}")
+async def export(
+    request: Request, name: str, portal: PortalDep, viewer: AdminViewerDep
+) -> Response:
+    service = EXPORTS.get(name)
+    if service is None:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="Page not found",
+            message="There is no such export.",
+        )
+    caller = viewer.caller
+    if service == "licensing":
+        body = await viewer.call(lambda t: portal.licensing.export(caller, t))
+    else:
+        body = await viewer.call(lambda t: portal.billing.export(caller, t, name))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{name}"',
+            "cache-control": "no-store",
+        },
+    )

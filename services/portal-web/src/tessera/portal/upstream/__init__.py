@@ -1,0 +1,2 @@
+"""The services the portal calls, one thin client module each (`auth`, `licensing`,
+`billing`), over one HTTP base (`base`) that forwards who is asking and maps failures."""

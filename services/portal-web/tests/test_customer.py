@@ -1,0 +1,272 @@
+"""The customer portal over real HTTP, without JavaScript, against real auth, billing and
+licensing: sign-in, the dashboard, machines, orders, sessions, device approval, CSRF."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tessera.licensing_client.client import LicensingClient
+from tessera.licensing_client.store import LeaseStore
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+def new_email() -> str:
+    return f"buyer-{secrets.token_hex(4)}@example.com"
+
+
+KEY = re.compile(r'<code class="key" id="key-[^"]+">([0-9A-Z\-]{29})</code>')
+
+
+async def signed_in_buyer(stack: Any) -> tuple[httpx.AsyncClient, str]:
+    email = new_email()
+    await stack.buy(email)
+    client = stack.browser()
+    link = await stack.welcome_link(email)
+    await stack.land(client, link)
+    return client, email
+
+
+async def test_the_email_form_answers_the_same_for_known_and_unknown_addresses(stack: Any) -> None:
+    client = stack.browser()
+    form = await client.get("/sign-in")
+    assert form.status_code == 200
+    assert "default-src 'none'" in form.headers["content-security-policy"]
+    assert "script-src 'self'" in form.headers["content-security-policy"]
+    assert "unsafe-inline" not in form.headers["content-security-policy"]
+    cookie = form.headers["set-cookie"]
+    assert "tessera_browser=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    answers = []
+    for email in (new_email(), "nobody-at-all@example.com"):
+        answer = await client.post("/sign-in", data={"email": email, "csrf": csrf_of(form.text)})
+        answers.append((answer.status_code, answer.headers["location"]))
+    assert answers == [(303, "/sign-in/check-email")] * 2
+    page = await client.get("/sign-in/check-email")
+    assert "Check your email" in page.text
+
+
+async def test_a_link_is_signed_in_only_by_the_button_not_by_a_get(stack: Any) -> None:
+    email = new_email()
+    await stack.buy(email)
+    link = await stack.welcome_link(email)
+    scanner = stack.browser()
+    for _ in range(3):  # a mail scanner fetching the link, repeatedly
+        landing = await scanner.get(link)
+        assert landing.status_code == 200
+        assert '<button type="submit">Sign in</button>' in landing.text
+        assert landing.headers["referrer-policy"] == "no-referrer"
+        assert "tessera_session" not in landing.headers.get("set-cookie", "")
+    person = stack.browser()
+    done = await stack.land(person, link)
+    assert done.headers["location"] == "/licenses"
+    session_cookie = [c for c in done.headers.get_list("set-cookie") if "tessera_session=" in c]
+    assert (
+        session_cookie and "HttpOnly" in session_cookie[0] and "SameSite=lax" in session_cookie[0]
+    )
+    page = await stack.licenses(person)
+    assert email in page
+    # single use: the same link again is the "expired" page offering a new one
+    again = stack.browser()
+    landing = await again.get(link)
+    used = await again.post(
+        "/sign-in/link", data={"token": link.split("token=")[1], "csrf": csrf_of(landing.text)}
+    )
+    assert used.status_code == 401
+    assert "This sign-in link has expired" in used.text and 'href="/sign-in"' in used.text
+
+
+async def test_a_link_opened_in_another_browser_asks_for_the_code(stack: Any) -> None:
+    email = new_email()
+    await stack.buy(email)
+    await stack.welcome_link(email)
+    asking = stack.browser()
+    form = await asking.get("/sign-in")
+    await asking.post("/sign-in", data={"email": email, "csrf": csrf_of(form.text)})
+    text = await stack.mailbox.wait_for(email, "Sign in to")
+    link = re.search(r"/sign-in/link\?token=[A-Za-z0-9_\-]+", text)
+    code = re.search(r"enter this code: (\d{6})", text)
+    assert link and code
+    other = stack.browser()
+    landing = await other.get(link.group(0))
+    token = link.group(0).split("token=")[1]
+    csrf = csrf_of(landing.text)
+    asked = await other.post("/sign-in/link", data={"token": token, "csrf": csrf})
+    assert asked.status_code == 200 and 'name="code"' in asked.text
+    done = await other.post(
+        "/sign-in/link", data={"token": token, "code": code.group(1), "csrf": csrf}
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/licenses"
+
+
+async def test_the_code_form_signs_in_on_another_device(stack: Any) -> None:
+    email = new_email()
+    await stack.buy(email)
+    text = await stack.mailbox.wait_for(email, "Welcome to")
+    code = re.search(r"enter this code: (\d{6})", text)
+    assert code
+    device = stack.browser()
+    form = await device.get("/sign-in/code")
+    wrong = await device.post(
+        "/sign-in/code", data={"email": email, "code": "000000", "csrf": csrf_of(form.text)}
+    )
+    assert wrong.status_code == 401 and "did not work" in wrong.text
+    done = await device.post(
+        "/sign-in/code", data={"email": email, "code": code.group(1), "csrf": csrf_of(form.text)}
+    )
+    assert done.status_code == 303
+    assert "License key" in await stack.licenses(device)
+
+
+async def test_a_post_without_the_csrf_token_changes_nothing(stack: Any) -> None:
+    client, _ = await signed_in_buyer(stack)
+    page = await stack.licenses(client)
+    forged = await client.post("/account/sessions/revoke-all", data={})
+    assert forged.status_code == 403
+    assert "This form has expired" in forged.text
+    wrong = await client.post("/account/sessions/revoke-all", data={"csrf": "0" * 64})
+    assert wrong.status_code == 403
+    foreign = await client.post(
+        "/account/sessions/revoke-all",
+        data={"csrf": csrf_of(page)},
+        headers={"origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+    cross_site = await client.post(
+        "/account/sessions/revoke-all",
+        data={"csrf": csrf_of(page)},
+        headers={"sec-fetch-site": "cross-site", "origin": "null"},
+    )
+    assert cross_site.status_code == 403
+    # still signed in: nothing was revoked
+    assert (await client.get("/licenses")).status_code == 200
+    # another browser's token does not work with this browser's cookie
+    stranger = stack.browser()
+    other_token = csrf_of((await stranger.get("/sign-in")).text)
+    assert other_token != csrf_of(page)
+    assert (await client.post("/sign-out", data={"csrf": other_token})).status_code == 403
+
+
+async def test_the_dashboard_shows_the_license_and_a_machine_can_be_removed(
+    stack: Any, tmp_path: Path
+) -> None:
+    client, _ = await signed_in_buyer(stack)
+    page = await stack.licenses(client)
+    found = KEY.search(page)
+    assert found, page
+    key = found.group(1)
+    assert "status-active" in page and "No machine uses this license yet" in page
+    fingerprint = secrets.token_hex(16)
+    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+        await desktop.public_keys()
+        activated = await desktop.activate(
+            fingerprint, key=key, machine_name="TRADING-PC", platform="windows-x64"
+        )
+        assert activated.code == "VALID"
+        page = await stack.licenses(client)
+        assert "TRADING-PC" in page and "windows-x64" in page
+        remove = re.search(r'action="(/licenses/[^"]+/remove)"', page)
+        assert remove
+        removed = await client.post(remove.group(1), data={"csrf": csrf_of(page)})
+        assert (
+            removed.status_code == 303
+            and removed.headers["location"] == "/licenses?done=machine-removed"
+        )
+        after = await client.get(removed.headers["location"])
+        assert "its seat is free" in after.text and "TRADING-PC" not in after.text
+        assert (await desktop.validate(key, fingerprint)).code == "NOT_ACTIVATED"
+
+
+async def test_orders_list_receipts_and_the_stripe_portal_is_explained_in_test_mode(
+    stack: Any,
+) -> None:
+    client, _ = await signed_in_buyer(stack)
+    orders = await client.get("/orders")
+    assert orders.status_code == 200
+    assert "149.00 USD" in orders.text and "/receipt" in orders.text
+    portal = await client.post("/orders/billing-portal", data={"csrf": csrf_of(orders.text)})
+    assert portal.status_code == 409
+    assert "not available for this account" in portal.text
+
+
+async def test_sessions_sign_out_and_sign_out_everywhere(stack: Any) -> None:
+    email = new_email()
+    await stack.buy(email)
+    await stack.welcome_link(email)
+    first, second = stack.browser(), stack.browser()
+    await stack.sign_in(first, email, count=1)
+    await stack.sign_in(second, email, count=2)
+    page = await first.get("/account/sessions")
+    assert page.status_code == 200 and page.text.count('/revoke"') >= 2
+    everywhere = await first.post("/account/sessions/revoke-all", data={"csrf": csrf_of(page.text)})
+    assert everywhere.status_code == 200 and "Signed out everywhere" in everywhere.text
+    for browser in (first, second):
+        gone = await browser.get("/licenses")
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/sign-in")
+
+
+async def test_a_signed_out_visitor_is_sent_to_sign_in_with_a_safe_next(stack: Any) -> None:
+    client = stack.browser()
+    answer = await client.get("/orders")
+    assert answer.status_code == 303 and answer.headers["location"] == "/sign-in?next=%2Forders"
+    form = await client.get("/sign-in?next=https://evil.example/")
+    assert 'name="next" value=""' in form.text
+    form = await client.get("/sign-in?next=//evil.example/x")
+    assert 'name="next" value=""' in form.text
+
+
+async def test_a_customer_gets_404_for_admin_and_cannot_touch_another_customers_machine(
+    stack: Any, tmp_path: Path
+) -> None:
+    alice, _ = await signed_in_buyer(stack)
+    bob, _ = await signed_in_buyer(stack)
+    for path in ("/admin", "/admin/revenue", "/admin/webhooks", "/admin/exports/orders.csv"):
+        response = await alice.get(path)
+        assert response.status_code == 404, path
+        assert "Page not found" in response.text
+    anonymous = stack.browser()
+    assert (await anonymous.get("/admin")).status_code == 404
+    bob_page = await stack.licenses(bob)
+    bob_key = KEY.search(bob_page)
+    assert bob_key
+    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+        await desktop.public_keys()
+        await desktop.activate("bob-machine-0001", key=bob_key.group(1), machine_name="BOB-PC")
+    bob_page = await stack.licenses(bob)
+    remove = re.search(r'action="(/licenses/[^"]+/remove)"', bob_page)
+    assert remove
+    alice_page = await stack.licenses(alice)
+    assert "BOB-PC" not in alice_page and bob_key.group(1) not in alice_page
+    tried = await alice.post(remove.group(1), data={"csrf": csrf_of(alice_page)})
+    assert tried.status_code == 303  # the same answer as a machine already gone...
+    assert "BOB-PC" in await stack.licenses(bob)  # ...and Bob's machine is still there
+
+
+async def test_a_refunded_license_says_why(stack: Any) -> None:
+    email = new_email()
+    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=20) as shop:
+        buy = await shop.get("/buy/chartgpt-lifetime")
+        session_id = buy.headers["location"].rsplit("/", 1)[1]
+        await shop.post(f"/test-checkout/{session_id}/pay", data={"email": email})
+        client = stack.browser()
+        await stack.land(client, await stack.welcome_link(email))
+        assert "status-active" in await stack.licenses(client)
+        refunded = await shop.post(f"/test-checkout/{session_id}/refund")
+        assert refunded.status_code in (200, 303)
+    for _ in range(100):
+        page = (await client.get("/licenses")).text
+        if "status-revoked" in page:
+            break
+        await asyncio.sleep(0.2)
+    assert "This license was revoked: the order was refunded." in page
+    orders = await client.get("/orders")
+    assert "refunded 149.00 USD" in orders.text
