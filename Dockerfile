@@ -43,6 +43,7 @@ COPY services/licensing/pyproject.toml services/licensing/
 COPY services/portal-web/pyproject.toml services/portal-web/
 COPY services/site/pyproject.toml services/site/
 COPY devtools/pyproject.toml devtools/
+COPY clients/licensing-client/pyproject.toml clients/licensing-client/
 
 # The shared kernel's source, which every service installs.
 COPY shared/src shared/src

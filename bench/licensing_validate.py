@@ -132,6 +132,8 @@ class RawConnection:
         )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("closed by the server (keep-alive timeout)")
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")

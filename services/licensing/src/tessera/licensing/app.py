@@ -2,34 +2,164 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from tessera.licensing import state as licensing_state
+from tessera.licensing.admin import routes as admin_routes
 from tessera.licensing.customers import subscribers as customer_subscribers
-from tessera.licensing.settings import LicensingSettings
-from tessera.shared.service import Runtime, ServiceSpec, create_service_app
+from tessera.licensing.desktop import cache
+from tessera.licensing.desktop import routes as desktop_routes
+from tessera.licensing.desktop.signature import SignedResponses
+from tessera.licensing.me import routes as me_routes
+from tessera.licensing.orders import subscribers as order_subscribers
+from tessera.licensing.ratelimit import DesktopLimiter
+from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
+from tessera.licensing.signing import service as signing
+from tessera.licensing.signing.crypto import Signer
+from tessera.licensing.state import Licensing
+from tessera.shared.db.pool import asyncpg_dsn
+from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
+from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SIGNED_PATHS = ("/v1/licenses/", "/v1/public-keys")
+
+
+def state_for(runtime: Runtime) -> Licensing:
+    settings = runtime.settings
+    if not isinstance(settings, LicensingSettings):
+        # Only the AsyncAPI generator builds subscribers without licensing's settings.
+        settings = LicensingSettings()
+    return licensing_state.for_settings(settings)
+
+
+def subscribers_with(state: Licensing | None = None) -> SubscriberFactory:
+    def register(runtime: Runtime, router: NatsRouter) -> None:
+        customer_subscribers.register(runtime, router)
+        order_subscribers.register(runtime, router, state or state_for(runtime))
+
+    return register
 
 
 def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
-    customer_subscribers.register(runtime, router)
+    subscribers_with()(runtime, router)
+
+
+async def no_reset(_: asyncpg.Connection) -> None:
+    """validate only reads: nothing to reset between checkouts."""
+
+
+async def open_read_pool(runtime: Runtime, state: Licensing) -> None:
+    """A pool for the read-only hot path. The default pool resets each connection on release
+    (`RESET ALL`, `UNLISTEN *`, …): one more round trip per validate, for state it never sets."""
+    settings = state.settings
+    state.read_pool = await asyncpg.create_pool(
+        asyncpg_dsn(str(settings.database_url)),
+        min_size=1,
+        max_size=settings.read_pool_max,
+        command_timeout=5,
+        max_inactive_connection_lifetime=60,
+        reset=no_reset,
+    )
+
+    async def close_on_shutdown(pool: asyncpg.Pool) -> None:
+        # The kernel cancels runtime tasks at shutdown; this one closes the pool then.
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await pool.close()
+
+    runtime.tasks.append(asyncio.create_task(close_on_shutdown(state.read_pool)))
+
+
+async def start_cache(runtime: Runtime, state: Licensing) -> None:
+    listening = asyncio.Event()
+    dsn = asyncpg_dsn(str(state.settings.database_url))
+    runtime.tasks.append(asyncio.create_task(cache.listen(state.cache, dsn, listening)))
+    # Without the listener the cache stays off and validate reads Postgres: slower, not wrong.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listening.wait(), 5)
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Fewer gen-0 collections, and none that rescan what start-up built (gc.freeze)."""
+    if gen0_threshold:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
+    gc.freeze()
+
+
+def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
+    async def start(runtime: Runtime) -> None:
+        settings = state.settings
+        if runtime.redis is not None:
+            state.limiter = DesktopLimiter(
+                runtime.redis, runtime.keys.prefix, settings.rate_window_seconds
+            )
+        pool = runtime.db()
+        await open_read_pool(runtime, state)
+        await start_cache(runtime, state)
+        await signing.ensure_key(pool, state.sealer)
+        state.ring = await signing.load_ring(pool, state.sealer)
+        tune_gc(settings.gc_gen0_threshold)
+        runtime.tasks.append(
+            asyncio.create_task(
+                signing.keep_fresh(state, pool, state.sealer, settings.signing_key_refresh_seconds)
+            )
+        )
+
+    return start
 
 
 def create_app(
     settings: LicensingSettings | None = None, infra: InfraSettings | None = None
 ) -> FastAPI:
-    return create_service_app(
+    settings = settings or load_settings(LicensingSettings)
+    infra = infra or load_settings(InfraSettings)
+    refuse_dev_secrets(settings, infra.env)
+    state = licensing_state.for_settings(settings)
+    app = create_service_app(
         ServiceSpec(
             name="licensing",
             title="Tessera licensing",
             version="0.1.0",
-            settings=settings or load_settings(LicensingSettings),
-            infra=infra or load_settings(InfraSettings),
+            settings=settings,
+            infra=infra,
             migrations=MIGRATIONS,
-            subscribers=register_subscribers,
+            routers=(desktop_routes.router, me_routes.router, admin_routes.router),
+            subscribers=subscribers_with(state),
+            on_startup=(startup(state),),
         )
     )
+    app.state.licensing = state
+    # Customer, admin and device-flow tokens: auth's JWKS, fetched on first use and cached.
+    app.state.token_verifier = AccessTokenVerifier(
+        JwksCache(settings.auth_jwks_url),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+
+    def current_signer() -> Signer | None:
+        return state.ring.signer if state.ring is not None else None
+
+    # One server span per request, without the per-message receive/send spans the ASGI
+    # instrumentation adds by default: on the hot path they cost more than the work traced.
+    untraced = "healthz,readyz" if settings.trace_validate else "healthz,readyz,licenses/validate"
+    FastAPIInstrumentor.uninstrument_app(app)
+    app.middleware_stack = None  # uninstrument builds the stack; let Starlette build it again
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=untraced, exclude_spans=["receive", "send"]
+    )
+    # Outermost, so that every answer under the desktop paths is signed, errors included.
+    app.add_middleware(SignedResponses, signer=current_signer, prefixes=SIGNED_PATHS)
+    return app

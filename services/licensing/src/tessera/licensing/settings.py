@@ -1,9 +1,17 @@
 """Licensing's settings (environment prefix `TESSERA_LICENSING_`)."""
 
-from pydantic import PostgresDsn
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import DatabaseSettings
+from tessera.shared.settings import ConfigurationError, DatabaseSettings, Environment, env_name
+
+# Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
+DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-licensing-kek!!").decode()
 
 
 class LicensingSettings(DatabaseSettings):
@@ -11,3 +19,54 @@ class LicensingSettings(DatabaseSettings):
 
     port: int = 8084
     database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/licensing")
+    # The desktop API's bodies are a key, a fingerprint and a few labels: keep them small.
+    max_body_bytes: int = Field(default=8 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # 32 bytes, base64: seals the private halves of lease-signing keys and the license keys.
+    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    # Auth's JWKS, for customer, admin and device-flow access tokens.
+    auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
+    auth_issuer: str = "tessera-auth"
+    auth_audience: str = "tessera"
+    # Rate limits per fixed window of `rate_window_seconds`, per client IP and per license key.
+    rate_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_per_ip: int = Field(default=600, ge=1)
+    rate_per_key: int = Field(default=120, ge=1)
+    # Connections of validate's own read-only pool (beside the main pool, db_pool_max).
+    read_pool_max: int = Field(default=8, ge=1, le=200)
+    # validate's in-memory view of licenses: forgotten at once on any committed change
+    # (Postgres NOTIFY), and after this many seconds regardless.
+    cache_ttl_seconds: float = Field(default=60.0, gt=0, le=3600)
+    cache_max_entries: int = Field(default=100_000, ge=0)
+    # Per-request trace spans for validate (off: it is the call every running copy makes,
+    # and its span costs about a third of its CPU; activate and deactivate stay traced).
+    trace_validate: bool = False
+    # Python's gen-0 GC threshold for this process (0: Python's default of 700). The hot path
+    # allocates many short-lived objects; collecting less often cuts its CPU by about a
+    # quarter (docs/performance.md).
+    gc_gen0_threshold: int = Field(default=20_000, ge=0)
+    # How often a replica re-reads the signing keys (picks up an operator's rotation).
+    signing_key_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _thirty_two_bytes(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("must be base64") from None
+        if len(raw) != 32:
+            raise ValueError("must decode to exactly 32 bytes")
+        return value
+
+    @property
+    def kek(self) -> bytes:
+        return base64.b64decode(self.key_encryption_key)
+
+
+def refuse_dev_secrets(settings: LicensingSettings, env: Environment) -> None:
+    """Production must bring its own key-encryption key: the dev default is public."""
+    if env == Environment.PRODUCTION and settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+        name = env_name(LicensingSettings, "key_encryption_key")
+        raise ConfigurationError(
+            f"invalid configuration: {name}: the dev default must not be used in production"
+        )

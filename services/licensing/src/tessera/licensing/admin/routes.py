@@ -1,0 +1,185 @@
+"""Admin HTTP (role admin; anyone else gets 404). Every change lands in the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from tessera.licensing import state as licensing_state
+from tessera.licensing.admin import service
+from tessera.licensing.admin.errors import BadSearch
+from tessera.licensing.admin.schemas import (
+    AuditEntry,
+    ExtendRequest,
+    GrantRequest,
+    HeldOrder,
+    StatusRequest,
+)
+from tessera.licensing.licenses import keyformat, queries
+from tessera.licensing.licenses.schemas import LicenseOut
+from tessera.licensing.orders import queries as order_queries
+from tessera.licensing.state import Licensing
+from tessera.shared.service import RuntimeDep
+from tessera.shared.tokens import AdminDep, Principal
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+StateDep = Annotated[Licensing, Depends(licensing_state.of)]
+RATE = "300/minute"
+
+
+async def limited(runtime: RuntimeDep, admin: AdminDep) -> Principal:
+    await runtime.rate_limiter().enforce(RATE, "admin", str(admin.user_id))
+    return admin
+
+
+Admin = Annotated[Principal, Depends(limited)]
+
+
+def forgotten(state: Licensing, license: LicenseOut) -> LicenseOut:
+    """Read-your-writes on this replica; the others hear of it from Postgres (NOTIFY)."""
+    state.cache.forget(str(license.id))
+    return license
+
+
+@router.get("/licenses", summary="Search licenses by key, email or account")
+async def search(
+    runtime: RuntimeDep,
+    state: StateDep,
+    _: Admin,
+    key: Annotated[str | None, Query(max_length=64)] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    account_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[LicenseOut]:
+    if not (key or email or account_id):
+        raise BadSearch()
+    return await service.search(
+        runtime.db(),
+        state.sealer,
+        key_hash=keyformat.lookup_hash(key) if key else None,
+        email=email,
+        account_id=account_id,
+        limit=limit,
+    )
+
+
+@router.post("/licenses", status_code=201, summary="Grant a complimentary license")
+async def grant(
+    body: GrantRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> list[LicenseOut]:
+    return await service.grant(runtime.db(), state.sealer, admin, body)
+
+
+@router.post("/licenses/{license_id}/suspend")
+async def suspend(
+    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> LicenseOut:
+    out = await service.set_status(
+        runtime.db(), state.sealer, admin, license_id, "suspended", body.reason
+    )
+    return forgotten(state, out)
+
+
+@router.post("/licenses/{license_id}/reinstate")
+async def reinstate(
+    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> LicenseOut:
+    out = await service.set_status(
+        runtime.db(), state.sealer, admin, license_id, "active", body.reason
+    )
+    return forgotten(state, out)
+
+
+@router.post("/licenses/{license_id}/revoke")
+async def revoke(
+    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> LicenseOut:
+    out = await service.set_status(
+        runtime.db(), state.sealer, admin, license_id, "revoked", body.reason
+    )
+    return forgotten(state, out)
+
+
+@router.post("/licenses/{license_id}/reset-activations")
+async def reset_activations(
+    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> LicenseOut:
+    out = await service.reset_activations(
+        runtime.db(), state.sealer, admin, license_id, body.reason
+    )
+    return forgotten(state, out)
+
+
+@router.post("/licenses/{license_id}/extend", summary="Set (or clear) the expiry")
+async def extend(
+    license_id: UUID, body: ExtendRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+) -> LicenseOut:
+    out = await service.extend(
+        runtime.db(), state.sealer, admin, license_id, body.expires_at, body.reason
+    )
+    return forgotten(state, out)
+
+
+@router.get("/audit", summary="The audit log, newest first")
+async def audit(
+    runtime: RuntimeDep,
+    _: Admin,
+    license_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AuditEntry]:
+    async with runtime.db().acquire() as conn:
+        rows = await queries.audit_entries(conn, license_id, limit)
+    return [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+
+
+@router.get("/held-orders", summary="Paid orders held for an unknown product or policy")
+async def held_orders(runtime: RuntimeDep, _: Admin) -> list[HeldOrder]:
+    async with runtime.db().acquire() as conn:
+        rows = await order_queries.held_orders(conn)
+    return [
+        HeldOrder(order_id=r["order_id"], reason=r["held_reason"], held_since=r["updated_at"])
+        for r in rows
+    ]
+
+
+CSV_COLUMNS = (
+    "id", "key_hint", "account_id", "email", "product_code", "policy_code", "order_id",
+    "source", "status", "status_reason", "expires_at", "created_at", "activations",
+)  # fmt: skip
+
+
+def csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell a spreadsheet would run as a formula is quoted as text (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get("/licenses.csv", summary="Every license as CSV (keys by hint only)")
+async def export_csv(runtime: RuntimeDep, _: Admin) -> StreamingResponse:
+    pool = runtime.db()
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        async with pool.acquire() as conn, conn.transaction():
+            async for row in await queries.all_licenses(conn):
+                writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+                if buffer.tell() > 16 * 1024:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="licenses.csv"'},
+    )

@@ -1,0 +1,49 @@
+"""Admin request and response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GrantRequest(Strict):
+    account_id: UUID
+    email: EmailStr
+    policy: Annotated[str, Field(min_length=1, max_length=64)]
+    seats: Annotated[int, Field(ge=1, le=100)] = 1
+    reason: Reason
+
+
+class StatusRequest(Strict):
+    reason: Reason
+
+
+class ExtendRequest(Strict):
+    # None: never expires.
+    expires_at: datetime | None
+    reason: Reason
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor_id: UUID | None
+    actor_role: str
+    action: str
+    license_id: UUID | None
+    detail: dict[str, Any]
+
+
+class HeldOrder(BaseModel):
+    order_id: UUID
+    reason: str
+    held_since: datetime

@@ -1,0 +1,136 @@
+"""Admin verbs. Each opens its transaction, writes the audit entry in it, and publishes
+through the outbox what licensing publishes for the same change made by events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from tessera.licensing.admin.errors import LicenseRevoked, UnknownPolicy
+from tessera.licensing.admin.schemas import GrantRequest
+from tessera.licensing.licenses import queries
+from tessera.licensing.licenses import service as licenses
+from tessera.licensing.licenses.schemas import LicenseOut
+from tessera.licensing.signing.crypto import Sealer
+from tessera.shared.http.problems import NotFound
+from tessera.shared.tokens import Principal
+
+
+async def _locked(conn: asyncpg.Connection, license_id: UUID) -> asyncpg.Record:
+    row = await queries.lock_license(conn, license_id)
+    if row is None:
+        raise NotFound("No such license.")
+    return row
+
+
+async def _audit(
+    conn: asyncpg.Connection, admin: Principal, action: str, license_id: UUID | None, **detail: Any
+) -> None:
+    await licenses.record_audit(
+        conn,
+        actor_id=admin.user_id,
+        actor_role="admin",
+        action=action,
+        license_id=license_id,
+        **detail,
+    )
+
+
+async def _view(conn: asyncpg.Connection, sealer: Sealer, license_id: UUID) -> LicenseOut:
+    row = await queries.lock_license(conn, license_id)
+    assert row is not None
+    return (await licenses.with_activations(conn, sealer, [row]))[0]
+
+
+async def grant(
+    pool: asyncpg.Pool, sealer: Sealer, admin: Principal, req: GrantRequest
+) -> list[LicenseOut]:
+    """Issue complimentary licenses (no order); publishes LicenseIssued per seat."""
+    async with pool.acquire() as conn, conn.transaction():
+        policy = await queries.find_policy(conn, req.policy)
+        if policy is None:
+            raise UnknownPolicy(f"No policy {req.policy!r}.")
+        grant = licenses.Grant(
+            account_id=req.account_id,
+            email=str(req.email),
+            product=policy["product_code"],
+            policy=req.policy,
+            seats=req.seats,
+            source="complimentary",
+        )
+        ids = await licenses.issue(conn, sealer, grant, policy)
+        for license_id in ids:
+            await _audit(conn, admin, "license.granted", license_id, reason=req.reason)
+        return [await _view(conn, sealer, i) for i in ids]
+
+
+async def set_status(
+    pool: asyncpg.Pool,
+    sealer: Sealer,
+    admin: Principal,
+    license_id: UUID,
+    status: licenses.Status,
+    reason: str,
+) -> LicenseOut:
+    """Suspend, reinstate or revoke by hand. A revoked license stays revoked (grant anew)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _locked(conn, license_id)
+        if row["status"] == "revoked" and status != "revoked":
+            raise LicenseRevoked("A revoked license cannot change; grant a new one.")
+        changed = await licenses.change_status(conn, row, status, "admin")
+        verb = {"active": "reinstated", "suspended": "suspended", "revoked": "revoked"}[status]
+        await _audit(conn, admin, f"license.{verb}", license_id, reason=reason, changed=changed)
+        return await _view(conn, sealer, license_id)
+
+
+async def reset_activations(
+    pool: asyncpg.Pool, sealer: Sealer, admin: Principal, license_id: UUID, reason: str
+) -> LicenseOut:
+    """Free every seat; publishes MachineDeactivated per machine."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _locked(conn, license_id)
+        removed = await licenses.remove_activation(conn, row, None, "admin")
+        await _audit(conn, admin, "activations.reset", license_id, reason=reason, removed=removed)
+        return await _view(conn, sealer, license_id)
+
+
+async def extend(
+    pool: asyncpg.Pool,
+    sealer: Sealer,
+    admin: Principal,
+    license_id: UUID,
+    expires_at: datetime | None,
+    reason: str,
+) -> LicenseOut:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _locked(conn, license_id)
+        await queries.set_expiry(conn, license_id, expires_at)
+        await _audit(
+            conn,
+            admin,
+            "license.expiry_changed",
+            license_id,
+            reason=reason,
+            before=row["expires_at"],
+            after=expires_at,
+        )
+        return await _view(conn, sealer, license_id)
+
+
+async def search(
+    pool: asyncpg.Pool,
+    sealer: Sealer,
+    *,
+    key_hash: bytes | None,
+    email: str | None,
+    account_id: UUID | None,
+    limit: int,
+) -> list[LicenseOut]:
+    async with pool.acquire() as conn:
+        rows = await queries.search(
+            conn, key_hash=key_hash, email=email, account_id=account_id, limit=limit
+        )
+        return await licenses.with_activations(conn, sealer, rows)

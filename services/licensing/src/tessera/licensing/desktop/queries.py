@@ -1,0 +1,137 @@
+"""Desktop SQL. `lookup` is the hot path: one indexed read by key hash that brings the
+license, its policy, its product, this machine's activation and the seat count at once."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from tessera.licensing.desktop.cache import Known
+
+LOOKUP = """
+SELECT l.id, l.account_id, l.product_code, l.status, l.expires_at,
+       pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements,
+       coalesce(array_agg(a.fingerprint_hash) FILTER (WHERE a.id IS NOT NULL), '{}') AS fps,
+       coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{}') AS activation_ids
+  FROM licenses l
+  JOIN policies pol ON pol.code = l.policy_code
+  JOIN products p ON p.code = l.product_code
+  LEFT JOIN activations a ON a.license_id = l.id
+ WHERE l.key_hash = $1
+ GROUP BY l.id, pol.code, p.code
+"""
+
+
+async def lookup(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> Known | None:
+    """The license a key hash names, with every activation (at most the policy's machines)."""
+    row = await conn.fetchrow(LOOKUP, key_hash)
+    if row is None:
+        return None
+    return Known(
+        id=row["id"],
+        account_id=row["account_id"],
+        product_code=row["product_code"],
+        status=row["status"],
+        expires_at=row["expires_at"],
+        max_machines=row["max_machines"],
+        lease_seconds=row["lease_seconds"],
+        grace_seconds=row["grace_seconds"],
+        entitlements=tuple(row["entitlements"]),
+        activations=dict(zip(row["fps"], row["activation_ids"], strict=True)),
+    )
+
+
+LOCK_COLUMNS = """
+    l.id, l.account_id, l.product_code, l.status, l.expires_at, l.key_sealed,
+    pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements
+"""
+
+
+async def lock_by_key(conn: asyncpg.Connection, key_hash: bytes) -> asyncpg.Record | None:
+    # The row lock serialises activations of one license: the seat count read below cannot
+    # change under us, so N parallel activations against K seats succeed exactly K times.
+    return await conn.fetchrow(
+        f"""
+        SELECT {LOCK_COLUMNS}
+          FROM licenses l
+          JOIN policies pol ON pol.code = l.policy_code
+          JOIN products p ON p.code = l.product_code
+         WHERE l.key_hash = $1
+           FOR UPDATE OF l
+        """,  # noqa: S608 (a constant column list, no input)
+        key_hash,
+    )
+
+
+async def lock_of_account(
+    conn: asyncpg.Connection, account_id: UUID, product: str | None
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT {LOCK_COLUMNS}
+              FROM licenses l
+              JOIN policies pol ON pol.code = l.policy_code
+              JOIN products p ON p.code = l.product_code
+             WHERE l.account_id = $1 AND ($2::text IS NULL OR l.product_code = $2)
+             ORDER BY l.created_at, l.seat
+               FOR UPDATE OF l
+            """,  # noqa: S608 (a constant column list, no input)
+            account_id,
+            product,
+        )
+    )
+
+
+async def find_activation(
+    conn: asyncpg.Connection, license_id: UUID, fingerprint_hash: str
+) -> UUID | None:
+    value: UUID | None = await conn.fetchval(
+        "SELECT id FROM activations WHERE license_id = $1 AND fingerprint_hash = $2",
+        license_id,
+        fingerprint_hash,
+    )
+    return value
+
+
+async def count_activations(conn: asyncpg.Connection, license_id: UUID) -> int:
+    return int(
+        await conn.fetchval("SELECT count(*) FROM activations WHERE license_id = $1", license_id)
+    )
+
+
+async def insert_activation(
+    conn: asyncpg.Connection,
+    *,
+    activation_id: UUID,
+    license_id: UUID,
+    fingerprint_hash: str,
+    machine_name: str | None,
+    platform: str | None,
+    app_version: str | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO activations (id, license_id, fingerprint_hash, machine_name, platform,
+                                 app_version)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """,
+        activation_id,
+        license_id,
+        fingerprint_hash,
+        machine_name,
+        platform,
+        app_version,
+    )
+
+
+async def delete_activation(
+    conn: asyncpg.Connection, license_id: UUID, fingerprint_hash: str
+) -> UUID | None:
+    value: UUID | None = await conn.fetchval(
+        "DELETE FROM activations WHERE license_id = $1 AND fingerprint_hash = $2 RETURNING id",
+        license_id,
+        fingerprint_hash,
+    )
+    return value

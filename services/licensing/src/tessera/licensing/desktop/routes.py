@@ -1,0 +1,107 @@
+"""Desktop HTTP: parse, rate-limit (one Redis round trip), call the service, write JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from tessera.licensing import state as licensing_state
+from tessera.licensing.desktop import service
+from tessera.licensing.desktop.schemas import (
+    ActivateRequest,
+    Answer,
+    DeactivateRequest,
+    ValidateRequest,
+)
+from tessera.licensing.licenses import keyformat
+from tessera.licensing.state import Licensing
+from tessera.shared.http.problems import Problem, ServiceUnavailable
+from tessera.shared.service import RuntimeDep
+from tessera.shared.tokens import current_principal
+
+router = APIRouter(prefix="/v1", tags=["desktop"])
+StateDep = Annotated[Licensing, Depends(licensing_state.of)]
+ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": Answer}}
+
+
+class KeyOrTokenRequired(Problem):
+    status = 400
+    slug = "key-or-token-required"
+    title = "A license key or an access token is required"
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def key_id(key: str) -> str:
+    return keyformat.lookup_hash(key).hex()[:32]
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
+
+
+def forget(state: Licensing, body: dict[str, Any]) -> None:
+    """Read-your-writes on this replica; the others hear of it from Postgres (NOTIFY)."""
+    if body.get("license"):
+        state.cache.forget(body["license"]["id"])
+
+
+async def limit(state: Licensing, request: Request, key: str) -> None:
+    if state.limiter is None:
+        raise ServiceUnavailable("Rate limiting is unavailable.")
+    await state.limiter.enforce((state.per_ip, client_ip(request)), (state.per_key, key))
+
+
+@router.post("/licenses/validate", responses=ANSWER, summary="Is this license valid here?")
+async def validate(req: ValidateRequest, request: Request) -> Response:
+    # The hot path takes no dependencies: FastAPI runs a sync one in a worker thread, and
+    # every hop shows in p99. The runtime and state are read straight off the app.
+    state: Licensing = request.app.state.licensing
+    pool = state.read_pool
+    if pool is None:
+        raise ServiceUnavailable("The database is not connected.")
+    await limit(state, request, key_id(req.key))
+    return json_response(await service.validate(pool, state.cache, state.key_ring().signer, req))
+
+
+@router.post("/licenses/activate", responses=ANSWER, summary="Bind this machine to a seat")
+async def activate(
+    req: ActivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
+) -> Response:
+    account_id = None
+    if req.key is not None:
+        await limit(state, request, key_id(req.key))
+    else:
+        if "authorization" not in request.headers:
+            raise KeyOrTokenRequired()
+        principal = await current_principal(request)
+        account_id = principal.account_id
+        await limit(state, request, f"acc:{account_id}")
+    ring = state.key_ring()
+    body = await service.activate(runtime.db(), ring.signer, state.sealer, req, account_id)
+    forget(state, body)
+    return json_response(body)
+
+
+@router.post("/licenses/deactivate", responses=ANSWER, summary="Free this machine's seat")
+async def deactivate(
+    req: DeactivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
+) -> Response:
+    await limit(state, request, key_id(req.key))
+    body = await service.deactivate(runtime.db(), req)
+    forget(state, body)
+    return json_response(body)
+
+
+@router.get("/public-keys", summary="JWKS of the lease-signing keys")
+async def public_keys(request: Request, state: StateDep) -> Response:
+    if state.limiter is not None:
+        await state.limiter.enforce((state.per_ip, client_ip(request)))
+    response = json_response(state.key_ring().jwks)
+    # Old keys stay listed for the life of their last lease, so a cached copy stays useful.
+    response.headers["cache-control"] = "public, max-age=300"
+    return response

@@ -1,0 +1,261 @@
+"""Desktop verbs: validate (read-only, the hot path), activate and deactivate (row-locked,
+published through the outbox). Each returns the answer as a plain dict, ready to encode."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from tessera.licensing.desktop import queries
+from tessera.licensing.desktop.cache import NOBODY, Known, LicenseCache
+from tessera.licensing.desktop.schemas import (
+    DETAILS,
+    ActivateRequest,
+    Code,
+    DeactivateRequest,
+    ValidateRequest,
+)
+from tessera.licensing.leases.claims import decoy_claims, lease_claims
+from tessera.licensing.licenses import keyformat
+from tessera.licensing.signing.crypto import Sealer, Signer
+from tessera.shared import outbox
+from tessera.shared.events.envelope import new_event_id
+from tessera.shared.events.licensing import MachineActivated, MachineDeactivated
+
+STATUS_CODES = {"suspended": Code.SUSPENDED, "revoked": Code.REVOKED}
+
+
+def fingerprint_hash(fingerprint: str) -> str:
+    return hashlib.sha256(fingerprint.encode()).hexdigest()
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def standing(row: asyncpg.Record | Known, now: float) -> Code | None:
+    """Why the license itself cannot be used now, or None when it can."""
+    code = STATUS_CODES.get(row["status"])
+    if code is not None:
+        return code
+    expires_at: datetime | None = row["expires_at"]
+    if expires_at is not None and expires_at.timestamp() <= now:
+        return Code.EXPIRED
+    return None
+
+
+def judge(
+    known: Known | None, fp_hash: str, activation_id: UUID | None, now: float
+) -> tuple[Code, UUID | None]:
+    """The verdict on (license, machine), and the machine's activation when it has one."""
+    if known is None:
+        return Code.NOT_FOUND, None
+    code = standing(known, now)
+    if code is not None:
+        return code, None
+    mine = known.activations.get(fp_hash)
+    if mine is not None:
+        return Code.VALID, mine
+    if activation_id is not None and activation_id in known.activations.values():
+        return Code.FINGERPRINT_MISMATCH, None
+    if len(known.activations) >= known.max_machines:
+        return Code.TOO_MANY_ACTIVATIONS, None
+    return Code.NOT_ACTIVATED, None
+
+
+def answer(
+    code: Code,
+    now: float,
+    nonce: str | None,
+    row: asyncpg.Record | Known | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    valid = code is Code.VALID
+    body: dict[str, Any] = {
+        "valid": valid,
+        "code": code.value,
+        "detail": DETAILS[code],
+        "server_time": iso(now),
+        "nonce": nonce,
+        "entitlements": list(row["entitlements"]) if valid and row is not None else [],
+        "license": None,
+    }
+    if row is not None:
+        expires_at = row["expires_at"]
+        body["license"] = {
+            "id": str(row["id"]),
+            "product": row["product_code"],
+            "status": row["status"],
+            "expires_at": iso(expires_at.timestamp()) if expires_at else None,
+        }
+    body.update(extra)
+    return body
+
+
+def sign_lease(
+    signer: Signer, row: asyncpg.Record | Known, fingerprint: str, now: int
+) -> dict[str, Any]:
+    claims = lease_claims(
+        license_id=row["id"],
+        account_id=row["account_id"],
+        product=row["product_code"],
+        entitlements=list(row["entitlements"]),
+        fingerprint=fingerprint,
+        status=row["status"],
+        now=now,
+        lease_seconds=row["lease_seconds"],
+        grace_seconds=row["grace_seconds"],
+        license_expires_at=row["expires_at"],
+    )
+    return {"lease": signer.jws(claims), "lease_expires_at": iso(claims["exp"])}
+
+
+async def find_known(pool: asyncpg.Pool, cache: LicenseCache, key_hash: bytes) -> Known | None:
+    """From memory when it can; otherwise one indexed read, remembered (unknown keys too)."""
+    entry = cache.get(key_hash)
+    if entry is None:
+        epoch = cache.epoch
+        known = await queries.lookup(pool, key_hash)
+        cache.put(key_hash, known if known is not None else NOBODY, epoch)
+        return known
+    return entry if isinstance(entry, Known) else None
+
+
+async def validate(
+    pool: asyncpg.Pool, cache: LicenseCache, signer: Signer, req: ValidateRequest
+) -> dict[str, Any]:
+    """The verdict on (key, machine), and a fresh lease when valid. Reads only."""
+    now = time.time()
+    known = await find_known(pool, cache, keyformat.lookup_hash(req.key))
+    code, activation = judge(known, fingerprint_hash(req.fingerprint), req.activation_id, now)
+    if code is Code.VALID:
+        assert known is not None
+        lease = sign_lease(signer, known, req.fingerprint, int(now))
+        return answer(code, now, req.nonce, known, activation_id=str(activation), **lease)
+    # constant work: a fast "no" would tell which keys exist
+    signer.jws(decoy_claims(int(now), req.fingerprint))
+    return answer(code, now, req.nonce, known)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: Code
+    row: asyncpg.Record | None
+    activation_id: UUID | None = None
+
+
+async def _activate_on(
+    conn: asyncpg.Connection, row: asyncpg.Record, req: ActivateRequest, fp_hash: str, now: float
+) -> Outcome:
+    code = standing(row, now)
+    if code is not None:
+        return Outcome(code, row)
+    existing = await queries.find_activation(conn, row["id"], fp_hash)
+    if existing is not None:
+        return Outcome(Code.VALID, row, existing)
+    if await queries.count_activations(conn, row["id"]) >= row["max_machines"]:
+        return Outcome(Code.TOO_MANY_ACTIVATIONS, row)
+    activation_id = new_event_id()
+    await queries.insert_activation(
+        conn,
+        activation_id=activation_id,
+        license_id=row["id"],
+        fingerprint_hash=fp_hash,
+        machine_name=req.machine_name,
+        platform=req.platform,
+        app_version=req.app_version,
+    )
+    await outbox.add(
+        conn,
+        MachineActivated(
+            activation_id=activation_id,
+            license_id=row["id"],
+            account_id=row["account_id"],
+            fingerprint_hash=fp_hash,
+            machine_name=req.machine_name,
+            platform=req.platform,
+        ),
+    )
+    return Outcome(Code.VALID, row, activation_id)
+
+
+async def _activate_for_account(
+    conn: asyncpg.Connection, account_id: UUID, req: ActivateRequest, fp_hash: str, now: float
+) -> Outcome:
+    rows = await queries.lock_of_account(conn, account_id, req.product)
+    if not rows:
+        return Outcome(Code.NO_LICENSE, None)
+    # The same machine signing in again lands on the activation it already holds.
+    for row in rows:
+        if await queries.find_activation(conn, row["id"], fp_hash) is not None:
+            return await _activate_on(conn, row, req, fp_hash, now)
+    first: Outcome | None = None
+    for row in rows:
+        outcome = await _activate_on(conn, row, req, fp_hash, now)
+        if outcome.code is Code.VALID:
+            return outcome
+        first = first or outcome
+    assert first is not None
+    return first
+
+
+async def activate(
+    pool: asyncpg.Pool,
+    signer: Signer,
+    sealer: Sealer,
+    req: ActivateRequest,
+    account_id: UUID | None,
+) -> dict[str, Any]:
+    """Bind the machine to a seat (the same fingerprint again: the same seat). Publishes
+    MachineActivated for a new seat; answers TOO_MANY_ACTIVATIONS when none is free."""
+    now = time.time()
+    fp_hash = fingerprint_hash(req.fingerprint)
+    async with pool.acquire() as conn, conn.transaction():
+        if req.key is not None:
+            row = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
+            outcome = (
+                Outcome(Code.NOT_FOUND, None)
+                if row is None
+                else await _activate_on(conn, row, req, fp_hash, now)
+            )
+        else:
+            assert account_id is not None
+            outcome = await _activate_for_account(conn, account_id, req, fp_hash, now)
+    row = outcome.row
+    if outcome.code is not Code.VALID or row is None:
+        return answer(outcome.code, now, req.nonce, row)
+    extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now))
+    extra["activation_id"] = str(outcome.activation_id)
+    if req.key is None:
+        extra["license_key"] = keyformat.display(sealer.open(bytes(row["key_sealed"])).decode())
+    return answer(outcome.code, now, req.nonce, row, **extra)
+
+
+async def deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, Any]:
+    """Free the machine's seat; publishes MachineDeactivated."""
+    now = time.time()
+    fp_hash = fingerprint_hash(req.fingerprint)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
+        if row is None:
+            return answer(Code.NOT_FOUND, now, req.nonce)
+        activation_id = await queries.delete_activation(conn, row["id"], fp_hash)
+        if activation_id is None:
+            return answer(Code.NOT_ACTIVATED, now, req.nonce, row)
+        await outbox.add(
+            conn,
+            MachineDeactivated(
+                activation_id=activation_id,
+                license_id=row["id"],
+                account_id=row["account_id"],
+                fingerprint_hash=fp_hash,
+                by="desktop",
+            ),
+        )
+    return answer(Code.DEACTIVATED, now, req.nonce, row, activation_id=str(activation_id))

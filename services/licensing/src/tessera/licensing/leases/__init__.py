@@ -1,0 +1,1 @@
+"""Leases: the signed, offline proof that a machine may run a product until `exp`."""

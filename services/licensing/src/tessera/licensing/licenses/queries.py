@@ -1,0 +1,232 @@
+"""License SQL. Queries take a connection; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+LICENSE_COLUMNS = """
+    l.id, l.key_sealed, l.key_hint, l.account_id, l.email, l.product_code, l.policy_code,
+    l.order_id, l.seat, l.source, l.status, l.status_reason, l.expires_at, l.created_at,
+    l.updated_at,
+    (SELECT pol.max_machines FROM policies pol WHERE pol.code = l.policy_code) AS max_machines,
+    (SELECT p.entitlements FROM products p WHERE p.code = l.product_code) AS entitlements
+"""
+
+
+async def find_policy(conn: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT pol.code, pol.product_code, pol.max_machines, pol.duration_seconds,
+               pol.lease_seconds, pol.grace_seconds, p.entitlements
+          FROM policies pol JOIN products p ON p.code = pol.product_code
+         WHERE pol.code = $1
+        """,
+        code,
+    )
+
+
+async def insert_license(
+    conn: asyncpg.Connection,
+    *,
+    license_id: UUID,
+    key_hash: bytes,
+    key_sealed: bytes,
+    key_hint: str,
+    account_id: UUID,
+    email: str,
+    product: str,
+    policy: str,
+    order_id: UUID | None,
+    seat: int,
+    source: str,
+    status: str,
+    status_reason: str | None,
+    duration_seconds: int | None,
+) -> bool:
+    """Insert one seat's license; False when that seat of that order already has one."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO licenses (id, key_hash, key_sealed, key_hint, account_id, email,
+                              product_code, policy_code, order_id, seat, source, status,
+                              status_reason, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                CASE WHEN $14::bigint IS NULL THEN NULL
+                     ELSE clock_timestamp() + make_interval(secs => $14::bigint) END)
+        ON CONFLICT (order_id, seat) DO NOTHING
+        RETURNING true
+        """,
+        license_id,
+        key_hash,
+        key_sealed,
+        key_hint,
+        account_id,
+        email,
+        product,
+        policy,
+        order_id,
+        seat,
+        source,
+        status,
+        status_reason,
+        duration_seconds,
+    )
+    return bool(inserted)
+
+
+async def lock_order_licenses(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"SELECT {LICENSE_COLUMNS} FROM licenses l"  # noqa: S608 (constant columns)
+            " WHERE l.order_id = $1 ORDER BY l.seat FOR UPDATE",
+            order_id,
+        )
+    )
+
+
+async def lock_license(conn: asyncpg.Connection, license_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {LICENSE_COLUMNS} FROM licenses l WHERE l.id = $1 FOR UPDATE",  # noqa: S608
+        license_id,
+    )
+
+
+async def set_status(
+    conn: asyncpg.Connection, license_id: UUID, status: str, reason: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE licenses SET status = $2, status_reason = $3, updated_at = clock_timestamp()"
+        " WHERE id = $1",
+        license_id,
+        status,
+        reason,
+    )
+
+
+async def set_expiry(
+    conn: asyncpg.Connection, license_id: UUID, expires_at: datetime | None
+) -> None:
+    await conn.execute(
+        "UPDATE licenses SET expires_at = $2, updated_at = clock_timestamp() WHERE id = $1",
+        license_id,
+        expires_at,
+    )
+
+
+async def licenses_of_account(conn: asyncpg.Connection, account_id: UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"SELECT {LICENSE_COLUMNS} FROM licenses l"  # noqa: S608 (constant columns)
+            " WHERE l.account_id = $1"
+            " ORDER BY l.created_at, l.seat",
+            account_id,
+        )
+    )
+
+
+async def search(
+    conn: asyncpg.Connection,
+    *,
+    key_hash: bytes | None,
+    email: str | None,
+    account_id: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT {LICENSE_COLUMNS} FROM licenses l
+             WHERE ($1::bytea IS NULL OR l.key_hash = $1)
+               AND ($2::text IS NULL OR lower(l.email) = lower($2))
+               AND ($3::uuid IS NULL OR l.account_id = $3)
+             ORDER BY l.created_at DESC, l.seat
+             LIMIT $4
+            """,  # noqa: S608 (a constant column list, no input)
+            key_hash,
+            email,
+            account_id,
+            limit,
+        )
+    )
+
+
+async def all_licenses(conn: asyncpg.Connection) -> Any:
+    """A cursor over every license with its activation count (CSV export; needs a transaction)."""
+    return conn.cursor(
+        f"""
+        SELECT {LICENSE_COLUMNS},
+               (SELECT count(*) FROM activations a WHERE a.license_id = l.id) AS activations
+          FROM licenses l ORDER BY l.created_at, l.seat
+        """  # noqa: S608 (a constant column list, no input)
+    )
+
+
+async def activations_of(conn: asyncpg.Connection, license_ids: list[UUID]) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT id, license_id, fingerprint_hash, machine_name, platform, app_version,
+                   created_at
+              FROM activations WHERE license_id = ANY($1::uuid[]) ORDER BY created_at
+            """,
+            license_ids,
+        )
+    )
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    *,
+    actor_id: UUID | None,
+    actor_role: str,
+    action: str,
+    license_id: UUID | None,
+    detail: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (actor_id, actor_role, action, license_id, detail)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb)",
+        actor_id,
+        actor_role,
+        action,
+        license_id,
+        detail,
+    )
+
+
+async def audit_entries(
+    conn: asyncpg.Connection, license_id: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT id, at, actor_id, actor_role, action, license_id, detail::text AS detail
+              FROM audit_log WHERE ($1::uuid IS NULL OR license_id = $1)
+             ORDER BY id DESC LIMIT $2
+            """,
+            license_id,
+            limit,
+        )
+    )
+
+
+async def delete_activation_of(
+    conn: asyncpg.Connection, license_id: UUID, activation_id: UUID
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "DELETE FROM activations WHERE id = $2 AND license_id = $1 RETURNING id, fingerprint_hash",
+        license_id,
+        activation_id,
+    )
+
+
+async def delete_activations(conn: asyncpg.Connection, license_id: UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "DELETE FROM activations WHERE license_id = $1 RETURNING id, fingerprint_hash",
+            license_id,
+        )
+    )

@@ -1,0 +1,202 @@
+"""License verbs: issue, move between statuses, and read. Each opens no transaction of its own
+when given a connection: the caller (order consumer, admin route) owns it, and the outbox
+write shares it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from tessera.licensing.licenses import keyformat, queries
+from tessera.licensing.licenses.schemas import ActivationOut, LicenseOut
+from tessera.licensing.signing.crypto import Sealer
+from tessera.shared import outbox
+from tessera.shared.events.envelope import new_event_id
+from tessera.shared.events.licensing import (
+    LicenseIssued,
+    LicenseReinstated,
+    LicenseRevoked,
+    LicenseSuspended,
+    MachineDeactivated,
+)
+
+Status = Literal["active", "suspended", "revoked"]
+Source = Literal["purchase", "admin", "complimentary"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    account_id: UUID
+    email: str
+    product: str
+    policy: str
+    seats: int
+    source: Source
+    order_id: UUID | None = None
+
+
+async def issue(
+    conn: asyncpg.Connection,
+    sealer: Sealer,
+    grant: Grant,
+    policy: asyncpg.Record,
+    status: Status = "active",
+    reason: str | None = None,
+) -> list[UUID]:
+    """One license per seat (idempotent per order and seat); publishes LicenseIssued, and the
+    status event too when the order's facts say it starts suspended or revoked."""
+    issued: list[UUID] = []
+    for seat in range(1, grant.seats + 1):
+        key = keyformat.generate()
+        canonical = keyformat.normalise(key)
+        assert canonical is not None
+        license_id = new_event_id()
+        inserted = await queries.insert_license(
+            conn,
+            license_id=license_id,
+            key_hash=keyformat.key_hash(canonical),
+            key_sealed=sealer.seal(canonical.encode()),
+            key_hint=canonical[-4:],
+            account_id=grant.account_id,
+            email=grant.email,
+            product=grant.product,
+            policy=grant.policy,
+            order_id=grant.order_id,
+            seat=seat,
+            source=grant.source,
+            status=status,
+            status_reason=reason,
+            duration_seconds=policy["duration_seconds"],
+        )
+        if not inserted:
+            continue
+        issued.append(license_id)
+        common = {
+            "license_id": license_id,
+            "account_id": grant.account_id,
+            "product": grant.product,
+            "order_id": grant.order_id,
+        }
+        await outbox.add(conn, LicenseIssued(**common, policy=grant.policy))
+        if status == "suspended":
+            await outbox.add(conn, LicenseSuspended(**common, reason=reason or "suspended"))
+        elif status == "revoked":
+            await outbox.add(conn, LicenseRevoked(**common, reason=reason or "revoked"))
+    return issued
+
+
+async def change_status(
+    conn: asyncpg.Connection, row: asyncpg.Record, status: Status, reason: str
+) -> bool:
+    """Move one locked license to `status` and publish the matching event. False if it was
+    already there (nothing published)."""
+    if row["status"] == status:
+        return False
+    await queries.set_status(conn, row["id"], status, reason)
+    common = {
+        "license_id": row["id"],
+        "account_id": row["account_id"],
+        "product": row["product_code"],
+        "order_id": row["order_id"],
+        "reason": reason,
+    }
+    event: LicenseSuspended | LicenseReinstated | LicenseRevoked
+    if status == "suspended":
+        event = LicenseSuspended(**common)
+    elif status == "revoked":
+        event = LicenseRevoked(**common)
+    else:
+        event = LicenseReinstated(**common)
+    await outbox.add(conn, event)
+    return True
+
+
+async def record_audit(
+    conn: asyncpg.Connection,
+    *,
+    actor_id: UUID | None,
+    actor_role: str,
+    action: str,
+    license_id: UUID | None,
+    **detail: object,
+) -> None:
+    await queries.audit(
+        conn,
+        actor_id=actor_id,
+        actor_role=actor_role,
+        action=action,
+        license_id=license_id,
+        detail=json.dumps(detail, default=str),
+    )
+
+
+def reveal_key(sealer: Sealer, row: asyncpg.Record) -> str:
+    return keyformat.display(sealer.open(bytes(row["key_sealed"])).decode())
+
+
+async def with_activations(
+    conn: asyncpg.Connection, sealer: Sealer, rows: list[asyncpg.Record]
+) -> list[LicenseOut]:
+    """Rows as their owner or an admin sees them: the key and the machines it runs on."""
+    activations = await queries.activations_of(conn, [r["id"] for r in rows])
+    by_license: dict[UUID, list[ActivationOut]] = {}
+    for a in activations:
+        by_license.setdefault(a["license_id"], []).append(
+            ActivationOut(
+                id=a["id"],
+                machine_name=a["machine_name"],
+                platform=a["platform"],
+                app_version=a["app_version"],
+                created_at=a["created_at"],
+            )
+        )
+    return [
+        LicenseOut(
+            id=r["id"],
+            key=reveal_key(sealer, r),
+            account_id=r["account_id"],
+            email=r["email"],
+            product=r["product_code"],
+            policy=r["policy_code"],
+            order_id=r["order_id"],
+            source=r["source"],
+            status=r["status"],
+            status_reason=r["status_reason"],
+            expires_at=r["expires_at"],
+            created_at=r["created_at"],
+            entitlements=list(r["entitlements"] or []),
+            max_machines=r["max_machines"],
+            activations=by_license.get(r["id"], []),
+        )
+        for r in rows
+    ]
+
+
+async def remove_activation(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    activation_id: UUID | None,
+    by: Literal["customer", "desktop", "admin"],
+) -> int:
+    """Free one seat (or, with no id, all of them); publishes MachineDeactivated for each."""
+    if activation_id is None:
+        removed = await queries.delete_activations(conn, row["id"])
+    else:
+        one = await queries.delete_activation_of(conn, row["id"], activation_id)
+        removed = [one] if one is not None else []
+    for a in removed:
+        await outbox.add(
+            conn,
+            MachineDeactivated(
+                activation_id=a["id"],
+                license_id=row["id"],
+                account_id=row["account_id"],
+                fingerprint_hash=a["fingerprint_hash"],
+                by=by,
+            ),
+        )
+    return len(removed)

@@ -1,0 +1,63 @@
+"""Customer HTTP: `GET /v1/me/licenses`, `DELETE .../activations/{id}`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response
+
+from tessera.licensing import state as licensing_state
+from tessera.licensing.licenses import queries
+from tessera.licensing.licenses import service as licenses
+from tessera.licensing.licenses.schemas import LicenseOut
+from tessera.licensing.state import Licensing
+from tessera.shared.http.problems import NotFound
+from tessera.shared.service import RuntimeDep
+from tessera.shared.tokens import Principal, PrincipalDep
+
+router = APIRouter(prefix="/v1/me", tags=["customer"])
+StateDep = Annotated[Licensing, Depends(licensing_state.of)]
+RATE = "120/minute"
+
+
+async def limited(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
+    await runtime.rate_limiter().enforce(RATE, "me", str(principal.account_id))
+    return principal
+
+
+CustomerDep = Annotated[Principal, Depends(limited)]
+
+
+@router.get("/licenses", summary="My licenses, with the machines each runs on")
+async def my_licenses(runtime: RuntimeDep, state: StateDep, me: CustomerDep) -> list[LicenseOut]:
+    async with runtime.db().acquire() as conn:
+        rows = await queries.licenses_of_account(conn, me.account_id)
+        return await licenses.with_activations(conn, state.sealer, rows)
+
+
+@router.delete(
+    "/licenses/{license_id}/activations/{activation_id}",
+    status_code=204,
+    summary="Free a seat: remove one of my machines",
+)
+async def remove_my_activation(
+    license_id: UUID, activation_id: UUID, runtime: RuntimeDep, state: StateDep, me: CustomerDep
+) -> Response:
+    async with runtime.db().acquire() as conn, conn.transaction():
+        row = await queries.lock_license(conn, license_id)
+        # Someone else's license answers exactly like a missing one.
+        if row is None or row["account_id"] != me.account_id:
+            raise NotFound("No such activation.")
+        if not await licenses.remove_activation(conn, row, activation_id, "customer"):
+            raise NotFound("No such activation.")
+        await licenses.record_audit(
+            conn,
+            actor_id=me.user_id,
+            actor_role="customer",
+            action="activation.removed",
+            license_id=license_id,
+            activation_id=activation_id,
+        )
+    state.cache.forget(str(license_id))  # read-your-writes here; NOTIFY tells the others
+    return Response(status_code=204)

@@ -1,0 +1,85 @@
+"""Ed25519 (PyNaCl) for compact JWS and JWKs; SecretBox for secrets at rest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.secret import SecretBox
+from nacl.signing import SigningKey, VerifyKey
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def canonical_json(value: Any) -> bytes:
+    # Sorted keys, no spaces: the same claims always give the same bytes (test vectors).
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def thumbprint(public_key: bytes) -> str:
+    """RFC 7638 JWK thumbprint: a kid derived from the key itself."""
+    members = {"crv": "Ed25519", "kty": "OKP", "x": b64url(public_key)}
+    return b64url(hashlib.sha256(canonical_json(members)).digest())
+
+
+def public_jwk(kid: str, public_key: bytes) -> dict[str, str]:
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(public_key),
+        "kid": kid,
+        "use": "sig",
+        "alg": "EdDSA",
+    }
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The key that signs now."""
+
+    kid: str
+    key: SigningKey
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message).signature
+
+    def jws(self, claims: dict[str, Any]) -> str:
+        """A compact JWS (RFC 7515) with alg EdDSA (RFC 8037)."""
+        header = b64url(canonical_json({"alg": "EdDSA", "kid": self.kid, "typ": "JWT"}))
+        signing_input = f"{header}.{b64url(canonical_json(claims))}"
+        return f"{signing_input}.{b64url(self.sign(signing_input.encode()))}"
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+
+def new_signer() -> Signer:
+    key = SigningKey.generate()
+    return Signer(thumbprint(bytes(key.verify_key)), key)
+
+
+def verify_key(public_key: bytes) -> VerifyKey:
+    return VerifyKey(public_key)
+
+
+class Sealer:
+    """Authenticated encryption of small secrets at rest (XSalsa20-Poly1305, random nonce)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._box = SecretBox(key)
+
+    def seal(self, plaintext: bytes) -> bytes:
+        return bytes(self._box.encrypt(plaintext))
+
+    def open(self, sealed: bytes) -> bytes:
+        return bytes(self._box.decrypt(sealed))

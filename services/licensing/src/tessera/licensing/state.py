@@ -1,0 +1,51 @@
+"""What licensing holds beside the shared runtime: its settings, the sealer for secrets at
+rest, the signing-key ring (swapped whole when it is refreshed) and the desktop limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+from fastapi import Request
+
+from tessera.licensing.desktop.cache import LicenseCache
+from tessera.licensing.ratelimit import DesktopLimiter, Rule
+from tessera.licensing.settings import LicensingSettings
+from tessera.licensing.signing.crypto import Sealer
+from tessera.licensing.signing.service import KeyRing
+from tessera.shared.http.problems import ServiceUnavailable
+
+
+@dataclass
+class Licensing:
+    settings: LicensingSettings
+    sealer: Sealer
+    ring: KeyRing | None = None
+    # validate's own pool (see app.open_read_pool); None until start-up.
+    read_pool: asyncpg.Pool | None = None
+    limiter: DesktopLimiter | None = None
+    per_ip: Rule = field(init=False)
+    per_key: Rule = field(init=False)
+    cache: LicenseCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cache = LicenseCache(
+            ttl=self.settings.cache_ttl_seconds, max_entries=self.settings.cache_max_entries
+        )
+        self.per_ip = Rule("ip", self.settings.rate_per_ip)
+        self.per_key = Rule("key", self.settings.rate_per_key)
+
+    def key_ring(self) -> KeyRing:
+        if self.ring is None:
+            raise ServiceUnavailable("Signing keys are not loaded yet.")
+        return self.ring
+
+
+async def of(request: Request) -> Licensing:
+    # async on purpose: FastAPI would run a plain function in a worker thread.
+    state: Licensing = request.app.state.licensing
+    return state
+
+
+def for_settings(settings: LicensingSettings) -> Licensing:
+    return Licensing(settings=settings, sealer=Sealer(settings.kek))

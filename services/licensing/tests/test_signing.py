@@ -1,0 +1,124 @@
+"""Signing keys: sealed at rest, rotated by the operator CLI with old leases still valid,
+and old public keys withdrawn only once their leases have expired."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from licensing_factories import Harness, an_order_paid  # type: ignore[import-not-found]
+from nacl.exceptions import CryptoError
+
+from tessera.licensing.app import create_app
+from tessera.licensing.settings import LicensingSettings
+from tessera.licensing.signing.crypto import Sealer
+from tessera.shared.settings import ConfigurationError, InfraSettings
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).parent / "tessera-licensing")
+
+
+async def run_cli(database_url: str, *args: str) -> str:
+    env = {**os.environ, "TESSERA_LICENSING_DATABASE_URL": database_url}
+    process = await asyncio.create_subprocess_exec(
+        CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def lease_for(harness: Harness, key: str) -> str:
+    r = await harness.http.post(
+        "/v1/licenses/validate", json={"key": key, "fingerprint": "machine-a-0001"}
+    )
+    lease: str = r.json()["lease"]
+    return lease
+
+
+def kid_of(lease: str) -> str:
+    return str(jwt.get_unverified_header(lease)["kid"])
+
+
+def verifies(lease: str, jwks: dict[str, Any]) -> bool:
+    kid = kid_of(lease)
+    for data in jwks["keys"]:
+        if data["kid"] == kid:
+            jwt.decode(lease, key=jwt.PyJWK(data), algorithms=["EdDSA"])
+            return True
+    return False
+
+
+async def test_rotation_signs_with_the_new_key_and_old_leases_stay_valid(harness: Harness) -> None:
+    paid = an_order_paid()
+    await harness.publish(paid)
+    (key,) = await harness.issued(paid.order_id)
+    await harness.http.post(
+        "/v1/licenses/activate", json={"key": key, "fingerprint": "machine-a-0001"}
+    )
+    old = await lease_for(harness, key)
+
+    out = await run_cli(harness.database_url, "keys", "rotate")
+    assert f"retired {kid_of(old)}" in out
+
+    async def rotated() -> str | None:
+        lease = await lease_for(harness, key)
+        return lease if kid_of(lease) != kid_of(old) else None
+
+    new = await harness.until(rotated)
+    jwks = (await harness.http.get("/v1/public-keys")).json()
+    assert {k["kid"] for k in jwks["keys"]} == {kid_of(old), kid_of(new)}
+    assert verifies(old, jwks)
+    assert verifies(new, jwks)
+    listing = await run_cli(harness.database_url, "keys", "list")
+    assert f"{kid_of(new)}" in listing and "current" in listing
+    assert "published until" in listing
+
+    # Once the last lease it signed has expired, the old key is withdrawn.
+    await harness.fetch("UPDATE signing_keys SET publish_until = now() WHERE kid = $1", kid_of(old))
+
+    async def withdrawn() -> bool:
+        keys = (await harness.http.get("/v1/public-keys")).json()["keys"]
+        return {k["kid"] for k in keys} == {kid_of(new)}
+
+    await harness.until(withdrawn)
+
+
+async def test_the_retired_key_is_published_for_the_longest_lease(harness: Harness) -> None:
+    await run_cli(harness.database_url, "keys", "rotate")
+    seconds = await harness.fetchval(
+        "SELECT extract(epoch FROM publish_until - retired_at) FROM signing_keys"
+        " WHERE retired_at IS NOT NULL"
+    )
+    assert 17 * 86400 < float(seconds) < 17 * 86400 + 3600
+
+
+async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness) -> None:
+    paid = an_order_paid()
+    await harness.publish(paid)
+    (key,) = await harness.issued(paid.order_id)
+    row = (await harness.fetch("SELECT private_sealed FROM signing_keys"))[0]
+    signer = harness.app.state.licensing.ring.signer
+    assert bytes(signer.key) not in bytes(row["private_sealed"])
+    with pytest.raises(CryptoError):
+        Sealer(b"another-key-of-thirty-two-bytes!").open(bytes(row["private_sealed"]))
+    stored = await harness.fetch("SELECT key_hash, key_sealed FROM licenses")
+    assert key.replace("-", "").encode() not in bytes(stored[0]["key_sealed"])
+
+
+def test_production_refuses_the_dev_key_encryption_key() -> None:
+    with pytest.raises(ConfigurationError, match="TESSERA_LICENSING_KEY_ENCRYPTION_KEY"):
+        create_app(LicensingSettings(), InfraSettings(env="production"))
+    own = LicensingSettings(key_encryption_key="b3duLWtleS1vZi10aGlydHktdHdvLWJ5dGVzLW9rISE=")
+    create_app(own, InfraSettings(env="production"))
+
+
+def test_a_key_encryption_key_of_the_wrong_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        LicensingSettings(key_encryption_key="c2hvcnQ=")
