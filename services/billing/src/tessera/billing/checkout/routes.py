@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from tessera.billing.catalog.queries import find as find_item
-from tessera.billing.checkout import service, test_checkout
+from tessera.billing.checkout import service, standin
 from tessera.billing.checkout.schemas import CheckoutCreated, CheckoutRequest
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import NotFound, Problem
@@ -107,7 +107,7 @@ async def stylesheet(request: Request) -> PlainTextResponse:
 async def checkout_page(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
+        session = await standin.get_session(conn, session_id)
         item = await find_item(conn, session.sku)
     assert item is not None
     return page("test_checkout.html", session=session, item=item, error=None)
@@ -128,14 +128,12 @@ async def pay(
         raise InvalidEmail("Enter a valid email address.") from None
     settings = billing_settings(runtime)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
+        session = await standin.get_session(conn, session_id)
         if session.status == "open":
-            await test_checkout.complete_session(conn, session_id, address)
+            await standin.complete_session(conn, session_id, address)
     receipt = f"{str(settings.public_url).rstrip('/')}/test-checkout/{session_id}/receipt"
     if session.status == "open":
-        await test_checkout.deliver(
-            settings, test_checkout.payment_events(session, address, receipt)
-        )
+        await standin.deliver(settings, standin.payment_events(session, address, receipt))
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
 
 
@@ -143,7 +141,7 @@ async def pay(
 async def complete(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
+        session = await standin.get_session(conn, session_id)
     return page(
         "test_checkout_complete.html",
         session=session,
@@ -155,7 +153,7 @@ async def complete(session_id: str, request: Request, runtime: RuntimeDep) -> HT
 async def receipt(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
+        session = await standin.get_session(conn, session_id)
         item = await find_item(conn, session.sku)
     return page("test_receipt.html", session=session, item=item)
 
@@ -170,9 +168,9 @@ async def refund(
     """Dev control: Stripe refunds `amount` (all of it by default) and tells billing."""
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
-    event = test_checkout.refund_event(session, amount or session.amount_total)
-    await test_checkout.deliver(billing_settings(runtime), [event])
+        session = await standin.get_session(conn, session_id)
+    event = standin.refund_event(session, amount or session.amount_total)
+    await standin.deliver(billing_settings(runtime), [event])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
 
 
@@ -186,8 +184,6 @@ async def dispute(
     """Dev control: the buyer's bank opens a dispute (`needs_response`), or it closes."""
     require_test_mode(request)
     async with runtime.db().acquire() as conn:
-        session = await test_checkout.get_session(conn, session_id)
-    await test_checkout.deliver(
-        billing_settings(runtime), [test_checkout.dispute_event(session, status)]
-    )
+        session = await standin.get_session(conn, session_id)
+    await standin.deliver(billing_settings(runtime), [standin.dispute_event(session, status)])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)

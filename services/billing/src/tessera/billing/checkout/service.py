@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from tessera.billing.catalog.service import get_buyable
-from tessera.billing.checkout import test_checkout
+from tessera.billing.checkout import standin
 from tessera.billing.checkout.stripe_gateway import CheckoutLink, StripeGateway
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import Problem
@@ -33,7 +33,7 @@ async def start_checkout(
         if quantity > item.max_quantity:
             raise QuantityNotAllowed(f"At most {item.max_quantity} per order.")
         if gateway is None:
-            session = await test_checkout.create_session(conn, item, quantity, email)
+            session = await standin.create_session(conn, item, quantity, email)
             base = str(settings.public_url).rstrip("/")
             return CheckoutLink(session.id, f"{base}/test-checkout/{session.id}")
     return await gateway.create_checkout_session(

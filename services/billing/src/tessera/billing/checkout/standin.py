@@ -20,7 +20,7 @@ from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import NotFound, Problem
 
 
-class UnknownTestSession(NotFound):
+class UnknownStandInSession(NotFound):
     slug = "unknown-checkout-session"
     title = "No such checkout session"
 
@@ -32,7 +32,7 @@ class DeliveryFailed(Problem):
 
 
 @dataclass(frozen=True)
-class TestSession:
+class StandInSession:
     id: str
     sku: str
     quantity: int
@@ -53,8 +53,8 @@ COLUMNS = (
 
 async def create_session(
     conn: asyncpg.Connection, item: CatalogItem, quantity: int, email: str | None
-) -> TestSession:
-    session = TestSession(
+) -> StandInSession:
+    session = StandInSession(
         id=shapes.stripe_id("cs"),
         sku=item.sku,
         quantity=quantity,
@@ -82,14 +82,14 @@ async def create_session(
     return session
 
 
-async def get_session(conn: asyncpg.Connection, session_id: str) -> TestSession:
+async def get_session(conn: asyncpg.Connection, session_id: str) -> StandInSession:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM test_checkout_sessions WHERE id = $1",  # noqa: S608
         session_id,
     )
     if row is None:
-        raise UnknownTestSession("This checkout session does not exist or has expired.")
-    return TestSession(**dict(row))
+        raise UnknownStandInSession("This checkout session does not exist or has expired.")
+    return StandInSession(**dict(row))
 
 
 async def complete_session(conn: asyncpg.Connection, session_id: str, email: str) -> None:
@@ -100,7 +100,7 @@ async def complete_session(conn: asyncpg.Connection, session_id: str, email: str
     )
 
 
-def payment_events(session: TestSession, email: str, receipt_url: str) -> list[dict[str, Any]]:
+def payment_events(session: StandInSession, email: str, receipt_url: str) -> list[dict[str, Any]]:
     checkout = shapes.checkout_session(
         session_id=session.id,
         email=email,
@@ -119,7 +119,7 @@ def payment_events(session: TestSession, email: str, receipt_url: str) -> list[d
 
 
 def session_charge(
-    session: TestSession, *, amount_refunded: int = 0, receipt_url: str | None = None
+    session: StandInSession, *, amount_refunded: int = 0, receipt_url: str | None = None
 ) -> dict[str, Any]:
     return shapes.charge(
         charge_id=session.charge_id,
@@ -132,12 +132,12 @@ def session_charge(
     )
 
 
-def refund_event(session: TestSession, amount: int) -> dict[str, Any]:
+def refund_event(session: StandInSession, amount: int) -> dict[str, Any]:
     charge = session_charge(session, amount_refunded=min(amount, session.amount_total))
     return shapes.event("charge.refunded", charge)
 
 
-def dispute_event(session: TestSession, status: str) -> dict[str, Any]:
+def dispute_event(session: StandInSession, status: str) -> dict[str, Any]:
     dispute = shapes.dispute(
         dispute_id=f"dp_test_{session.charge_id.removeprefix('ch_test_')}",
         charge_id=session.charge_id,
