@@ -89,3 +89,31 @@ async def test_it_is_alive_but_not_ready_when_redis_does_not_answer(
     assert ready.status_code == 503
     assert ready.json()["checks"]["redis"] == "down"
     assert ready.json()["checks"]["postgres"] == "ok"
+
+
+async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
+    database_url: str, infra_settings: InfraSettings, running: Any, eventually: Any
+) -> None:
+    from tessera.billing.accounts.service import find_or_create_account
+
+    http_only = create_billing(
+        BillingSettings(database_url=database_url, run_workers=False), infra_settings
+    )
+    worker = create_billing(BillingSettings(database_url=database_url), infra_settings)
+    async with running(http_only):
+        assert http_only.state.runtime.broker is None
+        ready = await get(http_only, "/readyz")
+        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+        async with http_only.state.runtime.pool.acquire() as conn, conn.transaction():
+            await find_or_create_account(conn, "split@example.com", "purchase")
+        async with running(worker):
+
+            async def relayed() -> bool:
+                async with worker.state.runtime.pool.acquire() as conn:
+                    return bool(
+                        await conn.fetchval(
+                            "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"
+                        )
+                    )
+
+            await eventually(relayed, timeout=20)

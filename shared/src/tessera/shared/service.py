@@ -204,7 +204,7 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if spec.uses_redis:
             runtime.redis = create_redis(str(spec.infra.redis_url))
             runtime.limiter = RateLimiter(str(spec.infra.redis_url), runtime.keys.prefix)
-        if spec.uses_nats:
+        if spec.uses_nats and spec.settings.run_workers:
             runtime.broker = build_broker(runtime, spec.subscribers)
             runtime.tasks.append(asyncio.create_task(join_messaging(runtime)))
             if runtime.pool is not None:

@@ -40,6 +40,9 @@ class InfraSettings(BaseSettings):
     log_json: bool = True
     # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
     otel_exporter_otlp_endpoint: str = ""
+    # A span per SQL statement and Redis command. Costly on hot paths (see
+    # docs/performance.md); service, HTTP and messaging spans stay either way.
+    otel_client_spans: bool = True
     # Where services fetch auth's public keys to verify access tokens locally.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
@@ -59,6 +62,10 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = []
     # Apply pending migrations at start-up (dev default); operators may run the CLI instead.
     auto_migrate: bool = True
+    # Run this service's event consumers and outbox relay in this process. Turn it off for
+    # replicas that should only serve HTTP (say, a webhook ingress scaled apart from its
+    # workers); at least one replica must keep it on.
+    run_workers: bool = True
 
 
 class DatabaseSettings(ServiceSettings):

@@ -58,7 +58,11 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
 
 
 def configure_tracing(
-    service: str, endpoint: str = "", extra_processors: tuple[SpanProcessor, ...] = ()
+    service: str,
+    endpoint: str = "",
+    extra_processors: tuple[SpanProcessor, ...] = (),
+    *,
+    instrument_clients: bool = True,
 ) -> TracerProvider:
     """Install the tracer provider once; later calls return the one installed."""
     global _configured
@@ -77,19 +81,25 @@ def configure_tracing(
     for processor in extra_processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    instrument_libraries()
+    instrument_libraries(database=instrument_clients, redis=instrument_clients)
     _configured = True
     return provider
 
 
-def instrument_libraries() -> None:
+def instrument_libraries(database: bool = True, redis: bool = True) -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    RedisInstrumentor().instrument()
+    if database:
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    if redis:
+        RedisInstrumentor().instrument()
 
 
 def configure_telemetry(service: str, infra: InfraSettings) -> TracerProvider:
     configure_logging(service, infra.log_level, infra.log_json)
-    return configure_tracing(service, infra.otel_exporter_otlp_endpoint)
+    return configure_tracing(
+        service,
+        infra.otel_exporter_otlp_endpoint,
+        instrument_clients=infra.otel_client_spans,
+    )
