@@ -20,7 +20,7 @@ import nats
 from tessera.auth.users import service as users
 from tessera.devstack.infra import bring_up
 from tessera.devstack.mailcatcher import MailCatcher
-from tessera.shared.db.pool import asyncpg_dsn, drop_database, ensure_database, with_database
+from tessera.shared.db.pool import asyncpg_dsn, ensure_database, with_database
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.topology import BILLING, Namespace
@@ -147,14 +147,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"token exchange / bare throughput: {exchange.rps / baseline.rps:.0%}")
     finally:
         await catcher.stop()
-        await drop_database(infra.postgres.url, database)
-        nc = await nats.connect(infra.nats.url)
-        js = nc.jetstream()
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
-                await js.delete_stream(info.config.name)
-        await nc.close()
-        infra.stop()
+        await harness.tear_down(infra, [database], namespace)
 
 
 if __name__ == "__main__":

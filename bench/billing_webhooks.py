@@ -19,7 +19,7 @@ import nats
 
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.devstack.infra import bring_up
-from tessera.shared.db.pool import drop_database, ensure_database, with_database
+from tessera.shared.db.pool import ensure_database, with_database
 
 SECRET = "whsec_bench"  # noqa: S105 - a throwaway secret for a throwaway stack
 
@@ -156,14 +156,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"ingest / bare throughput: {ingest.rps / baseline.rps:.0%}")
         print(f"webhook -> billing.order.paid.v1 at {args.rate}/s: {harness.summary(e2e)}")
     finally:
-        await drop_database(infra.postgres.url, database)
-        nc = await nats.connect(infra.nats.url)
-        js = nc.jetstream()
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
-                await js.delete_stream(info.config.name)
-        await nc.close()
-        infra.stop()
+        await harness.tear_down(infra, [database], namespace)
 
 
 if __name__ == "__main__":

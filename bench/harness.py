@@ -220,3 +220,22 @@ def drive_wrk(
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     return parse_wrk(name, output, duration)
+
+
+async def tear_down(infra: object, database_urls: list[str], namespace: str) -> None:
+    """Drop the run's databases and JetStream streams, then stop what the run started."""
+    import nats
+
+    from tessera.devstack.infra import Infra
+    from tessera.shared.db.pool import drop_database
+
+    assert isinstance(infra, Infra)
+    for database in database_urls:
+        await drop_database(infra.postgres.url, database)
+    nc = await nats.connect(infra.nats.url)
+    js = nc.jetstream()
+    for info in await js.streams_info():
+        if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
+            await js.delete_stream(info.config.name)
+    await nc.close()
+    infra.stop()

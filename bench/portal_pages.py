@@ -22,11 +22,10 @@ import time
 
 import harness
 import httpx
-import nats
 
 from tessera.devstack.infra import bring_up
 from tessera.devstack.mailcatcher import MailCatcher
-from tessera.shared.db.pool import drop_database, ensure_database, with_database
+from tessera.shared.db.pool import ensure_database, with_database
 
 LINK = re.compile(r"/sign-in/link\?token=([A-Za-z0-9_\-]+)")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -164,14 +163,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await catcher.stop()
         for database in databases.values():
-            await drop_database(infra.postgres.url, database)
-        nc = await nats.connect(infra.nats.url)
-        js = nc.jetstream()
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
-                await js.delete_stream(info.config.name)
-        await nc.close()
-        infra.stop()
+            await harness.tear_down(infra, [database], namespace)
 
 
 if __name__ == "__main__":
