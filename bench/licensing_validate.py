@@ -157,7 +157,12 @@ async def open_loop(base_url: str, keys: list[str], rate: float, duration: float
         )
         key = keys[n % len(keys)]
         body = json.dumps({"key": key, "fingerprint": f"bench-{key}", "nonce": str(n)}).encode()
-        status, answer = await conn.post(host, "/v1/licenses/validate", body)
+        try:
+            status, answer = await conn.post(host, "/v1/licenses/validate", body)
+        except (ConnectionResetError, asyncio.IncompleteReadError):
+            # uvicorn closed a connection that sat idle past its keep-alive: open another.
+            conn = RawConnection(*await asyncio.open_connection(host, int(port)))
+            status, answer = await conn.post(host, "/v1/licenses/validate", body)
         if status == 200 and b'"valid":true' in answer:
             latencies.append((time.perf_counter() - scheduled) * 1000)
         else:
