@@ -117,3 +117,29 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
                     )
 
             await eventually(relayed, timeout=20)
+
+
+async def test_with_redis_down_sign_in_fails_closed_with_a_clear_503(
+    database_url: str, infra_settings: InfraSettings, running: Any
+) -> None:
+    broken = infra_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_auth(AuthSettings(database_url=database_url), broken)
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
+            asked = await client.post(
+                "/v1/magic-links", json={"email": "someone@example.com", "browser": "b" * 32}
+            )
+            verify = await client.post(
+                "/v1/magic-links/verify", json={"token": "t" * 43, "browser": "b" * 32}
+            )
+    for response in (asked, verify):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["type"] == "urn:tessera:problem:dependency-unavailable"
+    conn = await asyncpg.connect(database_url)
+    try:
+        # nothing half-done: no mail queued, no audit row for a request that failed
+        assert await conn.fetchval("SELECT count(*) FROM email_outbox") == 0
+    finally:
+        await conn.close()

@@ -139,6 +139,36 @@ async def handle_http(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
 
 
+async def handle_dependency_down(_: Request, exc: Exception) -> JSONResponse:
+    # Fail closed and say so: the caller may retry; nothing was half-done (the transaction
+    # that needed the dependency never committed).
+    log.warning("http.request.dependency_unavailable", extra={"error": type(exc).__name__})
+    return problem_response(
+        503,
+        "dependency-unavailable",
+        "Service temporarily unavailable",
+        "A service this request needs is not answering; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def dependency_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean Postgres or Redis is unreachable, not that the request was bad."""
+    import asyncpg
+    from redis import exceptions as redis_errors
+
+    return (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        ConnectionRefusedError,
+        ConnectionResetError,
+    )
+
+
 async def handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("http.request.unhandled", exc_info=exc)
     return problem_response(500, *HTTP_TITLES[500])
@@ -148,4 +178,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http)
+    for error in dependency_errors():
+        app.add_exception_handler(error, handle_dependency_down)
     app.add_exception_handler(Exception, handle_unexpected)
