@@ -67,6 +67,7 @@ FROM builder AS licensing-build
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package tessera-licensing
 COPY services/licensing/src services/licensing/src
+COPY clients/licensing-client/src clients/licensing-client/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package tessera-licensing
 

@@ -66,7 +66,8 @@ class NewOrder:
 
 async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
     """The order of `order.checkout_session_id`, inserted if new, locked either way: one
-    round trip (`DO UPDATE` with a no-op takes the row lock and returns the stored row)."""
+    round trip (`DO UPDATE` with a no-op takes the row lock and returns the stored row).
+    An order without a checkout session (an admin grant) is always inserted."""
     row = await conn.fetchrow(
         f"""
         INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product, policy,
@@ -94,34 +95,6 @@ async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
         order.account_id,
     )
     return Order(**dict(row))
-
-
-async def insert_if_absent(conn: asyncpg.Connection, order: NewOrder) -> None:
-    """Insert unless an order for this checkout session already exists."""
-    await conn.execute(
-        """
-        INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product, policy,
-                            seats, source, status, checkout_session_id, payment_intent_id,
-                            customer_id, account_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-        ON CONFLICT DO NOTHING
-        """,
-        order.id,
-        order.email,
-        order.sku,
-        order.quantity,
-        order.amount_total,
-        order.currency,
-        order.product,
-        order.policy,
-        order.seats,
-        order.source,
-        order.status,
-        order.checkout_session_id,
-        order.payment_intent_id,
-        order.customer_id,
-        order.account_id,
-    )
 
 
 async def lock_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:

@@ -286,11 +286,10 @@ async def grant(
     0, announced with the same events as a purchase, marked `source=admin`. Runs in the
     caller's transaction. Returns (account id, order id)."""
     account = await find_or_create_account(conn, email, "admin")
-    order_id = new_event_id()
-    await queries.insert_if_absent(
+    order = await queries.upsert_locked(
         conn,
         NewOrder(
-            id=order_id,
+            id=new_event_id(),
             email=normalise_email(email),
             sku=item.sku,
             quantity=quantity,
@@ -304,9 +303,9 @@ async def grant(
             account_id=account.id,
         ),
     )
-    await queries.mark_paid(conn, order_id)
-    await queries.mark_provisioned(conn, order_id, account.id)
-    order = await queries.get(conn, order_id)
-    assert order is not None
-    await outbox.add(conn, order_paid(order))
-    return account.id, order_id
+    await queries.mark_paid(conn, order.id)
+    await queries.mark_provisioned(conn, order.id, account.id)
+    paid = await queries.get(conn, order.id)
+    assert paid is not None
+    await outbox.add(conn, order_paid(paid))
+    return account.id, order.id

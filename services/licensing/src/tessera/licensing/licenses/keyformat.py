@@ -1,8 +1,10 @@
 """License keys: 24 Crockford base32 symbols from a CSPRNG (120 bits) and one Luhn mod 32
 check symbol, in five groups of five: `XXXXX-XXXXX-XXXXX-XXXXX-XXXXC`.
 
-The same rules live in `tessera.licensing_client.keyformat` (a test holds them equal), so the
-desktop app catches a typo before it calls.
+The format itself (alphabet, check symbol, normalising what a person typed) is the licensing
+client's `tessera.licensing_client.keyformat`, so the desktop app and the service cannot
+disagree about which keys are well formed. This module adds what only the service does:
+minting keys and hashing them for lookup.
 """
 
 from __future__ import annotations
@@ -10,43 +12,23 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-VALUES = {c: i for i, c in enumerate(ALPHABET)}
-# Crockford's reading of look-alikes, so a key typed from paper still matches.
-ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
-RANDOM_SYMBOLS = 24
-LENGTH = RANDOM_SYMBOLS + 1
-GROUP = 5
+from tessera.licensing_client.keyformat import (
+    ALPHABET,
+    RANDOM_SYMBOLS,
+    check_symbol,
+    display,
+    normalise,
+)
 
-
-def _luhn_sum(symbols: str, double_first: bool) -> int:
-    total, double = 0, double_first
-    n = len(ALPHABET)
-    for ch in reversed(symbols):
-        addend = VALUES[ch] * (2 if double else 1)
-        total += addend // n + addend % n
-        double = not double
-    return total
-
-
-def check_symbol(payload: str) -> str:
-    """Luhn mod N: catches every single wrong symbol and most swaps of neighbours."""
-    n = len(ALPHABET)
-    return ALPHABET[(n - _luhn_sum(payload, double_first=True) % n) % n]
-
-
-def normalise(text: str) -> str | None:
-    """The canonical 25 symbols, or None when `text` is not a well-formed key."""
-    compact = "".join(text.split()).replace("-", "").upper().translate(ALIASES)
-    if len(compact) != LENGTH or any(c not in VALUES for c in compact):
-        return None
-    if _luhn_sum(compact, double_first=False) % len(ALPHABET) != 0:
-        return None
-    return compact
-
-
-def display(canonical: str) -> str:
-    return "-".join(canonical[i : i + GROUP] for i in range(0, len(canonical), GROUP))
+__all__ = [
+    "ALPHABET",
+    "check_symbol",
+    "display",
+    "generate",
+    "key_hash",
+    "lookup_hash",
+    "normalise",
+]
 
 
 def generate() -> str:
