@@ -55,14 +55,46 @@ class Billing:
         return pool
 
     async def deliver(
-        self, event: dict[str, Any], *, secret: str = SECRET, timestamp: int | None = None
+        self,
+        event: dict[str, Any],
+        *,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+        settle: bool = True,
     ) -> httpx.Response:
+        """POST the event as Stripe would; by default, also wait until the applier has
+        applied it (the ingress only records), so the test can look at its effects."""
         body, header = shapes.signed(event, secret, timestamp)
-        return await self.client.post(
+        response = await self.client.post(
             "/webhooks/stripe",
             content=body,
             headers={"stripe-signature": header, "content-type": "application/json"},
         )
+        if settle and response.status_code == 200 and response.json()["status"] == "received":
+            await self.settled(event["id"])
+        return response
+
+    async def settled(self, event_id: str, timeout: float = 10.0) -> str:
+        """Wait until the applier has applied `event_id`; its recorded status."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.value("SELECT status FROM stripe_events WHERE id = $1", event_id)
+            if status not in (None, "received"):
+                return str(status)
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{event_id} was not applied within {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def outcome(self, event: dict[str, Any], **options: Any) -> str:
+        """Deliver `event` and return what applying it came to (processed, held, failed…)."""
+        response = await self.deliver(event, **options)
+        assert response.status_code == 200, response.text
+        return await self.settled(event["id"])
+
+    async def detail(self, event: dict[str, Any]) -> str:
+        """Deliver `event` and return the detail its application recorded."""
+        await self.outcome(event)
+        return str(await self.value("SELECT detail FROM stripe_events WHERE id = $1", event["id"]))
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
@@ -180,7 +212,8 @@ async def start_billing(
     app.state.token_verifier.jwks.load(jwks_of(key))
     app.state.token_verifier.jwks.max_age = 3600
     server, task = await serve(app, port)
-    await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
+    if settings.run_workers:
+        await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
     billing = Billing(app, f"http://127.0.0.1:{port}", database_url, settings,
                       Namespace(infra.namespace), str(infra.nats_url), key)  # fmt: skip
     billing.client = httpx.AsyncClient(base_url=billing.url, timeout=10)

@@ -10,18 +10,17 @@ publish whose acknowledgement was lost).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 from opentelemetry import propagate, trace
 
+from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.events.envelope import Event
 
 log = logging.getLogger("tessera.outbox")
@@ -110,12 +109,20 @@ class OutboxRelay:
         self.pool = pool
         self.publish = publish
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.max_backoff = max_backoff
         self.retention = retention
-        self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
-        self.healthy = True
+        self.loop = NotifiedLoop(
+            pool,
+            NOTIFY_CHANNEL,
+            self._step,
+            name="outbox.relay",
+            poll_interval=poll_interval,
+            max_backoff=max_backoff,
+            every_so_often=self._purge,
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self.loop.healthy
 
     async def relay_once(self) -> int:
         """Publish one batch. Returns how many rows were published; raises `RelayError`
@@ -139,6 +146,9 @@ class OutboxRelay:
             raise RelayError(f"{len(failed)} of {len(rows)} publishes failed") from failure
         return len(done)
 
+    async def _step(self) -> bool:
+        return await self.relay_once() >= self.batch_size
+
     async def _publish_traced(self, row: OutboxRow) -> None:
         parent = propagate.extract(row.headers)
         with tracer.start_as_current_span(
@@ -151,63 +161,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled; keeps going through NATS and Postgres outages."""
-        backoff = 0.1
-        purge_every = 1000
-        rounds = 0
-        while True:
-            try:
-                await self._ensure_listener()
-                published = await self.relay_once()
-                self.healthy = True
-                backoff = 0.1
-                rounds += 1
-                if rounds % purge_every == 0:
-                    await self._purge()
-                if published >= self.batch_size:
-                    continue
-                await self._sleep_until_woken(self.poll_interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.healthy = False
-                log.warning(
-                    "outbox.relay.failed", extra={"error": repr(error), "retry_in": backoff}
-                )
-                await self._drop_listener()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+        await self.loop.run()
 
     async def close(self) -> None:
-        await self._drop_listener()
+        await self.loop.close()
 
     async def _purge(self) -> None:
         async with self.pool.acquire() as conn:
             await purge_published(conn, self.retention)
-
-    async def _sleep_until_woken(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
-
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        # A dedicated connection: LISTEN must outlive any one pooled checkout.
-        conn: asyncpg.Connection = await self.pool.acquire()
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        self._listener = conn
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
 
 
 class RelayError(RuntimeError):

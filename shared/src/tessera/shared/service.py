@@ -36,6 +36,7 @@ from tessera.shared.messaging import create_broker, declare_topology
 from tessera.shared.outbox import OutboxRelay, OutboxRow
 from tessera.shared.redis import Keys, RateLimiter, create_redis, key_prefix
 from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, ServiceSettings
+from tessera.shared.synced_limits import SyncedLimiter
 from tessera.shared.telemetry import configure_telemetry
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
@@ -56,6 +57,7 @@ class Runtime:
     pool: asyncpg.Pool | None = None
     redis: Redis | None = None
     limiter: RateLimiter | None = None
+    synced_limiter: SyncedLimiter | None = None
     broker: NatsBroker | None = None
     relay: OutboxRelay | None = None
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,6 +77,12 @@ class Runtime:
         if self.limiter is None:
             raise ServiceUnavailable("Rate limiting is unavailable.")
         return self.limiter
+
+    def hot_path_limiter(self) -> SyncedLimiter:
+        """The in-memory limiter synced through Redis, for the high-volume public paths."""
+        if self.synced_limiter is None:
+            raise ServiceUnavailable("Rate limiting is unavailable.")
+        return self.synced_limiter
 
     def checks(self) -> Mapping[str, Check]:
         checks: dict[str, Check] = {}
@@ -204,6 +212,8 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if spec.uses_redis:
             runtime.redis = create_redis(str(spec.infra.redis_url))
             runtime.limiter = RateLimiter(str(spec.infra.redis_url), runtime.keys.prefix)
+            runtime.synced_limiter = SyncedLimiter(runtime.redis, runtime.keys.prefix)
+            runtime.tasks.append(asyncio.create_task(runtime.synced_limiter.run()))
         if spec.uses_nats and spec.settings.run_workers:
             runtime.broker = build_broker(runtime, spec.subscribers)
             runtime.tasks.append(asyncio.create_task(join_messaging(runtime)))

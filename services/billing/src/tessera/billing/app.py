@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import DEV_WEBHOOK_SECRET, BillingSettings
 from tessera.billing.webhooks import routes as webhook_routes
+from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
 from tessera.shared.settings import ConfigurationError, Environment, InfraSettings, load_settings
 
@@ -51,6 +53,11 @@ def create_app(
         if billing.catalog_file.exists():
             await seed_catalog(runtime.db(), billing.catalog_file)
 
+    async def start_applier(runtime: Runtime) -> None:
+        if billing.run_workers:
+            applier = WebhookApplier(runtime.db())
+            runtime.tasks.append(asyncio.create_task(applier.run()))
+
     app = create_service_app(
         ServiceSpec(
             name="billing",
@@ -66,7 +73,7 @@ def create_app(
                 order_routes.router,
                 admin_routes.router,
             ),
-            on_startup=(seed,),
+            on_startup=(seed, start_applier),
             body_limits={"/webhooks/stripe": billing.webhook_max_bytes},
         )
     )

@@ -21,7 +21,6 @@ from tessera.licensing.desktop import routes as desktop_routes
 from tessera.licensing.desktop.signature import SignedResponses
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
-from tessera.licensing.ratelimit import DesktopLimiter
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
 from tessera.licensing.signing.crypto import Signer
@@ -102,10 +101,7 @@ def tune_gc(gen0_threshold: int) -> None:
 def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
     async def start(runtime: Runtime) -> None:
         settings = state.settings
-        if runtime.redis is not None:
-            state.limiter = DesktopLimiter(
-                runtime.redis, runtime.keys.prefix, settings.rate_window_seconds
-            )
+        state.limiter = runtime.synced_limiter
         pool = runtime.db()
         await open_read_pool(runtime, state)
         await start_cache(runtime, state)

@@ -27,7 +27,7 @@ class LicensingSettings(DatabaseSettings):
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     auth_issuer: str = "tessera-auth"
     auth_audience: str = "tessera"
-    # Rate limits per fixed window of `rate_window_seconds`, per client IP and per license key.
+    # Rate limits per sliding window of `rate_window_seconds`, per client IP and per license key.
     rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_per_ip: int = Field(default=600, ge=1)
     rate_per_key: int = Field(default=120, ge=1)

@@ -9,11 +9,11 @@ import asyncpg
 from fastapi import Request
 
 from tessera.licensing.desktop.cache import LicenseCache
-from tessera.licensing.ratelimit import DesktopLimiter, Rule
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.crypto import Sealer
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.http.problems import ServiceUnavailable
+from tessera.shared.synced_limits import Rule, SyncedLimiter
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Licensing:
     ring: KeyRing | None = None
     # validate's own pool (see app.open_read_pool); None until start-up.
     read_pool: asyncpg.Pool | None = None
-    limiter: DesktopLimiter | None = None
+    limiter: SyncedLimiter | None = None
     per_ip: Rule = field(init=False)
     per_key: Rule = field(init=False)
     cache: LicenseCache = field(init=False)
@@ -32,8 +32,9 @@ class Licensing:
         self.cache = LicenseCache(
             ttl=self.settings.cache_ttl_seconds, max_entries=self.settings.cache_max_entries
         )
-        self.per_ip = Rule("ip", self.settings.rate_per_ip)
-        self.per_key = Rule("key", self.settings.rate_per_key)
+        window = float(self.settings.rate_window_seconds)
+        self.per_ip = Rule("ip", self.settings.rate_per_ip, window)
+        self.per_key = Rule("key", self.settings.rate_per_key, window)
 
     def key_ring(self) -> KeyRing:
         if self.ring is None:

@@ -12,34 +12,75 @@ import asyncpg
 from pydantic import BaseModel
 
 
-async def insert_if_new(
+async def record_received(
     conn: asyncpg.Connection,
     event_id: str,
     event_type: str,
     livemode: bool,
     created: datetime,
     payload: str,
+    status: str,
+    detail: str | None,
+    trace_headers: dict[str, str],
 ) -> bool:
-    """Record the event; False when it was already recorded (a duplicate delivery).
-    Concurrent deliveries of one id serialise on the primary key: exactly one inserts."""
-    inserted = await conn.fetchval(
+    """Record the event in one statement; False when it was already recorded (a repeat
+    delivery, counted in `attempts`). Concurrent deliveries of one id serialise on the
+    primary key: exactly one inserts."""
+    first = await conn.fetchval(
         """
-        INSERT INTO stripe_events (id, type, livemode, stripe_created, payload, status)
-        VALUES ($1, $2, $3, $4, $5::jsonb, 'processed')
-        ON CONFLICT (id) DO NOTHING
-        RETURNING true
+        INSERT INTO stripe_events
+               (id, type, livemode, stripe_created, payload, status, detail, trace_headers,
+                processed_at)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb,
+                CASE WHEN $6 = 'received' THEN NULL ELSE clock_timestamp() END)
+        ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1
+        RETURNING attempts = 1
         """,
         event_id,
         event_type,
         livemode,
         created,
         payload,
+        status,
+        detail,
+        json.dumps(trace_headers),
     )
-    return bool(inserted)
+    return bool(first)
 
 
-async def count_duplicate(conn: asyncpg.Connection, event_id: str) -> None:
-    await conn.execute("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1", event_id)
+@dataclass(frozen=True)
+class ReceivedEvent:
+    id: str
+    type: str
+    payload: dict[str, Any]
+    trace_headers: dict[str, str]
+
+
+async def claim_received(conn: asyncpg.Connection, limit: int) -> list[ReceivedEvent]:
+    """The oldest events waiting to be applied, locked for this transaction; replicas skip
+    each other's."""
+    rows = await conn.fetch(
+        """
+        SELECT id, type, payload::text AS payload, trace_headers::text AS trace_headers
+          FROM stripe_events
+         WHERE status = 'received'
+         ORDER BY received_at, id
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+    return [
+        ReceivedEvent(r["id"], r["type"], json.loads(r["payload"]), json.loads(r["trace_headers"]))
+        for r in rows
+    ]
+
+
+async def lock_payment(conn: asyncpg.Connection, payment_key: str) -> None:
+    """Serialise, across replicas, the events of one payment: a refund applied while its
+    purchase commits elsewhere would otherwise see no order, and the purchase no held
+    refund."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", payment_key)
 
 
 async def set_outcome(

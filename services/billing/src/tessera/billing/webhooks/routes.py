@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
@@ -9,14 +11,22 @@ from tessera.billing.settings import BillingSettings
 from tessera.billing.webhooks import service, signature
 from tessera.billing.webhooks.stripe_objects import StripeEvent
 from tessera.shared.service import RuntimeDep
+from tessera.shared.synced_limits import Rule
 
 router = APIRouter(tags=["stripe"])
 
 
 class WebhookAck(BaseModel):
+    """`received` (applied in the background a moment later), `duplicate` or `ignored`."""
+
     received: bool = True
     status: str
     detail: str
+
+
+@functools.cache
+def webhook_rule(spec: str) -> Rule:
+    return Rule.parse("webhook", spec)
 
 
 def client_ip(request: Request) -> str:
@@ -32,7 +42,9 @@ def client_ip(request: Request) -> str:
 async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> WebhookAck:
     settings = runtime.settings
     assert isinstance(settings, BillingSettings)
-    await runtime.rate_limiter().enforce(settings.webhook_rate_limit, "webhook", client_ip(request))
+    runtime.hot_path_limiter().enforce(
+        (webhook_rule(settings.webhook_rate_limit), client_ip(request))
+    )
     payload = await request.body()
     signature.verify(
         payload,
@@ -44,5 +56,5 @@ async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> Webhook
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    outcome = await service.ingest(runtime.db(), event, payload.decode())
+    outcome = await service.receive(runtime.db(), event, payload.decode())
     return WebhookAck(status=outcome.status, detail=outcome.detail)

@@ -1,4 +1,8 @@
-"""Ingest a verified Stripe event: record it once and apply it, in one transaction.
+"""Receive a verified Stripe event (record it once, answer at once) and apply it.
+
+The ingress only records: one statement, so Stripe hears 200 in milliseconds whatever
+the database is busy with. The applier (webhooks/applier.py) applies what was recorded, in
+arrival order, each event in the same transaction as the outbox row it leads to.
 
 Each allowlisted type has a handler; other types are acknowledged and recorded as
 `ignored`. A refund or dispute whose purchase has not arrived yet is recorded as `held`
@@ -16,16 +20,23 @@ from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
+from opentelemetry import propagate
 from pydantic import ValidationError
 
 from tessera.billing.catalog.service import UnknownSku, get_buyable
 from tessera.billing.orders import service as orders
 from tessera.billing.orders.service import Applied, NoOrderYet
 from tessera.billing.webhooks import queries
-from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute, StripeEvent
+from tessera.billing.webhooks.stripe_objects import (
+    Charge,
+    CheckoutSession,
+    Dispute,
+    StripeEvent,
+    expandable_id,
+)
 from tessera.shared.http.problems import NotFound
 
-Status = Literal["processed", "duplicate", "ignored", "held", "failed"]
+Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,9 @@ async def apply(
     handler = HANDLERS.get(event_type)
     if handler is None:
         return Outcome("ignored", f"{event_type} is not an event billing acts on")
+    payment_key = expandable_id(obj.get("payment_intent"))
+    if isinstance(payment_key, str) and payment_key:
+        await queries.lock_payment(conn, payment_key)
     try:
         # Every handler validates and reads before its first write, so each of these
         # refusals leaves nothing to undo (no savepoint needed on the hot path).
@@ -147,18 +161,34 @@ async def record(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> N
     )
 
 
-async def ingest(pool: asyncpg.Pool, event: StripeEvent, payload: str) -> Outcome:
-    """Record `event` once and apply it; a repeat delivery is acknowledged as `duplicate`."""
+Received = Literal["received", "duplicate", "ignored"]
+
+
+async def receive(pool: asyncpg.Pool, event: StripeEvent, payload: str) -> Outcome:
+    """Record a verified event once, in one statement, and return at once: the applier
+    (webhooks/applier.py) applies it a moment later. A repeat delivery is `duplicate`;
+    a type outside the allowlist is recorded as `ignored` and never applied."""
     created = datetime.fromtimestamp(event.created, UTC)
-    async with pool.acquire() as conn, conn.transaction():
-        if not await queries.insert_if_new(
-            conn, event.id, event.type, event.livemode, created, payload
-        ):
-            await queries.count_duplicate(conn, event.id)
-            return Outcome("duplicate", "already received")
-        outcome = await apply(conn, event.id, event.type, event.data.object)
-        await record(conn, event.id, outcome)
-    return outcome
+    handled = event.type in HANDLERS
+    status: Received = "received" if handled else "ignored"
+    detail = None if handled else f"{event.type} is not an event billing acts on"
+    trace_headers: dict[str, str] = {}
+    propagate.inject(trace_headers)  # the applier continues this request's trace
+    async with pool.acquire() as conn:
+        first = await queries.record_received(
+            conn,
+            event.id,
+            event.type,
+            event.livemode,
+            created,
+            payload,
+            status,
+            detail,
+            trace_headers,
+        )
+    if not first:
+        return Outcome("duplicate", "already received")
+    return Outcome(status, detail or "recorded; it is applied in the background")
 
 
 class UnknownEvent(NotFound):

@@ -1,4 +1,4 @@
-"""Desktop HTTP: parse, rate-limit (one Redis round trip), call the service, write JSON."""
+"""Desktop HTTP: parse, rate-limit (in memory), call the service, write JSON."""
 
 from __future__ import annotations
 
@@ -50,10 +50,11 @@ def forget(state: Licensing, body: dict[str, Any]) -> None:
         state.cache.forget(body["license"]["id"])
 
 
-async def limit(state: Licensing, request: Request, key: str) -> None:
+def limit(state: Licensing, request: Request, key: str) -> None:
+    """Decided in memory (no await); the counts are shared through Redis in the background."""
     if state.limiter is None:
         raise ServiceUnavailable("Rate limiting is unavailable.")
-    await state.limiter.enforce((state.per_ip, client_ip(request)), (state.per_key, key))
+    state.limiter.enforce((state.per_ip, client_ip(request)), (state.per_key, key))
 
 
 @router.post("/licenses/validate", responses=ANSWER, summary="Is this license valid here?")
@@ -64,7 +65,7 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
     pool = state.read_pool
     if pool is None:
         raise ServiceUnavailable("The database is not connected.")
-    await limit(state, request, key_id(req.key))
+    limit(state, request, key_id(req.key))
     return json_response(await service.validate(pool, state.cache, state.key_ring().signer, req))
 
 
@@ -74,13 +75,13 @@ async def activate(
 ) -> Response:
     account_id = None
     if req.key is not None:
-        await limit(state, request, key_id(req.key))
+        limit(state, request, key_id(req.key))
     else:
         if "authorization" not in request.headers:
             raise KeyOrTokenRequired()
         principal = await current_principal(request)
         account_id = principal.account_id
-        await limit(state, request, f"acc:{account_id}")
+        limit(state, request, f"acc:{account_id}")
     ring = state.key_ring()
     body = await service.activate(runtime.db(), ring.signer, state.sealer, req, account_id)
     forget(state, body)
@@ -91,7 +92,7 @@ async def activate(
 async def deactivate(
     req: DeactivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
 ) -> Response:
-    await limit(state, request, key_id(req.key))
+    limit(state, request, key_id(req.key))
     body = await service.deactivate(runtime.db(), req)
     forget(state, body)
     return json_response(body)
@@ -100,7 +101,7 @@ async def deactivate(
 @router.get("/public-keys", summary="JWKS of the lease-signing keys")
 async def public_keys(request: Request, state: StateDep) -> Response:
     if state.limiter is not None:
-        await state.limiter.enforce((state.per_ip, client_ip(request)))
+        state.limiter.enforce((state.per_ip, client_ip(request)))
     response = json_response(state.key_ring().jwks)
     # Old keys stay listed for the life of their last lease, so a cached copy stays useful.
     response.headers["cache-control"] = "public, max-age=300"

@@ -1,0 +1,83 @@
+"""Apply the Stripe events the ingress recorded: in arrival order, a batch per transaction.
+
+Each event is applied in a savepoint of the batch's transaction, together with the outbox
+row it leads to and its recorded outcome, so an event is applied exactly once: the batch
+commits (events and their effects together) or none of it does and the rows are claimed
+again. Replicas claim with `FOR UPDATE SKIP LOCKED` and never take the same event.
+
+An event whose handler fails in a way nobody foresaw is recorded as `failed` (an admin can
+replay it) rather than retried forever, which would hold up every event behind it. A
+failure of the database itself (a dropped connection, a deadlock) rolls the batch back and
+the loop retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from opentelemetry import propagate, trace
+
+from tessera.billing.webhooks import queries, service
+from tessera.billing.webhooks.queries import ReceivedEvent
+from tessera.shared.db.notified import NotifiedLoop
+
+log = logging.getLogger("tessera.billing.webhooks")
+tracer = trace.get_tracer("tessera.billing.webhooks")
+
+NOTIFY_CHANNEL = "billing_stripe_events"
+
+# Worth retrying as a whole batch: the database or the connection failed, not the event.
+TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TransactionRollbackError,
+    ConnectionError,
+    OSError,
+)
+
+
+class WebhookApplier:
+    def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 50) -> None:
+        self.pool = pool
+        self.batch_size = batch_size
+        self.loop = NotifiedLoop(pool, NOTIFY_CHANNEL, self.apply_batch, name="billing.applier")
+
+    async def run(self) -> None:
+        await self.loop.run()
+
+    async def close(self) -> None:
+        await self.loop.close()
+
+    async def apply_batch(self) -> bool:
+        """Apply up to one batch; True when it was full (more may be waiting)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            events = await queries.claim_received(conn, self.batch_size)
+            for event in events:
+                await apply_one(conn, event)
+        return len(events) >= self.batch_size
+
+
+async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.Outcome:
+    with tracer.start_as_current_span(
+        f"stripe apply {event.type}",
+        context=propagate.extract(event.trace_headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes={"stripe.event.id": event.id, "stripe.event.type": event.type},
+    ):
+        try:
+            async with conn.transaction():
+                outcome = await service.apply(
+                    conn, event.id, event.type, event.payload["data"]["object"]
+                )
+                await service.record(conn, event.id, outcome)
+            return outcome
+        except TRANSIENT:
+            raise
+        except Exception:
+            log.exception("billing.webhook.apply_failed", extra={"stripe_event": event.id})
+            outcome = service.Outcome(
+                "failed", "billing could not apply this event (see the logs); replay it"
+            )
+            await service.record(conn, event.id, outcome)
+            return outcome

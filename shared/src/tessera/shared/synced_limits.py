@@ -1,0 +1,233 @@
+"""Rate limits for the hot public paths, decided in memory and shared through Redis.
+
+The kernel's `RateLimiter` asks Redis on every request: exact across replicas, but every
+request suspends for a round trip, which on the desktop `validate` path and Stripe's
+webhook ingress cost more than everything else they do. This limiter decides from its own
+memory, with no await, and a background task pushes the hits it counted to Redis every
+`sync_interval` (one pipelined round trip for all keys) and reads back the shared totals.
+
+- Within one process the count is exact: a burst of N+k hits against a limit of N lets
+  exactly N through.
+- Across replicas a key's budget is shared, up to what the other replicas counted since
+  their last sync: at most (replicas - 1) x their rate x `sync_interval` over the limit.
+- A sliding-window counter (the previous window's total, weighted by how much of it still
+  overlaps, plus the current one), like `limits`' SlidingWindowCounter, so a client cannot
+  double its rate across a window boundary.
+- When Redis does not answer, the hits stay counted locally and are pushed when it returns:
+  each replica keeps limiting on its own, and the endpoint keeps answering.
+
+The exact limiter stays where exactness is the point (sign-in attempts, one-time codes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from limits import parse
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tessera.shared.http.problems import RateLimited
+
+log = logging.getLogger("tessera.ratelimit")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: int
+    window: float  # seconds
+
+    @classmethod
+    def parse(cls, name: str, spec: str) -> Rule:
+        """`Rule.parse("webhook", "600/minute")`, in the `limits` notation settings use."""
+        item = parse(spec)
+        return cls(name, item.amount, float(item.get_expiry()))
+
+
+@dataclass(slots=True)
+class _Counter:
+    rule: Rule
+    window_index: int
+    shared: int = 0  # the window's total in Redis at the last sync (our flushed hits too)
+    in_flight: int = 0  # hits being pushed right now
+    pending: int = 0  # hits not pushed yet
+    previous: int = 0  # the previous window's total, as last known
+
+    def local_total(self) -> int:
+        return self.shared + self.in_flight + self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class _Push:
+    key: str
+    window_index: int
+    hits: int
+    expire: int
+
+
+@dataclass
+class SyncedLimiter:
+    redis: Redis
+    prefix: str
+    sync_interval: float = 0.1
+    clock: Callable[[], float] = time.time
+    _counters: dict[str, _Counter] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
+    _rolled: list[_Push] = field(default_factory=list)
+    _last_sweep: float = 0.0
+    _warned: bool = False
+
+    def hit(self, *hits: tuple[Rule, str]) -> int:
+        """Count one hit per (rule, identifier) when all are within their limits; return 0,
+        or the seconds until the first exhausted window frees (nothing is counted then)."""
+        now = self.clock()
+        counters = [self._counter(rule, ident, now) for rule, ident in hits]
+        refused = 0
+        for counter in counters:
+            if self._estimate(counter, now) + 1 > counter.rule.limit:
+                refused = max(refused, self._seconds_left(counter, now))
+        if refused:
+            return refused
+        for (rule, ident), counter in zip(hits, counters, strict=True):
+            counter.pending += 1
+            self._dirty.add(self._key(rule, ident))
+        return 0
+
+    def enforce(self, *hits: tuple[Rule, str]) -> None:
+        """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""
+        retry_after = self.hit(*hits)
+        if retry_after:
+            raise RateLimited(
+                "Too many requests; try again later.",
+                headers={"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+            )
+
+    async def run(self) -> None:
+        """Push and refresh every `sync_interval` until cancelled."""
+        while True:
+            await asyncio.sleep(self.sync_interval)
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a sync bug must not end syncing for the process's life
+                log.exception("ratelimit.sync.failed")
+
+    async def sync(self) -> None:
+        """One round trip: add our new hits to the shared counters, read the totals back."""
+        now = self.clock()
+        pushes, rolled = self._take_pushes(now), self._rolled
+        self._rolled = []
+        if pushes or rolled:
+            await self._send(pushes, rolled)
+        if now - self._last_sweep > 60:
+            self._sweep(now)
+
+    def _key(self, rule: Rule, ident: str) -> str:
+        return f"{rule.name}:{ident}"
+
+    def _redis_key(self, key: str, window_index: int) -> str:
+        return f"{self.prefix}rls:{key}:{window_index}"
+
+    def _counter(self, rule: Rule, ident: str, now: float) -> _Counter:
+        key = self._key(rule, ident)
+        index = int(now // rule.window)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = _Counter(rule, index)
+        elif counter.window_index != index:
+            self._roll(key, counter, index)
+        return counter
+
+    def _roll(self, key: str, counter: _Counter, index: int) -> None:
+        if counter.pending:
+            self._rolled.append(
+                _Push(key, counter.window_index, counter.pending, self._expiry(counter.rule))
+            )
+        consecutive = index == counter.window_index + 1
+        counter.previous = counter.local_total() if consecutive else 0
+        counter.window_index = index
+        counter.shared = counter.in_flight = counter.pending = 0
+
+    def _estimate(self, counter: _Counter, now: float) -> float:
+        elapsed = (now % counter.rule.window) / counter.rule.window
+        return counter.previous * (1 - elapsed) + counter.local_total()
+
+    def _seconds_left(self, counter: _Counter, now: float) -> int:
+        window = counter.rule.window
+        return max(1, math.ceil(window - now % window))
+
+    def _expiry(self, rule: Rule) -> int:
+        return math.ceil(rule.window * 2) + 1
+
+    def _take_pushes(self, now: float) -> list[_Push]:
+        pushes = []
+        for key in self._dirty:
+            counter = self._counters.get(key)
+            if counter is None:
+                continue
+            counter.in_flight += counter.pending
+            pushes.append(
+                _Push(key, counter.window_index, counter.in_flight, self._expiry(counter.rule))
+            )
+            counter.pending = 0
+        self._dirty = set()
+        return pushes
+
+    async def _send(self, pushes: list[_Push], rolled: list[_Push]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for push in (*rolled, *pushes):
+            name = self._redis_key(push.key, push.window_index)
+            pipe.incrby(name, push.hits)
+            pipe.expire(name, push.expire)
+        for push in pushes:
+            pipe.get(self._redis_key(push.key, push.window_index - 1))
+        try:
+            results = await pipe.execute()
+        except (RedisError, OSError) as error:
+            self._keep_for_later(pushes, rolled, error)
+            return
+        self._warned = False
+        totals = results[2 * len(rolled) : 2 * (len(rolled) + len(pushes)) : 2]
+        previous = results[2 * (len(rolled) + len(pushes)) :]
+        for push, total, before in zip(pushes, totals, previous, strict=True):
+            counter = self._counters.get(push.key)
+            if counter is None or counter.window_index != push.window_index:
+                continue  # rolled meanwhile: the new window starts from its own count
+            counter.shared = int(total)
+            counter.in_flight = 0
+            counter.previous = max(counter.previous, int(before or 0))
+
+    def _keep_for_later(self, pushes: list[_Push], rolled: list[_Push], error: Exception) -> None:
+        if not self._warned:
+            log.warning("ratelimit.sync.unavailable", extra={"error": repr(error)})
+            self._warned = True
+        self._rolled.extend(rolled)
+        for push in pushes:
+            counter = self._counters.get(push.key)
+            if counter is None:
+                continue
+            if counter.window_index == push.window_index:
+                counter.pending += counter.in_flight
+                counter.in_flight = 0
+                self._dirty.add(push.key)
+            else:
+                self._rolled.append(push)
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys idle for two windows (their counts no longer weigh on anything)."""
+        self._last_sweep = now
+        stale = [
+            key
+            for key, c in self._counters.items()
+            if c.window_index < int(now // c.rule.window) - 1 and key not in self._dirty
+        ]
+        for key in stale:
+            del self._counters[key]

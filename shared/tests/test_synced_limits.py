@@ -1,0 +1,122 @@
+"""The in-memory limiter synced through real Redis: exact in a process, shared by replicas
+after a sync, a sliding window across the boundary, and local limiting when Redis is down."""
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from tessera.shared.http.problems import RateLimited
+from tessera.shared.redis import key_prefix
+from tessera.shared.synced_limits import Rule, SyncedLimiter
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limiter(redis: Redis, namespace: str, clock: Clock | None = None) -> SyncedLimiter:
+    return SyncedLimiter(redis, key_prefix("test", namespace), clock=clock or Clock(6000.0))
+
+
+async def test_a_burst_lets_exactly_the_limit_through_and_says_when_to_retry(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)  # the start of a minute window
+    replica = limiter(redis, namespace, clock)
+    rule = Rule("validate", 5, 60)
+    decisions = [replica.hit((rule, "203.0.113.9")) for _ in range(12)]
+    assert decisions.count(0) == 5
+    assert set(decisions[5:]) == {60}
+    clock.now += 45
+    with pytest.raises(RateLimited) as refused:
+        replica.enforce((rule, "203.0.113.9"))
+    assert refused.value.headers["Retry-After"] == "15"
+    assert replica.hit((rule, "198.51.100.1")) == 0  # another caller has its own budget
+
+
+async def test_a_refusal_by_one_rule_counts_against_none(redis: Redis, namespace: str) -> None:
+    replica = limiter(redis, namespace)
+    per_ip, per_key = Rule("ip", 2, 60), Rule("key", 10, 60)
+    assert replica.hit((per_ip, "a"), (per_key, "k")) == 0
+    assert replica.hit((per_ip, "a"), (per_key, "k")) == 0
+    assert replica.hit((per_ip, "a"), (per_key, "k")) > 0
+    for ip in "bcdefghi":
+        assert replica.hit((per_ip, ip), (per_key, "k")) == 0
+    assert replica.hit((per_ip, "z"), (per_key, "k")) > 0  # 10 counted on the key, not 11
+
+
+async def test_replicas_share_one_budget_through_redis(redis: Redis, namespace: str) -> None:
+    clock = Clock(6000.0)
+    a, b = limiter(redis, namespace, clock), limiter(redis, namespace, clock)
+    rule = Rule("shared", 10, 60)
+    assert [a.hit((rule, "k")) for _ in range(6)].count(0) == 6
+    await a.sync()
+    await b.sync()
+    assert [b.hit((rule, "k")) for _ in range(6)].count(0) == 6  # b has not heard of a yet
+    await b.sync()  # b pushes its 6 and learns the total: 12
+    assert b.hit((rule, "k")) > 0
+    await a.sync()  # nothing new to push, so a learns nothing yet
+    assert a.hit((rule, "k")) == 0  # a believes 7
+    await a.sync()
+    assert a.hit((rule, "k")) > 0
+    assert int(await redis.get(f"{key_prefix('test', namespace)}rls:shared:k:100") or 0) == 13
+
+
+async def test_concurrent_replicas_overshoot_by_at_most_one_sync_of_the_others(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)
+    replicas = [limiter(redis, namespace, clock) for _ in range(3)]
+    rule = Rule("flood", 30, 60)
+
+    async def client(replica: SyncedLimiter) -> int:
+        allowed = 0
+        for _ in range(40):
+            allowed += replica.hit((rule, "k")) == 0
+            await asyncio.sleep(0)
+        return allowed
+
+    async def syncing() -> None:
+        for _ in range(20):
+            await asyncio.gather(*(r.sync() for r in replicas))
+            await asyncio.sleep(0)
+
+    results, _ = await asyncio.gather(asyncio.gather(*(client(r) for r in replicas)), syncing())
+    assert 30 <= sum(results) <= 30 + 2 * 40  # within one unsynced round of the others
+    for replica in replicas:
+        await replica.sync()
+    assert all(r.hit((rule, "k")) > 0 for r in replicas)
+
+
+async def test_the_previous_window_still_weighs_after_the_boundary(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)
+    replica = limiter(redis, namespace, clock)
+    rule = Rule("slide", 10, 60)
+    assert [replica.hit((rule, "k")) for _ in range(10)].count(0) == 10
+    clock.now += 60 + 15  # a quarter into the next window: 75% of the last one still counts
+    assert [replica.hit((rule, "k")) for _ in range(10)].count(0) == 2
+
+
+async def test_with_redis_down_each_replica_keeps_limiting_and_catches_up_later(
+    redis: Redis, namespace: str
+) -> None:
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    clock = Clock(6000.0)
+    replica = SyncedLimiter(down, key_prefix("test", namespace), clock=clock)
+    rule = Rule("outage", 4, 60)
+    assert [replica.hit((rule, "k")) for _ in range(6)].count(0) == 4
+    await replica.sync()  # fails quietly; the hits stay counted here
+    assert replica.hit((rule, "k")) > 0
+    replica.redis = redis
+    await replica.sync()
+    assert int(await redis.get(f"{key_prefix('test', namespace)}rls:outage:k:100") or 0) == 4
+    await down.aclose()
