@@ -45,6 +45,19 @@ class Result:
         )
 
 
+SERVERS: dict[str, int] = {}  # url -> pid of the uvicorn process serving it
+
+
+def server_cpu_seconds(url: str) -> float:
+    """CPU seconds the server at `url` has used so far (its workers included): divided by
+    the requests of a run, the server's own cost per request, which the load on the rest of
+    the machine does not inflate the way it does latency."""
+    import psutil
+
+    parent = psutil.Process(SERVERS[url])
+    return sum(sum(p.cpu_times()[:2]) for p in (parent, *parent.children(recursive=True)))
+
+
 def free_port() -> int:
     import socket
 
@@ -54,7 +67,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_process(app: str, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def uvicorn_process(
+    app: str, port: int, env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[str]:
     """Run `app` (an import path; factories end with `()`) in its own uvicorn process."""
     factory = app.endswith("()")
     target = app.removesuffix("()")
@@ -64,10 +79,13 @@ def uvicorn_process(app: str, port: int, env: dict[str, str] | None = None) -> I
     ]  # fmt: skip
     if factory:
         cmd.append("--factory")
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     process = subprocess.Popen(
         cmd, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench")}, cwd=REPO
     )
     url = f"http://127.0.0.1:{port}"
+    SERVERS[url] = process.pid
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

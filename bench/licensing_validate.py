@@ -206,7 +206,11 @@ async def main(args: argparse.Namespace) -> None:
     }
     try:
         filler = '{"key":"XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","fingerprint":"bench-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","nonce":"12345"}'
-        with harness.uvicorn_process("baseline:app", harness.free_port()) as base_url:
+        cpu_per_validate = float("nan")
+        with harness.uvicorn_process(
+            "baseline:app", harness.free_port(), workers=args.workers
+        ) as base_url:
+            cpu = harness.server_cpu_seconds(base_url)
             if args.driver == "wrk":
                 baseline = wrk(
                     "bare FastAPI (POST, same body)",
@@ -222,8 +226,9 @@ async def main(args: argparse.Namespace) -> None:
                     lambda c, n: c.post("/echo", content=filler),
                     concurrency=args.concurrency, duration=args.duration,
                 )  # fmt: skip
+            cpu_per_bare = (harness.server_cpu_seconds(base_url) - cpu) / max(baseline.requests, 1)
         with harness.uvicorn_process(
-            "tessera.licensing.app:create_app()", harness.free_port(), env
+            "tessera.licensing.app:create_app()", harness.free_port(), env, workers=args.workers
         ) as url:
             print("seeding licenses through billing.order.paid.v1 …", flush=True)
             keys = await seed(infra.nats.url, ns, db_url, args.licenses)
@@ -242,6 +247,7 @@ async def main(args: argparse.Namespace) -> None:
             print("measuring …", flush=True)
             if args.driver == "wrk":
                 bodies = [json.dumps(body(n)) for n in range(len(keys))]
+                cpu = harness.server_cpu_seconds(url)
                 validate = wrk(
                     "licensing POST /v1/licenses/validate",
                     url,
@@ -250,6 +256,7 @@ async def main(args: argparse.Namespace) -> None:
                     args.concurrency,
                     args.duration,
                 )
+                cpu_per_validate = (harness.server_cpu_seconds(url) - cpu) / validate.requests
                 activate = wrk(
                     "licensing POST /v1/licenses/activate",
                     url,
@@ -279,6 +286,10 @@ async def main(args: argparse.Namespace) -> None:
         print(activate.line())
         print(half.line())
         print(f"validate / bare throughput: {validate.rps / baseline.rps:.0%}")
+        print(
+            f"server CPU per request: bare {cpu_per_bare * 1e6:.0f} µs, "
+            f"validate {cpu_per_validate * 1e6:.0f} µs ({args.workers} worker(s) each)"
+        )
         print(f"activate / bare throughput: {activate.rps / baseline.rps:.0%}")
     finally:
         await drop_database(infra.postgres.url, database)
@@ -296,6 +307,12 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--licenses", type=int, default=500)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn workers, for the baseline and licensing alike",
+    )
     parser.add_argument(
         "--driver", choices=["wrk", "httpx"], default="wrk", help="closed-loop load generator"
     )

@@ -740,6 +740,33 @@ def test_otel_collector_receives_otlp_http_and_prints_it(services: dict[str, Any
     for signal in ("traces", "metrics", "logs"):
         assert "otlp" in pipelines[signal]["receivers"]
         assert "debug" in pipelines[signal]["exporters"]
+    # An operator reads the spans themselves in `docker compose logs otel-collector`:
+    # `basic` would print only how many arrived.
+    assert config["exporters"]["debug"]["verbosity"] == "detailed"
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_each_service_ships_its_traces_to_the_collector_of_this_file(
+    services: dict[str, Any], name: str
+) -> None:
+    """The endpoint a service exports to is the compose service that runs the collector,
+    on the port where the mounted config's OTLP/HTTP receiver listens for the network."""
+    environment = as_environment(services[name].get("environment"))
+    endpoint = urlsplit(environment["TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT"])
+    # OTLP over HTTP: the exporter appends /v1/traces to a bare base URL.
+    assert endpoint.scheme == "http" and endpoint.path in ("", "/"), endpoint.geturl()
+    assert endpoint.hostname in services, f"{name} exports to {endpoint.hostname}, no service"
+    collector = services[endpoint.hostname]
+    mounts = [str(volume).split(":") for volume in collector.get("volumes", [])]
+    sources = {m[1]: m[0] for m in mounts if len(m) >= 2}
+    config_file = (ROOT / sources["/etc/otelcol-contrib/config.yaml"]).resolve()
+    assert config_file == OTEL_CONF
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    host, port = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)
+    assert int(port) == endpoint.port, f"{name} sends to :{endpoint.port}, collector on :{port}"
+    assert host == "0.0.0.0", "the receiver must listen on the compose network, not loopback"
+    assert "otlp" in config["service"]["pipelines"]["traces"]["receivers"]
+    assert config["service"]["pipelines"]["traces"]["exporters"]
 
 
 # ----------------------------------------------------------------------------- .env.example

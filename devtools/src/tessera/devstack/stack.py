@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,29 @@ SERVICES = (
 
 MAIL_SMTP_PORT = 1025
 MAIL_HTTP_PORT = 8025
+REPO = Path(__file__).resolve().parents[4]
+
+# Every keyword argument below defaults to what `./dev up` does; a test passes its own ports,
+# databases and namespace to run an isolated stack of its own beside any other.
 
 
-def start_mailcatcher(port_offset: int, logs: Path) -> subprocess.Popen[bytes] | None:
+def service_ports(port_offset: int = 0, ports: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Each service's port: its dev default plus `port_offset`, unless `ports` names it."""
+    return {svc.name: (ports or {}).get(svc.name, svc.port + port_offset) for svc in SERVICES}
+
+
+def selected(only: Collection[str] | None) -> list[ServiceProcess]:
+    return [svc for svc in SERVICES if only is None or svc.name in only]
+
+
+def start_mailcatcher(
+    port_offset: int, logs: Path, *, smtp_port: int | None = None, http_port: int | None = None
+) -> subprocess.Popen[bytes] | None:
     """The dev mail catcher (SMTP + Mailpit-compatible inbox) that auth sends to; None when
     something (e.g. a Mailpit) already answers on the SMTP port: that one is used."""
-    if port_open("127.0.0.1", MAIL_SMTP_PORT + port_offset, 0.2):
+    smtp_port = smtp_port or MAIL_SMTP_PORT + port_offset
+    http_port = http_port or MAIL_HTTP_PORT + port_offset
+    if port_open("127.0.0.1", smtp_port, 0.2):
         return None
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / "mail.log", "ab")  # noqa: SIM115 - handed to the child
@@ -54,9 +72,9 @@ def start_mailcatcher(port_offset: int, logs: Path) -> subprocess.Popen[bytes] |
             "-m",
             "tessera.devstack.mailcatcher",
             "--smtp-port",
-            str(MAIL_SMTP_PORT + port_offset),
+            str(smtp_port),
             "--http-port",
-            str(MAIL_HTTP_PORT + port_offset),
+            str(http_port),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -71,33 +89,65 @@ def create_databases(infra: Infra, names: tuple[str, ...] = DATABASES) -> None:
     asyncio.run(create_all())
 
 
-def stack_env(infra: Infra, port_offset: int, root: Path) -> dict[str, str]:
+def stack_env(
+    infra: Infra,
+    port_offset: int,
+    root: Path,
+    *,
+    ports: Mapping[str, int] | None = None,
+    database_urls: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+    smtp_port: int | None = None,
+) -> dict[str, str]:
+    """The environment of every service process: where the infra is, and each service's
+    port, database and the URLs of the others."""
+    port = service_ports(port_offset, ports)
     env = {**os.environ, **infra.env()}
     env.setdefault("TESSERA_LOG_JSON", "false")
+    if namespace is not None:
+        env["TESSERA_NAMESPACE"] = namespace
     for svc in SERVICES:
-        env[f"{svc.env_prefix}PORT"] = str(svc.port + port_offset)
+        env[f"{svc.env_prefix}PORT"] = str(port[svc.name])
         if svc.database:
-            env[f"{svc.env_prefix}DATABASE_URL"] = with_database(infra.postgres.url, svc.database)
-    base = "http://127.0.0.1:{}"
-    env["TESSERA_PORTAL_AUTH_URL"] = base.format(8083 + port_offset)
-    env["TESSERA_PORTAL_BILLING_URL"] = base.format(8082 + port_offset)
-    env["TESSERA_PORTAL_LICENSING_URL"] = base.format(8084 + port_offset)
-    env["TESSERA_SITE_PORTAL_URL"] = base.format(8081 + port_offset)
-    env["TESSERA_SITE_BILLING_URL"] = base.format(8082 + port_offset)
-    env["TESSERA_SITE_LICENSING_URL"] = base.format(8084 + port_offset)
+            default = with_database(infra.postgres.url, svc.database)
+            env[f"{svc.env_prefix}DATABASE_URL"] = (database_urls or {}).get(svc.name, default)
+    url = {name: f"http://127.0.0.1:{number}" for name, number in port.items()}
+    env["TESSERA_PORTAL_AUTH_URL"] = url["auth"]
+    env["TESSERA_PORTAL_BILLING_URL"] = url["billing"]
+    env["TESSERA_PORTAL_LICENSING_URL"] = url["licensing"]
+    env["TESSERA_SITE_PORTAL_URL"] = url["portal-web"]
+    env["TESSERA_SITE_BILLING_URL"] = url["billing"]
+    env["TESSERA_SITE_LICENSING_URL"] = url["licensing"]
+    env["TESSERA_SITE_AUTH_URL"] = url["auth"]
+    env.setdefault("TESSERA_SITE_BASE_URL", url["site"])
     env["TESSERA_SITE_DIST_DIR"] = str(root / "site-dist")
+    # Access tokens are verified against auth's keys, wherever this stack's auth listens.
+    env["TESSERA_AUTH_JWKS_URL"] = url["auth"] + "/.well-known/jwks.json"
+    env["TESSERA_LICENSING_AUTH_JWKS_URL"] = url["auth"] + "/.well-known/jwks.json"
     env["TESSERA_AUTH_SMTP_HOST"] = "127.0.0.1"
-    env["TESSERA_AUTH_SMTP_PORT"] = str(MAIL_SMTP_PORT + port_offset)
-    env.setdefault("TESSERA_AUTH_PORTAL_URL", base.format(8081 + port_offset))
+    env["TESSERA_AUTH_SMTP_PORT"] = str(smtp_port or MAIL_SMTP_PORT + port_offset)
+    env.setdefault("TESSERA_AUTH_PORTAL_URL", url["portal-web"])
+    # What browsers follow: the test checkout delivers its webhooks to billing's public URL.
+    env.setdefault("TESSERA_BILLING_PUBLIC_URL", url["billing"])
+    env.setdefault("TESSERA_BILLING_PORTAL_URL", url["portal-web"])
+    env.setdefault("TESSERA_BILLING_SITE_URL", url["site"])
+    env.setdefault("TESSERA_BILLING_CATALOG_FILE", str(REPO / "deploy" / "catalog.json"))
     return env
 
 
 def start_services(
-    env: dict[str, str], port_offset: int, logs: Path
+    env: dict[str, str],
+    port_offset: int,
+    logs: Path,
+    *,
+    ports: Mapping[str, int] | None = None,
+    only: Collection[str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
+    """One uvicorn process per service (those named in `only`, else all)."""
     logs.mkdir(parents=True, exist_ok=True)
+    port = service_ports(port_offset, ports)
     processes = []
-    for svc in SERVICES:
+    for svc in selected(only):
         log = open(logs / f"{svc.name}.log", "ab")  # noqa: SIM115 - handed to the child
         processes.append(
             subprocess.Popen(
@@ -110,7 +160,7 @@ def start_services(
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    str(svc.port + port_offset),
+                    str(port[svc.name]),
                     "--log-level",
                     "warning",
                     "--no-server-header",
@@ -123,17 +173,25 @@ def start_services(
     return processes
 
 
-def wait_ready(port_offset: int, timeout: float = 90.0) -> dict[str, str]:
+def wait_ready(
+    port_offset: int,
+    timeout: float = 90.0,
+    *,
+    ports: Mapping[str, int] | None = None,
+    only: Collection[str] | None = None,
+) -> dict[str, str]:
     """Poll every service's /readyz until all answer 200 (or the timeout passes)."""
     deadline = time.monotonic() + timeout
-    status = {svc.name: "starting" for svc in SERVICES}
+    port = service_ports(port_offset, ports)
+    services = selected(only)
+    status = {svc.name: "starting" for svc in services}
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
-            for svc in SERVICES:
+            for svc in services:
                 if status[svc.name] == "ready":
                     continue
                 try:
-                    r = client.get(f"http://127.0.0.1:{svc.port + port_offset}/readyz")
+                    r = client.get(f"http://127.0.0.1:{port[svc.name]}/readyz")
                     status[svc.name] = "ready" if r.status_code == 200 else f"not ready: {r.text}"
                 except httpx.HTTPError as error:
                     status[svc.name] = f"no answer ({type(error).__name__})"
