@@ -12,12 +12,14 @@ import asyncpg
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp
 
 from tessera.licensing import state as licensing_state
 from tessera.licensing.admin import routes as admin_routes
 from tessera.licensing.customers import subscribers as customer_subscribers
 from tessera.licensing.desktop import cache
 from tessera.licensing.desktop import routes as desktop_routes
+from tessera.licensing.desktop.fast_path import ValidateFastPath
 from tessera.licensing.desktop.signature import SignedResponses
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
@@ -27,7 +29,7 @@ from tessera.licensing.signing.crypto import Signer
 from tessera.licensing.state import Licensing
 from tessera.shared.db.pool import asyncpg_dsn
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
-from tessera.shared.settings import InfraSettings, load_settings
+from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -158,4 +160,17 @@ def create_app(
     )
     # Outermost, so that every answer under the desktop paths is signed, errors included.
     app.add_middleware(SignedResponses, signer=current_signer, prefixes=SIGNED_PATHS)
+    if not settings.trace_validate:
+        install_fast_path(app, state, hsts=infra.env == Environment.PRODUCTION)
     return app
+
+
+def install_fast_path(app: FastAPI, state: Licensing, *, hsts: bool) -> None:
+    """validate's common case goes in front of the whole stack (desktop/fast_path.py)."""
+    build_stack = app.build_middleware_stack
+
+    def build_with_fast_path() -> ASGIApp:
+        return ValidateFastPath(build_stack(), state, hsts=hsts)
+
+    app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
+    app.middleware_stack = None

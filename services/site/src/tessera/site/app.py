@@ -34,5 +34,5 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
     app.include_router(health_router(lambda: {}))
     app.mount("/", StaticFiles(directory=site.dist_dir, html=True), name="site")
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(RequestContextMiddleware, security_headers=SITE_HEADERS)
+    app.add_middleware(RequestContextMiddleware, headers=SITE_HEADERS)
     return app

@@ -31,6 +31,16 @@ API_SECURITY_HEADERS: Mapping[str, str] = {
 HSTS = ("strict-transport-security", "max-age=63072000; includeSubDomains")
 
 
+def security_headers(
+    headers: Mapping[str, str] = API_SECURITY_HEADERS, *, hsts: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The security headers every response carries, as ASGI header pairs."""
+    pairs = [(k.encode(), v.encode()) for k, v in headers.items()]
+    if hsts:
+        pairs.append((HSTS[0].encode(), HSTS[1].encode()))
+    return pairs
+
+
 class BodyLimitMiddleware:
     """413 for a body over `limit` bytes, counted as it streams in (a missing or lying
     Content-Length does not get past it)."""
@@ -98,14 +108,11 @@ class RequestContextMiddleware:
         self,
         app: ASGIApp,
         *,
-        security_headers: Mapping[str, str] = API_SECURITY_HEADERS,
+        headers: Mapping[str, str] = API_SECURITY_HEADERS,
         hsts: bool = False,
     ) -> None:
         self.app = app
-        headers = [(k.encode(), v.encode()) for k, v in security_headers.items()]
-        if hsts:
-            headers.append((HSTS[0].encode(), HSTS[1].encode()))
-        self.headers = headers
+        self.headers = security_headers(headers, hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -162,6 +162,11 @@ def dependency_errors() -> tuple[type[Exception], ...]:
         redis_errors.TimeoutError,
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
+        # A connection the server just terminated (pg_terminate_backend, a restart) can be
+        # handed out before its socket closes: using it raises one of these.
+        asyncpg.exceptions.InternalClientError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
         asyncpg.exceptions.CannotConnectNowError,
         asyncpg.exceptions.TooManyConnectionsError,
         ConnectionRefusedError,

@@ -37,7 +37,12 @@ def client_ip(request: Request) -> str:
 
 
 def key_id(key: str) -> str:
-    return keyformat.lookup_hash(key).hex()[:32]
+    return key_id_of(keyformat.lookup_hash(key))
+
+
+def key_id_of(key_hash: bytes) -> str:
+    """The limiter's name for a key: part of its lookup hash, never the key itself."""
+    return key_hash.hex()[:32]
 
 
 def json_response(body: dict[str, Any]) -> Response:
@@ -65,8 +70,10 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
     pool = state.read_pool
     if pool is None:
         raise ServiceUnavailable("The database is not connected.")
-    limit(state, request, key_id(req.key))
-    return json_response(await service.validate(pool, state.cache, state.key_ring().signer, req))
+    key_hash = keyformat.lookup_hash(req.key)
+    limit(state, request, key_id_of(key_hash))
+    signer = state.key_ring().signer
+    return json_response(await service.validate(pool, state.cache, signer, req, key_hash))
 
 
 @router.post("/licenses/activate", responses=ANSWER, summary="Bind this machine to a seat")

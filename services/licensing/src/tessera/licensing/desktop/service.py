@@ -3,6 +3,7 @@ published through the outbox). Each returns the answer as a plain dict, ready to
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ def fingerprint_hash(fingerprint: str) -> str:
 
 
 def iso(epoch: float) -> str:
+    if isinstance(epoch, int):
+        return iso_second(epoch)
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def iso_second(epoch: int) -> str:
+    # Leases of one policy issued in the same second expire in the same second.
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -128,11 +137,16 @@ async def find_known(pool: asyncpg.Pool, cache: LicenseCache, key_hash: bytes) -
 
 
 async def validate(
-    pool: asyncpg.Pool, cache: LicenseCache, signer: Signer, req: ValidateRequest
+    pool: asyncpg.Pool,
+    cache: LicenseCache,
+    signer: Signer,
+    req: ValidateRequest,
+    key_hash: bytes | None = None,
 ) -> dict[str, Any]:
-    """The verdict on (key, machine), and a fresh lease when valid. Reads only."""
+    """The verdict on (key, machine), and a fresh lease when valid. Reads only.
+    `key_hash` is the key's lookup hash when the caller has it already."""
     now = time.time()
-    known = await find_known(pool, cache, keyformat.lookup_hash(req.key))
+    known = await find_known(pool, cache, key_hash or keyformat.lookup_hash(req.key))
     code, activation = judge(known, fingerprint_hash(req.fingerprint), req.activation_id, now)
     if code is Code.VALID:
         assert known is not None

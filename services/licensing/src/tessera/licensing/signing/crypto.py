@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -52,10 +53,13 @@ class Signer:
     def sign(self, message: bytes) -> bytes:
         return self.key.sign(message).signature
 
+    @functools.cached_property
+    def jws_header(self) -> str:
+        return b64url(canonical_json({"alg": "EdDSA", "kid": self.kid, "typ": "JWT"}))
+
     def jws(self, claims: dict[str, Any]) -> str:
         """A compact JWS (RFC 7515) with alg EdDSA (RFC 8037)."""
-        header = b64url(canonical_json({"alg": "EdDSA", "kid": self.kid, "typ": "JWT"}))
-        signing_input = f"{header}.{b64url(canonical_json(claims))}"
+        signing_input = f"{self.jws_header}.{b64url(canonical_json(claims))}"
         return f"{signing_input}.{b64url(self.sign(signing_input.encode()))}"
 
     @property

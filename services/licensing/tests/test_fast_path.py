@@ -1,0 +1,71 @@
+"""validate's fast path answers exactly what the full stack answers, and leaves everything
+else (errors, limits, odd requests) to the full stack."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from licensing_factories import Harness  # type: ignore[import-not-found]
+from test_desktop import a_license, activate, jwks, verify_lease, verify_response  # type: ignore[import-not-found]
+
+from tessera.licensing.desktop.fast_path import ValidateFastPath
+
+VARYING = {"date", "x-request-id", "tessera-signature", "content-length"}
+
+
+async def chunked(body: bytes) -> AsyncIterator[bytes]:
+    yield body  # no Content-Length: the fast path leaves such a request to the full stack
+
+
+async def post(harness: Harness, body: bytes, *, stream: bool, **headers: str) -> httpx.Response:
+    content: Any = chunked(body) if stream else body
+    response: httpx.Response = await harness.http.post(
+        "/v1/licenses/validate",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+    )
+    return response
+
+
+async def test_the_fast_path_and_the_full_stack_give_the_same_answer(harness: Harness) -> None:
+    (key,) = await a_license(harness)
+    await activate(harness, key, "machine-fast-0001")
+    body = f'{{"key":"{key}","fingerprint":"machine-fast-0001","nonce":"n1"}}'.encode()
+    fast = await post(harness, body, stream=False, **{"x-request-id": "caller-id-123"})
+    assert isinstance(harness.app.middleware_stack, ValidateFastPath)
+    full = await post(harness, body, stream=True)
+    assert fast.status_code == full.status_code == 200
+    keys = await jwks(harness)
+    for response in (fast, full):
+        verify_response(response, keys)
+        verify_lease(response.json()["lease"], keys)
+    assert fast.headers["x-request-id"] == "caller-id-123"
+    same_headers = {k: v for k, v in fast.headers.items() if k not in VARYING}
+    assert same_headers == {k: v for k, v in full.headers.items() if k not in VARYING}
+    assert "x-content-type-options" in same_headers
+    varying = {"server_time", "lease", "lease_expires_at"}
+    assert {k: v for k, v in fast.json().items() if k not in varying} == {
+        k: v for k, v in full.json().items() if k not in varying
+    }
+
+
+async def test_what_the_fast_path_does_not_answer_gets_the_full_stacks_error(
+    harness: Harness,
+) -> None:
+    keys = await jwks(harness)
+    not_json = await post(harness, b'{"key": 1', stream=False)
+    assert not_json.status_code == 400
+    wrong_type = await harness.http.post(
+        "/v1/licenses/validate",
+        content=b'{"key":"AAAAA-AAAAA-AAAAA-AAAAA-AAAAA","fingerprint":"machine-fast-0001"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert wrong_type.status_code in (400, 415, 422)
+    invalid = await post(harness, b'{"key":"K","fingerprint":"short"}', stream=False)
+    assert invalid.status_code == 422
+    for response in (not_json, wrong_type, invalid):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "x-request-id" in response.headers
+        verify_response(response, keys)
