@@ -92,6 +92,7 @@ async def main(args: argparse.Namespace) -> None:
     use_wrk = harness.wrk_available() and not args.httpx
     try:
         with harness.uvicorn_process("baseline:app", harness.free_port()) as base_url:
+            cpu = harness.server_cpu_seconds(base_url)
             if use_wrk:
                 baseline = harness.drive_wrk(
                     "bare FastAPI (POST, same body)", base_url, "POST", "/echo",
@@ -103,6 +104,7 @@ async def main(args: argparse.Namespace) -> None:
                     lambda c, n: c.post("/echo", content=filler),
                     concurrency=args.concurrency, duration=args.duration,
                 )  # fmt: skip
+            cpu_bare = (harness.server_cpu_seconds(base_url) - cpu) / max(baseline.requests, 1)
         ingress_env = {**env, "TESSERA_BILLING_RUN_WORKERS": "false"} if args.split else env
         # --split: the measured process only serves HTTP; a second one runs the provisioner
         # and the outbox relay (the deployment docs/operations.md describes for scale).
@@ -123,6 +125,7 @@ async def main(args: argparse.Namespace) -> None:
             e2e = await webhook_to_order_paid(
                 billing_url, infra.nats.url, namespace, run, args.rate, args.e2e_seconds
             )
+            cpu = harness.server_cpu_seconds(billing_url)
             if use_wrk:
                 # Every request a distinct, freshly signed event: duplicates would be cheaper.
                 lines = []
@@ -147,6 +150,7 @@ async def main(args: argparse.Namespace) -> None:
                     "billing POST /webhooks/stripe", billing_url, send,
                     concurrency=args.concurrency, duration=args.duration,
                 )  # fmt: skip
+            cpu_ingest = (harness.server_cpu_seconds(billing_url) - cpu) / max(ingest.requests, 1)
         client = "wrk (1 thread)" if use_wrk else "httpx (asyncio)"
         print(
             f"client {client}, body {body_size} bytes, {args.concurrency} connections, {args.duration:.0f} s each"
@@ -154,6 +158,11 @@ async def main(args: argparse.Namespace) -> None:
         print(baseline.line())
         print(ingest.line())
         print(f"ingest / bare throughput: {ingest.rps / baseline.rps:.0%}")
+        measured = "the ingress process" if args.split else "the one billing process"
+        print(
+            f"server CPU per request: bare {cpu_bare * 1e6:.0f} µs, "
+            f"ingest {cpu_ingest * 1e6:.0f} µs ({measured})"
+        )
         print(f"webhook -> billing.order.paid.v1 at {args.rate}/s: {harness.summary(e2e)}")
     finally:
         await harness.tear_down(infra, [database], namespace)

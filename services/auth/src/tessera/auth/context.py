@@ -79,7 +79,7 @@ class Auth:
         return self._keyring
 
 
-def get_auth(request: Request) -> Auth:
+async def get_auth(request: Request) -> Auth:
     auth: Auth = request.app.state.auth
     return auth
 

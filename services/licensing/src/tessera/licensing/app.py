@@ -27,7 +27,7 @@ from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
 from tessera.licensing.signing.crypto import Signer
 from tessera.licensing.state import Licensing
-from tessera.shared.db.pool import asyncpg_dsn
+from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
@@ -56,13 +56,9 @@ def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
     subscribers_with()(runtime, router)
 
 
-async def no_reset(_: asyncpg.Connection) -> None:
-    """validate only reads: nothing to reset between checkouts."""
-
-
 async def open_read_pool(runtime: Runtime, state: Licensing) -> None:
-    """A pool for the read-only hot path. The default pool resets each connection on release
-    (`RESET ALL`, `UNLISTEN *`, …): one more round trip per validate, for state it never sets."""
+    """A pool of the read-only hot path's own, so a burst of writes cannot starve validate
+    of connections."""
     settings = state.settings
     state.read_pool = await asyncpg.create_pool(
         asyncpg_dsn(str(settings.database_url)),
@@ -70,7 +66,7 @@ async def open_read_pool(runtime: Runtime, state: Licensing) -> None:
         max_size=settings.read_pool_max,
         command_timeout=5,
         max_inactive_connection_lifetime=60,
-        reset=no_reset,
+        reset=roll_back_if_open,
     )
 
     async def close_on_shutdown(pool: asyncpg.Pool) -> None:

@@ -15,6 +15,16 @@ def asyncpg_dsn(url: str) -> str:
     return url
 
 
+async def roll_back_if_open(conn: asyncpg.Connection) -> None:
+    """What releasing a connection must undo, and no more. asyncpg's default reset is a
+    round trip on every release (unlock advisory locks, close cursors, UNLISTEN, RESET ALL)
+    for session state this code never leaves behind: its advisory locks are
+    transaction-scoped, it sets no session settings and holds no cursors, and its LISTEN
+    connections UNLISTEN before they go back. An interrupted transaction is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         asyncpg_dsn(str(settings.database_url)),
@@ -23,6 +33,7 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
         command_timeout=10,
         # The pool must survive a Postgres restart: broken connections are replaced.
         max_inactive_connection_lifetime=60,
+        reset=roll_back_if_open,
     )
     assert isinstance(pool, asyncpg.Pool)
     return pool

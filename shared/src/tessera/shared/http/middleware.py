@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera.shared.http.context import reset_request_id, set_request_id
@@ -138,6 +139,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            return  # the caller hung up mid-body: nobody to answer, nothing went wrong here
         except Exception:
             # Rendered here, inside the request's context, so the 500 still carries the
             # request id and the security headers (Starlette's outermost handler would not).

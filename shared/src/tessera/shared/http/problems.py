@@ -174,6 +174,23 @@ def dependency_errors() -> tuple[type[Exception], ...]:
     )
 
 
+async def handle_unstorable(_: Request, exc: Exception) -> JSONResponse:
+    # Postgres refused a value the request carried (a NUL character, a number or date out
+    # of its range): bad input, not a failure. Its transaction rolled back; the SQLSTATE is
+    # logged in case the value was ours rather than the caller's.
+    log.warning(
+        "http.request.unstorable_value",
+        extra={"error": type(exc).__name__, "sqlstate": getattr(exc, "sqlstate", None)},
+    )
+    return problem_response(
+        400,
+        "unstorable-value",
+        "Unstorable value",
+        "The request holds a value that cannot be stored (a NUL character, or a number or "
+        "date out of range).",
+    )
+
+
 async def handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("http.request.unhandled", exc_info=exc)
     return problem_response(500, *HTTP_TITLES[500])
@@ -185,4 +202,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, handle_http)
     for error in dependency_errors():
         app.add_exception_handler(error, handle_dependency_down)
+    import asyncpg
+
+    app.add_exception_handler(asyncpg.exceptions.DataError, handle_unstorable)
     app.add_exception_handler(Exception, handle_unexpected)

@@ -68,9 +68,14 @@ class Portal:
         return self.limiter
 
 
-def get_portal(request: Request) -> Portal:
+def portal_of(request: Request) -> Portal:
     portal: Portal = request.app.state.portal
     return portal
+
+
+async def get_portal(request: Request) -> Portal:
+    # async on purpose: FastAPI runs a plain-function dependency in a worker thread.
+    return portal_of(request)
 
 
 PortalDep = Annotated[Portal, Depends(get_portal)]

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tessera.portal.upstream.base import UpstreamError
-from tessera.portal.web.context import Portal, get_portal
+from tessera.portal.web.context import Portal, portal_of
 from tessera.portal.web.errors import CsrfFailed, PageNotFound, SignedOut
 from tessera.portal.web.security import (
     BROWSER_COOKIE,
@@ -66,7 +66,7 @@ def page_headers(portal: Portal) -> dict[str, str]:
 
 def finish(request: Request, response: Response) -> Response:
     """Set the browser cookie when it is new, drop a dead session's cookie."""
-    portal = get_portal(request)
+    portal = portal_of(request)
     browser = browser_id(request)
     if getattr(request.state, "new_browser", False):
         response.set_cookie(
@@ -98,7 +98,7 @@ def drop_session_cookie(portal: Portal, response: Response) -> None:
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    portal = get_portal(request)
+    portal = portal_of(request)
     viewer = getattr(request.state, "viewer", None)
     body = templates.get_template(name).render(
         request=request,
@@ -118,7 +118,7 @@ def redirect(request: Request, path: str, **query: str) -> Response:
     assert path.startswith("/")
     assert not path.startswith("//")
     target = path + ("?" + urlencode(query) if query else "")
-    response = RedirectResponse(target, status_code=303, headers=page_headers(get_portal(request)))
+    response = RedirectResponse(target, status_code=303, headers=page_headers(portal_of(request)))
     return finish(request, response)
 
 
@@ -130,7 +130,7 @@ async def require_csrf(request: Request) -> None:
     """Every unsafe method must bring this browser's CSRF token from the same origin."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
-    portal = get_portal(request)
+    portal = portal_of(request)
     sent = request.headers.get("x-csrf-token")
     if sent is None:
         form = await request.form()
@@ -142,7 +142,7 @@ async def require_csrf(request: Request) -> None:
 
 
 async def limit_posts(request: Request, rule: str, scope: str) -> None:
-    portal = get_portal(request)
+    portal = portal_of(request)
     ip = request.client.host if request.client else "unknown"
     await portal.rate_limiter().enforce(rule, scope, ip)
 
@@ -194,6 +194,16 @@ async def on_upstream(request: Request, exc: Exception) -> Response:
         )
     if exc.status == 404:
         return await on_not_found(request, exc)
+    if exc.status in (400, 422):
+        # The upstream refused what the person sent (a date range, a search term): theirs
+        # to fix, not a failure on our side.
+        log.info("portal.page.upstream_refused", extra={"upstream": exc.service})
+        return error_page(
+            request,
+            400,
+            "Check what you entered",
+            exc.detail or f"The {exc.service} service refused the request.",
+        )
     log.warning(
         "portal.page.upstream_failed",
         extra={
