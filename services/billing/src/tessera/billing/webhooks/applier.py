@@ -21,6 +21,7 @@ from opentelemetry import propagate, trace
 from tessera.billing.webhooks import queries, service
 from tessera.billing.webhooks.queries import ReceivedEvent
 from tessera.shared.db.notified import NotifiedLoop
+from tessera.shared.http.problems import dependency_errors
 
 log = logging.getLogger("tessera.billing.webhooks")
 tracer = trace.get_tracer("tessera.billing.webhooks")
@@ -29,9 +30,8 @@ NOTIFY_CHANNEL = "billing_stripe_events"
 
 # Worth retrying as a whole batch: the database or the connection failed, not the event.
 TRANSIENT = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.TransactionRollbackError,
+    *dependency_errors(),
+    asyncpg.exceptions.TransactionRollbackError,  # a deadlock or serialisation failure
     ConnectionError,
     OSError,
 )
