@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from tessera.shared.http.health import health_router
 from tessera.shared.http.middleware import RequestContextMiddleware
+from tessera.shared.http.problems import install_problem_handlers
 from tessera.shared.settings import load_settings
 from tessera.site.build import build_site
 from tessera.site.settings import SiteSettings
@@ -31,6 +32,9 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
     # Rendered at every start, so the pages always carry this environment's links.
     build_site(site)
     app = FastAPI(title="Tessera site", docs_url=None, redoc_url=None, openapi_url=None)
+    # A refusal that is not the 404 page (a POST, a path no file system takes) is
+    # problem+json, as everywhere else.
+    install_problem_handlers(app)
     app.include_router(health_router(lambda: {}))
     app.mount("/", StaticFiles(directory=site.dist_dir, html=True), name="site")
     app.add_middleware(GZipMiddleware, minimum_size=1024)

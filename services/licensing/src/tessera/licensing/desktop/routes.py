@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from tessera.licensing import state as licensing_state
@@ -46,7 +46,7 @@ def key_id_of(key_hash: bytes) -> str:
 
 
 def json_response(body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def forget(state: Licensing, body: dict[str, Any]) -> None:
