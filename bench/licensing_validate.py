@@ -16,10 +16,12 @@ import json
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 import harness
@@ -118,6 +120,15 @@ class WrkResult(harness.Result):
         return float(self.pct.get(str(int(p)), float("nan")))  # type: ignore[attr-defined]
 
 
+JSON = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Round:
+    result: harness.Result
+    cpu: float  # server CPU seconds per request
+
+
 class RawConnection:
     """HTTP/1.1 keep-alive over a bare asyncio stream: a load generator that costs the CPU it
     shares with the server far less than httpx does."""
@@ -164,12 +175,15 @@ async def open_loop(base_url: str, keys: list[str], rate: float, duration: float
             conn = RawConnection(*await asyncio.open_connection(host, int(port)))
             status, answer = await conn.post(host, "/v1/licenses/validate", body)
         if status == 200 and b'"valid":true' in answer:
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+            latency = (time.perf_counter() - scheduled) * 1000
+            latencies.append(latency)
+            by_second.setdefault(int(scheduled - start), []).append(latency)
         else:
             errors += 1
         idle.append(conn)
 
     tasks = []
+    by_second: dict[int, list[float]] = {}
     start = time.perf_counter()
     for n in range(int(rate * duration)):
         scheduled = start + n / rate
@@ -181,6 +195,12 @@ async def open_loop(base_url: str, keys: list[str], rate: float, duration: float
     elapsed = time.perf_counter() - start
     for conn in idle:
         conn.writer.close()
+    worst = sorted(by_second.items(), key=lambda item: -max(item[1]))[:3]
+    print(
+        "  open loop, worst seconds (second: max ms, requests over 10 ms): "
+        + ", ".join(f"{sec}: {max(v):.0f} ms, {sum(x > 10 for x in v)}" for sec, v in worst),
+        flush=True,
+    )
     return harness.Result(
         f"validate open loop @ {rate:.0f}/s", len(latencies), errors, elapsed, latencies
     )
@@ -206,30 +226,14 @@ async def main(args: argparse.Namespace) -> None:
     }
     try:
         filler = '{"key":"XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","fingerprint":"bench-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","nonce":"12345"}'
-        cpu_per_validate = float("nan")
-        with harness.uvicorn_process(
-            "baseline:app", harness.free_port(), workers=args.workers
-        ) as base_url:
-            cpu = harness.server_cpu_seconds(base_url)
-            if args.driver == "wrk":
-                baseline = wrk(
-                    "bare FastAPI (POST, same body)",
-                    base_url,
-                    "/echo",
-                    [filler],
-                    args.concurrency,
-                    args.duration,
-                )
-            else:
-                baseline = await harness.drive(
-                    "bare FastAPI (POST, same body)", base_url,
-                    lambda c, n: c.post("/echo", content=filler),
-                    concurrency=args.concurrency, duration=args.duration,
-                )  # fmt: skip
-            cpu_per_bare = (harness.server_cpu_seconds(base_url) - cpu) / max(baseline.requests, 1)
-        with harness.uvicorn_process(
-            "tessera.licensing.app:create_app()", harness.free_port(), env, workers=args.workers
-        ) as url:
+        with (
+            harness.uvicorn_process(
+                "baseline:app", harness.free_port(), workers=args.workers
+            ) as base_url,
+            harness.uvicorn_process(
+                "tessera.licensing.app:create_app()", harness.free_port(), env, workers=args.workers
+            ) as url,
+        ):
             print("seeding licenses through billing.order.paid.v1 …", flush=True)
             keys = await seed(infra.nats.url, ns, db_url, args.licenses)
             print("activating one machine per license …", flush=True)
@@ -244,53 +248,59 @@ async def main(args: argparse.Namespace) -> None:
                 key = keys[n % len(keys)]
                 return {"key": key, "fingerprint": f"bench-{key}", "nonce": str(n)}
 
+            bodies = [json.dumps(body(n)) for n in range(len(keys))]
+
+            async def measure(name: str, server: str, path: str, payloads: list[str]) -> Round:
+                cpu = harness.server_cpu_seconds(server)
+                if args.driver == "wrk":
+                    result = wrk(name, server, path, payloads, args.concurrency, args.duration)
+                else:
+                    result = await harness.drive(
+                        name, server, lambda c, n: c.post(path, content=payloads[n % len(payloads)], headers=JSON),
+                        concurrency=args.concurrency, duration=args.duration,
+                    )  # fmt: skip
+                used = harness.server_cpu_seconds(server) - cpu
+                return Round(result, used / max(result.requests, 1))
+
+            # Bare and validate alternate, round after round, both servers up the whole
+            # time: this machine's speed drifts by tens of percent over minutes (a shared
+            # VM), so each ratio compares two runs made moments apart.
             print("measuring …", flush=True)
-            if args.driver == "wrk":
-                bodies = [json.dumps(body(n)) for n in range(len(keys))]
-                cpu = harness.server_cpu_seconds(url)
-                validate = wrk(
-                    "licensing POST /v1/licenses/validate",
-                    url,
-                    "/v1/licenses/validate",
-                    bodies,
-                    args.concurrency,
-                    args.duration,
+            rounds: list[tuple[Round, Round]] = []
+            for n in range(args.rounds):
+                bare = await measure("bare FastAPI (POST, same body)", base_url, "/echo", [filler])
+                validate = await measure(
+                    "licensing POST /v1/licenses/validate", url, "/v1/licenses/validate", bodies
                 )
-                cpu_per_validate = (harness.server_cpu_seconds(url) - cpu) / validate.requests
-                activate = wrk(
-                    "licensing POST /v1/licenses/activate",
-                    url,
-                    "/v1/licenses/activate",
-                    bodies,
-                    args.concurrency,
-                    args.duration,
-                )
-            else:
-                validate = await harness.drive(
-                    "licensing POST /v1/licenses/validate", url,
-                    lambda c, n: c.post("/v1/licenses/validate", json=body(n)),
-                    concurrency=args.concurrency, duration=args.duration,
-                )  # fmt: skip
-                activate = await harness.drive(
-                    "licensing POST /v1/licenses/activate", url,
-                    lambda c, n: c.post("/v1/licenses/activate", json=body(n)),
-                    concurrency=args.concurrency, duration=args.duration,
-                )  # fmt: skip
-            print(validate.line(), flush=True)
-            half = await open_loop(url, keys, validate.rps / 2, args.duration)
+                rounds.append((bare, validate))
+                print(f"round {n + 1}: " + bare.result.line(), flush=True)
+                print(f"round {n + 1}: " + validate.result.line(), flush=True)
+            ratios = sorted(v.result.rps / b.result.rps for b, v in rounds)
+            median_rps = statistics.median(v.result.rps for _, v in rounds)
+            half = await open_loop(url, keys, median_rps / 2, args.duration)
+            # Last: every activation forgets its license in validate's memory.
+            activate = await measure(
+                "licensing POST /v1/licenses/activate", url, "/v1/licenses/activate", bodies
+            )
         print(
-            f"{args.licenses} licenses, {args.driver}, concurrency {args.concurrency}, {args.duration:.0f} s each"
+            f"{args.licenses} licenses, {args.driver}, concurrency {args.concurrency}, "
+            f"{args.duration:.0f} s each, {args.rounds} alternating rounds"
         )
-        print(baseline.line())
-        print(validate.line())
-        print(activate.line())
+        print(
+            "| round | bare req/s | validate req/s | validate / bare | CPU µs/req bare | CPU µs/req validate |"
+        )
+        print("|---|---|---|---|---|---|")
+        for n, (b, v) in enumerate(rounds, 1):
+            print(
+                f"| {n} | {b.result.rps:,.0f} | {v.result.rps:,.0f} | {v.result.rps / b.result.rps:.0%} "
+                f"| {b.cpu * 1e6:.0f} | {v.cpu * 1e6:.0f} |"
+            )
+        print(
+            f"validate / bare throughput, median of {args.rounds} rounds: {statistics.median(ratios):.0%}"
+        )
+        print(activate.result.line())
+        print(f"activate CPU per request: {activate.cpu * 1e6:.0f} µs")
         print(half.line())
-        print(f"validate / bare throughput: {validate.rps / baseline.rps:.0%}")
-        print(
-            f"server CPU per request: bare {cpu_per_bare * 1e6:.0f} µs, "
-            f"validate {cpu_per_validate * 1e6:.0f} µs ({args.workers} worker(s) each)"
-        )
-        print(f"activate / bare throughput: {activate.rps / baseline.rps:.0%}")
     finally:
         await drop_database(infra.postgres.url, database)
         nc = await nats.connect(infra.nats.url)
@@ -307,6 +317,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--licenses", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/validate rounds")
     parser.add_argument(
         "--workers",
         type=int,
