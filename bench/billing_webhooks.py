@@ -85,7 +85,7 @@ async def main(args: argparse.Namespace) -> None:
         "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS": SECRET,
         "TESSERA_BILLING_WEBHOOK_RATE_LIMIT": "10000000/minute",
         "TESSERA_BILLING_CATALOG_FILE": str(harness.REPO / "deploy" / "catalog.json"),
-        "TESSERA_OTEL_CLIENT_SPANS": "false" if args.no_client_spans else "true",
+        "TESSERA_OTEL_CLIENT_SPANS": "true" if args.client_spans else "false",
     }
     body_size = len(shapes.signed(purchase(0, run), SECRET)[0])
     filler = b"x" * body_size
@@ -179,5 +179,7 @@ if __name__ == "__main__":
     parser.add_argument("--max-events", type=int, default=60000, help="distinct events for wrk")
     parser.add_argument("--httpx", action="store_true", help="use the asyncio client, not wrk")
     parser.add_argument("--split", action="store_true", help="ingress and workers in two processes")
-    parser.add_argument("--no-client-spans", action="store_true", help="no span per SQL statement")
+    parser.add_argument(
+        "--client-spans", action="store_true", help="a span per SQL statement (off by default)"
+    )
     asyncio.run(main(parser.parse_args()))

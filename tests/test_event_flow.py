@@ -33,7 +33,9 @@ SPANS = InMemorySpanExporter()
 async def stack(
     database_factory: Any, own_nats: Any, namespace: str, infra_on: Any, running: Any
 ) -> AsyncIterator[dict[str, Any]]:
-    configure_tracing("tests", extra_processors=(SimpleSpanProcessor(SPANS),))
+    configure_tracing(
+        "tests", extra_processors=(SimpleSpanProcessor(SPANS),), instrument_clients=True
+    )
     infra = infra_on(own_nats.url)
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(BillingSettings(database_url=urls["billing"]), infra)

@@ -45,7 +45,9 @@ class Services:
 async def services(
     database_factory: Any, own_nats: Any, infra_on: Any, running: Any
 ) -> AsyncIterator[Services]:
-    configure_tracing("tests", extra_processors=(SimpleSpanProcessor(SPANS),))
+    configure_tracing(
+        "tests", extra_processors=(SimpleSpanProcessor(SPANS),), instrument_clients=True
+    )
     infra = infra_on(own_nats.url)
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(

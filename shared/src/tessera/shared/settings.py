@@ -42,7 +42,7 @@ class InfraSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str = ""
     # A span per SQL statement and Redis command. Costly on hot paths (see
     # docs/performance.md); service, HTTP and messaging spans stay either way.
-    otel_client_spans: bool = True
+    otel_client_spans: bool = False
     # Where services fetch auth's public keys to verify access tokens locally.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret

@@ -19,7 +19,7 @@ from pythonjsonlogger.json import JsonFormatter
 from tessera.shared.http.context import current_request_id
 from tessera.shared.settings import InfraSettings
 
-_configured = False
+_clients_instrumented = False
 
 
 class ContextFilter(logging.Filter):
@@ -62,15 +62,23 @@ def configure_tracing(
     endpoint: str = "",
     extra_processors: tuple[SpanProcessor, ...] = (),
     *,
-    instrument_clients: bool = True,
-) -> TracerProvider:
-    """Install the tracer provider once; later calls return the one installed."""
-    global _configured
+    instrument_clients: bool = False,
+) -> TracerProvider | None:
+    """Install the tracer provider once; later calls add their processors to it.
+
+    With nowhere to send spans (no OTLP endpoint, no processor), none is installed: spans
+    would cost every request hundreds of microseconds to build and then be dropped. The
+    W3C trace context a request or message brings still flows through (the API's no-op
+    spans carry it), so a traced caller's trace is not cut."""
     current = trace.get_tracer_provider()
-    if _configured and isinstance(current, TracerProvider):
+    if isinstance(current, TracerProvider):
         for processor in extra_processors:
             current.add_span_processor(processor)
+        if instrument_clients:
+            instrument_libraries()
         return current
+    if not endpoint and not extra_processors:
+        return None
     provider = TracerProvider(resource=Resource.create({"service.name": f"tessera-{service}"}))
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -81,22 +89,26 @@ def configure_tracing(
     for processor in extra_processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    instrument_libraries(database=instrument_clients, redis=instrument_clients)
-    _configured = True
+    if instrument_clients:
+        instrument_libraries()
     return provider
 
 
-def instrument_libraries(database: bool = True, redis: bool = True) -> None:
+def instrument_libraries() -> None:
+    """A span per SQL statement and Redis command (opt-in: each costs more than the
+    statement's own client-side work)."""
+    global _clients_instrumented
+    if _clients_instrumented:
+        return
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    if database:
-        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    if redis:
-        RedisInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    RedisInstrumentor().instrument()
+    _clients_instrumented = True
 
 
-def configure_telemetry(service: str, infra: InfraSettings) -> TracerProvider:
+def configure_telemetry(service: str, infra: InfraSettings) -> TracerProvider | None:
     configure_logging(service, infra.log_level, infra.log_json)
     return configure_tracing(
         service,

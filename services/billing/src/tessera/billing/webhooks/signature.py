@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import stripe
+from stripe import SignatureVerificationError, WebhookSignature
 
 from tessera.shared.http.problems import Problem
 
@@ -42,7 +42,7 @@ class PayloadMalformed(SignatureProblem):
 MAX_HEADER_LENGTH = 4096
 
 
-def classify(error: stripe.SignatureVerificationError) -> SignatureProblem:
+def classify(error: SignatureVerificationError) -> SignatureProblem:
     message = str(error.user_message or error)
     if message.startswith("Timestamp outside the tolerance zone"):
         return SignatureStale("The event is older than the allowed tolerance; it may be a replay.")
@@ -66,9 +66,11 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance
     problem: SignatureProblem = SignatureMismatch("No webhook secret is configured.")
     for secret in secrets:
         try:
-            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+            # Imported by name: `stripe.X` resolves through the package's lazy importer
+            # on every access.
+            WebhookSignature.verify_header(payload, header, secret, tolerance)
             return
-        except stripe.SignatureVerificationError as error:
+        except SignatureVerificationError as error:
             problem = classify(error)
             if not isinstance(problem, SignatureMismatch):
                 # Malformed is malformed under every secret; stale means this secret matched.
