@@ -202,11 +202,16 @@ def subscriber(
     event: type[E],
     *,
     batch_size: int = 16,
+    max_workers: int = 4,
 ) -> Callable[[Handler[E]], Handler[E]]:
     """Register `func` as the handler of `service`'s durable consumer for `event`.
 
     The handler receives the decoded payload; it must be idempotent (claim the event in
     the inbox in the same transaction as its effect) and raise to ask for a redelivery.
+    Up to `max_workers` messages are handled at once: a handler spends most of its time
+    waiting for Postgres, and one at a time capped a consumer at the inverse of one
+    transaction's latency. No event's meaning depends on the order of two messages of the
+    same subject (each is claimed once, per event, in the inbox).
     """
     sub = subscription(service, event)
 
@@ -217,6 +222,7 @@ def subscriber(
             durable=namespace.durable(sub),
             config=consumer_config(sub, namespace),
             pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            max_workers=max_workers,
             ack_policy=AckPolicy.MANUAL,
             title=f"{service}:{event.subject}",
             description=(func.__doc__ or "").strip() or None,

@@ -5,7 +5,8 @@ row it leads to and its recorded outcome, so an event is applied exactly once: t
 commits (events and their effects together) or none of it does and the rows are claimed
 again. Replicas claim with `FOR UPDATE SKIP LOCKED` and never take the same event.
 
-An event whose handler fails in a way nobody foresaw is recorded as `failed` (an admin can
+Several batches are applied at once (each claims what the others have not). An event
+whose handler fails in a way nobody foresaw is recorded as `failed` (an admin can
 replay it) rather than retried forever, which would hold up every event behind it. A
 failure of the database itself (a dropped connection, a deadlock) rolls the batch back and
 the loop retries it.
@@ -13,6 +14,7 @@ the loop retries it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -38,16 +40,24 @@ TRANSIENT = (
 
 
 class WebhookApplier:
-    def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 50) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 25, concurrency: int = 4) -> None:
         self.pool = pool
         self.batch_size = batch_size
-        self.loop = NotifiedLoop(pool, NOTIFY_CHANNEL, self.apply_batch, name="billing.applier")
+        # Batches in flight at once (each on its own connection): applying is mostly waiting
+        # for Postgres, so one batch at a time left the process idle under load.
+        self.concurrency = concurrency
+        self.loop = NotifiedLoop(pool, NOTIFY_CHANNEL, self.apply_batches, name="billing.applier")
 
     async def run(self) -> None:
         await self.loop.run()
 
     async def close(self) -> None:
         await self.loop.close()
+
+    async def apply_batches(self) -> bool:
+        """Up to `concurrency` batches at once; True when any was full."""
+        full = await asyncio.gather(*(self.apply_batch() for _ in range(self.concurrency)))
+        return any(full)
 
     async def apply_batch(self) -> bool:
         """Apply up to one batch; True when it was full (more may be waiting)."""
