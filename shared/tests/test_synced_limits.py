@@ -120,3 +120,26 @@ async def test_with_redis_down_each_replica_keeps_limiting_and_catches_up_later(
     await replica.sync()
     assert int(await redis.get(f"{key_prefix('test', namespace)}rls:outage:k:100") or 0) == 4
     await down.aclose()
+
+
+async def test_a_long_outage_keeps_only_the_hits_that_still_count(
+    redis: Redis, namespace: str
+) -> None:
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    clock = Clock(6000.0)  # window 100 of a minute rule
+    prefix = key_prefix("test", namespace)
+    replica = SyncedLimiter(down, prefix, clock=clock)
+    rule = Rule("long", 100, 60)
+    for _ in range(4):
+        replica.hit((rule, "k"))
+    clock.now += 60  # window 101
+    replica.hit((rule, "k"))
+    await replica.sync()  # Redis still down: window 100's hits are kept for later
+    clock.now += 180  # window 104: windows 100 and 101 no longer weigh on anything
+    replica.hit((rule, "k"))
+    replica.redis = redis
+    await replica.sync()
+    assert await redis.get(f"{prefix}rls:long:k:100") is None
+    assert await redis.get(f"{prefix}rls:long:k:101") is None
+    assert int(await redis.get(f"{prefix}rls:long:k:104") or 0) == 1
+    await down.aclose()

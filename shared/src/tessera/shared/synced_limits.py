@@ -70,6 +70,7 @@ class _Push:
     window_index: int
     hits: int
     expire: int
+    window: float
 
 
 # One call for a whole sync (a pipeline of three commands per key costs the client more
@@ -146,7 +147,10 @@ class SyncedLimiter:
     async def sync(self) -> None:
         """One round trip: add our new hits to the shared counters, read the totals back."""
         now = self.clock()
-        pushes, rolled = self._take_pushes(now), self._rolled
+        # Hits of windows that no longer weigh on any estimate are not worth keeping (a long
+        # Redis outage would otherwise pile them up).
+        rolled = [p for p in self._rolled if p.window_index >= int(now // p.window) - 1]
+        pushes = self._take_pushes(now)
         self._rolled = []
         if pushes or rolled:
             await self._send(pushes, rolled)
@@ -171,9 +175,7 @@ class SyncedLimiter:
 
     def _roll(self, key: str, counter: _Counter, index: int) -> None:
         if counter.pending:
-            self._rolled.append(
-                _Push(key, counter.window_index, counter.pending, self._expiry(counter.rule))
-            )
+            self._rolled.append(self._push(key, counter, counter.pending))
         consecutive = index == counter.window_index + 1
         counter.previous = counter.local_total() if consecutive else 0
         counter.window_index = index
@@ -190,6 +192,10 @@ class SyncedLimiter:
     def _expiry(self, rule: Rule) -> int:
         return math.ceil(rule.window * 2) + 1
 
+    def _push(self, key: str, counter: _Counter, hits: int) -> _Push:
+        rule = counter.rule
+        return _Push(key, counter.window_index, hits, self._expiry(rule), rule.window)
+
     def _take_pushes(self, now: float) -> list[_Push]:
         pushes = []
         for key in self._dirty:
@@ -197,9 +203,7 @@ class SyncedLimiter:
             if counter is None:
                 continue
             counter.in_flight += counter.pending
-            pushes.append(
-                _Push(key, counter.window_index, counter.in_flight, self._expiry(counter.rule))
-            )
+            pushes.append(self._push(key, counter, counter.in_flight))
             counter.pending = 0
         self._dirty = set()
         return pushes
