@@ -143,3 +143,13 @@ async def test_a_long_outage_keeps_only_the_hits_that_still_count(
     assert await redis.get(f"{prefix}rls:long:k:101") is None
     assert int(await redis.get(f"{prefix}rls:long:k:104") or 0) == 1
     await down.aclose()
+
+
+async def test_an_undone_hit_gives_its_place_back(redis: Redis, namespace: str) -> None:
+    replica = limiter(redis, namespace)
+    rule = Rule("undo", 2, 60)
+    assert replica.hit((rule, "k")) == 0
+    assert replica.hit((rule, "k")) == 0
+    replica.undo((rule, "k"))
+    assert replica.hit((rule, "k")) == 0
+    assert replica.hit((rule, "k")) > 0

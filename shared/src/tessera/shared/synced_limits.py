@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from limits import parse
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from tessera.shared.http.problems import RateLimited
 
@@ -122,6 +121,13 @@ class SyncedLimiter:
             counter.pending += 1
             self._dirty.add(self._key(rule, ident))
         return 0
+
+    def undo(self, *hits: tuple[Rule, str]) -> None:
+        """Take back hits counted for a request that then went elsewhere to be counted."""
+        for rule, ident in hits:
+            counter = self._counters.get(self._key(rule, ident))
+            if counter is not None and counter.pending > 0:
+                counter.pending -= 1
 
     def enforce(self, *hits: tuple[Rule, str]) -> None:
         """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""
@@ -217,7 +223,7 @@ class SyncedLimiter:
             args += [push.hits, push.expire]
         try:
             results = await self._script(keys=keys, args=args, client=self.redis)
-        except (RedisError, OSError) as error:
+        except Exception as error:  # Redis down, or anything else: the hits wait for the next sync
             self._keep_for_later(pushes, rolled, error)
             return
         self._warned = False

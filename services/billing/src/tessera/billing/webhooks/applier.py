@@ -56,13 +56,23 @@ class WebhookApplier:
 
     async def apply_batches(self) -> bool:
         """Up to `concurrency` batches at once; True when any was full."""
-        full = await asyncio.gather(*(self.apply_batch() for _ in range(self.concurrency)))
-        return any(full)
+        results = await asyncio.gather(
+            *(self.apply_batch() for _ in range(self.concurrency)), return_exceptions=True
+        )
+        # Every batch has finished (committed or rolled back) before a failure is raised, so
+        # no batch outlives the round that started it.
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return any(results)
 
     async def apply_batch(self) -> bool:
         """Apply up to one batch; True when it was full (more may be waiting)."""
         async with self.pool.acquire() as conn, conn.transaction():
             events = await queries.claim_received(conn, self.batch_size)
+            keys = [k for e in events if (k := service.payment_key(e.payload["data"]["object"]))]
+            if keys:
+                await queries.lock_payments(conn, keys)
             for event in events:
                 await apply_one(conn, event)
         return len(events) >= self.batch_size

@@ -76,6 +76,19 @@ async def claim_received(conn: asyncpg.Connection, limit: int) -> list[ReceivedE
     ]
 
 
+async def lock_payments(conn: asyncpg.Connection, payment_keys: list[str]) -> None:
+    """Take a whole batch's payment locks at once, in one order every batch follows, so two
+    batches sharing payments wait for each other instead of deadlocking."""
+    await conn.execute(
+        """
+        SELECT pg_advisory_xact_lock(h)
+          FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k
+                ORDER BY h) AS ordered
+        """,
+        payment_keys,
+    )
+
+
 async def lock_payment(conn: asyncpg.Connection, payment_key: str) -> None:
     """Serialise, across replicas, the events of one payment: a refund applied while its
     purchase commits elsewhere would otherwise see no order, and the purchase no held

@@ -124,15 +124,21 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def payment_key(obj: dict[str, Any]) -> str | None:
+    """The payment an event's object belongs to (its events are applied one at a time)."""
+    key = expandable_id(obj.get("payment_intent"))
+    return key if isinstance(key, str) and key else None
+
+
 async def apply(
     conn: asyncpg.Connection, event_id: str, event_type: str, obj: dict[str, Any]
 ) -> Outcome:
     handler = HANDLERS.get(event_type)
     if handler is None:
         return Outcome("ignored", f"{event_type} is not an event billing acts on")
-    payment_key = expandable_id(obj.get("payment_intent"))
-    if isinstance(payment_key, str) and payment_key:
-        await queries.lock_payment(conn, payment_key)
+    key = payment_key(obj)
+    if key is not None:
+        await queries.lock_payment(conn, key)
     try:
         # Every handler validates and reads before its first write, so each of these
         # refusals leaves nothing to undo (no savepoint needed on the hot path).

@@ -93,12 +93,14 @@ class ValidateFastPath:
         client = scope.get("client")
         ip = client[0] if client else "unknown"
         key_hash = keyformat.lookup_hash(req.key)
-        if limiter.hit((state.per_ip, ip), (state.per_key, key_id_of(key_hash))):
+        hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
+        if limiter.hit(*hits):
             return None
         try:
             result = await service.validate(pool, state.cache, ring.signer, req, key_hash)
         except Exception:
-            return None  # the full stack renders it (a 503 problem, say)
+            limiter.undo(*hits)  # the full stack counts this request itself
+            return None  # and renders the error (a 503 problem, say)
         return orjson.dumps(result)
 
     async def respond(self, send: Send, body: bytes, request_id: str) -> None:
