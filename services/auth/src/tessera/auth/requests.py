@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from tessera.shared.http.context import client_ip
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+__all__ = ["client_ip", "user_agent"]
 
 
 def user_agent(request: Request) -> str:

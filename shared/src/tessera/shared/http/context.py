@@ -1,8 +1,11 @@
-"""Per-request context (the request id) readable from logs and error bodies."""
+"""Per-request context: the request id (readable from logs and error bodies) and the
+caller's address."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+
+from starlette.requests import Request
 
 _request_id: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
 
@@ -17,3 +20,8 @@ def set_request_id(value: str | None) -> object:
 
 def reset_request_id(token: object) -> None:
     _request_id.reset(token)  # type: ignore[arg-type]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else "unknown"

@@ -119,10 +119,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = header(scope, REQUEST_ID_HEADER)
-        request_id = (
-            incoming.decode() if incoming and SAFE_REQUEST_ID.match(incoming) else new_request_id()
-        )
+        request_id = request_id_for(scope)
         token = set_request_id(request_id)
         extra = [*self.headers, (REQUEST_ID_HEADER, request_id.encode())]
         started = False
@@ -155,6 +152,12 @@ class RequestContextMiddleware:
 
 def new_request_id() -> str:
     return secrets.token_hex(12)
+
+
+def request_id_for(scope: Scope) -> str:
+    """The caller's `X-Request-Id` when it is short and plain, else a new one."""
+    incoming = header(scope, REQUEST_ID_HEADER)
+    return incoming.decode() if incoming and SAFE_REQUEST_ID.match(incoming) else new_request_id()
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -14,6 +14,7 @@ from tessera.billing.catalog.queries import find as find_item
 from tessera.billing.checkout import service, standin
 from tessera.billing.checkout.schemas import CheckoutCreated, CheckoutRequest
 from tessera.billing.settings import BillingSettings
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.service import Runtime, RuntimeDep
 
@@ -38,10 +39,6 @@ def billing_settings(runtime: Runtime) -> BillingSettings:
     settings = runtime.settings
     assert isinstance(settings, BillingSettings)
     return settings
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def limit_checkout(runtime: Runtime, request: Request) -> None:

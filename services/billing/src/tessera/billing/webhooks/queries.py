@@ -93,7 +93,7 @@ async def lock_payment(conn: asyncpg.Connection, payment_key: str) -> None:
     """Serialise, across replicas, the events of one payment: a refund applied while its
     purchase commits elsewhere would otherwise see no order, and the purchase no held
     refund."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", payment_key)
+    await lock_payments(conn, [payment_key])
 
 
 async def set_outcome(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from tessera.billing.settings import BillingSettings
 from tessera.billing.webhooks import service, signature
 from tessera.billing.webhooks.stripe_objects import StripeEvent
+from tessera.shared.http.context import client_ip
 from tessera.shared.service import RuntimeDep
 from tessera.shared.synced_limits import Rule
 
@@ -27,10 +28,6 @@ class WebhookAck(BaseModel):
 @functools.cache
 def webhook_rule(spec: str) -> Rule:
     return Rule.parse("webhook", spec)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post(

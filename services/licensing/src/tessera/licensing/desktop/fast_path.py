@@ -35,9 +35,8 @@ from tessera.licensing.state import Licensing
 from tessera.shared.http.context import reset_request_id, set_request_id
 from tessera.shared.http.middleware import (
     REQUEST_ID_HEADER,
-    SAFE_REQUEST_ID,
     header,
-    new_request_id,
+    request_id_for,
     security_headers,
 )
 
@@ -66,10 +65,7 @@ class ValidateFastPath:
             await self.app(scope, receive, send)
             return
         body, taken = await read_body(receive, int(declared))
-        incoming = header(scope, REQUEST_ID_HEADER)
-        request_id = (
-            incoming.decode() if incoming and SAFE_REQUEST_ID.match(incoming) else new_request_id()
-        )
+        request_id = request_id_for(scope)
         token = set_request_id(request_id)
         try:
             answer = await self.answer(scope, body) if taken is None else None

@@ -17,6 +17,7 @@ from tessera.licensing.desktop.schemas import (
 )
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import Problem, ServiceUnavailable
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import current_principal
@@ -30,10 +31,6 @@ class KeyOrTokenRequired(Problem):
     status = 400
     slug = "key-or-token-required"
     title = "A license key or an access token is required"
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def key_id(key: str) -> str:

@@ -218,13 +218,7 @@ async def confirm(
 ) -> Response:
     spec = ACTIONS.get(action)
     if spec is None:
-        return render(
-            request,
-            "error.html",
-            status_code=404,
-            title="Unknown action",
-            message="There is no such action.",
-        )
+        return unknown_action(request)
     fields = {
         "account_id": account_id,
         "license_id": license_id,
@@ -241,6 +235,16 @@ async def confirm(
         label=label,
         policy=portal.settings.default_policy,
         sku=portal.settings.default_sku,
+    )
+
+
+def unknown_action(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        status_code=404,
+        title="Unknown action",
+        message="There is no such action.",
     )
 
 
@@ -261,13 +265,7 @@ async def act(
 ) -> Response:
     spec = ACTIONS.get(action)
     if spec is None:
-        return render(
-            request,
-            "error.html",
-            status_code=404,
-            title="Unknown action",
-            message="There is no such action.",
-        )
+        return unknown_action(request)
     reason = reason.strip()
     if spec.reason and not reason:
         return render(

@@ -30,7 +30,7 @@ from tessera.portal.web.security import (
     safe_next,
     same_origin,
 )
-from tessera.shared.http.context import current_request_id
+from tessera.shared.http.context import client_ip, current_request_id
 from tessera.shared.http.problems import Problem, RateLimited
 
 log = logging.getLogger("tessera.portal.pages")
@@ -143,7 +143,7 @@ async def require_csrf(request: Request) -> None:
 
 async def limit_posts(request: Request, rule: str, scope: str) -> None:
     portal = portal_of(request)
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     await portal.rate_limiter().enforce(rule, scope, ip)
 
 

@@ -27,7 +27,7 @@ from tessera.portal.upstream.base import Caller, TokenRejected, UpstreamError
 from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.errors import PageNotFound, SignedOut
 from tessera.portal.web.security import COOKIE_VALUE, SESSION_COOKIE, cache_key
-from tessera.shared.http.context import current_request_id
+from tessera.shared.http.context import client_ip, current_request_id
 from tessera.shared.tokens import Principal, Unauthorized
 
 log = logging.getLogger("tessera.portal.session")
@@ -38,7 +38,7 @@ EARLY_SECONDS = 30
 
 def caller_of(request: Request) -> Caller:
     return Caller(
-        ip=request.client.host if request.client else "unknown",
+        ip=client_ip(request),
         user_agent=request.headers.get("user-agent", "")[:200],
         request_id=current_request_id(),
     )
