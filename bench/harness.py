@@ -68,9 +68,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def uvicorn_process(
-    app: str, port: int, env: dict[str, str] | None = None, workers: int = 1
+    app: str, port: int, env: dict[str, str] | None = None, workers: int = 1, nice: int = 0
 ) -> Iterator[str]:
-    """Run `app` (an import path; factories end with `()`) in its own uvicorn process."""
+    """Run `app` (an import path; factories end with `()`) in its own uvicorn process, at
+    CPU priority `nice` (0 is the default; higher yields the CPU to others)."""
     factory = app.endswith("()")
     target = app.removesuffix("()")
     cmd = [
@@ -81,6 +82,8 @@ def uvicorn_process(
         cmd.append("--factory")
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
     process = subprocess.Popen(
         cmd, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench")}, cwd=REPO
     )

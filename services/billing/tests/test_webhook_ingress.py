@@ -169,6 +169,7 @@ async def test_twenty_concurrent_deliveries_of_one_event_have_one_effect(
     assert all(r.status_code == 200 for r in responses)
     assert statuses.count("received") == 1
     assert statuses.count("duplicate") == 19
+    assert await billing.value("SELECT attempts FROM stripe_events") == 20
     assert await billing.settled(event["id"]) == "processed"
     assert await billing.value("SELECT count(*) FROM orders") == 1
     assert (

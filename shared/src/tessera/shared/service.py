@@ -262,6 +262,9 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         lifespan=service_lifespan,
         docs_url="/docs" if spec.infra.env != Environment.PRODUCTION else None,
         redoc_url=None,
+        # Spans come from the OpenTelemetry instrumentation below; FastAPI's own telemetry
+        # would look the providers up again on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.spec = spec
     app.state.token_verifier = AccessTokenVerifier(

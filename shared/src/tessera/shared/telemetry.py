@@ -20,6 +20,7 @@ from tessera.shared.http.context import current_request_id
 from tessera.shared.settings import InfraSettings
 
 _clients_instrumented = False
+_collecting = False
 
 
 class ContextFilter(logging.Filter):
@@ -89,9 +90,16 @@ def configure_tracing(
     for processor in extra_processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    global _collecting
+    _collecting = True
     if instrument_clients:
         instrument_libraries()
     return provider
+
+
+def collecting() -> bool:
+    """Whether a tracer provider is installed (spans go somewhere)."""
+    return _collecting
 
 
 def instrument_libraries() -> None:

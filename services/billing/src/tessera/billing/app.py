@@ -17,6 +17,9 @@ from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import DEV_WEBHOOK_SECRET, BillingSettings
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
+from tessera.billing.webhooks.fast_path import WebhookFastPath
+from tessera.billing.webhooks.recorder import DeliveryRecorder
+from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
 from tessera.shared.settings import ConfigurationError, Environment, InfraSettings, load_settings
 
@@ -78,4 +81,13 @@ def create_app(
         )
     )
     app.state.stripe = None if billing.test_checkout else StripeGateway(billing)
+    app.state.deliveries = recorder = DeliveryRecorder()
+    # The webhook's common case goes in front of the whole stack (webhooks/fast_path.py).
+    hsts = platform.env == Environment.PRODUCTION
+    install_fast_path(
+        app,
+        lambda stack: WebhookFastPath(
+            stack, app, recorder, max_body_bytes=billing.webhook_max_bytes, hsts=hsts
+        ),
+    )
     return app

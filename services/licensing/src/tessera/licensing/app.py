@@ -12,7 +12,6 @@ import asyncpg
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from starlette.types import ASGIApp
 
 from tessera.licensing import state as licensing_state
 from tessera.licensing.admin import routes as admin_routes
@@ -28,6 +27,7 @@ from tessera.licensing.signing import service as signing
 from tessera.licensing.signing.crypto import Signer
 from tessera.licensing.state import Licensing
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
+from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
@@ -157,16 +157,7 @@ def create_app(
     # Outermost, so that every answer under the desktop paths is signed, errors included.
     app.add_middleware(SignedResponses, signer=current_signer, prefixes=SIGNED_PATHS)
     if not settings.trace_validate:
-        install_fast_path(app, state, hsts=infra.env == Environment.PRODUCTION)
+        # validate's common case goes in front of the whole stack (desktop/fast_path.py).
+        hsts = infra.env == Environment.PRODUCTION
+        install_fast_path(app, lambda stack: ValidateFastPath(stack, state, hsts=hsts))
     return app
-
-
-def install_fast_path(app: FastAPI, state: Licensing, *, hsts: bool) -> None:
-    """validate's common case goes in front of the whole stack (desktop/fast_path.py)."""
-    build_stack = app.build_middleware_stack
-
-    def build_with_fast_path() -> ASGIApp:
-        return ValidateFastPath(build_stack(), state, hsts=hsts)
-
-    app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
-    app.middleware_stack = None

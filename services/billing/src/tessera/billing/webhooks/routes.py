@@ -9,12 +9,15 @@ from pydantic import BaseModel, ValidationError
 
 from tessera.billing.settings import BillingSettings
 from tessera.billing.webhooks import service, signature
+from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.billing.webhooks.stripe_objects import StripeEvent
 from tessera.shared.http.context import client_ip
-from tessera.shared.service import RuntimeDep
+from tessera.shared.service import Runtime, RuntimeDep
 from tessera.shared.synced_limits import Rule
 
 router = APIRouter(tags=["stripe"])
+
+PATH = "/webhooks/stripe"
 
 
 class WebhookAck(BaseModel):
@@ -30,22 +33,23 @@ def webhook_rule(spec: str) -> Rule:
     return Rule.parse("webhook", spec)
 
 
-@router.post(
-    "/webhooks/stripe",
-    response_model=WebhookAck,
-    summary="Stripe webhook ingress",
-    responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
-)
-async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> WebhookAck:
+def limit_of(runtime: Runtime, ip: str) -> tuple[Rule, str]:
+    """The rate-limit hit a delivery from `ip` counts."""
     settings = runtime.settings
     assert isinstance(settings, BillingSettings)
-    runtime.hot_path_limiter().enforce(
-        (webhook_rule(settings.webhook_rate_limit), client_ip(request))
-    )
-    payload = await request.body()
+    return webhook_rule(settings.webhook_rate_limit), ip
+
+
+async def ingest(
+    runtime: Runtime, recorder: DeliveryRecorder, payload: bytes, stripe_signature: str | None
+) -> service.Outcome:
+    """Verify, parse and record one delivery (the same for the fast path and the full
+    stack); raises the `SignatureProblem` that says what is wrong with it."""
+    settings = runtime.settings
+    assert isinstance(settings, BillingSettings)
     signature.verify(
         payload,
-        request.headers.get("stripe-signature"),
+        stripe_signature,
         [s.get_secret_value() for s in settings.stripe_webhook_secrets],
         settings.stripe_webhook_tolerance,
     )
@@ -53,5 +57,19 @@ async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> Webhook
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    outcome = await service.receive(runtime.db(), event, payload.decode())
+    return await service.receive(recorder, runtime.db(), event, payload.decode())
+
+
+@router.post(
+    PATH,
+    response_model=WebhookAck,
+    summary="Stripe webhook ingress",
+    responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
+)
+async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> WebhookAck:
+    runtime.hot_path_limiter().enforce(limit_of(runtime, client_ip(request)))
+    payload = await request.body()
+    outcome = await ingest(
+        runtime, request.app.state.deliveries, payload, request.headers.get("stripe-signature")
+    )
     return WebhookAck(status=outcome.status, detail=outcome.detail)

@@ -27,6 +27,8 @@ from tessera.billing.catalog.service import UnknownSku, get_buyable
 from tessera.billing.orders import service as orders
 from tessera.billing.orders.service import Applied, NoOrderYet
 from tessera.billing.webhooks import queries
+from tessera.billing.webhooks.queries import Delivery
+from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.billing.webhooks.stripe_objects import (
     Charge,
     CheckoutSession,
@@ -170,31 +172,34 @@ async def record(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> N
 Received = Literal["received", "duplicate", "ignored"]
 
 
-async def receive(pool: asyncpg.Pool, event: StripeEvent, payload: str) -> Outcome:
-    """Record a verified event once, in one statement, and return at once: the applier
-    (webhooks/applier.py) applies it a moment later. A repeat delivery is `duplicate`;
-    a type outside the allowlist is recorded as `ignored` and never applied."""
-    created = datetime.fromtimestamp(event.created, UTC)
+def delivery_of(event: StripeEvent, payload: str) -> Delivery:
+    """What the ingress stores of a verified event. A type outside the allowlist is
+    stored as `ignored` and never applied."""
     handled = event.type in HANDLERS
-    status: Received = "received" if handled else "ignored"
-    detail = None if handled else f"{event.type} is not an event billing acts on"
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the applier continues this request's trace
-    async with pool.acquire() as conn:
-        first = await queries.record_received(
-            conn,
-            event.id,
-            event.type,
-            event.livemode,
-            created,
-            payload,
-            status,
-            detail,
-            trace_headers,
-        )
-    if not first:
+    return Delivery(
+        event_id=event.id,
+        event_type=event.type,
+        livemode=event.livemode,
+        created=datetime.fromtimestamp(event.created, UTC),
+        payload=payload,
+        status="received" if handled else "ignored",
+        detail=None if handled else f"{event.type} is not an event billing acts on",
+        trace_headers=trace_headers,
+    )
+
+
+async def receive(
+    recorder: DeliveryRecorder, pool: asyncpg.Pool, event: StripeEvent, payload: str
+) -> Outcome:
+    """Record a verified event once (in the recorder's next batch) and return: the applier
+    (webhooks/applier.py) applies it a moment later. A repeat delivery is `duplicate`."""
+    delivery = delivery_of(event, payload)
+    if not await recorder.record(pool, delivery):
         return Outcome("duplicate", "already received")
-    return Outcome(status, detail or "recorded; it is applied in the background")
+    status: Received = "received" if delivery.detail is None else "ignored"
+    return Outcome(status, delivery.detail or "recorded; it is applied in the background")
 
 
 class UnknownEvent(NotFound):

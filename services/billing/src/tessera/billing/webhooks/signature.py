@@ -63,7 +63,7 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance
         payload.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadMalformed("The body is not UTF-8 text.") from None
-    problem: SignatureProblem = SignatureMismatch("No webhook secret is configured.")
+    problem: SignatureProblem | None = None
     for secret in secrets:
         try:
             # Imported by name: `stripe.X` resolves through the package's lazy importer
@@ -75,4 +75,4 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance
             if not isinstance(problem, SignatureMismatch):
                 # Malformed is malformed under every secret; stale means this secret matched.
                 raise problem from None
-    raise problem
+    raise problem or SignatureMismatch("No webhook secret is configured.")

@@ -1,0 +1,63 @@
+"""`POST /webhooks/stripe`'s common case, answered straight off the ASGI server.
+
+Stripe retries whatever is not answered 2xx quickly, so the ingress's cost per delivery
+is how big a burst billing absorbs. This layer (the kernel's `FastPath`) answers a
+delivery that is within the limits, correctly signed and a Stripe event with the answer
+the full stack gives, and a server span when traces are collected (a purchase's trace
+starts here). Everything else (too big, unsigned, stale, malformed, over the rate limit,
+a database that does not answer) goes down the full stack with the body replayed, so
+each error is rendered by the one code that renders errors; a hit the limiter counted
+here is taken back first, so the full stack counts it once.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Scope
+
+from tessera.billing.webhooks.recorder import DeliveryRecorder
+from tessera.billing.webhooks.routes import PATH, ingest, limit_of
+from tessera.shared.http.fast_path import Answer, FastPath
+from tessera.shared.http.middleware import header
+from tessera.shared.service import Runtime
+
+
+class WebhookFastPath(FastPath):
+    path = PATH
+
+    def __init__(
+        self,
+        stack: ASGIApp,
+        app: FastAPI,
+        recorder: DeliveryRecorder,
+        *,
+        max_body_bytes: int,
+        hsts: bool,
+    ) -> None:
+        super().__init__(stack, max_body_bytes=max_body_bytes, hsts=hsts, traced=True)
+        self.state = app.state
+        self.recorder = recorder
+
+    async def answer(self, scope: Scope, body: bytes) -> Answer | None:
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        if runtime is None or runtime.synced_limiter is None:
+            return None
+        client = scope.get("client")
+        hit = limit_of(runtime, client[0] if client else "unknown")
+        if runtime.synced_limiter.hit(hit):
+            return None
+        stripe_signature = header(scope, b"stripe-signature")
+        try:
+            outcome = await ingest(
+                runtime,
+                self.recorder,
+                body,
+                stripe_signature.decode("latin-1") if stripe_signature is not None else None,
+            )
+        except Exception:
+            runtime.synced_limiter.undo(hit)
+            return None
+        return Answer(
+            orjson.dumps({"received": True, "status": outcome.status, "detail": outcome.detail})
+        )
