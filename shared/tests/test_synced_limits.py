@@ -153,3 +153,32 @@ async def test_an_undone_hit_gives_its_place_back(redis: Redis, namespace: str) 
     replica.undo((rule, "k"))
     assert replica.hit((rule, "k")) == 0
     assert replica.hit((rule, "k")) > 0
+
+
+async def test_every_window_key_expires_and_a_settled_previous_window_is_not_read_again(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)
+    a, b = limiter(redis, namespace, clock), limiter(redis, namespace, clock)
+    rule = Rule("ttl", 100, 60)
+    prefix = key_prefix("test", namespace)
+    for replica in (a, b):  # the second replica's push finds the key and keeps its expiry
+        replica.hit((rule, "k"))
+        await replica.sync()
+    assert 0 < await redis.ttl(f"{prefix}rls:ttl:k:100") <= 121
+    clock.now += 60  # the next window: its previous one (100) holds 2
+    a.hit((rule, "k"))
+    await a.sync()
+    assert 0 < await redis.ttl(f"{prefix}rls:ttl:k:101") <= 121
+    assert a._counters["ttl:k"].previous == 2
+    # After two reads the previous window is settled: a change to it is no longer fetched.
+    await redis.incrby(f"{prefix}rls:ttl:k:100", 50)
+    a.hit((rule, "k"))
+    await a.sync()
+    a.hit((rule, "k"))
+    await a.sync()
+    assert a._counters["ttl:k"].previous == 52  # the second read saw the late hits
+    await redis.incrby(f"{prefix}rls:ttl:k:100", 50)
+    a.hit((rule, "k"))
+    await a.sync()
+    assert a._counters["ttl:k"].previous == 52

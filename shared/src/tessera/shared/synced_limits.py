@@ -58,6 +58,9 @@ class _Counter:
     in_flight: int = 0  # hits being pushed right now
     pending: int = 0  # hits not pushed yet
     previous: int = 0  # the previous window's total, as last known
+    # Syncs left that read the previous window back (other replicas' last hits in it can
+    # land up to a sync interval after it ended; after that it no longer changes).
+    previous_reads: int = 2
 
     def local_total(self) -> int:
         return self.shared + self.in_flight + self.pending
@@ -73,17 +76,23 @@ class _Push:
 
 
 # One call for a whole sync (a pipeline of three commands per key costs the client more
-# to encode than the hot path it serves). KEYS: each push's window, then each fresh push's
-# previous window. ARGV: number of pushes, number of fresh pushes, then hits and expiry per
-# push. Returns each push's new total, then each previous window's total.
+# to encode than the hot path it serves). KEYS: each push's window, then the previous window
+# of each push that has not read it yet. ARGV: number of pushes, number of such reads, then
+# hits and expiry per push. A window's key gets its expiry when this script creates it (the
+# script is atomic, so no key lives without one). Returns each push's new total, then each
+# previous window's total.
 SYNC_SCRIPT = """
-local pushes, fresh = tonumber(ARGV[1]), tonumber(ARGV[2])
+local pushes, reads = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for i = 1, pushes do
-  out[i] = redis.call('INCRBY', KEYS[i], ARGV[1 + 2 * i])
-  redis.call('EXPIRE', KEYS[i], ARGV[2 + 2 * i])
+  local hits = tonumber(ARGV[1 + 2 * i])
+  local total = redis.call('INCRBY', KEYS[i], hits)
+  if total == hits then
+    redis.call('EXPIRE', KEYS[i], ARGV[2 + 2 * i])
+  end
+  out[i] = total
 end
-for j = 1, fresh do
+for j = 1, reads do
   out[pushes + j] = tonumber(redis.call('GET', KEYS[pushes + j]) or '0')
 end
 return out
@@ -110,16 +119,19 @@ class SyncedLimiter:
         """Count one hit per (rule, identifier) when all are within their limits; return 0,
         or the seconds until the first exhausted window frees (nothing is counted then)."""
         now = self.clock()
-        counters = [self._counter(rule, ident, now) for rule, ident in hits]
+        keys = [f"{rule.name}:{ident}" for rule, ident in hits]
+        counters = [
+            self._counter(key, rule, now) for key, (rule, _) in zip(keys, hits, strict=True)
+        ]
         refused = 0
         for counter in counters:
             if self._estimate(counter, now) + 1 > counter.rule.limit:
                 refused = max(refused, self._seconds_left(counter, now))
         if refused:
             return refused
-        for (rule, ident), counter in zip(hits, counters, strict=True):
+        for counter in counters:
             counter.pending += 1
-            self._dirty.add(self._key(rule, ident))
+        self._dirty.update(keys)
         return 0
 
     def undo(self, *hits: tuple[Rule, str]) -> None:
@@ -169,8 +181,7 @@ class SyncedLimiter:
     def _redis_key(self, key: str, window_index: int) -> str:
         return f"{self.prefix}rls:{key}:{window_index}"
 
-    def _counter(self, rule: Rule, ident: str, now: float) -> _Counter:
-        key = self._key(rule, ident)
+    def _counter(self, key: str, rule: Rule, now: float) -> _Counter:
         index = int(now // rule.window)
         counter = self._counters.get(key)
         if counter is None:
@@ -186,6 +197,7 @@ class SyncedLimiter:
         counter.previous = counter.local_total() if consecutive else 0
         counter.window_index = index
         counter.shared = counter.in_flight = counter.pending = 0
+        counter.previous_reads = 2
 
     def _estimate(self, counter: _Counter, now: float) -> float:
         elapsed = (now % counter.rule.window) / counter.rule.window
@@ -216,9 +228,10 @@ class SyncedLimiter:
 
     async def _send(self, pushes: list[_Push], rolled: list[_Push]) -> None:
         every = [*rolled, *pushes]
+        reads = [p for p in pushes if self._reads_previous(p)]
         keys = [self._redis_key(p.key, p.window_index) for p in every]
-        keys += [self._redis_key(p.key, p.window_index - 1) for p in pushes]
-        args: list[int] = [len(every), len(pushes)]
+        keys += [self._redis_key(p.key, p.window_index - 1) for p in reads]
+        args: list[int] = [len(every), len(reads)]
         for push in every:
             args += [push.hits, push.expire]
         try:
@@ -227,15 +240,28 @@ class SyncedLimiter:
             self._keep_for_later(pushes, rolled, error)
             return
         self._warned = False
-        totals = results[len(rolled) : len(every)]
-        previous = results[len(every) :]
-        for push, total, before in zip(pushes, totals, previous, strict=True):
-            counter = self._counters.get(push.key)
-            if counter is None or counter.window_index != push.window_index:
-                continue  # rolled meanwhile: the new window starts from its own count
-            counter.shared = int(total)
-            counter.in_flight = 0
-            counter.previous = max(counter.previous, int(before))
+        for push, total in zip(pushes, results[len(rolled) : len(every)], strict=True):
+            counter = self._current(push)
+            if counter is not None:
+                counter.shared = int(total)
+                counter.in_flight = 0
+        for push, before in zip(reads, results[len(every) :], strict=True):
+            counter = self._current(push)
+            if counter is not None:
+                counter.previous = max(counter.previous, int(before))
+                counter.previous_reads -= 1
+
+    def _current(self, push: _Push) -> _Counter | None:
+        """The push's counter, unless it rolled meanwhile (the new window starts from its
+        own count)."""
+        counter = self._counters.get(push.key)
+        if counter is None or counter.window_index != push.window_index:
+            return None
+        return counter
+
+    def _reads_previous(self, push: _Push) -> bool:
+        counter = self._current(push)
+        return counter is not None and counter.previous_reads > 0
 
     def _keep_for_later(self, pushes: list[_Push], rolled: list[_Push], error: Exception) -> None:
         if not self._warned:

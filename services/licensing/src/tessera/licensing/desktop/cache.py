@@ -2,9 +2,15 @@
 per replica, kept fresh by Postgres notifications.
 
 Every committed change to a license, its activations or the catalog NOTIFYs (triggers in
-licensing_0003); each replica LISTENs and forgets that license at once. Entries also expire
-after `ttl` (a safety net), the cache is bounded (LRU), and it is emptied whenever the
-listening connection is lost (notifications may have been missed meanwhile).
+licensing_0003); each replica LISTENs and forgets that license at once. Entries are also
+read again after about `ttl` (a safety net), the cache is bounded (LRU), and it is emptied
+whenever the listening connection is lost (notifications may have been missed meanwhile).
+
+The safety net must not stall the hot path: keys cached together (a busy minute) would come
+due together and their callers would queue on the pool all at once. So an entry's due time
+is jittered, a due entry is still answered while one background read refreshes it (it is
+at most one read older than `ttl`, and any change still evicts it at once), and concurrent
+callers missing the same key share one read.
 
 Unknown keys are cached too (as "no license"): a key answered from memory takes the same
 time whether it exists or not, and so does a first lookup, which always reads Postgres.
@@ -15,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,13 +59,18 @@ class Known:
 
 NOBODY = "nobody"  # a key no license has
 Entry = Known | str
+Read = Callable[[], Awaitable[Known | None]]
+RETRY_SECONDS = 1.0
 
 
 class LicenseCache:
     def __init__(self, *, ttl: float, max_entries: int) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        # key hash -> (when it is due to be read again, entry)
         self._entries: OrderedDict[bytes, tuple[float, Entry]] = OrderedDict()
+        # Reads in flight, with the epoch each began in.
+        self._loading: dict[bytes, tuple[int, asyncio.Task[Entry]]] = {}
         self._by_license: dict[UUID, bytes] = {}
         # Bumped by every invalidation: a fill that raced one is not stored.
         self.epoch = 0
@@ -65,22 +78,66 @@ class LicenseCache:
         self.live = False
 
     def get(self, key_hash: bytes) -> Entry | None:
+        """The entry, due or not (None when there is none or the cache is off)."""
+        entry, _ = self.lookup(key_hash)
+        return entry
+
+    def lookup(self, key_hash: bytes) -> tuple[Entry | None, bool]:
+        """The entry, and whether it is due to be read again."""
         if not self.live:
-            return None
+            return None, False
         item = self._entries.get(key_hash)
         if item is None:
-            return None
-        stored_at, entry = item
-        if time.monotonic() - stored_at > self.ttl:
-            self._drop(key_hash)
-            return None
+            return None, False
+        due_at, entry = item
         self._entries.move_to_end(key_hash)
+        return entry, time.monotonic() > due_at
+
+    async def load(self, key_hash: bytes, read: Read) -> Entry:
+        """Read a missing key, once however many callers miss it at the same time (in a
+        task of its own, so a caller that goes away does not cancel the others' read)."""
+        return await asyncio.shield(self._reading(key_hash, read))
+
+    def refresh(self, key_hash: bytes, read: Read) -> None:
+        """Read a due key again in the background (once, however often it is asked)."""
+        self._reading(key_hash, read)
+
+    def _reading(self, key_hash: bytes, read: Read) -> asyncio.Task[Entry]:
+        loading = self._loading.get(key_hash)
+        if loading is not None and loading[0] == self.epoch:
+            return loading[1]
+        # None in flight, or one that began before a change it may not have seen.
+        task = asyncio.create_task(self._read_and_store(key_hash, read))
+        self._loading[key_hash] = (self.epoch, task)
+        task.add_done_callback(lambda done: self._read_done(key_hash, done))
+        return task
+
+    def _read_done(self, key_hash: bytes, task: asyncio.Task[Entry]) -> None:
+        loading = self._loading.get(key_hash)
+        if loading is not None and loading[1] is task:
+            del self._loading[key_hash]
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here, so an unawaited refresh is not reported as lost (a caller that
+            # awaited the read has the error already). A due entry is tried again in a
+            # second, not by every request while Postgres is away.
+            item = self._entries.get(key_hash)
+            if item is not None:
+                self._entries[key_hash] = (time.monotonic() + RETRY_SECONDS, item[1])
+
+    async def _read_and_store(self, key_hash: bytes, read: Read) -> Entry:
+        epoch = self.epoch
+        known = await read()
+        entry: Entry = known if known is not None else NOBODY
+        self.put(key_hash, entry, epoch)
         return entry
 
     def put(self, key_hash: bytes, entry: Entry, epoch: int) -> None:
         if epoch != self.epoch or not self.live:
             return  # something changed while we read: the row may already be stale
-        self._entries[key_hash] = (time.monotonic(), entry)
+        # Due somewhere in the last quarter of the ttl, so entries stored together do not
+        # all come due together.
+        due_at = time.monotonic() + self.ttl * (1 - 0.25 * random.random())  # noqa: S311
+        self._entries[key_hash] = (due_at, entry)
         self._entries.move_to_end(key_hash)
         if isinstance(entry, Known):
             self._by_license[entry.id] = key_hash

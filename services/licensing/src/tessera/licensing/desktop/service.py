@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from tessera.licensing.desktop import queries
-from tessera.licensing.desktop.cache import NOBODY, Known, LicenseCache
+from tessera.licensing.desktop.cache import Known, LicenseCache
 from tessera.licensing.desktop.schemas import (
     DETAILS,
     ActivateRequest,
@@ -37,9 +37,13 @@ def fingerprint_hash(fingerprint: str) -> str:
 
 
 def iso(epoch: float) -> str:
-    if isinstance(epoch, int):
-        return iso_second(epoch)
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    """`datetime.isoformat` in UTC with a Z, from the second's cached text (every answer
+    carries the server time)."""
+    second = int(epoch)
+    micro = round((epoch - second) * 1_000_000)
+    if isinstance(epoch, int) or micro == 0 or micro == 1_000_000:
+        return iso_second(round(epoch))
+    return f"{iso_second(second)[:-1]}.{micro:06d}Z"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,13 +130,19 @@ def sign_lease(
 
 
 async def find_known(pool: asyncpg.Pool, cache: LicenseCache, key_hash: bytes) -> Known | None:
-    """From memory when it can; otherwise one indexed read, remembered (unknown keys too)."""
-    entry = cache.get(key_hash)
+    """From memory when it can; otherwise one indexed read, remembered (unknown keys too).
+    An entry due to be read again is answered while a background read refreshes it."""
+    entry, due = cache.lookup(key_hash)
+
+    async def read() -> Known | None:
+        return await queries.lookup(pool, key_hash)
+
     if entry is None:
-        epoch = cache.epoch
-        known = await queries.lookup(pool, key_hash)
-        cache.put(key_hash, known if known is not None else NOBODY, epoch)
-        return known
+        if not cache.live:  # nothing is cached while the listener is away
+            return await read()
+        entry = await cache.load(key_hash, read)
+    elif due:
+        cache.refresh(key_hash, read)
     return entry if isinstance(entry, Known) else None
 
 

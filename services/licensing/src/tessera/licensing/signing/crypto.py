@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -12,9 +13,12 @@ import orjson
 from nacl.secret import SecretBox
 from nacl.signing import SigningKey, VerifyKey
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
 
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    # What base64.urlsafe_b64encode does, in two C calls instead of several Python ones.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def b64url_decode(text: str) -> bytes:
