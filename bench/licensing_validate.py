@@ -296,6 +296,12 @@ async def main(args: argparse.Namespace) -> None:
             # Bare and validate alternate, round after round, both servers up the whole
             # time: this machine's speed drifts by tens of percent over minutes (a shared
             # VM), so each ratio compares two runs made moments apart.
+            if args.warmup and args.driver == "wrk":
+                # Unmeasured: both servers' first seconds under load (the cache filling,
+                # the interpreter specialising the hot code, the setup's events still being
+                # relayed) are not what a round should compare.
+                wrk("warm-up", base_url, "/echo", [filler], args.concurrency, args.warmup)
+                wrk("warm-up", url, "/v1/licenses/validate", bodies, args.concurrency, args.warmup)
             print("measuring …", flush=True)
             rounds: list[tuple[Round, Round]] = []
             for n in range(args.rounds):
@@ -349,6 +355,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--licenses", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/validate rounds")
+    parser.add_argument(
+        "--warmup", type=float, default=3, help="seconds of unmeasured load on each server first"
+    )
     parser.add_argument(
         "--workers",
         type=int,
