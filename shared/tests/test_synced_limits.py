@@ -182,3 +182,25 @@ async def test_every_window_key_expires_and_a_settled_previous_window_is_not_rea
     a.hit((rule, "k"))
     await a.sync()
     assert a._counters["ttl:k"].previous == 52
+
+
+async def test_a_hit_undone_after_it_was_synced_is_taken_back_in_redis_too(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)
+    a, b = limiter(redis, namespace, clock), limiter(redis, namespace, clock)
+    rule = Rule("late-undo", 2, 60)
+    key = f"{key_prefix('test', namespace)}rls:late-undo:k:100"
+    assert a.hit((rule, "k")) == 0
+    assert a.hit((rule, "k")) == 0
+    await a.sync()
+    assert int(await redis.get(key) or 0) == 2
+    a.undo((rule, "k"))  # the request went elsewhere after its hit had been pushed
+    assert a.hit((rule, "k")) == 0  # its place is free again here
+    a.undo((rule, "k"))
+    await a.sync()
+    assert int(await redis.get(key) or 0) == 1
+    await b.sync()
+    b.hit((rule, "k"))
+    await b.sync()
+    assert b.hit((rule, "k")) > 0  # 2 in all: one undone hit does not count anywhere

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.webhooks.fast_path import WebhookFastPath
 from tessera.billing.webhooks.queries import Delivery
 from tessera.billing.webhooks.recorder import DeliveryRecorder
+from tessera.shared.db.pool import asyncpg_dsn
 
 VARYING = {"date", "x-request-id", "content-length"}
 
@@ -161,17 +163,27 @@ async def test_deliveries_arriving_together_are_written_in_few_transactions(
 
 
 async def test_repeats_within_one_batch_have_one_first_and_are_all_counted(
-    pool: asyncpg.Pool, billing: Any
+    pool: asyncpg.Pool, billing: Any, eventually: Any
 ) -> None:
     recorder = DeliveryRecorder()
     ids = ["evt_repeated"] * 5 + [f"evt_other_{n}" for n in range(5)]
     firsts = await asyncio.gather(*(recorder.record(pool, delivery(i)) for i in ids))
     assert firsts[:5].count(True) == 1
     assert firsts[5:] == [True] * 5
-    assert await billing.value("SELECT attempts FROM stripe_events WHERE id = 'evt_repeated'") == 5
-    again = await recorder.record(pool, delivery("evt_repeated"))
-    assert again is False
-    assert await billing.value("SELECT attempts FROM stripe_events WHERE id = 'evt_repeated'") == 6
+    assert await attempts(billing, "evt_repeated") == 5  # folded into the one row it inserted
+    again = await asyncio.gather(
+        *(recorder.record(pool, delivery("evt_repeated")) for _ in range(3))
+    )
+    assert again == [False] * 3
+
+    async def counted() -> bool:
+        return await attempts(billing, "evt_repeated") == 8
+
+    await eventually(counted)
+
+
+async def attempts(billing: Any, event_id: str) -> int:
+    return int(await billing.value("SELECT attempts FROM stripe_events WHERE id = $1", event_id))
 
 
 async def test_one_unstorable_delivery_does_not_fail_its_batch(
@@ -189,3 +201,29 @@ async def test_one_unstorable_delivery_does_not_fail_its_batch(
     assert [r for i, r in enumerate(results) if i != 5] == [True] * 10
     assert await billing.value("SELECT count(*) FROM stripe_events") == 10
     assert await billing.value("SELECT count(*) FROM stripe_events WHERE id = 'evt_poisoned'") == 0
+
+
+async def test_a_batch_the_database_cannot_take_fails_at_once_not_one_by_one(
+    billing: Any,
+) -> None:
+    """A timeout is not one delivery's fault: its callers hear of it after one attempt
+    (and the full stack answers them), not after one more attempt per delivery."""
+    dsn = asyncpg_dsn(billing.database_url)
+    impatient = await asyncpg.create_pool(dsn, min_size=1, max_size=2, command_timeout=0.5)
+    holder = await asyncpg.connect(dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE stripe_events IN ACCESS EXCLUSIVE MODE")
+            recorder = DeliveryRecorder()
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(recorder.record(impatient, delivery(f"evt_stuck_{n}")) for n in range(10)),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert elapsed < 2.0, elapsed  # one timed-out statement, not eleven
+        assert await billing.value("SELECT count(*) FROM stripe_events") == 0
+    finally:
+        await holder.close()
+        await impatient.close()

@@ -135,11 +135,13 @@ class SyncedLimiter:
         return 0
 
     def undo(self, *hits: tuple[Rule, str]) -> None:
-        """Take back hits counted for a request that then went elsewhere to be counted."""
+        """Take back hits counted for a request that then went elsewhere to be counted. A hit
+        already pushed to Redis is taken back there by the next sync (a negative push)."""
         for rule, ident in hits:
             counter = self._counters.get(self._key(rule, ident))
-            if counter is not None and counter.pending > 0:
+            if counter is not None:
                 counter.pending -= 1
+                self._dirty.add(self._key(rule, ident))
 
     def enforce(self, *hits: tuple[Rule, str]) -> None:
         """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""

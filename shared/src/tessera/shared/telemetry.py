@@ -71,8 +71,10 @@ def configure_tracing(
     would cost every request hundreds of microseconds to build and then be dropped. The
     W3C trace context a request or message brings still flows through (the API's no-op
     spans carry it), so a traced caller's trace is not cut."""
+    global _collecting
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
+        _collecting = True  # installed before us (auto-instrumentation, say): spans go there
         for processor in extra_processors:
             current.add_span_processor(processor)
         if instrument_clients:
@@ -90,7 +92,6 @@ def configure_tracing(
     for processor in extra_processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    global _collecting
     _collecting = True
     if instrument_clients:
         instrument_libraries()

@@ -20,6 +20,7 @@ that starts here (a Stripe delivery) is not cut.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from tessera.shared.http.middleware import (
 from tessera.shared.telemetry import collecting
 
 tracer = trace.get_tracer("tessera.http.fast_path")
+log = logging.getLogger("tessera.http")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class FastPath:
         token = set_request_id(request_id)
         try:
             if not self.traced(scope):
-                answer = await self.answer(scope, body)
+                answer = await self.safe_answer(scope, body)
             else:
                 with tracer.start_as_current_span(
                     self.span_name,
@@ -103,8 +105,11 @@ class FastPath:
                     kind=trace.SpanKind.SERVER,
                     attributes={"http.request.method": "POST", "http.route": self.path},
                 ) as span:
-                    answer = await self.answer(scope, body)
-                    if answer is not None:
+                    answer = await self.safe_answer(scope, body)
+                    if answer is None:
+                        # The full stack's own server span follows, with the answer.
+                        span.set_attribute("tessera.fast_path.handed_on", True)
+                    else:
                         span.set_attribute("http.response.status_code", answer.status)
             if answer is None:
                 return False
@@ -112,6 +117,15 @@ class FastPath:
             return True
         finally:
             reset_request_id(token)
+
+    async def safe_answer(self, scope: Scope, body: bytes) -> Answer | None:
+        """`answer`, or None when it fails: the full stack then answers (and renders the
+        error, if there is one, the way every error is rendered)."""
+        try:
+            return await self.answer(scope, body)
+        except Exception:
+            log.exception("http.fast_path.failed", extra={"path": self.path})
+            return None
 
     def traced(self, scope: Scope) -> bool:
         """Spans cost more than these routes' own work: only for a route that asked for

@@ -38,22 +38,30 @@ async def record_received(
     detail: str | None,
     trace_headers: dict[str, str],
 ) -> bool:
-    """Record one event; False when it was already recorded."""
+    """Record one event; False when it was already recorded (counted in `attempts`)."""
     delivery = Delivery(
         event_id, event_type, livemode, created, payload, status, detail, trace_headers
     )
-    return event_id in await record_deliveries(conn, [delivery])
+    inserted, repeats = await record_deliveries(conn, [delivery])
+    if repeats:
+        await count_repeats(conn, repeats)
+    return event_id in inserted
 
 
-async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery]) -> set[str]:
-    """Record deliveries in one statement; the ids recorded for the first time. Every other
-    delivery (a repeat, before or within this batch) is counted in `attempts`. Concurrent
-    deliveries of one id serialise on the primary key: exactly one inserts. Rows go in in id
-    order, so two replicas' batches that share ids wait on each other rather than deadlock."""
+async def record_deliveries(
+    conn: asyncpg.Connection, deliveries: list[Delivery]
+) -> tuple[set[str], dict[str, int]]:
+    """Record deliveries in one statement. Returns the ids recorded for the first time, and
+    how many deliveries of each other id came (repeats of an event already recorded), for
+    `count_repeats`. Repeats within the batch are folded into one row whose `attempts` counts
+    them. Concurrent deliveries of one id serialise on the primary key: exactly one inserts.
+    Rows go in in id order, so two replicas' batches that share ids wait on each other rather
+    than deadlock; `DO NOTHING` takes no row lock, so a repeat of an event the applier holds
+    locked does not wait for the applier."""
     firsts: dict[str, Delivery] = {}
-    repeats: dict[str, int] = {}
+    deliveries_of: dict[str, int] = {}
     for d in deliveries:
-        repeats[d.event_id] = repeats.get(d.event_id, 0) + 1
+        deliveries_of[d.event_id] = deliveries_of.get(d.event_id, 0) + 1
         firsts.setdefault(d.event_id, d)
     rows = await conn.fetch(
         """
@@ -66,16 +74,32 @@ async def record_deliveries(conn: asyncpg.Connection, deliveries: list[Delivery]
           FROM jsonb_to_recordset($1::jsonb)
                AS d(id text, type text, livemode bool, created float8, payload jsonb,
                     status text, detail text, trace_headers jsonb, attempts int)
-        ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + excluded.attempts
-        RETURNING id, xmax = 0 AS inserted
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
         """,
-        batch_document([firsts[i] for i in sorted(firsts)], repeats),
+        batch_document([firsts[i] for i in sorted(firsts)], deliveries_of),
     )
-    # `xmax = 0` holds for a row this statement inserted, not for one it updated.
-    return {r["id"] for r in rows if r["inserted"]}
+    inserted = {r["id"] for r in rows}
+    repeats = {i: n for i, n in deliveries_of.items() if i not in inserted}
+    return inserted, repeats
 
 
-def batch_document(batch: list[Delivery], repeats: dict[str, int]) -> str:
+async def count_repeats(conn: asyncpg.Connection, repeats: dict[str, int]) -> None:
+    """Add repeat deliveries to their events' `attempts` (waits for a row the applier holds,
+    which is why the recorder does this apart from recording)."""
+    ids = sorted(repeats)
+    await conn.execute(
+        """
+        UPDATE stripe_events e SET attempts = e.attempts + d.n
+          FROM unnest($1::text[], $2::int[]) AS d(id, n)
+         WHERE e.id = d.id
+        """,
+        ids,
+        [repeats[i] for i in ids],
+    )
+
+
+def batch_document(batch: list[Delivery], deliveries_of: dict[str, int]) -> str:
     """The batch as one JSON array, each payload spliced in as it came: it is JSON already
     (the ingress parsed it), and one parameter costs the client a fraction of what nine
     arrays of values did."""
@@ -90,7 +114,7 @@ def batch_document(batch: list[Delivery], repeats: dict[str, int]) -> str:
                 "status": d.status,
                 "detail": d.detail,
                 "trace_headers": d.trace_headers,
-                "attempts": repeats[d.event_id],
+                "attempts": deliveries_of[d.event_id],
             }
         ).decode()
         rows.append(f'{fields[:-1]},"payload":{d.payload}}}')

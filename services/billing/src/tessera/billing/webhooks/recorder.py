@@ -8,46 +8,60 @@ bigger writes and an idle one writes each delivery at once, as before. A deliver
 caller hears back only when the batch holding it has committed, so an answer still means
 the event is stored.
 
-A batch that fails as a whole for a reason of its own (a value Postgres cannot store,
-say) is written again one delivery at a time, so one bad delivery cannot fail the others;
-a failure of the database itself fails the batch's callers (each gets the error).
+A batch that Postgres refuses for one delivery's sake (a value it cannot store) is written
+again one delivery at a time, so only that delivery fails; any other failure (the database
+away, a timeout) fails the batch's callers at once, and the full stack answers them. Repeat
+deliveries are added to their event's `attempts` apart from the write, in a task of their
+own: that update waits for a row the applier holds, and the write must not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 
 import asyncpg
 
 from tessera.billing.webhooks import queries
 from tessera.billing.webhooks.queries import Delivery
-from tessera.shared.http.problems import dependency_errors
+
+log = logging.getLogger("tessera.billing.webhooks")
 
 Waiting = tuple[Delivery, "asyncio.Future[bool]"]
 
+# Refusals that one delivery's content can cause (class 22 data exceptions, a value too big).
+ONE_DELIVERYS_FAULT = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
+
 
 class DeliveryRecorder:
-    def __init__(self, *, max_batch: int = 256) -> None:
+    def __init__(self, *, max_batch: int = 256, max_batch_bytes: int = 8 * 1024 * 1024) -> None:
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
         self._pending: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._counting: set[asyncio.Task[None]] = set()
 
     async def record(self, pool: asyncpg.Pool, delivery: Delivery) -> bool:
         """Store the delivery; True when it is the first of its event id."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         self._pending.append((delivery, future))
         # No await between the writer's last look at `_pending` and its end, so a writer
-        # that is not done will see this delivery.
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_pending(pool))
+        # that is not done will see this delivery. A fresh context: the writer serves many
+        # requests, not the one that happened to start it.
+        writer = self._writer
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            self._writer = loop.create_task(
+                self._write_pending(pool), context=contextvars.Context()
+            )
         return await future
 
     async def _write_pending(self, pool: asyncpg.Pool) -> None:
         while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
+            batch = self._next_batch()
             try:
-                await write(pool, batch)
+                await self._write(pool, batch)
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()
@@ -57,32 +71,52 @@ class DeliveryRecorder:
                     if not future.done():
                         future.set_exception(error)
 
+    def _next_batch(self) -> list[Waiting]:
+        """The oldest deliveries, up to `max_batch` of them and `max_batch_bytes` (at least one)."""
+        size, count = 0, 0
+        for delivery, _ in self._pending[: self.max_batch]:
+            size += len(delivery.payload)
+            if count and size > self.max_batch_bytes:
+                break
+            count += 1
+        batch = self._pending[:count]
+        del self._pending[:count]
+        return batch
 
-async def write(pool: asyncpg.Pool, batch: list[Waiting]) -> None:
-    try:
-        async with pool.acquire() as conn:
-            firsts = await queries.record_deliveries(conn, [d for d, _ in batch])
-    except dependency_errors():
-        raise
-    except Exception:
-        if len(batch) == 1:
-            raise
-        for one in batch:
-            await write_alone(pool, one)
-        return
-    for delivery, future in batch:
-        # One delivery per id is the first, even when the id came twice in this batch.
-        first = delivery.event_id in firsts
-        firsts.discard(delivery.event_id)
-        if not future.done():
-            future.set_result(first)
+    async def _write(self, pool: asyncpg.Pool, batch: list[Waiting]) -> None:
+        try:
+            async with pool.acquire() as conn:
+                inserted, repeats = await queries.record_deliveries(conn, [d for d, _ in batch])
+        except ONE_DELIVERYS_FAULT:
+            if len(batch) == 1:
+                raise
+            for one in batch:
+                await self._write_alone(pool, one)
+            return
+        for delivery, future in batch:
+            # One delivery per id is the first, even when the id came twice in this batch.
+            first = delivery.event_id in inserted
+            inserted.discard(delivery.event_id)
+            if not future.done():
+                future.set_result(first)
+        if repeats:
+            self._count_later(pool, repeats)
 
+    async def _write_alone(self, pool: asyncpg.Pool, one: Waiting) -> None:
+        try:
+            await self._write(pool, [one])
+        except ONE_DELIVERYS_FAULT as error:
+            if not one[1].done():
+                one[1].set_exception(error)
 
-async def write_alone(pool: asyncpg.Pool, one: Waiting) -> None:
-    try:
-        await write(pool, [one])
-    except dependency_errors():
-        raise
-    except Exception as error:
-        if not one[1].done():
-            one[1].set_exception(error)
+    def _count_later(self, pool: asyncpg.Pool, repeats: dict[str, int]) -> None:
+        task = asyncio.get_running_loop().create_task(self._count(pool, repeats))
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
+
+    async def _count(self, pool: asyncpg.Pool, repeats: dict[str, int]) -> None:
+        try:
+            async with pool.acquire() as conn:
+                await queries.count_repeats(conn, repeats)
+        except Exception as error:  # a lost count of retries, not a lost event
+            log.warning("billing.webhook.attempts_not_counted", extra={"error": repr(error)})

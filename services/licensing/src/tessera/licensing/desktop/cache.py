@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import time
@@ -107,7 +108,10 @@ class LicenseCache:
         if loading is not None and loading[0] == self.epoch:
             return loading[1]
         # None in flight, or one that began before a change it may not have seen.
-        task = asyncio.create_task(self._read_and_store(key_hash, read))
+        # A context of its own: the read serves whoever asks meanwhile, not only this caller.
+        task = asyncio.get_running_loop().create_task(
+            self._read_and_store(key_hash, read), context=contextvars.Context()
+        )
         self._loading[key_hash] = (self.epoch, task)
         task.add_done_callback(lambda done: self._read_done(key_hash, done))
         return task
