@@ -89,6 +89,7 @@ async def test_two_replicas_apply_each_event_once_and_refunds_never_miss_their_p
             == 15
         )
         # Repeats are added to `attempts` just after they are answered.
+        deadline = asyncio.get_running_loop().time() + 10
         while await first.value("SELECT sum(attempts) FROM stripe_events") != 60:
             assert asyncio.get_running_loop().time() < deadline, "repeats left uncounted"
             await asyncio.sleep(0.05)

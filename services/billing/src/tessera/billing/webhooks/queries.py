@@ -85,18 +85,15 @@ async def record_deliveries(
 
 
 async def count_repeats(conn: asyncpg.Connection, repeats: dict[str, int]) -> None:
-    """Add repeat deliveries to their events' `attempts` (waits for a row the applier holds,
-    which is why the recorder does this apart from recording)."""
-    ids = sorted(repeats)
-    await conn.execute(
-        """
-        UPDATE stripe_events e SET attempts = e.attempts + d.n
-          FROM unnest($1::text[], $2::int[]) AS d(id, n)
-         WHERE e.id = d.id
-        """,
-        ids,
-        [repeats[i] for i in ids],
-    )
+    """Add repeat deliveries to their events' `attempts`. One event per statement (each its
+    own transaction): the update waits for a row the applier holds, and holding no other
+    row lock meanwhile, it cannot close a deadlock with the applier's held-event locks."""
+    for event_id in sorted(repeats):
+        await conn.execute(
+            "UPDATE stripe_events SET attempts = attempts + $2 WHERE id = $1",
+            event_id,
+            repeats[event_id],
+        )
 
 
 def batch_document(batch: list[Delivery], deliveries_of: dict[str, int]) -> str:
