@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from tessera.devstack.infra import free_port  # noqa: F401 - the scripts reach it as harness.free_port
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -58,14 +60,6 @@ def server_cpu_seconds(url: str) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (parent, *parent.children(recursive=True)))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def uvicorn_process(
     app: str, port: int, env: dict[str, str] | None = None, workers: int = 1, nice: int = 0
@@ -74,14 +68,21 @@ def uvicorn_process(
     CPU priority `nice` (0 is the default; higher yields the CPU to others)."""
     factory = app.endswith("()")
     target = app.removesuffix("()")
-    cmd = [
-        sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
-    ]  # fmt: skip
-    if factory:
-        cmd.append("--factory")
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
+    if factory and target.startswith("tessera."):
+        # Our services run the way `tessera-<service> serve` runs them (shared/http/server.py);
+        # the bare baseline runs on stock uvicorn.
+        cmd = [sys.executable, "-m", "tessera.shared.http.server", target, "--port", str(port)]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
+    else:
+        cmd = [
+            sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+        ]  # fmt: skip
+        if factory:
+            cmd.append("--factory")
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
     process = subprocess.Popen(

@@ -614,12 +614,11 @@ class Process:
 def service(
     name: str, port: int, env: dict[str, str], workers: int, logs: Path
 ) -> Iterator[Process]:
-    """`tessera.<name>.app:create_app` in its own uvicorn (the flags of every bench), its
-    output in `logs/<name>.log`."""
+    """`tessera.<name>.app:create_app` in its own uvicorn, as `tessera-<name> serve` runs it
+    (shared/http/server.py), its output in `logs/<name>.log`."""
     cmd = [
-        sys.executable, "-m", "uvicorn", f"tessera.{name}.app:create_app", "--factory",
+        sys.executable, "-m", "tessera.shared.http.server", f"tessera.{name}.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
     with open(logs / f"{name}.log", "ab") as log:
         process = subprocess.Popen(

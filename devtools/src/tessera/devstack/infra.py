@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -82,9 +83,29 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port to listen on, picked below the kernel's ephemeral range. A port the kernel
+    hands out for `bind(0)` comes from the range every outgoing connection draws from, so a
+    client socket (of the many tests talking to Postgres, Redis and NATS at once) could take
+    it between this check and the server's bind."""
+    low = ephemeral_low()
+    for _ in range(100):
+        port = secrets.randbelow(12_000) + max(1024, low - 12_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # every try taken: fall back to the kernel's pick
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; other systems' ranges start higher
 
 
 def wait_for_port(host: str, port: int, what: str, timeout: float = 30.0) -> None:

@@ -143,7 +143,7 @@ def start_services(
     ports: Mapping[str, int] | None = None,
     only: Collection[str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """One uvicorn process per service (those named in `only`, else all)."""
+    """One server process per service (those named in `only`, else all)."""
     logs.mkdir(parents=True, exist_ok=True)
     port = service_ports(port_offset, ports)
     processes = []
@@ -154,16 +154,14 @@ def start_services(
                 [
                     sys.executable,
                     "-m",
-                    "uvicorn",
+                    "tessera.shared.http.server",  # uvicorn, as `tessera-<service> serve` runs it
                     f"{svc.module}:create_app",
-                    "--factory",
                     "--host",
                     "127.0.0.1",
                     "--port",
                     str(port[svc.name]),
                     "--log-level",
                     "warning",
-                    "--no-server-header",
                 ],
                 env=env,
                 stdout=log,

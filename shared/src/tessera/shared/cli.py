@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from tessera.shared.db.migrate import apply_migrations, pending_migrations
+from tessera.shared.http.server import run_server
 from tessera.shared.settings import DatabaseSettings, ServiceSettings, load_settings
 
 
@@ -33,15 +33,13 @@ def service_cli(
     ) -> None:
         """Run the service's HTTP server (and its event consumers, if it has any)."""
         settings = load_settings(settings_cls)
-        uvicorn.run(
+        run_server(
             app_path,
-            factory=True,
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
             log_config=None,
             proxy_headers=True,
-            server_header=False,
         )
 
     if migrations is not None:
