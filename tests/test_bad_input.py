@@ -52,7 +52,6 @@ import httpx
 import nats
 import pytest
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -71,6 +70,7 @@ from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
+from tessera.devstack.serving import LoopServer
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.portal.app import create_app as create_portal
@@ -129,18 +129,6 @@ UNHANDLED = {"http.request.unhandled", "portal.page.failed"}
 
 
 # --- running the services -----------------------------------------------------------------
-
-
-async def serve(app: FastAPI | Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return server, task
 
 
 class Fingerprint:
@@ -350,13 +338,7 @@ async def billing_stream(infra: InfraSettings) -> None:
 
 
 async def _run(exits: AsyncExitStack, app: FastAPI, port: int) -> None:
-    server, task = await serve(app, port)
-
-    async def stop() -> None:
-        server.should_exit = True
-        await task
-
-    exits.push_async_callback(stop)
+    exits.push_async_callback((await LoopServer.start(app, port, lifespan="on")).stop)
 
 
 # --- what a refused request must look like --------------------------------------------------
@@ -1077,7 +1059,7 @@ async def test_site_refuses_bad_input_cleanly(tmp_path: Path, unhandled: Any) ->
     )
     app = create_site(settings)
     port = free_port()
-    server, task = await serve(app, port)
+    served = await LoopServer.start(app, port, lifespan="on")
     stack = Stack(
         asyncio.get_running_loop(), apps={"site": app}, urls={"site": f"http://127.0.0.1:{port}"}
     )
@@ -1086,8 +1068,7 @@ async def test_site_refuses_bad_input_cleanly(tmp_path: Path, unhandled: Any) ->
         async with Prober(stack, "site", []) as prober:
             await probe_site(prober)
     finally:
-        server.should_exit = True
-        await task
+        await served.stop()
     assert fuzzed.calls >= 2 and prober.calls > 10
     assert not fuzzed.failures + prober.failures, report(fuzzed, prober)
     assert not unhandled(), unhandled()

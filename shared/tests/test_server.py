@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from tessera.devstack.infra import free_port
+from tessera.devstack.serving import LoopServer
 from tessera.shared.http.server import CoalescingHttpTools, CoalescingTransport
 
 
@@ -43,16 +43,9 @@ def an_app() -> FastAPI:
 @pytest.fixture
 async def served() -> AsyncIterator[str]:
     port = free_port()
-    config = uvicorn.Config(
-        an_app(), host="127.0.0.1", port=port, http=CoalescingHttpTools, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
-        await asyncio.sleep(0.01)
+    served = await LoopServer.start(an_app(), port, http=CoalescingHttpTools)
     yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    await served.stop()
 
 
 async def test_kept_alive_streamed_and_closed_answers_arrive_whole(served: str) -> None:

@@ -19,7 +19,6 @@ import httpx
 import jwt
 import nats
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
@@ -27,6 +26,7 @@ from tessera.billing.app import create_app
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
+from tessera.devstack.serving import LoopServer
 from tessera.shared.events.topology import BILLING, Namespace
 from tessera.shared.settings import InfraSettings
 
@@ -48,6 +48,11 @@ class Billing:
     nats_url: str
     signing_key: Ed25519PrivateKey
     client: httpx.AsyncClient = field(init=False)
+    served: LoopServer = field(init=False)
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        await self.served.stop()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -184,21 +189,8 @@ def jwks_of(key: Ed25519PrivateKey) -> dict[str, Any]:
     return {"keys": [{**public, "kid": "test", "alg": "EdDSA", "use": "sig"}]}
 
 
-async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return server, task
-
-
-async def start_billing(
-    database_url: str, infra: InfraSettings, **overrides: Any
-) -> tuple[Billing, uvicorn.Server, asyncio.Task[None]]:
+async def start_billing(database_url: str, infra: InfraSettings, **overrides: Any) -> Billing:
+    """Billing on a real port in this event loop; `await billing.stop()` ends it."""
     port = free_port()
     settings = BillingSettings(
         database_url=database_url,
@@ -211,22 +203,21 @@ async def start_billing(
     key = Ed25519PrivateKey.generate()
     app.state.token_verifier.jwks.load(jwks_of(key))
     app.state.token_verifier.jwks.max_age = 3600
-    server, task = await serve(app, port)
+    served = await LoopServer.start(app, port, lifespan="on")
     if settings.run_workers:
         await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
     billing = Billing(app, f"http://127.0.0.1:{port}", database_url, settings,
                       Namespace(infra.namespace), str(infra.nats_url), key)  # fmt: skip
     billing.client = httpx.AsyncClient(base_url=billing.url, timeout=10)
-    return billing, server, task
+    billing.served = served
+    return billing
 
 
 @pytest.fixture
 async def billing(database_url: str, infra_settings: InfraSettings) -> AsyncIterator[Billing]:
-    running, server, task = await start_billing(database_url, infra_settings)
+    running = await start_billing(database_url, infra_settings)
     yield running
-    await running.client.aclose()
-    server.should_exit = True
-    await task
+    await running.stop()
 
 
 class StripeEvents:
@@ -248,5 +239,6 @@ def stripe_events() -> type[StripeEvents]:
 
 @pytest.fixture
 def billing_starter() -> Any:
-    """`await billing_starter(database_url, infra, **settings)` starts another billing."""
+    """`await billing_starter(database_url, infra, **settings)` starts another billing
+    (`await it.stop()` when done)."""
     return start_billing

@@ -12,16 +12,10 @@ from tessera.billing.webhooks import queries, service
 pytestmark = pytest.mark.integration
 
 
-async def stop(billing: Any, server: Any, task: Any) -> None:
-    await billing.client.aclose()
-    server.should_exit = True
-    await task
-
-
 async def test_events_recorded_by_an_ingress_only_replica_are_applied_after_a_restart(
     database_url: str, infra_settings: Any, billing_starter: Any, stripe_events: Any
 ) -> None:
-    ingress, server, task = await billing_starter(database_url, infra_settings, run_workers=False)
+    ingress = await billing_starter(database_url, infra_settings, run_workers=False)
     purchase, ids = stripe_events.purchase("restart@example.com")
     refund = stripe_events.refund(ids, stripe_events.price)
     try:
@@ -32,9 +26,9 @@ async def test_events_recorded_by_an_ingress_only_replica_are_applied_after_a_re
         assert [r["status"] for r in statuses] == ["received", "received"]
         assert await ingress.value("SELECT count(*) FROM orders") == 0
     finally:
-        await stop(ingress, server, task)
+        await ingress.stop()
 
-    worker, server, task = await billing_starter(database_url, infra_settings)
+    worker = await billing_starter(database_url, infra_settings)
     try:
         assert await worker.settled(purchase["id"]) == "processed"
         assert await worker.settled(refund["id"]) == "processed"
@@ -46,14 +40,14 @@ async def test_events_recorded_by_an_ingress_only_replica_are_applied_after_a_re
             == 1
         )
     finally:
-        await stop(worker, server, task)
+        await worker.stop()
 
 
 async def test_two_replicas_apply_each_event_once_and_refunds_never_miss_their_purchase(
     database_url: str, infra_settings: Any, billing_starter: Any, stripe_events: Any
 ) -> None:
-    first, server1, task1 = await billing_starter(database_url, infra_settings)
-    second, server2, task2 = await billing_starter(database_url, infra_settings)
+    first = await billing_starter(database_url, infra_settings)
+    second = await billing_starter(database_url, infra_settings)
     try:
         deliveries = []
         for n in range(15):
@@ -94,8 +88,8 @@ async def test_two_replicas_apply_each_event_once_and_refunds_never_miss_their_p
             assert asyncio.get_running_loop().time() < deadline, "repeats left uncounted"
             await asyncio.sleep(0.05)
     finally:
-        await stop(first, server1, task1)
-        await stop(second, server2, task2)
+        await first.stop()
+        await second.stop()
 
 
 async def test_an_event_billing_cannot_read_is_recorded_failed_and_does_not_block_the_next(
@@ -116,19 +110,14 @@ async def test_a_refund_applied_while_its_purchase_commits_elsewhere_waits_for_i
     events, the refund would see no order yet and the purchase no held refund."""
     purchase, ids = stripe_events.purchase("race@example.com")
     refund = stripe_events.refund(ids, stripe_events.price)
-    for event in (purchase, refund):
-        async with billing.pool.acquire() as conn:
-            await queries.record_received(
-                conn,
-                event["id"],
-                event["type"],
-                False,
-                datetime.now(UTC),
-                json.dumps(event),
-                "held",
-                None,
-                {},
-            )
+    held = [
+        queries.Delivery(
+            e["id"], e["type"], False, datetime.now(UTC), json.dumps(e), "held", None, {}
+        )
+        for e in (purchase, refund)
+    ]
+    async with billing.pool.acquire() as conn:
+        await queries.record_deliveries(conn, held)
 
     async def apply_refund() -> str:
         async with billing.pool.acquire() as conn, conn.transaction():

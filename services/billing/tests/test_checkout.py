@@ -1,20 +1,19 @@
 """Checkout: the test checkout end to end over HTTP, and Stripe Checkout through the official
 library against a local stand-in that speaks Stripe's wire format."""
 
-import asyncio
 import json
 import re
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.devstack.infra import free_port
+from tessera.devstack.serving import LoopServer
 
 pytestmark = pytest.mark.integration
 
@@ -141,16 +140,10 @@ class StripeStandIn:
 async def stripe_api() -> Any:
     standin = StripeStandIn()
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.02)
+    served = await LoopServer.start(standin.app, port)
     standin.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     yield standin
-    server.should_exit = True
-    await task
+    await served.stop()
 
 
 @pytest.fixture
@@ -158,16 +151,14 @@ async def live_billing(
     database_url: str, infra_settings: Any, stripe_api: Any, request: Any
 ) -> Any:
     start_billing = request.getfixturevalue("billing_starter")
-    running, server, task = await start_billing(
+    running = await start_billing(
         database_url,
         infra_settings,
         stripe_secret_key="sk_test_standin",
         stripe_api_base=stripe_api.url,
     )
     yield running
-    await running.client.aclose()
-    server.should_exit = True
-    await task
+    await running.stop()
 
 
 async def test_buy_creates_a_stripe_checkout_session_through_the_official_library(

@@ -89,7 +89,7 @@ async def test_each_delivery_counts_once_against_the_rate_limit(
     database_url: str, infra_settings: Any, billing_starter: Any, stripe_events: Any
 ) -> None:
     """Refused deliveries go through both paths; a double count would refuse the third."""
-    billing, server, task = await billing_starter(
+    billing = await billing_starter(
         database_url, infra_settings, webhook_rate_limit="3/minute", run_workers=False
     )
     try:
@@ -111,9 +111,7 @@ async def test_each_delivery_counts_once_against_the_rate_limit(
         assert int(limited.headers["retry-after"]) > 0
         assert await billing.value("SELECT count(*) FROM stripe_events") == 1
     finally:
-        await billing.client.aclose()
-        server.should_exit = True
-        await task
+        await billing.stop()
 
 
 async def test_a_callers_trace_context_is_continued_into_the_recorded_event(

@@ -16,7 +16,7 @@ async def test_webhooks_during_a_nats_outage_are_accepted_then_delivered(
     eventually: Any,
 ) -> None:
     infra = infra_on(own_nats.url)
-    billing, server, task = await billing_starter(database_url, infra)
+    billing = await billing_starter(database_url, infra)
     try:
         own_nats.stop()
         events = [stripe_events.purchase(f"outage{n}@example.com")[0] for n in range(5)]
@@ -34,6 +34,4 @@ async def test_webhooks_during_a_nats_outage_are_accepted_then_delivered(
         assert len(await billing.published("billing.account.created.v1")) == 5
         assert await billing.value("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
     finally:
-        await billing.client.aclose()
-        server.should_exit = True
-        await task
+        await billing.stop()

@@ -153,7 +153,7 @@ async def test_validate_answers_from_memory_and_forgets_on_any_change(harness: H
 
     async def remembered() -> bool:
         await validate(harness, unknown, "machine-a-0001")
-        return cache.get(keyformat.lookup_hash(unknown)) is not None
+        return cache.lookup(keyformat.lookup_hash(unknown))[0] is not None
 
     await harness.until(remembered)
 

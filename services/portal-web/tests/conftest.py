@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from tessera.auth.app import create_app as create_auth
@@ -25,6 +24,7 @@ from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
+from tessera.devstack.serving import LoopServer
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.portal.app import create_app as create_portal
@@ -51,18 +51,6 @@ AUTH_ROOMY: dict[str, Any] = {
     "device_poll_interval_seconds": 1,
     "device_slow_down_seconds": 1,
 }
-
-
-async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return server, task
 
 
 class Mailbox:
@@ -212,7 +200,7 @@ async def stack(database_factory: Any, infra_settings: InfraSettings) -> AsyncIt
     servers = []
     try:
         for name in ("auth", "billing", "licensing", "portal"):
-            servers.append(await serve(apps[name], ports[name]))
+            servers.append(await LoopServer.start(apps[name], ports[name], lifespan="on"))
         for name in ("auth", "billing", "licensing"):
             await asyncio.wait_for(apps[name].state.runtime.messaging_ready.wait(), 30)
         stack = Stack(
@@ -224,8 +212,6 @@ async def stack(database_factory: Any, infra_settings: InfraSettings) -> AsyncIt
             await client.aclose()
         await stack.mailbox.http.aclose()
     finally:
-        for server, _ in reversed(servers):
-            server.should_exit = True
-        for _, task in reversed(servers):
-            await task
+        for served in reversed(servers):
+            await served.stop()
         await mail.stop()

@@ -31,6 +31,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from tessera.devstack.serving import LoopServer
+
 MAX_MESSAGES = 1000
 
 
@@ -192,8 +194,7 @@ class MailCatcher:
         self.http_port = http_port
         self.mailbox = Mailbox()
         self._smtp: asyncio.base_events.Server | None = None
-        self._http: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._http: LoopServer | None = None
 
     @property
     def api_url(self) -> str:
@@ -203,25 +204,19 @@ class MailCatcher:
         loop = asyncio.get_running_loop()
         factory = partial(SMTP, Handler(self.mailbox), hostname="tessera-dev-mail")
         self._smtp = await loop.create_server(factory, self.host, self.smtp_port)
-        config = uvicorn.Config(
+        self._http = await LoopServer.start(
             http_app(self.mailbox),
+            self.http_port,
             host=self.host,
-            port=self.http_port,
+            log_config=uvicorn.config.LOGGING_CONFIG,
             log_level="warning",
             lifespan="off",
         )
-        self._http = uvicorn.Server(config)
-        self._http_task = asyncio.create_task(self._http.serve())
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()  # raises why it could not start
-            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
+        if self._http is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http_task, 5)
+                await self._http.stop(timeout=5)
         if self._smtp is not None:
             self._smtp.close()
             await self._smtp.wait_closed()

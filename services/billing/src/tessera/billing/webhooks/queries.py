@@ -27,27 +27,6 @@ class Delivery:
     trace_headers: dict[str, str]
 
 
-async def record_received(
-    conn: asyncpg.Connection,
-    event_id: str,
-    event_type: str,
-    livemode: bool,
-    created: datetime,
-    payload: str,
-    status: str,
-    detail: str | None,
-    trace_headers: dict[str, str],
-) -> bool:
-    """Record one event; False when it was already recorded (counted in `attempts`)."""
-    delivery = Delivery(
-        event_id, event_type, livemode, created, payload, status, detail, trace_headers
-    )
-    inserted, repeats = await record_deliveries(conn, [delivery])
-    if repeats:
-        await count_repeats(conn, repeats)
-    return event_id in inserted
-
-
 async def record_deliveries(
     conn: asyncpg.Connection, deliveries: list[Delivery]
 ) -> tuple[set[str], dict[str, int]]:

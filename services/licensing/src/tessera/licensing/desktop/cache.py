@@ -78,13 +78,9 @@ class LicenseCache:
         # Only while a LISTEN connection is up: without it a change could go unnoticed.
         self.live = False
 
-    def get(self, key_hash: bytes) -> Entry | None:
-        """The entry, due or not (None when there is none or the cache is off)."""
-        entry, _ = self.lookup(key_hash)
-        return entry
-
     def lookup(self, key_hash: bytes) -> tuple[Entry | None, bool]:
-        """The entry, and whether it is due to be read again."""
+        """The entry (None when there is none or the cache is off), and whether it is due
+        to be read again."""
         if not self.live:
             return None, False
         item = self._entries.get(key_hash)
