@@ -417,3 +417,15 @@ async def test_an_offline_root_signs_the_set_and_a_new_root_is_co_signed(
             async with LicensingClient("http://lic", store, roots=pinned, http=harness.http) as app:
                 assert (await app.validate(key, "machine-a-0001")).valid
                 assert app.key_set is not None and app.key_set.version == 2
+
+        # After restoring an old backup the operator signs above what apps have seen.
+        code, out = await cli(
+            harness.database_url,
+            "keys",
+            "sign-set",
+            "--root-key",
+            str(root_file),
+            "--at-least",
+            "10",
+        )
+        assert code == 0 and "key set v10" in out, out

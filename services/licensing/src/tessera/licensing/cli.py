@@ -146,6 +146,13 @@ def sign_set(
     days: Annotated[
         float | None, typer.Option(help="Lifetime (default KEY_SET_LIFETIME_SECONDS).")
     ] = None,
+    at_least: Annotated[
+        int,
+        typer.Option(
+            "--at-least",
+            help="Lowest version to sign (after restoring a backup: above any apps have seen).",
+        ),
+    ] = 0,
 ) -> None:
     """Sign a new key set (next version) of the published lease keys, with every sealed root
     and every --root-key."""
@@ -153,7 +160,7 @@ def sign_set(
 
     async def work(pool: asyncpg.Pool, settings: LicensingSettings) -> int:
         lifetime = days * 86400 if days is not None else settings.key_set_lifetime_seconds
-        return await signing.sign_set_now(pool, Sealer(settings.kek), lifetime, roots)
+        return await signing.sign_set_now(pool, Sealer(settings.kek), lifetime, roots, at_least)
 
     try:
         version = with_pool(work)

@@ -135,6 +135,7 @@ async def sign_set(
     sealer: Sealer,
     lifetime_seconds: float,
     offline_roots: tuple[Signer, ...] = (),
+    at_least: int = 0,
 ) -> int:
     """Sign a new key set (the published lease keys, the next version) with every sealed root
     not retired and every root in `offline_roots`. The caller holds the keys lock. Returns the
@@ -161,7 +162,7 @@ async def sign_set(
         )
     published = await queries.published_keys(conn)
     keys = [public_jwk(str(r["kid"]), bytes(r["public_key"])) for r in published]
-    version = await queries.next_set_version(conn)
+    version = max(await queries.next_set_version(conn), at_least)
     iat = int(time.time())
     exp = iat + int(lifetime_seconds)
     claims = key_set_claims(version, iat, exp, keys)
@@ -188,12 +189,14 @@ async def sign_set_now(
     sealer: Sealer,
     lifetime_seconds: float,
     offline_roots: tuple[Signer, ...] = (),
+    at_least: int = 0,
 ) -> int:
-    """`keys sign-set`: make sure a lease key exists, then sign a new set."""
+    """`keys sign-set`: make sure a lease key exists, then sign a new set (its version at
+    least `at_least`: after restoring an old backup, above what apps have already seen)."""
     await ensure_key(pool, sealer)
     async with pool.acquire() as conn, conn.transaction():
         await queries.lock_keys(conn)
-        return await sign_set(conn, sealer, lifetime_seconds, offline_roots)
+        return await sign_set(conn, sealer, lifetime_seconds, offline_roots, at_least)
 
 
 def _stale(
