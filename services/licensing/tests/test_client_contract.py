@@ -99,6 +99,27 @@ def test_the_vectors_hold_under_an_independent_implementation() -> None:
             independent(LEASES[name])
     assert independent(LEASES["expired"])["exp"] <= now
     assert independent(LEASES["issued_in_future"])["iat"] > now + 300
+    # Key sets: the pinned root's signature holds under PyJWT; the others' do not.
+    sets = {v["name"]: v for v in V["key_sets"]}
+    root = jwt.PyJWK({"kty": "OKP", "crv": "Ed25519", "x": V["pins"][0]})
+
+    def decode_set(token: str) -> dict[str, Any]:
+        options = {"verify_exp": False, "verify_iat": False}
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=root,
+            algorithms=["EdDSA"],
+            options=options,  # type: ignore[arg-type]
+        )
+        return claims
+
+    [valid_set] = sets["valid"]["key_sets"]
+    assert decode_set(valid_set)["keys"][0]["kid"] == V["jwks"]["keys"][0]["kid"]
+    for name in ("impostor_root", "tampered_key_set", "foreign_key_set", "short_signature"):
+        with pytest.raises(jwt.InvalidSignatureError):
+            decode_set(sets[name]["key_sets"][0])
+    with pytest.raises(jwt.InvalidAlgorithmError):
+        decode_set(sets["unsigned_key_set"]["key_sets"][0])
     rs = V["response_signature"]
     sig = rs["header"].split('sig="')[1].rstrip('"')
     public = Ed25519PublicKey.from_public_bytes(b64url_decode(V["jwks"]["keys"][0]["x"]))

@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import os
+import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -32,7 +34,18 @@ Vouch = Callable[[str | None], tuple[dict[str, Any], float]]
 
 
 def default_machine_id() -> str:
-    """The OS's machine id (systemd's /etc/machine-id), else the MAC address."""
+    """The OS's machine id: Windows' MachineGuid, systemd's /etc/machine-id; else the MAC
+    address, else the host name (never a value that changes from one run to the next)."""
+    if sys.platform == "win32":
+        import winreg
+
+        try:
+            with winreg.OpenKey(
+                winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography"
+            ) as key:
+                return str(winreg.QueryValueEx(key, "MachineGuid")[0])
+        except OSError:
+            pass
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         try:
             value = Path(path).read_text(encoding="ascii").strip()
@@ -40,7 +53,9 @@ def default_machine_id() -> str:
             continue
         if value:
             return value
-    return f"node-{uuid.getnode():012x}"
+    node = uuid.getnode()
+    # uuid.getnode() makes up a random number (multicast bit set) when it finds no MAC.
+    return f"node-{node:012x}" if not (node >> 40) & 1 else f"host-{socket.gethostname()}"
 
 
 def cache_key(machine_id: str, app_secret: bytes = b"") -> bytes:
