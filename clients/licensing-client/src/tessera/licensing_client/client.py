@@ -177,7 +177,12 @@ class LicensingClient:
             # root signed it. A bad signature by a known key is never a reason to refetch.
             await self.public_keys()
             created = verify_response(response, keys_by_kid(self._jwks), time.time())
-        body: dict[str, Any] = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise ResponseRejected("answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise ResponseRejected("answer is not a JSON object")
         if response.status_code == 200 and body.get("nonce") != nonce:
             raise ResponseRejected("nonce not echoed: a replayed answer")
         lease = None
