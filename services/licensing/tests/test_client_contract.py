@@ -424,6 +424,9 @@ async def test_an_offline_root_signs_the_set_and_a_new_root_is_co_signed(
         code, out = await cli(harness.database_url, "keys", "root-create")
         assert code == 0, out
         new_pin = out.split("pin: ")[1].strip()
+        # Every active root signs every set: not without the offline one's file.
+        code, out = await cli(harness.database_url, "keys", "sign-set")
+        assert code == 1 and "is offline: pass its --root-key" in out, out
         code, out = await cli(
             harness.database_url, "keys", "sign-set", "--root-key", str(root_file)
         )

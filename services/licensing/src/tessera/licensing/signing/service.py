@@ -155,6 +155,11 @@ async def sign_set(
                 raise NoRootError(f"root {root.kid} is retired")
             await queries.insert_root(conn, root.kid, root.public_key, None)
         signers[root.kid] = root
+    # Every active root signs every set: a set without an offline root's signature would be
+    # refused by builds that pin only that root. To stop a root signing, retire it.
+    missing = sorted(active - signers.keys())
+    if missing:
+        raise NoRootError(f"root {missing[0]} is offline: pass its --root-key FILE (or retire it)")
     if not signers:
         raise NoRootError(
             "no root can sign the key set: none is sealed here; "
@@ -206,9 +211,10 @@ def _stale(
 
 
 async def refresh_set(pool: asyncpg.Pool, sealer: Sealer, lifetime_seconds: float) -> int | None:
-    """With a sealed root: sign a new set when the lease keys changed (a key retired past its
-    publication, a rotation) or less than half the set's lifetime is left. Without one the
-    operator signs (and nothing happens here). Returns the new version, if any."""
+    """When every active root is sealed here: sign a new set when the lease keys changed (a
+    key retired past its publication, a rotation), a root has not signed the latest set, or
+    less than half the set's lifetime is left. With an offline root the operator signs (and
+    nothing happens here). Returns the new version, if any."""
     async with pool.acquire() as conn:
         if not await _sealed_root_and_stale(conn, lifetime_seconds):
             return None
@@ -221,7 +227,8 @@ async def refresh_set(pool: asyncpg.Pool, sealer: Sealer, lifetime_seconds: floa
 
 async def _sealed_root_and_stale(conn: asyncpg.Connection, lifetime: float) -> bool:
     roots = await queries.active_roots(conn)
-    if not any(r["private_sealed"] is not None for r in roots):
+    # Only when every active root is sealed here can this process sign a complete set.
+    if not roots or any(r["private_sealed"] is None for r in roots):
         return False
     published = frozenset(str(r["kid"]) for r in await queries.published_keys(conn))
     latest = await queries.latest_key_sets(conn)
