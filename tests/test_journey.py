@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tessera.devstack.infra import Infra, Server, free_port, wait_for_port
+from tessera.devstack.pins import root_pins
 from tessera.devstack.stack import (
     DATABASES,
     stack_env,
@@ -63,7 +64,11 @@ async def test_buy_sign_in_activate_refund_and_dispute(
     async with (
         Browser(stack.url["billing"]) as shop,
         Browser(stack.url["portal-web"]) as portal,
-        LicensingClient(stack.url["licensing"], LeaseStore(tmp_path / "lease.json")) as desktop,
+        LicensingClient(
+            stack.url["licensing"],
+            LeaseStore(tmp_path / "lease.json"),
+            roots=await root_pins(stack.url["licensing"]),
+        ) as desktop,
     ):
         # 1. Buy on billing's test checkout. Its Pay button sends checkout.session.completed
         #    and charge.succeeded, signed with the webhook secret, to billing's own ingress.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from nacl.exceptions import CryptoError
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.crypto import Sealer
+from tessera.licensing_client import Roots
 from tessera.shared.settings import ConfigurationError, InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -80,12 +82,20 @@ async def test_rotation_signs_with_the_new_key_and_old_leases_stay_valid(harness
     assert f"{kid_of(new)}" in listing and "current" in listing
     assert "published until" in listing
 
-    # Once the last lease it signed has expired, the old key is withdrawn.
+    # The root-signed key set (what a pinning app trusts) names both, at a higher version.
+    roots = Roots([r["x"] for r in jwks["roots"]])
+    rotated_set = roots.verify(jwks["key_sets"], now=time.time(), min_version=2)
+    assert set(rotated_set.keys) == {kid_of(old), kid_of(new)}
+
+    # Once the last lease it signed has expired, the old key is withdrawn, and the sealed
+    # root signs a newer set without it.
     await harness.fetch("UPDATE signing_keys SET publish_until = now() WHERE kid = $1", kid_of(old))
 
     async def withdrawn() -> bool:
-        keys = (await harness.http.get("/v1/public-keys")).json()["keys"]
-        return {k["kid"] for k in keys} == {kid_of(new)}
+        body = (await harness.http.get("/v1/public-keys")).json()
+        keys = {k["kid"] for k in body["keys"]}
+        latest = roots.verify(body["key_sets"], now=time.time(), min_version=rotated_set.version)
+        return keys == {kid_of(new)} and set(latest.keys) == {kid_of(new)}
 
     await harness.until(withdrawn)
 
@@ -97,6 +107,28 @@ async def test_the_retired_key_is_published_for_the_longest_lease(harness: Harne
         " WHERE retired_at IS NOT NULL"
     )
     assert 17 * 86400 < float(seconds) < 17 * 86400 + 3600
+
+
+async def test_a_sealed_root_re_signs_a_set_nearing_its_expiry(start_licensing: Any) -> None:
+    async with start_licensing(key_set_lifetime_seconds=3600) as harness:
+        body = (await harness.http.get("/v1/public-keys")).json()
+        roots = Roots([r["x"] for r in body["roots"]])
+        first = roots.verify(body["key_sets"], now=time.time())
+        # Half the lifetime gone: the next refresh signs a newer set.
+        await harness.fetch(
+            "UPDATE key_sets SET expires_at = now() + interval '10 minutes' WHERE version = $1",
+            first.version,
+        )
+
+        async def renewed() -> bool:
+            sets = (await harness.http.get("/v1/public-keys")).json()["key_sets"]
+            return roots.verify(sets, now=time.time()).version > first.version
+
+        await harness.until(renewed)
+        sealed = await harness.fetchval(
+            "SELECT count(*) FROM root_keys WHERE private_sealed IS NOT NULL"
+        )
+        assert sealed == 1
 
 
 async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness) -> None:

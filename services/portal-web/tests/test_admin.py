@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tessera.devstack.pins import root_pins
 from tessera.licensing_client.client import LicensingClient
 from tessera.licensing_client.store import LeaseStore
 
@@ -64,7 +65,11 @@ async def test_an_admin_suspends_a_license_and_the_desktop_hears_suspended(
     key_match = KEY.search(await stack.licenses(customer))
     assert key_match
     key = key_match.group(1)
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "l.json")) as desktop:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "l.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as desktop:
         await desktop.public_keys()
         assert (
             await desktop.activate("fp-suspend-0001", key=key, machine_name="PC")

@@ -25,6 +25,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tessera.devstack.browsers import CHROMIUM_ARGS, BrowserUnavailableError, ensure_chromium
+from tessera.devstack.pins import root_pins
 from tessera.licensing_client.client import LicensingClient
 from tessera.licensing_client.store import LeaseStore
 
@@ -164,7 +165,11 @@ async def test_the_customer_and_admin_journey_in_chromium(
 
     # 4. A machine activated with the licensing client appears; Remove frees it (htmx).
     fingerprint = secrets.token_hex(16)
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as app:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "lease.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as app:
         await app.public_keys()
         activated = await app.activate(
             fingerprint, key=key.group(0), machine_name="TRADING-PC", platform="windows-x64"
@@ -268,7 +273,11 @@ async def test_the_customer_and_admin_journey_in_chromium(
     await shoot(admin, "admin-confirm")
     await admin.get_by_role("button", name="Yes, suspend license").click()
     await admin.get_by_text("Done: suspend license.").wait_for()
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "l2.json")) as app:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "l2.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as app:
         await app.public_keys()
         assert (await app.validate(key.group(0), fingerprint)).code == "SUSPENDED"
     await page.goto(stack.portal_url + "/licenses")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tessera.devstack.pins import root_pins
 from tessera.licensing_client.client import LicensingClient
 from tessera.licensing_client.store import LeaseStore
 
@@ -166,7 +167,11 @@ async def test_the_dashboard_shows_the_license_and_a_machine_can_be_removed(
     key = found.group(1)
     assert "status-active" in page and "No machine uses this license yet" in page
     fingerprint = secrets.token_hex(16)
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "lease.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as desktop:
         await desktop.public_keys()
         activated = await desktop.activate(
             fingerprint, key=key, machine_name="TRADING-PC", platform="windows-x64"
@@ -238,7 +243,11 @@ async def test_a_customer_gets_404_for_admin_and_cannot_touch_another_customers_
     bob_page = await stack.licenses(bob)
     bob_key = KEY.search(bob_page)
     assert bob_key
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "lease.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as desktop:
         await desktop.public_keys()
         await desktop.activate("bob-machine-0001", key=bob_key.group(1), machine_name="BOB-PC")
     bob_page = await stack.licenses(bob)

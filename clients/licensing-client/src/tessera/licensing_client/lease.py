@@ -15,7 +15,7 @@ SKEW_SECONDS = 300
 class LeaseError(Exception):
     """Why a lease cannot be trusted; `code` is stable (MALFORMED, UNKNOWN_KEY,
     BAD_SIGNATURE, WRONG_ISSUER, ISSUED_IN_FUTURE, EXPIRED, FINGERPRINT_MISMATCH,
-    NOT_ACTIVE, CLOCK_ROLLED_BACK)."""
+    NOT_ACTIVE; from the cache: NO_LEASE, CACHE_TAMPERED, CLOCK_ROLLED_BACK)."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)

@@ -104,11 +104,20 @@ def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
         await open_read_pool(runtime, state)
         await start_cache(runtime, state)
         await signing.ensure_key(pool, state.sealer)
+        if settings.sealed_root:
+            await signing.ensure_root(pool, state.sealer)
+        await signing.refresh_set(pool, state.sealer, settings.key_set_lifetime_seconds)
         state.ring = await signing.load_ring(pool, state.sealer)
         tune_gc(settings.gc_gen0_threshold)
         runtime.tasks.append(
             asyncio.create_task(
-                signing.keep_fresh(state, pool, state.sealer, settings.signing_key_refresh_seconds)
+                signing.keep_fresh(
+                    state,
+                    pool,
+                    state.sealer,
+                    settings.signing_key_refresh_seconds,
+                    settings.key_set_lifetime_seconds,
+                )
             )
         )
 

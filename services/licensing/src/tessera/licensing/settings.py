@@ -46,6 +46,13 @@ class LicensingSettings(DatabaseSettings):
     gc_gen0_threshold: int = Field(default=20_000, ge=0)
     # How often a replica re-reads the signing keys (picks up an operator's rotation).
     signing_key_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Keep a root key sealed in the database (made at first start) and let the service sign
+    # the key set itself. False: the root lives offline with the operator, who signs each set
+    # with `tessera-licensing keys sign-set --root-key FILE` (docs/licensing.md, "Root keys").
+    sealed_root: bool = True
+    # How long a signed key set is good for. A sealed root re-signs at half of it; with an
+    # offline root the operator must sign again before it runs out.
+    key_set_lifetime_seconds: int = Field(default=30 * 86400, ge=3600, le=400 * 86400)
 
     @field_validator("key_encryption_key")
     @classmethod

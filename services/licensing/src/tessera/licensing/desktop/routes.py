@@ -102,11 +102,14 @@ async def deactivate(
     return json_response(body)
 
 
-@router.get("/public-keys", summary="JWKS of the lease-signing keys")
+@router.get("/public-keys", summary="The root-signed key set of the lease-signing keys")
 async def public_keys(request: Request, state: StateDep) -> Response:
+    """`key_sets`: the signed key set, one compact JWS per root that signed it (what an app
+    verifies against its pinned roots); `keys`: the same lease keys as a plain JWKS, and
+    `roots`: the roots' public halves, both unverified and for humans and tools only."""
     if state.limiter is not None:
         state.limiter.enforce((state.per_ip, client_ip(request)))
-    response = json_response(state.key_ring().jwks)
+    response = json_response(state.key_ring().published())
     # Old keys stay listed for the life of their last lease, so a cached copy stays useful.
     response.headers["cache-control"] = "public, max-age=300"
     return response

@@ -67,9 +67,35 @@ class Signer:
         signing_input = f"{self.jws_header}.{b64url(canonical_json(claims))}"
         return f"{signing_input}.{b64url(self.sign(signing_input.encode()))}"
 
+    def jws_typed(self, claims: dict[str, Any], typ: str) -> str:
+        """A compact JWS whose header names its type (a key set is never taken for a lease)."""
+        header = b64url(canonical_json({"alg": "EdDSA", "kid": self.kid, "typ": typ}))
+        signing_input = f"{header}.{b64url(canonical_json(claims))}"
+        return f"{signing_input}.{b64url(self.sign(signing_input.encode()))}"
+
     @property
     def public_key(self) -> bytes:
         return bytes(self.key.verify_key)
+
+
+KEY_SET_TYPE = "tessera-key-set+jwt"
+
+
+def key_set_claims(version: int, iat: int, exp: int, keys: list[dict[str, str]]) -> dict[str, Any]:
+    """The key set's payload (docs/licensing-client.md, "The key set")."""
+    return {
+        "iss": "tessera-licensing",
+        "typ": "tessera-key-set",
+        "version": version,
+        "iat": iat,
+        "exp": exp,
+        "keys": keys,
+    }
+
+
+def signer_of(seed: bytes) -> Signer:
+    key = SigningKey(seed)
+    return Signer(thumbprint(bytes(key.verify_key)), key)
 
 
 def new_signer() -> Signer:
