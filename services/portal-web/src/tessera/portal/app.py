@@ -57,7 +57,7 @@ def create_app(
 ) -> FastAPI:
     portal_settings = settings or load_settings(PortalSettings)
     infra = infra or load_settings(InfraSettings)
-    refuse_dev_secrets(portal_settings, infra.env)
+    refuse_dev_secrets(portal_settings, infra)
     portal = Portal.of(
         portal_settings,
         secure=portal_settings.secure_cookies(infra.env),
