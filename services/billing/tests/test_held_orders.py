@@ -306,3 +306,53 @@ async def test_a_signature_from_the_future_is_refused(billing: Any) -> None:
     # a small clock skew within the tolerance is still fine
     skewed = await billing.deliver(event, timestamp=int(time.time()) + 30)
     assert skewed.status_code == 200
+
+
+async def test_an_order_without_a_quantity_cannot_be_approved_only_rejected(
+    billing: Any,
+) -> None:
+    event = a_session(quantity="none", amount_total=0)
+    await billing.outcome(event)
+    order = await order_of(billing, event)
+    assert order["status"] == "held" and order["quantity"] == 0
+    admin = bearer(billing.token(role="admin"))
+    url = f"/v1/admin/held-orders/{order['id']}"
+    approve = await billing.client.post(f"{url}/approve", json={"reason": "ok"}, headers=admin)
+    assert approve.status_code == 409
+    assert approve.json()["type"].endswith("order-not-provisionable")
+    assert (await order_of(billing, event))["status"] == "held"
+    reject = await billing.client.post(
+        f"{url}/reject", json={"reason": "no quantity"}, headers=admin
+    )
+    assert reject.status_code == 200
+
+
+async def test_a_refund_ends_a_held_order_but_leaves_a_rejected_one_rejected(
+    billing: Any, stripe_events: Any
+) -> None:
+    refunded_event = a_session(amount_total=1)
+    rejected_event = a_session(amount_total=2)
+    for event in (refunded_event, rejected_event):
+        await billing.outcome(event)
+    admin = bearer(billing.token(role="admin"))
+    rejected = await order_of(billing, rejected_event)
+    response = await billing.client.post(
+        f"/v1/admin/held-orders/{rejected['id']}/reject", json={"reason": "fraud"}, headers=admin
+    )
+    assert response.status_code == 200
+    for event, amount in ((refunded_event, 1), (rejected_event, 2)):
+        session = event["data"]["object"]
+        ids = {
+            "charge": shapes.stripe_id("ch"),
+            "customer": session["customer"],
+            "payment_intent": session["payment_intent"],
+        }
+        assert await billing.outcome(stripe_events.refund(ids, amount, amount)) == "processed"
+    assert (await order_of(billing, refunded_event))["status"] == "refunded"
+    assert (await order_of(billing, rejected_event))["status"] == "rejected"
+    approve = await billing.client.post(
+        f"/v1/admin/held-orders/{(await order_of(billing, refunded_event))['id']}/approve",
+        json={"reason": "too late"},
+        headers=admin,
+    )
+    assert approve.status_code == 409
