@@ -175,11 +175,18 @@ async def test_buy_creates_a_stripe_checkout_session_through_the_official_librar
     assert form["customer_creation"] == ["always"]
     assert form["metadata[sku]"] == ["chartgpt-lifetime"]
     assert form["metadata[quantity]"] == ["2"]
+    # the catalog allows no promotion codes, so Checkout offers none (a discount is held)
+    assert "allow_promotion_codes" not in form
     assert form["line_items[0][quantity]"] == ["2"]
     assert headers["authorization"] == "Bearer sk_test_standin"
     assert headers["idempotency-key"].startswith("checkout-")
     # the stand-in for Stripe replaces the test checkout: its pages no longer exist
     assert (await live_billing.client.get("/test-checkout/cs_test_x")).status_code == 404
+    async with live_billing.pool.acquire() as conn:
+        await conn.execute("UPDATE catalog SET allow_promotion_codes = true")
+    again = await live_billing.client.get("/buy/chartgpt-lifetime", follow_redirects=False)
+    assert again.status_code == 303
+    assert stripe_api.requests[-1][1]["allow_promotion_codes"] == ["true"]
 
 
 async def test_the_billing_portal_opens_for_a_customer_with_a_stripe_customer(

@@ -64,3 +64,51 @@ async def test_replaying_an_unknown_event_fails_with_a_clear_message(database_ur
     result = run(database_url, "events", "replay", "evt_missing")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: No webhook event 'evt_missing' was received."
+
+
+async def test_an_operator_lists_approves_and_rejects_held_orders(database_url: str) -> None:
+    await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
+    assert run(database_url, "catalog", "sync").returncode == 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        ids = []
+        for n in (1, 2):
+            ids.append(
+                await conn.fetchval(
+                    """
+                    INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product,
+                                        policy, seats, source, status, checkout_session_id,
+                                        hold_reason, hold_event_id)
+                    VALUES (gen_random_uuid(), $1, 'chartgpt-lifetime', 1, 1, 'usd', 'chartgpt',
+                            'chartgpt-lifetime', 1, 'purchase', 'held', $2,
+                            'amount_total 1 is not 14900 (14900 x 1)', $3)
+                    RETURNING id
+                    """,
+                    f"held{n}@example.com",
+                    f"cs_test_cli_{n}",
+                    f"evt_test_cli_{n}",
+                )
+            )
+        listed = run(database_url, "held-orders", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert (
+            "held1@example.com" in listed.stdout and "amount_total 1 is not 14900" in listed.stdout
+        )
+        no_reason = run(database_url, "held-orders", "approve", str(ids[0]))
+        assert no_reason.returncode != 0
+        approved = run(database_url, "held-orders", "approve", str(ids[0]), "--reason", "ok")
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.strip() == f"{ids[0]}: paid"
+        again = run(database_url, "held-orders", "approve", str(ids[0]), "--reason", "ok")
+        assert again.returncode == 1 and "not held" in again.stderr
+        rejected = run(database_url, "held-orders", "reject", str(ids[1]), "--reason", "fraud")
+        assert rejected.stdout.strip() == f"{ids[1]}: rejected"
+        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM outbox")]
+        audit = [
+            (r["action"], r["actor"])
+            for r in await conn.fetch("SELECT * FROM audit_log ORDER BY id")
+        ]
+    finally:
+        await conn.close()
+    assert subjects == ["billing.purchase.completed.v1"]
+    assert audit == [("order.approve", "operator:cli"), ("order.reject", "operator:cli")]

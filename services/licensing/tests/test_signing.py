@@ -4,6 +4,7 @@ and old public keys withdrawn only once their leases have expired."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 import time
@@ -147,7 +148,7 @@ async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness
 def test_production_refuses_the_dev_key_encryption_key() -> None:
     with pytest.raises(ConfigurationError, match="TESSERA_LICENSING_KEY_ENCRYPTION_KEY"):
         create_app(LicensingSettings(), InfraSettings(env="production"))
-    own = LicensingSettings(key_encryption_key="b3duLWtleS1vZi10aGlydHktdHdvLWJ5dGVzLW9rISE=")
+    own = LicensingSettings(key_encryption_key=base64.b64encode(os.urandom(32)).decode())
     create_app(own, InfraSettings(env="production"))
 
 

@@ -33,7 +33,7 @@ def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
 def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None = None) -> FastAPI:
     settings = settings or load_settings(AuthSettings)
     infra = infra or load_settings(InfraSettings)
-    refuse_dev_secrets(settings, infra.env)
+    refuse_dev_secrets(settings, infra)
     auth = Auth.of(settings)
     app: FastAPI
 

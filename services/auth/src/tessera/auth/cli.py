@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 def run(work: Callable[[AuthSettings, asyncpg.Pool], Awaitable[T]]) -> T:
     settings = load_settings(AuthSettings)
-    refuse_dev_secrets(settings, load_settings(InfraSettings).env)
+    refuse_dev_secrets(settings, load_settings(InfraSettings))
 
     async def main() -> T:
         pool = await create_pool(settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 2}))

@@ -1,7 +1,7 @@
 """Auth's settings (environment prefix `TESSERA_AUTH_`).
 
 The two secrets have dev defaults so that `./dev up` works out of the box; start-up refuses
-them when `TESSERA_ENV=production` (see `refuse_dev_secrets`).
+them, and any weak or placeholder secret, when `TESSERA_ENV=production` (see `refuse_dev_secrets`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from pydantic import EmailStr, Field, PostgresDsn
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import ConfigurationError, DatabaseSettings, Environment
+from tessera.shared.secret_policy import KEY, production_audit
+from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
 
 DEV_SECRET_KEY = "dev-only-auth-secret-key-change-me-0000000000"  # noqa: S105 - refused in prod
 DEV_KEY_ENCRYPTION_KEY = "dev-only-auth-key-encryption-key-change-me-00"
@@ -96,15 +97,18 @@ class AuthSettings(DatabaseSettings):
     mail_poll_seconds: float = Field(default=1.0, gt=0)
 
 
-def refuse_dev_secrets(settings: AuthSettings, env: Environment) -> None:
-    """Production must bring its own secrets: the dev defaults are public."""
-    if env != Environment.PRODUCTION:
+def refuse_dev_secrets(settings: AuthSettings, infra: InfraSettings) -> None:
+    """Production brings its own secrets (tessera.shared.secret_policy): no placeholder, no
+    dev default, nothing too short or too regular, no weak password in a URL."""
+    audit = production_audit(infra)
+    if audit is None:
         return
-    if settings.secret_key == DEV_SECRET_KEY:
-        raise ConfigurationError(
-            "invalid configuration: TESSERA_AUTH_SECRET_KEY: the dev default is refused in production"
-        )
-    if settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
-        raise ConfigurationError(
-            "invalid configuration: TESSERA_AUTH_KEY_ENCRYPTION_KEY: the dev default is refused in production"
-        )
+    audit.secret(env_name(AuthSettings, "secret_key"), settings.secret_key, KEY, [DEV_SECRET_KEY])
+    audit.secret(
+        env_name(AuthSettings, "key_encryption_key"),
+        settings.key_encryption_key,
+        KEY,
+        [DEV_KEY_ENCRYPTION_KEY],
+    )
+    audit.url(env_name(AuthSettings, "database_url"), settings.database_url)
+    audit.raise_if_any()

@@ -14,35 +14,20 @@ from tessera.billing.checkout import routes as checkout_routes
 from tessera.billing.checkout.stripe_gateway import StripeGateway
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
-from tessera.billing.settings import DEV_WEBHOOK_SECRET, BillingSettings
+from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import WebhookFastPath
 from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
-from tessera.shared.settings import ConfigurationError, Environment, InfraSettings, load_settings
+from tessera.shared.settings import Environment, InfraSettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
     order_subscribers.register(runtime, router)
-
-
-def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
-    if infra.env != Environment.PRODUCTION:
-        return
-    if any(s.get_secret_value() == DEV_WEBHOOK_SECRET for s in settings.stripe_webhook_secrets):
-        raise ConfigurationError(
-            "invalid configuration: TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS: the dev secret "
-            "must not be used in production"
-        )
-    if settings.test_checkout:
-        raise ConfigurationError(
-            "invalid configuration: TESSERA_BILLING_STRIPE_SECRET_KEY: required in production "
-            "(the test checkout is for development only)"
-        )
 
 
 def create_app(

@@ -1,5 +1,5 @@
 """`tessera-billing`: serve, migrate, and the operator's commands (seed an account, replay
-a Stripe event, sync the catalog). Changes go through the same service functions as the
+a Stripe event, sync the catalog, decide orders held for review). Changes go through the same service functions as the
 API, so they write the same events to the outbox, which the running service publishes."""
 
 from __future__ import annotations
@@ -8,14 +8,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+from uuid import UUID
 
 import asyncpg
 import typer
 
 from tessera.billing.admin.schemas import SeedAccount
-from tessera.billing.admin.service import replay_event, seed_account
+from tessera.billing.admin.service import replay_event, review_held, seed_account
 from tessera.billing.app import MIGRATIONS
 from tessera.billing.catalog.service import seed_catalog
+from tessera.billing.orders import queries as order_queries
 from tessera.billing.settings import BillingSettings
 from tessera.shared.cli import service_cli
 from tessera.shared.db.pool import create_pool
@@ -29,6 +31,8 @@ catalog = typer.Typer(help="The product catalog.", no_args_is_help=True)
 cli.add_typer(accounts, name="accounts")
 cli.add_typer(events, name="events")
 cli.add_typer(catalog, name="catalog")
+held = typer.Typer(help="Orders held for review (a checkout not matching the catalog).")
+cli.add_typer(held, name="held-orders")
 
 T = TypeVar("T")
 OPERATOR = "operator:cli"
@@ -79,6 +83,39 @@ def sync(
     settings = load_settings(BillingSettings)
     count = with_pool(lambda pool: seed_catalog(pool, path or settings.catalog_file))
     typer.echo(f"{count} products")
+
+
+@held.command("list")
+def list_held() -> None:
+    """Orders waiting for a decision: id, email, amount and why each was held."""
+
+    async def work(pool: asyncpg.Pool) -> list[order_queries.Order]:
+        async with pool.acquire() as conn:
+            return await order_queries.list_held(conn, "held", 500, 0)
+
+    for order in with_pool(work):
+        typer.echo(
+            f"{order.id}  {order.email}  {order.sku} x {order.quantity}  "
+            f"{order.amount_total} {order.currency}  {order.hold_reason}"
+        )
+
+
+@held.command("approve")
+def approve(
+    order_id: UUID, reason: str = typer.Option(..., help="Why (kept in the audit log).")
+) -> None:
+    """Approve a held order: provisioned through the normal path, once."""
+    result = with_pool(lambda pool: review_held(pool, order_id, "approve", reason, OPERATOR, None))
+    typer.echo(f"{result.id}: {result.status}")
+
+
+@held.command("reject")
+def reject(
+    order_id: UUID, reason: str = typer.Option(..., help="Why (kept in the audit log).")
+) -> None:
+    """Reject a held order: recorded, never provisioned."""
+    result = with_pool(lambda pool: review_held(pool, order_id, "reject", reason, OPERATOR, None))
+    typer.echo(f"{result.id}: {result.status}")
 
 
 def main() -> None:

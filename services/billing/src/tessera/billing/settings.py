@@ -1,12 +1,15 @@
 """Billing's settings (environment prefix `TESSERA_BILLING_`)."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from tessera.shared.settings import DatabaseSettings
+from tessera.shared.secret_policy import LIVE_PREFIXES, STRIPE_KEY, WEBHOOK_SECRET, production_audit
+from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
 
 DEV_WEBHOOK_SECRET = "whsec_tessera_dev_only_do_not_use_in_production"  # noqa: S105 - refused in production
 
@@ -20,6 +23,10 @@ class BillingSettings(DatabaseSettings):
     stripe_secret_key: SecretStr | None = None
     # Stripe's API base, only to point the official library at a local stand-in in tests.
     stripe_api_base: str | None = None
+    # `live`: this stack takes real money, and production refuses a test-mode key
+    # (sk_test_/rk_test_). `test`: production refuses a live key. Unset: whichever the key
+    # is (a live key makes the stack live).
+    stripe_mode: Literal["test", "live"] | None = None
     # Comma-separated: during a rotation both the old and the new secret verify.
     stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = [SecretStr(DEV_WEBHOOK_SECRET)]
     stripe_webhook_tolerance: int = Field(default=300, ge=30, le=3600)
@@ -41,6 +48,55 @@ class BillingSettings(DatabaseSettings):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
 
+    @field_validator("stripe_mode", mode="before")
+    @classmethod
+    def empty_mode_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @property
     def test_checkout(self) -> bool:
         return self.stripe_secret_key is None or not self.stripe_secret_key.get_secret_value()
+
+    @property
+    def live(self) -> bool:
+        """Live mode is configured: `stripe_mode=live`, or a live key with no mode set."""
+        if self.stripe_mode is not None:
+            return self.stripe_mode == "live"
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return key.startswith(LIVE_PREFIXES)
+
+
+def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
+    """Production takes real Stripe credentials (tessera.shared.secret_policy): no
+    placeholder or dev secret, nothing too short or too regular, no test key where live
+    mode is configured, and real passwords in the database, NATS and Redis URLs."""
+    audit = production_audit(infra)
+    if audit is None:
+        return
+    key_name = env_name(BillingSettings, "stripe_secret_key")
+    if settings.test_checkout:
+        audit.problems.append(
+            f"{key_name}: required in production (the test checkout is for development only)"
+        )
+    else:
+        assert settings.stripe_secret_key is not None
+        key = settings.stripe_secret_key.get_secret_value()
+        audit.secret(key_name, key, STRIPE_KEY)
+        live_key = key.startswith(LIVE_PREFIXES)
+        if settings.live and not live_key:
+            audit.problems.append(
+                f"{key_name}: a test-mode key is refused where live mode is configured "
+                f"({env_name(BillingSettings, 'stripe_mode')}=live)"
+            )
+        elif settings.stripe_mode == "test" and live_key:
+            audit.problems.append(
+                f"{key_name}: a live key is refused where "
+                f"{env_name(BillingSettings, 'stripe_mode')}=test"
+            )
+    secrets_name = env_name(BillingSettings, "stripe_webhook_secrets")
+    if not settings.stripe_webhook_secrets:
+        audit.problems.append(f"{secrets_name}: at least one webhook secret is required")
+    for secret in settings.stripe_webhook_secrets:
+        audit.secret(secrets_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_WEBHOOK_SECRET])
+    audit.url(env_name(BillingSettings, "database_url"), settings.database_url)
+    audit.raise_if_any()

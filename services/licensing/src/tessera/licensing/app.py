@@ -129,7 +129,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or load_settings(LicensingSettings)
     infra = infra or load_settings(InfraSettings)
-    refuse_dev_secrets(settings, infra.env)
+    refuse_dev_secrets(settings, infra)
     state = licensing_state.for_settings(settings)
     app = create_service_app(
         ServiceSpec(

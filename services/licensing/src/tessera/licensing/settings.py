@@ -8,7 +8,8 @@ import binascii
 from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import ConfigurationError, DatabaseSettings, Environment, env_name
+from tessera.shared.secret_policy import production_audit
+from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
 
 # Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
 DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-licensing-kek!!").decode()
@@ -70,10 +71,17 @@ class LicensingSettings(DatabaseSettings):
         return base64.b64decode(self.key_encryption_key)
 
 
-def refuse_dev_secrets(settings: LicensingSettings, env: Environment) -> None:
-    """Production must bring its own key-encryption key: the dev default is public."""
-    if env == Environment.PRODUCTION and settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
-        name = env_name(LicensingSettings, "key_encryption_key")
-        raise ConfigurationError(
-            f"invalid configuration: {name}: the dev default must not be used in production"
-        )
+def refuse_dev_secrets(settings: LicensingSettings, infra: InfraSettings) -> None:
+    """Production brings its own key-encryption key (tessera.shared.secret_policy: not the
+    public dev default, no placeholder, 32 random-looking bytes) and real passwords in URLs."""
+    audit = production_audit(infra)
+    if audit is None:
+        return
+    audit.raw_key(
+        env_name(LicensingSettings, "key_encryption_key"),
+        settings.key_encryption_key,
+        settings.kek,
+        [DEV_KEY_ENCRYPTION_KEY],
+    )
+    audit.url(env_name(LicensingSettings, "database_url"), settings.database_url)
+    audit.raise_if_any()

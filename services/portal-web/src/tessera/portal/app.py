@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from tessera.portal.account import routes as account_routes
+from tessera.portal.admin import held_orders as held_order_routes
 from tessera.portal.admin import routes as admin_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
@@ -57,7 +58,7 @@ def create_app(
 ) -> FastAPI:
     portal_settings = settings or load_settings(PortalSettings)
     infra = infra or load_settings(InfraSettings)
-    refuse_dev_secrets(portal_settings, infra.env)
+    refuse_dev_secrets(portal_settings, infra)
     portal = Portal.of(
         portal_settings,
         secure=portal_settings.secure_cookies(infra.env),
@@ -80,7 +81,12 @@ def create_app(
             infra=infra,
             uses_redis=True,  # the access-token cache and the form rate limits
             uses_nats=False,
-            routers=(signin_routes.router, account_routes.router, admin_routes.router),
+            routers=(
+                signin_routes.router,
+                account_routes.router,
+                admin_routes.router,
+                held_order_routes.router,
+            ),
             on_startup=(start,),
             extra_checks=lambda _: upstream_checks(portal_settings),
         )

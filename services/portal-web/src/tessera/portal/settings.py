@@ -9,7 +9,8 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.settings import ConfigurationError, Environment, ServiceSettings, env_name
+from tessera.shared.secret_policy import KEY, production_audit
+from tessera.shared.settings import Environment, InfraSettings, ServiceSettings, env_name
 
 DEV_SECRET_KEY = "dev-only-portal-secret-key-change-me-00000000"  # noqa: S105 - refused in prod
 
@@ -45,10 +46,11 @@ class PortalSettings(ServiceSettings):
         return env not in (Environment.DEV, Environment.TEST)
 
 
-def refuse_dev_secrets(settings: PortalSettings, env: Environment) -> None:
-    """Production brings its own secret: the dev default is public."""
-    if env == Environment.PRODUCTION and settings.secret_key == DEV_SECRET_KEY:
-        raise ConfigurationError(
-            f"invalid configuration: {env_name(PortalSettings, 'secret_key')}: "
-            "the dev default is refused in production"
-        )
+def refuse_dev_secrets(settings: PortalSettings, infra: InfraSettings) -> None:
+    """Production brings its own secret (tessera.shared.secret_policy), and real passwords
+    in the NATS and Redis URLs."""
+    audit = production_audit(infra)
+    if audit is None:
+        return
+    audit.secret(env_name(PortalSettings, "secret_key"), settings.secret_key, KEY, [DEV_SECRET_KEY])
+    audit.raise_if_any()

@@ -15,8 +15,10 @@ from tessera.billing.admin.schemas import (
     AccountDetail,
     AccountOut,
     AuditEntry,
+    HeldOrderOut,
     ReplayResult,
     RevenueSummary,
+    Review,
     SeedAccount,
     SeededAccount,
 )
@@ -62,6 +64,58 @@ async def search_orders(
     async with runtime.db().acquire() as conn:
         found = await orders.search(conn, q.strip() if q else None, limit, offset)
     return [AdminOrderOut.of(o) for o in found]
+
+
+@router.get("/held-orders", summary="Orders held for review (not matching the catalog)")
+async def list_held_orders(
+    admin: AdminDep,
+    runtime: RuntimeDep,
+    status: Annotated[
+        str | None, Query(pattern="^(held|paid|rejected|refunded|payment_failed)$")
+    ] = "held",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[HeldOrderOut]:
+    """Held orders, newest first: by default those still waiting for a decision; `status`
+    `paid` lists the approved ones, `rejected` the rejected ones."""
+    await limit_admin(runtime, admin)
+    async with runtime.db().acquire() as conn:
+        found = await orders.list_held(conn, status, limit, offset)
+    return [HeldOrderOut.of_held(o) for o in found]
+
+
+@router.get("/held-orders/{order_id}", summary="One held order, with why it was held")
+async def held_order(order_id: UUID, admin: AdminDep, runtime: RuntimeDep) -> HeldOrderOut:
+    await limit_admin(runtime, admin)
+    return await service.get_held(runtime.db(), order_id)
+
+
+@router.post(
+    "/held-orders/{order_id}/approve",
+    summary="Approve a held order: provisioned through the normal path, once",
+    responses={409: {"description": "Not held (already decided), or not provisionable"}},
+)
+async def approve_held_order(
+    order_id: UUID, body: Review, admin: AdminDep, request: Request, runtime: RuntimeDep
+) -> HeldOrderOut:
+    await limit_admin(runtime, admin)
+    return await service.review_held(
+        runtime.db(), order_id, "approve", body.reason.strip(), actor(admin), ip(request)
+    )
+
+
+@router.post(
+    "/held-orders/{order_id}/reject",
+    summary="Reject a held order: recorded and audited, never provisioned",
+    responses={409: {"description": "Not held (already decided)"}},
+)
+async def reject_held_order(
+    order_id: UUID, body: Review, admin: AdminDep, request: Request, runtime: RuntimeDep
+) -> HeldOrderOut:
+    await limit_admin(runtime, admin)
+    return await service.review_held(
+        runtime.db(), order_id, "reject", body.reason.strip(), actor(admin), ip(request)
+    )
 
 
 @router.get("/accounts", summary="Search accounts by email, account, order or Stripe id")

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from tessera.billing.orders.queries import Order
 from tessera.billing.orders.schemas import AdminOrderOut
 
 
@@ -46,6 +47,35 @@ class AccountDetail(BaseModel):
     account: AccountOut
     orders: list[AdminOrderOut]
     audit: list[AuditEntry]
+
+
+class HeldOrderOut(AdminOrderOut):
+    """An order held for review: why, and what an admin decided."""
+
+    hold_reason: str
+    hold_event_id: str | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_reason: str | None
+
+    @classmethod
+    def of_held(cls, order: Order) -> HeldOrderOut:
+        return cls(
+            **AdminOrderOut.of(order).model_dump(),
+            hold_reason=order.hold_reason or "",
+            hold_event_id=order.hold_event_id,
+            reviewed_by=order.reviewed_by,
+            reviewed_at=order.reviewed_at,
+            review_reason=order.review_reason,
+        )
+
+
+class Review(BaseModel):
+    """An admin's decision on a held order, with the reason kept in the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
 
 class ReplayResult(BaseModel):

@@ -13,12 +13,25 @@ import asyncpg
 
 from tessera.billing.accounts.service import find_or_create_account
 from tessera.billing.admin import queries
-from tessera.billing.admin.schemas import RevenueRow, RevenueSummary, SeedAccount, SeededAccount
+from tessera.billing.admin.schemas import (
+    HeldOrderOut,
+    RevenueRow,
+    RevenueSummary,
+    SeedAccount,
+    SeededAccount,
+)
 from tessera.billing.audit import queries as audit
 from tessera.billing.catalog.service import get_buyable
+from tessera.billing.orders import queries as order_queries
 from tessera.billing.orders import service as orders
 from tessera.billing.webhooks import service as webhooks
 from tessera.billing.webhooks.service import Outcome
+from tessera.shared.http.problems import NotFound
+
+
+class UnknownHeldOrder(NotFound):
+    slug = "unknown-held-order"
+    title = "No such held order"
 
 
 async def seed_account(
@@ -52,6 +65,40 @@ async def replay_event(pool: asyncpg.Pool, event_id: str, actor: str, ip: str | 
             {"status": outcome.status, "detail": outcome.detail}, ip,
         )  # fmt: skip
     return outcome
+
+
+async def get_held(pool: asyncpg.Pool, order_id: UUID) -> HeldOrderOut:
+    async with pool.acquire() as conn:
+        order = await order_queries.get(conn, order_id)
+    if order is None or order.hold_reason is None:
+        raise UnknownHeldOrder(f"No order {order_id} was held for review.")
+    return HeldOrderOut.of_held(order)
+
+
+async def review_held(
+    pool: asyncpg.Pool, order_id: UUID, decision: str, reason: str, actor: str, ip: str | None
+) -> HeldOrderOut:
+    """Approve (provisions through the normal path, once) or reject a held order, audited
+    in the same transaction. The order's row lock makes a second or concurrent decision
+    find it no longer held (409)."""
+    async with pool.acquire() as conn, conn.transaction():
+        order = await order_queries.lock(conn, order_id)
+        if order is None or order.hold_reason is None:
+            raise UnknownHeldOrder(f"No order {order_id} was held for review.")
+        if decision == "approve":
+            await orders.approve_held(conn, order, actor, reason)
+        else:
+            await orders.reject_held(conn, order, actor, reason)
+        await audit.record(
+            conn, actor, f"order.{decision}", str(order_id),
+            {"reason": reason, "hold_reason": order.hold_reason, "email": order.email,
+             "amount_total": order.amount_total, "currency": order.currency,
+             "quantity": order.quantity},
+            ip,
+        )  # fmt: skip
+        reviewed = await order_queries.get(conn, order_id)
+    assert reviewed is not None
+    return HeldOrderOut.of_held(reviewed)
 
 
 async def revenue(pool: asyncpg.Pool, start: date, end: date) -> RevenueSummary:

@@ -8,20 +8,21 @@ from tessera.billing.catalog.schemas import CatalogItem
 
 COLUMNS = (
     "sku, name, description, unit_amount, currency, stripe_price_id, product, policy,"
-    " seats_per_unit, max_quantity, active"
+    " seats_per_unit, max_quantity, active, allow_promotion_codes"
 )
 
 
 async def upsert(conn: asyncpg.Connection, item: CatalogItem) -> None:
     await conn.execute(
         f"""
-        INSERT INTO catalog ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        INSERT INTO catalog ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (sku) DO UPDATE SET
             name = EXCLUDED.name, description = EXCLUDED.description,
             unit_amount = EXCLUDED.unit_amount, currency = EXCLUDED.currency,
             stripe_price_id = EXCLUDED.stripe_price_id, product = EXCLUDED.product,
             policy = EXCLUDED.policy, seats_per_unit = EXCLUDED.seats_per_unit,
             max_quantity = EXCLUDED.max_quantity, active = EXCLUDED.active,
+            allow_promotion_codes = EXCLUDED.allow_promotion_codes,
             updated_at = clock_timestamp()
         """,  # noqa: S608 - COLUMNS is a constant
         item.sku,
@@ -35,6 +36,7 @@ async def upsert(conn: asyncpg.Connection, item: CatalogItem) -> None:
         item.seats_per_unit,
         item.max_quantity,
         item.active,
+        item.allow_promotion_codes,
     )
 
 

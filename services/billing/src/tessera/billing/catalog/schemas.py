@@ -19,6 +19,9 @@ class CatalogItem(BaseModel):
     seats_per_unit: int = Field(default=1, ge=1)
     max_quantity: int = Field(default=10, ge=1)
     active: bool = True
+    # The buyer may enter a Stripe promotion code: only then is a session's
+    # `total_details.amount_discount` taken off the expected total (docs/billing.md).
+    allow_promotion_codes: bool = False
 
 
 class CatalogFile(BaseModel):

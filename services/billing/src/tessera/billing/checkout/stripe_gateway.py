@@ -63,6 +63,9 @@ class StripeGateway:
         }
         if email:
             params["customer_email"] = email
+        if item.allow_promotion_codes:
+            # Only then may the webhook's total be less a discount (docs/billing.md).
+            params["allow_promotion_codes"] = True
         try:
             session = await self.client.v1.checkout.sessions.create_async(
                 params,  # type: ignore[arg-type]

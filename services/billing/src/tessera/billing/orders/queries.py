@@ -11,7 +11,8 @@ import asyncpg
 ORDER_COLUMNS = """
     id, account_id, email, sku, quantity, amount_total, currency, product, policy, seats,
     source, status, amount_refunded, dispute_status, checkout_session_id, payment_intent_id,
-    charge_id, customer_id, receipt_url, created_at, paid_at, provisioned_at
+    charge_id, customer_id, receipt_url, created_at, paid_at, provisioned_at,
+    hold_reason, hold_event_id, reviewed_by, reviewed_at, review_reason
 """
 
 
@@ -39,6 +40,11 @@ class Order:
     created_at: datetime
     paid_at: datetime | None
     provisioned_at: datetime | None
+    hold_reason: str | None = None
+    hold_event_id: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_reason: str | None = None
 
 
 def to_order(row: asyncpg.Record | None) -> Order | None:
@@ -192,13 +198,74 @@ async def record_refund(
     await conn.execute(
         """
         UPDATE orders SET amount_refunded = GREATEST(amount_refunded, $2),
-                          status = CASE WHEN $3 THEN 'refunded' ELSE status END
+                          status = CASE WHEN $3 AND status <> 'rejected'
+                                        THEN 'refunded' ELSE status END
          WHERE id = $1
         """,
         order_id,
         amount_refunded,
         full,
     )
+
+
+async def hold(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    reason: str,
+    stripe_event_id: str,
+    payment_intent_id: str | None,
+    customer_id: str | None,
+) -> None:
+    """Hold the order for an admin's review: recorded, never provisioned until approved."""
+    await conn.execute(
+        """
+        UPDATE orders SET status = 'held', hold_reason = $2, hold_event_id = $3,
+                          payment_intent_id = COALESCE(payment_intent_id, $4),
+                          customer_id = COALESCE(customer_id, $5)
+         WHERE id = $1
+        """,
+        order_id,
+        reason,
+        stripe_event_id,
+        payment_intent_id,
+        customer_id,
+    )
+
+
+async def review(
+    conn: asyncpg.Connection, order_id: UUID, status: str, actor: str, reason: str
+) -> None:
+    """An admin's decision on a held order: `paid` (approved) or `rejected`."""
+    await conn.execute(
+        """
+        UPDATE orders SET status = $2, reviewed_by = $3, review_reason = $4,
+                          reviewed_at = clock_timestamp(),
+                          paid_at = CASE WHEN $2 = 'paid' THEN clock_timestamp() ELSE paid_at END
+         WHERE id = $1
+        """,
+        order_id,
+        status,
+        actor,
+        reason,
+    )
+
+
+async def list_held(
+    conn: asyncpg.Connection, status: str | None, limit: int, offset: int
+) -> list[Order]:
+    """Orders that were held for review (whatever became of them), newest first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {ORDER_COLUMNS} FROM orders
+         WHERE hold_reason IS NOT NULL AND ($1::text IS NULL OR status = $1)
+         ORDER BY created_at DESC
+         LIMIT $2 OFFSET $3
+        """,  # noqa: S608
+        status,
+        limit,
+        offset,
+    )
+    return [Order(**dict(r)) for r in rows]
 
 
 async def set_dispute_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> None:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
+from pydantic import ValidationError
 
 from tessera.billing.accounts.service import find_or_create_account, normalise_email
 from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.orders import queries
 from tessera.billing.orders.queries import Adjustment, NewOrder, Order
-from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute
+from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute, TotalDetails
 from tessera.shared import inbox, outbox
 from tessera.shared.events.billing import (
     OrderDisputeClosed,
@@ -29,8 +30,14 @@ from tessera.shared.events.billing import (
     StripeRefs,
 )
 from tessera.shared.events.envelope import new_event_id
+from tessera.shared.http.problems import Problem
 
 PROVISIONER = "billing.provisioner"
+
+# The largest quantity and amount a session may state and still be stored as it came (a
+# held order keeps what Stripe said; Postgres integers end at 2^31 - 1).
+MAX_STORED = 2**31 - 1
+MAX_QUANTITY_READ = 1_000_000
 
 
 class NoOrderYet(Exception):
@@ -58,6 +65,64 @@ def stripe_refs(order: Order) -> StripeRefs:
     )
 
 
+def parse_quantity(raw: str | None) -> int | None:
+    """The session's `metadata.quantity` (1 when absent); None when it is not a number."""
+    if raw is None or raw == "":
+        return 1
+    try:
+        quantity = int(raw)
+    except ValueError:
+        return None
+    return quantity if -MAX_QUANTITY_READ <= quantity <= MAX_QUANTITY_READ else None
+
+
+def catalog_mismatch(
+    session: CheckoutSession, item: CatalogItem, quantity: int | None, *, paid: bool
+) -> list[str]:
+    """Every way the session differs from what the catalog sells (docs/billing.md, "A paid
+    checkout must match the catalog"); empty when it matches. `paid`: the session claims
+    to be paid now, so its payment status is checked too."""
+    reasons: list[str] = []
+    if paid and session.payment_status != "paid":
+        if session.payment_status != "no_payment_required":
+            reasons.append(f"payment_status {session.payment_status!r} is not 'paid'")
+        elif item.unit_amount != 0:
+            reasons.append(
+                f"payment_status 'no_payment_required', but {item.sku} costs "
+                f"{item.unit_amount} {item.currency}"
+            )
+    if (session.currency or "").lower() != item.currency:
+        reasons.append(f"currency {session.currency!r} is not the catalog's {item.currency!r}")
+    raw = session.metadata.get("quantity")
+    if quantity is None:
+        reasons.append(f"quantity {raw!r} is not a whole number")
+        return reasons
+    if not 1 <= quantity <= item.max_quantity:
+        reasons.append(f"quantity {quantity} is outside 1 to {item.max_quantity}")
+        return reasons
+    subtotal = item.unit_amount * quantity
+    details = session.total_details or TotalDetails()
+    discount = details.amount_discount
+    if discount and not item.allow_promotion_codes:
+        reasons.append(f"a discount of {discount} was taken, but {item.sku} allows none")
+        discount = 0
+    elif not 0 <= discount <= subtotal:
+        reasons.append(f"a discount of {discount} is more than the subtotal {subtotal}")
+        discount = 0
+    expected = subtotal - discount
+    if session.amount_total != expected:
+        less = f" less a discount of {discount}" if discount else ""
+        reasons.append(
+            f"amount_total {session.amount_total} is not {expected} "
+            f"({item.unit_amount} x {quantity}{less})"
+        )
+    return reasons
+
+
+def stored(value: int | None) -> int:
+    return min(max(value or 0, 0), MAX_STORED)
+
+
 async def apply_checkout(
     conn: asyncpg.Connection,
     stripe_event_id: str,
@@ -66,21 +131,29 @@ async def apply_checkout(
     outcome: str,
 ) -> Applied:
     """Record a checkout session's state (`paid`, `awaiting_payment`, `payment_failed`).
-    The first time an order becomes paid, `billing.purchase.completed.v1` is written."""
+    The first time an order becomes paid, `billing.purchase.completed.v1` is written. A
+    session that does not match the catalog is held for an admin's review instead: the
+    order is recorded with the reasons, and nothing is provisioned."""
     email = normalise_email(session.email or "")
-    quantity = int(session.metadata.get("quantity", "1") or 1)
+    quantity = parse_quantity(session.metadata.get("quantity"))
+    reasons = (
+        []
+        if outcome == "payment_failed"
+        else catalog_mismatch(session, item, quantity, paid=outcome == "paid")
+    )
+    count = quantity if quantity is not None else 0
     order = await queries.upsert_locked(
         conn,
         NewOrder(
             id=new_event_id(),
             email=email,
             sku=item.sku,
-            quantity=quantity,
-            amount_total=session.amount_total or 0,
-            currency=(session.currency or item.currency).lower(),
+            quantity=count,
+            amount_total=stored(session.amount_total),
+            currency=(session.currency or item.currency).lower()[:16],
             product=item.product,
             policy=item.policy,
-            seats=quantity * item.seats_per_unit,
+            seats=stored(count * item.seats_per_unit),
             source="purchase",
             status="awaiting_payment",
             checkout_session_id=session.id,
@@ -88,11 +161,21 @@ async def apply_checkout(
             customer_id=session.customer,
         ),
     )
-    if order.status != "awaiting_payment" or outcome == "awaiting_payment":
+    if order.status == "held" and outcome == "payment_failed":
+        # The payment a held order waited for failed: nothing is left to approve.
+        await queries.set_status(conn, order.id, "payment_failed")
+        return Applied(order.id, "payment failed", session.payment_intent)
+    if order.status != "awaiting_payment" or (outcome == "awaiting_payment" and not reasons):
         return Applied(order.id, f"order {order.status}", session.payment_intent)
     if outcome == "payment_failed":
         await queries.set_status(conn, order.id, "payment_failed")
         return Applied(order.id, "payment failed", session.payment_intent)
+    if reasons:
+        reason = "; ".join(reasons)
+        await queries.hold(
+            conn, order.id, reason, stripe_event_id, session.payment_intent, session.customer
+        )
+        return Applied(order.id, f"held for review: {reason}", session.payment_intent)
     await queries.mark_paid(conn, order.id, session.payment_intent, session.customer)
     await outbox.add(
         conn,
@@ -102,7 +185,7 @@ async def apply_checkout(
             order_id=order.id,
             email=email,
             sku=item.sku,
-            quantity=quantity,
+            quantity=count,
             amount_total=order.amount_total,
             currency=order.currency,
             stripe_customer_id=session.customer,
@@ -110,6 +193,55 @@ async def apply_checkout(
         ),
     )
     return Applied(order.id, "order paid", session.payment_intent)
+
+
+class NotHeld(Problem):
+    status = 409
+    slug = "order-not-held"
+    title = "The order is not held for review"
+
+
+class Unprovisionable(Problem):
+    status = 409
+    slug = "order-not-provisionable"
+    title = "The held order cannot be provisioned as recorded"
+
+
+async def approve_held(conn: asyncpg.Connection, order: Order, actor: str, reason: str) -> None:
+    """An admin approves a held order (locked by the caller): it becomes paid and takes the
+    normal path (`billing.purchase.completed.v1` -> the provisioner -> order.paid), once:
+    a second approval finds it no longer held."""
+    if order.status != "held":
+        raise NotHeld(f"Order {order.id} is {order.status}, not held; nothing was changed.")
+    if order.quantity < 1 or order.checkout_session_id is None:
+        raise Unprovisionable(f"Order {order.id} has no quantity to provision; reject it.")
+    try:
+        completed = PurchaseCompleted(
+            stripe_event_id=order.hold_event_id or "",
+            checkout_session_id=order.checkout_session_id,
+            order_id=order.id,
+            email=order.email,
+            sku=order.sku,
+            quantity=order.quantity,
+            amount_total=order.amount_total,
+            currency=order.currency,
+            stripe_customer_id=order.customer_id,
+            payment_intent_id=order.payment_intent_id,
+        )
+    except ValidationError as error:
+        raise Unprovisionable(
+            f"Order {order.id} cannot be provisioned as recorded "
+            f"({error.error_count()} problem(s) with its email or currency); reject it."
+        ) from None
+    await queries.review(conn, order.id, "paid", actor, reason)
+    await outbox.add(conn, completed)
+
+
+async def reject_held(conn: asyncpg.Connection, order: Order, actor: str, reason: str) -> None:
+    """An admin rejects a held order (locked by the caller): recorded, never provisioned."""
+    if order.status != "held":
+        raise NotHeld(f"Order {order.id} is {order.status}, not held; nothing was changed.")
+    await queries.review(conn, order.id, "rejected", actor, reason)
 
 
 async def apply_charge_succeeded(conn: asyncpg.Connection, charge: Charge) -> Applied:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from stripe import SignatureVerificationError, WebhookSignature
@@ -53,6 +54,23 @@ def classify(error: SignatureVerificationError) -> SignatureProblem:
     )
 
 
+class SignatureFromTheFuture(SignatureStale):
+    slug = "signature-future"
+    title = "Signature timestamp is in the future"
+
+
+def signed_at(header: str) -> int | None:
+    """The header's `t=` (the time Stripe signed at), or None."""
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
     """Raise a `SignatureProblem` unless one of `secrets` signed `payload` recently."""
     if not header:
@@ -69,10 +87,19 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str], tolerance
             # Imported by name: `stripe.X` resolves through the package's lazy importer
             # on every access.
             WebhookSignature.verify_header(payload, header, secret, tolerance)
-            return
         except SignatureVerificationError as error:
             problem = classify(error)
             if not isinstance(problem, SignatureMismatch):
                 # Malformed is malformed under every secret; stale means this secret matched.
                 raise problem from None
+        else:
+            # The library refuses only the past: a timestamp ahead of the clock by more than
+            # the tolerance is a delivery signed to be replayed later.
+            timestamp = signed_at(header)
+            if timestamp is None or timestamp > time.time() + tolerance:
+                raise SignatureFromTheFuture(
+                    "The signature's timestamp is ahead of this server's clock by more than "
+                    "the allowed tolerance."
+                )
+            return
     raise problem or SignatureMismatch("No webhook secret is configured.")

@@ -36,12 +36,19 @@ class CustomerDetails(StripeObject):
     email: str | None = None
 
 
+class TotalDetails(StripeObject):
+    amount_discount: int = 0
+    amount_shipping: int = 0
+    amount_tax: int = 0
+
+
 class CheckoutSession(StripeObject):
     id: str
     mode: str = "payment"
     payment_status: str
     amount_total: int | None = None
     currency: str | None = None
+    total_details: TotalDetails | None = None
     customer: str | None = None
     customer_email: str | None = None
     customer_details: CustomerDetails | None = None

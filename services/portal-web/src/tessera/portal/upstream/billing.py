@@ -99,6 +99,16 @@ class Seeded(Loose):
     order_id: UUID | None = None
 
 
+class HeldOrder(Order):
+    """An order held for review because its checkout did not match the catalog."""
+
+    hold_reason: str
+    hold_event_id: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_reason: str | None = None
+
+
 class BillingClient:
     def __init__(self, upstream: Upstream) -> None:
         self.up = upstream
@@ -175,3 +185,33 @@ class BillingClient:
             "GET", f"/v1/admin/exports/{name}", caller=caller, token=token
         )
         return response.content
+
+    async def held_orders(self, caller: Caller, token: str, status: str) -> list[HeldOrder]:
+        response = await self.up.call(
+            "GET",
+            "/v1/admin/held-orders",
+            caller=caller,
+            token=token,
+            params={"status": status, "limit": 200},
+        )
+        return [HeldOrder.model_validate(x) for x in response.json()]
+
+    async def held_order(self, caller: Caller, token: str, order_id: UUID) -> HeldOrder:
+        response = await self.up.call(
+            "GET", f"/v1/admin/held-orders/{order_id}", caller=caller, token=token
+        )
+        return HeldOrder.model_validate(response.json())
+
+    async def review_held(
+        self, caller: Caller, token: str, order_id: UUID, decision: str, reason: str
+    ) -> HeldOrder:
+        """`approve` or `reject` a held order, with the reason billing audits."""
+        assert decision in ("approve", "reject")
+        response = await self.up.call(
+            "POST",
+            f"/v1/admin/held-orders/{order_id}/{decision}",
+            caller=caller,
+            token=token,
+            json={"reason": reason},
+        )
+        return HeldOrder.model_validate(response.json())
