@@ -31,6 +31,7 @@ from tessera.shared.db.pool import create_pool
 from tessera.shared.events.topology import Namespace, stream_for_subject
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tessera.shared.http.openapi import install_openapi
 from tessera.shared.http.problems import ServiceUnavailable, install_problem_handlers
 from tessera.shared.messaging import create_broker, declare_topology
 from tessera.shared.outbox import OutboxRelay, OutboxRow
@@ -146,6 +147,9 @@ class ServiceSpec:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Readiness checks beyond Postgres, Redis and NATS (e.g. the portal's upstreams).
     extra_checks: Callable[[Runtime], Mapping[str, Check]] | None = None
+    # Serve /openapi.json and /docs when the environment allows it (see InfraSettings.openapi).
+    # The portal's pages are for browsers, not an API contract: it serves none.
+    serve_openapi: bool = True
 
 
 def build_broker(runtime: Runtime, subscribers: SubscriberFactory | None) -> NatsBroker:
@@ -260,7 +264,9 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         title=spec.title,
         version=spec.version,
         lifespan=service_lifespan,
-        docs_url="/docs" if spec.infra.env != Environment.PRODUCTION else None,
+        # Served by install_openapi below: the public document only, and only when allowed.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         # Spans come from the OpenTelemetry instrumentation below; FastAPI's own telemetry
         # would look the providers up again on every request.
@@ -295,6 +301,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         BodyLimitMiddleware, limit=spec.settings.max_body_bytes, path_limits=spec.body_limits
     )
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
+    install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
     instrument_app(app)
     return app
 

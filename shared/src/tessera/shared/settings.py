@@ -43,10 +43,16 @@ class InfraSettings(BaseSettings):
     # A span per SQL statement and Redis command. Costly on hot paths (see
     # docs/performance.md); service, HTTP and messaging spans stay either way.
     otel_client_spans: bool = False
+    # Serve /openapi.json and the /docs UI (the public document: admin routes never listed).
+    # Unset: on in dev and test, off in production, where an operator turns it on.
+    openapi: bool | None = None
     # Where services fetch auth's public keys to verify access tokens locally.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "tessera"  # noqa: S105 - an audience name
+
+    def serves_openapi(self) -> bool:
+        return self.openapi if self.openapi is not None else self.env != Environment.PRODUCTION
 
 
 class ServiceSettings(BaseSettings):

@@ -83,6 +83,7 @@ def create_app(
             routers=(signin_routes.router, account_routes.router, admin_routes.router),
             on_startup=(start,),
             extra_checks=lambda _: upstream_checks(portal_settings),
+            serve_openapi=False,  # HTML pages for browsers: no API contract to publish
         )
     )
     app.state.portal = portal

@@ -18,6 +18,7 @@ from tessera.licensing.desktop.schemas import (
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
 from tessera.shared.http.context import client_ip
+from tessera.shared.http.openapi import JWKS_RESPONSE
 from tessera.shared.http.problems import Problem, ServiceUnavailable
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import current_principal
@@ -73,7 +74,13 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
     return json_response(await service.validate(pool, state.cache, signer, req, key_hash))
 
 
-@router.post("/licenses/activate", responses=ANSWER, summary="Bind this machine to a seat")
+@router.post(
+    "/licenses/activate",
+    responses=ANSWER,
+    summary="Bind this machine to a seat",
+    # A license key in the body, or else the owner's access token.
+    openapi_extra={"security": [{"bearer": []}, {}]},
+)
 async def activate(
     req: ActivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
 ) -> Response:
@@ -102,7 +109,7 @@ async def deactivate(
     return json_response(body)
 
 
-@router.get("/public-keys", summary="JWKS of the lease-signing keys")
+@router.get("/public-keys", summary="JWKS of the lease-signing keys", responses=JWKS_RESPONSE)
 async def public_keys(request: Request, state: StateDep) -> Response:
     if state.limiter is not None:
         state.limiter.enforce((state.per_ip, client_ip(request)))
