@@ -38,7 +38,12 @@ from tessera.shared.outbox import OutboxRelay, OutboxRow
 from tessera.shared.redis import Keys, RateLimiter, create_redis, key_prefix
 from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, ServiceSettings
 from tessera.shared.synced_limits import SyncedLimiter
-from tessera.shared.telemetry import configure_telemetry
+from tessera.shared.telemetry import (
+    configure_telemetry,
+    metering,
+    metric_interval_seconds,
+    stable_http_conventions,
+)
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 log = logging.getLogger("tessera.service")
@@ -226,6 +231,9 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
             if runtime.pool is not None:
                 runtime.relay = OutboxRelay(runtime.pool, runtime.publish_outbox_row)
                 runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
+                if metering():
+                    every = metric_interval_seconds()
+                    runtime.tasks.append(asyncio.create_task(runtime.relay.measure_backlog(every)))
         for hook in spec.on_startup:
             await hook(runtime)
         yield
@@ -259,7 +267,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:
-    configure_telemetry(spec.name, spec.infra)
+    configure_telemetry(spec.name, spec.infra, spec.version)
     app = FastAPI(
         title=spec.title,
         version=spec.version,
@@ -309,6 +317,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    stable_http_conventions()  # before the instrumentation first reads it
     # One server span per request, without the ASGI layer's per-message receive/send spans:
     # they cost more than the work they time.
     FastAPIInstrumentor.instrument_app(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import Field, NatsDsn, PostgresDsn, RedisDsn, ValidationError
+from pydantic import AliasChoices, Field, NatsDsn, PostgresDsn, RedisDsn, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
@@ -38,8 +38,21 @@ class InfraSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     log_level: str = "INFO"
     log_json: bool = True
-    # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
-    otel_exporter_otlp_endpoint: str = ""
+    # OTLP/HTTP endpoint, e.g. http://collector:4318: traces and metrics are exported there.
+    # The standard OTEL_EXPORTER_OTLP_ENDPOINT; TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT is an
+    # older alias (the standard one wins when both are set). Empty: nothing is exported.
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT",
+            "otel_exporter_otlp_endpoint",
+        ),
+    )
+    # The standard OTEL_SERVICE_NAME; empty: tessera-<service>.
+    otel_service_name: str = Field(
+        default="", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+    )
     # A span per SQL statement and Redis command. Costly on hot paths (see
     # docs/performance.md); service, HTTP and messaging spans stay either way.
     otel_client_spans: bool = False
