@@ -103,6 +103,14 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 def env_name(settings_cls: type[BaseSettings], field: str) -> str:
+    """The variable a field is read from: its alias (the first of several: the standard
+    name), else the class's prefix and the field's name."""
+    info = settings_cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
     prefix = str(settings_cls.model_config.get("env_prefix", ""))
     return f"{prefix}{field}".upper()
 
