@@ -208,7 +208,9 @@ async def test_production_serves_no_openapi_and_no_docs_unless_turned_on() -> No
     served = await get(on, "/openapi.json")
     assert served.status_code == 200
     assert "/v1/me/things" in served.json()["paths"]
-    assert (await get(on, "/docs")).status_code == 200
+    docs = await get(on, "/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert "script-src https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -38,6 +39,7 @@ from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import DEV_WEBHOOK_SECRET
 from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
+from tessera.shared.db.pool import asyncpg_dsn
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -221,7 +223,7 @@ def purchase() -> tuple[bytes, str]:
 
 
 async def test_billing_exports_stable_spans_and_its_metrics_over_otlp(
-    billing: str, receiver: Receiver, eventually: Any
+    billing: str, receiver: Receiver, database_url: str, eventually: Any
 ) -> None:
     body, signature = purchase()
     json_headers = {"content-type": "application/json"}
@@ -297,6 +299,8 @@ async def test_billing_exports_stable_spans_and_its_metrics_over_otlp(
     assert lag.attributes["messaging.destination.name"] == "billing.purchase.completed.v1"
     assert lag.value >= 0
 
+    await a_redelivery_is_counted(billing, receiver, database_url, durable, eventually)
+
     # HTTP spans with the stable conventions, and none of the old names.
     [(resource, name, span)] = [
         s for s in receiver.spans if s[2].get("http.route") == "/v1/me/orders"
@@ -308,6 +312,48 @@ async def test_billing_exports_stable_spans_and_its_metrics_over_otlp(
     assert span["http.response.status_code"] == 401
     assert span["url.path"] == "/v1/me/orders"
     assert not {"http.method", "http.status_code", "http.target"} & set(span)
+
+
+async def a_redelivery_is_counted(
+    billing: str, receiver: Receiver, database_url: str, durable: str, eventually: Any
+) -> None:
+    """With billing's inbox away for a moment, its consumer fails the next purchase; the
+    retry is counted as a redelivery and the delivery is acked once the table is back."""
+    group = {"messaging.consumer.group.name": durable}
+
+    def latest(metric: str, **wanted: Any) -> float:
+        points = receiver.named(metric, **wanted)
+        return points[-1].value if points else 0
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("ALTER TABLE inbox RENAME TO inbox_away")
+        try:
+            body, signature = purchase()
+            async with httpx.AsyncClient(base_url=billing, timeout=10) as client:
+                paid = await client.post(
+                    "/webhooks/stripe",
+                    content=body,
+                    headers={"content-type": "application/json", "stripe-signature": signature},
+                )
+            assert paid.status_code == 200, paid.text
+
+            async def retried() -> bool:
+                return latest("tessera.consumer.deliveries", outcome="retried", **group) >= 1
+
+            await eventually(retried, timeout=30)
+        finally:
+            await conn.execute("ALTER TABLE inbox_away RENAME TO inbox")
+    finally:
+        await conn.close()
+
+    async def redelivered_and_acked() -> bool:
+        return (
+            latest("tessera.consumer.redeliveries", **group) >= 1
+            and latest("tessera.consumer.deliveries", outcome="acked", **group) >= 2
+        )
+
+    await eventually(redelivered_and_acked, timeout=30)
 
 
 def test_the_older_tessera_variable_still_works_and_the_standard_one_wins(

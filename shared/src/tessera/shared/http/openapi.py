@@ -73,6 +73,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src https: data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+
 BEARER_SCHEME: dict[str, Any] = {
     "type": "http",
     "scheme": "bearer",
@@ -211,7 +217,10 @@ def install_openapi(app: FastAPI, *, serve: bool) -> None:
         return JSONResponse(public)
 
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+        # The API's `default-src 'none'` would blank the UI: allow exactly what it loads.
+        page.headers["content-security-policy"] = DOCS_CSP
+        return page
 
     app.add_api_route("/openapi.json", openapi_json, include_in_schema=False)
     app.add_api_route("/docs", docs, include_in_schema=False)
