@@ -262,6 +262,11 @@ async def test_billing_exports_stable_spans_and_its_metrics_over_otlp(
             and receiver.named("tessera.webhook.deliveries", outcome="received")
             and receiver.named("tessera.webhook.deliveries", outcome="rejected")
             and receiver.named(
+                "tessera.webhook.applied",
+                outcome="processed",
+                **{"stripe.event.type": "checkout.session.completed"},
+            )
+            and receiver.named(
                 "tessera.consumer.deliveries",
                 outcome="acked",
                 **{"messaging.consumer.group.name": durable},

@@ -12,6 +12,18 @@ WEBHOOK_DELIVERIES = metrics.get_meter("tessera.billing").create_counter(
 )
 
 
+WEBHOOK_APPLIED = metrics.get_meter("tessera.billing").create_counter(
+    "tessera.webhook.applied",
+    unit="{event}",
+    description="Stripe events the applier applied, by outcome (the event's state: processed, "
+    "held, failed, ...) and Stripe event type.",
+)
+
+
+def applied(outcome: str, event_type: str) -> None:
+    WEBHOOK_APPLIED.add(1, {"outcome": outcome, "stripe.event.type": event_type})
+
+
 def delivered(outcome: str, reason: str = "") -> None:
     attributes = {"outcome": outcome}
     if reason:
