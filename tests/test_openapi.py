@@ -253,3 +253,14 @@ async def test_a_real_service_serves_its_public_document_in_dev(service: str) ->
     paths = served.json()["paths"]
     assert paths and not [p for p in paths if "admin" in p]
     assert set(paths) < set(json.loads(render(service))["paths"])
+
+
+def test_redirects_and_csv_exports_document_what_they_send() -> None:
+    billing, licensing = document("billing")["paths"], document("licensing")["paths"]
+    buy = billing["/buy/{sku}"]["get"]["responses"]["303"]
+    assert "content" not in buy and "location" in buy["headers"]
+    for csv in (
+        billing["/v1/admin/exports/orders.csv"]["get"],
+        licensing["/v1/admin/licenses.csv"]["get"],
+    ):
+        assert set(csv["responses"]["200"]["content"]) == {"text/csv"}

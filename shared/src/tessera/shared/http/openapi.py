@@ -7,7 +7,8 @@ module rewrites what it produces so that a client generated from it works:
   schema), including 422, which FastAPI would describe as its `HTTPValidationError`;
 - a route that reads an access token (its dependencies reach `current_principal`) carries
   the `bearer` security scheme and documents the 401 it answers without one;
-- an admin route documents the 404 a non-admin gets (admin routes do not confirm they exist).
+- an admin route documents the 404 a non-admin gets (admin routes do not confirm they exist);
+- a redirect documents its `location` and no body, a `*.csv` route its `text/csv`.
 
 Serving: `/openapi.json` (and the `/docs` UI) exist only when `TESSERA_OPENAPI` allows it
 (on by default in dev and test, off in production), and what they serve is the *public*
@@ -116,6 +117,19 @@ def _operations(document: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, 
                 yield path, method, operation
 
 
+def _bodies(path: str, operation: dict[str, Any]) -> None:
+    """What FastAPI cannot see behind a route that returns a `Response` itself: a redirect has
+    no body but a `location`; a `*.csv` route answers CSV."""
+    for status, response in operation["responses"].items():
+        if status.startswith("3"):
+            response.pop("content", None)
+            response.setdefault("headers", {}).setdefault(
+                "location", {"schema": {"type": "string"}, "description": "Where to go next."}
+            )
+        elif status.startswith("2") and path.endswith(".csv"):
+            response["content"] = {"text/csv": {"schema": {"type": "string"}}}
+
+
 def _as_problems(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
     for status, response in list(responses.items()):
@@ -187,6 +201,7 @@ def build_document(app: FastAPI, *, include_admin: bool) -> dict[str, Any]:
             operation["responses"].setdefault(
                 "404", problem("Not found; also what anyone but an admin gets.")
             )
+        _bodies(path, operation)
         _as_problems(operation)
     components = document.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
