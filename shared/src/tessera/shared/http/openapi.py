@@ -179,7 +179,7 @@ def build_document(app: FastAPI, *, include_admin: bool) -> dict[str, Any]:
         routes=list[BaseRoute | RouteContext](routes),
     )
     bearer = {
-        (route.path, method.lower())
+        (route.path_format, method.lower())
         for route in routes
         if takes_bearer_token(route)
         for method in route.methods or ()
