@@ -768,8 +768,9 @@ def test_each_service_ships_its_traces_to_the_collector_of_this_file(
     host, port = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)
     assert int(port) == endpoint.port, f"{name} sends to :{endpoint.port}, collector on :{port}"
     assert host == "0.0.0.0", "the receiver must listen on the compose network, not loopback"
-    assert "otlp" in config["service"]["pipelines"]["traces"]["receivers"]
-    assert config["service"]["pipelines"]["traces"]["exporters"]
+    for signal in ("traces", "metrics"):  # the services send both (docs/operations.md#metrics)
+        assert "otlp" in config["service"]["pipelines"][signal]["receivers"]
+        assert config["service"]["pipelines"][signal]["exporters"]
 
 
 # ----------------------------------------------------------------------------- .env.example
