@@ -252,7 +252,16 @@ async def test_a_real_service_serves_its_public_document_in_dev(service: str) ->
     assert served.status_code == 200
     paths = served.json()["paths"]
     assert paths and not [p for p in paths if "admin" in p]
-    assert set(paths) < set(json.loads(render(service))["paths"])
+    full = json.loads(render(service))
+    assert set(paths) < set(full["paths"])
+    # and no schema only the admin routes use
+    served_schemas = set(served.json()["components"]["schemas"])
+    public_text = json.dumps(served.json()["paths"])
+    for name in set(full["components"]["schemas"]) - served_schemas:
+        assert f"#/components/schemas/{name}" not in public_text
+    if service == "billing":
+        assert "SeedAccount" in full["components"]["schemas"]
+        assert "SeedAccount" not in served_schemas
 
 
 def test_redirects_and_csv_exports_document_what_they_send() -> None:
