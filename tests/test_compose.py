@@ -1,7 +1,7 @@
 """The operator container setup, checked for structure (no Docker engine needed).
 
 `docker-compose.yml`, the `Dockerfile`, the files under `deploy/` and `.env.example` are
-read as text or YAML and held to DESIGN.md (ports, one database per service, health checks)
+read as text or YAML and held to the README's ports, one database per service and health checks
 and to the settings classes (every variable the code reads is documented, and every
 documented or configured variable is one the code reads).
 """
@@ -64,7 +64,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     *(app.settings for app in APPS.values()),
 )
 
-# DESIGN.md, "Dev defaults": the ports each compose service publishes on the host (each to
+# The README's Services table: the ports each compose service publishes on the host (each to
 # the same port in its container). The collector is reached on the compose network only.
 DESIGN_PORTS: dict[str, set[int]] = {
     "site": {8080},

@@ -1,7 +1,7 @@
 """No file of the repository refers to documents outside it (issue 14, item 14): a clone
 is complete. A relative path that climbs out of the repository, a path into a `shared`
-checkout beside it, and a Markdown link to a file that is not in the repository all fail
-here."""
+checkout beside it, a Markdown link to a file that is not in the repository, and a document
+named that the repository does not hold (a design note kept elsewhere) all fail here."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIBLING = "../" + "shared/"  # spelled apart so that this file does not match itself
 # `../` runs that start a relative path (not inside an absolute one, a URL or `/../`).
 CLIMB = re.compile(r"(?<![\w./~-])((?:\.\./)+)([\w][\w.-]*)")
+# A document named in prose or a comment: `docs/operations.md`, `README.md`, ...
+MENTIONED_DOC = re.compile(r"(?<![\w./:-])([\w][\w./-]*\.md)\b")
 # [text](target) and ![alt](target); the target up to a space, `)` or `#`.
 MD_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>#]*)")
 
@@ -68,4 +70,20 @@ def test_every_markdown_link_to_a_file_lands_in_the_repository() -> None:
                 problems.append(f"{rel}: {target} is outside the repository")
             elif not resolved.exists():
                 problems.append(f"{rel}: {target} does not exist")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_document_a_file_names_is_in_the_repository() -> None:
+    """A `.md` named anywhere (a comment, a docstring, prose) is a file of the repository:
+    relative to the naming file, to the root, or under docs/."""
+    problems = []
+    for path in tracked_text_files():
+        rel = path.relative_to(ROOT)
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        ):
+            for name in MENTIONED_DOC.findall(line):
+                candidates = (path.parent / name, ROOT / name, ROOT / "docs" / name)
+                if not any(inside(c) and c.exists() for c in candidates):
+                    problems.append(f"{rel}:{number} names {name}, which is not in the repository")
     assert not problems, "\n".join(problems)
