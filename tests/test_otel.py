@@ -317,6 +317,15 @@ async def test_billing_exports_stable_spans_and_its_metrics_over_otlp(
     assert span["http.response.status_code"] == 401
     assert span["url.path"] == "/v1/me/orders"
     assert not {"http.method", "http.status_code", "http.target"} & set(span)
+    # the webhook's fast path makes its server span with the same names
+    fast = [
+        attributes
+        for _, name, attributes in receiver.spans
+        if name == "POST /webhooks/stripe" and attributes.get("http.response.status_code") == 200
+    ]
+    assert fast, [name for _, name, _ in receiver.spans]
+    assert fast[0]["http.request.method"] == "POST"
+    assert fast[0]["url.path"] == fast[0]["http.route"] == "/webhooks/stripe"
 
 
 async def a_redelivery_is_counted(

@@ -106,7 +106,12 @@ class FastPath:
                     self.span_name,
                     context=propagate.extract(dict_of_headers(scope)),
                     kind=trace.SpanKind.SERVER,
-                    attributes={"http.request.method": "POST", "http.route": self.path},
+                    attributes={
+                        "http.request.method": "POST",
+                        "http.route": self.path,
+                        "url.path": self.path,
+                        "url.scheme": scope.get("scheme", "http"),
+                    },
                 ) as span:
                     answer = await self.safe_answer(scope, body)
                     if answer is None:
