@@ -32,7 +32,7 @@ from fastapi.routing import RouteContext, iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
-from tessera.shared.http.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from tessera.shared.http.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX, Problem
 from tessera.shared.tokens import current_principal
 
 BEARER = "bearer"
@@ -261,3 +261,32 @@ class JwkSet(BaseModel):
 JWKS_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"model": JwkSet, "description": "The JWK Set."}
 }
+
+
+def problems(*kinds: type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route's own problems: each status with the problem types it can
+    carry (as examples of the `Problem` schema)."""
+    by_status: dict[int, list[type[Problem]]] = {}
+    for kind in kinds:
+        by_status.setdefault(kind.status, []).append(kind)
+    return {
+        status: {
+            "description": "; ".join(f"`{TYPE_PREFIX}{k.slug}`: {k.title}" for k in group),
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": PROBLEM_REF,
+                    "examples": {
+                        k.slug: {
+                            "value": {
+                                "type": TYPE_PREFIX + k.slug,
+                                "title": k.title,
+                                "status": status,
+                            }
+                        }
+                        for k in group
+                    },
+                }
+            },
+        }
+        for status, group in by_status.items()
+    }

@@ -18,7 +18,7 @@ from tessera.licensing.desktop.schemas import (
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
 from tessera.shared.http.context import client_ip
-from tessera.shared.http.openapi import JWKS_RESPONSE
+from tessera.shared.http.openapi import JWKS_RESPONSE, problems
 from tessera.shared.http.problems import Problem, ServiceUnavailable
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import current_principal
@@ -76,7 +76,7 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
 
 @router.post(
     "/licenses/activate",
-    responses=ANSWER,
+    responses={**ANSWER, **problems(KeyOrTokenRequired)},
     summary="Bind this machine to a seat",
     # A license key in the body, or else the owner's access token.
     openapi_extra={"security": [{"bearer": []}, {}]},
