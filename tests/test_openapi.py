@@ -283,3 +283,20 @@ def test_redirects_and_csv_exports_document_what_they_send() -> None:
         licensing["/v1/admin/licenses.csv"]["get"],
     ):
         assert set(csv["responses"]["200"]["content"]) == {"text/csv"}
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "serves"),
+    [
+        ("", Environment.PRODUCTION, False),
+        ("", Environment.DEV, True),
+        ("true", Environment.PRODUCTION, True),
+        ("false", Environment.DEV, False),
+    ],
+)
+def test_tessera_openapi_reads_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, env: Environment, serves: bool
+) -> None:
+    monkeypatch.setenv("TESSERA_OPENAPI", value)  # empty, as .env.example has it: unset
+    monkeypatch.setenv("TESSERA_ENV", env.value)
+    assert InfraSettings().serves_openapi() is serves

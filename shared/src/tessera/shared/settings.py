@@ -11,7 +11,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import AliasChoices, Field, NatsDsn, PostgresDsn, RedisDsn, ValidationError
+from pydantic import (
+    AliasChoices,
+    Field,
+    NatsDsn,
+    PostgresDsn,
+    RedisDsn,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
@@ -63,6 +71,11 @@ class InfraSettings(BaseSettings):
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "tessera"  # noqa: S105 - an audience name
+
+    @field_validator("openapi", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def serves_openapi(self) -> bool:
         return self.openapi if self.openapi is not None else self.env != Environment.PRODUCTION
