@@ -367,7 +367,8 @@ async def a_redelivery_is_counted(
             and latest("tessera.consumer.deliveries", outcome="acked", **group) >= 2
         )
 
-    await eventually(redelivered_and_acked, timeout=30)
+    # the next retry is at most 15 s away (the retry delays grow: 0.2, 1, 5, 15 s)
+    await eventually(redelivered_and_acked, timeout=60)
 
 
 def test_the_older_tessera_variable_still_works_and_the_standard_one_wins(
