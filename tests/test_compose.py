@@ -1,7 +1,7 @@
 """The operator container setup, checked for structure (no Docker engine needed).
 
 `docker-compose.yml`, the `Dockerfile`, the files under `deploy/` and `.env.example` are
-read as text or YAML and held to DESIGN.md (ports, one database per service, health checks)
+read as text or YAML and held to the README's ports, one database per service and health checks
 and to the settings classes (every variable the code reads is documented, and every
 documented or configured variable is one the code reads).
 """
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from tessera.auth.settings import AuthSettings
@@ -63,7 +64,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     *(app.settings for app in APPS.values()),
 )
 
-# DESIGN.md, "Dev defaults": the ports each compose service publishes on the host (each to
+# The README's Services table: the ports each compose service publishes on the host (each to
 # the same port in its container). The collector is reached on the compose network only.
 DESIGN_PORTS: dict[str, set[int]] = {
     "site": {8080},
@@ -94,6 +95,8 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
     names = set()
     for field_name, field in settings_cls.model_fields.items():
         alias = field.validation_alias or field.alias
+        if isinstance(alias, AliasChoices):  # the first choice is the documented name
+            alias = alias.choices[0]
         names.add((alias if isinstance(alias, str) else f"{prefix}{field_name}").upper())
     return names
 
@@ -493,7 +496,7 @@ def test_app_services_wait_for_healthy_infrastructure(services: dict[str, Any], 
         assert dependency in services, f"{name} depends on unknown {dependency}"
         assert spec.get("condition") == "service_healthy", f"{name} -> {dependency}"
     environment = as_environment(services[name].get("environment"))
-    needed = {"otel-collector"} if "TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT" in environment else set()
+    needed = {"otel-collector"} if "OTEL_EXPORTER_OTLP_ENDPOINT" in environment else set()
     if "TESSERA_NATS_URL" in environment:
         needed.add("nats")
     if "TESSERA_REDIS_URL" in environment:
@@ -752,7 +755,7 @@ def test_each_service_ships_its_traces_to_the_collector_of_this_file(
     """The endpoint a service exports to is the compose service that runs the collector,
     on the port where the mounted config's OTLP/HTTP receiver listens for the network."""
     environment = as_environment(services[name].get("environment"))
-    endpoint = urlsplit(environment["TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT"])
+    endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
     # OTLP over HTTP: the exporter appends /v1/traces to a bare base URL.
     assert endpoint.scheme == "http" and endpoint.path in ("", "/"), endpoint.geturl()
     assert endpoint.hostname in services, f"{name} exports to {endpoint.hostname}, no service"
@@ -765,8 +768,9 @@ def test_each_service_ships_its_traces_to_the_collector_of_this_file(
     host, port = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)
     assert int(port) == endpoint.port, f"{name} sends to :{endpoint.port}, collector on :{port}"
     assert host == "0.0.0.0", "the receiver must listen on the compose network, not loopback"
-    assert "otlp" in config["service"]["pipelines"]["traces"]["receivers"]
-    assert config["service"]["pipelines"]["traces"]["exporters"]
+    for signal in ("traces", "metrics"):  # the services send both (docs/operations.md#metrics)
+        assert "otlp" in config["service"]["pipelines"][signal]["receivers"]
+        assert config["service"]["pipelines"][signal]["exporters"]
 
 
 # ----------------------------------------------------------------------------- .env.example
@@ -780,7 +784,7 @@ def test_every_variable_in_env_example_is_a_real_setting() -> None:
     for name in read_env_example():
         if name in DEV_TOOL_VARIABLES:
             assert name in devtools, f"{name} is no longer read by devtools"
-        elif name.startswith("TESSERA_"):
+        elif name.startswith("TESSERA_") or name in settings:
             assert name in settings, f"{name} is in .env.example but no setting reads it"
         else:
             assert name in compose_variables, f"{name} is in .env.example but compose ignores it"

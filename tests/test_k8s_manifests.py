@@ -2,7 +2,7 @@
 
 The base and the production overlay are rendered with kustomize (`kustomize build`, or
 `kubectl kustomize`, which embeds it; one of them must be on PATH) and the rendered objects are
-held to DESIGN.md (ports), to the Dockerfile (image targets, the unprivileged uid), to the
+held to the README's ports, to the Dockerfile (image targets, the unprivileged uid), to the
 settings classes (every configured variable is one the code reads, and the code accepts the
 values), and to docs/operations.md (the labels its deploy procedure selects on, the commands
 it names). The NATS chart values are read as YAML.
@@ -57,7 +57,7 @@ SECRET_NAME = re.compile(
 
 @dataclass(frozen=True)
 class Svc:
-    port: int  # DESIGN.md, "Dev defaults"
+    port: int  # the README's Services table
     prefix: str  # TESSERA_<prefix>_
     settings: type[BaseSettings]
     cli_module: str

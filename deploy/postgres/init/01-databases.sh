@@ -3,7 +3,7 @@
 #
 # One database per service that owns one, and one login role per database that owns it
 # and nothing else: auth, billing and licensing never share a role or read each other's
-# data (DESIGN.md: "a service never reads another service's database").
+# data (docs/architecture.md: "a service never reads another service's database").
 # The roles' passwords come from the container's environment (AUTH_DB_PASSWORD,
 # BILLING_DB_PASSWORD, LICENSING_DB_PASSWORD), set in docker-compose.yml from .env.
 set -eu

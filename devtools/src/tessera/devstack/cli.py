@@ -106,6 +106,19 @@ def asyncapi(
 
 
 @app.command()
+def openapi(
+    out: Path = typer.Option(REPO / "docs" / "openapi", help="Folder for the documents."),
+) -> None:
+    """Write each HTTP service's OpenAPI document to docs/openapi/, and the AsyncAPI ones
+    to docs/asyncapi/ (the contracts tests/test_contracts.py holds the code to)."""
+    from tessera.devstack.asyncapi import write_documents as write_asyncapi
+    from tessera.devstack.openapi import write_documents
+
+    for path in [*write_documents(out), *write_asyncapi(out.parent / "asyncapi")]:
+        typer.echo(path)
+
+
+@app.command()
 def lint(
     fix: bool = typer.Option(False, "--fix", help="Apply ruff's fixes and formatting."),
 ) -> None:

@@ -47,6 +47,7 @@ from tessera.shared.events.topology import (
     subscription,
     subscriptions_of,
 )
+from tessera.shared.metrics import CONSUMER_DELIVERIES, CONSUMER_LAG, CONSUMER_REDELIVERIES
 from tessera.shared.settings import InfraSettings
 
 log = logging.getLogger("tessera.messaging")
@@ -250,12 +251,21 @@ def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMidd
             sub = by_durable.get(getattr(metadata, "consumer", "") or "")
             if sub is None or metadata is None:
                 return await call_next(msg)
+            labels = {
+                "messaging.consumer.group.name": sub.durable,
+                "messaging.destination.name": sub.event.subject,
+            }
+            CONSUMER_LAG.set(metadata.num_pending or 0, labels)
+            if (metadata.num_delivered or 1) > 1:
+                CONSUMER_REDELIVERIES.add(1, labels)
             try:
                 result = await call_next(msg)
             except Exception as error:
-                await settle_failure(msg, sub, metadata.num_delivered, error)
+                outcome = await settle_failure(msg, sub, metadata.num_delivered, error)
+                CONSUMER_DELIVERIES.add(1, {**labels, "outcome": outcome})
                 raise
             await msg.ack()
+            CONSUMER_DELIVERIES.add(1, {**labels, "outcome": "acked"})
             return result
 
     return AckMiddleware
@@ -263,7 +273,7 @@ def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMidd
 
 async def settle_failure(
     msg: StreamMessage[Any], sub: Subscription, attempt: int, error: Exception
-) -> None:
+) -> Literal["retried", "dead_lettered"]:
     subject = getattr(msg.raw_message, "subject", "?")
     context = {"consumer": sub.durable, "subject": subject, "attempt": attempt}
     if isinstance(error, PERMANENT_ERRORS) or attempt >= sub.max_deliver:
@@ -271,12 +281,13 @@ async def settle_failure(
         # MSG_TERMINATED advisory, so an operator can inspect and replay them.
         log.error("messaging.event.dead_lettered", extra={**context, "error": repr(error)})
         await msg.reject()
-        return
+        return "dead_lettered"
     delay = sub.retry_delay(attempt)
     log.warning(
         "messaging.event.retry_scheduled", extra={**context, "delay": delay, "error": repr(error)}
     )
     await msg.nack(delay=delay)  # type: ignore[call-arg]  # NatsMessage.nack takes a delay
+    return "retried"
 
 
 def subjects_of(events: Iterable[type[Event]]) -> list[str]:

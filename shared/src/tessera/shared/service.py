@@ -31,13 +31,19 @@ from tessera.shared.db.pool import create_pool
 from tessera.shared.events.topology import Namespace, stream_for_subject
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tessera.shared.http.openapi import install_openapi
 from tessera.shared.http.problems import ServiceUnavailable, install_problem_handlers
 from tessera.shared.messaging import create_broker, declare_topology
 from tessera.shared.outbox import OutboxRelay, OutboxRow
 from tessera.shared.redis import Keys, RateLimiter, create_redis, key_prefix
 from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, ServiceSettings
 from tessera.shared.synced_limits import SyncedLimiter
-from tessera.shared.telemetry import configure_telemetry
+from tessera.shared.telemetry import (
+    configure_telemetry,
+    metering,
+    metric_interval_seconds,
+    stable_http_conventions,
+)
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 log = logging.getLogger("tessera.service")
@@ -146,6 +152,9 @@ class ServiceSpec:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Readiness checks beyond Postgres, Redis and NATS (e.g. the portal's upstreams).
     extra_checks: Callable[[Runtime], Mapping[str, Check]] | None = None
+    # Serve /openapi.json and /docs when the environment allows it (see InfraSettings.openapi).
+    # The portal's pages are for browsers, not an API contract: it serves none.
+    serve_openapi: bool = True
 
 
 def build_broker(runtime: Runtime, subscribers: SubscriberFactory | None) -> NatsBroker:
@@ -222,6 +231,9 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
             if runtime.pool is not None:
                 runtime.relay = OutboxRelay(runtime.pool, runtime.publish_outbox_row)
                 runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
+                if metering():
+                    every = metric_interval_seconds()
+                    runtime.tasks.append(asyncio.create_task(runtime.relay.measure_backlog(every)))
         for hook in spec.on_startup:
             await hook(runtime)
         yield
@@ -255,12 +267,14 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:
-    configure_telemetry(spec.name, spec.infra)
+    configure_telemetry(spec.name, spec.infra, spec.version)
     app = FastAPI(
         title=spec.title,
         version=spec.version,
         lifespan=service_lifespan,
-        docs_url="/docs" if spec.infra.env != Environment.PRODUCTION else None,
+        # Served by install_openapi below: the public document only, and only when allowed.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         # Spans come from the OpenTelemetry instrumentation below; FastAPI's own telemetry
         # would look the providers up again on every request.
@@ -295,6 +309,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         BodyLimitMiddleware, limit=spec.settings.max_body_bytes, path_limits=spec.body_limits
     )
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
+    install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
     instrument_app(app)
     return app
 
@@ -302,6 +317,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    stable_http_conventions()  # before the instrumentation first reads it
     # One server span per request, without the ASGI layer's per-message receive/send spans:
     # they cost more than the work they time.
     FastAPIInstrumentor.instrument_app(

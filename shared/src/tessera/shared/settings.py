@@ -11,7 +11,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import Field, NatsDsn, PostgresDsn, RedisDsn, ValidationError
+from pydantic import (
+    AliasChoices,
+    Field,
+    NatsDsn,
+    PostgresDsn,
+    RedisDsn,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
@@ -38,15 +46,39 @@ class InfraSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     log_level: str = "INFO"
     log_json: bool = True
-    # OTLP/HTTP endpoint, e.g. http://collector:4318. Empty: traces are made but not exported.
-    otel_exporter_otlp_endpoint: str = ""
+    # OTLP/HTTP endpoint, e.g. http://collector:4318: traces and metrics are exported there.
+    # The standard OTEL_EXPORTER_OTLP_ENDPOINT; TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT is an
+    # older alias (the standard one wins when both are set). Empty: nothing is exported.
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT",
+            "otel_exporter_otlp_endpoint",
+        ),
+    )
+    # The standard OTEL_SERVICE_NAME; empty: tessera-<service>.
+    otel_service_name: str = Field(
+        default="", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+    )
     # A span per SQL statement and Redis command. Costly on hot paths (see
     # docs/performance.md); service, HTTP and messaging spans stay either way.
     otel_client_spans: bool = False
+    # Serve /openapi.json and the /docs UI (the public document: admin routes never listed).
+    # Unset: on in dev and test, off in production, where an operator turns it on.
+    openapi: bool | None = None
     # Where services fetch auth's public keys to verify access tokens locally.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "tessera"  # noqa: S105 - an audience name
+
+    @field_validator("openapi", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def serves_openapi(self) -> bool:
+        return self.openapi if self.openapi is not None else self.env != Environment.PRODUCTION
 
 
 class ServiceSettings(BaseSettings):
@@ -84,6 +116,14 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 def env_name(settings_cls: type[BaseSettings], field: str) -> str:
+    """The variable a field is read from: its alias (the first of several: the standard
+    name), else the class's prefix and the field's name."""
+    info = settings_cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
     prefix = str(settings_cls.model_config.get("env_prefix", ""))
     return f"{prefix}{field}".upper()
 

@@ -1,16 +1,27 @@
 """OpenTelemetry and logging, set up once per process.
 
-Traces are always made (so the trace id reaches logs and NATS headers); they are exported
-over OTLP/HTTP only when `TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT` is set. Logs are JSON lines
-carrying the service, the trace and span ids, and the request id.
+The standard variables work: `OTEL_EXPORTER_OTLP_ENDPOINT` (or its older alias
+`TESSERA_OTEL_EXPORTER_OTLP_ENDPOINT`) turns on the export of traces and metrics over
+OTLP/HTTP (`/v1/traces`, `/v1/metrics`); `OTEL_SERVICE_NAME` overrides the service name
+(`tessera-<service>` by default); `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`,
+`OTEL_BSP_*` and the sampler variables are read by the SDK itself. The resource carries
+`service.version`. HTTP spans and metrics use the stable semantic conventions
+(`OTEL_SEMCONV_STABILITY_OPT_IN=http` unless the operator chose otherwise).
+
+With no endpoint, no provider is installed: spans and metric points would cost every
+request and then be dropped (docs/performance.md). The W3C trace context still flows.
+Logs are JSON lines carrying the service, the trace and span ids, and the request id.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -21,6 +32,27 @@ from tessera.shared.settings import InfraSettings
 
 _clients_instrumented = False
 _collecting = False
+_metering = False
+
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def stable_http_conventions() -> None:
+    """HTTP spans and metrics with the stable attribute names (`http.request.method`,
+    `http.response.status_code`, `url.path`, `http.route`; `http.server.request.duration`).
+    Must run before the first instrumentation reads it; an operator's own choice stays."""
+    os.environ.setdefault(SEMCONV_OPT_IN, "http")
+
+
+def resource_for(service: str, version: str = "", service_name: str = "") -> Resource:
+    """The process's resource: `OTEL_SERVICE_NAME` (here `service_name`) wins over the
+    default `tessera-<service>`; `OTEL_RESOURCE_ATTRIBUTES` is merged by the SDK."""
+    attributes: dict[str, str] = {"service.namespace": "tessera"}
+    if version:
+        attributes["service.version"] = version
+    name = service_name or os.environ.get("OTEL_SERVICE_NAME", "")
+    attributes["service.name"] = name or f"tessera-{service}"
+    return Resource.create(attributes)
 
 
 class ContextFilter(logging.Filter):
@@ -64,6 +96,7 @@ def configure_tracing(
     extra_processors: tuple[SpanProcessor, ...] = (),
     *,
     instrument_clients: bool = False,
+    resource: Resource | None = None,
 ) -> TracerProvider | None:
     """Install the tracer provider once; later calls add their processors to it.
 
@@ -82,7 +115,7 @@ def configure_tracing(
         return current
     if not endpoint and not extra_processors:
         return None
-    provider = TracerProvider(resource=Resource.create({"service.name": f"tessera-{service}"}))
+    provider = TracerProvider(resource=resource or resource_for(service))
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -117,10 +150,52 @@ def instrument_libraries() -> None:
     _clients_instrumented = True
 
 
-def configure_telemetry(service: str, infra: InfraSettings) -> TracerProvider | None:
+def configure_metrics(resource: Resource, endpoint: str = "") -> MeterProvider | None:
+    """Install a meter provider that exports over OTLP/HTTP every
+    `OTEL_METRIC_EXPORT_INTERVAL` ms (60 s by default), once per process. None without an
+    endpoint: the API's no-op instruments then cost next to nothing."""
+    global _metering
+    current = metrics.get_meter_provider()
+    if isinstance(current, MeterProvider):
+        _metering = True  # installed before us (auto-instrumentation, a test): use it
+        return current
+    if not endpoint:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    exporter = OTLPMetricExporter(endpoint=endpoint.rstrip("/") + "/v1/metrics")
+    provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(exporter)]
+    )
+    metrics.set_meter_provider(provider)
+    _metering = True
+    return provider
+
+
+def metric_interval_seconds() -> float:
+    """How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`, ms; 60 s default):
+    gauges sampled by a task need no finer grain."""
+    try:
+        return max(float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")) / 1000, 0.1)
+    except ValueError:
+        return 60.0
+
+
+def metering() -> bool:
+    """Whether a meter provider is installed (metric points go somewhere)."""
+    return _metering
+
+
+def configure_telemetry(
+    service: str, infra: InfraSettings, version: str = ""
+) -> TracerProvider | None:
     configure_logging(service, infra.log_level, infra.log_json)
+    stable_http_conventions()
+    resource = resource_for(service, version, infra.otel_service_name)
+    configure_metrics(resource, infra.otel_exporter_otlp_endpoint)
     return configure_tracing(
         service,
         infra.otel_exporter_otlp_endpoint,
         instrument_clients=infra.otel_client_spans,
+        resource=resource,
     )

@@ -89,6 +89,7 @@ def create_app(
             ),
             on_startup=(start,),
             extra_checks=lambda _: upstream_checks(portal_settings),
+            serve_openapi=False,  # HTML pages for browsers: no API contract to publish
         )
     )
     app.state.portal = portal

@@ -15,7 +15,18 @@ from fastapi.responses import JSONResponse
 from tessera.auth.context import AuthDep
 from tessera.auth.device import service
 from tessera.auth.device.errors import OAuthError
-from tessera.auth.device.schemas import Decided, Decision, PendingGrant, UserCodeEntry
+from tessera.auth.device.schemas import (
+    AuthorizeForm,
+    Decided,
+    Decision,
+    DeviceAuthorization,
+    PendingGrant,
+    TokenForm,
+    TokenResponse,
+    UserCodeEntry,
+    form_body,
+    oauth_responses,
+)
 from tessera.auth.requests import client_ip
 from tessera.shared.tokens import PrincipalDep
 
@@ -58,7 +69,12 @@ def required(params: dict[str, str], name: str) -> str:
     return value
 
 
-@router.post("/authorize")
+@router.post(
+    "/authorize",
+    response_model=None,
+    responses=oauth_responses(DeviceAuthorization),
+    openapi_extra=form_body(AuthorizeForm),
+)
 async def authorize(request: Request, auth: AuthDep) -> JSONResponse:
     try:
         params = await form(request)
@@ -73,7 +89,12 @@ async def authorize(request: Request, auth: AuthDep) -> JSONResponse:
     return JSONResponse(result.model_dump(), headers=NO_STORE)
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    response_model=None,
+    responses=oauth_responses(TokenResponse),
+    openapi_extra=form_body(TokenForm),
+)
 async def token(request: Request, auth: AuthDep) -> JSONResponse:
     ip = client_ip(request)
     await auth.limiter.enforce(auth.settings.rl_device_token_per_ip, "device-token-ip", ip)

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 
 from tessera.auth.context import AuthDep
 from tessera.auth.links import service
+from tessera.auth.links.errors import CodeRequired, SignInFailed
 from tessera.auth.links.schemas import LinkAccepted, LinkRequest, SignedIn, VerifyRequest, safe_next
 from tessera.auth.requests import client_ip, user_agent
+from tessera.shared.http.openapi import problems
 from tessera.shared.http.problems import Problem
 
 router = APIRouter(prefix="/v1/magic-links", tags=["magic links"])
@@ -27,6 +29,6 @@ async def request_link(body: LinkRequest, auth: AuthDep, request: Request) -> Li
     return LinkAccepted()
 
 
-@router.post("/verify")
+@router.post("/verify", responses=problems(SignInFailed, CodeRequired))
 async def verify(body: VerifyRequest, auth: AuthDep, request: Request) -> SignedIn:
     return await service.verify(auth, body, ip=client_ip(request), device=user_agent(request))

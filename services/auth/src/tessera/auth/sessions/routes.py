@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from tessera.auth.context import AuthDep
 from tessera.auth.requests import client_ip
 from tessera.auth.sessions import service
+from tessera.auth.sessions.errors import SessionInvalid
 from tessera.auth.sessions.schemas import (
     AccessTokenOut,
     RevokeAll,
@@ -20,13 +21,14 @@ from tessera.auth.sessions.schemas import (
     SignOutRequest,
     TokenRequest,
 )
+from tessera.shared.http.openapi import problems
 from tessera.shared.http.problems import NotFound
 from tessera.shared.tokens import PrincipalDep
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-@router.post("/token")
+@router.post("/token", responses=problems(SessionInvalid))
 async def token(body: TokenRequest, auth: AuthDep, request: Request) -> AccessTokenOut:
     access, handle = await service.exchange(auth, body.session_id, ip=client_ip(request))
     return AccessTokenOut(access_token=access.token, expires_in=access.expires_in, session=handle)

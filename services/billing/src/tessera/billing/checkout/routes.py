@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -93,6 +93,19 @@ def page(template: str, status_code: int = 200, **context: object) -> HTMLRespon
     )
 
 
+# The built-in stand-in for Stripe's hosted checkout (no Stripe key configured: dev and
+# tests). Its forms are documented so that a test or a script can drive it; with a Stripe key
+# every /test-checkout route answers 404.
+TEST_CHECKOUT_FORM: dict[int | str, dict[str, Any]] = {
+    303: {
+        "description": "Done: on to the session's completion page. Billing received the "
+        "events Stripe would send (signed webhooks).",
+        "headers": {"location": {"schema": {"type": "string"}}},
+    },
+    404: {"description": "No such session, or a Stripe key is configured (no test checkout)."},
+}
+
+
 @router.get("/test-checkout/assets/checkout.css", include_in_schema=False)
 async def stylesheet(request: Request) -> PlainTextResponse:
     require_test_mode(request)
@@ -110,7 +123,13 @@ async def checkout_page(session_id: str, request: Request, runtime: RuntimeDep) 
     return page("test_checkout.html", session=session, item=item, error=None)
 
 
-@router.post("/test-checkout/{session_id}/pay", include_in_schema=False)
+@router.post(
+    "/test-checkout/{session_id}/pay",
+    tags=["test checkout"],
+    summary="Pay (the test checkout's form)",
+    status_code=303,
+    responses=TEST_CHECKOUT_FORM,
+)
 async def pay(
     session_id: str,
     request: Request,
@@ -155,7 +174,13 @@ async def receipt(session_id: str, request: Request, runtime: RuntimeDep) -> HTM
     return page("test_receipt.html", session=session, item=item)
 
 
-@router.post("/test-checkout/{session_id}/refund", include_in_schema=False)
+@router.post(
+    "/test-checkout/{session_id}/refund",
+    tags=["test checkout"],
+    summary="Refund (dev control)",
+    status_code=303,
+    responses=TEST_CHECKOUT_FORM,
+)
 async def refund(
     session_id: str,
     request: Request,
@@ -171,7 +196,13 @@ async def refund(
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
 
 
-@router.post("/test-checkout/{session_id}/dispute", include_in_schema=False)
+@router.post(
+    "/test-checkout/{session_id}/dispute",
+    tags=["test checkout"],
+    summary="Dispute (dev control)",
+    status_code=303,
+    responses=TEST_CHECKOUT_FORM,
+)
 async def dispute(
     session_id: str,
     request: Request,

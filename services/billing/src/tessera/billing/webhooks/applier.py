@@ -21,6 +21,7 @@ import asyncpg
 from opentelemetry import propagate, trace
 
 from tessera.billing.webhooks import queries, service
+from tessera.billing.webhooks.metrics import applied
 from tessera.billing.webhooks.queries import ReceivedEvent
 from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.http.problems import dependency_errors
@@ -73,8 +74,9 @@ class WebhookApplier:
             keys = [k for e in events if (k := service.payment_key(e.payload["data"]["object"]))]
             if keys:
                 await queries.lock_payments(conn, keys)
-            for event in events:
-                await apply_one(conn, event)
+            outcomes = [(event.type, (await apply_one(conn, event)).status) for event in events]
+        for event_type, status in outcomes:  # counted once the batch has committed
+            applied(status, event_type)
         return len(events) >= self.batch_size
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from tessera.billing.settings import BillingSettings
 from tessera.billing.webhooks import service, signature
+from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.billing.webhooks.stripe_objects import StripeEvent
 from tessera.shared.http.context import client_ip
@@ -57,7 +58,9 @@ async def ingest(
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    return await service.receive(recorder, runtime.db(), event, payload.decode())
+    outcome = await service.receive(recorder, runtime.db(), event, payload.decode())
+    delivered(outcome.status)  # once: the fast path hands on only what did not get here
+    return outcome
 
 
 @router.post(
@@ -69,7 +72,11 @@ async def ingest(
 async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> WebhookAck:
     runtime.hot_path_limiter().enforce(limit_of(runtime, client_ip(request)))
     payload = await request.body()
-    outcome = await ingest(
-        runtime, request.app.state.deliveries, payload, request.headers.get("stripe-signature")
-    )
+    try:
+        outcome = await ingest(
+            runtime, request.app.state.deliveries, payload, request.headers.get("stripe-signature")
+        )
+    except signature.SignatureProblem as problem:
+        delivered("rejected", problem.slug)
+        raise
     return WebhookAck(status=outcome.status, detail=outcome.detail)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
 
 from tessera.licensing import state as licensing_state
 from tessera.licensing.desktop import service
@@ -18,9 +19,26 @@ from tessera.licensing.desktop.schemas import (
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
 from tessera.shared.http.context import client_ip
+from tessera.shared.http.openapi import Jwk, problems
 from tessera.shared.http.problems import Problem, ServiceUnavailable
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import current_principal
+
+
+class PublishedKeys(BaseModel):
+    """GET /v1/public-keys: what an app verifies (`key_sets`) and, unverified, what people
+    and tools read (`keys`, `roots`)."""
+
+    keys: list[Jwk] = Field(description="The lease-signing keys as a plain JWK Set (unverified).")
+    key_sets: list[str] = Field(
+        description="The signed key set: one compact JWS per root that signed its latest version."
+    )
+    roots: list[Jwk] = Field(description="The roots' public halves (unverified: pin them at build).")
+
+
+PUBLISHED_KEYS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"model": PublishedKeys, "description": "The signed key set and the plain key lists."}
+}
 
 router = APIRouter(prefix="/v1", tags=["desktop"])
 StateDep = Annotated[Licensing, Depends(licensing_state.of)]
@@ -73,7 +91,13 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
     return json_response(await service.validate(pool, state.cache, signer, req, key_hash))
 
 
-@router.post("/licenses/activate", responses=ANSWER, summary="Bind this machine to a seat")
+@router.post(
+    "/licenses/activate",
+    responses={**ANSWER, **problems(KeyOrTokenRequired)},
+    summary="Bind this machine to a seat",
+    # A license key in the body, or else the owner's access token.
+    openapi_extra={"security": [{"bearer": []}, {}]},
+)
 async def activate(
     req: ActivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
 ) -> Response:
@@ -102,7 +126,11 @@ async def deactivate(
     return json_response(body)
 
 
-@router.get("/public-keys", summary="The root-signed key set of the lease-signing keys")
+@router.get(
+    "/public-keys",
+    summary="The root-signed key set of the lease-signing keys",
+    responses=PUBLISHED_KEYS_RESPONSE,
+)
 async def public_keys(request: Request, state: StateDep) -> Response:
     """`key_sets`: the signed key set, one compact JWS per root that signed it (what an app
     verifies against its pinned roots); `keys`: the same lease keys as a plain JWKS, and
