@@ -33,7 +33,9 @@ class PublishedKeys(BaseModel):
     key_sets: list[str] = Field(
         description="The signed key set: one compact JWS per root that signed its latest version."
     )
-    roots: list[Jwk] = Field(description="The roots' public halves (unverified: pin them at build).")
+    roots: list[Jwk] = Field(
+        description="The roots' public halves (unverified: pin them at build)."
+    )
 
 
 PUBLISHED_KEYS_RESPONSE: dict[int | str, dict[str, Any]] = {
