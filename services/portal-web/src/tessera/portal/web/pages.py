@@ -30,6 +30,7 @@ from tessera.portal.web.security import (
     safe_next,
     same_origin,
 )
+from tessera.portal.web.viewer import find_viewer
 from tessera.shared.http.context import client_ip, current_request_id
 from tessera.shared.http.problems import Problem, RateLimited
 
@@ -225,11 +226,22 @@ async def on_upstream(request: Request, exc: Exception) -> Response:
     )
 
 
+async def hidden_admin_path(request: Request) -> bool:
+    """A path under /admin asked for by anyone but an admin: it must look like no page."""
+    path = request.url.path
+    if path != "/admin" and not path.startswith("/admin/"):
+        return False
+    viewer = await find_viewer(request, portal_of(request))
+    return viewer is None or not viewer.is_admin
+
+
 async def on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return await on_not_found(request, exc)
     if exc.status_code == 405:
+        if await hidden_admin_path(request):
+            return await on_not_found(request, exc)
         return error_page(request, 405, "Not allowed", "This page cannot be used that way.")
     return error_page(request, exc.status_code, "Request refused", "The request was refused.")
 
