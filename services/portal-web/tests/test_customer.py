@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ def new_email() -> str:
     return f"buyer-{secrets.token_hex(4)}@example.com"
 
 
+LINK = re.compile(r"/sign-in/link\?token=([A-Za-z0-9_\-]+)")
 KEY = re.compile(r'<code class="key" id="key-[^"]+">([0-9A-Z\-]{29})</code>')
 
 
@@ -270,3 +272,73 @@ async def test_a_refunded_license_says_why(stack: Any) -> None:
     assert "This license was revoked: the order was refunded." in page
     orders = await client.get("/orders")
     assert "refunded 149.00 USD" in orders.text
+
+
+async def test_approving_a_desktop_needs_a_recent_browser_sign_in(stack: Any) -> None:
+    client, email = await signed_in_buyer(stack)
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        grant = (
+            await auth_http.post(
+                "/v1/device/authorize",
+                data={"client_id": "chartgpt-desktop", "client_version": "2.0.0"},
+            )
+        ).json()
+    # This browser signed in an hour ago (more than auth's 30 minutes for approvals).
+    auth = stack.apps["auth"].state.auth
+    old_session = client.cookies.get("tessera_session")
+    assert old_session
+    key = auth.keys("sess", auth.hasher("session", old_session))
+    assert await auth.redis.hset(key, "created_at", repr(time.time() - 3600)) == 0
+    form = await client.get("/device")
+    asked = await client.post(
+        "/device", data={"user_code": grant["user_code"], "csrf": csrf_of(form.text)}
+    )
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/sign-in?next=%2Fdevice&again=device"
+    again = await client.get(asked.headers["location"])
+    assert again.status_code == 200 and 'id="again"' in again.text
+    assert f'value="{email}"' in again.text and 'name="next" value="/device"' in again.text
+    requested = await client.post(
+        "/sign-in", data={"email": email, "next": "/device", "csrf": csrf_of(again.text)}
+    )
+    assert requested.status_code == 303
+    link = LINK.search(await stack.mailbox.wait_for(email, "Sign in to"))
+    assert link
+    done = await stack.land(client, link.group(0))
+    assert done.headers["location"] == "/device"
+    assert client.cookies.get("tessera_session") not in (None, old_session)
+    # the replaced session is over at auth too
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        dead = await auth_http.post("/v1/sessions/token", json={"session_id": old_session})
+    assert dead.status_code == 401
+    form = await client.get("/device")
+    shown = await client.post(
+        "/device", data={"user_code": grant["user_code"], "csrf": csrf_of(form.text)}
+    )
+    assert shown.status_code == 200 and "ChartGPT for NinjaTrader" in shown.text
+    approved = await client.post(
+        "/device/decision",
+        data={"user_code": grant["user_code"], "decision": "approve", "csrf": csrf_of(shown.text)},
+    )
+    assert approved.status_code == 303 and approved.headers["location"] == "/device?done=approved"
+    await asyncio.sleep(grant["interval"] + 0.2)  # the desktop's first poll
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        polled = await auth_http.post(
+            "/v1/device/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "device_code": grant["device_code"],
+                "client_id": "chartgpt-desktop",
+            },
+        )
+    assert polled.status_code == 200 and polled.json()["refresh_token"], polled.text
+
+
+async def test_a_signed_in_person_sees_no_sign_in_with_a_code_footer(stack: Any) -> None:
+    anonymous = stack.browser()
+    assert "Sign in with a code" in (await anonymous.get("/sign-in")).text
+    assert 'href="/sign-in/code"' in (await anonymous.get("/no-such-page")).text
+    client, _ = await signed_in_buyer(stack)
+    for path in ("/licenses", "/orders", "/device", "/account/sessions", "/no-such-page"):
+        page = await client.get(path)
+        assert "Sign in with a code" not in page.text and "/sign-in/code" not in page.text, path

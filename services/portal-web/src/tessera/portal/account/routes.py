@@ -138,6 +138,14 @@ async def billing_portal(request: Request, portal: PortalDep, viewer: ViewerDep)
 # --- desktop sign-in (RFC 8628) -----------------------------------------------------------
 
 
+def sign_in_again(request: Request, error: UpstreamError) -> Response | None:
+    """Auth approves a device only for a recent browser sign-in: an older one is sent to
+    sign in again, and comes back to this page."""
+    if error.status == 403 and error.slug == "reauthentication-required":
+        return redirect(request, "/sign-in", next="/device", again="device")
+    return None
+
+
 @router.get("/device")
 async def device_form(request: Request, viewer: ViewerDep, done: Done = None) -> Response:
     return render(request, "account/device.html", grant=None, error=None, notice=notice(done))
@@ -163,6 +171,8 @@ async def device_lookup(
     try:
         grant = await viewer.call(lambda t: portal.auth.device_lookup(caller, t, code))
     except UpstreamError as error:
+        if again := sign_in_again(request, error):
+            return again
         if error.status == 404:
             return render(
                 request,
@@ -190,6 +200,8 @@ async def device_decision(
     try:
         await viewer.call(lambda t: portal.auth.device_decide(caller, t, code, decision))
     except UpstreamError as error:
+        if again := sign_in_again(request, error):
+            return again
         if error.status == 404:
             return render(
                 request,
