@@ -3,6 +3,7 @@ the HTML error pages (the kernel's problem+json stays for /healthz and /readyz).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -169,10 +170,8 @@ async def on_signed_out(request: Request, _: Exception) -> Response:
 async def on_not_found(request: Request, _: Exception) -> Response:
     if getattr(request.state, "viewer", None) is None and request.cookies.get(SESSION_COOKIE):
         # A signed-in person's 404 keeps the navigation (and no "Sign in with a code").
-        try:
+        with contextlib.suppress(UpstreamError):  # the plain page, then
             await find_viewer(request, portal_of(request))
-        except UpstreamError:
-            pass  # the plain page, then
     return error_page(request, 404, "Page not found", "There is nothing at this address.")
 
 
