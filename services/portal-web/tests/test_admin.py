@@ -296,3 +296,18 @@ async def test_admin_paths_answer_404_to_anyone_but_an_admin_before_any_csrf_che
             assert answer.status_code == 404, (who, method, url, answer.status_code)
             assert "expired" not in answer.text and "Not allowed" not in answer.text
             assert "Page not found" in answer.text
+
+
+async def test_a_suspended_license_downloads_nothing(stack: Any) -> None:
+    customer, email = await buyer(stack)
+    admin, _ = await buyer(stack, ADMIN)
+    await stack.licenses(customer)
+    assert (await customer.get("/downloads/chartgpt")).status_code == 200
+    _, page = await account_page(admin, email)
+    suspend = re.search(r'href="(/admin/confirm\?action=suspend[^"]+)"', page)
+    assert suspend
+    assert (await confirm_and_do(admin, suspend.group(1), reason="fraud")).status_code == 303
+    assert (await customer.get("/downloads/chartgpt")).status_code == 404
+    listing = await customer.get("/downloads")
+    assert "Downloads are for holders of an active license" in listing.text
+    assert 'href="/downloads/chartgpt"' not in listing.text

@@ -342,3 +342,48 @@ async def test_a_signed_in_person_sees_no_sign_in_with_a_code_footer(stack: Any)
     for path in ("/licenses", "/orders", "/device", "/account/sessions", "/no-such-page"):
         page = await client.get(path)
         assert "Sign in with a code" not in page.text and "/sign-in/code" not in page.text, path
+
+
+async def test_customer_pages_name_products_and_plans_and_count_machines(
+    stack: Any, tmp_path: Path
+) -> None:
+    client, _ = await signed_in_buyer(stack)
+    page = await stack.licenses(client)
+    text = re.sub(r"<[^>]+>", " ", page)  # what the person reads, not the markup
+    assert "chartgpt-lifetime" not in text and "Entitlements" not in text
+    assert re.search(r"<dt>Plan</dt><dd>ChartGPT — lifetime license</dd>", page)
+    assert re.search(r'<h2 id="lic-[^"]+">ChartGPT <span', page)
+    assert "<dt>Machines</dt><dd>0 of 3 machines</dd>" in page and "in use" not in page
+    key = KEY.search(page)
+    assert key
+    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+        await desktop.public_keys()
+        activated = await desktop.activate("fp-" + secrets.token_hex(8), key=key.group(1))
+        assert activated.code == "VALID"
+    page = await stack.licenses(client)
+    assert "<dt>Machines</dt><dd>1 of 3 machines</dd>" in page
+    orders = await client.get("/orders")
+    assert orders.status_code == 200
+    assert "<td>ChartGPT — lifetime license</td>" in orders.text
+    assert "chartgpt-lifetime" not in re.sub(r"<[^>]+>", " ", orders.text)
+
+
+async def test_a_license_holder_downloads_the_app_and_no_one_else_does(stack: Any) -> None:
+    client, _ = await signed_in_buyer(stack)
+    await stack.licenses(client)
+    page = await client.get("/downloads")
+    assert page.status_code == 200 and 'href="/downloads/chartgpt"' in page.text
+    got = await client.get("/downloads/chartgpt")
+    assert got.status_code == 200
+    assert got.headers["content-disposition"].startswith("attachment;")
+    assert "ChartGPT-for-NinjaTrader-dev.zip" in got.headers["content-disposition"]
+    served = stack.apps["portal"].state.portal.settings.download_root
+    assert got.content == (served / "ChartGPT-for-NinjaTrader-dev.zip").read_bytes()
+    assert got.content.startswith(b"PK\x03\x04")  # a real zip archive
+    # no license of that product, an unknown one, a path trick: the plain 404
+    for path in ("/downloads/otherproduct", "/downloads/..%2Fsettings.py", "/downloads/CHARTGPT"):
+        assert (await client.get(path)).status_code == 404, path
+    # signed out: sign in first, and come back here
+    anonymous = stack.browser()
+    away = await anonymous.get("/downloads/chartgpt")
+    assert away.status_code == 303 and away.headers["location"].startswith("/sign-in")

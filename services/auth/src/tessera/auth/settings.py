@@ -47,7 +47,14 @@ class AuthSettings(DatabaseSettings):
     link_ttl_seconds: int = Field(default=600, ge=1, le=600)
     code_max_attempts: int = Field(default=5, ge=1, le=20)
     # `next` after sign-in: relative paths starting with one of these prefixes.
-    next_path_prefixes: list[str] = ["/account", "/licenses", "/orders", "/device", "/admin"]
+    next_path_prefixes: list[str] = [
+        "/account",
+        "/licenses",
+        "/downloads",
+        "/orders",
+        "/device",
+        "/admin",
+    ]
 
     # --- sessions ------------------------------------------------------------------------
     session_idle_seconds: int = Field(default=3 * 24 * 3600, ge=60)

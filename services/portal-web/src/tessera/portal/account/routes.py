@@ -74,15 +74,17 @@ async def licenses(
     request: Request, portal: PortalDep, viewer: ViewerDep, done: Done = None
 ) -> Response:
     caller = viewer.caller
-    found, orders = await asyncio.gather(
+    found, orders, names = await asyncio.gather(
         viewer.call(lambda t: portal.licensing.my_licenses(caller, t)),
         viewer.call(lambda t: portal.billing.my_orders(caller, t)),
+        portal.names.refresh(portal.billing, caller),
     )
     return render(
         request,
         "account/licenses.html",
         licenses=found,
         orders=orders[:3],
+        names=names,
         explain=explain,
         notice=notice(done),
     )
@@ -108,8 +110,11 @@ async def remove_machine(
 @router.get("/orders")
 async def orders(request: Request, portal: PortalDep, viewer: ViewerDep) -> Response:
     caller = viewer.caller
-    found = await viewer.call(lambda t: portal.billing.my_orders(caller, t))
-    return render(request, "account/orders.html", orders=found, portal_error=None)
+    found, names = await asyncio.gather(
+        viewer.call(lambda t: portal.billing.my_orders(caller, t)),
+        portal.names.refresh(portal.billing, caller),
+    )
+    return render(request, "account/orders.html", orders=found, names=names, portal_error=None)
 
 
 @router.post("/orders/billing-portal", dependencies=[PostLimit])
@@ -126,6 +131,7 @@ async def billing_portal(request: Request, portal: PortalDep, viewer: ViewerDep)
             "account/orders.html",
             status_code=409,
             orders=found,
+            names=await portal.names.refresh(portal.billing, caller),
             portal_error="Stripe's billing page is not available for this account; "
             "your receipts are listed here.",
         )

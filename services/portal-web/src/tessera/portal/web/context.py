@@ -10,6 +10,7 @@ import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from tessera.portal.catalog.names import Names
 from tessera.portal.settings import PortalSettings
 from tessera.portal.upstream.auth import AuthClient
 from tessera.portal.upstream.base import Upstream
@@ -33,6 +34,7 @@ class Portal:
     redis: Redis | None = None
     limiter: RateLimiter | None = None
     keys: Keys = field(default_factory=lambda: Keys("tessera:portal:"))
+    names: Names = field(default_factory=lambda: Names("ChartGPT"))
 
     @classmethod
     def of(cls, settings: PortalSettings, secure: bool, issuer: str, audience: str) -> Portal:
@@ -55,6 +57,7 @@ class Portal:
                 audience=audience,
             ),
             issuer=issuer,
+            names=Names(settings.product_name),
         )
 
     def store(self) -> Redis:
