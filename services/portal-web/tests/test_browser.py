@@ -312,3 +312,40 @@ async def test_the_customer_and_admin_journey_in_chromium(
     await admin_ctx.close()
     assert watch.errors == []
     assert watch.foreign == []
+
+
+NET_CELLS = """() => [...document.querySelectorAll("main table")].flatMap((table) => {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  const net = heads.indexOf("Net");
+  if (net < 0) return [];
+  const wrapper = table.closest(".table") || table.parentElement;
+  return [...table.tBodies[0].rows].filter((row) => row.cells.length > net).map((row) => {
+    const rect = row.cells[net].getBoundingClientRect();
+    return {text: row.cells[net].textContent.trim(), left: rect.left, right: rect.right,
+            width: window.innerWidth,
+            hiddenInWrapper: wrapper.scrollWidth > wrapper.clientWidth};
+  });
+})"""
+
+
+async def test_revenue_tables_show_the_net_column_on_a_phone(stack: Any, chromium: Browser) -> None:
+    watch = Watch({urlsplit(stack.portal_url).netloc})
+    await stack.buy(ADMIN)
+    await stack.mailbox.wait_for(ADMIN, "Welcome to")
+    context, admin = await new_page(chromium, watch, viewport="phone")
+    await sign_in_by_form(admin, stack, ADMIN, 1)
+    await admin.goto(stack.portal_url + "/admin/revenue")
+    await admin.locator("svg.chart rect.bar").first.wait_for(state="attached")
+    cells = await admin.evaluate(NET_CELLS)
+    assert len(cells) >= 2, cells  # the totals and at least one day
+    for cell in cells:
+        assert cell["text"] == "149.00 USD", cell
+        assert 0 <= cell["left"] and cell["right"] <= cell["width"], cell
+        assert not cell["hiddenInWrapper"], cell
+    overflow = await admin.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    await shoot(admin, "admin-revenue", "phone")
+    await context.close()
+    assert watch.errors == [] and watch.foreign == []
