@@ -340,7 +340,7 @@ async def test_revenue_tables_show_the_net_column_on_a_phone(stack: Any, chromiu
     assert len(cells) >= 2, cells  # the totals and at least one day
     for cell in cells:
         assert cell["text"] == "149.00 USD", cell
-        assert 0 <= cell["left"] and cell["right"] <= cell["width"], cell
+        assert cell["left"] >= 0 and cell["right"] <= cell["width"], cell
         assert not cell["hiddenInWrapper"], cell
     overflow = await admin.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
