@@ -311,3 +311,13 @@ async def test_a_suspended_license_downloads_nothing(stack: Any) -> None:
     listing = await customer.get("/downloads")
     assert "Downloads are for holders of an active license" in listing.text
     assert 'href="/downloads/chartgpt"' not in listing.text
+
+
+async def test_the_revenue_page_takes_only_dates(stack: Any) -> None:
+    admin, _ = await buyer(stack, ADMIN)
+    for value in ("0", "0.5", "1700000000", "2026-01-31T00:00:00Z"):
+        page = await admin.get("/admin/revenue", params={"end": value})
+        assert page.status_code == 400, (value, page.text[:300])
+        assert "1969" not in page.text and "1970" not in page.text
+    good = await admin.get("/admin/revenue", params={"start": "2026-01-01", "end": "2026-01-31"})
+    assert good.status_code == 200 and "No orders in this period." in good.text
