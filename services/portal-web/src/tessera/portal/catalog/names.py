@@ -17,6 +17,7 @@ from tessera.portal.upstream.billing import BillingClient, CatalogItem, fetch_ca
 
 log = logging.getLogger("tessera.portal.catalog")
 CATALOG_SECONDS = 300.0
+RETRY_SECONDS = 30.0
 
 
 def from_slug(slug: str) -> str:
@@ -39,8 +40,11 @@ class Names:
             return self
         try:
             self.items = await fetch_catalog(billing, caller)
-        except UpstreamError as error:
-            log.warning("portal.catalog.unavailable", extra={"status": error.status})
+        except (UpstreamError, ValueError) as error:  # down, or an answer of another shape
+            log.warning("portal.catalog.unavailable", extra={"error": type(error).__name__})
+            # Keep what is known, and ask again sooner than a full period.
+            self.fetched_at = time.monotonic() - CATALOG_SECONDS + RETRY_SECONDS
+            return self
         self.fetched_at = time.monotonic()
         return self
 
