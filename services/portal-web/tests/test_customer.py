@@ -377,7 +377,8 @@ async def test_a_license_holder_downloads_the_app_and_no_one_else_does(stack: An
     assert got.status_code == 200
     assert got.headers["content-disposition"].startswith("attachment;")
     assert "ChartGPT-for-NinjaTrader-dev.zip" in got.headers["content-disposition"]
-    served = stack.apps["portal"].state.portal.settings.download_root
+    served = stack.apps["portal"].state.portal.downloads_root
+    assert served is not None
     assert got.content == (served / "ChartGPT-for-NinjaTrader-dev.zip").read_bytes()
     assert got.content.startswith(b"PK\x03\x04")  # a real zip archive
     # no license of that product, an unknown one, a path trick: the plain 404

@@ -266,3 +266,16 @@ async def test_names_fall_back_to_readable_words_when_billing_is_down() -> None:
         CatalogItem(sku="new", name="New name", product="chartgpt", policy="p", active=True),
     ]
     assert names.plan("p") == "New name" and names.sku("old") == "Old name"
+
+
+def test_production_never_serves_the_dev_download(tmp_path: Any) -> None:
+    from tessera.portal.settings import DEV_DOWNLOADS_DIR
+    from tessera.shared.settings import Environment
+
+    unset = PortalSettings()
+    assert unset.download_root(Environment.PRODUCTION) is None
+    assert unset.download_root(Environment.TEST) == DEV_DOWNLOADS_DIR
+    assert (DEV_DOWNLOADS_DIR / unset.downloads["chartgpt"]).is_file()
+    chosen = PortalSettings(downloads_dir=tmp_path)
+    assert chosen.download_root(Environment.PRODUCTION) == tmp_path
+    assert PortalSettings(downloads_dir="").downloads_dir is None  # an empty env value

@@ -91,6 +91,7 @@ def create_app(
             extra_checks=lambda _: upstream_checks(portal_settings),
         )
     )
+    portal.downloads_root = portal_settings.download_root(infra.env)
     app.state.portal = portal
     app.mount("/static", Static(directory=STATIC), name="static")
     install_page_handlers(app)

@@ -55,9 +55,12 @@ class PortalSettings(ServiceSettings):
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value
 
-    @property
-    def download_root(self) -> Path:
-        return self.downloads_dir or DEV_DOWNLOADS_DIR
+    def download_root(self, env: Environment) -> Path | None:
+        """Where download files are read from. Production never serves the dev archive: with
+        no directory set there, only the https:// URLs of `downloads` work."""
+        if self.downloads_dir is not None:
+            return self.downloads_dir
+        return None if env == Environment.PRODUCTION else DEV_DOWNLOADS_DIR
 
     def secure_cookies(self, env: Environment) -> bool:
         if self.cookie_secure is not None:

@@ -40,11 +40,21 @@ async def licensed_products(portal: Portal, viewer: Viewer) -> set[str]:
 
 def file_of(portal: Portal, target: str) -> Path | None:
     """The configured file, if it is a plain name inside the downloads directory."""
-    root = portal.settings.download_root.resolve()
+    if target.startswith("https://"):
+        return None
+    if portal.downloads_root is None:
+        return None
+    root = portal.downloads_root.resolve()
     path = (root / target).resolve()
     if path.parent != root or not path.is_file():
         return None
     return path
+
+
+def available(portal: Portal, target: str | None) -> bool:
+    if target is None:
+        return False
+    return target.startswith("https://") or file_of(portal, target) is not None
 
 
 @router.get("/downloads")
@@ -55,7 +65,7 @@ async def downloads(request: Request, portal: PortalDep, viewer: ViewerDep) -> R
         {
             "product": product,
             "name": names.product(product),
-            "available": product in portal.settings.downloads,
+            "available": available(portal, portal.settings.downloads.get(product)),
             "file": Path(portal.settings.downloads.get(product, "")).name,
         }
         for product in sorted(owned)

@@ -4,6 +4,7 @@ verifier. Routes reach it with `PortalDep`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -35,6 +36,8 @@ class Portal:
     limiter: RateLimiter | None = None
     keys: Keys = field(default_factory=lambda: Keys("tessera:portal:"))
     names: Names = field(default_factory=lambda: Names("ChartGPT"))
+    # The directory download files are served from (None: files are not served).
+    downloads_root: Path | None = None
 
     @classmethod
     def of(cls, settings: PortalSettings, secure: bool, issuer: str, audience: str) -> Portal:
