@@ -183,6 +183,13 @@ async def test_the_customer_and_admin_journey_in_chromium(
     await page.goto(stack.portal_url + "/orders")
     await page.get_by_role("link", name=re.compile("Receipt")).first.wait_for()
     await shoot(page, "orders")
+    await page.goto(stack.portal_url + "/downloads")
+    async with page.expect_download() as pending:
+        await page.get_by_role("link", name="Download ChartGPT").click()
+    download = await pending.value
+    assert download.suggested_filename == "ChartGPT-for-NinjaTrader-dev.zip"
+    assert (await download.path()).read_bytes().startswith(b"PK\x03\x04")
+    await shoot(page, "downloads")
     await page.goto(stack.portal_url + "/account/sessions")
     await page.get_by_text("This browser", exact=True).wait_for()
     await shoot(page, "sessions")
@@ -289,6 +296,7 @@ async def test_the_customer_and_admin_journey_in_chromium(
         (anonymous, "/sign-in/code", "code"),
         (page, "/licenses", "licenses"),
         (page, "/orders", "orders"),
+        (page, "/downloads", "downloads"),
         (page, "/account/sessions", "sessions"),
         (page, "/device", "device-entry"),
         (admin, f"/admin?q={email}", "admin-search"),
