@@ -4,6 +4,7 @@ approval done as the portal's page does it, and refresh-token rotation."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -269,3 +270,49 @@ async def test_malformed_token_requests_get_oauth_errors(harness: Any) -> None:
         "invalid_request",
     ]
     assert all(a.status_code == 400 and a.headers["cache-control"] == "no-store" for a in answers)
+
+
+async def test_only_a_recent_browser_sign_in_approves_a_device(harness: Any) -> None:
+    async with harness(device_approval_max_age_seconds=600) as h:
+        # A desktop signed in by a device grant holds a perfectly valid access token ...
+        _, tokens, _ = await signed_in_desktop(h)
+        device_token = tokens["access_token"]
+        assert (await h.client.get("/v1/sessions", headers=bearer(device_token))).status_code == 200
+        # ... which can neither look up nor approve another device's code.
+        grant = await Desktop(h.client_from("198.51.100.9")).authorize()
+        entry = {"user_code": grant["user_code"]}
+        by_device = [
+            await h.client.post("/v1/device/lookup", json=entry, headers=bearer(device_token)),
+            await h.client.post(
+                "/v1/device/approve",
+                json={**entry, "decision": "approve"},
+                headers=bearer(device_token),
+            ),
+        ]
+        for answer in by_device:
+            assert answer.status_code == 403, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["type"].endswith("browser-session-required")
+        # A browser session signed in longer ago than the limit is asked to sign in again.
+        _, email = await h.user()
+        stale_token, stale = await h.signed_in_token(email)
+        key = h.auth.keys("sess", h.auth.hasher("session", stale["session_id"]))
+        await h.auth.redis.hset(key, "created_at", repr(time.time() - 601))
+        by_stale = await h.client.post(
+            "/v1/device/approve", json={**entry, "decision": "approve"}, headers=bearer(stale_token)
+        )
+        assert by_stale.status_code == 403, by_stale.text
+        assert by_stale.json()["type"].endswith("reauthentication-required")
+        assert by_stale.json()["max_age"] == 600
+        # Nothing was approved: the new desktop is still waiting.
+        await asyncio.sleep(grant["interval"] + 0.05)
+        waiting = await error_of(Desktop(h.client).poll(grant["device_code"]))
+        assert waiting == "authorization_pending"
+        # A fresh browser sign-in approves.
+        fresh_token, _ = await h.signed_in_token(email)
+        by_fresh = await h.client.post(
+            "/v1/device/approve", json={**entry, "decision": "approve"}, headers=bearer(fresh_token)
+        )
+        assert by_fresh.status_code == 200, by_fresh.text
+        await asyncio.sleep(grant["interval"] + 0.05)
+        assert (await Desktop(h.client).poll(grant["device_code"]))["refresh_token"]

@@ -126,7 +126,9 @@ async def test_an_admin_disables_a_user_over_http(harness: Any) -> None:
         victim_id, victim = await h.user()
         victim_session = await h.sign_in(victim)
         disabled = await h.client.post(
-            f"/v1/admin/users/{victim_id}/disable", headers=bearer(admin_token)
+            f"/v1/admin/users/{victim_id}/disable",
+            headers=bearer(admin_token),
+            json={"reason": "chargeback fraud"},
         )
         exchange = await h.client.post(
             "/v1/sessions/token", json={"session_id": victim_session["session_id"]}
@@ -138,6 +140,55 @@ async def test_an_admin_disables_a_user_over_http(harness: Any) -> None:
     assert exchange.status_code == 401
     [entry] = audit.json()["entries"]
     assert entry["user_id"] == str(victim_id) and entry["ip"] == "127.0.0.1"
+    assert entry["detail"]["reason"] == "chargeback fraud"
+
+
+async def test_disabling_or_enabling_without_a_reason_changes_nothing(harness: Any) -> None:
+    async with harness(bootstrap_admins=["root@example.com"]) as h:
+        await h.user("root@example.com")
+        admin_token, _ = await h.signed_in_token("root@example.com")
+        victim_id, victim = await h.user()
+        victim_session = await h.sign_in(victim)
+        bodies: list[dict[str, Any]] = [{}, {"json": {}}, {"json": {"reason": ""}}]
+        bodies.append({"json": {"reason": "  "}})
+        answers = [
+            await h.client.post(
+                f"/v1/admin/users/{victim_id}/disable", headers=bearer(admin_token), **body
+            )
+            for body in bodies
+        ]
+        exchange = await h.client.post(
+            "/v1/sessions/token", json={"session_id": victim_session["session_id"]}
+        )
+        audit = await h.client.get(
+            "/v1/admin/audit", params={"action": "user.disabled"}, headers=bearer(admin_token)
+        )
+        enable = await h.client.post(
+            f"/v1/admin/users/{victim_id}/enable", headers=bearer(admin_token), json={}
+        )
+    for answer in [*answers, enable]:
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert exchange.status_code == 200  # still signed in
+    assert audit.json()["entries"] == []
+
+
+async def test_the_audit_cursor_takes_only_a_date_time(harness: Any) -> None:
+    async with harness(bootstrap_admins=["root@example.com"]) as h:
+        await h.user("root@example.com")
+        token, _ = await h.signed_in_token("root@example.com")
+        bad = [
+            await h.client.get("/v1/admin/audit", params={"before": value}, headers=bearer(token))
+            for value in ("0.5", "0", "1700000000", "yesterday", "2026-01-31", "2026-01-31T10:00")
+        ]
+        good = await h.client.get(
+            "/v1/admin/audit", params={"before": "2999-01-31T10:00:00Z"}, headers=bearer(token)
+        )
+    for answer in bad:
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["errors"][0]["loc"] == ["query", "before"]
+    assert good.status_code == 200 and good.json()["entries"]
 
 
 async def test_dev_secrets_are_refused_in_production(database_url: str) -> None:

@@ -148,3 +148,28 @@ def test_csv_cells_cannot_smuggle_spreadsheet_formulas() -> None:
 
     text = csv_text(["email"], [['=HYPERLINK("http://evil")'], ["plain@example.com"]])
     assert "'=HYPERLINK" in text
+
+
+async def test_revenue_dates_must_be_dates_as_the_openapi_says(billing: Any) -> None:
+    admin = bearer(billing.token(role="admin"))
+    for query in ("end=0", "start=0", "end=1700000000", "end=0.5", "start=2026-1-1",
+                  "end=2026-01-31T00:00:00Z", "end=tomorrow"):  # fmt: skip
+        answer = await billing.client.get(f"/v1/admin/revenue?{query}", headers=admin)
+        assert answer.status_code == 422, (query, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["errors"][0]["loc"][0] == "query"
+    good = await billing.client.get(
+        "/v1/admin/revenue?start=2026-01-01&end=2026-01-31", headers=admin
+    )
+    assert good.status_code == 200 and good.json()["start"] == "2026-01-01"
+
+
+async def test_the_catalog_is_public_with_names_and_prices(billing: Any) -> None:
+    answer = await billing.client.get("/v1/catalog")
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "public, max-age=300"
+    [item] = [i for i in answer.json() if i["sku"] == "chartgpt-lifetime"]
+    assert item["name"] == "ChartGPT — lifetime license"
+    assert item["policy"] == "chartgpt-lifetime" and item["product"] == "chartgpt"
+    assert item["unit_amount"] > 0 and item["currency"] == "usd" and item["active"] is True
+    assert "stripe_price_id" not in item

@@ -137,6 +137,12 @@ async def test_an_admin_searches_grants_changes_and_every_action_is_audited(
         headers=admin,
     )
     assert extended.json()["expires_at"].startswith("2030-01-01")
+    for bad in (0, 1893456000, "0.5", "2030-01-01", "2030-01-01T00:00:00", "soon"):
+        refused_date = await harness.http.post(
+            f"{base}/extend", json={"expires_at": bad, "reason": "goodwill"}, headers=admin
+        )
+        assert refused_date.status_code == 422, (bad, refused_date.text)
+        assert refused_date.headers["content-type"] == "application/problem+json"
     assert (
         await harness.http.post(f"{base}/revoke", json={"reason": "chargeback"}, headers=admin)
     ).json()["status"] == "revoked"

@@ -135,7 +135,7 @@ async def test_grant_seed_resend_and_disable_go_through_the_owning_services(
     # disable: the customer's session ends at the next page
     disable = re.search(r'href="(/admin/confirm\?action=disable-user[^"]+)"', page)
     assert disable
-    assert (await confirm_and_do(admin, disable.group(1))).status_code == 303
+    assert (await confirm_and_do(admin, disable.group(1), reason="abuse")).status_code == 303
     gone = await customer.get("/licenses")
     assert gone.status_code == 303 and gone.headers["location"] == "/sign-in?next=%2Flicenses"
     page = (await admin.get(path)).text
@@ -214,3 +214,115 @@ async def test_an_admin_action_without_csrf_or_confirmation_fields_changes_nothi
     )
     assert tried.status_code == 404
     assert "status-active" in (await customer.get("/licenses")).text
+
+
+async def test_the_confirmation_page_names_its_target_from_the_ids_alone(stack: Any) -> None:
+    customer, email = await buyer(stack)
+    other, other_email = await buyer(stack)
+    admin, _ = await buyer(stack, ADMIN)
+    key_match = KEY.search(await stack.licenses(customer))
+    other_key = KEY.search(await stack.licenses(other))
+    assert key_match and other_key
+    path, page = await account_page(admin, email)
+    revoke = re.search(r'href="(/admin/confirm\?action=revoke[^"]+)"', page)
+    assert revoke
+    href = revoke.group(1).replace("&amp;", "&")
+    crafted = await admin.get(href + "&label=ATTACKER-CHOSEN+TEXT")
+    assert crafted.status_code == 200
+    assert "ATTACKER-CHOSEN" not in crafted.text
+    target = re.search(r'<strong id="target">([^<]+)</strong>', crafted.text)
+    assert target and key_match.group(1) in target.group(1) and email in target.group(1)
+    # another customer's license under this account's id: refused, not described
+    _, other_page = await account_page(admin, other_email)
+    other_license = re.search(r"license_id=([0-9a-f\-]{36})", other_page)
+    assert other_license
+    mixed = await admin.get(
+        "/admin/confirm",
+        params={"action": "revoke", "account_id": path[16:], "license_id": other_license.group(1)},
+    )
+    assert mixed.status_code == 404 and other_key.group(1) not in mixed.text
+    # an email in the URL is not shown either: the resend page names the account's own
+    resend = await admin.get(
+        "/admin/confirm",
+        params={"action": "resend-link", "account_id": path[16:], "email": "evil@example.net"},
+    )
+    assert resend.status_code == 200 and "evil@example.net" not in resend.text
+    assert f'name="email" value="{email}"' in resend.text
+
+
+async def test_every_destructive_action_needs_a_reason_and_disabling_keeps_it(
+    stack: Any,
+) -> None:
+    customer, email = await buyer(stack)
+    admin, _ = await buyer(stack, ADMIN)
+    path, page = await account_page(admin, email)
+    disable = re.search(r'href="(/admin/confirm\?action=disable-user[^"]+)"', page)
+    assert disable
+    form = await admin.get(disable.group(1).replace("&amp;", "&"))
+    assert '<textarea id="reason" name="reason" required' in form.text
+    for reason in ("", "   "):
+        refused = await confirm_and_do(admin, disable.group(1), reason=reason)
+        assert refused.status_code == 400 and "A reason is required" in refused.text
+    assert (await customer.get("/licenses")).status_code == 200  # still signed in
+    page = (await admin.get(path)).text
+    assert "Disable user" in page and "user.disabled" not in page
+    done = await confirm_and_do(admin, disable.group(1), reason="card testing from this account")
+    assert done.status_code == 303
+    page = (await admin.get(path)).text
+    assert "user.disabled" in page and "card testing from this account" in page
+    license_id = re.search(r"license_id=([0-9a-f\-]{36})", page)
+    assert license_id
+    for verb in ("suspend", "revoke", "reset-activations"):
+        bare = await admin.post(
+            f"/admin/actions/{verb}",
+            data={"license_id": license_id.group(1), "csrf": csrf_of(page), "reason": " "},
+        )
+        assert bare.status_code == 400, verb
+    assert "status-active" in (await admin.get(path)).text
+
+
+async def test_admin_paths_answer_404_to_anyone_but_an_admin_before_any_csrf_check(
+    stack: Any,
+) -> None:
+    customer, _ = await buyer(stack)
+    anonymous = stack.browser()
+    probes = (
+        ("GET", "/admin"),
+        ("GET", "/admin/confirm?action=revoke"),
+        ("GET", "/admin/revenue"),
+        ("POST", "/admin/actions/revoke"),
+        ("POST", "/admin/actions/no-such-action"),
+        ("POST", "/admin"),  # a path served only for GET: not a 405 either
+        ("POST", "/admin/webhooks"),
+    )
+    for who, client in (("anonymous", anonymous), ("customer", customer)):
+        for method, url in probes:
+            answer = await client.request(method, url, data={"reason": "x"})
+            assert answer.status_code == 404, (who, method, url, answer.status_code)
+            assert "expired" not in answer.text and "Not allowed" not in answer.text
+            assert "Page not found" in answer.text
+
+
+async def test_a_suspended_license_downloads_nothing(stack: Any) -> None:
+    customer, email = await buyer(stack)
+    admin, _ = await buyer(stack, ADMIN)
+    await stack.licenses(customer)
+    assert (await customer.get("/downloads/chartgpt")).status_code == 200
+    _, page = await account_page(admin, email)
+    suspend = re.search(r'href="(/admin/confirm\?action=suspend[^"]+)"', page)
+    assert suspend
+    assert (await confirm_and_do(admin, suspend.group(1), reason="fraud")).status_code == 303
+    assert (await customer.get("/downloads/chartgpt")).status_code == 404
+    listing = await customer.get("/downloads")
+    assert "Downloads are for holders of an active license" in listing.text
+    assert 'href="/downloads/chartgpt"' not in listing.text
+
+
+async def test_the_revenue_page_takes_only_dates(stack: Any) -> None:
+    admin, _ = await buyer(stack, ADMIN)
+    for value in ("0", "0.5", "1700000000", "2026-01-31T00:00:00Z"):
+        page = await admin.get("/admin/revenue", params={"end": value})
+        assert page.status_code == 400, (value, page.text[:300])
+        assert "1969" not in page.text and "1970" not in page.text
+    good = await admin.get("/admin/revenue", params={"start": "2026-01-01", "end": "2026-01-31"})
+    assert good.status_code == 200 and "No orders in this period." in good.text

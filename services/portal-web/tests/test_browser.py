@@ -188,6 +188,13 @@ async def test_the_customer_and_admin_journey_in_chromium(
     await page.goto(stack.portal_url + "/orders")
     await page.get_by_role("link", name=re.compile("Receipt")).first.wait_for()
     await shoot(page, "orders")
+    await page.goto(stack.portal_url + "/downloads")
+    async with page.expect_download() as pending:
+        await page.get_by_role("link", name="Download ChartGPT").click()
+    download = await pending.value
+    assert download.suggested_filename == "ChartGPT-for-NinjaTrader-dev.zip"
+    assert (await download.path()).read_bytes().startswith(b"PK\x03\x04")
+    await shoot(page, "downloads")
     await page.goto(stack.portal_url + "/account/sessions")
     await page.get_by_text("This browser", exact=True).wait_for()
     await shoot(page, "sessions")
@@ -298,6 +305,7 @@ async def test_the_customer_and_admin_journey_in_chromium(
         (anonymous, "/sign-in/code", "code"),
         (page, "/licenses", "licenses"),
         (page, "/orders", "orders"),
+        (page, "/downloads", "downloads"),
         (page, "/account/sessions", "sessions"),
         (page, "/device", "device-entry"),
         (admin, f"/admin?q={email}", "admin-search"),
@@ -321,3 +329,40 @@ async def test_the_customer_and_admin_journey_in_chromium(
     await admin_ctx.close()
     assert watch.errors == []
     assert watch.foreign == []
+
+
+NET_CELLS = """() => [...document.querySelectorAll("main table")].flatMap((table) => {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  const net = heads.indexOf("Net");
+  if (net < 0) return [];
+  const wrapper = table.closest(".table") || table.parentElement;
+  return [...table.tBodies[0].rows].filter((row) => row.cells.length > net).map((row) => {
+    const rect = row.cells[net].getBoundingClientRect();
+    return {text: row.cells[net].textContent.trim(), left: rect.left, right: rect.right,
+            width: window.innerWidth,
+            hiddenInWrapper: wrapper.scrollWidth > wrapper.clientWidth};
+  });
+})"""
+
+
+async def test_revenue_tables_show_the_net_column_on_a_phone(stack: Any, chromium: Browser) -> None:
+    watch = Watch({urlsplit(stack.portal_url).netloc})
+    await stack.buy(ADMIN)
+    await stack.mailbox.wait_for(ADMIN, "Welcome to")
+    context, admin = await new_page(chromium, watch, viewport="phone")
+    await sign_in_by_form(admin, stack, ADMIN, 1)
+    await admin.goto(stack.portal_url + "/admin/revenue")
+    await admin.locator("svg.chart rect.bar").first.wait_for(state="attached")
+    cells = await admin.evaluate(NET_CELLS)
+    assert len(cells) >= 2, cells  # the totals and at least one day
+    for cell in cells:
+        assert cell["text"] == "149.00 USD", cell
+        assert cell["left"] >= 0 and cell["right"] <= cell["width"], cell
+        assert not cell["hiddenInWrapper"], cell
+    overflow = await admin.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    await shoot(admin, "admin-revenue", "phone")
+    await context.close()
+    assert watch.errors == [] and watch.foreign == []

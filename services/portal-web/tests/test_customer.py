@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def new_email() -> str:
     return f"buyer-{secrets.token_hex(4)}@example.com"
 
 
+LINK = re.compile(r"/sign-in/link\?token=([A-Za-z0-9_\-]+)")
 KEY = re.compile(r'<code class="key" id="key-[^"]+">([0-9A-Z\-]{29})</code>')
 
 
@@ -279,3 +281,119 @@ async def test_a_refunded_license_says_why(stack: Any) -> None:
     assert "This license was revoked: the order was refunded." in page
     orders = await client.get("/orders")
     assert "refunded 149.00 USD" in orders.text
+
+
+async def test_approving_a_desktop_needs_a_recent_browser_sign_in(stack: Any) -> None:
+    client, email = await signed_in_buyer(stack)
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        grant = (
+            await auth_http.post(
+                "/v1/device/authorize",
+                data={"client_id": "chartgpt-desktop", "client_version": "2.0.0"},
+            )
+        ).json()
+    # This browser signed in an hour ago (more than auth's 30 minutes for approvals).
+    auth = stack.apps["auth"].state.auth
+    old_session = client.cookies.get("tessera_session")
+    assert old_session
+    key = auth.keys("sess", auth.hasher("session", old_session))
+    assert await auth.redis.hset(key, "created_at", repr(time.time() - 3600)) == 0
+    form = await client.get("/device")
+    asked = await client.post(
+        "/device", data={"user_code": grant["user_code"], "csrf": csrf_of(form.text)}
+    )
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/sign-in?next=%2Fdevice&again=device"
+    again = await client.get(asked.headers["location"])
+    assert again.status_code == 200 and 'id="again"' in again.text
+    assert f'value="{email}"' in again.text and 'name="next" value="/device"' in again.text
+    requested = await client.post(
+        "/sign-in", data={"email": email, "next": "/device", "csrf": csrf_of(again.text)}
+    )
+    assert requested.status_code == 303
+    link = LINK.search(await stack.mailbox.wait_for(email, "Sign in to"))
+    assert link
+    done = await stack.land(client, link.group(0))
+    assert done.headers["location"] == "/device"
+    assert client.cookies.get("tessera_session") not in (None, old_session)
+    # the replaced session is over at auth too
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        dead = await auth_http.post("/v1/sessions/token", json={"session_id": old_session})
+    assert dead.status_code == 401
+    form = await client.get("/device")
+    shown = await client.post(
+        "/device", data={"user_code": grant["user_code"], "csrf": csrf_of(form.text)}
+    )
+    assert shown.status_code == 200 and "ChartGPT for NinjaTrader" in shown.text
+    approved = await client.post(
+        "/device/decision",
+        data={"user_code": grant["user_code"], "decision": "approve", "csrf": csrf_of(shown.text)},
+    )
+    assert approved.status_code == 303 and approved.headers["location"] == "/device?done=approved"
+    await asyncio.sleep(grant["interval"] + 0.2)  # the desktop's first poll
+    async with httpx.AsyncClient(base_url=stack.auth_url) as auth_http:
+        polled = await auth_http.post(
+            "/v1/device/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "device_code": grant["device_code"],
+                "client_id": "chartgpt-desktop",
+            },
+        )
+    assert polled.status_code == 200 and polled.json()["refresh_token"], polled.text
+
+
+async def test_a_signed_in_person_sees_no_sign_in_with_a_code_footer(stack: Any) -> None:
+    anonymous = stack.browser()
+    assert "Sign in with a code" in (await anonymous.get("/sign-in")).text
+    assert 'href="/sign-in/code"' in (await anonymous.get("/no-such-page")).text
+    client, _ = await signed_in_buyer(stack)
+    for path in ("/licenses", "/orders", "/device", "/account/sessions", "/no-such-page"):
+        page = await client.get(path)
+        assert "Sign in with a code" not in page.text and "/sign-in/code" not in page.text, path
+
+
+async def test_customer_pages_name_products_and_plans_and_count_machines(
+    stack: Any, tmp_path: Path
+) -> None:
+    client, _ = await signed_in_buyer(stack)
+    page = await stack.licenses(client)
+    text = re.sub(r"<[^>]+>", " ", page)  # what the person reads, not the markup
+    assert "chartgpt-lifetime" not in text and "Entitlements" not in text
+    assert re.search(r"<dt>Plan</dt><dd>ChartGPT — lifetime license</dd>", page)
+    assert re.search(r'<h2 id="lic-[^"]+">ChartGPT <span', page)
+    assert "<dt>Machines</dt><dd>0 of 3 machines</dd>" in page and "in use" not in page
+    key = KEY.search(page)
+    assert key
+    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+        await desktop.public_keys()
+        activated = await desktop.activate("fp-" + secrets.token_hex(8), key=key.group(1))
+        assert activated.code == "VALID"
+    page = await stack.licenses(client)
+    assert "<dt>Machines</dt><dd>1 of 3 machines</dd>" in page
+    orders = await client.get("/orders")
+    assert orders.status_code == 200
+    assert '<td data-label="Item">ChartGPT — lifetime license</td>' in orders.text
+    assert "chartgpt-lifetime" not in re.sub(r"<[^>]+>", " ", orders.text)
+
+
+async def test_a_license_holder_downloads_the_app_and_no_one_else_does(stack: Any) -> None:
+    client, _ = await signed_in_buyer(stack)
+    await stack.licenses(client)
+    page = await client.get("/downloads")
+    assert page.status_code == 200 and 'href="/downloads/chartgpt"' in page.text
+    got = await client.get("/downloads/chartgpt")
+    assert got.status_code == 200
+    assert got.headers["content-disposition"].startswith("attachment;")
+    assert "ChartGPT-for-NinjaTrader-dev.zip" in got.headers["content-disposition"]
+    served = stack.apps["portal"].state.portal.downloads_root
+    assert served is not None
+    assert got.content == (served / "ChartGPT-for-NinjaTrader-dev.zip").read_bytes()
+    assert got.content.startswith(b"PK\x03\x04")  # a real zip archive
+    # no license of that product, an unknown one, a path trick: the plain 404
+    for path in ("/downloads/otherproduct", "/downloads/..%2Fsettings.py", "/downloads/CHARTGPT"):
+        assert (await client.get(path)).status_code == 404, path
+    # signed out: sign in first, and come back here
+    anonymous = stack.browser()
+    away = await anonymous.get("/downloads/chartgpt")
+    assert away.status_code == 303 and away.headers["location"].startswith("/sign-in")

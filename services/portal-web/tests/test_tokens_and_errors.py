@@ -248,3 +248,34 @@ def test_access_logs_keep_no_query_string() -> None:
     )  # fmt: skip
     assert NoQueryStrings().filter(upstream)
     assert "ABCDE" not in upstream.getMessage() and "/v1/admin/licenses" in upstream.getMessage()
+
+
+async def test_names_fall_back_to_readable_words_when_billing_is_down() -> None:
+    from tessera.portal.catalog.names import Names, from_slug
+    from tessera.portal.upstream.base import Caller, Upstream
+    from tessera.portal.upstream.billing import BillingClient, CatalogItem
+
+    async with httpx.AsyncClient(timeout=2) as http:
+        down = BillingClient(Upstream("billing", f"http://127.0.0.1:{free_port()}", http))
+        names = await Names("ChartGPT").refresh(down, Caller(ip="127.0.0.1", user_agent="t"))
+    assert names.items == []
+    assert names.plan("chartgpt-lifetime") == "Chartgpt lifetime" == from_slug("chartgpt-lifetime")
+    assert names.sku("pro-yearly") == "Pro yearly" and names.product("chartgpt") == "ChartGPT"
+    names.items = [
+        CatalogItem(sku="old", name="Old name", product="chartgpt", policy="p", active=False),
+        CatalogItem(sku="new", name="New name", product="chartgpt", policy="p", active=True),
+    ]
+    assert names.plan("p") == "New name" and names.sku("old") == "Old name"
+
+
+def test_production_never_serves_the_dev_download(tmp_path: Any) -> None:
+    from tessera.portal.settings import DEV_DOWNLOADS_DIR
+    from tessera.shared.settings import Environment
+
+    unset = PortalSettings()
+    assert unset.download_root(Environment.PRODUCTION) is None
+    assert unset.download_root(Environment.TEST) == DEV_DOWNLOADS_DIR
+    assert (DEV_DOWNLOADS_DIR / unset.downloads["chartgpt"]).is_file()
+    chosen = PortalSettings(downloads_dir=tmp_path)
+    assert chosen.download_root(Environment.PRODUCTION) == tmp_path
+    assert PortalSettings(downloads_dir="").downloads_dir is None  # an empty env value

@@ -48,7 +48,14 @@ class AuthSettings(DatabaseSettings):
     link_ttl_seconds: int = Field(default=600, ge=1, le=600)
     code_max_attempts: int = Field(default=5, ge=1, le=20)
     # `next` after sign-in: relative paths starting with one of these prefixes.
-    next_path_prefixes: list[str] = ["/account", "/licenses", "/orders", "/device", "/admin"]
+    next_path_prefixes: list[str] = [
+        "/account",
+        "/licenses",
+        "/downloads",
+        "/orders",
+        "/device",
+        "/admin",
+    ]
 
     # --- sessions ------------------------------------------------------------------------
     session_idle_seconds: int = Field(default=3 * 24 * 3600, ge=60)
@@ -60,6 +67,9 @@ class AuthSettings(DatabaseSettings):
     device_slow_down_seconds: int = Field(default=5, ge=1, le=60)
     # client_id -> the name a person sees on the approval page.
     device_clients: dict[str, str] = {"chartgpt-desktop": "ChartGPT for NinjaTrader"}
+    # Only a browser session signed in at most this many seconds ago may look up or approve
+    # a device code (an older one is asked to sign in again, like GitHub's sudo mode).
+    device_approval_max_age_seconds: int = Field(default=1800, ge=60, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(default=90 * 24 * 3600, ge=60)
     # A spent refresh token presented again within this many seconds is treated as a lost
     # response, not as theft.

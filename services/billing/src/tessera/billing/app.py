@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
 from tessera.billing.admin import routes as admin_routes
+from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.checkout import routes as checkout_routes
 from tessera.billing.checkout.stripe_gateway import StripeGateway
@@ -60,6 +61,7 @@ def create_app(
                 checkout_routes.router,
                 order_routes.router,
                 admin_routes.router,
+                catalog_routes.router,
             ),
             on_startup=(seed, start_applier),
             body_limits={"/webhooks/stripe": billing.webhook_max_bytes},

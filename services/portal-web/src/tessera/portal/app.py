@@ -14,6 +14,7 @@ from starlette.types import Scope
 from tessera.portal.account import routes as account_routes
 from tessera.portal.admin import held_orders as held_order_routes
 from tessera.portal.admin import routes as admin_routes
+from tessera.portal.downloads import routes as download_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstreams import upstream_checks
@@ -84,6 +85,7 @@ def create_app(
             routers=(
                 signin_routes.router,
                 account_routes.router,
+                download_routes.router,
                 admin_routes.router,
                 held_order_routes.router,
             ),
@@ -92,6 +94,7 @@ def create_app(
             serve_openapi=False,  # HTML pages for browsers: no API contract to publish
         )
     )
+    portal.downloads_root = portal_settings.download_root(infra.env)
     app.state.portal = portal
     app.mount("/static", Static(directory=STATIC), name="static")
     install_page_handlers(app)

@@ -6,12 +6,16 @@ when `TESSERA_ENV=production` (see `refuse_dev_secrets`).
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.shared.secret_policy import KEY, production_audit
 from tessera.shared.settings import Environment, InfraSettings, ServiceSettings, env_name
 
+# A small real archive shipped with the package, served in dev and test in place of the add-on.
+DEV_DOWNLOADS_DIR = Path(__file__).resolve().parent / "dev_downloads"
 DEV_SECRET_KEY = "dev-only-portal-secret-key-change-me-00000000"  # noqa: S105 - refused in prod
 
 
@@ -39,6 +43,25 @@ class PortalSettings(ServiceSettings):
     default_policy: str = "chartgpt-lifetime"
     default_sku: str = "chartgpt-lifetime"
     product_name: str = "ChartGPT"
+    # What `/downloads/{product}` gives a customer holding an active license of that
+    # licensing product: a file name inside `downloads_dir` (served by the portal), or an
+    # https:// URL (the portal redirects there after the license check). A product not
+    # listed has no download.
+    downloads: dict[str, str] = {"chartgpt": "ChartGPT-for-NinjaTrader-dev.zip"}
+    # Where those files are. Unset: the small dev archive shipped with the package.
+    downloads_dir: Path | None = None
+
+    @field_validator("downloads_dir", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def download_root(self, env: Environment) -> Path | None:
+        """Where download files are read from. Production never serves the dev archive: with
+        no directory set there, only the https:// URLs of `downloads` work."""
+        if self.downloads_dir is not None:
+            return self.downloads_dir
+        return None if env == Environment.PRODUCTION else DEV_DOWNLOADS_DIR
 
     def secure_cookies(self, env: Environment) -> bool:
         if self.cookie_secure is not None:

@@ -8,7 +8,12 @@ from uuid import UUID
 from tessera.auth.audit import service as audit
 from tessera.auth.context import Auth
 from tessera.auth.device import codes
-from tessera.auth.device.errors import OAuthError, UnknownUserCode
+from tessera.auth.device.errors import (
+    BrowserSessionRequired,
+    OAuthError,
+    ReauthenticationRequired,
+    UnknownUserCode,
+)
 from tessera.auth.device.schemas import DeviceAuthorization, PendingGrant, TokenResponse
 from tessera.auth.device.store import DeviceStore
 from tessera.auth.ratelimits import refuse_if_exhausted
@@ -70,6 +75,19 @@ async def authorize(
     )
 
 
+async def require_recent_browser_session(auth: Auth, principal: Principal) -> None:
+    """Only a person signed in in a browser, recently, may look up or approve a device code.
+    Any access token is not enough: one minted by a device grant (or from a browser session
+    signed in long ago and left open) must not mint a new 90-day refresh family. Auth reads
+    what stands behind the token from the session store (the token's `sid` names it)."""
+    record = await sessions.current_session(auth, principal)
+    if record.kind != "browser":
+        raise BrowserSessionRequired()
+    max_age = auth.settings.device_approval_max_age_seconds
+    if time.time() - record.created_at > max_age:
+        raise ReauthenticationRequired(max_age)
+
+
 async def _entry(auth: Auth, principal: Principal, entry: str, ip: str) -> str:
     """The hash of an entered user code, after the entry page's limits."""
     s = auth.settings
@@ -92,7 +110,7 @@ async def _wrong(auth: Auth, principal: Principal, ip: str) -> UnknownUserCode:
 
 async def lookup(auth: Auth, principal: Principal, entry: str, *, ip: str) -> PendingGrant:
     """What the approval page shows for an entered code (app, version, requesting IP)."""
-    await sessions.require_live(auth, principal)
+    await require_recent_browser_session(auth, principal)
     user_hash = await _entry(auth, principal, entry, ip)
     grant = await store(auth).pending(user_hash, time.time())
     if grant is None:
@@ -104,7 +122,7 @@ async def lookup(auth: Auth, principal: Principal, entry: str, *, ip: str) -> Pe
 
 async def decide(auth: Auth, principal: Principal, entry: str, decision: str, *, ip: str) -> None:
     """Approve or deny a pending grant (a person pressed the button); audited."""
-    await sessions.require_live(auth, principal)
+    await require_recent_browser_session(auth, principal)
     user_hash = await _entry(auth, principal, entry, ip)
     status = "approved" if decision == "approve" else "denied"
     if not await store(auth).decide(user_hash, time.time(), status, str(principal.user_id)):

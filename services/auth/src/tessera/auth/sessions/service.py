@@ -87,6 +87,17 @@ async def require_live(auth: Auth, principal: Principal) -> None:
         raise SessionInvalid()
 
 
+async def current_session(auth: Auth, principal: Principal) -> SessionRecord:
+    """The live session that stands behind a token (browser or device); `SessionInvalid`
+    if it has ended."""
+    sessions = store(auth)
+    key = await sessions.key_of(principal.user_id, principal.session_id)
+    record = await sessions.get(key) if key is not None else None
+    if record is None or record.handle != principal.session_id:
+        raise SessionInvalid()
+    return record
+
+
 async def list_sessions(auth: Auth, principal: Principal) -> list[SessionRecord]:
     return await store(auth).list_for(principal.user_id)
 

@@ -3,7 +3,6 @@ changeable here (operator CLI only)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -15,7 +14,8 @@ from tessera.auth.context import AuthDep
 from tessera.auth.requests import client_ip
 from tessera.auth.sessions import service as sessions
 from tessera.auth.users import service
-from tessera.auth.users.schemas import UserOut, UserPage
+from tessera.auth.users.schemas import ReasonBody, UserOut, UserPage
+from tessera.shared.http.params import IsoDateTime
 from tessera.shared.tokens import AdminDep, Principal
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -43,20 +43,28 @@ async def list_users(
 
 
 @router.post("/users/{user_id}/disable")
-async def disable(user_id: UUID, auth: AuthDep, principal: Admin, request: Request) -> UserOut:
+async def disable(
+    user_id: UUID, body: ReasonBody, auth: AuthDep, principal: Admin, request: Request
+) -> UserOut:
+    """Disabling needs a reason (422 without one); it is kept in the audit entry."""
     await service.disable(
         auth.pool,
         sessions.store(auth),
         user_id,
         actor_id=principal.user_id,
         ip=client_ip(request),
+        reason=body.reason,
     )
     return UserOut.of(await service.get_by_id(auth.pool, user_id))
 
 
 @router.post("/users/{user_id}/enable")
-async def enable(user_id: UUID, auth: AuthDep, principal: Admin, request: Request) -> UserOut:
-    await service.enable(auth.pool, user_id, actor_id=principal.user_id, ip=client_ip(request))
+async def enable(
+    user_id: UUID, body: ReasonBody, auth: AuthDep, principal: Admin, request: Request
+) -> UserOut:
+    await service.enable(
+        auth.pool, user_id, actor_id=principal.user_id, ip=client_ip(request), reason=body.reason
+    )
     return UserOut.of(await service.get_by_id(auth.pool, user_id))
 
 
@@ -66,7 +74,7 @@ async def read_audit(
     _: Admin,
     user_id: UUID | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    before: datetime | None = None,
+    before: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     entries = await audit.list_entries(

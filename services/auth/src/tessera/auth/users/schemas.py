@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 Role = Literal["customer", "admin"]
 
@@ -60,3 +60,14 @@ class UserOut(BaseModel):
 
 class UserPage(BaseModel):
     users: list[UserOut]
+
+
+# Leading and trailing blanks are dropped, so a reason of only spaces is refused as empty.
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ReasonBody(BaseModel):
+    """Why an admin disables (or enables) a user: kept in the audit entry."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason

@@ -122,6 +122,7 @@ async def disable(
     *,
     actor_id: UUID | None = None,
     ip: str | None = None,
+    reason: str | None = None,
 ) -> bool:
     """Disable the user: every session and device sign-in ends at once, no new one can
     start, and `auth.user.disabled.v1` is published. False if already disabled."""
@@ -130,7 +131,10 @@ async def disable(
         changed = await queries.disable(conn, user_id)
         if changed:
             await outbox.add(conn, UserDisabled(user_id=user_id, account_id=user.account_id))
-            await audit.record(conn, "user.disabled", user_id=user_id, actor_id=actor_id, ip=ip)
+            extra = {"reason": reason} if reason else {}
+            await audit.record(
+                conn, "user.disabled", user_id=user_id, actor_id=actor_id, ip=ip, **extra
+            )
     # After the commit: a sign-in racing with this either committed its session before (and
     # is deleted here) or reads the user as disabled and opens none.
     await sessions.delete_all(user_id)
@@ -138,13 +142,21 @@ async def disable(
 
 
 async def enable(
-    pool: asyncpg.Pool, user_id: UUID, *, actor_id: UUID | None = None, ip: str | None = None
+    pool: asyncpg.Pool,
+    user_id: UUID,
+    *,
+    actor_id: UUID | None = None,
+    ip: str | None = None,
+    reason: str | None = None,
 ) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         await get_by_id(conn, user_id)
         changed = await queries.enable(conn, user_id)
         if changed:
-            await audit.record(conn, "user.enabled", user_id=user_id, actor_id=actor_id, ip=ip)
+            extra = {"reason": reason} if reason else {}
+            await audit.record(
+                conn, "user.enabled", user_id=user_id, actor_id=actor_id, ip=ip, **extra
+            )
     return changed
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -27,6 +27,7 @@ from tessera.billing.orders import queries as orders
 from tessera.billing.orders.schemas import AdminOrderOut
 from tessera.billing.webhooks import queries as webhook_events
 from tessera.billing.webhooks.queries import EventSummary
+from tessera.shared.http.params import IsoDate
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import AdminDep, Principal
@@ -184,8 +185,8 @@ async def replay_webhook_event(
 async def revenue(
     admin: AdminDep,
     runtime: RuntimeDep,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
 ) -> RevenueSummary:
     await limit_admin(runtime, admin)
     today = datetime.now(UTC).date()

@@ -48,3 +48,9 @@ async def find(conn: asyncpg.Connection, sku: str) -> CatalogItem | None:
 async def list_active(conn: asyncpg.Connection) -> list[CatalogItem]:
     rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog WHERE active ORDER BY sku")  # noqa: S608
     return [CatalogItem(**dict(r)) for r in rows]
+
+
+async def list_all(conn: asyncpg.Connection) -> list[CatalogItem]:
+    """Every SKU ever sold, active or not (an old order still needs its product's name)."""
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog ORDER BY sku")  # noqa: S608
+    return [CatalogItem(**dict(r)) for r in rows]

@@ -28,3 +28,22 @@ class CatalogFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     products: list[CatalogItem]
+
+
+class PublicCatalogItem(BaseModel):
+    """What anyone may read about a SKU: its name and price, and what it licenses."""
+
+    sku: str
+    name: str
+    description: str
+    unit_amount: int
+    currency: str
+    product: str
+    policy: str
+    seats_per_unit: int
+    max_quantity: int
+    active: bool
+
+    @classmethod
+    def of(cls, item: CatalogItem) -> PublicCatalogItem:
+        return cls(**item.model_dump(exclude={"stripe_price_id"}))

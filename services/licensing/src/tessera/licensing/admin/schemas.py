@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from tessera.shared.http.params import IsoDateTime
+
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -28,8 +30,8 @@ class StatusRequest(Strict):
 
 
 class ExtendRequest(Strict):
-    # None: never expires.
-    expires_at: datetime | None
+    # None: never expires. RFC 3339 text only: a number is not read as a Unix time.
+    expires_at: IsoDateTime | None
     reason: Reason
 
 

@@ -74,15 +74,17 @@ async def licenses(
     request: Request, portal: PortalDep, viewer: ViewerDep, done: Done = None
 ) -> Response:
     caller = viewer.caller
-    found, orders = await asyncio.gather(
+    found, orders, names = await asyncio.gather(
         viewer.call(lambda t: portal.licensing.my_licenses(caller, t)),
         viewer.call(lambda t: portal.billing.my_orders(caller, t)),
+        portal.names.refresh(portal.billing, caller),
     )
     return render(
         request,
         "account/licenses.html",
         licenses=found,
         orders=orders[:3],
+        names=names,
         explain=explain,
         notice=notice(done),
     )
@@ -108,8 +110,11 @@ async def remove_machine(
 @router.get("/orders")
 async def orders(request: Request, portal: PortalDep, viewer: ViewerDep) -> Response:
     caller = viewer.caller
-    found = await viewer.call(lambda t: portal.billing.my_orders(caller, t))
-    return render(request, "account/orders.html", orders=found, portal_error=None)
+    found, names = await asyncio.gather(
+        viewer.call(lambda t: portal.billing.my_orders(caller, t)),
+        portal.names.refresh(portal.billing, caller),
+    )
+    return render(request, "account/orders.html", orders=found, names=names, portal_error=None)
 
 
 @router.post("/orders/billing-portal", dependencies=[PostLimit])
@@ -126,6 +131,7 @@ async def billing_portal(request: Request, portal: PortalDep, viewer: ViewerDep)
             "account/orders.html",
             status_code=409,
             orders=found,
+            names=await portal.names.refresh(portal.billing, caller),
             portal_error="Stripe's billing page is not available for this account; "
             "your receipts are listed here.",
         )
@@ -136,6 +142,14 @@ async def billing_portal(request: Request, portal: PortalDep, viewer: ViewerDep)
 
 
 # --- desktop sign-in (RFC 8628) -----------------------------------------------------------
+
+
+def sign_in_again(request: Request, error: UpstreamError) -> Response | None:
+    """Auth approves a device only for a recent browser sign-in: an older one is sent to
+    sign in again, and comes back to this page."""
+    if error.status == 403 and error.slug == "reauthentication-required":
+        return redirect(request, "/sign-in", next="/device", again="device")
+    return None
 
 
 @router.get("/device")
@@ -163,6 +177,8 @@ async def device_lookup(
     try:
         grant = await viewer.call(lambda t: portal.auth.device_lookup(caller, t, code))
     except UpstreamError as error:
+        if again := sign_in_again(request, error):
+            return again
         if error.status == 404:
             return render(
                 request,
@@ -190,6 +206,8 @@ async def device_decision(
     try:
         await viewer.call(lambda t: portal.auth.device_decide(caller, t, code, decision))
     except UpstreamError as error:
+        if again := sign_in_again(request, error):
+            return again
         if error.status == 404:
             return render(
                 request,

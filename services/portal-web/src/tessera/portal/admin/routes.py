@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,9 +19,12 @@ from tessera.portal.upstream.licensing import License
 from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
 from tessera.portal.web.security import new_browser_id
-from tessera.portal.web.viewer import AdminViewerDep, Viewer, mark_revoked
+from tessera.portal.web.viewer import AdminViewerDep, Viewer, admin_viewer, mark_revoked
+from tessera.shared.http.params import IsoDate
 
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_csrf)])
+# The role check runs first: anyone but an admin gets the plain 404 for every /admin path
+# and method, before CSRF (whose 403 would tell that /admin exists).
+router = APIRouter(prefix="/admin", dependencies=[Depends(admin_viewer), Depends(require_csrf)])
 
 LICENSE_KEY = re.compile(r"^[0-9A-Za-z]{5}(-?[0-9A-Za-z]{5}){4}$")
 EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,100}$")
@@ -59,9 +61,9 @@ ACTIONS: dict[str, Action] = {
         "Send a sign-in link", "The customer receives a new sign-in email.", ("email",), False
     ),
     "disable-user": Action(
-        "Disable user", "Every session ends and the user cannot sign in.", ("user_id",), False
+        "Disable user", "Every session ends and the user cannot sign in.", ("user_id",)
     ),
-    "enable-user": Action("Enable user", "The user can sign in again.", ("user_id",), False),
+    "enable-user": Action("Enable user", "The user can sign in again.", ("user_id",)),
     "replay": Action(
         "Replay webhook event", "The recorded Stripe event is applied again (idempotent).",
         ("event_id",), False,
@@ -203,39 +205,115 @@ async def audit_trail(
     return rows[:100]
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an action will hit, described from the owning services' records."""
+
+    fields: dict[str, str]
+    label: str
+    email: str = ""
+
+
+OptionalId = Annotated[UUID | None, Query()]
+
+
 @router.get("/confirm")
 async def confirm(
     request: Request,
     viewer: AdminViewerDep,
     portal: PortalDep,
     action: Short,
-    account_id: Short = "",
-    license_id: Short = "",
-    user_id: Short = "",
-    email: Short = "",
+    account_id: OptionalId = None,
+    license_id: OptionalId = None,
+    user_id: OptionalId = None,
     event_id: Short = "",
-    label: Short = "",
 ) -> Response:
+    """Only the action's name and ids are read from the URL: what the page says the action
+    will hit is looked up from those ids, so a crafted link cannot show one thing and do
+    another."""
     spec = ACTIONS.get(action)
     if spec is None:
         return unknown_action(request)
-    fields = {
-        "account_id": account_id,
-        "license_id": license_id,
-        "user_id": user_id,
-        "email": email,
-        "event_id": event_id,
-    }
+    ids = {"account_id": account_id, "license_id": license_id, "user_id": user_id}
+    target = await describe(portal, viewer, action, ids, event_id)
+    if target is None:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="Nothing to act on",
+            message="The link names something that does not exist (or not together).",
+        )
     return render(
         request,
         "admin/confirm.html",
         action=action,
         spec=spec,
-        fields={k: v for k, v in fields.items() if v},
-        label=label,
+        fields=target.fields,
+        label=target.label,
+        email=target.email,
         policy=portal.settings.default_policy,
         sku=portal.settings.default_sku,
     )
+
+
+async def account_email(portal: Portal, viewer: Viewer, account_id: UUID) -> str | None:
+    """The account's email, from billing (or, for an account billing never saw, licensing)."""
+    caller = viewer.caller
+    try:
+        detail = await viewer.call(lambda t: portal.billing.account(caller, t, account_id))
+        return detail.account.email
+    except UpstreamError as error:
+        if error.status != 404:
+            raise
+    found = await viewer.call(
+        lambda t: portal.licensing.search(caller, t, account_id=str(account_id))
+    )
+    return found[0].email if found else None
+
+
+async def describe(
+    portal: Portal, viewer: Viewer, action: str, ids: dict[str, UUID | None], event_id: str
+) -> Target | None:
+    """The target of an action, from its ids alone; None when they name nothing (or things
+    that do not belong together)."""
+    caller = viewer.caller
+    need = set(ACTIONS[action].needs)
+    if action == "seed":  # starts from nothing: the admin types the email on the form
+        return Target({}, "")
+    if "event_id" in need:
+        if not EVENT_ID.match(event_id):
+            return None
+        return Target({"event_id": event_id}, f"Stripe event {event_id}")
+    account_id = ids["account_id"]
+    if account_id is None:
+        return None
+    email = await account_email(portal, viewer, account_id)
+    if email is None:
+        return None
+    fields = {"account_id": str(account_id)}
+    if "license_id" in need:
+        license_id = ids["license_id"]
+        licenses = await viewer.call(
+            lambda t: portal.licensing.search(caller, t, account_id=str(account_id))
+        )
+        lic = next((x for x in licenses if x.id == license_id), None)
+        if lic is None:
+            return None
+        fields["license_id"] = str(lic.id)
+        return Target(fields, f"{lic.product} license {lic.key} of {lic.email} ({lic.status})")
+    if "user_id" in need:
+        users = await viewer.call(lambda t: portal.auth.users(caller, t, email))
+        user = next(
+            (u for u in users if u.id == ids["user_id"] and u.account_id == account_id), None
+        )
+        if user is None:
+            return None
+        fields["user_id"] = str(user.id)
+        state = "disabled" if user.disabled else "enabled"
+        return Target(fields, f"User {user.email} ({user.role}, sign-in {state})")
+    fields["email"] = email
+    return Target(fields, email, email)
 
 
 def unknown_action(request: Request) -> Response:
@@ -298,7 +376,7 @@ async def act(
         elif action in ("disable-user", "enable-user"):
             uid = UUID(user_id)
             await viewer.call(
-                lambda t: portal.auth.set_disabled(caller, t, uid, action == "disable-user")
+                lambda t: portal.auth.set_disabled(caller, t, uid, action == "disable-user", reason)
             )
             if action == "disable-user":
                 await mark_revoked(portal, user_id=str(uid))
@@ -362,8 +440,8 @@ async def revenue(
     request: Request,
     portal: PortalDep,
     viewer: AdminViewerDep,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
 ) -> Response:
     caller = viewer.caller
     summary = await viewer.call(lambda t: portal.billing.revenue(caller, t, start, end))

@@ -55,10 +55,20 @@ async def sign_in_form(
     request: Request,
     viewer: MaybeViewerDep,
     next: Annotated[str | None, Query(max_length=200)] = None,
+    again: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    if viewer is not None:
+    if viewer is not None and again != "device":
         return redirect(request, safe_next(next) or DEFAULT_NEXT)
-    return render(request, "signin/email.html", next=safe_next(next) or "", error=None)
+    # `again=device`: signed in, but too long ago to approve a desktop sign-in (a fixed
+    # message, never text from the URL).
+    return render(
+        request,
+        "signin/email.html",
+        next=safe_next(next) or "",
+        error=None,
+        again=again == "device" and viewer is not None,
+        email=viewer.email if viewer else "",
+    )
 
 
 @router.post("/sign-in", dependencies=[SignInLimit])
@@ -164,6 +174,15 @@ async def code_sign_in(
 
 
 async def signed_in(request: Request, portal: PortalDep, signed: SignedIn) -> Response:
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous and previous != signed.session_id:
+        # Signing in again (to approve a desktop, say) replaces this browser's old session.
+        await forget(portal, previous)
+        try:
+            await portal.auth.sign_out(caller_of(request), previous)
+        except UpstreamError as error:
+            if error.status not in (400, 422):
+                raise
     seconds = int((signed.expires_at - datetime.now(UTC)).total_seconds())
     await remember_email(portal, signed.session_id, signed.user.email, seconds)
     response = redirect(request, safe_next(signed.next) or DEFAULT_NEXT)

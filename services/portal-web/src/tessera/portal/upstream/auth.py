@@ -153,10 +153,16 @@ class AuthClient:
         )
         return [User.model_validate(u) for u in response.json()["users"]]
 
-    async def set_disabled(self, caller: Caller, token: str, user_id: UUID, disabled: bool) -> User:
+    async def set_disabled(
+        self, caller: Caller, token: str, user_id: UUID, disabled: bool, reason: str
+    ) -> User:
         verb = "disable" if disabled else "enable"
         response = await self.up.call(
-            "POST", f"/v1/admin/users/{user_id}/{verb}", caller=caller, token=token
+            "POST",
+            f"/v1/admin/users/{user_id}/{verb}",
+            caller=caller,
+            token=token,
+            json={"reason": reason},
         )
         return User.model_validate(response.json())
 

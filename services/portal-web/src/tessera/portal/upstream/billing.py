@@ -215,3 +215,17 @@ class BillingClient:
             json={"reason": reason},
         )
         return HeldOrder.model_validate(response.json())
+
+
+class CatalogItem(Loose):
+    sku: str
+    name: str
+    product: str
+    policy: str
+    active: bool = True
+
+
+async def fetch_catalog(client: BillingClient, caller: Caller) -> list[CatalogItem]:
+    """Billing's public catalog (no token)."""
+    response = await client.up.call("GET", "/v1/catalog", caller=caller)
+    return [CatalogItem.model_validate(x) for x in response.json()]

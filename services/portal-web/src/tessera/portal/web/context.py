@@ -4,12 +4,14 @@ verifier. Routes reach it with `PortalDep`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from tessera.portal.catalog.names import Names
 from tessera.portal.settings import PortalSettings
 from tessera.portal.upstream.auth import AuthClient
 from tessera.portal.upstream.base import Upstream
@@ -33,6 +35,9 @@ class Portal:
     redis: Redis | None = None
     limiter: RateLimiter | None = None
     keys: Keys = field(default_factory=lambda: Keys("tessera:portal:"))
+    names: Names = field(default_factory=lambda: Names("ChartGPT"))
+    # The directory download files are served from (None: files are not served).
+    downloads_root: Path | None = None
 
     @classmethod
     def of(cls, settings: PortalSettings, secure: bool, issuer: str, audience: str) -> Portal:
@@ -55,6 +60,7 @@ class Portal:
                 audience=audience,
             ),
             issuer=issuer,
+            names=Names(settings.product_name),
         )
 
     def store(self) -> Redis:

@@ -3,6 +3,7 @@ the HTML error pages (the kernel's problem+json stays for /healthz and /readyz).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from tessera.portal.web.security import (
     safe_next,
     same_origin,
 )
+from tessera.portal.web.viewer import find_viewer
 from tessera.shared.http.context import client_ip, current_request_id
 from tessera.shared.http.problems import Problem, RateLimited
 
@@ -166,6 +168,10 @@ async def on_signed_out(request: Request, _: Exception) -> Response:
 
 
 async def on_not_found(request: Request, _: Exception) -> Response:
+    if getattr(request.state, "viewer", None) is None and request.cookies.get(SESSION_COOKIE):
+        # A signed-in person's 404 keeps the navigation (and no "Sign in with a code").
+        with contextlib.suppress(UpstreamError):  # the plain page, then
+            await find_viewer(request, portal_of(request))
     return error_page(request, 404, "Page not found", "There is nothing at this address.")
 
 
@@ -225,11 +231,22 @@ async def on_upstream(request: Request, exc: Exception) -> Response:
     )
 
 
+async def hidden_admin_path(request: Request) -> bool:
+    """A path under /admin asked for by anyone but an admin: it must look like no page."""
+    path = request.url.path
+    if path != "/admin" and not path.startswith("/admin/"):
+        return False
+    viewer = await find_viewer(request, portal_of(request))
+    return viewer is None or not viewer.is_admin
+
+
 async def on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return await on_not_found(request, exc)
     if exc.status_code == 405:
+        if await hidden_admin_path(request):
+            return await on_not_found(request, exc)
         return error_page(request, 405, "Not allowed", "This page cannot be used that way.")
     return error_page(request, exc.status_code, "Request refused", "The request was refused.")
 

@@ -1,0 +1,1 @@
+"""Names in the customer's words: products and plans from billing's catalog."""

@@ -1,0 +1,1 @@
+"""The add-on's download, for customers holding a valid license."""
