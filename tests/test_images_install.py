@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[1]
 # service -> (its package's name, its import package)
 SERVICES = {
