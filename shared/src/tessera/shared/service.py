@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
 from tessera.shared.events.topology import Namespace, stream_for_subject
+from tessera.shared.http.forwarded import ServiceApp
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tessera.shared.http.problems import ServiceUnavailable, install_problem_handlers
@@ -256,7 +257,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:
     configure_telemetry(spec.name, spec.infra)
-    app = FastAPI(
+    app = ServiceApp(
         title=spec.title,
         version=spec.version,
         lifespan=service_lifespan,
@@ -296,6 +297,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
     instrument_app(app)
+    app.trust_proxies(spec.infra.forwarded_allow_ips)
     return app
 
 
