@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from tessera.portal.account import routes as account_routes
 from tessera.portal.admin import routes as admin_routes
+from tessera.portal.checkout import routes as checkout_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstreams import upstream_checks
@@ -80,7 +81,12 @@ def create_app(
             infra=infra,
             uses_redis=True,  # the access-token cache and the form rate limits
             uses_nats=False,
-            routers=(signin_routes.router, account_routes.router, admin_routes.router),
+            routers=(
+                signin_routes.router,
+                account_routes.router,
+                checkout_routes.router,
+                admin_routes.router,
+            ),
             on_startup=(start,),
             extra_checks=lambda _: upstream_checks(portal_settings),
         )
