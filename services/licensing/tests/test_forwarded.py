@@ -4,17 +4,25 @@ stack alike. The per-address rate-limit buckets show which address counted."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from pydantic import ValidationError
 
+from tessera.devstack.infra import Infra, Server, free_port
+from tessera.devstack.stack import stack_env, start_services, stop_processes, wait_ready
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
+from tessera.shared.db.pool import with_database
+from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -82,3 +90,48 @@ def test_trusting_everyone_or_a_non_address_is_refused() -> None:
     for bad in ("*", "portal-web", "10.0.0.0/33"):
         with pytest.raises(ValidationError, match="forwarded_allow_ips"):
             InfraSettings(forwarded_allow_ips=bad)
+
+
+async def test_the_dev_server_believes_no_header_from_localhost(
+    database_factory: Any, infra_settings: InfraSettings, tmp_path: Path
+) -> None:
+    """Licensing as `./dev up` runs it (its own process, `tessera.shared.http.server`): a
+    client on 127.0.0.1 cannot pick a bucket of its own with X-Forwarded-For."""
+    port = free_port()
+    database = await database_factory("licensing")
+    nc = await nats.connect(str(infra_settings.nats_url))  # billing's stream, which it reads
+    await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra_settings.namespace)))
+    await nc.close()
+    infra = Infra(
+        nats=Server("nats", str(infra_settings.nats_url), embedded=False),
+        postgres=Server("postgres", with_database(database, "postgres"), False),
+        redis=Server("redis", str(infra_settings.redis_url), embedded=False),
+    )
+    env = stack_env(
+        infra,
+        0,
+        tmp_path,
+        ports={"licensing": port},
+        database_urls={"licensing": database},
+        namespace=infra_settings.namespace,
+    )
+    env["TESSERA_LICENSING_RATE_PER_IP"] = "2"
+    env.pop("TESSERA_FORWARDED_ALLOW_IPS", None)
+    processes = start_services(
+        env, 0, tmp_path / "logs", ports={"licensing": port}, only=["licensing"]
+    )
+    try:
+        status = await asyncio.to_thread(
+            wait_ready, 0, 60, ports={"licensing": port}, only=["licensing"]
+        )
+        assert status == {"licensing": "ready"}, status
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            codes = []
+            for n in range(1, 4):
+                body = {"key": uuid.uuid4().hex[:25], "fingerprint": "machine-a-0001"}
+                headers = {"x-forwarded-for": f"198.51.100.{n}"}
+                r = await http.post("/v1/licenses/validate", json=body, headers=headers)
+                codes.append(r.status_code)
+    finally:
+        await asyncio.to_thread(stop_processes, processes)
+    assert codes == [200, 200, 429]
