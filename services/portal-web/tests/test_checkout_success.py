@@ -82,6 +82,8 @@ async def test_the_success_page_follows_the_payment_to_the_license(stack: Any) -
     theirs = await other.get(url)
     assert theirs.status_code == 200
     assert key not in theirs.text and not KEY.search(theirs.text)
+    assert "belongs to another account" in theirs.text
+    assert REFRESH not in theirs.text
 
 
 async def test_a_link_without_a_checkout_is_a_404_page(stack: Any) -> None:

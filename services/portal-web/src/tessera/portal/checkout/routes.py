@@ -46,21 +46,26 @@ async def checkout_success(
         )
     outcome = await portal.billing.checkout_outcome(caller_of(request), session_id)
     licenses: list[License] = []
+    owner = False  # the signed-in person's account holds the order (billing says so)
     if viewer is not None and outcome.order_id is not None:
         caller = viewer.caller
-        try:
-            mine = await viewer.call(lambda t: portal.licensing.my_licenses(caller, t))
-        except UpstreamError:
-            mine = []  # licensing away for a moment: the page asks again
-        licenses = [lic for lic in mine if lic.order_id == outcome.order_id]
+        orders = await viewer.call(lambda t: portal.billing.my_orders(caller, t))
+        owner = any(order.id == outcome.order_id for order in orders)
+        if owner:
+            try:
+                mine = await viewer.call(lambda t: portal.licensing.my_licenses(caller, t))
+            except UpstreamError:
+                mine = []  # licensing away for a moment: the page asks again
+            licenses = [lic for lic in mine if lic.order_id == outcome.order_id]
     done = outcome.state in SETTLED or (
-        outcome.state != "pending" and outcome.account_ready and (viewer is None or bool(licenses))
+        outcome.state != "pending" and outcome.account_ready and (not owner or bool(licenses))
     )
     return render(
         request,
         "checkout/success.html",
         outcome=outcome,
         licenses=licenses,
+        owner=owner,
         poll=None if done else POLL_SECONDS,
         self_url=f"/checkout/success?session_id={session_id}",
     )
