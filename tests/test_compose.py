@@ -8,6 +8,7 @@ documented or configured variable is one the code reads).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -471,6 +472,27 @@ def test_portal_reaches_the_services_on_the_compose_network(
         "licensing",
         APPS["licensing"].port,
     )
+
+
+def test_only_the_portal_is_trusted_to_forward_client_addresses(
+    compose: dict[str, Any], services: dict[str, Any], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """The services the portal calls for browsers trust X-Forwarded-For from the portal's
+    fixed address on the compose network, and from nothing else; the portal, which
+    browsers reach directly, trusts none."""
+    subnet = ipaddress.ip_network(compose["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    portal = ipaddress.ip_address(services["portal-web"]["networks"]["default"]["ipv4_address"])
+    assert portal in subnet
+    for name in APPS:
+        environment = as_environment(services[name]["environment"])
+        with clean_environment.context() as env:
+            for key, value in environment.items():
+                env.setenv(key, interpolate(value))
+            trusted = InfraSettings().forwarded_allow_ips
+        if name in ("auth", "billing", "licensing"):
+            assert trusted == [str(portal)], name
+        else:
+            assert trusted == [], name
 
 
 def test_site_links_point_at_the_public_ports(

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,6 +34,7 @@ from starlette.routing import Route
 
 from tessera.devstack.infra import Infra, Server, free_port, wait_for_port
 from tessera.devstack.pins import root_pins
+from tessera.devstack.journey import LINK, SKU, Browser, Inbox
 from tessera.devstack.stack import (
     DATABASES,
     stack_env,
@@ -51,8 +50,6 @@ from tessera.shared.settings import InfraSettings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SERVICES = ("billing", "auth", "licensing", "portal-web")
-SKU = "chartgpt-lifetime"
-LINK = re.compile(r"http://\S+/sign-in/link\?token=[A-Za-z0-9_\-]+")
 ACCOUNT_CREATED = "billing.account.created.v1 process"
 
 
@@ -151,98 +148,6 @@ async def test_buy_sign_in_activate_refund_and_dispute(
 async def says(client: LicensingClient, key: str, fingerprint: str, code: str) -> bool:
     """Whether validate now answers `code` (licensing learns of refunds over NATS)."""
     return (await client.validate(key, fingerprint)).code == code
-
-
-@dataclass
-class Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    buttons: list[str] = field(default_factory=list)
-
-
-class Forms(HTMLParser):
-    """The forms of a page: action, method, the values of their inputs, their buttons."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-        self._button: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower()))
-        elif tag == "input" and self.forms and a.get("name"):
-            self.forms[-1].fields[a["name"]] = a.get("value", "")
-        elif tag == "button" and self.forms:
-            self._button = []
-
-    def handle_data(self, data: str) -> None:
-        if self._button is not None:
-            self._button.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "button" and self._button is not None and self.forms:
-            self.forms[-1].buttons.append(" ".join("".join(self._button).split()))
-            self._button = None
-
-
-class Browser:
-    """A browser without JavaScript: keeps cookies, follows redirects, submits forms."""
-
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, follow_redirects=True, timeout=20)
-
-    async def __aenter__(self) -> Browser:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.http.aclose()
-
-    async def get(self, url: str) -> httpx.Response:
-        page = await self.http.get(url)
-        assert page.status_code == 200, f"GET {url}: {page.status_code} {page.text[:500]}"
-        return page
-
-    async def submit(self, page: httpx.Response, button: str, **values: str) -> httpx.Response:
-        """Fill in `values` and press the button whose label starts with `button`."""
-        parser = Forms()
-        parser.feed(page.text)
-        form = next((f for f in parser.forms if any(b.startswith(button) for b in f.buttons)), None)
-        assert form is not None, f"no {button!r} button on {page.url}"
-        target = urljoin(str(page.url), form.action)
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(target))
-        answer = await self.http.request(
-            form.method.upper(), target, data={**form.fields, **values}, headers={"origin": origin}
-        )
-        assert answer.status_code == 200, f"{button}: {answer.status_code} {answer.text[:500]}"
-        return answer
-
-    def cookie(self, name: str) -> str:
-        value = self.http.cookies.get(name)
-        assert value, f"no {name} cookie"
-        return value
-
-
-class Inbox:
-    """The dev mail catcher's Mailpit-compatible API."""
-
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url
-
-    async def text(self, to: str, subject: str) -> str | None:
-        """The newest mail to `to` whose subject starts with `subject`, if one has come."""
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=5) as http:
-            listing = (await http.get("/api/v1/messages")).json()["messages"]
-            found = [
-                m
-                for m in listing
-                if m["Subject"].startswith(subject) and any(a["Address"] == to for a in m["To"])
-            ]
-            if not found:
-                return None
-            return str((await http.get(f"/api/v1/message/{found[0]['ID']}")).json()["Text"])
 
 
 class Collector:

@@ -47,8 +47,8 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 
 NAMESPACE = "tessera"
 SHARED_SECRETS = {"tessera-nats", "tessera-redis"}
-# Read by uvicorn, not by a settings class: which proxies may set X-Forwarded-For.
-NON_SETTINGS_VARIABLES = {"FORWARDED_ALLOW_IPS"}
+# Variables the manifests set that no settings class reads (none today).
+NON_SETTINGS_VARIABLES: set[str] = set()
 # Variables whose values are secrets: they belong in Secrets, never in a ConfigMap.
 SECRET_NAME = re.compile(
     r"(_DATABASE_URL|_NATS_URL|_REDIS_URL|_PASSWORD|_USERNAME|_SECRETS?|_SECRET_KEY|_ENCRYPTION_KEY)$"
@@ -540,6 +540,21 @@ def test_replicas_budgets_and_autoscalers(docs: tuple[Doc, ...]) -> None:
             assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
             assert replicas == hpa["minReplicas"], f"{name}: an apply would fight the HPA"
             assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
+
+
+def test_forwarded_headers_are_trusted_from_no_one_in_base_and_from_the_pods_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Base trusts no proxy (the code's default); the production overlay names the pod
+    network, where the ingress controller and the portal run, for every service alike."""
+    for folder, wanted in ((BASE, []), (PRODUCTION, ["10.0.0.0/8"])):
+        rendered = render(folder)
+        for name in SERVICES:
+            (container,) = pod_spec(one(rendered, "Deployment", name))["containers"]
+            value = environment(rendered, container)["TESSERA_FORWARDED_ALLOW_IPS"]
+            with monkeypatch.context() as env:
+                env.setenv("TESSERA_FORWARDED_ALLOW_IPS", value)
+                assert InfraSettings().forwarded_allow_ips == wanted, (folder.name, name)
 
 
 def test_base_runs_two_replicas_of_every_service() -> None:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -333,3 +334,51 @@ async def test_signup_needs_the_operator_and_then_proof_of_the_address(
     assert before == 0 and after == 1 and events == 1
     assert signed.status_code == 200
     assert signed.json()["user"]["role"] == "customer"
+
+
+async def test_a_sign_in_whose_session_cannot_be_written_leaves_the_link_usable(
+    harness: Any, redis: Any
+) -> None:
+    async with harness() as h:
+        user_id, email = await h.user()
+        browser = h.new_browser()
+        await h.request_link(email, browser)
+        token = h.link_token(await h.link_mail(email))
+        # Make the session write fail in Redis itself: the user's session index is a string.
+        index = h.auth.keys("user-sessions", str(user_id))
+        await redis.set(index, "not a hash")
+        transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="https://auth.test") as c:
+            failed = await c.post(
+                "/v1/magic-links/verify", json={"token": token, "browser": browser}
+            )
+        await redis.delete(index)
+        retried = await h.client.post(
+            "/v1/magic-links/verify", json={"token": token, "browser": browser}
+        )
+        again = await h.client.post(
+            "/v1/magic-links/verify", json={"token": token, "browser": browser}
+        )
+    assert failed.status_code >= 500
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["user"]["id"] == str(user_id)
+    assert again.status_code == 401  # and once signed in, the link is used up
+
+
+async def test_a_code_sign_in_that_fails_to_write_the_session_leaves_the_code_usable(
+    harness: Any, redis: Any
+) -> None:
+    async with harness() as h:
+        user_id, email = await h.user()
+        await h.request_link(email, h.new_browser())
+        code = h.one_time_code(await h.link_mail(email))
+        index = h.auth.keys("user-sessions", str(user_id))
+        await redis.set(index, "not a hash")
+        body = {"email": email, "code": code, "browser": h.new_browser()}
+        transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="https://auth.test") as c:
+            failed = await c.post("/v1/magic-links/verify", json=body)
+        await redis.delete(index)
+        retried = await h.client.post("/v1/magic-links/verify", json=body)
+    assert failed.status_code >= 500
+    assert retried.status_code == 200, retried.text

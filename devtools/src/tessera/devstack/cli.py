@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import typer
 
 from tessera.devstack.infra import infrastructure
@@ -36,7 +38,10 @@ def up(
     ),
     port_offset: int = typer.Option(0, help="Add this to every service port."),
     smoke: bool = typer.Option(
-        False, "--smoke", help="Start everything, check every /readyz, stop, exit 0 if all ready."
+        False,
+        "--smoke",
+        help="Start everything, check every /readyz, run a customer's journey (buy, mail, "
+        "sign in, activate, validate), stop; exit 0 if it all worked.",
     ),
 ) -> None:
     """Run the whole stack: infra, databases, migrations, every service."""
@@ -67,6 +72,7 @@ def up(
                     typer.echo(f"smoke: not every service became ready; logs in {root / 'logs'}")
                     raise typer.Exit(1)
                 typer.echo("smoke: every service is ready")
+                run_journey(port_offset, root / "logs")
                 return
             typer.echo(f"logs: {root / 'logs'}   Ctrl-C stops everything started here.")
             while all(p.poll() is None for p in processes):
@@ -77,6 +83,20 @@ def up(
             typer.echo("stopping")
         finally:
             stop_processes(processes + ([mail] if mail is not None else []))
+
+
+def run_journey(port_offset: int, logs: Path) -> None:
+    """The smoke's customer journey against the stack `up` started (see devstack.journey)."""
+    from tessera.devstack.journey import JourneyFailed, journey
+
+    url = {svc.name: f"http://127.0.0.1:{svc.port + port_offset}" for svc in SERVICES}
+    mail_url = f"http://127.0.0.1:{MAIL_HTTP_PORT + port_offset}"
+    try:
+        asyncio.run(journey(url, mail_url, lambda step: typer.echo(f"smoke: {step}")))
+    except (JourneyFailed, httpx.HTTPError) as error:
+        typer.echo(f"smoke: the journey failed: {error}; logs in {logs}")
+        raise typer.Exit(1) from error
+    typer.echo("smoke: a customer bought, signed in, activated and validated")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -22,6 +22,8 @@ class LoopServer:
     ) -> LoopServer:
         """Serve until `stop`; raises whatever kept the server from starting."""
         config.setdefault("log_config", None)
+        # As `run_server`: forwarded headers are the app's rule (shared/http/forwarded.py).
+        config.setdefault("proxy_headers", False)
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
         task = asyncio.create_task(server.serve())
         while not server.started:

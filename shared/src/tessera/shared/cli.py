@@ -39,7 +39,6 @@ def service_cli(
             port=port or settings.port,
             workers=workers,
             log_config=None,
-            proxy_headers=True,
         )
 
     if migrations is not None:

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
 from tessera.shared.events.topology import Namespace, stream_for_subject
+from tessera.shared.http.forwarded import ServiceApp
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tessera.shared.http.openapi import install_openapi
@@ -268,7 +269,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 def create_service_app(spec: ServiceSpec) -> FastAPI:
     configure_telemetry(spec.name, spec.infra, spec.version)
-    app = FastAPI(
+    app = ServiceApp(
         title=spec.title,
         version=spec.version,
         lifespan=service_lifespan,
@@ -311,6 +312,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
     install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
     instrument_app(app)
+    app.trust_proxies(spec.infra.forwarded_allow_ips)
     return app
 
 

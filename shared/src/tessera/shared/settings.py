@@ -20,7 +20,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
 
@@ -71,6 +71,18 @@ class InfraSettings(BaseSettings):
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "tessera"  # noqa: S105 - an audience name
+    # Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated):
+    # none by default, so a peer's own X-Forwarded-For is ignored (shared/http/forwarded.py).
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _allowed_proxies(cls, value: object) -> list[str]:
+        from tessera.shared.http.forwarded import parse_allowed
+
+        if isinstance(value, str | list | tuple):
+            return parse_allowed(value)
+        raise ValueError("a comma-separated list of addresses or networks")
 
     @field_validator("openapi", mode="before")
     @classmethod

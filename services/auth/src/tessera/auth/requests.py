@@ -1,8 +1,8 @@
 """Who is asking: the caller's IP and device as auth records them.
 
 The portal calls auth on behalf of browsers, so it forwards the browser's address in
-`X-Forwarded-For` (uvicorn trusts it from `FORWARDED_ALLOW_IPS`, 127.0.0.1 by default) and
-its `User-Agent` unchanged.
+`X-Forwarded-For` (trusted only from `TESSERA_FORWARDED_ALLOW_IPS`, none by default: see
+tessera.shared.http.forwarded) and its `User-Agent` unchanged.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ class BillingSettings(DatabaseSettings):
     # Rate limits (`limits` notation), per client IP.
     webhook_rate_limit: str = "1200/minute"
     checkout_rate_limit: str = "30/minute"
+    # Reads of a checkout's outcome (its success page polls every few seconds).
+    checkout_status_rate_limit: str = "240/minute"
     api_rate_limit: str = "120/minute"
 
     @field_validator("stripe_webhook_secrets", mode="before")

@@ -15,6 +15,7 @@ from tessera.portal.account import routes as account_routes
 from tessera.portal.admin import held_orders as held_order_routes
 from tessera.portal.admin import routes as admin_routes
 from tessera.portal.downloads import routes as download_routes
+from tessera.portal.checkout import routes as checkout_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstreams import upstream_checks
@@ -86,6 +87,7 @@ def create_app(
                 signin_routes.router,
                 account_routes.router,
                 download_routes.router,
+                checkout_routes.router,
                 admin_routes.router,
                 held_order_routes.router,
             ),

@@ -23,5 +23,6 @@ def reset_request_id(token: object) -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies)."""
+    """The caller's address: the peer's, or the client a trusted proxy forwarded for
+    (http/forwarded.py resolves it before anything else runs)."""
     return request.client.host if request.client else "unknown"

@@ -82,6 +82,9 @@ def run_server(app_path: str, *, host: str, port: int, workers: int = 1, **optio
         loop="uvloop",
         http=CoalescingHttpTools,
         server_header=False,
+        # Forwarded headers are the app's business (shared/http/forwarded.py), one rule
+        # however the server is started; uvicorn's would trust 127.0.0.1 by default.
+        proxy_headers=False,
         **options,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
+
+log = logging.getLogger("tessera.auth.links")
 
 
 def store(auth: Auth) -> LinkStore:
@@ -120,12 +123,22 @@ async def verify(auth: Auth, body: VerifyRequest, *, ip: str, device: str) -> Si
             auth.pool, "sign_in.failed", ip=ip, method="code" if body.code else "link"
         )
         raise SignInFailed()
-    user = await resolve_user(auth, outcome)
-    if user is None:
-        await audit.record(auth.pool, "sign_in.failed", ip=ip, method="link", reason="user")
-        raise SignInFailed()
-    opened = await sessions.open_browser_session(auth, user, ip=ip, device=device)
-    await after_sign_in(auth, user, body, ip=ip, device=device)
+    user: User | None = None
+    opened: sessions.OpenedSession | None = None
+    try:
+        user = await resolve_user(auth, outcome)
+        if user is None:
+            await audit.record(auth.pool, "sign_in.failed", ip=ip, method="link", reason="user")
+            raise SignInFailed()
+        opened = await sessions.open_browser_session(auth, user, ip=ip, device=device)
+        await after_sign_in(auth, user, body, ip=ip, device=device)
+    except SignInFailed:
+        raise
+    except Exception:
+        # The link was consumed for a sign-in that did not happen: undo the half-made
+        # session and put the link back, so a retry works instead of saying "expired".
+        await _undo(auth, outcome, opened, user)
+        raise
     return SignedIn(
         session_id=opened.session_id,
         session=opened.handle,
@@ -136,6 +149,20 @@ async def verify(auth: Auth, body: VerifyRequest, *, ip: str, device: str) -> Si
         next=outcome.next or None,
         user=SignedInUser(id=user.id, account_id=user.account_id, email=user.email, role=user.role),
     )
+
+
+async def _undo(
+    auth: Auth, outcome: Consumed, opened: sessions.OpenedSession | None, user: User | None
+) -> None:
+    """Best effort: the original failure is what the caller must see."""
+    try:
+        if opened is not None and user is not None:
+            await sessions.store(auth).delete(user.id, opened.handle)
+        restored = await store(auth).restore(outcome)
+    except Exception as error:
+        log.warning("auth.sign_in.link_not_restored", extra={"error": repr(error)})
+        return
+    log.info("auth.sign_in.link_restored", extra={"restored": restored})
 
 
 async def resolve_user(auth: Auth, outcome: Consumed) -> User | None:

@@ -4,10 +4,13 @@
 code's hash, wrong tries); `ml:addr:<HMAC(address)>` points at the address's one live link,
 so a newer link replaces the older one. Every check-and-consume is one Lua script: two
 concurrent verifies of one link cannot both win, and a wrong code is counted atomically.
+A link consumed by a sign-in that then fails (the user or the session could not be
+written) is put back as it was (`restore`), so the person can simply try again.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +35,14 @@ local function forget(r)
   local ptr = ARGV[1] .. 'ml:addr:' .. r['addr']
   if redis.call('GET', ptr) == r['self'] then redis.call('DEL', ptr) end
 end
+local function raw()
+  return redis.call('HGETALL', KEYS[1])
+end
 local function load()
-  local raw = redis.call('HGETALL', KEYS[1])
-  if #raw == 0 then return nil end
+  local fields = raw()
+  if #fields == 0 then return nil end
   local r = {}
-  for i = 1, #raw, 2 do r[raw[i]] = raw[i + 1] end
+  for i = 1, #fields, 2 do r[fields[i]] = fields[i + 1] end
   return r
 end
 """
@@ -47,8 +53,10 @@ CONSUME_BOUND = (
 local r = load()
 if not r then return {'invalid'} end
 if r['binding'] ~= '' and r['binding'] ~= ARGV[2] then return {'code_required'} end
+local ttl = redis.call('PTTL', KEYS[1])
+local record = raw()
 forget(r)
-return {'ok', r['email'], r['user_id'], r['next'], r['addr']}
+return {'ok', r['email'], r['user_id'], r['next'], r['addr'], ttl, unpack(record)}
 """
 )
 
@@ -62,14 +70,30 @@ if tonumber(redis.call('GET', fails_key) or '0') >= tonumber(ARGV[4]) then
   return {'invalid', r['addr']}
 end
 if r['code'] == ARGV[2] then
+  local ttl = redis.call('PTTL', KEYS[1])
+  local record = raw()
   forget(r)
-  return {'ok', r['email'], r['user_id'], r['next'], r['addr']}
+  return {'ok', r['email'], r['user_id'], r['next'], r['addr'], ttl, unpack(record)}
 end
 if redis.call('INCR', fails_key) == 1 then redis.call('EXPIRE', fails_key, 3600) end
 if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[3]) then forget(r) end
 return {'invalid', r['addr']}
 """
 )
+
+# Put a consumed link back as it was (the sign-in it was consumed for failed), unless a newer
+# link for the address replaced it meanwhile or its time ran out. The code's wrong tries
+# stay counted: only the link itself comes back.
+RESTORE = """
+local ttl = tonumber(ARGV[2])
+if ttl <= 0 or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local current = redis.call('GET', KEYS[2])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -79,13 +103,25 @@ class Consumed:
     user_id: str = ""
     next: str = ""
     addr: str = ""
+    # What `restore` needs to put a consumed link back: its record and when it would have
+    # expired (monotonic clock).
+    record: tuple[str, ...] = ()
+    expires: float = 0.0
 
     @classmethod
     def of(cls, raw: list[Any]) -> Consumed:
         parts = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
         if parts[0] != "ok":
             return cls(parts[0], addr=parts[1] if len(parts) > 1 else "")
-        return cls("ok", email=parts[1], user_id=parts[2], next=parts[3], addr=parts[4])
+        return cls(
+            "ok",
+            email=parts[1],
+            user_id=parts[2],
+            next=parts[3],
+            addr=parts[4],
+            expires=time.monotonic() + int(parts[5]) / 1000,
+            record=tuple(parts[6:]),
+        )
 
 
 class LinkStore:
@@ -95,6 +131,7 @@ class LinkStore:
         self._issue = redis.register_script(ISSUE)
         self._bound = redis.register_script(CONSUME_BOUND)
         self._code = redis.register_script(CONSUME_CODE)
+        self._restore = redis.register_script(RESTORE)
 
     def _tok(self, token_hash: str) -> str:
         return self.keys("ml", "tok", token_hash)
@@ -125,6 +162,19 @@ class LinkStore:
             keys=[self._tok(token_hash)], args=[self.keys(), code_hash, per_code, per_account]
         )
         return Consumed.of(raw)
+
+    async def restore(self, consumed: Consumed) -> bool:
+        """Make a link consumed by a sign-in that then failed usable again (see RESTORE)."""
+        record = dict(zip(consumed.record[::2], consumed.record[1::2], strict=True))
+        token_hash = record.get("self", "")
+        ttl_ms = int((consumed.expires - time.monotonic()) * 1000)
+        if not token_hash or ttl_ms <= 0:
+            return False
+        restored = await self._restore(
+            keys=[self._tok(token_hash), self._addr(consumed.addr)],
+            args=[token_hash, ttl_ms, *consumed.record],
+        )
+        return bool(restored)
 
     async def exists(self, token_hash: str) -> bool:
         return bool(await self.redis.exists(self._tok(token_hash)))

@@ -6,13 +6,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from tessera.billing.catalog.queries import find as find_item
 from tessera.billing.checkout import service, standin
-from tessera.billing.checkout.schemas import CheckoutCreated, CheckoutRequest
+from tessera.billing.checkout.schemas import (
+    SESSION_ID,
+    CheckoutCreated,
+    CheckoutOutcome,
+    CheckoutRequest,
+)
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
@@ -91,6 +97,22 @@ def page(template: str, status_code: int = 200, **context: object) -> HTMLRespon
     return HTMLResponse(
         html, status_code=status_code, headers={"content-security-policy": PAGE_CSP}
     )
+
+
+@router.get(
+    "/v1/checkout/sessions/{session_id}",
+    response_model=CheckoutOutcome,
+    summary="What became of a checkout (its success page polls this)",
+)
+async def checkout_outcome(
+    request: Request,
+    runtime: RuntimeDep,
+    session_id: Annotated[str, PathParam(pattern=SESSION_ID, max_length=220)],
+) -> CheckoutOutcome:
+    await runtime.rate_limiter().enforce(
+        billing_settings(runtime).checkout_status_rate_limit, "checkout-status", client_ip(request)
+    )
+    return await service.outcome(runtime.db(), session_id)
 
 
 # The built-in stand-in for Stripe's hosted checkout (no Stripe key configured: dev and

@@ -1,4 +1,5 @@
-"""Checkout verbs: start a checkout with Stripe, or with the test stand-in."""
+"""Checkout verbs: start a checkout with Stripe, or with the test stand-in; tell its
+success page what became of it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncpg
 
 from tessera.billing.catalog.service import get_buyable
 from tessera.billing.checkout import standin
+from tessera.billing.checkout.schemas import CheckoutOutcome
 from tessera.billing.checkout.stripe_gateway import CheckoutLink, StripeGateway
+from tessera.billing.orders import queries as orders
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import Problem
 
@@ -39,3 +42,31 @@ async def start_checkout(
     return await gateway.create_checkout_session(
         item, quantity, email, idempotency_key=f"checkout-{uuid.uuid4()}"
     )
+
+
+async def outcome(pool: asyncpg.Pool, session_id: str) -> CheckoutOutcome:
+    """The checkout's order as its success page may show it to whoever holds the URL."""
+    order = await orders.find_by_checkout_session(pool, session_id)
+    if order is None:
+        return CheckoutOutcome(session_id=session_id, state="pending")
+    return CheckoutOutcome(
+        session_id=session_id,
+        state=order.status,
+        order_id=order.id,
+        product=order.product,
+        sku=order.sku,
+        quantity=order.quantity,
+        seats=order.seats,
+        email_hint=mask_email(order.email),
+        account_ready=order.account_id is not None,
+    )
+
+
+def mask_email(address: str) -> str:
+    """`jane.doe@example.com` -> `j•••@e•••.com`: enough for the buyer to recognise which
+    address, not enough for someone else holding the link to learn it."""
+    local, _, domain = address.partition("@")
+    host, dot, tld = domain.rpartition(".")
+    if not host:  # no dot in the domain
+        host, dot, tld = domain, "", ""
+    return f"{local[:1]}•••@{host[:1]}•••{dot}{tld}"

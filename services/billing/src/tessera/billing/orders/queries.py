@@ -103,6 +103,14 @@ async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
     return Order(**dict(row))
 
 
+async def find_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:
+    row = await conn.fetchrow(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE checkout_session_id = $1",  # noqa: S608
+        session_id,
+    )
+    return Order(**dict(row)) if row else None
+
+
 async def lock_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:
     return to_order(
         await conn.fetchrow(

@@ -109,9 +109,26 @@ class HeldOrder(Order):
     review_reason: str | None = None
 
 
+class CheckoutOutcome(Loose):
+    session_id: str
+    state: str
+    order_id: UUID | None = None
+    product: str | None = None
+    sku: str | None = None
+    quantity: int | None = None
+    seats: int | None = None
+    email_hint: str | None = None
+    account_ready: bool = False
+
+
 class BillingClient:
     def __init__(self, upstream: Upstream) -> None:
         self.up = upstream
+
+    async def checkout_outcome(self, caller: Caller, session_id: str) -> CheckoutOutcome:
+        """What became of a checkout (no token: whoever holds its success URL may ask)."""
+        response = await self.up.call("GET", f"/v1/checkout/sessions/{session_id}", caller=caller)
+        return CheckoutOutcome.model_validate(response.json())
 
     async def my_orders(self, caller: Caller, token: str) -> list[Order]:
         response = await self.up.call("GET", "/v1/me/orders", caller=caller, token=token)
