@@ -33,8 +33,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tessera.devstack.infra import Infra, Server, free_port, wait_for_port
-from tessera.devstack.pins import root_pins
 from tessera.devstack.journey import LINK, SKU, Browser, Inbox
+from tessera.devstack.pins import root_pins
 from tessera.devstack.stack import (
     DATABASES,
     stack_env,

@@ -14,8 +14,8 @@ from starlette.types import Scope
 from tessera.portal.account import routes as account_routes
 from tessera.portal.admin import held_orders as held_order_routes
 from tessera.portal.admin import routes as admin_routes
-from tessera.portal.downloads import routes as download_routes
 from tessera.portal.checkout import routes as checkout_routes
+from tessera.portal.downloads import routes as download_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstreams import upstream_checks
