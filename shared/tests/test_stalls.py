@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,7 +27,7 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def records() -> Records:
+def records() -> Iterator[Records]:
     handler = Records()
     logger = logging.getLogger("tessera.stalls")
     logger.addHandler(handler)
@@ -44,10 +45,10 @@ def spin(seconds: float) -> None:
         pass
 
 
-async def held(by: object, watcher: stalls.LoopWatch) -> None:
+async def held(by: Callable[[], object], watcher: stalls.LoopWatch) -> None:
     task = asyncio.create_task(watcher.run())
     await asyncio.sleep(0.05)  # a few wake-ups first
-    by()  # type: ignore[operator]
+    by()
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -46,9 +46,10 @@ class LicensingSettings(DatabaseSettings):
     # validate's path leaves almost nothing for the collector (docs/performance.md,
     # "Validate's stall").
     gc_gen0_threshold: int = Field(default=0, ge=0)
-    # Log the event loop's stalls of this many milliseconds or more (`loop.stall`, with the
-    # loop thread's CPU and GC time over it) and garbage collections of 10 ms or more
-    # (`gc.pause`); 0: off. Costs a wake-up every 20 ms (or every threshold, if lower).
+    # Log the event loop's stalls of this many milliseconds or more (`loop.stall`: the loop
+    # thread's CPU, GC, run-queue and blocked time over it) and garbage collections of 10 ms
+    # or more, or of the threshold if lower (`gc.pause`); 0: off. Costs a wake-up every
+    # 20 ms (or every threshold, if lower).
     # docs/performance.md, "Validate's stall".
     stall_log_ms: float = Field(default=0.0, ge=0)
     # How often a replica re-reads the signing keys (picks up an operator's rotation).
