@@ -85,6 +85,10 @@ class GcClock:
             )
 
 
+# The loop thread's own counters where there are (Linux); the process's elsewhere (macOS).
+_RUSAGE = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
 class _ThreadClock:
     """The calling thread's CPU, run-queue wait, page faults and context switches."""
 
@@ -95,7 +99,7 @@ class _ThreadClock:
             self._schedstat = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
 
     def read(self) -> tuple[float, float | None, int, int]:
-        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        usage = resource.getrusage(_RUSAGE)
         runq: float | None = None
         if self._schedstat is not None:
             try:
