@@ -62,10 +62,16 @@ def server_cpu_seconds(url: str) -> float:
 
 @contextlib.contextmanager
 def uvicorn_process(
-    app: str, port: int, env: dict[str, str] | None = None, workers: int = 1, nice: int = 0
+    app: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    nice: int = 0,
+    log: Path | None = None,
 ) -> Iterator[str]:
     """Run `app` (an import path; factories end with `()`) in its own uvicorn process, at
-    CPU priority `nice` (0 is the default; higher yields the CPU to others)."""
+    CPU priority `nice` (0 is the default; higher yields the CPU to others), its output
+    written to `log` when given."""
     factory = app.endswith("()")
     target = app.removesuffix("()")
     if factory and target.startswith("tessera."):
@@ -85,8 +91,16 @@ def uvicorn_process(
             cmd += ["--workers", str(workers)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
+    output = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        output = log.open("ab")
     process = subprocess.Popen(
-        cmd, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench")}, cwd=REPO
+        cmd,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench")},
+        cwd=REPO,
+        stdout=output,
+        stderr=output,
     )
     url = f"http://127.0.0.1:{port}"
     SERVERS[url] = process.pid
@@ -105,6 +119,8 @@ def uvicorn_process(
     finally:
         process.terminate()
         process.wait(timeout=15)
+        if output is not None:
+            output.close()
 
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import re
 import secrets
@@ -22,7 +23,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import harness
@@ -34,6 +39,7 @@ from tessera.devstack.infra import bring_up
 from tessera.licensing.licenses.service import reveal_key
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.crypto import Sealer
+from tessera.shared import stalls
 from tessera.shared.db.pool import drop_database, ensure_database, with_database
 from tessera.shared.events.billing import OrderPaid
 from tessera.shared.events.topology import BILLING, Namespace
@@ -208,6 +214,10 @@ async def open_loop(
     idle.extend(warm)
     gc.collect()
     gc.disable()
+    # The generator's own loop watched too: a hole in its sending is timed as the server's.
+    logging.getLogger("tessera.stalls").setLevel(logging.ERROR)  # counted, not printed
+    own = stalls.LoopWatch(interval=0.005, threshold=0.005)
+    watching = asyncio.get_running_loop().create_task(own.run())
     scheduling_done = False
     start = time.perf_counter()
     try:
@@ -223,6 +233,7 @@ async def open_loop(
             await finished.wait()
     finally:
         gc.enable()
+        watching.cancel()
     elapsed = time.perf_counter() - start
     for conn in idle:
         conn.writer.close()
@@ -232,8 +243,52 @@ async def open_loop(
         + ", ".join(f"{sec}: {max(v):.0f} ms, {sum(x > 10 for x in v)}" for sec, v in worst),
         flush=True,
     )
+    print(
+        f"  generator: {own.stalls} loop stalls of 5 ms or more, worst {own.worst * 1000:.0f} ms "
+        f"(over all: its cpu {own.cpu * 1000:.0f} ms, waiting for a CPU {own.runq * 1000:.0f} "
+        f"ms, blocked {own.blocked * 1000:.0f} ms)",
+        flush=True,
+    )
     return harness.Result(
         f"validate open loop @ {rate:.0f}/s", len(latencies), errors, elapsed, latencies
+    )
+
+
+def server_stalls(log: Path, since: float, until: float) -> str:
+    """What the service's stall log (`tessera.shared.stalls`) says about [since, until]
+    (wall-clock seconds): how often its loop was held, and where that time went (its own
+    CPU, waiting for a CPU, blocked) and how much of it was garbage collection."""
+    stalls: list[dict[str, Any]] = []
+    pauses: list[dict[str, Any]] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("message") not in ("loop.stall", "gc.pause"):
+            continue
+        when = datetime.strptime(record["time"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if since <= when <= until:
+            (stalls if record["message"] == "loop.stall" else pauses).append(record)
+    if not stalls:
+        return "  server: no event-loop stall at or over the threshold"
+    worst = max(stalls, key=lambda r: r["late_ms"])
+
+    def total(name: str) -> float:
+        return sum(r.get(name) or 0 for r in stalls)
+
+    by_gen = Counter(r["generation"] for r in pauses)
+    worst_gc = {g: max(r["cpu_ms"] for r in pauses if r["generation"] == g) for g in sorted(by_gen)}
+    return (
+        f"  server: {len(stalls)} loop stalls, {total('late_ms'):.0f} ms late in all, worst "
+        f"{worst['late_ms']:.0f} ms (cpu {worst['cpu_ms']:.0f}, gc {worst['gc_ms']:.0f}, "
+        f"run queue {worst['runq_ms']}, blocked {worst['blocked_ms']:.0f} ms); over all "
+        f"stalls: cpu {total('cpu_ms'):.0f} ms, gc {total('gc_ms'):.0f} ms, run queue "
+        f"{total('runq_ms'):.0f} ms, blocked {total('blocked_ms'):.0f} ms; GC pauses logged "
+        f"by generation: {dict(sorted(by_gen.items())) or 'none'}, the worst one's CPU ms "
+        f"by generation: {worst_gc or 'none'}"
     )
 
 
@@ -254,7 +309,10 @@ async def main(args: argparse.Namespace) -> None:
         "TESSERA_LICENSING_DATABASE_URL": db_url,
         "TESSERA_LICENSING_RATE_PER_IP": "100000000",
         "TESSERA_LICENSING_RATE_PER_KEY": "100000000",
+        # The service tells its own stalls apart (docs/performance.md, "Validate's stall").
+        "TESSERA_LICENSING_STALL_LOG_MS": str(args.stall_log_ms),
     }
+    service_log = harness.REPO / ".dev" / "bench" / "licensing_validate" / f"{run}.log"
     try:
         filler = '{"key":"XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","fingerprint":"bench-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX","nonce":"12345"}'
         with (
@@ -262,7 +320,11 @@ async def main(args: argparse.Namespace) -> None:
                 "baseline:app", harness.free_port(), workers=args.workers
             ) as base_url,
             harness.uvicorn_process(
-                "tessera.licensing.app:create_app()", harness.free_port(), env, workers=args.workers
+                "tessera.licensing.app:create_app()",
+                harness.free_port(),
+                env,
+                workers=args.workers,
+                log=service_log,
             ) as url,
         ):
             print("seeding licenses through billing.order.paid.v1 …", flush=True)
@@ -314,7 +376,10 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"round {n + 1}: " + validate.result.line(), flush=True)
             ratios = sorted(v.result.rps / b.result.rps for b, v in rounds)
             median_rps = statistics.median(v.result.rps for _, v in rounds)
+            opened = time.time()
             half = await open_loop(url, keys, median_rps / 2, args.duration)
+            stalled = server_stalls(service_log, opened, time.time())
+            print(stalled, flush=True)
             # Last: every activation forgets its license in validate's memory.
             activate = await measure(
                 "licensing POST /v1/licenses/activate", url, "/v1/licenses/activate", bodies
@@ -338,6 +403,8 @@ async def main(args: argparse.Namespace) -> None:
         print(activate.result.line())
         print(f"activate CPU per request: {activate.cpu * 1e6:.0f} µs")
         print(half.line())
+        print(stalled)
+        print(f"service log: {service_log}")
     finally:
         await drop_database(infra.postgres.url, database)
         nc = await nats.connect(infra.nats.url)
@@ -363,6 +430,12 @@ if __name__ == "__main__":
         type=int,
         default=1,
         help="uvicorn workers, for the baseline and licensing alike",
+    )
+    parser.add_argument(
+        "--stall-log-ms",
+        type=float,
+        default=5,
+        help="the service logs event-loop stalls this long or longer (0: off)",
     )
     parser.add_argument(
         "--driver", choices=["wrk", "httpx"], default="wrk", help="closed-loop load generator"

@@ -26,6 +26,7 @@ from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
 from tessera.licensing.signing.crypto import Signer
 from tessera.licensing.state import Licensing
+from tessera.shared import stalls
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
 from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
@@ -109,6 +110,9 @@ def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
         await signing.refresh_set(pool, state.sealer, settings.key_set_lifetime_seconds)
         state.ring = await signing.load_ring(pool, state.sealer)
         tune_gc(settings.gc_gen0_threshold)
+        watching = stalls.watch(settings.stall_log_ms)
+        if watching is not None:
+            runtime.tasks.append(watching[1])
         runtime.tasks.append(
             asyncio.create_task(
                 signing.keep_fresh(

@@ -41,10 +41,18 @@ class LicensingSettings(DatabaseSettings):
     # Per-request trace spans for validate (off: it is the call every running copy makes,
     # and its span costs about a third of its CPU; activate and deactivate stay traced).
     trace_validate: bool = False
-    # Python's gen-0 GC threshold for this process (0: Python's default of 700). The hot path
-    # allocates many short-lived objects; collecting less often cuts its CPU by about a
-    # quarter (docs/performance.md).
-    gc_gen0_threshold: int = Field(default=20_000, ge=0)
+    # Python's gen-0 GC threshold for this process (0: Python's default of 700). A collection
+    # holds the event loop for as long as it takes, and its time grows with the threshold:
+    # at 20 000 one took 8-20 ms of CPU and a gen-1 40 ms, for no measurable CPU saved, as
+    # validate's path leaves almost nothing for the collector (docs/performance.md,
+    # "Validate's stall").
+    gc_gen0_threshold: int = Field(default=0, ge=0)
+    # Log the event loop's stalls of this many milliseconds or more (`loop.stall`: the loop
+    # thread's CPU, GC, run-queue and blocked time over it) and garbage collections of 10 ms
+    # or more, or of the threshold if lower (`gc.pause`); 0: off. Costs a wake-up every
+    # 20 ms (or every threshold, if lower).
+    # docs/performance.md, "Validate's stall".
+    stall_log_ms: float = Field(default=0.0, ge=0)
     # How often a replica re-reads the signing keys (picks up an operator's rotation).
     signing_key_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
     # Keep a root key sealed in the database (made at first start) and let the service sign
