@@ -38,11 +38,11 @@ import uvloop
 from tessera.devstack.infra import bring_up
 from tessera.licensing.licenses.service import reveal_key
 from tessera.licensing.settings import LicensingSettings
-from tessera.licensing.signing.crypto import Sealer
 from tessera.shared import stalls
 from tessera.shared.db.pool import drop_database, ensure_database, with_database
 from tessera.shared.events.billing import OrderPaid
 from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.keys import Sealer
 from tessera.shared.messaging import ensure_stream, stream_config
 
 

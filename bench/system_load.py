@@ -58,11 +58,11 @@ from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.devstack.infra import Infra, bring_up, wait_for_port
 from tessera.licensing.licenses.service import reveal_key
 from tessera.licensing.settings import LicensingSettings
-from tessera.licensing.signing.crypto import Sealer
 from tessera.shared.db.pool import asyncpg_dsn, ensure_database, with_database
 from tessera.shared.events.billing import OrderPaid
 from tessera.shared.events.licensing import LicenseIssued
 from tessera.shared.events.topology import Namespace
+from tessera.shared.keys import Sealer
 
 SECRET = "whsec_bench_system_load"  # noqa: S105 - a throwaway secret for a throwaway stack
 SKU = "chartgpt-lifetime"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import asyncpg
@@ -10,8 +11,19 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
+from tessera.auth.secrets import sealer_of
 from tessera.auth.tokens import keys
+from tessera.shared.keys import SealingError
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache, Unauthorized
 
 pytestmark = pytest.mark.integration
@@ -227,8 +239,97 @@ async def test_private_keys_are_encrypted_at_rest(harness: Any, database_url: st
         finally:
             await conn.close()
         active = await h.auth.keyring.active()
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+        sealer = h.auth.sealer
+    sealed = bytes(row["private_key_encrypted"])
+    assert active.seed not in sealed
+    assert len(sealed) == 24 + 16 + 32  # secretbox: nonce, Poly1305 tag, the 32-byte seed
+    assert sealer.open(sealed) == active.seed
+    with pytest.raises(SealingError):  # another key-encryption key does not open it
+        sealer_of("another-key-encryption-key-entirely").open(sealed)
 
-    raw = active.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    assert raw not in bytes(row["private_key_encrypted"])
-    assert len(bytes(row["private_key_encrypted"])) == 12 + 32 + 16  # nonce, key, GCM tag
+
+def legacy_seal(secret: str, raw: bytes, kid: str) -> bytes:
+    """A key sealed as auth sealed them before the shared kernel (written independently of
+    auth's code): AES-256-GCM under HKDF-SHA256(secret, "tessera-auth/key-encryption"), a
+    12-byte nonce first, the kid as associated data."""
+    key = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"tessera-auth/key-encryption")
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key.derive(secret.encode())).encrypt(nonce, raw, kid.encode())
+
+
+async def test_keys_sealed_the_old_way_are_resealed_at_start_and_keep_signing(
+    harness: Any, database_url: str
+) -> None:
+    async with harness() as h:  # a first start makes the schema (and a key, dropped below)
+        secret = h.auth.settings.key_encryption_key
+    retired, active = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    raw = {
+        kid: key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        for kid, key in (("old-retired", retired), ("old-active", active))
+    }
+    public = {
+        kid: key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        for kid, key in (("old-retired", retired), ("old-active", active))
+    }
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM signing_keys")
+        for kid, is_retired in (("old-retired", True), ("old-active", False)):
+            await conn.execute(
+                "INSERT INTO signing_keys (kid, private_key_encrypted, public_key, retired_at)"
+                " VALUES ($1, $2, $3, CASE WHEN $4 THEN now() - interval '1 minute' END)",
+                kid,
+                legacy_seal(secret, raw[kid], kid),
+                public[kid],
+                is_retired,
+            )
+        async with harness() as h:
+            _, email = await h.user()
+            token, _ = await h.signed_in_token(email)
+            principal = await verifier_for(h).verify(token)
+            published = {
+                k["kid"] for k in (await h.client.get("/.well-known/jwks.json")).json()["keys"]
+            }
+            sealer = h.auth.sealer
+        rows = {
+            r["kid"]: bytes(r["private_key_encrypted"])
+            for r in await conn.fetch("SELECT kid, private_key_encrypted FROM signing_keys")
+        }
+    finally:
+        await conn.close()
+    header = jwt.get_unverified_header(token)
+    # The old active key still signs (same kid, same public key); both stay published.
+    assert header["kid"] == "old-active" and principal.token_id
+    jwt.decode(
+        token,
+        key=active.public_key(),
+        algorithms=["EdDSA"],
+        audience="tessera",
+        issuer="tessera-auth",
+    )
+    assert published == {"old-active", "old-retired"}
+    # Both are now sealed the kernel's way, and open to the same private keys.
+    assert set(rows) == {"old-active", "old-retired"}
+    assert {kid: sealer.open(sealed) for kid, sealed in rows.items()} == raw
+
+
+async def test_a_key_that_opens_with_neither_format_stops_the_start(
+    harness: Any, database_url: str
+) -> None:
+    async with harness():  # the schema
+        pass
+    key = Ed25519PrivateKey.generate()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM signing_keys")
+        await conn.execute(
+            "INSERT INTO signing_keys (kid, private_key_encrypted, public_key) VALUES ($1, $2, $3)",
+            "foreign",
+            legacy_seal("not-this-service-key-encryption-key", b"\x01" * 32, "foreign"),
+            key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(SealingError, match="foreign"):
+        async with harness():
+            pass

@@ -24,17 +24,7 @@ from nacl.signing import SigningKey
 
 from tessera.licensing.desktop.signature import signature_header
 from tessera.licensing.licenses import keyformat as server_keys
-from tessera.licensing.signing.crypto import (
-    KEY_SET_TYPE,
-    Signer,
-    b64url,
-    b64url_decode,
-    key_set_claims,
-    new_signer,
-    public_jwk,
-    signer_of,
-    thumbprint,
-)
+from tessera.licensing.signing.keyset import KEY_SET_TYPE, key_set_claims
 from tessera.licensing_client import LeaseError, LeaseStore, LicensingClient, ResponseRejected
 from tessera.licensing_client import keyformat as client_keys
 from tessera.licensing_client.testvectors import (
@@ -47,6 +37,15 @@ from tessera.licensing_client.testvectors import (
 )
 from tessera.licensing_client.testvectors import (
     key_set_claims as vector_key_set_claims,
+)
+from tessera.shared.keys import (
+    Signer,
+    b64url,
+    b64url_decode,
+    new_signer,
+    public_jwk,
+    signer_of,
+    thumbprint,
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "licensing-client.md"

@@ -14,12 +14,13 @@ from typing import Any
 import jwt
 import pytest
 from licensing_factories import Harness, an_order_paid  # type: ignore[import-not-found]
-from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
+from nacl.signing import SigningKey
 
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
-from tessera.licensing.signing.crypto import Sealer
-from tessera.licensing_client import Roots
+from tessera.licensing_client import KeySetError, Roots
+from tessera.shared.keys import Sealer, SealingError, b64url, thumbprint
 from tessera.shared.settings import ConfigurationError, InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -139,7 +140,7 @@ async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness
     row = (await harness.fetch("SELECT private_sealed FROM signing_keys"))[0]
     signer = harness.app.state.licensing.ring.signer
     assert bytes(signer.key) not in bytes(row["private_sealed"])
-    with pytest.raises(CryptoError):
+    with pytest.raises(SealingError):
         Sealer(b"another-key-of-thirty-two-bytes!").open(bytes(row["private_sealed"]))
     stored = await harness.fetch("SELECT key_hash, key_sealed FROM licenses")
     assert key.replace("-", "").encode() not in bytes(stored[0]["key_sealed"])
@@ -155,3 +156,36 @@ def test_production_refuses_the_dev_key_encryption_key() -> None:
 def test_a_key_encryption_key_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         LicensingSettings(key_encryption_key="c2hvcnQ=")
+
+
+async def test_keys_sealed_before_the_shared_kernel_still_open(start_licensing: Any) -> None:
+    """A database whose lease key and root were sealed by the pre-kernel code (PyNaCl's
+    SecretBox under the KEK, written here without the kernel): after a restart the lease key
+    still signs and the root still signs the key set."""
+    async with start_licensing() as first:  # the schema; its own keys are replaced below
+        kek = first.app.state.licensing.settings.kek
+    lease, root = SigningKey.generate(), SigningKey.generate()
+    box = SecretBox(kek)
+    await first.fetch("DELETE FROM key_sets")
+    await first.fetch("DELETE FROM signing_keys")
+    await first.fetch("DELETE FROM root_keys")
+    for insert, key in (
+        ("INSERT INTO signing_keys (kid, public_key, private_sealed) VALUES ($1, $2, $3)", lease),
+        ("INSERT INTO root_keys (kid, public_key, private_sealed) VALUES ($1, $2, $3)", root),
+    ):
+        public = bytes(key.verify_key)
+        await first.fetch(insert, thumbprint(public), public, bytes(box.encrypt(bytes(key))))
+    async with start_licensing() as harness:
+        signer = harness.app.state.licensing.key_ring().signer
+        assert signer.kid == thumbprint(bytes(lease.verify_key))
+        assert signer.seed == bytes(lease)
+        roots = Roots([b64url(bytes(root.verify_key))])
+
+        async def signed_by_the_old_root() -> bool:
+            sets = (await harness.http.get("/v1/public-keys")).json()["key_sets"]
+            try:
+                return signer.kid in roots.verify(sets, now=time.time()).keys
+            except KeySetError:  # the set of the keys deleted above, until the root re-signs
+                return False
+
+        await harness.until(signed_by_the_old_root)

@@ -12,6 +12,7 @@ from tessera.auth.context import Auth
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
 from tessera.auth.mail.sender import MailSender
+from tessera.auth.secrets import LegacySealed
 from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.tokens import keys
@@ -39,7 +40,9 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
 
     async def start(runtime: Runtime) -> None:
         auth.bind(runtime)
-        await keys.ensure_key(runtime.db(), auth.sealer)
+        # Keys sealed before the shared kernel are re-sealed here, once, under the keys lock.
+        legacy = LegacySealed.from_secret(settings.key_encryption_key)
+        await keys.ensure_key(runtime.db(), auth.sealer, legacy)
         await users.promote_bootstrap_admins(
             runtime.db(), [str(a) for a in settings.bootstrap_admins]
         )

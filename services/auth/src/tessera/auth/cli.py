@@ -11,7 +11,7 @@ import asyncpg
 import typer
 
 from tessera.auth.app import MIGRATIONS
-from tessera.auth.secrets import Sealer
+from tessera.auth.secrets import sealer_of
 from tessera.auth.sessions.store import SessionStore
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.tokens import keys
@@ -107,7 +107,7 @@ def rotate() -> None:
     it signed has expired."""
 
     async def work(settings: AuthSettings, pool: asyncpg.Pool) -> None:
-        kid = await keys.rotate(pool, Sealer.from_secret(settings.key_encryption_key))
+        kid = await keys.rotate(pool, sealer_of(settings.key_encryption_key))
         typer.echo(f"active key: {kid}")
 
     run(work)

@@ -14,10 +14,11 @@ import asyncpg
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
-from tessera.auth.secrets import Hasher, Sealer
+from tessera.auth.secrets import Hasher, sealer_of
 from tessera.auth.settings import AuthSettings
-from tessera.auth.tokens.keys import KeyRing
+from tessera.auth.tokens.keys import KeyRingCache
 from tessera.shared.http.problems import ServiceUnavailable
+from tessera.shared.keys import Sealer
 from tessera.shared.redis import Keys, RateLimiter
 from tessera.shared.service import Runtime
 
@@ -29,19 +30,19 @@ class Auth:
     sealer: Sealer
     mail_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _runtime: Runtime | None = None
-    _keyring: KeyRing | None = None
+    _keyring: KeyRingCache | None = None
 
     @classmethod
     def of(cls, settings: AuthSettings) -> Auth:
         return cls(
             settings=settings,
             hasher=Hasher.from_secret(settings.secret_key),
-            sealer=Sealer.from_secret(settings.key_encryption_key),
+            sealer=sealer_of(settings.key_encryption_key),
         )
 
     def bind(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._keyring = KeyRing(
+        self._keyring = KeyRingCache(
             runtime.db(),
             self.sealer,
             token_ttl=self.settings.access_token_ttl_seconds,
@@ -73,7 +74,7 @@ class Auth:
         return self.runtime.keys
 
     @property
-    def keyring(self) -> KeyRing:
+    def keyring(self) -> KeyRingCache:
         if self._keyring is None:
             raise ServiceUnavailable("Auth is starting.")
         return self._keyring

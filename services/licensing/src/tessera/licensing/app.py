@@ -24,11 +24,11 @@ from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
-from tessera.licensing.signing.crypto import Signer
 from tessera.licensing.state import Licensing
 from tessera.shared import stalls
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
 from tessera.shared.http.fast_path import install_fast_path
+from tessera.shared.keys import Signer
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache

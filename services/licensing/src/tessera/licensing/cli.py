@@ -17,7 +17,9 @@ from tessera.licensing.app import MIGRATIONS
 from tessera.licensing.orders import service as orders
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing import service as signing
-from tessera.licensing.signing.crypto import (
+from tessera.shared.cli import service_cli
+from tessera.shared.db.pool import create_pool
+from tessera.shared.keys import (
     Sealer,
     Signer,
     b64url,
@@ -25,8 +27,6 @@ from tessera.licensing.signing.crypto import (
     public_jwk,
     signer_of,
 )
-from tessera.shared.cli import service_cli
-from tessera.shared.db.pool import create_pool
 from tessera.shared.settings import load_settings
 
 T = TypeVar("T")
@@ -121,7 +121,7 @@ def root_create(
     if out is not None:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(b64url(bytes(root.key)) + "\n")
+            file.write(b64url(root.seed) + "\n")
     where = f"private key in {out} (keep it offline)" if out else "sealed in the database"
     typer.echo(f"root {root.kid}: {where}")
     typer.echo(f"pin: {b64url(root.public_key)}")

@@ -10,9 +10,9 @@ from fastapi import Request
 
 from tessera.licensing.desktop.cache import LicenseCache
 from tessera.licensing.settings import LicensingSettings
-from tessera.licensing.signing.crypto import Sealer
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.http.problems import ServiceUnavailable
+from tessera.shared.keys import Sealer
 from tessera.shared.synced_limits import Rule, SyncedLimiter
 
 

@@ -1,66 +1,60 @@
-"""The signing keys: create, rotate, load (decrypting), and publish as a JWKS."""
+"""The signing keys: create, rotate, load (unsealing), and publish as a JWKS.
+
+Keys, sealing, JWK rendering and the publish-until of a retired key come from the kernel
+(tessera.shared.keys); this module holds auth's table and its few-seconds cache."""
 
 from __future__ import annotations
 
-import base64
+import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
 
-from tessera.auth.secrets import Sealer, new_token
+from tessera.auth.secrets import LegacySealed, new_token
 from tessera.auth.tokens import queries
+from tessera.shared import keys
+from tessera.shared.keys import Sealer, SealingError, Signer, new_signer, open_signer
 
-# Added to the access-token lifetime before a retired key leaves the JWKS: verifiers accept
-# 30 s of clock skew, and a replica may sign with a key it cached for a few seconds more.
-PUBLISH_MARGIN_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    private_key: Ed25519PrivateKey
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def public_jwk(kid: str, public: bytes) -> dict[str, str]:
-    return {
-        "kty": "OKP",
-        "crv": "Ed25519",
-        "x": b64url(public),
-        "kid": kid,
-        "alg": "EdDSA",
-        "use": "sig",
-    }
+log = logging.getLogger("tessera.auth.tokens")
 
 
 async def create_key(conn: asyncpg.Connection, sealer: Sealer) -> str:
     """Make a new active key, retiring the current one (the caller's transaction)."""
-    private = Ed25519PrivateKey.generate()
-    raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    kid = new_token(12)
+    signer = new_signer(kid=new_token(12))
     await queries.retire_active(conn)
-    await queries.insert(conn, kid, sealer.seal(raw, kid.encode()), public)
-    return kid
+    await queries.insert(conn, signer.kid, sealer.seal(signer.seed), signer.public_key)
+    return signer.kid
 
 
-async def ensure_key(pool: asyncpg.Pool, sealer: Sealer) -> str:
-    """The active key's kid, creating the first key on a fresh database."""
+async def reseal_legacy(conn: asyncpg.Connection, sealer: Sealer, legacy: LegacySealed) -> int:
+    """Re-seal, with the kernel's sealer, every key still sealed the pre-kernel way (AES-GCM);
+    the caller holds the keys lock. Returns how many were re-sealed."""
+    count = 0
+    for row in await queries.all_sealed(conn):
+        sealed = bytes(row["private_key_encrypted"])
+        try:
+            sealer.open(sealed)
+            continue
+        except SealingError:
+            seed = legacy.open(sealed, str(row["kid"]))
+        if seed is None:
+            raise SealingError(f"signing key {row['kid']} opens with neither sealing format")
+        await queries.reseal(conn, str(row["kid"]), sealer.seal(seed))
+        count += 1
+    if count:
+        log.info("auth.signing.keys_resealed", extra={"count": count})
+    return count
+
+
+async def ensure_key(pool: asyncpg.Pool, sealer: Sealer, legacy: LegacySealed | None = None) -> str:
+    """The active key's kid, creating the first key on a fresh database; with `legacy`,
+    first re-seal keys sealed the pre-kernel way (done at start-up)."""
     async with pool.acquire() as conn, conn.transaction():
         await queries.lock_keys(conn)
+        if legacy is not None:
+            await reseal_legacy(conn, sealer, legacy)
         row = await queries.active(conn)
         if row is not None:
             return str(row["kid"])
@@ -74,8 +68,8 @@ async def rotate(pool: asyncpg.Pool, sealer: Sealer) -> str:
         return await create_key(conn, sealer)
 
 
-class KeyRing:
-    """What a replica signs with and publishes, cached for a few seconds so that a token
+class KeyRingCache:
+    """The kernel's key ring as a replica sees it, cached for a few seconds so that a token
     exchange costs no key query and a rotation by the CLI reaches every replica soon."""
 
     def __init__(
@@ -84,31 +78,37 @@ class KeyRing:
         self.pool = pool
         self.sealer = sealer
         self.cache_seconds = cache_seconds
-        self.grace = timedelta(seconds=token_ttl + cache_seconds + PUBLISH_MARGIN_SECONDS)
-        self._active: SigningKey | None = None
-        self._jwks: dict[str, Any] = {"keys": []}
+        # A retired key is published while its tokens live, plus the seconds a replica may
+        # keep signing with its cached key, plus the kernel's margin for clock skew.
+        self.grace = timedelta(seconds=keys.publish_for(token_ttl, cache_seconds))
+        self._ring: keys.KeyRing | None = None
         self._loaded_at = -1e9
 
-    async def _load(self) -> None:
-        if time.monotonic() - self._loaded_at < self.cache_seconds and self._active is not None:
-            return
+    async def _load(self) -> keys.KeyRing:
+        ring = self._ring
+        if ring is not None and time.monotonic() - self._loaded_at < self.cache_seconds:
+            return ring
         row = await queries.active(self.pool)
         if row is None:
             await ensure_key(self.pool, self.sealer)
             row = await queries.active(self.pool)
             assert row is not None
-        if self._active is None or self._active.kid != row["kid"]:
-            raw = self.sealer.open(bytes(row["private_key_encrypted"]), row["kid"].encode())
-            self._active = SigningKey(row["kid"], Ed25519PrivateKey.from_private_bytes(raw))
+        signer = ring.signer if ring is not None else None
+        if signer is None or signer.kid != row["kid"]:
+            signer = open_signer(
+                self.sealer,
+                str(row["kid"]),
+                bytes(row["private_key_encrypted"]),
+                bytes(row["public_key"]),
+            )
         rows = await queries.published(self.pool, self.grace)
-        self._jwks = {"keys": [public_jwk(r["kid"], bytes(r["public_key"])) for r in rows]}
+        ring = keys.KeyRing(signer, keys.jwks((r["kid"], bytes(r["public_key"])) for r in rows))
+        self._ring = ring
         self._loaded_at = time.monotonic()
+        return ring
 
-    async def active(self) -> SigningKey:
-        await self._load()
-        assert self._active is not None
-        return self._active
+    async def active(self) -> Signer:
+        return (await self._load()).signer
 
     async def jwks(self) -> dict[str, Any]:
-        await self._load()
-        return self._jwks
+        return (await self._load()).jwks

@@ -46,3 +46,16 @@ async def insert(conn: asyncpg.Connection, kid: str, sealed: bytes, public: byte
         sealed,
         public,
     )
+
+
+async def all_sealed(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT kid, private_key_encrypted FROM signing_keys ORDER BY created_at"
+    )
+    return rows
+
+
+async def reseal(conn: asyncpg.Connection, kid: str, sealed: bytes) -> None:
+    await conn.execute(
+        "UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1", kid, sealed
+    )

@@ -10,7 +10,7 @@ import jwt
 
 from tessera.auth.context import Auth
 from tessera.auth.secrets import new_token
-from tessera.auth.tokens.keys import KeyRing
+from tessera.auth.tokens.keys import KeyRingCache
 from tessera.auth.users.schemas import User
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
@@ -37,14 +37,14 @@ async def mint(auth: Auth, user: User, sid: str) -> AccessToken:
         "iat": now,
         "exp": now + ttl,
     }
-    token = jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+    token = key.jws(claims)
     return AccessToken(token=token, expires_in=ttl)
 
 
 class LocalJwks(JwksCache):
     """The shared verifier's key source, fed from auth's own key ring instead of HTTP."""
 
-    def __init__(self, keyring: KeyRing) -> None:
+    def __init__(self, keyring: KeyRingCache) -> None:
         super().__init__("local:jwks")
         self.keyring = keyring
         self._source: dict[str, Any] | None = None

@@ -14,8 +14,8 @@ from tessera.licensing.admin.schemas import GrantRequest
 from tessera.licensing.licenses import queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.licenses.schemas import LicenseOut
-from tessera.licensing.signing.crypto import Sealer
 from tessera.shared.http.problems import NotFound
+from tessera.shared.keys import Sealer
 from tessera.shared.tokens import Principal
 
 

@@ -24,10 +24,10 @@ from tessera.licensing.desktop.schemas import (
 )
 from tessera.licensing.leases.claims import decoy_claims, lease_claims
 from tessera.licensing.licenses import keyformat
-from tessera.licensing.signing.crypto import Sealer, Signer
 from tessera.shared import outbox
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.licensing import MachineActivated, MachineDeactivated
+from tessera.shared.keys import Sealer, Signer
 
 STATUS_CODES = {"suspended": Code.SUSPENDED, "revoked": Code.REVOKED}
 

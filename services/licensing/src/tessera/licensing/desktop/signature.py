@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tessera.licensing.signing.crypto import Signer, b64url
+from tessera.shared.keys import Signer, b64url
 
 HEADER = b"tessera-signature"
 VERSION = "tessera-response-v1"

@@ -13,7 +13,6 @@ import asyncpg
 
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import ActivationOut, LicenseOut
-from tessera.licensing.signing.crypto import Sealer
 from tessera.shared import outbox
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.licensing import (
@@ -23,6 +22,7 @@ from tessera.shared.events.licensing import (
     LicenseSuspended,
     MachineDeactivated,
 )
+from tessera.shared.keys import Sealer
 
 Status = Literal["active", "suspended", "revoked"]
 Source = Literal["purchase", "admin", "complimentary"]

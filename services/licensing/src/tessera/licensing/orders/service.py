@@ -10,7 +10,6 @@ import asyncpg
 from tessera.licensing.licenses import queries as license_queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.orders import queries
-from tessera.licensing.signing.crypto import Sealer
 from tessera.shared import inbox
 from tessera.shared.events.billing import (
     OrderDisputeClosed,
@@ -18,6 +17,7 @@ from tessera.shared.events.billing import (
     OrderPaid,
     OrderRefunded,
 )
+from tessera.shared.keys import Sealer
 
 log = logging.getLogger("tessera.licensing.orders")
 

@@ -18,27 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from nacl.signing import SigningKey
 
 from tessera.licensing.signing import queries
-from tessera.licensing.signing.crypto import (
-    KEY_SET_TYPE,
-    Sealer,
-    Signer,
-    key_set_claims,
-    new_signer,
-    public_jwk,
-)
+from tessera.licensing.signing.keyset import KEY_SET_TYPE, key_set_claims
+from tessera.shared import keys
+from tessera.shared.keys import Sealer, Signer, new_signer, open_signer, public_jwk
 
 log = logging.getLogger("tessera.licensing.signing")
 
 
 @dataclass
-class KeyRing:
-    """What one replica signs with, and what it publishes. Swapped whole on refresh."""
+class KeyRing(keys.KeyRing):
+    """The kernel's ring (the lease key signing now, the lease keys published), with the key
+    set that vouches for them."""
 
-    signer: Signer
-    jwks: dict[str, Any] = field(default_factory=dict)
     # The latest signed key set: one compact JWS per root that signed it.
     key_sets: list[str] = field(default_factory=list)
     # The public halves of the roots not retired (for operators; an app pins them at build
@@ -59,7 +52,7 @@ class NoRootError(RuntimeError):
 
 async def _create_key(conn: asyncpg.Connection, sealer: Sealer) -> Signer:
     signer = new_signer()
-    await queries.insert_key(conn, signer.kid, signer.public_key, sealer.seal(bytes(signer.key)))
+    await queries.insert_key(conn, signer.kid, signer.public_key, sealer.seal(signer.seed))
     return signer
 
 
@@ -88,8 +81,8 @@ async def rotate(
     ever signs with a key that no set lists. Returns (new kid, old kid, set version)."""
     async with pool.acquire() as conn, conn.transaction():
         await queries.lock_keys(conn)
-        publish_for = await queries.longest_lease_seconds(conn) + replica_lag_seconds + 60
-        old = await queries.retire_current(conn, publish_for)
+        longest = await queries.longest_lease_seconds(conn)
+        old = await queries.retire_current(conn, keys.publish_for(longest, replica_lag_seconds))
         signer = await _create_key(conn, sealer)
         version = await sign_set(conn, sealer, set_lifetime_seconds, offline_roots)
     log.info(
@@ -106,7 +99,7 @@ async def create_root(pool: asyncpg.Pool, sealer: Sealer, *, sealed: bool) -> Si
     root = new_signer()
     async with pool.acquire() as conn, conn.transaction():
         await queries.lock_keys(conn)
-        private = sealer.seal(bytes(root.key)) if sealed else None
+        private = sealer.seal(root.seed) if sealed else None
         await queries.insert_root(conn, root.kid, root.public_key, private)
     log.info("licensing.signing.root_created", extra={"kid": root.kid, "sealed": sealed})
     return root
@@ -119,7 +112,7 @@ async def ensure_root(pool: asyncpg.Pool, sealer: Sealer) -> None:
         if await queries.active_roots(conn):
             return
         root = new_signer()
-        await queries.insert_root(conn, root.kid, root.public_key, sealer.seal(bytes(root.key)))
+        await queries.insert_root(conn, root.kid, root.public_key, sealer.seal(root.seed))
     log.info("licensing.signing.root_created", extra={"kid": root.kid, "sealed": True})
 
 
@@ -143,8 +136,10 @@ async def sign_set(
     signers: dict[str, Signer] = {}
     for row in await queries.active_roots(conn):
         if row["private_sealed"] is not None:
-            key = SigningKey(sealer.open(bytes(row["private_sealed"])))
-            signers[str(row["kid"])] = Signer(str(row["kid"]), key)
+            kid = str(row["kid"])
+            signers[kid] = open_signer(
+                sealer, kid, bytes(row["private_sealed"]), bytes(row["public_key"])
+            )
     active = {str(r["kid"]) for r in await queries.active_roots(conn)}
     for root in offline_roots:
         if root.kid not in active:
@@ -166,12 +161,12 @@ async def sign_set(
             "pass --root-key FILE (see `tessera-licensing keys root-create`)"
         )
     published = await queries.published_keys(conn)
-    keys = [public_jwk(str(r["kid"]), bytes(r["public_key"])) for r in published]
+    jwks = keys.jwks((str(r["kid"]), bytes(r["public_key"])) for r in published)["keys"]
     version = max(await queries.next_set_version(conn), at_least)
     iat = int(time.time())
     exp = iat + int(lifetime_seconds)
-    claims = key_set_claims(version, iat, exp, keys)
-    kids = [k["kid"] for k in keys]
+    claims = key_set_claims(version, iat, exp, jwks)
+    kids = [k["kid"] for k in jwks]
     for kid, root in sorted(signers.items()):
         await queries.insert_key_set(
             conn,
@@ -250,8 +245,9 @@ async def load_ring(pool: asyncpg.Pool, sealer: Sealer) -> KeyRing:
         roots = await queries.active_roots(conn)
     if row is None:
         raise RuntimeError("no current signing key; run `tessera-licensing keys rotate`")
-    signer = Signer(str(row["kid"]), SigningKey(sealer.open(bytes(row["private_sealed"]))))
-    keys = [public_jwk(str(r["kid"]), bytes(r["public_key"])) for r in published]
+    signer = open_signer(
+        sealer, str(row["kid"]), bytes(row["private_sealed"]), bytes(row["public_key"])
+    )
     if sets and signer.kid not in sets[0]["kids"]:
         log.error(
             "licensing.signing.key_not_in_set",
@@ -259,7 +255,7 @@ async def load_ring(pool: asyncpg.Pool, sealer: Sealer) -> KeyRing:
         )
     return KeyRing(
         signer=signer,
-        jwks={"keys": keys},
+        jwks=keys.jwks((str(r["kid"]), bytes(r["public_key"])) for r in published),
         key_sets=[str(r["jws"]) for r in sets],
         roots=[public_jwk(str(r["kid"]), bytes(r["public_key"])) for r in roots],
         set_version=int(sets[0]["version"]) if sets else 0,
@@ -277,8 +273,7 @@ async def keep_fresh(
         await asyncio.sleep(every)
         try:
             ring = holder.ring
-            published = frozenset(k["kid"] for k in ring.jwks["keys"]) if ring else frozenset()
-            if ring is None or _stale(ring.set_kids, ring.set_expires_at, published, set_lifetime):
+            if ring is None or _stale(ring.set_kids, ring.set_expires_at, ring.kids, set_lifetime):
                 await refresh_set(pool, sealer, set_lifetime)
             holder.ring = await load_ring(pool, sealer)
         except asyncio.CancelledError:
