@@ -8,16 +8,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
+from tessera.auth.admin import routes as admin_routes
 from tessera.auth.context import Auth
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
 from tessera.auth.mail.sender import MailSender
 from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
-from tessera.auth.tokens import keys
+from tessera.auth.signing_keys import ring
 from tessera.auth.tokens import routes as token_routes
 from tessera.auth.tokens.service import local_verifier
-from tessera.auth.users import routes as user_routes
 from tessera.auth.users import service as users
 from tessera.auth.users import subscribers as user_subscribers
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
@@ -39,7 +39,7 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
 
     async def start(runtime: Runtime) -> None:
         auth.bind(runtime)
-        await keys.ensure_key(runtime.db(), auth.sealer)
+        await ring.ensure_key(runtime.db(), auth.sealer)
         await users.promote_bootstrap_admins(
             runtime.db(), [str(a) for a in settings.bootstrap_admins]
         )
@@ -59,7 +59,7 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
                 session_routes.router,
                 token_routes.router,
                 device_routes.router,
-                user_routes.router,
+                admin_routes.router,
             ),
             subscribers=register_subscribers,
             on_startup=(start,),

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tessera.auth.secrets import Hasher, Sealer
 from tessera.auth.settings import AuthSettings
-from tessera.auth.tokens.keys import KeyRing
+from tessera.auth.signing_keys.ring import KeyRing
 from tessera.shared.http.problems import ServiceUnavailable
 from tessera.shared.redis import Keys, RateLimiter
 from tessera.shared.service import Runtime

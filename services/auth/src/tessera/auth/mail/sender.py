@@ -20,9 +20,10 @@ from uuid import UUID
 import aiosmtplib
 
 from tessera.auth.context import Auth
-from tessera.auth.links import service as links
-from tessera.auth.mail import queries, templates
+from tessera.auth.links import mint as links
+from tessera.auth.mail import templates
 from tessera.auth.mail.templates import Rendered
+from tessera.auth.mail_queue import queries
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users.schemas import User
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from tessera.auth.secrets import Sealer, new_token
-from tessera.auth.tokens import queries
+from tessera.auth.signing_keys import queries
 
 # Added to the access-token lifetime before a retired key leaves the JWKS: verifiers accept
 # 30 s of clock skew, and a replica may sign with a key it cached for a few seconds more.
