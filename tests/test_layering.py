@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,40 @@ def test_a_service_never_imports_another_service(package: str) -> None:
         if imp.module in others or imp.module.startswith(tuple(f"{o}." for o in others))
     )
     assert not crossing, f"tessera.{package} imports another service:\n" + "\n".join(crossing)
+
+
+def documented_ladders() -> dict[str, list[set[str]]]:
+    """The table in docs/architecture.md: per service, its parts from the top down."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text.split("### Layering inside a service", 1)[1].split("\n#", 1)[0]
+    ladders = {}
+    for service, ladder in re.findall(r"^\| (\w+) \| (`.*`) \|$", section, re.MULTILINE):
+        ladders[service] = [set(re.findall(r"`(\w+)`", step)) for step in ladder.split("→")]
+    return ladders
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_the_documented_layers_are_the_code_s(package: str) -> None:
+    """docs/architecture.md names every part of the service on its ladder, and every import
+    between parts points down it."""
+    ladder = documented_ladders().get(package)
+    assert ladder, f"docs/architecture.md has no layering row for {package}"
+    floor = {part: level for level, parts in enumerate(ladder) for part in parts}
+    root = PACKAGES[package]
+    parts = {
+        p.name.removesuffix(".py")
+        for p in root.iterdir()
+        if (p.is_dir() and any(p.rglob("*.py"))) or (p.suffix == ".py" and p.name != "__init__.py")
+    }
+    assert parts - floor.keys() == set(), f"parts of {package} missing from the table"
+    assert floor.keys() - parts == set(), f"the table names parts {package} does not have"
+    upward = sorted(
+        f"{a} -> {b} ({', '.join(sorted(files))})"
+        for a, targets in layer_graph(package).items()
+        for b, files in targets.items()
+        if floor[a] >= floor[b]
+    )
+    assert not upward, f"imports that do not point down the documented ladder: {upward}"
 
 
 def test_the_loop_finder_names_a_loop_and_passes_a_ladder() -> None:
