@@ -365,7 +365,11 @@ async def test_customer_pages_name_products_and_plans_and_count_machines(
     assert "<dt>Machines</dt><dd>0 of 3 machines</dd>" in page and "in use" not in page
     key = KEY.search(page)
     assert key
-    async with LicensingClient(stack.licensing_url, LeaseStore(tmp_path / "lease.json")) as desktop:
+    async with LicensingClient(
+        stack.licensing_url,
+        LeaseStore(tmp_path / "lease.json"),
+        roots=await root_pins(stack.licensing_url),
+    ) as desktop:
         await desktop.public_keys()
         activated = await desktop.activate("fp-" + secrets.token_hex(8), key=key.group(1))
         assert activated.code == "VALID"
