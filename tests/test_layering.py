@@ -34,10 +34,10 @@ def module_of(package: str, relative: Path) -> list[str]:
     return parts[:-1] if parts[-1] == "__init__" else parts
 
 
-def imports(package: str) -> Iterator[Import]:
+def imports(package: str, root: Path | None = None) -> Iterator[Import]:
     """Every import in the package's files, relative ones resolved, including those inside
     functions and under `if TYPE_CHECKING:` (a type is a dependency too)."""
-    root = PACKAGES[package]
+    root = root or PACKAGES[package]
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
         here = module_of(package, relative)
@@ -153,6 +153,16 @@ def test_a_service_never_imports_another_service(package: str) -> None:
         if imp.module in others or imp.module.startswith(tuple(f"{o}." for o in others))
     )
     assert not crossing, f"tessera.{package} imports another service:\n" + "\n".join(crossing)
+
+
+def test_the_kernel_never_imports_a_service() -> None:
+    services = tuple(f"tessera.{name}" for name in PACKAGES)
+    crossing = sorted(
+        f"{imp.source.as_posix()} imports {imp.module}"
+        for imp in imports("shared", REPO / "shared" / "src" / "tessera" / "shared")
+        if imp.module in services or imp.module.startswith(tuple(f"{s}." for s in services))
+    )
+    assert not crossing, "tessera.shared imports a service:\n" + "\n".join(crossing)
 
 
 def documented_ladders() -> dict[str, list[set[str]]]:
