@@ -32,40 +32,44 @@ async def test_a_burst_lets_exactly_the_limit_through_and_says_when_to_retry(
     replica = limiter(redis, namespace, clock)
     rule = Rule("validate", 5, 60)
     decisions = [replica.hit((rule, "203.0.113.9")) for _ in range(12)]
-    assert decisions.count(0) == 5
-    assert set(decisions[5:]) == {60}
+    assert {(d.allowed, d.retry_after) for d in decisions[:5]} == {(True, 0)}
+    assert {(d.allowed, d.retry_after) for d in decisions[5:]} == {(False, 60)}
     clock.now += 45
     with pytest.raises(RateLimited) as refused:
         replica.enforce((rule, "203.0.113.9"))
     assert refused.value.headers["Retry-After"] == "15"
-    assert replica.hit((rule, "198.51.100.1")) == 0  # another caller has its own budget
+    assert replica.hit((rule, "198.51.100.1")).allowed  # another caller has its own budget
 
 
 async def test_a_refusal_by_one_rule_counts_against_none(redis: Redis, namespace: str) -> None:
     replica = limiter(redis, namespace)
     per_ip, per_key = Rule("ip", 2, 60), Rule("key", 10, 60)
-    assert replica.hit((per_ip, "a"), (per_key, "k")) == 0
-    assert replica.hit((per_ip, "a"), (per_key, "k")) == 0
-    assert replica.hit((per_ip, "a"), (per_key, "k")) > 0
+    assert replica.hit((per_ip, "a"), (per_key, "k")).allowed
+    assert replica.hit((per_ip, "a"), (per_key, "k")).allowed
+    assert replica.hit((per_ip, "a"), (per_key, "k")).retry_after > 0
     for ip in "bcdefghi":
-        assert replica.hit((per_ip, ip), (per_key, "k")) == 0
-    assert replica.hit((per_ip, "z"), (per_key, "k")) > 0  # 10 counted on the key, not 11
+        assert replica.hit((per_ip, ip), (per_key, "k")).allowed
+    assert (
+        replica.hit((per_ip, "z"), (per_key, "k")).retry_after > 0
+    )  # 10 counted on the key, not 11
 
 
 async def test_replicas_share_one_budget_through_redis(redis: Redis, namespace: str) -> None:
     clock = Clock(6000.0)
     a, b = limiter(redis, namespace, clock), limiter(redis, namespace, clock)
     rule = Rule("shared", 10, 60)
-    assert [a.hit((rule, "k")) for _ in range(6)].count(0) == 6
+    assert [a.hit((rule, "k")).allowed for _ in range(6)].count(True) == 6
     await a.sync()
     await b.sync()
-    assert [b.hit((rule, "k")) for _ in range(6)].count(0) == 6  # b has not heard of a yet
+    assert [b.hit((rule, "k")).allowed for _ in range(6)].count(
+        True
+    ) == 6  # b has not heard of a yet
     await b.sync()  # b pushes its 6 and learns the total: 12
-    assert b.hit((rule, "k")) > 0
+    assert b.hit((rule, "k")).retry_after > 0
     await a.sync()  # nothing new to push, so a learns nothing yet
-    assert a.hit((rule, "k")) == 0  # a believes 7
+    assert a.hit((rule, "k")).allowed  # a believes 7
     await a.sync()
-    assert a.hit((rule, "k")) > 0
+    assert a.hit((rule, "k")).retry_after > 0
     assert int(await redis.get(f"{key_prefix('test', namespace)}rls:shared:k:100") or 0) == 13
 
 
@@ -79,7 +83,7 @@ async def test_concurrent_replicas_overshoot_by_at_most_one_sync_of_the_others(
     async def client(replica: SyncedLimiter) -> int:
         allowed = 0
         for _ in range(40):
-            allowed += replica.hit((rule, "k")) == 0
+            allowed += replica.hit((rule, "k")).allowed
             await asyncio.sleep(0)
         return allowed
 
@@ -92,7 +96,7 @@ async def test_concurrent_replicas_overshoot_by_at_most_one_sync_of_the_others(
     assert 30 <= sum(results) <= 30 + 2 * 40  # within one unsynced round of the others
     for replica in replicas:
         await replica.sync()
-    assert all(r.hit((rule, "k")) > 0 for r in replicas)
+    assert all(r.hit((rule, "k")).retry_after > 0 for r in replicas)
 
 
 async def test_the_previous_window_still_weighs_after_the_boundary(
@@ -101,9 +105,9 @@ async def test_the_previous_window_still_weighs_after_the_boundary(
     clock = Clock(6000.0)
     replica = limiter(redis, namespace, clock)
     rule = Rule("slide", 10, 60)
-    assert [replica.hit((rule, "k")) for _ in range(10)].count(0) == 10
+    assert [replica.hit((rule, "k")).allowed for _ in range(10)].count(True) == 10
     clock.now += 60 + 15  # a quarter into the next window: 75% of the last one still counts
-    assert [replica.hit((rule, "k")) for _ in range(10)].count(0) == 2
+    assert [replica.hit((rule, "k")).allowed for _ in range(10)].count(True) == 2
 
 
 async def test_with_redis_down_each_replica_keeps_limiting_and_catches_up_later(
@@ -113,9 +117,9 @@ async def test_with_redis_down_each_replica_keeps_limiting_and_catches_up_later(
     clock = Clock(6000.0)
     replica = SyncedLimiter(down, key_prefix("test", namespace), clock=clock)
     rule = Rule("outage", 4, 60)
-    assert [replica.hit((rule, "k")) for _ in range(6)].count(0) == 4
+    assert [replica.hit((rule, "k")).allowed for _ in range(6)].count(True) == 4
     await replica.sync()  # fails quietly; the hits stay counted here
-    assert replica.hit((rule, "k")) > 0
+    assert replica.hit((rule, "k")).retry_after > 0
     replica.redis = redis
     await replica.sync()
     assert int(await redis.get(f"{key_prefix('test', namespace)}rls:outage:k:100") or 0) == 4
@@ -148,11 +152,11 @@ async def test_a_long_outage_keeps_only_the_hits_that_still_count(
 async def test_an_undone_hit_gives_its_place_back(redis: Redis, namespace: str) -> None:
     replica = limiter(redis, namespace)
     rule = Rule("undo", 2, 60)
-    assert replica.hit((rule, "k")) == 0
-    assert replica.hit((rule, "k")) == 0
+    assert replica.hit((rule, "k")).allowed
+    assert replica.hit((rule, "k")).allowed
     replica.undo((rule, "k"))
-    assert replica.hit((rule, "k")) == 0
-    assert replica.hit((rule, "k")) > 0
+    assert replica.hit((rule, "k")).allowed
+    assert replica.hit((rule, "k")).retry_after > 0
 
 
 async def test_every_window_key_expires_and_a_settled_previous_window_is_not_read_again(
@@ -191,16 +195,16 @@ async def test_a_hit_undone_after_it_was_synced_is_taken_back_in_redis_too(
     a, b = limiter(redis, namespace, clock), limiter(redis, namespace, clock)
     rule = Rule("late-undo", 2, 60)
     key = f"{key_prefix('test', namespace)}rls:late-undo:k:100"
-    assert a.hit((rule, "k")) == 0
-    assert a.hit((rule, "k")) == 0
+    assert a.hit((rule, "k")).allowed
+    assert a.hit((rule, "k")).allowed
     await a.sync()
     assert int(await redis.get(key) or 0) == 2
     a.undo((rule, "k"))  # the request went elsewhere after its hit had been pushed
-    assert a.hit((rule, "k")) == 0  # its place is free again here
+    assert a.hit((rule, "k")).allowed  # its place is free again here
     a.undo((rule, "k"))
     await a.sync()
     assert int(await redis.get(key) or 0) == 1
     await b.sync()
     b.hit((rule, "k"))
     await b.sync()
-    assert b.hit((rule, "k")) > 0  # 2 in all: one undone hit does not count anywhere
+    assert b.hit((rule, "k")).retry_after > 0  # 2 in all: one undone hit does not count anywhere

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from tessera.auth.secrets import sealer_of
-from tessera.auth.tokens import keys
+from tessera.auth.signing_keys import ring
 from tessera.shared.keys import SealingError
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache, Unauthorized
 
@@ -203,7 +203,7 @@ async def test_rotation_keeps_old_tokens_valid_until_they_expire(
         _, email = await h.user()
         old_token, signed = await h.signed_in_token(email)
         old_kid = jwt.get_unverified_header(old_token)["kid"]
-        new_kid = await keys.rotate(h.auth.pool, h.auth.sealer)
+        new_kid = await ring.rotate(h.auth.pool, h.auth.sealer)
         new_token = await h.access_token(signed["session_id"])
         verifier = verifier_for(h)
         both = [await verifier.verify(old_token), await verifier.verify(new_token)]

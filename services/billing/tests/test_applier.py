@@ -124,7 +124,7 @@ async def test_a_refund_applied_while_its_purchase_commits_elsewhere_waits_for_i
             outcome = await service.apply(
                 conn, refund["id"], refund["type"], refund["data"]["object"]
             )
-            await service.record(conn, refund["id"], outcome)
+            await service.save_outcome(conn, refund["id"], outcome)
             return outcome.status
 
     async with billing.pool.acquire() as conn:
@@ -135,7 +135,7 @@ async def test_a_refund_applied_while_its_purchase_commits_elsewhere_waits_for_i
         )
         refunding = asyncio.create_task(apply_refund())
         await asyncio.sleep(0.3)  # the refund is now inside its own transaction
-        await service.record(conn, purchase["id"], bought)
+        await service.save_outcome(conn, purchase["id"], bought)
         await transaction.commit()
     assert await refunding == "processed"
     assert await billing.value("SELECT status FROM orders") == "refunded"

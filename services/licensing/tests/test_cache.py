@@ -8,7 +8,7 @@ import asyncio
 import time
 import uuid
 
-from tessera.licensing.desktop.cache import NOBODY, Known, LicenseCache
+from tessera.licensing.cache import NOBODY, Known, LicenseCache
 
 
 def a_known(status: str = "active") -> Known:

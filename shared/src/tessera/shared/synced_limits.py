@@ -33,8 +33,11 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from tessera.shared.http.problems import RateLimited
+from tessera.shared.redis import Decision
 
 log = logging.getLogger("tessera.ratelimit")
+
+ALLOWED = Decision(allowed=True, retry_after=0)  # one object: the hot path allocates none
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,11 @@ class SyncedLimiter:
     def __post_init__(self) -> None:
         self._script = self.redis.register_script(SYNC_SCRIPT)
 
-    def hit(self, *hits: tuple[Rule, str]) -> int:
-        """Count one hit per (rule, identifier) when all are within their limits; return 0,
-        or the seconds until the first exhausted window frees (nothing is counted then)."""
+    def hit(self, *hits: tuple[Rule, str]) -> Decision:
+        """Count one hit per (rule, identifier) when all are within their limits. The
+        decision says whether they were (`allowed`) and, when not, the seconds until the
+        first exhausted window frees (`retry_after`; nothing is counted then): the same
+        answer as `RateLimiter.hit`."""
         now = self.clock()
         keys = [f"{rule.name}:{ident}" for rule, ident in hits]
         counters = [
@@ -128,11 +133,11 @@ class SyncedLimiter:
             if self._estimate(counter, now) + 1 > counter.rule.limit:
                 refused = max(refused, self._seconds_left(counter, now))
         if refused:
-            return refused
+            return Decision(allowed=False, retry_after=refused)
         for counter in counters:
             counter.pending += 1
         self._dirty.update(keys)
-        return 0
+        return ALLOWED
 
     def undo(self, *hits: tuple[Rule, str]) -> None:
         """Take back hits counted for a request that then went elsewhere to be counted. A hit
@@ -145,7 +150,7 @@ class SyncedLimiter:
 
     def enforce(self, *hits: tuple[Rule, str]) -> None:
         """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""
-        retry_after = self.hit(*hits)
+        retry_after = self.hit(*hits).retry_after
         if retry_after:
             raise RateLimited(
                 "Too many requests; try again later.",

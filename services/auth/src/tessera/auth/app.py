@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
+from tessera.auth.admin import routes as admin_routes
 from tessera.auth.context import Auth
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
@@ -15,10 +16,9 @@ from tessera.auth.mail.sender import MailSender
 from tessera.auth.secrets import LegacySealed
 from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
-from tessera.auth.tokens import keys
+from tessera.auth.signing_keys import ring
 from tessera.auth.tokens import routes as token_routes
 from tessera.auth.tokens.service import local_verifier
-from tessera.auth.users import routes as user_routes
 from tessera.auth.users import service as users
 from tessera.auth.users import subscribers as user_subscribers
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
@@ -42,7 +42,7 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
         auth.bind(runtime)
         # Keys sealed before the shared kernel are re-sealed here, once, under the keys lock.
         legacy = LegacySealed.from_secret(settings.key_encryption_key)
-        await keys.ensure_key(runtime.db(), auth.sealer, legacy)
+        await ring.ensure_key(runtime.db(), auth.sealer, legacy)
         await users.promote_bootstrap_admins(
             runtime.db(), [str(a) for a in settings.bootstrap_admins]
         )
@@ -62,7 +62,7 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
                 session_routes.router,
                 token_routes.router,
                 device_routes.router,
-                user_routes.router,
+                admin_routes.router,
             ),
             subscribers=register_subscribers,
             on_startup=(start,),

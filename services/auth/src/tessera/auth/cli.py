@@ -14,7 +14,7 @@ from tessera.auth.app import MIGRATIONS
 from tessera.auth.secrets import sealer_of
 from tessera.auth.sessions.store import SessionStore
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
-from tessera.auth.tokens import keys
+from tessera.auth.signing_keys import ring
 from tessera.auth.users import service as users
 from tessera.auth.users.errors import UserNotFound
 from tessera.auth.users.schemas import Role
@@ -107,7 +107,7 @@ def rotate() -> None:
     it signed has expired."""
 
     async def work(settings: AuthSettings, pool: asyncpg.Pool) -> None:
-        kid = await keys.rotate(pool, sealer_of(settings.key_encryption_key))
+        kid = await ring.rotate(pool, sealer_of(settings.key_encryption_key))
         typer.echo(f"active key: {kid}")
 
     run(work)

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tessera.auth.secrets import Hasher, sealer_of
 from tessera.auth.settings import AuthSettings
-from tessera.auth.tokens.keys import KeyRingCache
+from tessera.auth.signing_keys.ring import KeyRingCache
 from tessera.shared.http.problems import ServiceUnavailable
 from tessera.shared.keys import Sealer
 from tessera.shared.redis import Keys, RateLimiter

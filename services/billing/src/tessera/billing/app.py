@@ -12,10 +12,10 @@ from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.checkout import routes as checkout_routes
-from tessera.billing.checkout.stripe_gateway import StripeGateway
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import BillingSettings, check_production
+from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import WebhookFastPath

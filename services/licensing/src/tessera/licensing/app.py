@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from faststream.nats import NatsRouter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from tessera.licensing import cache
 from tessera.licensing import state as licensing_state
 from tessera.licensing.admin import routes as admin_routes
 from tessera.licensing.customers import subscribers as customer_subscribers
-from tessera.licensing.desktop import cache
 from tessera.licensing.desktop import routes as desktop_routes
 from tessera.licensing.desktop.fast_path import ValidateFastPath
 from tessera.licensing.desktop.signature import SignedResponses

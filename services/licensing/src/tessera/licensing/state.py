@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from fastapi import Request
 
-from tessera.licensing.desktop.cache import LicenseCache
+from tessera.licensing.cache import LicenseCache
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.http.problems import ServiceUnavailable

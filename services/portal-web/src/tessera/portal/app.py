@@ -18,7 +18,7 @@ from tessera.portal.checkout import routes as checkout_routes
 from tessera.portal.downloads import routes as download_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
-from tessera.portal.upstreams import upstream_checks
+from tessera.portal.upstream.health import upstream_checks
 from tessera.portal.web.context import Portal
 from tessera.portal.web.pages import install_page_handlers
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app

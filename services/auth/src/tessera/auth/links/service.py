@@ -1,31 +1,26 @@
-"""Magic-link verbs: accept a request, mint a link (by the mail sender), verify."""
+"""Magic-link verbs: accept a request (queue the mail that carries the link), verify. The
+sender mints the link itself when it sends the mail (`mint.py`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 from uuid import UUID
 
 from tessera.auth.audit import service as audit
 from tessera.auth.context import Auth
 from tessera.auth.links.errors import CodeRequired, SignInFailed
 from tessera.auth.links.schemas import SignedIn, SignedInUser, VerifyRequest
-from tessera.auth.links.store import Consumed, LinkStore
-from tessera.auth.mail import queries as mail
-from tessera.auth.secrets import new_code, new_token, normalize_email
+from tessera.auth.links.store import Consumed, link_store
+from tessera.auth.mail_queue import queries as mail
+from tessera.auth.secrets import normalize_email
 from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
 
 log = logging.getLogger("tessera.auth.links")
-
-
-def store(auth: Auth) -> LinkStore:
-    return LinkStore(auth.redis, auth.keys)
 
 
 async def request_link(
@@ -50,39 +45,9 @@ async def request_link(
     auth.mail_wakeup.set()
 
 
-@dataclass(frozen=True)
-class MintedLink:
-    url: str
-    code: str
-
-
-async def mint(
-    auth: Auth, email: str, *, user_id: UUID | None, binding: str, next_path: str
-) -> MintedLink:
-    """A live link and code for the address, replacing any older one (called when the
-    mail that carries it is sent)."""
-    token, code = new_token(), new_code()
-    token_hash = auth.hasher("link", token)
-    address = normalize_email(email)
-    await store(auth).issue(
-        token_hash,
-        auth.hasher("addr", address),
-        auth.settings.link_ttl_seconds,
-        {
-            "email": address,
-            "user_id": str(user_id) if user_id else "",
-            "binding": binding,
-            "next": next_path,
-            "code": auth.hasher("code", token_hash, code),
-        },
-    )
-    url = f"{auth.settings.portal_url.rstrip('/')}/sign-in/link?{urlencode({'token': token})}"
-    return MintedLink(url=url, code=code)
-
-
 async def consume(auth: Auth, body: VerifyRequest) -> Consumed:
     s = auth.settings
-    links = store(auth)
+    links = link_store(auth)
     if body.token is not None and body.code is None:
         return await links.consume_bound(
             auth.hasher("link", body.token), auth.hasher("browser", body.browser)
@@ -158,7 +123,7 @@ async def _undo(
     try:
         if opened is not None and user is not None:
             await sessions.store(auth).delete(user.id, opened.handle)
-        restored = await store(auth).restore(outcome)
+        restored = await link_store(auth).restore(outcome)
     except Exception as error:
         log.warning("auth.sign_in.link_not_restored", extra={"error": repr(error)})
         return

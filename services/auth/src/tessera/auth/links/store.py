@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tessera.auth.context import Auth
 from tessera.auth.sessions.store import decode
 from tessera.shared.redis import Keys
 
@@ -181,3 +182,7 @@ class LinkStore:
 
     async def record(self, token_hash: str) -> dict[str, str]:
         return decode(await self.redis.hgetall(self._tok(token_hash)))
+
+
+def link_store(auth: Auth) -> LinkStore:
+    return LinkStore(auth.redis, auth.keys)

@@ -20,9 +20,10 @@ from uuid import UUID
 import aiosmtplib
 
 from tessera.auth.context import Auth
-from tessera.auth.links import service as links
-from tessera.auth.mail import queries, templates
+from tessera.auth.links.mint import mint
+from tessera.auth.mail import templates
 from tessera.auth.mail.templates import Rendered
+from tessera.auth.mail_queue import queries
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users.schemas import User
 
@@ -94,9 +95,7 @@ class MailSender:
         minutes = max(1, s.link_ttl_seconds // 60)
         if kind == "welcome":
             user = await self._active_user_by_id(payload["user_id"])
-            link = await links.mint(
-                self.auth, user.email, user_id=user.id, binding="", next_path=""
-            )
+            link = await mint(self.auth, user.email, user_id=user.id, binding="", next_path="")
             return templates.sign_in(s.product_name, link.url, link.code, minutes, welcome=True)
         if kind == "sign_in":
             row = await user_queries.find_by_email(self.auth.pool, recipient)
@@ -108,7 +107,7 @@ class MailSender:
                 if not user.active:
                     raise Drop("the user is disabled")
                 user_id = user.id
-            link = await links.mint(
+            link = await mint(
                 self.auth,
                 recipient,
                 user_id=user_id,

@@ -1,3 +1,2 @@
-"""Access tokens: Ed25519 (EdDSA) JWTs with a `kid`, the JWKS that verifies them, and the
-signing keys behind both (encrypted at rest, rotated by the operator CLI). Owns
-`signing_keys`."""
+"""Access tokens: Ed25519 (EdDSA) JWTs with a `kid`, minted for a session or device grant,
+and the JWKS that verifies them. The keys behind both are in `signing_keys/`."""

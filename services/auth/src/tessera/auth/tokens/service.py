@@ -10,7 +10,7 @@ import jwt
 
 from tessera.auth.context import Auth
 from tessera.auth.secrets import new_token
-from tessera.auth.tokens.keys import KeyRingCache
+from tessera.auth.signing_keys.ring import KeyRingCache
 from tessera.auth.users.schemas import User
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
 from tessera.auth.audit import service as audit
-from tessera.auth.mail import queries as mail
-from tessera.auth.sessions.store import SessionStore
+from tessera.auth.mail_queue import queries as mail
 from tessera.auth.users import queries
 from tessera.auth.users.errors import UserNotFound
 from tessera.auth.users.schemas import Role, User
@@ -21,6 +21,12 @@ from tessera.shared.events.envelope import new_event_id
 log = logging.getLogger("tessera.auth.users")
 
 CONSUMER = "auth.users"
+
+
+class Sessions(Protocol):
+    """What disabling needs of the session store (`sessions/`, which sits above users)."""
+
+    async def delete_all(self, user_id: UUID, keep: str | None = None) -> list[str]: ...
 
 
 def initial_role(email: str, bootstrap_admins: list[str]) -> Role:
@@ -117,7 +123,7 @@ async def promote_bootstrap_admins(pool: asyncpg.Pool, emails: list[str]) -> int
 
 async def disable(
     pool: asyncpg.Pool,
-    sessions: SessionStore,
+    sessions: Sessions,
     user_id: UUID,
     *,
     actor_id: UUID | None = None,

@@ -10,9 +10,9 @@ import asyncpg
 from tessera.billing.catalog.service import get_buyable
 from tessera.billing.checkout import standin
 from tessera.billing.checkout.schemas import CheckoutOutcome
-from tessera.billing.checkout.stripe_gateway import CheckoutLink, StripeGateway
 from tessera.billing.orders import queries as orders
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.gateway import CheckoutLink, StripeGateway
 from tessera.shared.http.problems import Problem
 
 

@@ -19,7 +19,7 @@ from tessera.billing.accounts.service import find_or_create_account, normalise_e
 from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.orders import queries
 from tessera.billing.orders.queries import Adjustment, NewOrder, Order
-from tessera.billing.webhooks.stripe_objects import Charge, CheckoutSession, Dispute, TotalDetails
+from tessera.billing.stripe.objects import Charge, CheckoutSession, Dispute, TotalDetails
 from tessera.shared import inbox, outbox
 from tessera.shared.events.billing import (
     OrderDisputeClosed,

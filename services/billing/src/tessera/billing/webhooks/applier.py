@@ -92,7 +92,7 @@ async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.O
                 outcome = await service.apply(
                     conn, event.id, event.type, event.payload["data"]["object"]
                 )
-                await service.record(conn, event.id, outcome)
+                await service.save_outcome(conn, event.id, outcome)
             return outcome
         except TRANSIENT:
             raise
@@ -101,5 +101,5 @@ async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.O
             outcome = service.Outcome(
                 "failed", "billing could not apply this event (see the logs); replay it"
             )
-            await service.record(conn, event.id, outcome)
+            await service.save_outcome(conn, event.id, outcome)
             return outcome

@@ -45,7 +45,7 @@ class WebhookFastPath(FastPath):
             return None
         client = scope.get("client")
         hit = limit_of(runtime, client[0] if client else "unknown")
-        if runtime.synced_limiter.hit(hit):
+        if not runtime.synced_limiter.hit(hit).allowed:
             return None
         stripe_signature = header(scope, b"stripe-signature")
         try:

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
 from tessera.billing.settings import BillingSettings
-from tessera.billing.webhooks import service, signature
+from tessera.billing.stripe import signature
+from tessera.billing.stripe.objects import StripeEvent
+from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.billing.webhooks.stripe_objects import StripeEvent
 from tessera.shared.http.context import client_ip
 from tessera.shared.service import Runtime, RuntimeDep
 from tessera.shared.synced_limits import Rule

@@ -26,16 +26,16 @@ from pydantic import ValidationError
 from tessera.billing.catalog.service import UnknownSku, get_buyable
 from tessera.billing.orders import service as orders
 from tessera.billing.orders.service import Applied, NoOrderYet
-from tessera.billing.webhooks import queries
-from tessera.billing.webhooks.queries import Delivery
-from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.billing.webhooks.stripe_objects import (
+from tessera.billing.stripe.objects import (
     Charge,
     CheckoutSession,
     Dispute,
     StripeEvent,
     expandable_id,
 )
+from tessera.billing.webhooks import queries
+from tessera.billing.webhooks.queries import Delivery
+from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.shared.http.problems import NotFound
 
 Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]
@@ -160,10 +160,11 @@ async def release_held(conn: asyncpg.Connection, hold_key: str) -> None:
     """Apply, in arrival order, the events that were waiting for this payment's order."""
     for stored in await queries.lock_held(conn, hold_key):
         outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
-        await record(conn, stored.id, outcome)
+        await save_outcome(conn, stored.id, outcome)
 
 
-async def record(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> None:
+async def save_outcome(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> None:
+    """Store what applying the event came to (`recorder.py` records deliveries, not this)."""
     await queries.set_outcome(
         conn, event_id, outcome.status, outcome.detail, outcome.order_id, outcome.hold_key
     )
@@ -215,5 +216,5 @@ async def replay(pool: asyncpg.Pool, event_id: str) -> Outcome:
         if stored is None:
             raise UnknownEvent(f"No webhook event {event_id!r} was received.")
         outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
-        await record(conn, stored.id, outcome)
+        await save_outcome(conn, stored.id, outcome)
     return outcome

@@ -54,7 +54,7 @@ class ValidateFastPath(FastPath):
         ip = client[0] if client else "unknown"
         key_hash = keyformat.lookup_hash(req.key)
         hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
-        if limiter.hit(*hits):
+        if not limiter.hit(*hits).allowed:
             return None
         try:
             result = await service.validate(pool, state.cache, ring.signer, req, key_hash)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from tessera.licensing.desktop.cache import Known
+from tessera.licensing.cache import Known
 
 LOOKUP = """
 SELECT l.id, l.account_id, l.product_code, l.status, l.expires_at,

@@ -13,8 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.licensing.cache import Known, LicenseCache
 from tessera.licensing.desktop import queries
-from tessera.licensing.desktop.cache import Known, LicenseCache
 from tessera.licensing.desktop.schemas import (
     DETAILS,
     ActivateRequest,

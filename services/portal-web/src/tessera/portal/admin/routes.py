@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
+from tessera.portal.admin.actions import ACTIONS, EVENT_ID, NOTICES, BadEvent, Posted
 from tessera.portal.admin.chart import chart
 from tessera.portal.upstream.auth import User
 from tessera.portal.upstream.base import UpstreamError
@@ -18,8 +19,7 @@ from tessera.portal.upstream.billing import AccountDetail
 from tessera.portal.upstream.licensing import License
 from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
-from tessera.portal.web.security import new_browser_id
-from tessera.portal.web.viewer import AdminViewerDep, Viewer, admin_viewer, mark_revoked
+from tessera.portal.web.viewer import AdminViewerDep, Viewer, admin_viewer
 from tessera.shared.http.params import IsoDate
 
 # The role check runs first: anyone but an admin gets the plain 404 for every /admin path
@@ -27,50 +27,7 @@ from tessera.shared.http.params import IsoDate
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_viewer), Depends(require_csrf)])
 
 LICENSE_KEY = re.compile(r"^[0-9A-Za-z]{5}(-?[0-9A-Za-z]{5}){4}$")
-EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,100}$")
 EXPORTS = {"orders.csv": "billing", "accounts.csv": "billing", "licenses.csv": "licensing"}
-
-
-@dataclass(frozen=True)
-class Action:
-    """One admin action: what the confirmation page says, and what it needs."""
-
-    title: str
-    warning: str
-    needs: tuple[str, ...]
-    reason: bool = True
-
-
-ACTIONS: dict[str, Action] = {
-    "suspend": Action("Suspend license", "The app stops working at its next check.", ("license_id",)),
-    "reinstate": Action("Reinstate license", "The license works again.", ("license_id",)),
-    "revoke": Action(
-        "Revoke license", "Permanent: a revoked license cannot be reinstated.", ("license_id",)
-    ),
-    "reset-activations": Action(
-        "Reset machines", "Every machine is removed and every seat freed.", ("license_id",)
-    ),
-    "grant": Action(
-        "Grant a complimentary license", "A new license is issued to this account.", ("email",)
-    ),
-    "seed": Action(
-        "Seed an account", "Creates the account (and an order at no charge, with a SKU).",
-        ("email",),
-    ),
-    "resend-link": Action(
-        "Send a sign-in link", "The customer receives a new sign-in email.", ("email",), False
-    ),
-    "disable-user": Action(
-        "Disable user", "Every session ends and the user cannot sign in.", ("user_id",)
-    ),
-    "enable-user": Action("Enable user", "The user can sign in again.", ("user_id",)),
-    "replay": Action(
-        "Replay webhook event", "The recorded Stripe event is applied again (idempotent).",
-        ("event_id",), False,
-    ),
-}  # fmt: skip
-
-NOTICES = {name: f"Done: {action.title.lower()}." for name, action in ACTIONS.items()}
 
 
 async def post_limit(request: Request, portal: PortalDep) -> None:
@@ -278,10 +235,10 @@ async def describe(
     """The target of an action, from its ids alone; None when they name nothing (or things
     that do not belong together)."""
     caller = viewer.caller
-    need = set(ACTIONS[action].needs)
-    if action == "seed":  # starts from nothing: the admin types the email on the form
+    kind = ACTIONS[action].target
+    if kind == "new-account":  # starts from nothing: the admin types the email on the form
         return Target({}, "")
-    if "event_id" in need:
+    if kind == "event":
         if not EVENT_ID.match(event_id):
             return None
         return Target({"event_id": event_id}, f"Stripe event {event_id}")
@@ -292,7 +249,7 @@ async def describe(
     if email is None:
         return None
     fields = {"account_id": str(account_id)}
-    if "license_id" in need:
+    if kind == "license":
         license_id = ids["license_id"]
         licenses = await viewer.call(
             lambda t: portal.licensing.search(caller, t, account_id=str(account_id))
@@ -302,7 +259,7 @@ async def describe(
             return None
         fields["license_id"] = str(lic.id)
         return Target(fields, f"{lic.product} license {lic.key} of {lic.email} ({lic.status})")
-    if "user_id" in need:
+    if kind == "user":
         users = await viewer.call(lambda t: portal.auth.users(caller, t, email))
         user = next(
             (u for u in users if u.id == ids["user_id"] and u.account_id == account_id), None
@@ -330,7 +287,6 @@ def unknown_action(request: Request) -> Response:
 async def act(
     request: Request,
     action: str,
-    portal: PortalDep,
     viewer: AdminViewerDep,
     account_id: Annotated[str, Form(max_length=64)] = "",
     license_id: Annotated[str, Form(max_length=64)] = "",
@@ -353,48 +309,17 @@ async def act(
             title="A reason is required",
             message="Go back and say why: it is kept in the audit log.",
         )
-    caller = viewer.caller
-
-    async def perform() -> Response:
-        back = f"/admin/accounts/{UUID(account_id)}" if account_id else "/admin"
-        if action in ("suspend", "reinstate", "revoke", "reset-activations"):
-            lid = UUID(license_id)
-            await viewer.call(lambda t: portal.licensing.act(caller, t, lid, action, reason))
-        elif action == "grant":
-            aid = UUID(account_id)
-            await viewer.call(
-                lambda t: portal.licensing.grant(
-                    caller, t, aid, email, policy or portal.settings.default_policy, reason
-                )
-            )
-        elif action == "seed":
-            seeded = await viewer.call(lambda t: portal.billing.seed(caller, t, email, sku, reason))
-            back = f"/admin/accounts/{seeded.account_id}"
-        elif action == "resend-link":
-            # A fresh binding value: the customer's own browser will be asked for the code.
-            await portal.auth.request_link(caller, email, new_browser_id(), None)
-        elif action in ("disable-user", "enable-user"):
-            uid = UUID(user_id)
-            await viewer.call(
-                lambda t: portal.auth.set_disabled(caller, t, uid, action == "disable-user", reason)
-            )
-            if action == "disable-user":
-                await mark_revoked(portal, user_id=str(uid))
-        elif action == "replay":
-            if not EVENT_ID.match(event_id):
-                return render(
-                    request,
-                    "error.html",
-                    status_code=400,
-                    title="Unknown event",
-                    message="That is not a Stripe event id.",
-                )
-            result = await viewer.call(lambda t: portal.billing.replay(caller, t, event_id))
-            return redirect(request, "/admin/webhooks", replayed=result.id, outcome=result.status)
-        return redirect(request, back, done=action)
-
+    named = {"account_id": account_id, "license_id": license_id, "user_id": user_id}
     try:
-        return await perform()
+        ids: dict[str, UUID] = {n: UUID(v) for n, v in named.items() if n in spec.ids}
+        posted = Posted(ids, email=email, event_id=event_id, reason=reason, policy=policy, sku=sku)
+        back = f"/admin/accounts/{UUID(account_id)}" if account_id else "/admin"
+        done = await spec.call(action, viewer, posted)
+    except BadEvent:
+        return render(
+            request, "error.html", status_code=400, title="Unknown event",
+            message="That is not a Stripe event id.",
+        )  # fmt: skip
     except ValueError:  # a malformed id in the form
         return render(
             request, "error.html", status_code=400, title="Bad request",
@@ -408,6 +333,9 @@ async def act(
             request, "error.html", status_code=409, title=f"The {error.service} service refused",
             message=error.detail or error.slug,
         )  # fmt: skip
+    if done is None:
+        return redirect(request, back, done=action)
+    return redirect(request, done.path, **done.query)
 
 
 @router.get("/webhooks")

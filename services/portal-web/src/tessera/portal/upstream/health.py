@@ -1,4 +1,4 @@
-"""The services the portal calls. Readiness means they answer."""
+"""Readiness of the services the portal calls: each must answer its `/healthz`."""
 
 from __future__ import annotations
 

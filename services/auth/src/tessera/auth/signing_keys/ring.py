@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from tessera.auth.secrets import LegacySealed, new_token
-from tessera.auth.tokens import queries
+from tessera.auth.signing_keys import queries
 from tessera.shared import keys
 from tessera.shared.keys import Sealer, SealingError, Signer, new_signer, open_signer
 
