@@ -155,4 +155,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--users", type=int, default=400)
-    asyncio.run(main(parser.parse_args()))
+    harness.add_server_option(parser)
+    args = parser.parse_args()
+    harness.use_server(args.server)
+    asyncio.run(main(args))

@@ -294,4 +294,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--client-spans", action="store_true", help="a span per SQL statement (off by default)"
     )
-    asyncio.run(main(parser.parse_args()))
+    harness.add_server_option(parser)
+    args = parser.parse_args()
+    harness.use_server(args.server)
+    asyncio.run(main(args))

@@ -1,8 +1,10 @@
-"""What every benchmark shares: the bare FastAPI baseline, starting uvicorn processes, and
-an asyncio load generator that reports throughput and latency percentiles."""
+"""What every benchmark shares: the bare FastAPI baseline, starting server processes
+(our services on uvicorn as they run in production, or on granian with `--server granian`),
+and an asyncio load generator that reports throughput and latency percentiles."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -47,7 +49,47 @@ class Result:
         )
 
 
-SERVERS: dict[str, int] = {}  # url -> pid of the uvicorn process serving it
+SERVERS: dict[str, int] = {}  # url -> pid of the server process serving it
+
+# What serves our services: "uvicorn", the way `tessera-<service> serve` runs them
+# (shared/http/server.py), or "granian" (the same app factory on granian's ASGI interface,
+# uvloop, for comparison: docs/performance.md). The bare baseline always runs on stock
+# uvicorn, the yardstick both are measured against. Scripts set it from `--server`.
+SERVER_CHOICES = ("uvicorn", "granian")
+SERVER = "uvicorn"
+
+
+def add_server_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        choices=SERVER_CHOICES,
+        default="uvicorn",
+        help="what serves the Tessera services (the bare baseline stays on uvicorn)",
+    )
+
+
+def use_server(name: str) -> None:
+    global SERVER
+    if name not in SERVER_CHOICES:
+        raise ValueError(f"unknown server {name!r}; one of {', '.join(SERVER_CHOICES)}")
+    SERVER = name
+
+
+def service_command(
+    factory: str, port: int, *, host: str = "127.0.0.1", workers: int = 1, server: str = ""
+) -> list[str]:
+    """The command that serves the app factory `factory` (`module:function`) on `SERVER`
+    (or `server`)."""
+    if (server or SERVER) == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+            "--loop", "uvloop", "--host", host, "--port", str(port), "--workers", str(workers),
+            "--log-level", "warning", "--no-access-log", factory,
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "tessera.shared.http.server", factory,
+        "--host", host, "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
 
 
 def server_cpu_seconds(url: str) -> float:
@@ -69,17 +111,14 @@ def uvicorn_process(
     nice: int = 0,
     log: Path | None = None,
 ) -> Iterator[str]:
-    """Run `app` (an import path; factories end with `()`) in its own uvicorn process, at
+    """Run `app` (an import path; factories end with `()`) in its own server process, at
     CPU priority `nice` (0 is the default; higher yields the CPU to others), its output
-    written to `log` when given."""
+    written to `log` when given. Our services run on `SERVER` (`service_command`); the bare
+    baseline on stock uvicorn."""
     factory = app.endswith("()")
     target = app.removesuffix("()")
     if factory and target.startswith("tessera."):
-        # Our services run the way `tessera-<service> serve` runs them (shared/http/server.py);
-        # the bare baseline runs on stock uvicorn.
-        cmd = [sys.executable, "-m", "tessera.shared.http.server", target, "--port", str(port)]
-        if workers > 1:
-            cmd += ["--workers", str(workers)]
+        cmd = service_command(target, port, workers=workers)
     else:
         cmd = [
             sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),

@@ -440,4 +440,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--driver", choices=["wrk", "httpx"], default="wrk", help="closed-loop load generator"
     )
-    uvloop.run(main(parser.parse_args()))  # the generator's own loop: the faster the better
+    harness.add_server_option(parser)
+    args = parser.parse_args()
+    harness.use_server(args.server)
+    uvloop.run(main(args))  # the generator's own loop: the faster the better

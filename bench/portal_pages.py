@@ -171,4 +171,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--buyers", type=int, default=60)
-    asyncio.run(main(parser.parse_args()))
+    harness.add_server_option(parser)
+    args = parser.parse_args()
+    harness.use_server(args.server)
+    asyncio.run(main(args))

@@ -614,12 +614,10 @@ class Process:
 def service(
     name: str, port: int, env: dict[str, str], workers: int, logs: Path
 ) -> Iterator[Process]:
-    """`tessera.<name>.app:create_app` in its own uvicorn, as `tessera-<name> serve` runs it
-    (shared/http/server.py), its output in `logs/<name>.log`."""
-    cmd = [
-        sys.executable, "-m", "tessera.shared.http.server", f"tessera.{name}.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
+    """`tessera.<name>.app:create_app` in its own server process, as `tessera-<name> serve`
+    runs it (shared/http/server.py; on granian with `--server granian`), its output in
+    `logs/<name>.log`."""
+    cmd = harness.service_command(f"tessera.{name}.app:create_app", port, workers=workers)
     with open(logs / f"{name}.log", "ab") as log:
         process = subprocess.Popen(
             cmd, env={**os.environ, **env}, cwd=harness.REPO, stdout=log, stderr=subprocess.STDOUT
@@ -962,7 +960,7 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"{result['machine']}. Services: "
         + ", ".join(f"{name} x{n}" for name, n in result["workers"].items())
-        + " uvicorn worker(s).",
+        + f" {result.get('server', 'uvicorn')} worker(s).",
         "",
         "| flow | target /s | achieved /s | p50 ms | p99 ms | max ms | answers |",
         "|---|---|---|---|---|---|---|",
@@ -1172,6 +1170,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{os.cpu_count()} cores, load average before the run "
         + " / ".join(f"{v:.2f}" for v in load_before),
         "workers": workers,
+        "server": harness.SERVER,
         "config": {**vars(args), "rates": rates},
     }
     dbs: dict[str, asyncpg.Pool] = {}
@@ -1320,7 +1319,9 @@ if __name__ == "__main__":
         help="sample each service with py-spy during the mix (needs py-spy on PATH)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
+    harness.add_server_option(parser)
     arguments = parser.parse_args()
+    harness.use_server(arguments.server)
     outcome = uvloop.run(main(arguments))
     print()
     print(report(outcome))

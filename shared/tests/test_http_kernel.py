@@ -1,14 +1,18 @@
 """The HTTP kernel in a bare FastAPI app: body limits, problem+json, request ids, headers."""
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
+from starlette.requests import Request as StarletteRequest
 
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from tessera.shared.http.problems import Problem, install_problem_handlers
+from tessera.shared.http.problems import Problem, RateLimited, install_problem_handlers
 
 LIMIT = 1024
 
@@ -37,6 +41,10 @@ def kernel_app() -> FastAPI:
     @app.post("/raw")
     async def raw(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
+
+    @app.get("/limited")
+    async def limited() -> None:
+        raise RateLimited(7)
 
     @app.get("/boom")
     async def boom() -> None:
@@ -142,6 +150,22 @@ async def test_a_domain_error_renders_its_own_problem(client: httpx.AsyncClient)
     }
 
 
+async def test_a_rate_limit_is_one_429_problem_with_retry_after(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/limited")
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "7"
+    assert r.json() == {
+        "type": "urn:tessera:problem:rate-limited",
+        "title": "Too many requests",
+        "status": 429,
+        "detail": "Too many requests; try again later.",
+        "request_id": r.headers["x-request-id"],
+        "retry_after": 7,
+    }
+
+
 async def test_an_unexpected_error_is_a_500_that_leaks_nothing(client: httpx.AsyncClient) -> None:
     r = await client.get("/boom")
     assert r.status_code == 500
@@ -174,3 +198,29 @@ async def test_security_headers_are_on_every_response(client: httpx.AsyncClient)
     assert r.headers["x-frame-options"] == "DENY"
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_client_ip_rule_reads_a_request_and_a_bare_scope_alike() -> None:
+    scope = {"type": "http", "client": ("203.0.113.9", 5123), "headers": []}
+    assert client_ip(scope) == "203.0.113.9"
+    assert client_ip(StarletteRequest(scope)) == "203.0.113.9"
+    assert client_ip({**scope, "client": ["198.51.100.4", 1]}) == "198.51.100.4"
+    assert client_ip({"type": "http", "client": None}) == "unknown"
+    assert client_ip(StarletteRequest({"type": "http", "headers": []})) == "unknown"
+
+
+def test_nothing_reads_the_client_address_by_hand() -> None:
+    """One rule for the caller's address (`client_ip`, after the forwarded-header rule):
+    a route or fast path that reads the peer itself would bypass it."""
+    root = Path(__file__).resolve().parents[2]
+    by_hand = re.compile(r"""\brequest\.client\b|\[["']client["']\]|\.get\(["']client["']""")
+    sources = [*root.glob("shared/src/**/*.py"), *root.glob("services/*/src/**/*.py")]
+    assert len(sources) > 50
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in sources
+        if path.name != "context.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert offenders == []

@@ -212,3 +212,39 @@ async def test_a_rolled_back_effect_releases_the_claim(pool: asyncpg.Pool) -> No
             raise RuntimeError("effect failed")
     async with pool.acquire() as conn, conn.transaction():
         assert await inbox.claim(conn, event, "auth.users")
+
+
+async def test_first_delivery_yields_the_claiming_transaction_once(pool: asyncpg.Pool) -> None:
+    """The consumers' one helper: the effect commits with the claim; a redelivery (or a
+    concurrent delivery) is handed None and applies nothing."""
+    event = an_event()
+    await pool.execute("CREATE TABLE IF NOT EXISTS inbox_effects (event_id uuid)")
+
+    async def deliver() -> bool:
+        async with inbox.first_delivery(pool, event, "auth.users") as conn:
+            if conn is None:
+                return False
+            await conn.execute("INSERT INTO inbox_effects VALUES ($1)", event.event_id)
+            return True
+
+    results = await asyncio.gather(*(deliver() for _ in range(20)))
+    assert results.count(True) == 1
+    assert await deliver() is False
+    effects = "SELECT count(*) FROM inbox_effects WHERE event_id = $1"
+    assert await pool.fetchval(effects, event.event_id) == 1
+
+
+async def test_first_delivery_rolls_back_the_claim_with_a_failed_effect(
+    pool: asyncpg.Pool,
+) -> None:
+    event = an_event()
+    await pool.execute("CREATE TABLE IF NOT EXISTS inbox_effects (event_id uuid)")
+    with pytest.raises(RuntimeError):
+        async with inbox.first_delivery(pool, event, "auth.users") as conn:
+            assert conn is not None
+            await conn.execute("INSERT INTO inbox_effects VALUES ($1)", event.event_id)
+            raise RuntimeError("effect failed")
+    effects = "SELECT count(*) FROM inbox_effects WHERE event_id = $1"
+    assert await pool.fetchval(effects, event.event_id) == 0
+    async with inbox.first_delivery(pool, event, "auth.users") as conn:
+        assert conn is not None  # the redelivery applies it

@@ -27,6 +27,16 @@ async def test_hits_past_the_limit_are_refused_with_retry_after(limiter: RateLim
     assert other.allowed
 
 
+async def test_a_peek_refuses_a_full_window_without_counting(limiter: RateLimiter) -> None:
+    for _ in range(5):
+        assert (await limiter.peek("2/minute", "wrong", "u1")).allowed  # counts nothing
+    await limiter.hit("2/minute", "wrong", "u1")
+    assert (await limiter.peek("2/minute", "wrong", "u1")).allowed
+    await limiter.hit("2/minute", "wrong", "u1")
+    refused = await limiter.peek("2/minute", "wrong", "u1")
+    assert not refused.allowed and 1 <= refused.retry_after <= 60
+
+
 async def test_concurrent_hits_never_exceed_the_limit(limiter: RateLimiter) -> None:
     results = await asyncio.gather(*(limiter.hit("10/minute", "burst") for _ in range(60)))
     assert sum(r.allowed for r in results) == 10

@@ -1,16 +1,23 @@
 """The kernel's HTTP server over a real socket: every answer arrives whole and in order
 through the coalescing transport (kept-alive, streamed, closed), and an answer's head and
-body leave in one write."""
+body leave in one write. And the uvicorn internals it subclasses are still there: the
+pyproject bounds uvicorn below its next minor release, and the last test here names what
+moved when an upgrade changes them."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
+from uvicorn.protocols import utils as uvicorn_utils
+from uvicorn.protocols.http import flow_control, httptools_impl
 
 from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
@@ -85,3 +92,45 @@ async def test_a_head_and_its_body_leave_in_one_write() -> None:
     transport.write(b"last words")
     transport.close()  # sent before the close, not dropped
     assert real.writes[-1] == b"last words" and real.closed
+
+
+# What uvicorn does with the transport `CoalescingHttpTools` hands it. The writes and the
+# close are intercepted (they must go out in order, gathered); the rest is safe to pass to
+# the socket's transport as it is. A new call (say `writelines`, which would overtake the
+# gathered writes) must be looked at before uvicorn is upgraded.
+INTERCEPTED = {"write", "close", "write_eof", "get_write_buffer_size"}
+PASSED_THROUGH = {"is_closing", "get_extra_info", "pause_reading", "resume_reading", "set_protocol"}
+
+
+def test_the_uvicorn_internals_the_server_relies_on_have_not_moved() -> None:
+    """`CoalescingHttpTools` subclasses uvicorn's private `HttpToolsProtocol`: it overrides
+    `connection_made(transport)`, reads `self.loop` (set by `__init__`), and is handed to
+    uvicorn as `http=` (a class). If this fails after an upgrade, the message names what
+    moved; fix server.py (or drop the subclass) before raising uvicorn's upper bound."""
+    moved: list[str] = []
+    protocol = httptools_impl.HttpToolsProtocol
+    made = getattr(protocol, "connection_made", None)
+    if made is None or list(inspect.signature(made).parameters) != ["self", "transport"]:
+        moved.append("HttpToolsProtocol.connection_made(self, transport)")
+    if "self.loop = " not in inspect.getsource(protocol.__init__):
+        moved.append("HttpToolsProtocol.__init__ no longer sets self.loop")
+    calls = set()
+    for module in (httptools_impl, flow_control, uvicorn_utils):
+        calls |= set(re.findall(r"transport\.(\w+)\(", inspect.getsource(module)))
+    moved += [
+        f"uvicorn now calls transport.{name}()"
+        for name in sorted(calls - INTERCEPTED - PASSED_THROUGH)
+    ]
+    if not {"write", "close", "is_closing"} <= calls:
+        moved.append(f"uvicorn's protocol writes differently now (calls: {sorted(calls)})")
+    config_options = inspect.signature(uvicorn.Config.__init__).parameters
+    moved += [
+        f"uvicorn.Config has no `{name}` option"
+        for name in ("http", "loop", "factory", "server_header", "proxy_headers")
+        if name not in config_options
+    ]
+    config = uvicorn.Config(an_app(), http=CoalescingHttpTools)
+    config.load()
+    if config.http_protocol_class is not CoalescingHttpTools:
+        moved.append("uvicorn.Config(http=<class>) no longer serves with that class")
+    assert not moved, f"uvicorn {uvicorn.__version__} moved: " + "; ".join(moved)

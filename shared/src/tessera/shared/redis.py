@@ -67,6 +67,17 @@ class RateLimiter:
         item = parse(rule) if isinstance(rule, str) else rule
         if await self.limiter.hit(item, *identifiers):
             return Decision(allowed=True, retry_after=0)
+        return await self._refusal(item, *identifiers)
+
+    async def peek(self, rule: str | RateLimitItem, *identifiers: str) -> Decision:
+        """The decision a hit would get, without counting one (for budgets that only
+        failures spend, e.g. wrong user codes)."""
+        item = parse(rule) if isinstance(rule, str) else rule
+        if await self.limiter.test(item, *identifiers):
+            return Decision(allowed=True, retry_after=0)
+        return await self._refusal(item, *identifiers)
+
+    async def _refusal(self, item: RateLimitItem, *identifiers: str) -> Decision:
         # Only a refusal pays for the second round trip that finds when the window frees.
         stats = await self.limiter.get_window_stats(item, *identifiers)
         return Decision(
@@ -77,11 +88,7 @@ class RateLimiter:
         """Count a hit; raise `RateLimited` (429 with Retry-After) when over the limit."""
         decision = await self.hit(rule, *identifiers)
         if not decision.allowed:
-            raise RateLimited(
-                "Too many requests; try again later.",
-                headers={"Retry-After": str(decision.retry_after)},
-                retry_after=decision.retry_after,
-            )
+            raise RateLimited(decision.retry_after)
         return decision
 
     async def reset(self, rule: str | RateLimitItem, *identifiers: str) -> None:

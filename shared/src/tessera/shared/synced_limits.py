@@ -152,11 +152,7 @@ class SyncedLimiter:
         """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""
         retry_after = self.hit(*hits).retry_after
         if retry_after:
-            raise RateLimited(
-                "Too many requests; try again later.",
-                headers={"Retry-After": str(retry_after)},
-                retry_after=retry_after,
-            )
+            raise RateLimited(retry_after)
 
     async def run(self) -> None:
         """Push and refresh every `sync_interval` until cancelled."""

@@ -47,9 +47,18 @@ class NotFound(Problem):
 
 
 class RateLimited(Problem):
+    """Refused by a rate limit: 429 with `Retry-After` (the seconds until a retry can
+    succeed) as a header and as the `retry_after` member. Every limiter raises this one."""
+
     status = 429
     slug = "rate-limited"
     title = "Too many requests"
+
+    def __init__(
+        self, retry_after: int, detail: str = "Too many requests; try again later."
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 class PayloadTooLarge(StarletteHTTPException):

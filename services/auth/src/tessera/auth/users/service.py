@@ -39,8 +39,8 @@ async def create_user_for_account(
     """Create the account's user once, publish `auth.user.created.v1` and queue the welcome
     mail (with a sign-in link). Returns the new user's id, or None when the event was
     already applied (or the address already has a user)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return None
         user_id = new_event_id()
         role = initial_role(event.email, bootstrap_admins or [])

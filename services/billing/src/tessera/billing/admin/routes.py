@@ -27,6 +27,7 @@ from tessera.billing.orders import queries as orders
 from tessera.billing.orders.schemas import AdminOrderOut
 from tessera.billing.webhooks import queries as webhook_events
 from tessera.billing.webhooks.queries import EventSummary
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.params import IsoDate
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.service import RuntimeDep
@@ -49,8 +50,9 @@ def actor(principal: Principal) -> str:
     return f"admin:{principal.user_id}"
 
 
-def ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def ip(request: Request) -> str:
+    """The address the audit records: the kernel's one rule, as every service's audit."""
+    return client_ip(request)
 
 
 async def limit_admin(runtime: RuntimeDep, principal: Principal) -> None:

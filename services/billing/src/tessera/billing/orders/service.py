@@ -390,8 +390,8 @@ async def provision(pool: asyncpg.Pool, event: PurchaseCompleted) -> UUID | None
     if new), the order belongs to it, `billing.order.paid.v1` is published, and any refund
     or dispute that arrived meanwhile follows. Returns the account id, or None if the event
     was already applied."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, PROVISIONER):
+    async with inbox.first_delivery(pool, event, PROVISIONER) as conn:
+        if conn is None:
             return None
         order = await (
             queries.lock(conn, event.order_id)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Scope
 
 from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.billing.webhooks.routes import PATH, ingest, limit_of
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.middleware import header
 from tessera.shared.service import Runtime
@@ -43,8 +44,7 @@ class WebhookFastPath(FastPath):
         runtime: Runtime | None = getattr(self.state, "runtime", None)
         if runtime is None or runtime.synced_limiter is None:
             return None
-        client = scope.get("client")
-        hit = limit_of(runtime, client[0] if client else "unknown")
+        hit = limit_of(runtime, client_ip(scope))
         if not runtime.synced_limiter.hit(hit).allowed:
             return None
         stripe_signature = header(scope, b"stripe-signature")

@@ -12,8 +12,8 @@ CONSUMER = "licensing.customers"
 
 async def register_customer(pool: asyncpg.Pool, event: AccountCreated) -> bool:
     """Remember the account once. Returns False when the event was already applied."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return False
         await conn.execute(
             "INSERT INTO customers (account_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",

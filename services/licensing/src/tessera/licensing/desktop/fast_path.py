@@ -29,6 +29,7 @@ from tessera.licensing.desktop.schemas import ValidateRequest
 from tessera.licensing.desktop.signature import HEADER, signature_header
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 
 PATH = "/v1/licenses/validate"
@@ -50,10 +51,8 @@ class ValidateFastPath(FastPath):
             req = ValidateRequest.model_validate_json(body)
         except ValidationError:
             return None
-        client = scope.get("client")
-        ip = client[0] if client else "unknown"
         key_hash = keyformat.lookup_hash(req.key)
-        hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
+        hits = ((state.per_ip, client_ip(scope)), (state.per_key, key_id_of(key_hash)))
         if not limiter.hit(*hits).allowed:
             return None
         try:

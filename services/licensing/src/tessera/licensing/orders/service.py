@@ -38,8 +38,8 @@ def status_from(facts: asyncpg.Record) -> tuple[licenses.Status, str | None]:
 async def on_paid(pool: asyncpg.Pool, sealer: Sealer, event: OrderPaid) -> list[UUID]:
     """Issue one license per seat. An unknown product/policy holds the order (kept, logged,
     retryable with `tessera-licensing orders retry-held`) instead of failing the event."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return []
         await queries.record_paid(conn, event.order_id, event.account_id)
         await queries.remember_customer(conn, event.account_id, event.email)
@@ -98,8 +98,8 @@ async def _reconcile(conn: asyncpg.Connection, order_id: UUID) -> None:
 
 async def on_refunded(pool: asyncpg.Pool, event: OrderRefunded) -> None:
     """A full refund revokes what the order granted; a partial one changes nothing."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return
         if not event.full:
             await queries.touch(conn, event.order_id, event.account_id)
@@ -110,8 +110,8 @@ async def on_refunded(pool: asyncpg.Pool, event: OrderRefunded) -> None:
 
 async def on_disputed(pool: asyncpg.Pool, event: OrderDisputed) -> None:
     """Suspend the order's licenses while the dispute is open."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return
         await queries.touch(conn, event.order_id, event.account_id)
         await queries.record_dispute_opened(conn, event.order_id, event.dispute_id)
@@ -120,8 +120,8 @@ async def on_disputed(pool: asyncpg.Pool, event: OrderDisputed) -> None:
 
 async def on_dispute_closed(pool: asyncpg.Pool, event: OrderDisputeClosed) -> None:
     """Won: reinstate (unless another dispute is still open); lost: revoke."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, event, CONSUMER):
+    async with inbox.first_delivery(pool, event, CONSUMER) as conn:
+        if conn is None:
             return
         await queries.touch(conn, event.order_id, event.account_id)
         await queries.record_dispute_closed(conn, event.order_id, event.dispute_id, event.outcome)

@@ -268,7 +268,7 @@ async def on_problem(request: Request, exc: Exception) -> Response:
             429,
             "Too many attempts",
             "Please wait a little and try again.",
-            retry_after=(exc.headers or {}).get("Retry-After"),
+            retry_after=str(exc.retry_after),
         )
     return error_page(request, exc.status, exc.title, exc.detail or "")
 
