@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from tessera.shared.keys import Signer
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
+
+log = logging.getLogger("tessera.licensing")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SIGNED_PATHS = ("/v1/licenses/", "/v1/public-keys")
@@ -134,6 +137,13 @@ def create_app(
     settings = settings or load_settings(LicensingSettings)
     infra = infra or load_settings(InfraSettings)
     refuse_dev_secrets(settings, infra)
+    settings = settings.with_sealed_root_for(infra.env)
+    if settings.sealed_root and infra.env == Environment.PRODUCTION:
+        log.warning(
+            "TESSERA_LICENSING_SEALED_ROOT=true in production: the root key is sealed in the "
+            "database, so whoever holds the database and the key-encryption key can sign a key "
+            "set every desktop app trusts; an offline root (false) is safer (docs/licensing.md)"
+        )
     state = licensing_state.for_settings(settings)
     app = create_service_app(
         ServiceSpec(
