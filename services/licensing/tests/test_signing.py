@@ -13,17 +13,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 from licensing_factories import Harness, an_order_paid  # type: ignore[import-not-found]
 from nacl.secret import SecretBox
 from nacl.signing import SigningKey
+from pydantic import NatsDsn, RedisDsn
 
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing_client import KeySetError, Roots
+from tessera.shared.db.pool import asyncpg_dsn
 from tessera.shared.keys import Sealer, SealingError, b64url, thumbprint
-from tessera.shared.settings import ConfigurationError, InfraSettings
+from tessera.shared.settings import ConfigurationError, Environment, InfraSettings
 
 pytestmark = pytest.mark.integration
 
@@ -252,3 +255,44 @@ async def test_keys_sealed_before_the_shared_kernel_still_open(start_licensing: 
                 return False
 
         await harness.until(signed_by_the_old_root)
+
+
+async def test_production_warns_while_an_older_sealed_root_still_signs(
+    start_licensing: Any, database_url: str, infra_settings: InfraSettings, running: Any
+) -> None:
+    """SEALED_ROOT=false stops a root being made, not an existing sealed one signing: a
+    production start with one still active says so, naming the command that retires it."""
+    kek = base64.b64encode(os.urandom(32)).decode()
+    async with start_licensing(key_encryption_key=kek):
+        pass  # dev/test default: a sealed root is made
+    settings = LicensingSettings(database_url=database_url, key_encryption_key=kek)
+    infra = infra_settings.model_copy(
+        update={
+            "env": Environment.PRODUCTION,
+            "allow_passwordless_urls": True,
+            # the same servers, by a name other than the code's default URLs (refused)
+            "nats_url": NatsDsn(str(infra_settings.nats_url).replace("127.0.0.1", "localhost")),
+            "redis_url": RedisDsn(str(infra_settings.redis_url).replace("127.0.0.1", "localhost")),
+        }
+    )
+
+    async def production_start() -> list[str]:
+        handler = Collected()
+        logger = logging.getLogger("tessera.licensing")
+        logger.addHandler(handler)
+        try:
+            app = create_app(settings, infra)
+            async with running(app):
+                await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+        finally:
+            logger.removeHandler(handler)
+        return [m for m in handler.messages if "sealed root key is still active" in m]
+
+    [warning] = await production_start()
+    assert "keys root-retire" in warning
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("UPDATE root_keys SET retired_at = now()")
+    finally:
+        await conn.close()
+    assert await production_start() == []

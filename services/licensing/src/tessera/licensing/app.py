@@ -100,7 +100,7 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.freeze()
 
 
-def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
+def startup(state: Licensing, production: bool) -> Callable[[Runtime], Awaitable[None]]:
     async def start(runtime: Runtime) -> None:
         settings = state.settings
         state.limiter = runtime.synced_limiter
@@ -110,6 +110,16 @@ def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
         await signing.ensure_key(pool, state.sealer)
         if settings.sealed_root:
             await signing.ensure_root(pool, state.sealer)
+        elif production and (sealed := await signing.sealed_roots(pool)):
+            # SEALED_ROOT=false only stops a new root being made here: an older sealed
+            # root still signs every set until the operator retires it.
+            log.warning(
+                "a sealed root key is still active (%s) although TESSERA_LICENSING_SEALED_ROOT "
+                "is false: whoever holds the database and the key-encryption key can sign a "
+                "trusted key set; create an offline root, sign a set with it, then retire the "
+                "sealed one (`tessera-licensing keys root-retire KID`)",
+                ", ".join(sealed),
+            )
         await signing.refresh_set(pool, state.sealer, settings.key_set_lifetime_seconds)
         state.ring = await signing.load_ring(pool, state.sealer)
         tune_gc(settings.gc_gen0_threshold)
@@ -155,7 +165,7 @@ def create_app(
             migrations=MIGRATIONS,
             routers=(desktop_routes.router, me_routes.router, admin_routes.router),
             subscribers=subscribers_with(state),
-            on_startup=(startup(state),),
+            on_startup=(startup(state, infra.env == Environment.PRODUCTION),),
         )
     )
     app.state.licensing = state
