@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import base64
 import functools
+import ipaddress
 import os
 import re
 import shutil
@@ -545,9 +546,10 @@ def test_replicas_budgets_and_autoscalers(docs: tuple[Doc, ...]) -> None:
 def test_forwarded_headers_are_trusted_from_no_one_in_base_and_from_the_pods_in_production(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Base trusts no proxy (the code's default); the production overlay names the pod
-    network, where the ingress controller and the portal run, for every service alike."""
-    for folder, wanted in ((BASE, []), (PRODUCTION, ["10.0.0.0/8"])):
+    """Base trusts no proxy (the code's default); the production overlay names the narrow
+    ranges of the ingress controller and the portal (placeholders the operator replaces),
+    for every service alike: never the pod network, where any pod could claim any client."""
+    for folder, wanted in ((BASE, []), (PRODUCTION, ["10.0.100.0/28", "10.0.101.0/28"])):
         rendered = render(folder)
         for name in SERVICES:
             (container,) = pod_spec(one(rendered, "Deployment", name))["containers"]
@@ -555,6 +557,23 @@ def test_forwarded_headers_are_trusted_from_no_one_in_base_and_from_the_pods_in_
             with monkeypatch.context() as env:
                 env.setenv("TESSERA_FORWARDED_ALLOW_IPS", value)
                 assert InfraSettings().forwarded_allow_ips == wanted, (folder.name, name)
+            assert_no_wide_trust(value, f"{folder.name}/{name}")
+
+
+def assert_no_wide_trust(value: str, where: str) -> None:
+    """No trusted proxy range wider than a /16 (IPv4) or /48 (IPv6), and never `*`."""
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        network = ipaddress.ip_network(item, strict=False)
+        widest = 16 if network.version == 4 else 48
+        assert network.prefixlen >= widest, f"{where}: {item} trusts too many addresses"
+
+
+def test_a_wide_trusted_proxy_range_is_refused_by_the_check() -> None:
+    """The check above catches the pod network (a /8) and anything wider than a /16."""
+    assert_no_wide_trust("10.0.100.0/28,10.0.101.0/28", "ok")
+    for wide in ("10.0.0.0/8", "10.0.0.0/15", "192.168.1.1,172.16.0.0/12", "fd00::/8"):
+        with pytest.raises(AssertionError):
+            assert_no_wide_trust(wide, "wide")
 
 
 def test_base_runs_two_replicas_of_every_service() -> None:

@@ -371,6 +371,60 @@ async def a_redelivery_is_counted(
     await eventually(redelivered_and_acked, timeout=60)
 
 
+async def test_a_stalled_consumers_lag_keeps_rising_and_falls_when_it_resumes(
+    billing: str, receiver: Receiver, database_url: str, eventually: Any
+) -> None:
+    """The lag is sampled from JetStream, not only set at a delivery: while billing's
+    consumer is stuck (its handlers wait on a lock of the inbox table, so nothing is acked),
+    the purchases that arrive show as lag; once the lock goes, the lag falls back to 0."""
+    durable = "billing__billing_purchase_completed_v1"
+    group = {"messaging.consumer.group.name": durable}
+    purchases = 6
+
+    def latest_lag() -> float:
+        points = receiver.named("tessera.consumer.lag", **group)
+        return points[-1].value if points else -1
+
+    async def sampled_at_zero() -> bool:
+        return latest_lag() == 0
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+            async with httpx.AsyncClient(base_url=billing, timeout=10) as client:
+                for _ in range(purchases):
+                    body, signature = purchase()
+                    paid = await client.post(
+                        "/webhooks/stripe",
+                        content=body,
+                        headers={
+                            "content-type": "application/json",
+                            "stripe-signature": signature,
+                        },
+                    )
+                    assert paid.status_code == 200, paid.text
+
+            async def lag_rose() -> bool:
+                return latest_lag() >= purchases
+
+            try:
+                await eventually(lag_rose, timeout=30)
+            except AssertionError:
+                raise AssertionError(f"lag stayed at {latest_lag()}") from None
+            # and it is sampled again while nothing is delivered, not frozen at a delivery
+            count = len(receiver.named("tessera.consumer.lag", **group))
+
+            async def sampled_again() -> bool:
+                return len(receiver.named("tessera.consumer.lag", **group)) >= count + 2
+
+            await eventually(sampled_again, timeout=10)
+            assert latest_lag() >= purchases
+    finally:
+        await conn.close()
+    await eventually(sampled_at_zero, timeout=30)
+
+
 def test_the_older_tessera_variable_still_works_and_the_standard_one_wins(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -238,6 +238,79 @@ def test_weak_secrets_are_refused_for_their_purpose(
     assert reason in message
 
 
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [
+        ("portal", "TESSERA_NATS_URL"),
+        ("portal", "TESSERA_REDIS_URL"),
+        ("auth", "TESSERA_AUTH_DATABASE_URL"),
+        ("billing", "TESSERA_BILLING_DATABASE_URL"),
+        ("licensing", "TESSERA_LICENSING_DATABASE_URL"),
+    ],
+)
+def test_the_code_default_url_is_refused_even_when_passwordless_urls_are_allowed(
+    environment: pytest.MonkeyPatch, service: str, variable: str
+) -> None:
+    """A URL left unset (the code's own default) is a value from code: refused."""
+    environment.setenv("TESSERA_ALLOW_PASSWORDLESS_URLS", "true")
+    for key, value in strong_environment().items():
+        environment.setenv(key, value)
+    environment.delenv(variable)
+    with pytest.raises(ConfigurationError) as raised:
+        APPS[service]()
+    assert f"{variable}: the code's default URL is refused in production" in str(raised.value)
+
+
+PASSWORDLESS = [
+    ("portal", "TESSERA_NATS_URL", "nats://nats.internal:4222"),
+    ("portal", "TESSERA_REDIS_URL", "rediss://redis.internal:6380/0"),
+    ("auth", "TESSERA_AUTH_DATABASE_URL", "postgresql://auth@db.internal:5432/auth"),
+    ("billing", "TESSERA_BILLING_DATABASE_URL", "postgresql://billing@db.internal/billing"),
+    ("licensing", "TESSERA_LICENSING_DATABASE_URL", "postgresql://licensing@db/licensing"),
+]
+
+
+@pytest.mark.parametrize(("service", "variable", "value"), PASSWORDLESS)
+def test_a_passwordless_url_is_refused_unless_the_operator_opts_in(
+    environment: pytest.MonkeyPatch, service: str, variable: str, value: str
+) -> None:
+    message = refusal(environment, service, variable, value)
+    assert f"{variable}: a URL without a password is refused in production" in message
+    assert "TESSERA_ALLOW_PASSWORDLESS_URLS=true" in message
+    environment.setenv("TESSERA_ALLOW_PASSWORDLESS_URLS", "true")
+    assert start(environment, service, **{variable: value}) is not None
+
+
+def test_a_nats_token_counts_as_the_urls_password(environment: pytest.MonkeyPatch) -> None:
+    token = secrets.token_urlsafe(24)
+    assert start(environment, "portal", TESSERA_NATS_URL=f"nats://{token}@nats:4222") is not None
+    message = refusal(environment, "portal", "TESSERA_NATS_URL", "nats://REPLACE_ME@nats:4222")
+    assert "TESSERA_NATS_URL: the password in the URL: a placeholder" in message
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("REPLACE_ME", "placeholder"),
+        ("", "required in production"),
+        ("smtp-pass", "too short"),
+        ("mailmailmailmailmail", "too little entropy"),
+    ],
+)
+def test_the_smtp_password_is_checked_when_an_smtp_user_is_set(
+    environment: pytest.MonkeyPatch, password: str, reason: str
+) -> None:
+    environment.setenv("TESSERA_AUTH_SMTP_USERNAME", "tessera-mailer")
+    message = refusal(environment, "auth", "TESSERA_AUTH_SMTP_PASSWORD", password)
+    assert "TESSERA_AUTH_SMTP_PASSWORD: " in message
+    assert reason in message
+    good = secrets.token_urlsafe(24)
+    assert start(environment, "auth", TESSERA_AUTH_SMTP_PASSWORD=good) is not None
+    # no SMTP authentication: no password wanted
+    environment.setenv("TESSERA_AUTH_SMTP_USERNAME", "")
+    assert start(environment, "auth", TESSERA_AUTH_SMTP_PASSWORD="") is not None
+
+
 def test_a_weak_secret_among_rotated_webhook_secrets_is_refused(
     environment: pytest.MonkeyPatch,
 ) -> None:

@@ -87,3 +87,23 @@ def test_every_document_a_file_names_is_in_the_repository() -> None:
                 if not any(inside(c) and c.exists() for c in candidates):
                     problems.append(f"{rel}:{number} names {name}, which is not in the repository")
     assert not problems, "\n".join(problems)
+
+
+# A test file named in prose, a comment or a docstring: `tests/test_openapi.py`, ...
+MENTIONED_TEST = re.compile(r"(?<![\w.-])((?:[\w.-]+/)*tests/[\w/]+\.py)\b")
+
+
+def test_every_test_file_a_file_names_exists() -> None:
+    """A named test file (`tests/<name>.py`, at the root or in a package's own tests/)
+    is one the repository holds: a renamed or merged test leaves no stale pointer."""
+    files = tracked_text_files()
+    held = {path.relative_to(ROOT).as_posix() for path in files}
+    problems = []
+    for path in files:
+        rel = path.relative_to(ROOT)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            for named in MENTIONED_TEST.findall(line):
+                if not any(h == named or h.endswith("/" + named) for h in held):
+                    problems.append(f"{rel}:{number} names {named}, which does not exist")
+    assert not problems, "\n".join(problems)

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 from licensing_factories import Harness, an_order_paid  # type: ignore[import-not-found]
 from nacl.secret import SecretBox
 from nacl.signing import SigningKey
+from pydantic import NatsDsn, RedisDsn
 
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing_client import KeySetError, Roots
+from tessera.shared.db.pool import asyncpg_dsn
 from tessera.shared.keys import Sealer, SealingError, b64url, thumbprint
-from tessera.shared.settings import ConfigurationError, InfraSettings
+from tessera.shared.settings import ConfigurationError, Environment, InfraSettings
 
 pytestmark = pytest.mark.integration
 
@@ -146,11 +151,72 @@ async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness
     assert key.replace("-", "").encode() not in bytes(stored[0]["key_sealed"])
 
 
+def production_infra() -> InfraSettings:
+    """Production with URLs that carry real passwords (the code's defaults are refused)."""
+    return InfraSettings(
+        env="production",
+        nats_url=f"nats://tessera:{secrets.token_urlsafe(24)}@nats:4222",
+        redis_url=f"redis://:{secrets.token_urlsafe(24)}@redis:6379/0",
+    )
+
+
+def production_settings(**values: Any) -> LicensingSettings:
+    return LicensingSettings(
+        key_encryption_key=base64.b64encode(os.urandom(32)).decode(),
+        database_url=f"postgresql://licensing:{secrets.token_urlsafe(24)}@db/licensing",
+        **values,
+    )
+
+
 def test_production_refuses_the_dev_key_encryption_key() -> None:
     with pytest.raises(ConfigurationError, match="TESSERA_LICENSING_KEY_ENCRYPTION_KEY"):
-        create_app(LicensingSettings(), InfraSettings(env="production"))
-    own = LicensingSettings(key_encryption_key=base64.b64encode(os.urandom(32)).decode())
-    create_app(own, InfraSettings(env="production"))
+        create_app(LicensingSettings(), production_infra())
+    create_app(production_settings(), production_infra())
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def sealed_root_warnings(build: Any) -> tuple[Any, list[str]]:
+    """What `build()` returns, and the sealed-root warnings logged meanwhile."""
+    handler = Collected()
+    logger = logging.getLogger("tessera.licensing")
+    logger.addHandler(handler)
+    try:
+        built = build()
+    finally:
+        logger.removeHandler(handler)
+    return built, [m for m in handler.messages if "SEALED_ROOT=true in production" in m]
+
+
+def test_production_defaults_to_an_offline_root_and_warns_about_a_sealed_one() -> None:
+    """Unset, the root is sealed in dev and test but offline in production: whoever holds the
+    database and the KEK must not be able to sign a key set the apps trust. A sealed root
+    the operator asks for in production is kept, with a warning."""
+    app, warned = sealed_root_warnings(
+        lambda: create_app(production_settings(), production_infra())
+    )
+    assert app.state.licensing.settings.sealed_root is False and not warned
+    app, warned = sealed_root_warnings(
+        lambda: create_app(LicensingSettings(), InfraSettings(env="test"))
+    )
+    assert app.state.licensing.settings.sealed_root is True and not warned
+    assert LicensingSettings(sealed_root="").sealed_root is None  # an empty env value
+    app, warned = sealed_root_warnings(
+        lambda: create_app(production_settings(sealed_root=True), production_infra())
+    )
+    assert app.state.licensing.settings.sealed_root is True
+    assert len(warned) == 1 and "key-encryption key" in warned[0]
+    app, warned = sealed_root_warnings(
+        lambda: create_app(production_settings(sealed_root=False), production_infra())
+    )
+    assert app.state.licensing.settings.sealed_root is False and not warned
 
 
 def test_a_key_encryption_key_of_the_wrong_size_is_refused() -> None:
@@ -189,3 +255,44 @@ async def test_keys_sealed_before_the_shared_kernel_still_open(start_licensing: 
                 return False
 
         await harness.until(signed_by_the_old_root)
+
+
+async def test_production_warns_while_an_older_sealed_root_still_signs(
+    start_licensing: Any, database_url: str, infra_settings: InfraSettings, running: Any
+) -> None:
+    """SEALED_ROOT=false stops a root being made, not an existing sealed one signing: a
+    production start with one still active says so, naming the command that retires it."""
+    kek = base64.b64encode(os.urandom(32)).decode()
+    async with start_licensing(key_encryption_key=kek):
+        pass  # dev/test default: a sealed root is made
+    settings = LicensingSettings(database_url=database_url, key_encryption_key=kek)
+    infra = infra_settings.model_copy(
+        update={
+            "env": Environment.PRODUCTION,
+            "allow_passwordless_urls": True,
+            # the same servers, by a name other than the code's default URLs (refused)
+            "nats_url": NatsDsn(str(infra_settings.nats_url).replace("127.0.0.1", "localhost")),
+            "redis_url": RedisDsn(str(infra_settings.redis_url).replace("127.0.0.1", "localhost")),
+        }
+    )
+
+    async def production_start() -> list[str]:
+        handler = Collected()
+        logger = logging.getLogger("tessera.licensing")
+        logger.addHandler(handler)
+        try:
+            app = create_app(settings, infra)
+            async with running(app):
+                await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+        finally:
+            logger.removeHandler(handler)
+        return [m for m in handler.messages if "sealed root key is still active" in m]
+
+    [warning] = await production_start()
+    assert "keys root-retire" in warning
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("UPDATE root_keys SET retired_at = now()")
+    finally:
+        await conn.close()
+    assert await production_start() == []

@@ -130,7 +130,8 @@ def openapi(
     out: Path = typer.Option(REPO / "docs" / "openapi", help="Folder for the documents."),
 ) -> None:
     """Write each HTTP service's OpenAPI document to docs/openapi/, and the AsyncAPI ones
-    to docs/asyncapi/ (the contracts tests/test_contracts.py holds the code to)."""
+    to docs/asyncapi/ (the contracts tests/test_openapi.py and tests/test_asyncapi.py hold
+    the code to)."""
     from tessera.devstack.asyncapi import write_documents as write_asyncapi
     from tessera.devstack.openapi import write_documents
 

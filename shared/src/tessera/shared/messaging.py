@@ -251,11 +251,7 @@ def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMidd
             sub = by_durable.get(getattr(metadata, "consumer", "") or "")
             if sub is None or metadata is None:
                 return await call_next(msg)
-            labels = {
-                "messaging.consumer.group.name": sub.durable,
-                "messaging.destination.name": sub.event.subject,
-            }
-            CONSUMER_LAG.set(metadata.num_pending or 0, labels)
+            labels = lag_labels(sub)
             if (metadata.num_delivered or 1) > 1:
                 CONSUMER_REDELIVERIES.add(1, labels)
             try:
@@ -269,6 +265,39 @@ def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMidd
             return result
 
     return AckMiddleware
+
+
+def lag_labels(sub: Subscription) -> dict[str, str]:
+    return {
+        "messaging.consumer.group.name": sub.durable,
+        "messaging.destination.name": sub.event.subject,
+    }
+
+
+async def sample_consumer_lag(js: JetStreamContext, service: str, namespace: Namespace) -> None:
+    """Record each of `service`'s durable consumers' lag once, from JetStream's consumer info:
+    the messages not yet delivered plus those delivered and not yet acked (a handler that
+    hangs holds its batch un-acked, so undelivered alone would read 0)."""
+    for sub in subscriptions_of(service):
+        info = await js.consumer_info(namespace.stream(sub.stream), namespace.durable(sub))
+        lag = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        CONSUMER_LAG.set(lag, lag_labels(sub))
+
+
+async def measure_consumer_lag(
+    client: Client, service: str, namespace: Namespace, every: float
+) -> None:
+    """Sample the lag every `every` seconds (run only when metrics are exported), so that a
+    stalled consumer's lag keeps rising instead of freezing at its last delivery."""
+    js = client.jetstream()
+    while True:
+        try:
+            await sample_consumer_lag(js, service, namespace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a missed sample (NATS away), not a failure
+            log.debug("messaging.consumer_lag.unmeasured", extra={"error": repr(error)})
+        await asyncio.sleep(every)
 
 
 async def settle_failure(

@@ -17,8 +17,9 @@ meter = metrics.get_meter("tessera")
 CONSUMER_LAG = meter.create_gauge(
     "tessera.consumer.lag",
     unit="{message}",
-    description="Messages in the stream still waiting for this durable consumer "
-    "(JetStream's num_pending when the last message was delivered).",
+    description="Messages in the stream this durable consumer has not yet acked: "
+    "JetStream's num_pending plus num_ack_pending, sampled from the consumer's info every "
+    "export interval (so a stalled consumer's lag keeps rising).",
 )
 CONSUMER_DELIVERIES = meter.create_counter(
     "tessera.consumer.deliveries",

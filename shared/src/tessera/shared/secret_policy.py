@@ -11,7 +11,11 @@ variable, when a secret is
   less for words, repeats and patterns (`estimated_bits`);
 - of the wrong kind: a webhook secret that is not `whsec_...`, a Stripe key that is not
   `sk_...`/`rk_...`;
-- a password inside a NATS, Redis or Postgres URL that fails the same tests.
+- a password inside a NATS, Redis or Postgres URL that fails the same tests (a NATS URL's
+  lone user name is its token and is held to the same rule);
+- a NATS, Redis or Postgres URL that is the code's own default, or that carries no password
+  at all, unless `TESSERA_ALLOW_PASSWORDLESS_URLS=true` says the servers authenticate
+  clients another way (socket, IAM, mTLS); the code's defaults are refused even then.
 
 The values of `.env.example` are listed here (the image does not ship that file);
 tests/test_production_secrets.py reads the file and proves that each one is refused.
@@ -152,10 +156,15 @@ def raw_key_weakness(encoded: str, raw: bytes, refused: Iterable[str] = ()) -> s
 
 
 def url_passwords(url: AnyUrl | PostgresDsn | NatsDsn) -> list[str]:
-    """The passwords inside a URL (one per host of a multi-host URL)."""
+    """The passwords inside a URL (one per host of a multi-host URL). A NATS URL with a user
+    name and no password (`nats://TOKEN@host`) authenticates with that token: it counts."""
     if isinstance(url, AnyUrl):
-        return [url.password] if url.password else []
-    return [h["password"] for h in url.hosts() if h["password"]]
+        hosts = [{"username": url.username, "password": url.password}]
+    else:
+        hosts = [{"username": h["username"], "password": h["password"]} for h in url.hosts()]
+    nats = url.scheme in ("nats", "tls")
+    found = [h["password"] or (h["username"] if nats else None) for h in hosts]
+    return [p for p in found if p]
 
 
 @dataclass
@@ -163,6 +172,8 @@ class SecretAudit:
     """Collects every refusal, then raises them as one line (`invalid configuration: ...`)."""
 
     problems: list[str] = field(default_factory=list)
+    # TESSERA_ALLOW_PASSWORDLESS_URLS: a URL without a password is the operator's choice.
+    allow_passwordless_urls: bool = False
 
     def secret(
         self, variable: str, value: str, rule: SecretRule, refused: Iterable[str] = ()
@@ -176,18 +187,35 @@ class SecretAudit:
         if problem:
             self.problems.append(f"{variable}: {problem}")
 
-    def url(self, variable: str, url: AnyUrl | PostgresDsn | NatsDsn) -> None:
-        """A password in the URL must be a real one (a URL without one is left alone:
-        the server may authenticate the client some other way, e.g. by TLS certificate)."""
-        for password in url_passwords(url):
+    def url(
+        self, variable: str, url: AnyUrl | PostgresDsn | NatsDsn, code_default: object = None
+    ) -> None:
+        """Not the code's default URL; a password, and a real one (a URL without one only
+        with TESSERA_ALLOW_PASSWORDLESS_URLS=true: the server then authenticates the client
+        some other way, e.g. a Unix socket, IAM or a TLS certificate)."""
+        if code_default is not None and str(url) == str(code_default):
+            self.problems.append(
+                f"{variable}: the code's default URL is refused in production; set it"
+            )
+            return
+        passwords = url_passwords(url)
+        if not passwords and not self.allow_passwordless_urls:
+            self.problems.append(
+                f"{variable}: a URL without a password is refused in production (set "
+                "TESSERA_ALLOW_PASSWORDLESS_URLS=true if the server authenticates clients "
+                "another way: socket, IAM, mTLS)"
+            )
+            return
+        for password in passwords:
             problem = weakness(password, PASSWORD)
             if problem:
                 self.problems.append(f"{variable}: the password in the URL: {problem}")
                 return
 
     def infra(self, infra: InfraSettings) -> None:
-        self.url("TESSERA_NATS_URL", infra.nats_url)
-        self.url("TESSERA_REDIS_URL", infra.redis_url)
+        fields = InfraSettings.model_fields
+        self.url("TESSERA_NATS_URL", infra.nats_url, fields["nats_url"].default)
+        self.url("TESSERA_REDIS_URL", infra.redis_url, fields["redis_url"].default)
 
     def raise_if_any(self) -> None:
         if self.problems:
@@ -198,6 +226,6 @@ def production_audit(infra: InfraSettings) -> SecretAudit | None:
     """A new audit with the shared URLs checked, in production; None elsewhere."""
     if infra.env != Environment.PRODUCTION:
         return None
-    audit = SecretAudit()
+    audit = SecretAudit(allow_passwordless_urls=infra.allow_passwordless_urls)
     audit.infra(infra)
     return audit

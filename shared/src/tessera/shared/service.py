@@ -28,13 +28,13 @@ from redis.asyncio import Redis
 
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
-from tessera.shared.events.topology import Namespace, stream_for_subject
+from tessera.shared.events.topology import Namespace, stream_for_subject, subscriptions_of
 from tessera.shared.http.forwarded import ServiceApp
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tessera.shared.http.openapi import install_openapi
 from tessera.shared.http.problems import ServiceUnavailable, install_problem_handlers
-from tessera.shared.messaging import create_broker, declare_topology
+from tessera.shared.messaging import create_broker, declare_topology, measure_consumer_lag
 from tessera.shared.outbox import OutboxRelay, OutboxRow
 from tessera.shared.redis import Keys, RateLimiter, create_redis, key_prefix
 from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, ServiceSettings
@@ -189,6 +189,11 @@ async def join_messaging(runtime: Runtime) -> None:
             )
             await broker.start()
             runtime.messaging_ready.set()
+            if metering() and subscriptions_of(runtime.name):
+                sampling = measure_consumer_lag(
+                    connection, runtime.name, runtime.namespace, metric_interval_seconds()
+                )
+                runtime.tasks.append(asyncio.create_task(sampling))
             log.info(
                 "service.messaging.ready", extra={"nats": redacted(str(runtime.infra.nats_url))}
             )

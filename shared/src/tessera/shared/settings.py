@@ -39,6 +39,10 @@ class InfraSettings(BaseSettings):
     env: Environment = Environment.DEV
     nats_url: NatsDsn = NatsDsn("nats://127.0.0.1:4222")
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    # Production refuses a NATS, Redis or Postgres URL without a password unless this is true
+    # (the servers authenticate clients another way: a Unix socket, IAM, mTLS certificates).
+    # The code's own default URLs are refused in production either way.
+    allow_passwordless_urls: bool = False
     # Prefixes stream names, subjects and Redis keys so that several stacks (or test runs)
     # can share one NATS and one Redis without seeing each other's data.
     namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = ""

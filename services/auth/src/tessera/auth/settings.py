@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import EmailStr, Field, PostgresDsn
 from pydantic_settings import SettingsConfigDict
 
-from tessera.shared.secret_policy import KEY, production_audit
+from tessera.shared.secret_policy import KEY, PASSWORD, production_audit
 from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
 
 DEV_SECRET_KEY = "dev-only-auth-secret-key-change-me-0000000000"  # noqa: S105 - refused in prod
@@ -109,7 +109,8 @@ class AuthSettings(DatabaseSettings):
 
 def refuse_dev_secrets(settings: AuthSettings, infra: InfraSettings) -> None:
     """Production brings its own secrets (tessera.shared.secret_policy): no placeholder, no
-    dev default, nothing too short or too regular, no weak password in a URL."""
+    dev default, nothing too short or too regular, no weak or missing password in a URL, and
+    a real SMTP password whenever an SMTP user name is set."""
     audit = production_audit(infra)
     if audit is None:
         return
@@ -120,5 +121,13 @@ def refuse_dev_secrets(settings: AuthSettings, infra: InfraSettings) -> None:
         KEY,
         [DEV_KEY_ENCRYPTION_KEY],
     )
-    audit.url(env_name(AuthSettings, "database_url"), settings.database_url)
+    audit.url(
+        env_name(AuthSettings, "database_url"),
+        settings.database_url,
+        AuthSettings.model_fields["database_url"].default,
+    )
+    if settings.smtp_username:
+        # A relay that authenticates: its password is a secret like any other (the k8s
+        # base ships REPLACE_ME for both).
+        audit.secret(env_name(AuthSettings, "smtp_password"), settings.smtp_password, PASSWORD)
     audit.raise_if_any()

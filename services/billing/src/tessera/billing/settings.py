@@ -100,5 +100,9 @@ def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
         audit.problems.append(f"{secrets_name}: at least one webhook secret is required")
     for secret in settings.stripe_webhook_secrets:
         audit.secret(secrets_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_WEBHOOK_SECRET])
-    audit.url(env_name(BillingSettings, "database_url"), settings.database_url)
+    audit.url(
+        env_name(BillingSettings, "database_url"),
+        settings.database_url,
+        BillingSettings.model_fields["database_url"].default,
+    )
     audit.raise_if_any()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from tessera.shared.keys import Signer
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
+
+log = logging.getLogger("tessera.licensing")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SIGNED_PATHS = ("/v1/licenses/", "/v1/public-keys")
@@ -97,7 +100,7 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.freeze()
 
 
-def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
+def startup(state: Licensing, production: bool) -> Callable[[Runtime], Awaitable[None]]:
     async def start(runtime: Runtime) -> None:
         settings = state.settings
         state.limiter = runtime.synced_limiter
@@ -107,6 +110,16 @@ def startup(state: Licensing) -> Callable[[Runtime], Awaitable[None]]:
         await signing.ensure_key(pool, state.sealer)
         if settings.sealed_root:
             await signing.ensure_root(pool, state.sealer)
+        elif production and (sealed := await signing.sealed_roots(pool)):
+            # SEALED_ROOT=false only stops a new root being made here: an older sealed
+            # root still signs every set until the operator retires it.
+            log.warning(
+                "a sealed root key is still active (%s) although TESSERA_LICENSING_SEALED_ROOT "
+                "is false: whoever holds the database and the key-encryption key can sign a "
+                "trusted key set; create an offline root, sign a set with it, then retire the "
+                "sealed one (`tessera-licensing keys root-retire KID`)",
+                ", ".join(sealed),
+            )
         await signing.refresh_set(pool, state.sealer, settings.key_set_lifetime_seconds)
         state.ring = await signing.load_ring(pool, state.sealer)
         tune_gc(settings.gc_gen0_threshold)
@@ -134,6 +147,13 @@ def create_app(
     settings = settings or load_settings(LicensingSettings)
     infra = infra or load_settings(InfraSettings)
     refuse_dev_secrets(settings, infra)
+    settings = settings.with_sealed_root_for(infra.env)
+    if settings.sealed_root and infra.env == Environment.PRODUCTION:
+        log.warning(
+            "TESSERA_LICENSING_SEALED_ROOT=true in production: the root key is sealed in the "
+            "database, so whoever holds the database and the key-encryption key can sign a key "
+            "set every desktop app trusts; an offline root (false) is safer (docs/licensing.md)"
+        )
     state = licensing_state.for_settings(settings)
     app = create_service_app(
         ServiceSpec(
@@ -145,7 +165,7 @@ def create_app(
             migrations=MIGRATIONS,
             routers=(desktop_routes.router, me_routes.router, admin_routes.router),
             subscribers=subscribers_with(state),
-            on_startup=(startup(state),),
+            on_startup=(startup(state, infra.env == Environment.PRODUCTION),),
         )
     )
     app.state.licensing = state

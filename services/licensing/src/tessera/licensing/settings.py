@@ -9,7 +9,7 @@ from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.shared.secret_policy import production_audit
-from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
+from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, env_name
 
 # Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
 DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-licensing-kek!!").decode()
@@ -58,10 +58,23 @@ class LicensingSettings(DatabaseSettings):
     # Keep a root key sealed in the database (made at first start) and let the service sign
     # the key set itself. False: the root lives offline with the operator, who signs each set
     # with `tessera-licensing keys sign-set --root-key FILE` (docs/licensing.md, "Root keys").
-    sealed_root: bool = True
+    # Unset (None, or empty): true in dev and test, false in production, where whoever holds
+    # the database and the key-encryption key could otherwise sign a trusted key set.
+    sealed_root: bool | None = None
     # How long a signed key set is good for. A sealed root re-signs at half of it; with an
     # offline root the operator must sign again before it runs out.
     key_set_lifetime_seconds: int = Field(default=30 * 86400, ge=3600, le=400 * 86400)
+
+    @field_validator("sealed_root", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def with_sealed_root_for(self, env: Environment) -> LicensingSettings:
+        """These settings with `sealed_root` decided: as set, else false in production."""
+        if self.sealed_root is not None:
+            return self
+        return self.model_copy(update={"sealed_root": env != Environment.PRODUCTION})
 
     @field_validator("key_encryption_key")
     @classmethod
@@ -91,5 +104,9 @@ def refuse_dev_secrets(settings: LicensingSettings, infra: InfraSettings) -> Non
         settings.kek,
         [DEV_KEY_ENCRYPTION_KEY],
     )
-    audit.url(env_name(LicensingSettings, "database_url"), settings.database_url)
+    audit.url(
+        env_name(LicensingSettings, "database_url"),
+        settings.database_url,
+        LicensingSettings.model_fields["database_url"].default,
+    )
     audit.raise_if_any()

@@ -116,6 +116,12 @@ async def ensure_root(pool: asyncpg.Pool, sealer: Sealer) -> None:
     log.info("licensing.signing.root_created", extra={"kid": root.kid, "sealed": True})
 
 
+async def sealed_roots(pool: asyncpg.Pool) -> list[str]:
+    """The kids of the active roots sealed in this database (which sign every set)."""
+    async with pool.acquire() as conn:
+        return [str(r["kid"]) for r in await queries.active_roots(conn) if r["private_sealed"]]
+
+
 async def retire_root(pool: asyncpg.Pool, kid: str) -> bool:
     """The root signs no further set (sets it signed stay valid until they expire)."""
     async with pool.acquire() as conn, conn.transaction():
