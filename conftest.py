@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import asyncpg
 import nats
 import pytest
 from fastapi import FastAPI
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from tessera.devstack.infra import free_port, nats_server_binary, wait_for_port
@@ -44,6 +46,34 @@ def unique(prefix: str) -> str:
 def namespace() -> str:
     """A NATS/Redis namespace of this test alone (lower-case, as settings require)."""
     return unique("t")
+
+
+# Every Redis key a test's services write starts with `tessera:<namespace>:`, where the
+# namespace is `unique("t")` of some run (this one, another engineer's, the other xdist
+# worker's): "t", the run id, six hex digits. A key of any other form escaped the namespace.
+NAMESPACED = re.compile(rb"^tessera:t[0-9a-z]*[0-9a-f]{6}:")
+
+
+def redis_keys(client: SyncRedis) -> set[bytes]:
+    return set(client.scan_iter(count=1000))
+
+
+@pytest.fixture(autouse=True)
+def redis_isolation() -> Iterator[None]:
+    """Fail a test during which a Redis key outside every test namespace appeared. The Redis
+    server is shared with other runs: only keys of a form no test namespace has are counted
+    (any run's namespaced keys come and go), so a key without the namespace, or under a
+    fixed one, is caught whoever's test wrote it, and nothing a run isolates properly is."""
+    client = SyncRedis.from_url(REDIS_URL)
+    try:
+        before = {k for k in redis_keys(client) if not NAMESPACED.match(k)}
+        yield
+        escaped = {k for k in redis_keys(client) if not NAMESPACED.match(k)} - before
+    finally:
+        client.close()
+    if escaped:
+        names = sorted(k.decode(errors="replace") for k in escaped)[:20]
+        pytest.fail(f"Redis keys outside the test's namespace appeared: {names}")
 
 
 @pytest.fixture

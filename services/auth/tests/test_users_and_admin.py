@@ -198,3 +198,33 @@ async def test_dev_secrets_are_refused_in_production(database_url: str) -> None:
 
     with pytest.raises(ConfigurationError, match="TESSERA_AUTH_SECRET_KEY"):
         create_app(AuthSettings(database_url=database_url), InfraSettings(env="production"))
+
+
+async def test_the_role_is_checked_before_the_body_is_parsed(harness: Any) -> None:
+    # FastAPI parses a body before the role check (a dependency) runs: without the gate, a
+    # malformed body got its 400/422 where a non-admin must get what an unknown path gets.
+    async with harness(bootstrap_admins=["boss@example.com"]) as h:
+        user_id, email = await h.user()
+        customer, _ = await h.signed_in_token(email)
+        await h.user("boss@example.com")
+        admin, _ = await h.signed_in_token("boss@example.com")
+        disable = f"/v1/admin/users/{user_id}/disable"
+        bodies = (b'{"reason": "because"}', b'{"reason": ', b"[1, 2", b'{"reason": 5}')
+        for who, headers, status in (("anonymous", {}, 401), ("customer", bearer(customer), 404)):
+            for path in (disable, "/v1/admin/no-such-route"):
+                for body in bodies:
+                    answer = await h.client.post(
+                        path, content=body, headers={**headers, "content-type": "application/json"}
+                    )
+                    assert answer.status_code == status, (who, path, body, answer.status_code)
+                    assert answer.headers["content-type"] == "application/problem+json"
+                got = await h.client.get(path, headers=headers)
+                assert got.status_code == status, (who, path, got.status_code)
+        broken = await h.client.post(
+            disable,
+            content=b'{"reason": ',
+            headers={**bearer(admin), "content-type": "application/json"},
+        )
+        assert broken.status_code == 400
+        users = await h.client.get("/v1/admin/users", headers=bearer(admin))
+    assert not any(u["disabled"] for u in users.json()["users"]), users.json()

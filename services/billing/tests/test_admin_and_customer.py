@@ -173,3 +173,37 @@ async def test_the_catalog_is_public_with_names_and_prices(billing: Any) -> None
     assert item["policy"] == "chartgpt-lifetime" and item["product"] == "chartgpt"
     assert item["unit_amount"] > 0 and item["currency"] == "usd" and item["active"] is True
     assert "stripe_price_id" not in item
+
+
+async def test_the_role_is_checked_before_the_body_is_parsed(billing: Any) -> None:
+    # FastAPI parses a body before the role check (a dependency) runs: without the gate, a
+    # malformed body got its 400/422 where a non-admin must get what an unknown path gets.
+    bodies = (
+        ("application/json", b'{"email": "seed@example.com"}'),
+        ("application/json", b'{"email": '),
+        ("application/json", b"[1, 2"),
+        ("text/plain", b"\x00\xff"),
+    )
+    for who, headers, status in (
+        ("anonymous", {}, 401),
+        ("customer", bearer(billing.token()), 404),
+        ("forged admin", bearer(billing.token(role="admin") + "x"), 401),
+    ):
+        for path in ("/v1/admin/accounts", "/v1/admin/no-such-route", "/v1/admin"):
+            for content_type, body in bodies:
+                answer = await billing.client.post(
+                    path, content=body, headers={**headers, "content-type": content_type}
+                )
+                assert answer.status_code == status, (who, path, body, answer.status_code)
+                assert answer.headers["content-type"] == "application/problem+json"
+            got = await billing.client.get(path, headers=headers)
+            assert got.status_code == status, (who, path, got.status_code)
+    # An admin's malformed body gets the parser's own answer.
+    admin = bearer(billing.token(role="admin"))
+    broken = await billing.client.post(
+        "/v1/admin/accounts",
+        content=b'{"email": ',
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["type"].endswith(":malformed-body")

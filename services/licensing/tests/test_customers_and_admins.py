@@ -178,3 +178,31 @@ async def test_the_csv_export_lists_every_license_without_keys(harness: Harness)
     assert len(rows) == 2
     assert key not in r.text
     assert {row["email"] for row in rows} == {"'=cmd@example.com", "buyer@example.com"}
+
+
+async def test_the_role_is_checked_before_the_body_is_parsed(harness: Harness) -> None:
+    # FastAPI parses a body before the role check (a dependency) runs: without the gate, a
+    # malformed body got its 400/422 where a non-admin must get what an unknown path gets.
+    good = b'{"email": "a@example.com", "sku": "chartgpt-lifetime", "reason": "r"}'
+    bodies = (good, b'{"email": ', b"[1, 2", b'{"email": 5}')
+    for who, headers, status in (
+        ("anonymous", {}, 401),
+        ("customer", harness.mint.bearer(uuid.uuid4()), 404),
+    ):
+        for path in ("/v1/admin/licenses", "/v1/admin/no-such-route"):
+            for body in bodies:
+                answer = await harness.http.post(
+                    path, content=body, headers={**headers, "content-type": "application/json"}
+                )
+                assert answer.status_code == status, (who, path, body, answer.status_code)
+                assert answer.headers["content-type"] == "application/problem+json"
+            got = await harness.http.get(path, headers=headers)
+            assert got.status_code == status, (who, path, got.status_code)
+    assert await harness.fetch("SELECT id FROM licenses") == []
+    admin = harness.mint.bearer(uuid.uuid4(), role="admin")
+    broken = await harness.http.post(
+        "/v1/admin/licenses",
+        content=b'{"email": ',
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert broken.status_code == 400

@@ -303,6 +303,31 @@ async def test_admin_paths_answer_404_to_anyone_but_an_admin_before_any_csrf_che
             assert "Page not found" in answer.text
 
 
+async def test_admin_paths_answer_404_before_parsing_a_malformed_body(stack: Any) -> None:
+    # FastAPI parses a form before the route's dependencies (the role check among them) run:
+    # a body that does not parse must not get its 400 where an unknown path gets a 404.
+    customer, _ = await buyer(stack)
+    anonymous = stack.browser()
+    bodies = (
+        ("multipart/form-data", b"no boundary at all"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: broken\r\n\r\n"),
+        ("multipart/form-data; boundary=x", b"--x\r\nno headers, no end"),
+    )
+    for who, client in (("anonymous", anonymous), ("customer", customer)):
+        for url in ("/admin/actions/suspend", "/admin/actions/disable", "/admin/webhooks"):
+            for content_type, body in bodies:
+                answer = await client.post(
+                    url, content=body, headers={"content-type": content_type}
+                )
+                assert answer.status_code == 404, (who, url, content_type, answer.status_code)
+                assert "Page not found" in answer.text and "refused" not in answer.text
+    # The same broken body where the role is not asked still gets its own 400.
+    outside = await anonymous.post(
+        "/sign-in", content=bodies[0][1], headers={"content-type": bodies[0][0]}
+    )
+    assert outside.status_code == 400
+
+
 async def test_a_suspended_license_downloads_nothing(stack: Any) -> None:
     customer, email = await buyer(stack)
     admin, _ = await buyer(stack, ADMIN)

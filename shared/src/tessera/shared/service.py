@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
 from tessera.shared.events.topology import Namespace, stream_for_subject, subscriptions_of
+from tessera.shared.http.admin_gate import AdminGateMiddleware
 from tessera.shared.http.forwarded import ServiceApp
 from tessera.shared.http.health import Check, health_router
 from tessera.shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -314,6 +315,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, limit=spec.settings.max_body_bytes, path_limits=spec.body_limits
     )
+    # Outside the body limit and the body parsing: a non-admin learns nothing of /v1/admin.
+    app.add_middleware(AdminGateMiddleware)
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
     install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
     instrument_app(app)

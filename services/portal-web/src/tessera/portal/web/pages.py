@@ -242,16 +242,18 @@ async def hidden_admin_path(request: Request) -> bool:
 
 async def on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
+    # Under /admin, a non-admin gets the 404 before any other refusal: a 405, or the 400 of a
+    # body that does not parse (FastAPI parses the body before the role check runs).
+    if exc.status_code == 404 or await hidden_admin_path(request):
         return await on_not_found(request, exc)
     if exc.status_code == 405:
-        if await hidden_admin_path(request):
-            return await on_not_found(request, exc)
         return error_page(request, 405, "Not allowed", "This page cannot be used that way.")
     return error_page(request, exc.status_code, "Request refused", "The request was refused.")
 
 
-async def on_validation(request: Request, _: Exception) -> Response:
+async def on_validation(request: Request, exc: Exception) -> Response:
+    if await hidden_admin_path(request):
+        return await on_not_found(request, exc)
     return error_page(
         request,
         400,
