@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from uuid import UUID
-
 from typing import Annotated
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from tessera.billing.orders.queries import Order
 from tessera.billing.orders.schemas import AdminOrderOut
-
 
 # Why an admin did something destructive (kept in the audit log): required on every such
 # API, blanks stripped, so a reason of only spaces is refused as empty (422).
