@@ -76,7 +76,7 @@ async def on_checkout(
         try:
             item = await get_buyable(conn, sku)
         except UnknownSku as error:
-            problems.append(error.detail)
+            problems.append(error.detail or f"there is no product {sku!r} for sale")
     if problems:
         if outcome != "paid":  # nothing was paid: nothing to hold or to lose
             raise Unusable("; ".join(problems))
