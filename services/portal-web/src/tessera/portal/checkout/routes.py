@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.upstream.licensing import License
 from tessera.portal.web.context import PortalDep
-from tessera.portal.web.pages import error_page, render
+from tessera.portal.web.pages import error_page, limit_lookups, render
 from tessera.portal.web.viewer import MaybeViewerDep, caller_of
 
 router = APIRouter()
@@ -35,7 +35,7 @@ POLL_SECONDS = 3
 POLL_PROCESSING_SECONDS = 30
 
 
-@router.get("/checkout/success")
+@router.get("/checkout/success", dependencies=[Depends(limit_lookups)])
 async def checkout_success(
     request: Request,
     portal: PortalDep,

@@ -149,6 +149,13 @@ async def limit_posts(request: Request, rule: str, scope: str) -> None:
     await portal.rate_limiter().enforce(rule, scope, ip)
 
 
+async def limit_lookups(request: Request) -> None:
+    """Per client IP, on a page each request of which calls other services (a route
+    dependency: it runs before the viewer is looked up)."""
+    portal = portal_of(request)
+    await limit_posts(request, portal.settings.rl_lookup_per_ip, "lookup-ip")
+
+
 # --- error pages --------------------------------------------------------------------------
 
 
