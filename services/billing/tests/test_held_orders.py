@@ -356,3 +356,91 @@ async def test_a_refund_ends_a_held_order_but_leaves_a_rejected_one_rejected(
         headers=admin,
     )
     assert approve.status_code == 409
+
+
+# --- a paid session billing cannot match at all is held too, never lost -----------------
+
+
+def charge_refunded(session_event: dict[str, Any], refunded: int) -> dict[str, Any]:
+    session = session_event["data"]["object"]
+    charge = shapes.charge(
+        charge_id=shapes.stripe_id("ch"), amount=session["amount_total"], currency="usd",
+        customer=session["customer"], payment_intent=session["payment_intent"],
+        amount_refunded=refunded,
+    )  # fmt: skip
+    return shapes.event("charge.refunded", charge)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"metadata": {"sku": "no-such-thing", "quantity": "1"}}, "no-such-thing"),
+        ({"metadata": {"quantity": "1"}}, "no metadata.sku"),
+        ({"customer_details": {"email": None}}, "no customer email"),
+        ({"mode": "subscription"}, "checkout mode 'subscription' is not sold here"),
+    ],
+)
+async def test_a_paid_session_that_matches_nothing_is_held_with_its_reason(
+    billing: Any, eventually: Any, changes: dict[str, Any], reason: str
+) -> None:
+    event = a_session(**changes)
+    assert await billing.outcome(event) == "processed"
+    order = await order_of(billing, event)
+    assert order["status"] == "held" and reason in order["hold_reason"]
+    assert order["account_id"] is None and order["paid_at"] is None
+    admin = bearer(billing.token(role="admin"))
+    listed = await billing.client.get("/v1/admin/held-orders", headers=admin)
+    assert [o["id"] for o in listed.json()] == [str(order["id"])]
+    await barrier(billing, eventually)
+    assert await paid_events_for(billing, order["id"]) == []
+
+
+async def test_an_unpaid_session_that_matches_nothing_is_still_failed(billing: Any) -> None:
+    event = a_session(payment_status="unpaid", metadata={"sku": "no-such-thing"})
+    assert await billing.outcome(event) == "failed"
+    assert await billing.value("SELECT count(*) FROM orders") == 0
+
+
+async def test_an_unknown_sku_held_is_approved_once_the_catalog_sells_it(
+    billing: Any, eventually: Any
+) -> None:
+    event = a_session(metadata={"sku": "chartgpt-team", "quantity": "2"}, amount_total=2 * PRICE)
+    assert await billing.outcome(event) == "processed"
+    order = await order_of(billing, event)
+    admin = bearer(billing.token(role="admin"))
+    path = f"/v1/admin/held-orders/{order['id']}/approve"
+    refused = await billing.client.post(path, json={"reason": "ok"}, headers=admin)
+    assert refused.status_code == 409 and "not for sale" in refused.text
+    async with billing.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy) "
+            "VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt', 'chartgpt-lifetime')"
+        )
+    approved = await billing.client.post(path, json={"reason": "team plan"}, headers=admin)
+    assert approved.status_code == 200, approved.text
+
+    async def paid() -> list[dict[str, Any]]:
+        return await paid_events_for(billing, order["id"])
+
+    [event_paid] = await eventually(paid, timeout=15)
+    assert event_paid["policy"] == "chartgpt-lifetime" and event_paid["seats"] == 2
+
+
+@pytest.mark.parametrize("quantity", ["lots", "0", "-5"])
+async def test_a_full_refund_of_a_held_order_without_a_quantity_is_recorded(
+    billing: Any, quantity: str
+) -> None:
+    event = a_session(quantity=quantity)
+    assert await billing.outcome(event) == "processed"
+    held = await order_of(billing, event)
+    assert held["status"] == "held" and held["quantity"] < 1
+    refund = charge_refunded(event, PRICE)
+    assert await billing.outcome(refund) == "processed"
+    order = await order_of(billing, event)
+    assert order["status"] == "refunded" and order["amount_refunded"] == PRICE
+    listed = await billing.client.get(
+        "/v1/admin/held-orders",
+        params={"status": "refunded"},
+        headers=bearer(billing.token(role="admin")),
+    )
+    assert [o["id"] for o in listed.json()] == [str(order["id"])]

@@ -206,3 +206,37 @@ async def test_the_role_is_checked_before_the_body_is_parsed(harness: Harness) -
         headers={**admin, "content-type": "application/json"},
     )
     assert broken.status_code == 400
+
+
+async def test_every_destructive_admin_api_refuses_a_blank_reason(harness: Harness) -> None:
+    paid, key = await bought(harness, email="blank-reason@example.com")
+    admin = harness.mint.bearer(uuid.uuid4(), role="admin")
+    [found] = (
+        await harness.http.get("/v1/admin/licenses", params={"key": key}, headers=admin)
+    ).json()
+    base = f"/v1/admin/licenses/{found['id']}"
+    grant = {"account_id": str(paid.account_id), "email": "blank-reason@example.com",
+             "policy": "chartgpt-lifetime"}  # fmt: skip
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("/v1/admin/licenses", grant),
+        (f"{base}/suspend", {}),
+        (f"{base}/reinstate", {}),
+        (f"{base}/revoke", {}),
+        (f"{base}/reset-activations", {}),
+        (f"{base}/extend", {"expires_at": "2030-01-01T00:00:00Z"}),
+    ]
+    for path, body in calls:
+        for reason in ("", " ", "   \t\n", None):
+            sent = body if reason is None else {**body, "reason": reason}
+            answer = await harness.http.post(path, json=sent, headers=admin)
+            assert answer.status_code == 422, (path, reason, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+    # Nothing was changed: the license is as it was, and nothing new was granted.
+    [after] = (
+        await harness.http.get("/v1/admin/licenses", params={"key": key}, headers=admin)
+    ).json()
+    assert after["status"] == found["status"]
+    mine = await harness.http.get(
+        "/v1/admin/licenses", params={"account_id": str(paid.account_id)}, headers=admin
+    )
+    assert len(mine.json()) == 1

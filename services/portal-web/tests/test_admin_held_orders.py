@@ -136,3 +136,48 @@ async def test_an_admin_rejects_a_held_order_and_nobody_else_sees_the_pages(
     assert (await customer.get(path)).status_code == 404
     bad_filter = await admin.get("/admin/held-orders", params={"status": "everything"})
     assert bad_filter.status_code in (400, 422)
+
+
+async def signed(stack: Any, event: dict[str, Any]) -> None:
+    body, header = shapes.signed(event, DEV_WEBHOOK_SECRET)
+    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=10) as stripe:
+        response = await stripe.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )
+    assert response.status_code == 200, response.text
+
+
+async def test_held_orders_refunded_or_failed_before_review_can_be_listed(stack: Any) -> None:
+    admin = await admin_browser(stack)
+    refunded_email = f"held-{secrets.token_hex(4)}@example.com"
+    failed_email = f"held-{secrets.token_hex(4)}@example.com"
+    customer, intent = shapes.stripe_id("cus"), shapes.stripe_id("pi")
+    session = shapes.checkout_session(
+        session_id=shapes.stripe_id("cs"), email=refunded_email, sku="chartgpt-lifetime",
+        quantity=1, amount_total=1, currency="usd", customer=customer, payment_intent=intent,
+    )  # fmt: skip
+    await signed(stack, shapes.event("checkout.session.completed", session))
+    charge = shapes.charge(
+        charge_id=shapes.stripe_id("ch"), amount=1, currency="usd", customer=customer,
+        payment_intent=intent, amount_refunded=1,
+    )  # fmt: skip
+    await signed(stack, shapes.event("charge.refunded", charge))
+    unpaid = shapes.checkout_session(
+        session_id=shapes.stripe_id("cs"), email=failed_email, sku="chartgpt-lifetime",
+        quantity=1, amount_total=1, currency="usd", customer=shapes.stripe_id("cus"),
+        payment_intent=shapes.stripe_id("pi"), payment_status="unpaid",
+    )  # fmt: skip
+    await signed(stack, shapes.event("checkout.session.completed", unpaid))
+    await signed(stack, shapes.event("checkout.session.async_payment_failed", unpaid))
+    for status, email in (("refunded", refunded_email), ("payment_failed", failed_email)):
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            listing = await admin.get("/admin/held-orders", params={"status": status})
+            assert listing.status_code == 200, (status, listing.text[:500])
+            if email in listing.text:
+                break
+            assert asyncio.get_running_loop().time() < deadline, f"{email} never listed"
+            await asyncio.sleep(0.2)
+        assert f'<option value="{status}" selected>' in listing.text

@@ -104,3 +104,124 @@ async def test_billing_tells_a_checkout_outcome_without_the_address(stack: Any) 
     assert unknown.json()["email_hint"] is None
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+# --- each state the order can be in has its own words; the page stops polling once nothing
+# more is going to happen by itself -------------------------------------------------------
+
+PAID_LINE = "Payment received"
+
+
+async def signed_checkout_event(
+    stack: Any,
+    event_type: str,
+    *,
+    session_id: str,
+    email: str,
+    payment_intent: str,
+    payment_status: str = "paid",
+    quantity: int = 1,
+    amount_total: int = 14900,
+) -> None:
+    from tessera.billing.checkout import stripe_shapes as shapes
+    from tessera.billing.settings import DEV_WEBHOOK_SECRET
+
+    session = shapes.checkout_session(
+        session_id=session_id, email=email, sku="chartgpt-lifetime", quantity=quantity,
+        amount_total=amount_total, currency="usd", customer="cus_test_" + secrets.token_hex(8),
+        payment_intent=payment_intent, payment_status=payment_status,
+    )  # fmt: skip
+    body, header = shapes.signed(shapes.event(event_type, session), DEV_WEBHOOK_SECRET)
+    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=10) as stripe:
+        sent = await stripe.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )
+    assert sent.status_code == 200, sent.text
+
+
+def new_session() -> tuple[str, str, str]:
+    return (
+        "cs_test_" + secrets.token_hex(12),
+        "pi_test_" + secrets.token_hex(12),
+        f"buyer-{secrets.token_hex(4)}@example.com",
+    )
+
+
+async def test_a_payment_still_processing_says_so_and_polls_slowly(stack: Any) -> None:
+    session_id, intent, email = new_session()
+    await signed_checkout_event(
+        stack, "checkout.session.completed", session_id=session_id, email=email,
+        payment_intent=intent, payment_status="unpaid",
+    )  # fmt: skip
+    page = await page_until(
+        stack.browser(), f"/checkout/success?session_id={session_id}", "is processing"
+    )
+    assert "<title>Payment processing" in page
+    assert PAID_LINE not in page and "is confirmed" not in page
+    assert 'hx-trigger="every 30s"' in page and '<meta http-equiv="refresh" content="30">' in page
+
+
+async def test_a_failed_payment_says_so_and_stops_polling(stack: Any) -> None:
+    session_id, intent, email = new_session()
+    for event_type in ("checkout.session.completed", "checkout.session.async_payment_failed"):
+        await signed_checkout_event(
+            stack, event_type, session_id=session_id, email=email, payment_intent=intent,
+            payment_status="unpaid",
+        )  # fmt: skip
+    page = await page_until(
+        stack.browser(), f"/checkout/success?session_id={session_id}", "Your payment failed"
+    )
+    assert "no license was issued" in page
+    assert PAID_LINE not in page and "is confirmed" not in page
+    assert REFRESH not in page and "hx-trigger" not in page
+
+
+async def test_a_held_order_is_under_review_and_the_page_stops_polling(stack: Any) -> None:
+    session_id, intent, email = new_session()
+    await signed_checkout_event(
+        stack, "checkout.session.completed", session_id=session_id, email=email,
+        payment_intent=intent, quantity=50,
+    )  # fmt: skip
+    page = await page_until(
+        stack.browser(), f"/checkout/success?session_id={session_id}", "under review"
+    )
+    assert "We'll email you at" in page and "b•••@e•••.com" in page
+    assert PAID_LINE not in page and "is confirmed" not in page
+    assert REFRESH not in page and "hx-trigger" not in page
+
+
+async def test_a_rejected_order_says_so_and_the_page_stops_polling(stack: Any) -> None:
+    from .test_admin_held_orders import admin_browser, decide, tampered_checkout
+
+    admin = await admin_browser(stack)
+    email = f"held-{secrets.token_hex(4)}@example.com"
+    session_id = await tampered_checkout(stack, email)
+    buyer = stack.browser()
+    url = f"/checkout/success?session_id={session_id}"
+    await page_until(buyer, url, "under review")
+    listing = await admin.get("/admin/held-orders")
+    [path] = [
+        found.group(1)
+        for row in listing.text.split("<tr>")
+        if email in row and (found := re.search(r'href="(/admin/held-orders/[0-9a-f\-]{36})"', row))
+    ]
+    assert (await decide(admin, path, "reject", "tampered session")).status_code == 303
+    page = await page_until(buyer, url, "We could not accept this order")
+    assert "no license was issued" in page
+    assert PAID_LINE not in page and "is confirmed" not in page
+    assert REFRESH not in page and "hx-trigger" not in page
+
+
+async def test_a_paid_order_still_says_payment_received(stack: Any) -> None:
+    session_id, intent, email = new_session()
+    await signed_checkout_event(
+        stack, "checkout.session.completed", session_id=session_id, email=email,
+        payment_intent=intent,
+    )  # fmt: skip
+    page = await page_until(
+        stack.browser(), f"/checkout/success?session_id={session_id}", "We sent a welcome email"
+    )
+    assert "<title>Payment received" in page and "is confirmed" in page
+    assert REFRESH not in page

@@ -401,3 +401,26 @@ async def test_a_license_holder_downloads_the_app_and_no_one_else_does(stack: An
     anonymous = stack.browser()
     away = await anonymous.get("/downloads/chartgpt")
     assert away.status_code == 303 and away.headers["location"].startswith("/sign-in")
+
+
+async def test_statuses_read_as_words_and_a_purchase_without_a_receipt_is_not_no_charge(
+    stack: Any,
+) -> None:
+    from .test_checkout_success import new_session, signed_checkout_event
+
+    # A paid purchase whose charge (and so its receipt URL) has not arrived from Stripe.
+    session_id, intent, email = new_session()
+    await signed_checkout_event(
+        stack, "checkout.session.completed", session_id=session_id, email=email,
+        payment_intent=intent,
+    )  # fmt: skip
+    client = stack.browser()
+    await stack.land(client, await stack.welcome_link(email))
+    page = await stack.licenses(client)
+    assert re.search(r'<span class="status status-active">Active</span>', page)
+    assert "· Paid" in page and "· paid" not in page
+    orders = await client.get("/orders")
+    assert orders.status_code == 200
+    assert '<td data-label="Status">Paid</td>' in orders.text
+    assert "no charge" not in orders.text and "/receipt" not in orders.text
+    assert '<td data-label="Receipt"><span class="muted">—</span></td>' in orders.text

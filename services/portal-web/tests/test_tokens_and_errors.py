@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 
 from tessera.devstack.infra import free_port
 from tessera.portal.admin.chart import chart
@@ -227,6 +228,26 @@ async def test_the_portals_own_sign_in_limit_answers_with_a_429_page(
             answers = [await client.post("/sign-in/code", data=data) for _ in range(3)]
     assert [a.status_code for a in answers] == [400, 400, 429]
     assert "Too many attempts" in answers[2].text and "try again in" in answers[2].text
+
+
+@pytest.mark.parametrize(
+    "path", ["/checkout/success?session_id=cs_test_" + "a" * 24, "/downloads/chartgpt"]
+)
+async def test_pages_that_call_other_services_are_limited_per_ip(
+    running: Any, infra_settings: InfraSettings, path: str
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = PortalSettings(
+        auth_url=down, billing_url=down, licensing_url=down, rl_lookup_per_ip="2/minute"
+    )
+    app = create_app(settings, infra_settings)
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            answers = [await client.get(path) for _ in range(3)]
+    assert answers[0].status_code != 429 and answers[1].status_code != 429
+    assert answers[2].status_code == 429
+    assert "Too many attempts" in answers[2].text
 
 
 def test_access_logs_keep_no_query_string() -> None:

@@ -58,7 +58,7 @@ def seed(
     email: str,
     sku: str | None = typer.Option(None, help="Also grant this SKU (a complimentary order)."),
     quantity: int = typer.Option(1, min=1, max=100),
-    note: str | None = typer.Option(None, help="Why (kept in the audit log)."),
+    note: str = typer.Option(..., help="Why (kept in the audit log); required."),
 ) -> None:
     """Create an account for EMAIL (closed signup: the operator's way in)."""
     body = SeedAccount(email=email, sku=sku, quantity=quantity, note=note)

@@ -37,6 +37,9 @@ class PortalSettings(ServiceSettings):
     rl_sign_in_per_ip: str = "30/10 minutes"
     # Per client IP, on every other form post.
     rl_post_per_ip: str = "120/minute"
+    # Per client IP, on the pages that call other services for anyone who asks: the checkout
+    # success page (polled every 3 s while it waits) and each product's download.
+    rl_lookup_per_ip: str = "60/minute"
     # Where the Stripe customer portal lives (allowed as a form target by the CSP).
     stripe_portal_origin: str = "https://billing.stripe.com"
     # The policy and SKU the admin forms offer by default.

@@ -5,6 +5,10 @@ Pydantic's lax mode reads a number as a Unix time, so `?end=0` became 1970-01-01
 schema documents (`format: date` or `format: date-time`); anything else is the usual 422
 problem+json. A date-time without a UTC offset is refused too: it would be read as UTC
 silently.
+
+A date is also bounded to the years 2000 to 9998 (`MIN_DATE`, `MAX_DATE`): a route may
+step a month or a year either side of it (revenue's default start is `end` less 29 days),
+and `date.min`/`date.max` would overflow there (a 500).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # RFC 3339 date-time: a date, `T` (or a space), a time with optional fraction, an offset.
@@ -30,6 +34,16 @@ def _iso_date(value: Any) -> Any:
     return value
 
 
+MIN_DATE = date(2000, 1, 1)
+MAX_DATE = date(9998, 12, 31)
+
+
+def _bounded_date(value: date) -> date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"must be a date from {MIN_DATE} to {MAX_DATE}")
+    return value
+
+
 def _iso_datetime(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
@@ -38,5 +52,5 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_bounded_date)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]

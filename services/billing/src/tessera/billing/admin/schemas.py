@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from tessera.billing.orders.queries import Order
 from tessera.billing.orders.schemas import AdminOrderOut
+
+# Why an admin did something destructive (kept in the audit log): required on every such
+# API, blanks stripped, so a reason of only spaces is refused as empty (422).
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class SeedAccount(BaseModel):
@@ -18,7 +23,7 @@ class SeedAccount(BaseModel):
     # With a SKU: a complimentary order granting it (same events as a purchase, source=admin).
     sku: str | None = Field(default=None, max_length=64)
     quantity: int = Field(default=1, ge=1, le=100)
-    note: str | None = Field(default=None, max_length=500)
+    note: Reason
 
 
 class SeededAccount(BaseModel):
@@ -75,7 +80,7 @@ class Review(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    reason: Reason
 
 
 class ReplayResult(BaseModel):

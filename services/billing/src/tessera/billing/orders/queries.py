@@ -442,3 +442,16 @@ async def close_dispute(
         amount,
     )
     return bool(changed)
+
+
+async def set_catalog(
+    conn: asyncpg.Connection, order_id: UUID, product: str, policy: str, seats: int
+) -> None:
+    """Give an unmatched held order what the catalog sells under its SKU (on approval)."""
+    await conn.execute(
+        "UPDATE orders SET product = $2, policy = $3, seats = $4 WHERE id = $1",
+        order_id,
+        product,
+        policy,
+        seats,
+    )

@@ -16,6 +16,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from tessera.billing.accounts.service import find_or_create_account, normalise_email
+from tessera.billing.catalog import queries as catalog_queries
 from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.orders import queries
 from tessera.billing.orders.queries import Adjustment, NewOrder, Order
@@ -195,6 +196,46 @@ async def apply_checkout(
     return Applied(order.id, "order paid", session.payment_intent)
 
 
+async def hold_unmatched(
+    conn: asyncpg.Connection,
+    stripe_event_id: str,
+    session: CheckoutSession,
+    sku: str,
+    problems: list[str],
+) -> Applied:
+    """A paid session billing cannot match at all (an unknown or inactive SKU, no email, a
+    mode other than `payment`): recorded as a held order with the reasons, so the payment
+    is never lost and never provisioned. It has no product or policy (`''`) until an admin
+    approves it, which looks the SKU up in the catalog then."""
+    quantity = parse_quantity(session.metadata.get("quantity"))
+    order = await queries.upsert_locked(
+        conn,
+        NewOrder(
+            id=new_event_id(),
+            email=normalise_email(session.email or ""),
+            sku=sku[:64],
+            quantity=stored(quantity),
+            amount_total=stored(session.amount_total),
+            currency=(session.currency or "").lower()[:16],
+            product="",
+            policy="",
+            seats=0,
+            source="purchase",
+            status="awaiting_payment",
+            checkout_session_id=session.id,
+            payment_intent_id=session.payment_intent,
+            customer_id=session.customer,
+        ),
+    )
+    if order.status != "awaiting_payment":
+        return Applied(order.id, f"order {order.status}", session.payment_intent)
+    reason = "; ".join(problems)
+    await queries.hold(
+        conn, order.id, reason, stripe_event_id, session.payment_intent, session.customer
+    )
+    return Applied(order.id, f"held for review: {reason}", session.payment_intent)
+
+
 class NotHeld(Problem):
     status = 409
     slug = "order-not-held"
@@ -215,6 +256,16 @@ async def approve_held(conn: asyncpg.Connection, order: Order, actor: str, reaso
         raise NotHeld(f"Order {order.id} is {order.status}, not held; nothing was changed.")
     if order.quantity < 1 or order.checkout_session_id is None:
         raise Unprovisionable(f"Order {order.id} has no quantity to provision; reject it.")
+    if not order.policy:  # held because nothing matched: the catalog decides now
+        item = await catalog_queries.find(conn, order.sku)
+        if item is None or not item.active:
+            raise Unprovisionable(
+                f"Order {order.id} is for {order.sku!r}, which is not for sale; add it to the "
+                "catalog first, or reject the order."
+            )
+        await queries.set_catalog(
+            conn, order.id, item.product, item.policy, order.quantity * item.seats_per_unit
+        )
     try:
         completed = PurchaseCompleted(
             stripe_event_id=order.hold_event_id or "",

@@ -60,17 +60,30 @@ async def on_checkout(
     conn: asyncpg.Connection, event_id: str, obj: dict[str, Any], outcome: str | None
 ) -> Applied:
     session = CheckoutSession.model_validate(obj)
-    if session.mode != "payment":
-        raise Unusable(f"checkout mode {session.mode!r} is not sold here")
-    if not session.email:
-        raise Unusable("the session carries no customer email")
-    sku = session.metadata.get("sku")
-    if not sku:
-        raise Unusable("the session carries no metadata.sku")
-    item = await get_buyable(conn, sku)
     if outcome is None:  # checkout.session.completed: paid now, or later (async methods)
         paid = session.payment_status in ("paid", "no_payment_required")
         outcome = "paid" if paid else "awaiting_payment"
+    problems: list[str] = []
+    if session.mode != "payment":
+        problems.append(f"checkout mode {session.mode!r} is not sold here")
+    if not session.email:
+        problems.append("the session carries no customer email")
+    sku = session.metadata.get("sku")
+    item = None
+    if not sku:
+        problems.append("the session carries no metadata.sku")
+    else:
+        try:
+            item = await get_buyable(conn, sku)
+        except UnknownSku as error:
+            problems.append(error.detail or f"there is no product {sku!r} for sale")
+    if problems:
+        if outcome != "paid":  # nothing was paid: nothing to hold or to lose
+            raise Unusable("; ".join(problems))
+        # Paid, but not something billing can match: held for review (never lost, never
+        # provisioned unless an admin approves it once it matches the catalog).
+        return await orders.hold_unmatched(conn, event_id, session, sku or "", problems)
+    assert item is not None
     return await orders.apply_checkout(conn, event_id, session, item, outcome)
 
 

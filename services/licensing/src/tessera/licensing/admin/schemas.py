@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from tessera.shared.http.params import IsoDateTime
 
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
+# Required on every destructive admin API; blanks are stripped, so only spaces is empty (422).
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class Strict(BaseModel):

@@ -21,7 +21,16 @@ router = APIRouter(
     prefix="/admin/held-orders", dependencies=[Depends(admin_viewer), Depends(require_csrf)]
 )
 
-STATES = {"held": "Waiting for review", "paid": "Approved", "rejected": "Rejected"}
+# Every state billing lists held orders in (billing's `GET /v1/admin/held-orders?status=`):
+# a held order may also be refunded, or its payment may fail, before anyone reviews it.
+STATES = {
+    "held": "Waiting for review",
+    "paid": "Approved",
+    "rejected": "Rejected",
+    "refunded": "Refunded",
+    "payment_failed": "Payment failed",
+}
+STATE_PATTERN = "^(" + "|".join(STATES) + ")$"
 DECISIONS = {"approve": "approved: it is being provisioned", "reject": "rejected"}
 
 
@@ -34,7 +43,7 @@ async def held_orders(
     request: Request,
     portal: PortalDep,
     viewer: AdminViewerDep,
-    status: Annotated[str, Query(pattern="^(held|paid|rejected)$")] = "held",
+    status: Annotated[str, Query(pattern=STATE_PATTERN)] = "held",
 ) -> Response:
     caller = viewer.caller
     orders = await viewer.call(lambda t: portal.billing.held_orders(caller, t, status))

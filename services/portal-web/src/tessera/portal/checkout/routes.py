@@ -12,24 +12,30 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.upstream.licensing import License
 from tessera.portal.web.context import PortalDep
-from tessera.portal.web.pages import error_page, render
+from tessera.portal.web.pages import error_page, limit_lookups, render
 from tessera.portal.web.viewer import MaybeViewerDep, caller_of
 
 router = APIRouter()
 
 # A Checkout Session id as Stripe (and billing's test checkout) makes them.
 SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]{8,200}$")
-# States in which nothing more is going to happen to the payment.
-SETTLED = {"refunded", "partially_refunded", "disputed"}
+# States in which nothing more is going to happen by itself: the page stops polling. A held
+# order waits for a person (an admin's review; the buyer hears by mail either way), so the
+# page does not poll for it; a failed or rejected payment is over.
+SETTLED = {"refunded", "partially_refunded", "disputed", "payment_failed", "rejected", "held"}
+# An order billing knows but whose payment has not cleared (a bank debit, say): that can
+# take days, so the page asks again only every half minute.
+PROCESSING = "awaiting_payment"
 POLL_SECONDS = 3
+POLL_PROCESSING_SECONDS = 30
 
 
-@router.get("/checkout/success")
+@router.get("/checkout/success", dependencies=[Depends(limit_lookups)])
 async def checkout_success(
     request: Request,
     portal: PortalDep,
@@ -57,15 +63,21 @@ async def checkout_success(
             except UpstreamError:
                 mine = []  # licensing away for a moment: the page asks again
             licenses = [lic for lic in mine if lic.order_id == outcome.order_id]
-    done = outcome.state in SETTLED or (
-        outcome.state != "pending" and outcome.account_ready and (not owner or bool(licenses))
-    )
+    poll: int | None = POLL_SECONDS
+    if outcome.state in SETTLED or (
+        outcome.state == "paid" and outcome.account_ready and (not owner or bool(licenses))
+    ):
+        poll = None
+    elif outcome.state == PROCESSING:
+        poll = POLL_PROCESSING_SECONDS
+    elif outcome.state not in ("pending", "paid"):
+        poll = None  # a state this page does not know: say so once, do not poll
     return render(
         request,
         "checkout/success.html",
         outcome=outcome,
         licenses=licenses,
         owner=owner,
-        poll=None if done else POLL_SECONDS,
+        poll=poll,
         self_url=f"/checkout/success?session_id={session_id}",
     )

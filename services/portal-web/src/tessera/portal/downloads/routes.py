@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 from tessera.portal.upstream.licensing import License
 from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.errors import PageNotFound
-from tessera.portal.web.pages import page_headers, render, require_csrf
+from tessera.portal.web.pages import limit_lookups, page_headers, render, require_csrf
 from tessera.portal.web.viewer import Viewer, ViewerDep
 
 router = APIRouter(dependencies=[Depends(require_csrf)])
@@ -73,7 +73,7 @@ async def downloads(request: Request, portal: PortalDep, viewer: ViewerDep) -> R
     return render(request, "account/downloads.html", items=items)
 
 
-@router.get("/downloads/{product}")
+@router.get("/downloads/{product}", dependencies=[Depends(limit_lookups)])
 async def download(
     request: Request, product: str, portal: PortalDep, viewer: ViewerDep
 ) -> Response:

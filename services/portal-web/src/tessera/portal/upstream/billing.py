@@ -160,7 +160,7 @@ class BillingClient:
     async def seed(
         self, caller: Caller, token: str, email: str, sku: str | None, note: str
     ) -> Seeded:
-        body = {"email": email, "sku": sku or None, "quantity": 1, "note": note or None}
+        body = {"email": email, "sku": sku or None, "quantity": 1, "note": note}
         response = await self.up.call(
             "POST", "/v1/admin/accounts", caller=caller, token=token, json=body, expect=(201,)
         )

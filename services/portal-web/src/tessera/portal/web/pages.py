@@ -54,8 +54,35 @@ def money(minor: int, currency: str) -> str:
     return f"{minor / 100:,.2f} {currency.upper()}"
 
 
+# A status in the customer's words, never the slug the services store.
+LICENSE_STATUS = {"active": "Active", "suspended": "Suspended", "revoked": "Revoked"}
+ORDER_STATUS = {
+    "awaiting_payment": "Payment processing",
+    "paid": "Paid",
+    "payment_failed": "Payment failed",
+    "refunded": "Refunded",
+    "held": "Under review",
+    "rejected": "Not accepted",
+}
+
+
+def words(slug: str, table: dict[str, str]) -> str:
+    """`table`'s words for `slug`; one the table does not know reads as words too."""
+    return table.get(slug) or slug.replace("_", " ").replace("-", " ").capitalize()
+
+
+def license_status(slug: str) -> str:
+    return words(slug, LICENSE_STATUS)
+
+
+def order_status(slug: str) -> str:
+    return words(slug, ORDER_STATUS)
+
+
 templates.filters["when"] = when
 templates.filters["money"] = money
+templates.filters["license_status"] = license_status
+templates.filters["order_status"] = order_status
 
 
 def page_headers(portal: Portal) -> dict[str, str]:
@@ -147,6 +174,13 @@ async def limit_posts(request: Request, rule: str, scope: str) -> None:
     portal = portal_of(request)
     ip = client_ip(request)
     await portal.rate_limiter().enforce(rule, scope, ip)
+
+
+async def limit_lookups(request: Request) -> None:
+    """Per client IP, on a page each request of which calls other services (a route
+    dependency: it runs before the viewer is looked up)."""
+    portal = portal_of(request)
+    await limit_posts(request, portal.settings.rl_lookup_per_ip, "lookup-ip")
 
 
 # --- error pages --------------------------------------------------------------------------
