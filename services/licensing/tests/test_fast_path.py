@@ -34,7 +34,7 @@ async def test_the_fast_path_and_the_full_stack_give_the_same_answer(harness: Ha
     await activate(harness, key, "machine-fast-0001")
     body = f'{{"key":"{key}","fingerprint":"machine-fast-0001","nonce":"n1"}}'.encode()
     fast = await post(harness, body, stream=False, **{"x-request-id": "caller-id-123"})
-    assert isinstance(harness.app.middleware_stack, ValidateFastPath)
+    assert isinstance(harness.app.front, ValidateFastPath)
     full = await post(harness, body, stream=True)
     assert fast.status_code == full.status_code == 200
     keys = await jwks(harness)
