@@ -65,12 +65,6 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def forget(state: Licensing, body: dict[str, Any]) -> None:
-    """Read-your-writes on this replica; the others hear of it from Postgres (NOTIFY)."""
-    if body.get("license"):
-        state.cache.forget(body["license"]["id"])
-
-
 def limit(state: Licensing, request: Request, key: str) -> None:
     """Decided in memory (no await); the counts are shared through Redis in the background."""
     if state.limiter is None:
@@ -110,8 +104,9 @@ async def activate(
         account_id = principal.account_id
         limit(state, request, f"acc:{account_id}")
     ring = state.key_ring()
-    body = await service.activate(runtime.db(), ring.signer, state.sealer, req, account_id)
-    forget(state, body)
+    body = await service.activate(
+        runtime.db(), state.cache, ring.signer, state.sealer, req, account_id
+    )
     return json_response(body)
 
 
@@ -120,9 +115,7 @@ async def deactivate(
     req: DeactivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
 ) -> Response:
     limit(state, request, key_id(req.key))
-    body = await service.deactivate(runtime.db(), req)
-    forget(state, body)
-    return json_response(body)
+    return json_response(await service.deactivate(runtime.db(), state.cache, req))
 
 
 @router.get(
