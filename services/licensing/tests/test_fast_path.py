@@ -11,6 +11,7 @@ from licensing_factories import Harness  # type: ignore[import-not-found]
 from test_desktop import a_license, activate, jwks, verify_lease, verify_response  # type: ignore[import-not-found]
 
 from tessera.licensing.desktop.fast_path import ValidateFastPath
+from tessera.shared.http.fast_path import FastPath
 
 VARYING = {"date", "x-request-id", "tessera-signature", "content-length"}
 
@@ -34,7 +35,7 @@ async def test_the_fast_path_and_the_full_stack_give_the_same_answer(harness: Ha
     await activate(harness, key, "machine-fast-0001")
     body = f'{{"key":"{key}","fingerprint":"machine-fast-0001","nonce":"n1"}}'.encode()
     fast = await post(harness, body, stream=False, **{"x-request-id": "caller-id-123"})
-    assert isinstance(harness.app.middleware_stack, ValidateFastPath)
+    assert isinstance(harness.app.front, ValidateFastPath)
     full = await post(harness, body, stream=True)
     assert fast.status_code == full.status_code == 200
     keys = await jwks(harness)
@@ -69,3 +70,58 @@ async def test_what_the_fast_path_does_not_answer_gets_the_full_stacks_error(
         assert response.headers["content-type"] == "application/problem+json"
         assert "x-request-id" in response.headers
         verify_response(response, keys)
+
+
+async def test_both_paths_sign_validate_once_with_the_one_validate(harness: Harness) -> None:
+    (key,) = await a_license(harness)
+    await activate(harness, key, "machine-once-0001")
+    body = f'{{"key":"{key}","fingerprint":"machine-once-0001"}}'.encode()
+    keys = await jwks(harness)
+    for stream in (False, True):
+        response = await post(harness, body, stream=stream)
+        assert response.status_code == 200
+        # Signed by desktop/validate.py; SignedResponses leaves a signed answer alone.
+        assert len(response.headers.get_list("tessera-signature")) == 1
+        verify_response(response, keys)
+
+
+async def test_without_the_read_pool_both_paths_get_the_routes_503(harness: Harness) -> None:
+    state = harness.app.state.licensing
+    keys = await jwks(harness)
+    body = b'{"key":"AAAAA-AAAAA-AAAAA-AAAAA-AAAAA","fingerprint":"machine-nopool-01"}'
+    pool, state.read_pool = state.read_pool, None
+    try:
+        fast = await post(harness, body, stream=False)
+        full = await post(harness, body, stream=True)
+    finally:
+        state.read_pool = pool
+    for response in (fast, full):
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "The database is not connected."
+        assert len(response.headers.get_list("tessera-signature")) == 1
+        verify_response(response, keys)
+
+
+async def test_the_fast_path_is_in_front_whether_validate_is_traced_or_not(
+    start_licensing: Any,
+) -> None:
+    scope = {
+        "type": "http",
+        "headers": [(b"traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")],
+    }
+    async with start_licensing() as untraced:
+        front = untraced.app.front
+        assert isinstance(front, ValidateFastPath)
+        assert not front.traced(scope)  # like the full stack, which leaves validate out
+    async with start_licensing(trace_validate=True) as traced:
+        front = traced.app.front
+        assert isinstance(front, ValidateFastPath)
+        assert front.traced(scope)  # the kernel's one policy: a span when someone traces
+        (key,) = await a_license(traced)
+        body = f'{{"key":"{key}","fingerprint":"machine-traced-01"}}'.encode()
+        fast = await post(traced, body, stream=False)
+        assert fast.status_code == 200
+        assert fast.json()["code"] == "NOT_ACTIVATED"
+        # An ASGI layer in front of the app: the middleware stack is FastAPI's own.
+        assert not isinstance(traced.app.middleware_stack, FastPath)

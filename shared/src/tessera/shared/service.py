@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from faststream.nats import NatsBroker, NatsRouter
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
 
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
@@ -157,6 +158,12 @@ class ServiceSpec:
     # Serve /openapi.json and /docs when the environment allows it (see InfraSettings.openapi).
     # The portal's pages are for browsers, not an API contract: it serves none.
     serve_openapi: bool = True
+    # The service's fast path (http/fast_path.py), built around the whole app and put in
+    # front of it by `create_service_app`: the one place a fast path is installed.
+    fast_path: Callable[[ASGIApp, FastAPI], ASGIApp] | None = None
+    # Paths that get no server span (beside the health checks), e.g. licensing's validate
+    # unless TESSERA_TRACE_VALIDATE: the one tracing policy, for fast path and full stack.
+    untraced_paths: Sequence[str] = ()
 
 
 def build_broker(runtime: Runtime, subscribers: SubscriberFactory | None) -> NatsBroker:
@@ -319,17 +326,22 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
     app.add_middleware(AdminGateMiddleware)
     app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
     install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
-    instrument_app(app)
+    instrument_app(app, spec.untraced_paths)
+    if spec.fast_path is not None:
+        fast_path = spec.fast_path
+        app.put_in_front(lambda whole: fast_path(whole, app))
     app.trust_proxies(spec.infra.forwarded_allow_ips)
     return app
 
 
-def instrument_app(app: FastAPI) -> None:
+def instrument_app(app: FastAPI, untraced_paths: Sequence[str] = ()) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     stable_http_conventions()  # before the instrumentation first reads it
     # One server span per request, without the ASGI layer's per-message receive/send spans:
     # they cost more than the work they time.
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"]
+        app,
+        excluded_urls=",".join(("healthz", "readyz", *untraced_paths)),
+        exclude_spans=["receive", "send"],
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
+from starlette.types import ASGIApp
 
 from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
@@ -20,7 +21,6 @@ from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import WebhookFastPath
 from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.service import Runtime, ServiceSpec, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 
@@ -47,6 +47,15 @@ def create_app(
             applier = WebhookApplier(runtime.db())
             runtime.tasks.append(asyncio.create_task(applier.run()))
 
+    recorder = DeliveryRecorder()
+    hsts = platform.env == Environment.PRODUCTION
+
+    def fast_path(whole: ASGIApp, app: FastAPI) -> WebhookFastPath:
+        # The webhook's common case goes in front of the whole app (webhooks/fast_path.py).
+        return WebhookFastPath(
+            whole, app, recorder, max_body_bytes=billing.webhook_max_bytes, hsts=hsts
+        )
+
     app = create_service_app(
         ServiceSpec(
             name="billing",
@@ -65,16 +74,9 @@ def create_app(
             ),
             on_startup=(seed, start_applier),
             body_limits={"/webhooks/stripe": billing.webhook_max_bytes},
+            fast_path=fast_path,
         )
     )
     app.state.stripe = None if billing.test_checkout else StripeGateway(billing)
-    app.state.deliveries = recorder = DeliveryRecorder()
-    # The webhook's common case goes in front of the whole stack (webhooks/fast_path.py).
-    hsts = platform.env == Environment.PRODUCTION
-    install_fast_path(
-        app,
-        lambda stack: WebhookFastPath(
-            stack, app, recorder, max_body_bytes=billing.webhook_max_bytes, hsts=hsts
-        ),
-    )
+    app.state.deliveries = recorder
     return app

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 from faststream.nats import NatsRouter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp
 
 from tessera.licensing import cache
 from tessera.licensing import state as licensing_state
@@ -28,7 +28,6 @@ from tessera.licensing.signing import service as signing
 from tessera.licensing.state import Licensing
 from tessera.shared import stalls
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
-from tessera.shared.http.fast_path import install_fast_path
 from tessera.shared.keys import Signer
 from tessera.shared.service import Runtime, ServiceSpec, SubscriberFactory, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
@@ -155,6 +154,13 @@ def create_app(
             "set every desktop app trusts; an offline root (false) is safer (docs/licensing.md)"
         )
     state = licensing_state.for_settings(settings)
+    hsts = infra.env == Environment.PRODUCTION
+    traced = settings.trace_validate
+
+    def fast_path(whole: ASGIApp, app: FastAPI) -> ValidateFastPath:
+        # validate's common case goes in front of the whole app (desktop/fast_path.py).
+        return ValidateFastPath(whole, state, hsts=hsts, traced=traced)
+
     app = create_service_app(
         ServiceSpec(
             name="licensing",
@@ -166,6 +172,10 @@ def create_app(
             routers=(desktop_routes.router, me_routes.router, admin_routes.router),
             subscribers=subscribers_with(state),
             on_startup=(startup(state, infra.env == Environment.PRODUCTION),),
+            fast_path=fast_path,
+            # validate is the call every running copy makes, and its span costs about a
+            # third of its CPU: traced (fast path and full stack alike) only when asked.
+            untraced_paths=() if traced else ("licenses/validate",),
         )
     )
     app.state.licensing = state
@@ -179,18 +189,6 @@ def create_app(
     def current_signer() -> Signer | None:
         return state.ring.signer if state.ring is not None else None
 
-    # One server span per request, without the per-message receive/send spans the ASGI
-    # instrumentation adds by default: on the hot path they cost more than the work traced.
-    untraced = "healthz,readyz" if settings.trace_validate else "healthz,readyz,licenses/validate"
-    FastAPIInstrumentor.uninstrument_app(app)
-    app.middleware_stack = None  # uninstrument builds the stack; let Starlette build it again
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=untraced, exclude_spans=["receive", "send"]
-    )
-    # Outermost, so that every answer under the desktop paths is signed, errors included.
+    # Outermost in the stack: every answer under the desktop paths is signed, errors too.
     app.add_middleware(SignedResponses, signer=current_signer, prefixes=SIGNED_PATHS)
-    if not settings.trace_validate:
-        # validate's common case goes in front of the whole stack (desktop/fast_path.py).
-        hsts = infra.env == Environment.PRODUCTION
-        install_fast_path(app, lambda stack: ValidateFastPath(stack, state, hsts=hsts))
     return app

@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,9 +38,10 @@ log = logging.getLogger("tessera.licensing.cache")
 CHANNEL = "licensing_license_changed"
 
 
-@dataclass(frozen=True)
-class Known:
-    """A license as validate needs it; `activations` maps fingerprint hash to activation id."""
+@dataclass(frozen=True, slots=True)
+class License:
+    """A license as the desktop verbs read it (with its policy and product): the one read
+    model, whether it comes from the cache, the hot path's read or a locked row."""
 
     id: UUID
     account_id: UUID
@@ -51,11 +52,28 @@ class Known:
     lease_seconds: int
     grace_seconds: int
     entitlements: tuple[str, ...]
-    activations: dict[str, UUID]
 
-    def __getitem__(self, name: str) -> Any:
-        # Lets the verdict and lease code read a cached license like a database row.
-        return getattr(self, name)
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> License:
+        return cls(
+            id=row["id"],
+            account_id=row["account_id"],
+            product_code=row["product_code"],
+            status=row["status"],
+            expires_at=row["expires_at"],
+            max_machines=row["max_machines"],
+            lease_seconds=row["lease_seconds"],
+            grace_seconds=row["grace_seconds"],
+            entitlements=tuple(row["entitlements"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Known(License):
+    """What the cache holds for a key: the license and its activations (fingerprint hash
+    to activation id)."""
+
+    activations: dict[str, UUID]
 
 
 NOBODY = "nobody"  # a key no license has

@@ -38,8 +38,9 @@ class LicensingSettings(DatabaseSettings):
     # (Postgres NOTIFY), and after this many seconds regardless.
     cache_ttl_seconds: float = Field(default=60.0, gt=0, le=3600)
     cache_max_entries: int = Field(default=100_000, ge=0)
-    # Per-request trace spans for validate (off: it is the call every running copy makes,
-    # and its span costs about a third of its CPU; activate and deactivate stay traced).
+    # Per-request trace spans for validate, fast path and full stack alike, when telemetry
+    # is collecting (off: it is the call every running copy makes, and its span costs about
+    # a third of its CPU; activate and deactivate stay traced).
     trace_validate: bool = False
     # Python's gen-0 GC threshold for this process (0: Python's default of 700). A collection
     # holds the event loop for as long as it takes, and its time grows with the threshold:

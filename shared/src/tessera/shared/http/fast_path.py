@@ -13,19 +13,23 @@ Anything else (no or a lying Content-Length, a body too big, a body `answer` dec
 error) goes down the full stack with the body replayed, so every error is rendered by the
 one code that renders errors.
 
-A route built with `traced=True` gets, when a tracer provider is installed (or the caller
-sent a trace context), the server span the tracing middleware would have made, so a trace
-that starts here (a Stripe delivery) is not cut.
+A fast path is put in front of the app by the kernel (`ServiceSpec.fast_path`, installed by
+`create_service_app` with `ServiceApp.put_in_front`): an ordinary ASGI layer around the whole
+app, outside the middleware stack that FastAPI and the instrumentation build.
+
+Tracing follows the one policy of the whole app: a traced route (`traced=True`, the
+default; a service excludes a route from tracing with `ServiceSpec.untraced_paths`, and
+then says `traced=False` here too) gets the server span the tracing middleware would have
+made, only when a tracer provider is installed (telemetry is collecting) or the caller sent
+a trace context, so a trace that starts here (a Stripe delivery) is not cut.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,7 +66,7 @@ class FastPath:
         max_body_bytes: int,
         hsts: bool,
         content_type: bytes = b"application/json",
-        traced: bool = False,
+        traced: bool = True,
     ) -> None:
         self.app = app
         self.limit = max_body_bytes
@@ -148,8 +152,8 @@ class FastPath:
             return None
 
     def traced(self, scope: Scope) -> bool:
-        """Spans cost more than these routes' own work: only for a route that asked for
-        them, and only when someone collects them or the caller is tracing."""
+        """Spans cost more than these routes' own work: only for a traced route, and only
+        when someone collects them or the caller is tracing."""
         return self.tracing and (collecting() or header(scope, b"traceparent") is not None)
 
     async def respond(self, send: Send, answer: Answer, request_id: str) -> None:
@@ -204,14 +208,3 @@ def replaying(body: bytes, taken: list[Message] | None, receive: Receive) -> Rec
         return await receive()
 
     return replay
-
-
-def install_fast_path(app: FastAPI, wrap: Callable[[ASGIApp], FastPath]) -> None:
-    """Put `wrap(the app's whole middleware stack)` in front of it."""
-    build_stack = app.build_middleware_stack
-
-    def build_with_fast_path() -> ASGIApp:
-        return wrap(build_stack())
-
-    app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
-    app.middleware_stack = None

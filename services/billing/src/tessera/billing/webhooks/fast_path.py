@@ -12,12 +12,13 @@ here is taken back first, so the full stack counts it once.
 
 from __future__ import annotations
 
-import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Scope
 
 from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.billing.webhooks.routes import PATH, ingest, limit_of
+from tessera.billing.webhooks.routes import PATH, limit_of, settings_of
+from tessera.billing.webhooks.schemas import acknowledgement
+from tessera.billing.webhooks.service import ingest
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.middleware import header
@@ -36,7 +37,7 @@ class WebhookFastPath(FastPath):
         max_body_bytes: int,
         hsts: bool,
     ) -> None:
-        super().__init__(stack, max_body_bytes=max_body_bytes, hsts=hsts, traced=True)
+        super().__init__(stack, max_body_bytes=max_body_bytes, hsts=hsts)
         self.state = app.state
         self.recorder = recorder
 
@@ -50,14 +51,13 @@ class WebhookFastPath(FastPath):
         stripe_signature = header(scope, b"stripe-signature")
         try:
             outcome = await ingest(
-                runtime,
+                settings_of(runtime),
                 self.recorder,
+                runtime.db(),
                 body,
                 stripe_signature.decode("latin-1") if stripe_signature is not None else None,
             )
         except Exception:
             runtime.synced_limiter.undo(hit)
             return None
-        return Answer(
-            orjson.dumps({"received": True, "status": outcome.status, "detail": outcome.detail})
-        )
+        return Answer(acknowledgement(outcome))

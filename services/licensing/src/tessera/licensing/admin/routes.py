@@ -42,12 +42,6 @@ async def limited(runtime: RuntimeDep, admin: AdminDep) -> Principal:
 Admin = Annotated[Principal, Depends(limited)]
 
 
-def forgotten(state: Licensing, license: LicenseOut) -> LicenseOut:
-    """Read-your-writes on this replica; the others hear of it from Postgres (NOTIFY)."""
-    state.cache.forget(str(license.id))
-    return license
-
-
 @router.get("/licenses", summary="Search licenses by key, email or account")
 async def search(
     runtime: RuntimeDep,
@@ -81,50 +75,45 @@ async def grant(
 async def suspend(
     license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
 ) -> LicenseOut:
-    out = await service.set_status(
-        runtime.db(), state.sealer, admin, license_id, "suspended", body.reason
+    return await service.set_status(
+        runtime.db(), state.cache, state.sealer, admin, license_id, "suspended", body.reason
     )
-    return forgotten(state, out)
 
 
 @router.post("/licenses/{license_id}/reinstate")
 async def reinstate(
     license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
 ) -> LicenseOut:
-    out = await service.set_status(
-        runtime.db(), state.sealer, admin, license_id, "active", body.reason
+    return await service.set_status(
+        runtime.db(), state.cache, state.sealer, admin, license_id, "active", body.reason
     )
-    return forgotten(state, out)
 
 
 @router.post("/licenses/{license_id}/revoke")
 async def revoke(
     license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
 ) -> LicenseOut:
-    out = await service.set_status(
-        runtime.db(), state.sealer, admin, license_id, "revoked", body.reason
+    return await service.set_status(
+        runtime.db(), state.cache, state.sealer, admin, license_id, "revoked", body.reason
     )
-    return forgotten(state, out)
 
 
 @router.post("/licenses/{license_id}/reset-activations")
 async def reset_activations(
     license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
 ) -> LicenseOut:
-    out = await service.reset_activations(
-        runtime.db(), state.sealer, admin, license_id, body.reason
+    return await service.reset_activations(
+        runtime.db(), state.cache, state.sealer, admin, license_id, body.reason
     )
-    return forgotten(state, out)
 
 
 @router.post("/licenses/{license_id}/extend", summary="Set (or clear) the expiry")
 async def extend(
     license_id: UUID, body: ExtendRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
 ) -> LicenseOut:
-    out = await service.extend(
-        runtime.db(), state.sealer, admin, license_id, body.expires_at, body.reason
+    return await service.extend(
+        runtime.db(), state.cache, state.sealer, admin, license_id, body.expires_at, body.reason
     )
-    return forgotten(state, out)
 
 
 @router.get("/audit", summary="The audit log, newest first")

@@ -11,12 +11,20 @@ import asyncpg
 
 from tessera.licensing.admin.errors import LicenseRevoked, UnknownPolicy
 from tessera.licensing.admin.schemas import GrantRequest
+from tessera.licensing.cache import LicenseCache
 from tessera.licensing.licenses import queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.shared.http.problems import NotFound
 from tessera.shared.keys import Sealer
 from tessera.shared.tokens import Principal
+
+
+def forgotten(cache: LicenseCache, license: LicenseOut) -> LicenseOut:
+    """After the commit: read-your-writes on this replica; the others hear of it from
+    Postgres (NOTIFY)."""
+    cache.forget(str(license.id))
+    return license
 
 
 async def _locked(conn: asyncpg.Connection, license_id: UUID) -> asyncpg.Record:
@@ -69,6 +77,7 @@ async def grant(
 
 async def set_status(
     pool: asyncpg.Pool,
+    cache: LicenseCache,
     sealer: Sealer,
     admin: Principal,
     license_id: UUID,
@@ -83,22 +92,30 @@ async def set_status(
         changed = await licenses.change_status(conn, row, status, "admin")
         verb = {"active": "reinstated", "suspended": "suspended", "revoked": "revoked"}[status]
         await _audit(conn, admin, f"license.{verb}", license_id, reason=reason, changed=changed)
-        return await _view(conn, sealer, license_id)
+        out = await _view(conn, sealer, license_id)
+    return forgotten(cache, out)
 
 
 async def reset_activations(
-    pool: asyncpg.Pool, sealer: Sealer, admin: Principal, license_id: UUID, reason: str
+    pool: asyncpg.Pool,
+    cache: LicenseCache,
+    sealer: Sealer,
+    admin: Principal,
+    license_id: UUID,
+    reason: str,
 ) -> LicenseOut:
     """Free every seat; publishes MachineDeactivated per machine."""
     async with pool.acquire() as conn, conn.transaction():
         row = await _locked(conn, license_id)
         removed = await licenses.remove_activation(conn, row, None, "admin")
         await _audit(conn, admin, "activations.reset", license_id, reason=reason, removed=removed)
-        return await _view(conn, sealer, license_id)
+        out = await _view(conn, sealer, license_id)
+    return forgotten(cache, out)
 
 
 async def extend(
     pool: asyncpg.Pool,
+    cache: LicenseCache,
     sealer: Sealer,
     admin: Principal,
     license_id: UUID,
@@ -117,7 +134,8 @@ async def extend(
             before=row["expires_at"],
             after=expires_at,
         )
-        return await _view(conn, sealer, license_id)
+        out = await _view(conn, sealer, license_id)
+    return forgotten(cache, out)
 
 
 async def search(

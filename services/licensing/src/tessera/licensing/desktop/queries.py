@@ -3,11 +3,12 @@ license, its policy, its product, this machine's activation and the seat count a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 
-from tessera.licensing.cache import Known
+from tessera.licensing.cache import Known, License
 
 LOOKUP = """
 SELECT l.id, l.account_id, l.product_code, l.status, l.expires_at,
@@ -42,16 +43,28 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> Kn
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """A license row locked for a write: the read model, and its sealed key."""
+
+    license: License
+    key_sealed: bytes
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Locked:
+        return cls(License.of(row), bytes(row["key_sealed"]))
+
+
 LOCK_COLUMNS = """
     l.id, l.account_id, l.product_code, l.status, l.expires_at, l.key_sealed,
     pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements
 """
 
 
-async def lock_by_key(conn: asyncpg.Connection, key_hash: bytes) -> asyncpg.Record | None:
+async def lock_by_key(conn: asyncpg.Connection, key_hash: bytes) -> Locked | None:
     # The row lock serialises activations of one license: the seat count read below cannot
     # change under us, so N parallel activations against K seats succeed exactly K times.
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""
         SELECT {LOCK_COLUMNS}
           FROM licenses l
@@ -62,13 +75,15 @@ async def lock_by_key(conn: asyncpg.Connection, key_hash: bytes) -> asyncpg.Reco
         """,  # noqa: S608 (a constant column list, no input)
         key_hash,
     )
+    return Locked.of(row) if row is not None else None
 
 
 async def lock_of_account(
     conn: asyncpg.Connection, account_id: UUID, product: str | None
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
+) -> list[Locked]:
+    return [
+        Locked.of(row)
+        for row in await conn.fetch(
             f"""
             SELECT {LOCK_COLUMNS}
               FROM licenses l
@@ -81,7 +96,7 @@ async def lock_of_account(
             account_id,
             product,
         )
-    )
+    ]
 
 
 async def find_activation(

@@ -13,8 +13,9 @@ from uuid import UUID
 
 import asyncpg
 
-from tessera.licensing.cache import Known, LicenseCache
+from tessera.licensing.cache import Known, License, LicenseCache
 from tessera.licensing.desktop import queries
+from tessera.licensing.desktop.queries import Locked
 from tessera.licensing.desktop.schemas import (
     DETAILS,
     ActivateRequest,
@@ -52,12 +53,12 @@ def iso_second(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def standing(row: asyncpg.Record | Known, now: float) -> Code | None:
+def standing(row: License, now: float) -> Code | None:
     """Why the license itself cannot be used now, or None when it can."""
-    code = STATUS_CODES.get(row["status"])
+    code = STATUS_CODES.get(row.status)
     if code is not None:
         return code
-    expires_at: datetime | None = row["expires_at"]
+    expires_at = row.expires_at
     if expires_at is not None and expires_at.timestamp() <= now:
         return Code.EXPIRED
     return None
@@ -86,7 +87,7 @@ def answer(
     code: Code,
     now: float,
     nonce: str | None,
-    row: asyncpg.Record | Known | None = None,
+    row: License | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     valid = code is Code.VALID
@@ -96,35 +97,33 @@ def answer(
         "detail": DETAILS[code],
         "server_time": iso(now),
         "nonce": nonce,
-        "entitlements": list(row["entitlements"]) if valid and row is not None else [],
+        "entitlements": list(row.entitlements) if valid and row is not None else [],
         "license": None,
     }
     if row is not None:
-        expires_at = row["expires_at"]
+        expires_at = row.expires_at
         body["license"] = {
-            "id": str(row["id"]),
-            "product": row["product_code"],
-            "status": row["status"],
+            "id": str(row.id),
+            "product": row.product_code,
+            "status": row.status,
             "expires_at": iso(expires_at.timestamp()) if expires_at else None,
         }
     body.update(extra)
     return body
 
 
-def sign_lease(
-    signer: Signer, row: asyncpg.Record | Known, fingerprint: str, now: int
-) -> dict[str, Any]:
+def sign_lease(signer: Signer, row: License, fingerprint: str, now: int) -> dict[str, Any]:
     claims = lease_claims(
-        license_id=row["id"],
-        account_id=row["account_id"],
-        product=row["product_code"],
-        entitlements=list(row["entitlements"]),
+        license_id=row.id,
+        account_id=row.account_id,
+        product=row.product_code,
+        entitlements=list(row.entitlements),
         fingerprint=fingerprint,
-        status=row["status"],
+        status=row.status,
         now=now,
-        lease_seconds=row["lease_seconds"],
-        grace_seconds=row["grace_seconds"],
-        license_expires_at=row["expires_at"],
+        lease_seconds=row.lease_seconds,
+        grace_seconds=row.grace_seconds,
+        license_expires_at=row.expires_at,
     )
     return {"lease": signer.jws(claims), "lease_expires_at": iso(claims["exp"])}
 
@@ -170,26 +169,27 @@ async def validate(
 @dataclass(frozen=True)
 class Outcome:
     code: Code
-    row: asyncpg.Record | None
+    locked: Locked | None
     activation_id: UUID | None = None
 
 
 async def _activate_on(
-    conn: asyncpg.Connection, row: asyncpg.Record, req: ActivateRequest, fp_hash: str, now: float
+    conn: asyncpg.Connection, locked: Locked, req: ActivateRequest, fp_hash: str, now: float
 ) -> Outcome:
+    row = locked.license
     code = standing(row, now)
     if code is not None:
-        return Outcome(code, row)
-    existing = await queries.find_activation(conn, row["id"], fp_hash)
+        return Outcome(code, locked)
+    existing = await queries.find_activation(conn, row.id, fp_hash)
     if existing is not None:
-        return Outcome(Code.VALID, row, existing)
-    if await queries.count_activations(conn, row["id"]) >= row["max_machines"]:
-        return Outcome(Code.TOO_MANY_ACTIVATIONS, row)
+        return Outcome(Code.VALID, locked, existing)
+    if await queries.count_activations(conn, row.id) >= row.max_machines:
+        return Outcome(Code.TOO_MANY_ACTIVATIONS, locked)
     activation_id = new_event_id()
     await queries.insert_activation(
         conn,
         activation_id=activation_id,
-        license_id=row["id"],
+        license_id=row.id,
         fingerprint_hash=fp_hash,
         machine_name=req.machine_name,
         platform=req.platform,
@@ -199,14 +199,14 @@ async def _activate_on(
         conn,
         MachineActivated(
             activation_id=activation_id,
-            license_id=row["id"],
-            account_id=row["account_id"],
+            license_id=row.id,
+            account_id=row.account_id,
             fingerprint_hash=fp_hash,
             machine_name=req.machine_name,
             platform=req.platform,
         ),
     )
-    return Outcome(Code.VALID, row, activation_id)
+    return Outcome(Code.VALID, locked, activation_id)
 
 
 async def _activate_for_account(
@@ -217,7 +217,7 @@ async def _activate_for_account(
         return Outcome(Code.NO_LICENSE, None)
     # The same machine signing in again lands on the activation it already holds.
     for row in rows:
-        if await queries.find_activation(conn, row["id"], fp_hash) is not None:
+        if await queries.find_activation(conn, row.license.id, fp_hash) is not None:
             return await _activate_on(conn, row, req, fp_hash, now)
     first: Outcome | None = None
     for row in rows:
@@ -231,6 +231,7 @@ async def _activate_for_account(
 
 async def activate(
     pool: asyncpg.Pool,
+    cache: LicenseCache,
     signer: Signer,
     sealer: Sealer,
     req: ActivateRequest,
@@ -242,42 +243,56 @@ async def activate(
     fp_hash = fingerprint_hash(req.fingerprint)
     async with pool.acquire() as conn, conn.transaction():
         if req.key is not None:
-            row = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
+            found = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
             outcome = (
                 Outcome(Code.NOT_FOUND, None)
-                if row is None
-                else await _activate_on(conn, row, req, fp_hash, now)
+                if found is None
+                else await _activate_on(conn, found, req, fp_hash, now)
             )
         else:
             assert account_id is not None
             outcome = await _activate_for_account(conn, account_id, req, fp_hash, now)
-    row = outcome.row
-    if outcome.code is not Code.VALID or row is None:
+    locked = outcome.locked
+    if locked is None:
+        return answer(outcome.code, now, req.nonce)
+    cache.forget(str(locked.license.id))  # read-your-writes here; NOTIFY tells the others
+    row = locked.license
+    if outcome.code is not Code.VALID:
         return answer(outcome.code, now, req.nonce, row)
     extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now))
     extra["activation_id"] = str(outcome.activation_id)
     if req.key is None:
-        extra["license_key"] = keyformat.display(sealer.open(bytes(row["key_sealed"])).decode())
+        extra["license_key"] = keyformat.display(sealer.open(locked.key_sealed).decode())
     return answer(outcome.code, now, req.nonce, row, **extra)
 
 
-async def deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, Any]:
+async def deactivate(
+    pool: asyncpg.Pool, cache: LicenseCache, req: DeactivateRequest
+) -> dict[str, Any]:
     """Free the machine's seat; publishes MachineDeactivated."""
+    body = await _deactivate(pool, req)
+    if body["license"] is not None:
+        cache.forget(body["license"]["id"])  # read-your-writes here; NOTIFY tells the others
+    return body
+
+
+async def _deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, Any]:
     now = time.time()
     fp_hash = fingerprint_hash(req.fingerprint)
     async with pool.acquire() as conn, conn.transaction():
-        row = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
-        if row is None:
+        locked = await queries.lock_by_key(conn, keyformat.lookup_hash(req.key))
+        if locked is None:
             return answer(Code.NOT_FOUND, now, req.nonce)
-        activation_id = await queries.delete_activation(conn, row["id"], fp_hash)
+        row = locked.license
+        activation_id = await queries.delete_activation(conn, row.id, fp_hash)
         if activation_id is None:
             return answer(Code.NOT_ACTIVATED, now, req.nonce, row)
         await outbox.add(
             conn,
             MachineDeactivated(
                 activation_id=activation_id,
-                license_id=row["id"],
-                account_id=row["account_id"],
+                license_id=row.id,
+                account_id=row.account_id,
                 fingerprint_hash=fp_hash,
                 by="desktop",
             ),

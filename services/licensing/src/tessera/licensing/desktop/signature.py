@@ -34,7 +34,8 @@ def signature_header(signer: Signer, method: str, path: str, body: bytes, now: f
 
 class SignedResponses:
     """Pure ASGI: buffers the (small) answers under `prefixes` and adds the signature header,
-    problem+json errors (429, 422, 413) included."""
+    problem+json errors (429, 422, 413) included; an answer that carries the header already
+    (validate's, signed by desktop/validate.py) passes as it is."""
 
     def __init__(
         self, app: ASGIApp, signer: Callable[[], Signer | None], prefixes: tuple[str, ...]
@@ -54,9 +55,13 @@ class SignedResponses:
         async def buffered(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
+                if any(name == HEADER for name, _ in message.get("headers", ())):
+                    await send(message)  # signed already (validate signs its own answers)
+                    return
                 start = message
                 return
             if message["type"] != "http.response.body" or start is None:
+                # Also a signed answer's body, passed on as it comes.
                 await send(message)
                 return
             chunks.append(message.get("body", b""))

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.licensing.cache import LicenseCache
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import ActivationOut, LicenseOut
 from tessera.shared import outbox
@@ -22,6 +23,7 @@ from tessera.shared.events.licensing import (
     LicenseSuspended,
     MachineDeactivated,
 )
+from tessera.shared.http.problems import NotFound
 from tessera.shared.keys import Sealer
 
 Status = Literal["active", "suspended", "revoked"]
@@ -200,3 +202,31 @@ async def remove_activation(
             ),
         )
     return len(removed)
+
+
+async def remove_own_activation(
+    pool: asyncpg.Pool,
+    cache: LicenseCache,
+    *,
+    account_id: UUID,
+    user_id: UUID,
+    license_id: UUID,
+    activation_id: UUID,
+) -> None:
+    """A customer frees one seat of their own license (audited); someone else's license
+    answers exactly like a missing one (`NotFound`)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await queries.lock_license(conn, license_id)
+        if row is None or row["account_id"] != account_id:
+            raise NotFound("No such activation.")
+        if not await remove_activation(conn, row, activation_id, "customer"):
+            raise NotFound("No such activation.")
+        await record_audit(
+            conn,
+            actor_id=user_id,
+            actor_role="customer",
+            action="activation.removed",
+            license_id=license_id,
+            activation_id=activation_id,
+        )
+    cache.forget(str(license_id))  # read-your-writes here; NOTIFY tells the others

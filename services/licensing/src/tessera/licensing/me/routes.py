@@ -12,7 +12,6 @@ from tessera.licensing.licenses import queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.licensing.state import Licensing
-from tessera.shared.http.problems import NotFound
 from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import Principal, PrincipalDep
 
@@ -44,20 +43,12 @@ async def my_licenses(runtime: RuntimeDep, state: StateDep, me: CustomerDep) -> 
 async def remove_my_activation(
     license_id: UUID, activation_id: UUID, runtime: RuntimeDep, state: StateDep, me: CustomerDep
 ) -> Response:
-    async with runtime.db().acquire() as conn, conn.transaction():
-        row = await queries.lock_license(conn, license_id)
-        # Someone else's license answers exactly like a missing one.
-        if row is None or row["account_id"] != me.account_id:
-            raise NotFound("No such activation.")
-        if not await licenses.remove_activation(conn, row, activation_id, "customer"):
-            raise NotFound("No such activation.")
-        await licenses.record_audit(
-            conn,
-            actor_id=me.user_id,
-            actor_role="customer",
-            action="activation.removed",
-            license_id=license_id,
-            activation_id=activation_id,
-        )
-    state.cache.forget(str(license_id))  # read-your-writes here; NOTIFY tells the others
+    await licenses.remove_own_activation(
+        runtime.db(),
+        state.cache,
+        account_id=me.account_id,
+        user_id=me.user_id,
+        license_id=license_id,
+        activation_id=activation_id,
+    )
     return Response(status_code=204)

@@ -1,0 +1,64 @@
+"""validate, once: a request in, the answer's bytes and signature out.
+
+Called by the route (the full stack) and by the fast path (desktop/fast_path.py), so both
+hash the key, count the same limits, ask the same service and sign the same way. What is
+missing (the read pool before start-up, the limiter, the signing keys) raises the
+`ServiceUnavailable` the route renders as a 503; the fast path hands such a request on to
+the full stack, which then answers it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from tessera.licensing.desktop import service
+from tessera.licensing.desktop.schemas import ValidateRequest
+from tessera.licensing.desktop.signature import signature_header
+from tessera.licensing.licenses import keyformat
+from tessera.licensing.state import Licensing
+from tessera.shared.http.problems import RateLimited, ServiceUnavailable
+
+PATH = "/v1/licenses/validate"
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    body: bytes
+    signature: bytes
+
+
+def key_id_of(key_hash: bytes) -> str:
+    """The limiter's name for a key: part of its lookup hash, never the key itself."""
+    return key_hash.hex()[:32]
+
+
+async def validate(
+    state: Licensing, req: ValidateRequest, ip: str, *, give_back: bool = False
+) -> Signed:
+    """The signed answer to `req` from `ip`. Raises `ServiceUnavailable` (no read pool,
+    limiter or keys yet) or `RateLimited` (nothing counted then). With `give_back`, the
+    hits counted are taken back when the service fails, so the caller can hand the request
+    to the full stack, which counts it itself."""
+    pool, ring, limiter = state.read_pool, state.ring, state.limiter
+    if pool is None:
+        raise ServiceUnavailable("The database is not connected.")
+    if limiter is None:
+        raise ServiceUnavailable("Rate limiting is unavailable.")
+    if ring is None:
+        raise ServiceUnavailable("Signing keys are not loaded yet.")
+    key_hash = keyformat.lookup_hash(req.key)
+    hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
+    retry_after = limiter.hit(*hits).retry_after
+    if retry_after:
+        raise RateLimited(retry_after)
+    try:
+        result = await service.validate(pool, state.cache, ring.signer, req, key_hash)
+    except Exception:
+        if give_back:
+            limiter.undo(*hits)
+        raise
+    body = orjson.dumps(result)
+    return Signed(body, signature_header(ring.signer, "POST", PATH, body, time.time()))
