@@ -210,14 +210,14 @@ def test_dev_and_test_start_on_the_defaults(
         (
             "billing",
             "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS",
-            '-ZkCXFf-3ipLaDsDOh4wbEHUGnGbYLoqT_5PjpUrZDI',
+            "-ZkCXFf-3ipLaDsDOh4wbEHUGnGbYLoqT_5PjpUrZDI",
             "must start with whsec_",
         ),
         ("billing", "TESSERA_BILLING_STRIPE_SECRET_KEY", "sk_test_123", "too short"),
         (
             "billing",
             "TESSERA_BILLING_STRIPE_SECRET_KEY",
-            'pk_live_qTg2_DMGklw_0TcZ28lTFPI8uZk2CBw3MgZCU9rHQaNMpt21hEYi7n-L9EBYB5H-',
+            "pk_live_qTg2_DMGklw_0TcZ28lTFPI8uZk2CBw3MgZCU9rHQaNMpt21hEYi7n-L9EBYB5H-",
             "must start with",
         ),
         ("billing", "TESSERA_BILLING_STRIPE_SECRET_KEY", "", "required in production"),
