@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 import asyncpg
@@ -54,7 +54,8 @@ class License:
     entitlements: tuple[str, ...]
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> License:
+    def of(cls, row: Mapping[str, Any], **extra: Any) -> Self:
+        """The read model of a licenses row; a subclass passes its own fields in `extra`."""
         return cls(
             id=row["id"],
             account_id=row["account_id"],
@@ -65,6 +66,7 @@ class License:
             lease_seconds=row["lease_seconds"],
             grace_seconds=row["grace_seconds"],
             entitlements=tuple(row["entitlements"]),
+            **extra,
         )
 
 

@@ -170,16 +170,18 @@ def sign_set(
     typer.echo(f"key set v{version} signed")
 
 
+async def all_keys(
+    pool: asyncpg.Pool, _: LicensingSettings
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
+    """Lease keys, roots and key sets, for `keys pins` and `keys list`."""
+    return await signing.list_keys(pool)
+
+
 @keys_cli.command("pins")
 def pins() -> None:
     """The public keys of the roots not retired: what an app pins at build time."""
 
-    async def work(
-        pool: asyncpg.Pool, _: LicensingSettings
-    ) -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
-        return await signing.list_keys(pool)
-
-    _, roots, _ = with_pool(work)
+    _, roots, _ = with_pool(all_keys)
     for row in roots:
         if row["retired_at"] is None:
             jwk = public_jwk(str(row["kid"]), bytes(row["public_key"]))
@@ -190,12 +192,7 @@ def pins() -> None:
 def list_keys() -> None:
     """Every key: roots, the latest key set, lease keys (current, retired and published until)."""
 
-    async def work(
-        pool: asyncpg.Pool, _: LicensingSettings
-    ) -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
-        return await signing.list_keys(pool)
-
-    keys, roots, sets = with_pool(work)
+    keys, roots, sets = with_pool(all_keys)
     for root in roots:
         where = "sealed" if root["sealed"] else "offline"
         state = (

@@ -29,18 +29,7 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> Kn
     row = await conn.fetchrow(LOOKUP, key_hash)
     if row is None:
         return None
-    return Known(
-        id=row["id"],
-        account_id=row["account_id"],
-        product_code=row["product_code"],
-        status=row["status"],
-        expires_at=row["expires_at"],
-        max_machines=row["max_machines"],
-        lease_seconds=row["lease_seconds"],
-        grace_seconds=row["grace_seconds"],
-        entitlements=tuple(row["entitlements"]),
-        activations=dict(zip(row["fps"], row["activation_ids"], strict=True)),
-    )
+    return Known.of(row, activations=dict(zip(row["fps"], row["activation_ids"], strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
+from tessera.portal.admin.routes import unknown_action
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.web.context import PortalDep
 from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
@@ -89,13 +90,7 @@ async def decide(
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     if decision not in DECISIONS:
-        return render(
-            request,
-            "error.html",
-            status_code=404,
-            title="Unknown action",
-            message="There is no such action.",
-        )
+        return unknown_action(request)
     reason = reason.strip()
     if not reason:
         return render(
