@@ -28,12 +28,12 @@ cp "$here/src/Tessera.Licensing.dll.config" "$out/"
 [ "$mode" = library ] && exit 0
 
 nunit_dir=/usr/lib/cli/nunit.framework-2.6.3
-mcs -nologo -sdk:4.8 -langversion:6 -warnaserror+ -target:library \
+mcs -nologo -sdk:4.8 -langversion:6 -warnaserror+ -nowarn:1702 -target:library \
     -out:"$out/Tessera.Licensing.Tests.dll" \
     -r:"$out/Tessera.Licensing.dll" -r:"$nunit_dir/nunit.framework.dll" \
     -r:System.Net.Http.dll -r:System.Web.Extensions.dll \
     "$here"/tests/*.cs
-cp "$nunit_dir/nunit.framework.dll" "$out/"
+cp "$nunit_dir/nunit.framework.dll" "$here/tests/Tessera.Licensing.Tests.dll.config" "$out/"
 
 export TESSERA_VECTORS="$repo/docs/licensing-client.md"
 filter=(-exclude:Live)

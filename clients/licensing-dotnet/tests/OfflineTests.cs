@@ -11,23 +11,8 @@ using Tessera.Licensing;
 namespace Tessera.Licensing.Tests
 {
     [TestFixture]
-    public class OfflineTests
+    public class OfflineTests : InFolder
     {
-        string folder;
-
-        [SetUp]
-        public void MakeFolder()
-        {
-            folder = Path.Combine(Path.GetTempPath(), "tessera-dotnet-" + Guid.NewGuid().ToString("N"));
-            Directory.CreateDirectory(folder);
-        }
-
-        [TearDown]
-        public void RemoveFolder()
-        {
-            Directory.Delete(folder, true);
-        }
-
         static string Lease(string name) { return (string)Vectors.Named("leases", name)["lease"]; }
 
         static string ValidSet { get { return Vectors.Strings(Vectors.Named("key_sets", "valid")["key_sets"])[0]; } }

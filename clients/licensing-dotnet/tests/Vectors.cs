@@ -8,6 +8,25 @@ using Tessera.Licensing;
 
 namespace Tessera.Licensing.Tests
 {
+    /// <summary>A fresh temporary folder for each test (caches, token files), removed after.</summary>
+    public abstract class InFolder
+    {
+        protected string folder;
+
+        [NUnit.Framework.SetUp]
+        public void MakeFolder()
+        {
+            folder = Path.Combine(Path.GetTempPath(), "tessera-dotnet-" + Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(folder);
+        }
+
+        [NUnit.Framework.TearDown]
+        public void RemoveFolder()
+        {
+            Directory.Delete(folder, true);
+        }
+    }
+
     static class Vectors
     {
         static IDictionary<string, object> all;
