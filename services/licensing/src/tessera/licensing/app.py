@@ -19,8 +19,9 @@ from tessera.licensing import state as licensing_state
 from tessera.licensing.admin import routes as admin_routes
 from tessera.licensing.customers import subscribers as customer_subscribers
 from tessera.licensing.desktop import routes as desktop_routes
-from tessera.licensing.desktop.fast_path import ValidateFastPath
+from tessera.licensing.desktop.fast_path import HeartbeatFastPath, ValidateFastPath
 from tessera.licensing.desktop.signature import SignedResponses
+from tessera.licensing.heartbeats import service as heartbeats
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
@@ -121,6 +122,14 @@ def startup(state: Licensing, production: bool) -> Callable[[Runtime], Awaitable
             )
         await signing.refresh_set(pool, state.sealer, settings.key_set_lifetime_seconds)
         state.ring = await signing.load_ring(pool, state.sealer)
+        runtime.tasks.append(
+            asyncio.create_task(
+                heartbeats.keep_flushing(pool, state.heartbeats, settings.heartbeat_flush_seconds)
+            )
+        )
+        runtime.tasks.append(
+            asyncio.create_task(heartbeats.keep_sweeping(pool, settings.heartbeat_sweep_seconds))
+        )
         tune_gc(settings.gc_gen0_threshold)
         watching = stalls.watch(settings.stall_log_ms)
         if watching is not None:
@@ -158,8 +167,10 @@ def create_app(
     traced = settings.trace_validate
 
     def fast_path(whole: ASGIApp, app: FastAPI) -> ValidateFastPath:
-        # validate's common case goes in front of the whole app (desktop/fast_path.py).
-        return ValidateFastPath(whole, state, hsts=hsts, traced=traced)
+        # validate's and heartbeat's common cases go in front of the whole app
+        # (desktop/fast_path.py).
+        behind = HeartbeatFastPath(whole, state, hsts=hsts, traced=traced)
+        return ValidateFastPath(behind, state, hsts=hsts, traced=traced)
 
     app = create_service_app(
         ServiceSpec(
@@ -175,7 +186,7 @@ def create_app(
             fast_path=fast_path,
             # validate is the call every running copy makes, and its span costs about a
             # third of its CPU: traced (fast path and full stack alike) only when asked.
-            untraced_paths=() if traced else ("licenses/validate",),
+            untraced_paths=() if traced else ("licenses/validate", "licenses/heartbeat"),
         )
     )
     app.state.licensing = state

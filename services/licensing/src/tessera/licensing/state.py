@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import Request
 
 from tessera.licensing.cache import LicenseCache
+from tessera.licensing.heartbeats.service import Heartbeats
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.http.problems import ServiceUnavailable
@@ -27,6 +28,8 @@ class Licensing:
     per_ip: Rule = field(init=False)
     per_key: Rule = field(init=False)
     cache: LicenseCache = field(init=False)
+    # Heartbeats heard, written in batches (heartbeats/service.py).
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
 
     def __post_init__(self) -> None:
         self.cache = LicenseCache(

@@ -1,4 +1,5 @@
-"""validate, once: a request in, the answer's bytes and signature out.
+"""validate (and heartbeat, its twin), once: a request in, the answer's bytes and signature
+out.
 
 Called by the route (the full stack) and by the fast path (desktop/fast_path.py), so both
 hash the key, count the same limits, ask the same service and sign the same way. What is
@@ -10,18 +11,23 @@ the full stack, which then answers it.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import orjson
 
 from tessera.licensing.desktop import service
-from tessera.licensing.desktop.schemas import ValidateRequest
+from tessera.licensing.desktop.schemas import HeartbeatRequest, ValidateRequest
 from tessera.licensing.desktop.signature import signature_header
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.state import Licensing
 from tessera.shared.http.problems import RateLimited, ServiceUnavailable
+from tessera.shared.keys import Signer
 
 PATH = "/v1/licenses/validate"
+HEARTBEAT_PATH = "/v1/licenses/heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,30 @@ async def validate(
     limiter or keys yet) or `RateLimited` (nothing counted then). With `give_back`, the
     hits counted are taken back when the service fails, so the caller can hand the request
     to the full stack, which counts it itself."""
+
+    async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
+        return await service.validate(pool, state.cache, signer, req, key_hash)
+
+    return await from_memory(state, PATH, req.key, ip, work, give_back)
+
+
+async def heartbeat(
+    state: Licensing, req: HeartbeatRequest, ip: str, *, give_back: bool = False
+) -> Signed:
+    """The signed answer to a heartbeat, as `validate` answers (the same limits count it)."""
+
+    async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
+        return await service.heartbeat(pool, state.cache, signer, state.heartbeats, req, key_hash)
+
+    return await from_memory(state, HEARTBEAT_PATH, req.key, ip, work, give_back)
+
+
+Work = Callable[[asyncpg.Pool, Signer, bytes], Awaitable[dict[str, Any]]]
+
+
+async def from_memory(
+    state: Licensing, path: str, key: str, ip: str, work: Work, give_back: bool
+) -> Signed:
     pool, ring, limiter = state.read_pool, state.ring, state.limiter
     if pool is None:
         raise ServiceUnavailable("The database is not connected.")
@@ -49,16 +79,16 @@ async def validate(
         raise ServiceUnavailable("Rate limiting is unavailable.")
     if ring is None:
         raise ServiceUnavailable("Signing keys are not loaded yet.")
-    key_hash = keyformat.lookup_hash(req.key)
+    key_hash = keyformat.lookup_hash(key)
     hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
     retry_after = limiter.hit(*hits).retry_after
     if retry_after:
         raise RateLimited(retry_after)
     try:
-        result = await service.validate(pool, state.cache, ring.signer, req, key_hash)
+        result = await work(pool, ring.signer, key_hash)
     except Exception:
         if give_back:
             limiter.undo(*hits)
         raise
     body = orjson.dumps(result)
-    return Signed(body, signature_header(ring.signer, "POST", PATH, body, time.time()))
+    return Signed(body, signature_header(ring.signer, "POST", path, body, time.time()))

@@ -14,6 +14,11 @@ class ActivationOut(BaseModel):
     platform: str | None
     app_version: str | None
     created_at: datetime
+    # Its last call home (activate, validate, heartbeat or check-out); a policy that
+    # requires heartbeats deactivates a machine silent for too long.
+    last_heartbeat_at: datetime
+    # Floating policies: the seat it holds until then (None: it holds none).
+    seat_until: datetime | None = None
 
 
 class LicenseOut(BaseModel):
