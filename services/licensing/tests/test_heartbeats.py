@@ -17,7 +17,6 @@ from test_desktop import jwks, verify_lease, verify_response  # type: ignore[imp
 from test_fast_path import chunked  # type: ignore[import-not-found]
 
 from tessera.licensing.desktop.fast_path import HeartbeatFastPath, ValidateFastPath
-
 from tessera.licensing.licenses import keyformat
 
 pytestmark = pytest.mark.integration
