@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -51,12 +52,17 @@ BUILD = REPO / "clients" / "licensing-dotnet" / "build.sh"
 SERVICES = ("billing", "auth", "licensing", "portal-web")
 # What the offline suite holds today: a lost fixture or an emptied vector block shows here.
 OFFLINE_TESTS = 48
-LIVE_TESTS = 9
+LIVE_TESTS = 10
 # nunit-console's summary (NUnit 2.6).
 SUMMARY = re.compile(
     r"Tests run: (\d+), Errors: (\d+), Failures: (\d+), Inconclusive: (\d+),.*?\n"
     r"\s*Not run: (\d+),"
 )
+FLOATING_POLICY = """
+INSERT INTO policies (code, product_code, max_machines, duration_seconds, lease_seconds,
+                      grace_seconds, heartbeat_seconds, heartbeat_grace_seconds, floating)
+VALUES ('chartgpt-floating', 'chartgpt', 1, NULL, 3600, 0, 2, 2, true)
+"""
 MONO = "Mono (Debian: apt-get install mono-devel libnunit-cil-dev nunit-console libsodium23)"
 
 
@@ -101,6 +107,7 @@ class Stack:
     url: dict[str, str]
     inbox: Inbox
     env: dict[str, str]
+    databases: dict[str, str]
 
 
 @pytest.fixture
@@ -129,6 +136,9 @@ async def stack(
     # The device flow's first poll is due one interval after the authorization: one second
     # keeps the C# suite quick (slow_down still adds auth's 5 s, as the client expects).
     env["TESSERA_AUTH_DEVICE_POLL_INTERVAL_SECONDS"] = "1"
+    # Heartbeats written and lapsed machines swept within moments, not every 15 s.
+    env["TESSERA_LICENSING_HEARTBEAT_FLUSH_SECONDS"] = "0.1"
+    env["TESSERA_LICENSING_HEARTBEAT_SWEEP_SECONDS"] = "0.3"
     logs = tmp_path / "logs"
     mail = start_mailcatcher(0, logs, smtp_port=smtp_port, http_port=mail_port)
     assert mail is not None, "a free port already had a mail server on it"
@@ -138,7 +148,7 @@ async def stack(
         status = await asyncio.to_thread(wait_ready, 0, 150, ports=ports, only=SERVICES)
         assert all(s == "ready" for s in status.values()), status
         url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        yield Stack(url, Inbox(f"http://127.0.0.1:{mail_port}"), env)
+        yield Stack(url, Inbox(f"http://127.0.0.1:{mail_port}"), env, databases)
     finally:
         await asyncio.to_thread(stop_processes, processes)
         for log in sorted(logs.glob("*.log")):
@@ -150,7 +160,7 @@ async def call(url: str, method: str, path: str, token: str, **kwargs: Any) -> A
         answer = await http.request(
             method, path, headers={"authorization": f"Bearer {token}"}, **kwargs
         )
-    assert answer.status_code == 200, f"{method} {path}: {answer.status_code} {answer.text}"
+    assert answer.status_code in (200, 201), f"{method} {path}: {answer.status_code} {answer.text}"
     return answer.json()
 
 
@@ -260,6 +270,26 @@ async def prepared(stack: Stack, eventually: Any, tmp_path: Path) -> dict[str, s
         )
         assert await says(desktop, expired["key"], "dotnet-any", "EXPIRED")
 
+        # A floating license (one seat, heartbeats every 2 s with 2 s of grace), granted by
+        # the admin under a policy the operator added.
+        conn = await asyncpg.connect(stack.databases["licensing"])
+        try:
+            await conn.execute(FLOATING_POLICY)
+        finally:
+            await conn.close()
+        [floating] = await call(
+            stack.url["licensing"],
+            "POST",
+            "/v1/admin/licenses",
+            await buyer.token(),
+            json={
+                "account_id": active["account_id"],
+                "email": buyer.email,
+                "policy": "chartgpt-floating",
+                "reason": "the C# suite's floating seat",
+            },
+        )
+
         return {
             "TESSERA_LIVE_LICENSING_URL": stack.url["licensing"],
             "TESSERA_LIVE_AUTH_URL": stack.url["auth"],
@@ -271,5 +301,6 @@ async def prepared(stack: Stack, eventually: Any, tmp_path: Path) -> dict[str, s
             "TESSERA_LIVE_REVOKED_FINGERPRINT": refunded_machine,
             "TESSERA_LIVE_SUSPENDED_KEY": disputed["key"],
             "TESSERA_LIVE_EXPIRED_KEY": expired["key"],
+            "TESSERA_LIVE_FLOATING_KEY": floating["key"],
             "TESSERA_LIVE_SESSION": buyer.portal.cookie("tessera_session"),
         }

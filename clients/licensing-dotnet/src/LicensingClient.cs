@@ -41,6 +41,18 @@ namespace Tessera.Licensing
         public string LicenseKey { get { return Json.String(Body, "license_key"); } }
         /// <summary>On a 429: how long to back off, in seconds (from Retry-After).</summary>
         public int? RetryAfter { get; internal set; }
+        /// <summary>VALID under a policy that requires heartbeats: send the next by then.</summary>
+        public DateTimeOffset? NextHeartbeatAt { get { return Time("next_heartbeat_at"); } }
+        /// <summary>VALID under a floating policy: the seat's end unless a heartbeat renews it.</summary>
+        public DateTimeOffset? SeatExpiresAt { get { return Time("seat_expires_at"); } }
+
+        DateTimeOffset? Time(string name)
+        {
+            DateTimeOffset value;
+            var text = Json.String(Body, name);
+            return text != null && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture,
+                DateTimeStyles.AssumeUniversal, out value) ? value : (DateTimeOffset?)null;
+        }
     }
 
     public static class ResponseSignature
@@ -242,13 +254,49 @@ namespace Tessera.Licensing
         public Task<Answer> ActivateAsync(string fingerprint, string key = null, string accessToken = null,
             string machineName = null, string platform = null, string appVersion = null, string product = null)
         {
+            return CallAsync("/v1/licenses/activate", MachinePayload(fingerprint, key, machineName, platform, appVersion, product), accessToken);
+        }
+
+        static Dictionary<string, object> MachinePayload(string fingerprint, string key, string machineName,
+            string platform, string appVersion, string product)
+        {
             var payload = Payload(fingerprint);
             if (key != null) payload["key"] = key;
             if (machineName != null) payload["machine_name"] = machineName;
             if (platform != null) payload["platform"] = platform;
             if (appVersion != null) payload["app_version"] = appVersion;
             if (product != null) payload["product"] = product;
-            return CallAsync("/v1/licenses/activate", payload, accessToken);
+            return payload;
+        }
+
+        /// <summary>Under a floating policy: take a seat (activating this machine if needed);
+        /// NO_FREE_SEAT when every seat is held. Elsewhere the same as ActivateAsync.</summary>
+        public Task<Answer> CheckoutAsync(string fingerprint, string key = null, string accessToken = null,
+            string machineName = null, string platform = null, string appVersion = null, string product = null)
+        {
+            return CallAsync("/v1/licenses/checkout", MachinePayload(fingerprint, key, machineName, platform, appVersion, product), accessToken);
+        }
+
+        /// <summary>This machine still runs: send it by each answer's NextHeartbeatAt. Renews a
+        /// floating seat; NOT_ACTIVATED when the server deactivated this machine for silence
+        /// (the cached lease is deleted then), CHECKOUT_REQUIRED when its seat lapsed.</summary>
+        public async Task<Answer> HeartbeatAsync(string key, string fingerprint)
+        {
+            var payload = Payload(fingerprint);
+            payload["key"] = key;
+            var answer = await CallAsync("/v1/licenses/heartbeat", payload, null).ConfigureAwait(false);
+            if (answer.Code == "NOT_ACTIVATED" || answer.Code == "CHECKOUT_REQUIRED") Store.Clear();
+            return answer;
+        }
+
+        /// <summary>Give the floating seat back (on exit); the cached seat lease is deleted.</summary>
+        public async Task<Answer> CheckinAsync(string key, string fingerprint)
+        {
+            var payload = Payload(fingerprint);
+            payload["key"] = key;
+            var answer = await CallAsync("/v1/licenses/checkin", payload, null).ConfigureAwait(false);
+            if (answer.Code == "CHECKED_IN") Store.Clear();
+            return answer;
         }
 
         /// <summary>Read-only: at start-up and about daily; on VALID the cached lease is replaced.</summary>

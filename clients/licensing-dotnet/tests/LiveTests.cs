@@ -210,6 +210,55 @@ namespace Tessera.Licensing.Tests
             }
         }
 
+        [Test]
+        public void FloatingSeatsAreCheckedOutRenewedByHeartbeatAndReturned()
+        {
+            // One floating seat; a seat lasts the heartbeat interval and its grace (2 + 2 s).
+            var key = Env("FLOATING_KEY");
+            string first = Fingerprint("floating-a"), second = Fingerprint("floating-b");
+            using (var a = Client(cache: "a.json"))
+            using (var b = Client(cache: "b.json"))
+            {
+                var seat = Run(a.CheckoutAsync(first, key: key, machineName: "DOTNET-FLOAT-A"));
+                Assert.AreEqual("VALID", seat.Code, seat.Detail);
+                Assert.IsTrue(seat.SeatExpiresAt.HasValue && seat.NextHeartbeatAt.HasValue);
+                Assert.LessOrEqual(seat.Lease.ExpiresAt, seat.SeatExpiresAt.Value.ToUnixTimeSeconds(), "the lease ends with the seat");
+                Assert.AreEqual("NO_FREE_SEAT", Run(b.CheckoutAsync(second, key: key)).Code);
+                Assert.AreEqual("CHECKOUT_REQUIRED", Run(b.ValidateAsync(key, second)).Code);
+
+                // Heartbeats keep the seat past the 4 s it lasts unrenewed.
+                for (int i = 0; i < 6; i++)
+                {
+                    Thread.Sleep(1000);
+                    Assert.AreEqual("VALID", Run(a.HeartbeatAsync(key, first)).Code, "heartbeat " + i);
+                }
+                Assert.AreEqual("NO_FREE_SEAT", Run(b.CheckoutAsync(second, key: key)).Code);
+
+                // Checked in on exit: the seat is the other machine's, and A's seat lease is gone.
+                Assert.AreEqual("CHECKED_IN", Run(a.CheckinAsync(key, first)).Code);
+                Assert.AreEqual("NO_LEASE", Assert.Throws<LeaseException>(() => a.Offline(first)).Code);
+                Assert.AreEqual("VALID", Run(b.CheckoutAsync(second, key: key)).Code);
+
+                // B crashes (no heartbeat, no check-in): its seat returns, and the sweeper
+                // deactivates it; it learns so at its next call.
+                var deadline = DateTime.UtcNow.AddSeconds(20);
+                Answer retaken;
+                do
+                {
+                    Thread.Sleep(500);
+                    retaken = Run(a.CheckoutAsync(first, key: key));
+                } while (retaken.Code != "VALID" && DateTime.UtcNow < deadline);
+                Assert.AreEqual("VALID", retaken.Code, "the crashed machine's seat came back");
+                do
+                {
+                    Thread.Sleep(500);
+                    Assert.AreEqual("VALID", Run(a.HeartbeatAsync(key, first)).Code);
+                } while (Run(b.ValidateAsync(key, second)).Code != "NOT_ACTIVATED" && DateTime.UtcNow < deadline);
+                Assert.AreEqual("NOT_ACTIVATED", Run(b.HeartbeatAsync(key, second)).Code, "swept for silence");
+                Assert.AreEqual("CHECKED_IN", Run(a.CheckinAsync(key, first)).Code);
+            }
+        }
+
         // ------------------------------------------------------------------ device sign-in
 
         DeviceSignIn SignIn(FileTokenStore store)
