@@ -35,7 +35,7 @@ mcs -nologo -sdk:4.8 -langversion:6 -warnaserror+ -nowarn:1702 -target:library \
     "$here"/tests/*.cs
 cp "$nunit_dir/nunit.framework.dll" "$here/tests/Tessera.Licensing.Tests.dll.config" "$out/"
 
-export TESSERA_VECTORS="$repo/docs/licensing-client.md"
+export TESSERA_VECTORS="${repo}/docs/licensing-client.md"
 filter=(-exclude:Live)
 [ "$mode" = live ] && filter=()
 cd "$out"
