@@ -153,9 +153,8 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_principal(request: Request) -> Principal:
-    verifier: AccessTokenVerifier | None = getattr(request.app.state, "token_verifier", None)
-    if verifier is None:
-        raise Unauthorized("Token verification is not configured.")
+    # The service's context (service.py) holds the one verifier of the process.
+    verifier: AccessTokenVerifier = request.app.state.context.token_verifier
     return await verifier.verify(bearer_token(request))
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from tessera.licensing.context import Licensing
 from tessera.licensing.desktop import service
 from tessera.licensing.desktop.schemas import ValidateRequest
 from tessera.licensing.desktop.signature import signature_header
 from tessera.licensing.licenses import keyformat
-from tessera.licensing.state import Licensing
-from tessera.shared.http.problems import RateLimited, ServiceUnavailable
+from tessera.shared.http.problems import RateLimited
 
 PATH = "/v1/licenses/validate"
 
@@ -36,26 +36,20 @@ def key_id_of(key_hash: bytes) -> str:
 
 
 async def validate(
-    state: Licensing, req: ValidateRequest, ip: str, *, give_back: bool = False
+    licensing: Licensing, req: ValidateRequest, ip: str, *, give_back: bool = False
 ) -> Signed:
     """The signed answer to `req` from `ip`. Raises `ServiceUnavailable` (no read pool,
-    limiter or keys yet) or `RateLimited` (nothing counted then). With `give_back`, the
-    hits counted are taken back when the service fails, so the caller can hand the request
-    to the full stack, which counts it itself."""
-    pool, ring, limiter = state.read_pool, state.ring, state.limiter
-    if pool is None:
-        raise ServiceUnavailable("The database is not connected.")
-    if limiter is None:
-        raise ServiceUnavailable("Rate limiting is unavailable.")
-    if ring is None:
-        raise ServiceUnavailable("Signing keys are not loaded yet.")
+    limiter or keys yet: the context's `NotConnected`) or `RateLimited` (nothing counted
+    then). With `give_back`, the hits counted are taken back when the service fails, so the
+    caller can hand the request to the full stack, which counts it itself."""
+    pool, ring, limiter = licensing.read_pool, licensing.ring, licensing.synced_limiter
     key_hash = keyformat.lookup_hash(req.key)
-    hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
+    hits = ((licensing.per_ip, ip), (licensing.per_key, key_id_of(key_hash)))
     retry_after = limiter.hit(*hits).retry_after
     if retry_after:
         raise RateLimited(retry_after)
     try:
-        result = await service.validate(pool, state.cache, ring.signer, req, key_hash)
+        result = await service.validate(pool, licensing.cache, ring.signer, req, key_hash)
     except Exception:
         if give_back:
             limiter.undo(*hits)
