@@ -200,7 +200,7 @@ class Stack:
 
     async def session(self, role: str) -> tuple[str, str]:
         """A new live auth session of the admin or the customer: (secret id, handle)."""
-        auth = self.apps["auth"].state.auth
+        auth = self.apps["auth"].state.context
         opened = await sessions.open_browser_session(
             auth, self.people[role], ip="203.0.113.9", device="bad-input-test"
         )
@@ -210,7 +210,7 @@ class Stack:
         """An access token as auth mints it, on a session of its own (auth's routes refuse
         a token whose session has ended, and the fuzzing may sign everyone out)."""
         _, handle = await self.session(role)
-        access = await tokens.mint(self.apps["auth"].state.auth, self.people[role], handle)
+        access = await tokens.mint(self.apps["auth"].state.context, self.people[role], handle)
         return access.token
 
     async def api_headers(self, who: str) -> dict[str, str]:
@@ -269,7 +269,7 @@ def create(name: str, settings: Any, infra: InfraSettings) -> FastAPI:
 
 async def make_person(stack: Stack, email: str) -> User:
     """A user as billing's AccountCreated event makes one (the admin by bootstrap list)."""
-    pool = stack.apps["auth"].state.auth.pool
+    pool = stack.apps["auth"].state.context.pool
     event = AccountCreated(account_id=new_event_id(), email=email)
     user_id = await users.create_user_for_account(pool, event, [ADMIN_EMAIL])
     assert user_id is not None
@@ -306,7 +306,7 @@ def start_stack(database_factory: Any, infra_settings: InfraSettings) -> Any:
                 )
                 await _run(exits, app, ports[name])
                 if "portal" not in names:  # /readyz says 503 until NATS is joined
-                    await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+                    await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
                 stack.apps[name] = app
                 stack.fingerprints[name] = await Fingerprint.of(database)
                 exits.push_async_callback(stack.fingerprints[name].close)

@@ -43,7 +43,7 @@ async def stack(
     licensing = create_licensing(LicensingSettings(database_url=urls["licensing"]), infra)
     async with running(billing), running(auth), running(licensing):
         for app in (billing, auth, licensing):
-            await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+            await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         yield {
             "billing": billing,
             "auth": auth,
@@ -55,7 +55,7 @@ async def stack(
 
 
 async def create_account(stack: dict[str, Any], email: str) -> UUID:
-    pool = stack["billing"].state.runtime.pool
+    pool = stack["billing"].state.context.pool
     async with pool.acquire() as conn, conn.transaction():
         ref = await find_or_create_account(conn, email, "purchase")
     return ref.id
@@ -224,8 +224,8 @@ async def test_two_replicas_of_a_consumer_apply_each_event_once(
     replicas = [create_auth(AuthSettings(database_url=auth_url), infra) for _ in range(2)]
     async with running(billing), running(replicas[0]), running(replicas[1]):
         for app in (billing, *replicas):
-            await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
-        pool = billing.state.runtime.pool
+            await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
+        pool = billing.state.context.pool
         for n in range(40):
             async with pool.acquire() as conn, conn.transaction():
                 await find_or_create_account(conn, f"replica{n}@example.com", "purchase")

@@ -145,7 +145,7 @@ class Stack:
         await life.enter_async_context(self.running(app))
         self.lives[name] = life
         self.apps[name] = app
-        await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+        await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         return app
 
     async def stop(self, name: str) -> None:
@@ -601,7 +601,7 @@ async def test_dropped_postgres_connections_are_503s_then_recovered_with_nothing
             ready = await client.get("/readyz")
         assert ready.status_code == 200, (name, ready.text)
     # validate's cache listens again (it goes quiet, not wrong, while its listener is away).
-    cache = stack.apps["licensing"].state.licensing.cache
+    cache = stack.apps["licensing"].state.context.cache
     await eventually(lambda: _truthy(cache.live), timeout=10)
 
 

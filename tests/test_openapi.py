@@ -17,7 +17,7 @@ from tessera.auth.settings import AuthSettings
 from tessera.devstack.openapi import APPS, COMMAND, document, render
 from tessera.portal.app import create_app as create_portal
 from tessera.shared.http.problems import PROBLEM_MEDIA_TYPE
-from tessera.shared.service import ServiceSpec, create_service_app
+from tessera.shared.service import ServiceContext, ServiceSpec, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, ServiceSettings
 from tessera.shared.tokens import AdminDep, PrincipalDep
 
@@ -201,11 +201,9 @@ async def my_things(principal: PrincipalDep) -> dict[str, str]:
 def kernel_app(env: Environment, openapi: bool | None = None) -> FastAPI:
     infra = InfraSettings(env=env, openapi=openapi, log_json=False)
     spec = ServiceSpec(
-        name="kernel",
+        context=ServiceContext(name="kernel", settings=ServiceSettings(), infra=infra),
         title="Kernel",
         version="1",
-        settings=ServiceSettings(),
-        infra=infra,
         uses_redis=False,
         uses_nats=False,
         routers=(admin_router,),

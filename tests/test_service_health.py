@@ -20,6 +20,7 @@ from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.events.topology import STREAMS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.service import NotConnected
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ async def test_it_migrates_and_is_ready(
     await declare_all_streams(infra_settings)
     app = factory(database_url, infra_settings)
     async with running(app):
-        await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
+        await asyncio.wait_for(app.state.context.messaging_ready.wait(), 20)
         assert (await get(app, "/healthz")).json() == {"status": "ok"}
         ready = await get(app, "/readyz")
     assert ready.status_code == 200, ready.text
@@ -101,15 +102,16 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
     )
     worker = create_billing(BillingSettings(database_url=database_url), infra_settings)
     async with running(http_only):
-        assert http_only.state.runtime.broker is None
+        with pytest.raises(NotConnected):
+            http_only.state.context.broker  # noqa: B018 - reading it is the test
         ready = await get(http_only, "/readyz")
         assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
-        async with http_only.state.runtime.pool.acquire() as conn, conn.transaction():
+        async with http_only.state.context.pool.acquire() as conn, conn.transaction():
             await find_or_create_account(conn, "split@example.com", "purchase")
         async with running(worker):
 
             async def relayed() -> bool:
-                async with worker.state.runtime.pool.acquire() as conn:
+                async with worker.state.context.pool.acquire() as conn:
                     return bool(
                         await conn.fetchval(
                             "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"

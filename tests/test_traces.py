@@ -57,7 +57,7 @@ async def services(
     licensing = create_licensing(LicensingSettings(database_url=urls["licensing"]), infra)
     async with running(billing), running(auth), running(licensing):
         for app in (billing, auth, licensing):
-            await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+            await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         yield Services(billing, {name: url.rsplit("/", 1)[1] for name, url in urls.items()})
 
 

@@ -124,7 +124,7 @@ class Harness:
 
     @property
     def auth(self) -> Any:
-        return self.app.state.auth
+        return self.app.state.context
 
     def client_from(self, ip: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=(ip, 40000))

@@ -48,7 +48,7 @@ async def test_a_failed_send_is_retried_and_never_blocks_a_request(
             from tessera.shared.events.envelope import new_event_id
 
             await users.create_user_for_account(
-                app.state.auth.pool, AccountCreated(account_id=new_event_id(), email=email)
+                app.state.context.pool, AccountCreated(account_id=new_event_id(), email=email)
             )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="https://a") as client:

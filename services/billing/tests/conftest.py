@@ -56,7 +56,7 @@ class Billing:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        pool: asyncpg.Pool = self.app.state.runtime.pool
+        pool: asyncpg.Pool = self.app.state.context.pool
         return pool
 
     async def deliver(
@@ -201,11 +201,11 @@ async def start_billing(database_url: str, infra: InfraSettings, **overrides: An
     )
     app = create_app(settings, infra)
     key = Ed25519PrivateKey.generate()
-    app.state.token_verifier.jwks.load(jwks_of(key))
-    app.state.token_verifier.jwks.max_age = 3600
+    app.state.context.token_verifier.jwks.load(jwks_of(key))
+    app.state.context.token_verifier.jwks.max_age = 3600
     served = await LoopServer.start(app, port, lifespan="on")
     if settings.run_workers:
-        await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 20)
+        await asyncio.wait_for(app.state.context.messaging_ready.wait(), 20)
     billing = Billing(app, f"http://127.0.0.1:{port}", database_url, settings,
                       Namespace(infra.namespace), str(infra.nats_url), key)  # fmt: skip
     billing.client = httpx.AsyncClient(base_url=billing.url, timeout=10)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tessera.billing.webhooks import queries, service
+from tessera.billing.stripe_events import queries
+from tessera.billing.webhooks import service
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from tessera.billing.checkout import stripe_shapes as shapes
+from tessera.billing.stripe_events.queries import Delivery
+from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.webhooks.fast_path import WebhookFastPath
-from tessera.billing.webhooks.queries import Delivery
-from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.shared.db.pool import asyncpg_dsn
 
 VARYING = {"date", "x-request-id", "content-length"}

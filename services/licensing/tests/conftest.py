@@ -51,8 +51,8 @@ def start_licensing(
         app: FastAPI = create_app(settings, infra_settings)
         try:
             async with running(app):
-                await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
-                app.state.token_verifier.jwks.load(mint.jwks)
+                await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
+                app.state.context.token_verifier.jwks.load(mint.jwks)
                 transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5000))
                 async with httpx.AsyncClient(transport=transport, base_url="http://lic") as http:
                     yield Harness(app, http, js, ns, database_url, mint)

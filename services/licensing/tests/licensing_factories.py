@@ -155,7 +155,7 @@ class Harness:
         rows = await self.fetch(
             "SELECT key_sealed FROM licenses WHERE order_id = $1 ORDER BY seat", order_id
         )
-        sealer = self.app.state.licensing.sealer
+        sealer = self.app.state.context.sealer
         return [reveal_key(sealer, r) for r in rows]
 
     async def outbox_subjects(self) -> list[str]:

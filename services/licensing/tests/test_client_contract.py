@@ -362,13 +362,13 @@ async def test_rotation_reaches_a_pinned_client_through_a_newer_key_set(
     async with LicensingClient("http://lic", store, roots=roots, http=harness.http) as app:
         assert (await app.activate("machine-a-0001", key=key)).code == "VALID"
         assert app.key_set is not None
-        before, old_kid = app.key_set.version, harness.app.state.licensing.ring.signer.kid
+        before, old_kid = app.key_set.version, harness.app.state.context.ring.signer.kid
 
         code, out = await cli(harness.database_url, "keys", "rotate")
         assert code == 0, out
 
         async def rotated() -> bool:
-            return bool(harness.app.state.licensing.ring.signer.kid != old_kid)
+            return bool(harness.app.state.context.ring.signer.kid != old_kid)
 
         await harness.until(rotated)
         answer = await app.validate(key, "machine-a-0001")

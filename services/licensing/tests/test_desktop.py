@@ -138,7 +138,7 @@ async def answers(pending: Any, expected: str) -> bool:
 async def test_validate_answers_from_memory_and_forgets_on_any_change(harness: Harness) -> None:
     (key,) = await a_license(harness)
     await activate(harness, key, "machine-a-0001")
-    cache = harness.app.state.licensing.cache
+    cache = harness.app.state.context.cache
     assert cache.live
     # The activation's NOTIFY reaches the listener some moments after its commit, and evicts
     # whatever validate cached before it came (or stops a read in flight from storing): ask
@@ -169,7 +169,7 @@ async def test_validate_answers_from_memory_and_forgets_on_any_change(harness: H
 
 async def test_the_cache_is_off_while_its_listener_is_away(harness: Harness) -> None:
     (key,) = await a_license(harness)
-    cache = harness.app.state.licensing.cache
+    cache = harness.app.state.context.cache
     await validate(harness, key, "machine-a-0001")
     await harness.fetch(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -253,7 +253,7 @@ async def test_every_failing_lease_is_rejected(harness: Harness) -> None:
     with pytest.raises(jwt.PyJWTError):
         verify_lease(lease, foreign)
     # Leases signed by the real key, but outside their time: expired, and issued in the future.
-    signer = harness.app.state.licensing.ring.signer
+    signer = harness.app.state.context.ring.signer
     now = int(time.time())
     for shift, error in (
         (-18 * 86400, jwt.ExpiredSignatureError),

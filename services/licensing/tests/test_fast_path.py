@@ -86,15 +86,15 @@ async def test_both_paths_sign_validate_once_with_the_one_validate(harness: Harn
 
 
 async def test_without_the_read_pool_both_paths_get_the_routes_503(harness: Harness) -> None:
-    state = harness.app.state.licensing
+    state = harness.app.state.context
     keys = await jwks(harness)
     body = b'{"key":"AAAAA-AAAAA-AAAAA-AAAAA-AAAAA","fingerprint":"machine-nopool-01"}'
-    pool, state.read_pool = state.read_pool, None
+    pool, state._read_pool = state.read_pool, None
     try:
         fast = await post(harness, body, stream=False)
         full = await post(harness, body, stream=True)
     finally:
-        state.read_pool = pool
+        state.use_read_pool(pool)
     for response in (fast, full):
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 async def test_each_writing_service_function_forgets_the_license(harness: Harness) -> None:
     (key,) = await a_license(harness)
-    state = harness.app.state.licensing
-    pool = harness.app.state.runtime.db()
+    state = harness.app.state.context
+    pool = harness.app.state.context.pool
     key_hash = keyformat.lookup_hash(key)
     known = await queries.lookup(pool, key_hash)
     assert isinstance(known, Known)

@@ -169,7 +169,7 @@ async def test_a_heartbeat_is_answered_from_memory_and_written_in_a_batch(
         (key,) = await h.issued(await published(h))
         assert (await call(h, "activate", key, "beating-0001"))["code"] == "VALID"
         before = await h.fetchval("SELECT last_heartbeat_at FROM activations")
-        cache = h.app.state.licensing.cache
+        cache = h.app.state.context.cache
         entry = keyformat.lookup_hash(key)
 
         async def cached() -> bool:
@@ -177,7 +177,7 @@ async def test_a_heartbeat_is_answered_from_memory_and_written_in_a_batch(
             return cache.lookup(entry)[0] is not None
 
         await h.until(cached)
-        assert len(h.app.state.licensing.heartbeats) == 1
+        assert len(h.app.state.context.heartbeats) == 1
         assert await h.fetchval("SELECT last_heartbeat_at FROM activations") == before
     # Shut down: the pending heartbeat was written on the way out.
     assert await h.fetchval("SELECT last_heartbeat_at FROM activations") > before
@@ -192,7 +192,7 @@ async def test_a_written_heartbeat_leaves_the_cache_alone_and_shows_to_the_owner
     await call(quick, "activate", key, "beating-0002")
     before = await quick.fetchval("SELECT last_heartbeat_at FROM activations")
     entry = keyformat.lookup_hash(key)
-    cache = quick.app.state.licensing.cache
+    cache = quick.app.state.context.cache
 
     async def written() -> bool:
         await call(quick, "heartbeat", key, "beating-0002")

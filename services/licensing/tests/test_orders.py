@@ -137,13 +137,13 @@ async def test_an_order_for_an_unknown_policy_is_held_and_issued_once_the_policy
     assert held[0]["held_reason"] == "unknown product/policy chartgpt/chartgpt-pro"
     assert await harness.fetchval("SELECT count(*) FROM licenses") == 0
 
-    admin = harness.app.state.runtime.pool
+    admin = harness.app.state.context.pool
     async with admin.acquire() as conn:
         await conn.execute(
             "INSERT INTO policies (code, product_code, max_machines, lease_seconds, grace_seconds)"
             " VALUES ('chartgpt-pro', 'chartgpt', 5, 86400, 3600)"
         )
-    state = harness.app.state.licensing
+    state = harness.app.state.context
     assert await orders.retry_held(admin, state.sealer) == {paid.order_id: 1}
     assert (
         await harness.fetchval("SELECT held_reason FROM orders WHERE order_id = $1", paid.order_id)
@@ -158,7 +158,7 @@ async def test_issued_licenses_reach_the_licensing_stream(
     paid = an_order_paid(seats=2, quantity=2)
     await harness.publish(paid)
     await harness.issued(paid.order_id, 2)
-    nc = await nats.connect(harness.app.state.spec.infra.nats_url.unicode_string())
+    nc = await nats.connect(harness.app.state.context.infra.nats_url.unicode_string())
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(

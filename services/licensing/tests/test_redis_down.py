@@ -23,7 +23,7 @@ def infra_settings(infra_settings: InfraSettings) -> InfraSettings:
 
 async def test_activate_and_validate_keep_answering_without_redis(harness: Harness) -> None:
     with pytest.raises(redis_errors.ConnectionError):
-        await harness.app.state.runtime.redis.ping()
+        await harness.app.state.context.redis.ping()
     paid = an_order_paid(seats=1, quantity=1)
     await harness.publish(paid)
     (key,) = await harness.issued(paid.order_id, 1)

@@ -143,7 +143,7 @@ async def test_private_keys_and_license_keys_are_sealed_at_rest(harness: Harness
     await harness.publish(paid)
     (key,) = await harness.issued(paid.order_id)
     row = (await harness.fetch("SELECT private_sealed FROM signing_keys"))[0]
-    signer = harness.app.state.licensing.ring.signer
+    signer = harness.app.state.context.ring.signer
     assert bytes(signer.key) not in bytes(row["private_sealed"])
     with pytest.raises(SealingError):
         Sealer(b"another-key-of-thirty-two-bytes!").open(bytes(row["private_sealed"]))
@@ -202,21 +202,21 @@ def test_production_defaults_to_an_offline_root_and_warns_about_a_sealed_one() -
     app, warned = sealed_root_warnings(
         lambda: create_app(production_settings(), production_infra())
     )
-    assert app.state.licensing.settings.sealed_root is False and not warned
+    assert app.state.context.settings.sealed_root is False and not warned
     app, warned = sealed_root_warnings(
         lambda: create_app(LicensingSettings(), InfraSettings(env="test"))
     )
-    assert app.state.licensing.settings.sealed_root is True and not warned
+    assert app.state.context.settings.sealed_root is True and not warned
     assert LicensingSettings(sealed_root="").sealed_root is None  # an empty env value
     app, warned = sealed_root_warnings(
         lambda: create_app(production_settings(sealed_root=True), production_infra())
     )
-    assert app.state.licensing.settings.sealed_root is True
+    assert app.state.context.settings.sealed_root is True
     assert len(warned) == 1 and "key-encryption key" in warned[0]
     app, warned = sealed_root_warnings(
         lambda: create_app(production_settings(sealed_root=False), production_infra())
     )
-    assert app.state.licensing.settings.sealed_root is False and not warned
+    assert app.state.context.settings.sealed_root is False and not warned
 
 
 def test_a_key_encryption_key_of_the_wrong_size_is_refused() -> None:
@@ -229,7 +229,7 @@ async def test_keys_sealed_before_the_shared_kernel_still_open(start_licensing: 
     SecretBox under the KEK, written here without the kernel): after a restart the lease key
     still signs and the root still signs the key set."""
     async with start_licensing() as first:  # the schema; its own keys are replaced below
-        kek = first.app.state.licensing.settings.kek
+        kek = first.app.state.context.settings.kek
     lease, root = SigningKey.generate(), SigningKey.generate()
     box = SecretBox(kek)
     await first.fetch("DELETE FROM key_sets")
@@ -242,7 +242,7 @@ async def test_keys_sealed_before_the_shared_kernel_still_open(start_licensing: 
         public = bytes(key.verify_key)
         await first.fetch(insert, thumbprint(public), public, bytes(box.encrypt(bytes(key))))
     async with start_licensing() as harness:
-        signer = harness.app.state.licensing.key_ring().signer
+        signer = harness.app.state.context.ring.signer
         assert signer.kid == thumbprint(bytes(lease.verify_key))
         assert signer.seed == bytes(lease)
         roots = Roots([b64url(bytes(root.verify_key))])
@@ -283,7 +283,7 @@ async def test_production_warns_while_an_older_sealed_root_still_signs(
         try:
             app = create_app(settings, infra)
             async with running(app):
-                await asyncio.wait_for(app.state.runtime.messaging_ready.wait(), 30)
+                await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         finally:
             logger.removeHandler(handler)
         return [m for m in handler.messages if "sealed root key is still active" in m]

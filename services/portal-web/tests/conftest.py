@@ -202,7 +202,7 @@ async def stack(database_factory: Any, infra_settings: InfraSettings) -> AsyncIt
         for name in ("auth", "billing", "licensing", "portal"):
             servers.append(await LoopServer.start(apps[name], ports[name], lifespan="on"))
         for name in ("auth", "billing", "licensing"):
-            await asyncio.wait_for(apps[name].state.runtime.messaging_ready.wait(), 30)
+            await asyncio.wait_for(apps[name].state.context.messaging_ready.wait(), 30)
         stack = Stack(
             url["portal"], url["auth"], url["billing"], url["licensing"], apps,
             Mailbox(mail.api_url),

@@ -294,7 +294,7 @@ async def test_approving_a_desktop_needs_a_recent_browser_sign_in(stack: Any) ->
             )
         ).json()
     # This browser signed in an hour ago (more than auth's 30 minutes for approvals).
-    auth = stack.apps["auth"].state.auth
+    auth = stack.apps["auth"].state.context
     old_session = client.cookies.get("tessera_session")
     assert old_session
     key = auth.keys("sess", auth.hasher("session", old_session))
@@ -391,7 +391,7 @@ async def test_a_license_holder_downloads_the_app_and_no_one_else_does(stack: An
     assert got.status_code == 200
     assert got.headers["content-disposition"].startswith("attachment;")
     assert "ChartGPT-for-NinjaTrader-dev.zip" in got.headers["content-disposition"]
-    served = stack.apps["portal"].state.portal.downloads_root
+    served = stack.apps["portal"].state.context.downloads_root
     assert served is not None
     assert got.content == (served / "ChartGPT-for-NinjaTrader-dev.zip").read_bytes()
     assert got.content.startswith(b"PK\x03\x04")  # a real zip archive

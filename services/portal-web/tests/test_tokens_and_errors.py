@@ -36,7 +36,7 @@ async def signed_in(stack: Any) -> tuple[httpx.AsyncClient, str]:
 
 
 def token_key(stack: Any, client: httpx.AsyncClient) -> str:
-    portal = stack.apps["portal"].state.portal
+    portal = stack.apps["portal"].state.context
     session_id = client.cookies.get("tessera_session")
     assert session_id
     key: str = portal.keys("tok", cache_key(portal.settings.secret_key, session_id))
@@ -48,7 +48,7 @@ async def test_an_expired_token_is_exchanged_again_without_the_person_noticing(
 ) -> None:
     client, _ = await signed_in(stack)
     assert "License key" in await stack.licenses(client)
-    redis = stack.apps["portal"].state.portal.redis
+    redis = stack.apps["portal"].state.context.redis
     key = token_key(stack, client)
     first = json.loads(await redis.get(key))
     await redis.delete(key)  # what its expiry does
@@ -67,7 +67,7 @@ async def test_a_token_an_upstream_refuses_is_replaced_and_the_call_retried(stac
     await stack.sign_in(b, email, count=2)
     await stack.licenses(a)
     await stack.licenses(b)
-    redis = stack.apps["portal"].state.portal.redis
+    redis = stack.apps["portal"].state.context.redis
     b_token = json.loads(await redis.get(token_key(stack, b)))["token"]
     # B's session ends at auth directly (not through the portal: no "not before" mark) ...
     async with httpx.AsyncClient(base_url=stack.auth_url) as auth:
@@ -196,7 +196,7 @@ async def test_sign_out_everywhere_on_one_replica_reaches_a_token_cached_by_anot
     await stack.sign_in(first, email, count=1)
     await stack.sign_in(second, email, count=2)
     other = create_app(
-        stack.apps["portal"].state.portal.settings, stack.apps["portal"].state.spec.infra
+        stack.apps["portal"].state.context.settings, stack.apps["portal"].state.context.infra
     )
     async with running(other):
         transport = httpx.ASGITransport(app=other)

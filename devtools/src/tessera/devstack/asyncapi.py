@@ -5,27 +5,30 @@ subject starts with the service's name: its outbox publishes them to its own str
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from faststream.nats import NatsRouter
+from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 
-from tessera.auth.app import register_subscribers as auth_subscribers
-from tessera.billing.app import register_subscribers as billing_subscribers
-from tessera.licensing.app import register_subscribers as licensing_subscribers
+from tessera.auth.app import create_app as create_auth
+from tessera.billing.app import create_app as create_billing
+from tessera.licensing.app import create_app as create_licensing
 from tessera.shared.events import auth as _auth_events  # noqa: F401 - registers the classes
 from tessera.shared.events import billing as _billing_events  # noqa: F401
 from tessera.shared.events import licensing as _licensing_events  # noqa: F401
 from tessera.shared.events.envelope import Event
-from tessera.shared.events.topology import Namespace, stream_for_subject
-from tessera.shared.messaging import create_broker
-from tessera.shared.service import Runtime, SubscriberFactory
-from tessera.shared.settings import InfraSettings, ServiceSettings
+from tessera.shared.events.topology import stream_for_subject
+from tessera.shared.service import ServiceSpec, build_broker
+from tessera.shared.settings import InfraSettings
 
-SUBSCRIBERS: dict[str, SubscriberFactory] = {
-    "billing": billing_subscribers,
-    "auth": auth_subscribers,
-    "licensing": licensing_subscribers,
+# The services whose events the documents describe, built as they run (their own settings,
+# their own context): the document is read off the app's broker, never a second copy.
+SERVICES: dict[str, Callable[..., FastAPI]] = {
+    "billing": create_billing,
+    "auth": create_auth,
+    "licensing": create_licensing,
 }
 
 
@@ -43,12 +46,9 @@ def produced_by(service: str) -> list[type[Event]]:
 
 
 def document(service: str) -> dict[str, object]:
-    infra = InfraSettings(namespace="")
-    runtime = Runtime(service, infra, ServiceSettings(), Namespace(""))
-    broker = create_broker(infra, service, runtime.namespace)
-    router = NatsRouter()
-    SUBSCRIBERS[service](runtime, router)
-    broker.include_router(router)
+    app = SERVICES[service](infra=InfraSettings(namespace=""))
+    service_spec: ServiceSpec[Any] = app.state.spec
+    broker = build_broker(service_spec.context, service_spec.subscribers)
     for event in produced_by(service):
         broker.publisher(
             event.subject,
@@ -69,7 +69,7 @@ def render(service: str) -> str:
 def write_documents(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for service in SUBSCRIBERS:
+    for service in SERVICES:
         path = out / f"{service}.json"
         path.write_text(render(service), encoding="utf-8")
         written.append(path)

@@ -18,10 +18,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from faststream.nats import NatsBroker, NatsRouter
 from redis.asyncio import Redis
@@ -51,75 +51,110 @@ from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 
 log = logging.getLogger("tessera.service")
 
-SubscriberFactory = Callable[["Runtime", NatsRouter], None]
+S = TypeVar("S", bound=ServiceSettings)
+C = TypeVar("C", bound="ServiceContext[Any]")
 
 
-@dataclass
-class Runtime:
-    """What a running service holds. Routes reach it with the `RuntimeDep` dependency;
-    subscribers receive it when their router is built."""
+class NotConnected(ServiceUnavailable):
+    """A connection the service has not made (yet, or at all): answered as a 503."""
+
+
+@dataclass(eq=False, kw_only=True)
+class ServiceContext(Generic[S]):
+    """What a running service holds: built once, in the service's `create_app`, typed with
+    that service's own settings, and reached by routes through a dependency
+    (`context_dependency`), by subscribers and start-up hooks as their argument. A service
+    subclasses it for what it holds beside the kernel's connections.
+
+    The connections are made when the lifespan starts; until then, or in a service that does
+    not use one, reading it raises `NotConnected` (a 503)."""
 
     name: str
+    settings: S
     infra: InfraSettings
-    settings: ServiceSettings
-    namespace: Namespace
-    pool: asyncpg.Pool | None = None
-    redis: Redis | None = None
-    limiter: RateLimiter | None = None
-    synced_limiter: SyncedLimiter | None = None
-    broker: NatsBroker | None = None
-    relay: OutboxRelay | None = None
-    messaging_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    namespace: Namespace = field(init=False)
+    # The Redis key names of this service (and namespace).
+    keys: Keys = field(init=False)
+    token_verifier: AccessTokenVerifier = field(init=False)
+    messaging_ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    _pool: asyncpg.Pool | None = field(default=None, init=False)
+    _redis: Redis | None = field(default=None, init=False)
+    _limiter: RateLimiter | None = field(default=None, init=False)
+    _synced_limiter: SyncedLimiter | None = field(default=None, init=False)
+    _broker: NatsBroker | None = field(default=None, init=False)
+    _relay: OutboxRelay | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.namespace = Namespace(self.infra.namespace)
+        self.keys = Keys(key_prefix(self.name, self.infra.namespace))
+        self.token_verifier = self.build_token_verifier()
+
+    def build_token_verifier(self) -> AccessTokenVerifier:
+        """How this service checks auth's access tokens: auth's JWKS over HTTP, by default."""
+        return AccessTokenVerifier(
+            JwksCache(self.infra.auth_jwks_url),
+            issuer=self.infra.token_issuer,
+            audience=self.infra.token_audience,
+        )
 
     @property
-    def keys(self) -> Keys:
-        return Keys(key_prefix(self.name, self.infra.namespace))
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise NotConnected("The database is not connected.")
+        return self._pool
 
-    def db(self) -> asyncpg.Pool:
-        if self.pool is None:
-            raise ServiceUnavailable("The database is not connected.")
-        return self.pool
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            raise NotConnected("Redis is not connected.")
+        return self._redis
 
-    def rate_limiter(self) -> RateLimiter:
-        if self.limiter is None:
-            raise ServiceUnavailable("Rate limiting is unavailable.")
-        return self.limiter
+    @property
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            raise NotConnected("Rate limiting is unavailable.")
+        return self._limiter
 
-    def hot_path_limiter(self) -> SyncedLimiter:
+    @property
+    def synced_limiter(self) -> SyncedLimiter:
         """The in-memory limiter synced through Redis, for the high-volume public paths."""
-        if self.synced_limiter is None:
-            raise ServiceUnavailable("Rate limiting is unavailable.")
-        return self.synced_limiter
+        if self._synced_limiter is None:
+            raise NotConnected("Rate limiting is unavailable.")
+        return self._synced_limiter
+
+    @property
+    def broker(self) -> NatsBroker:
+        if self._broker is None:
+            raise NotConnected("Messaging is not running in this process.")
+        return self._broker
 
     def checks(self) -> Mapping[str, Check]:
         checks: dict[str, Check] = {}
         if isinstance(self.settings, DatabaseSettings):
             checks["postgres"] = self._check_postgres
-        if self.redis is not None:
-            redis = self.redis
-            checks["redis"] = redis.ping
-        if self.broker is not None:
+        if self._redis is not None:
+            checks["redis"] = self._redis.ping
+        if self._broker is not None:
             checks["nats"] = self._check_nats
         return checks
 
     async def _check_postgres(self) -> None:
-        async with self.db().acquire() as conn:
+        async with self.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
     async def _check_nats(self) -> None:
-        if not self.messaging_ready.is_set() or self.broker is None:
+        if not self.messaging_ready.is_set():
             raise RuntimeError("not connected")
         if not await self.broker.ping(timeout=0.5):
             raise RuntimeError("no answer")
 
     async def publish_outbox_row(self, row: OutboxRow) -> None:
-        broker = self.broker
-        if broker is None or not self.messaging_ready.is_set():
+        if self._broker is None or not self.messaging_ready.is_set():
             raise RuntimeError("NATS is not connected yet")
         stream = stream_for_subject(row.subject)
-        await broker.publish(
+        await self._broker.publish(
             row.payload.encode(),
             subject=self.namespace.subject(row.subject),
             stream=self.namespace.stream(stream),
@@ -128,49 +163,63 @@ class Runtime:
         )
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async on purpose: FastAPI runs a plain-function dependency in a worker thread, which
-    # cost the webhook ingress more than its whole transaction.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def context_dependency(cls: type[C]) -> Callable[[Request], Awaitable[C]]:
+    """The dependency that hands a route its service's context (`cls` types it)."""
+
+    async def current(request: Request) -> C:
+        # async on purpose: FastAPI runs a plain-function dependency in a worker thread,
+        # which cost the webhook ingress more than its whole transaction.
+        context: C = request.app.state.context
+        return context
+
+    current.__name__ = f"current_{cls.__name__}"
+    return current
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def context_in(app: Any) -> ServiceContext[Any]:
+    """The context of a service app (for the kernel's own middleware and dependencies)."""
+    context: ServiceContext[Any] = app.state.context
+    return context
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
+SubscriberFactory = Callable[[C, NatsRouter], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSpec(Generic[C]):
+    context: C
     title: str
     version: str
-    settings: ServiceSettings
-    infra: InfraSettings
     migrations: Path | None = None
     uses_redis: bool = True
     uses_nats: bool = True
     routers: Sequence[APIRouter] = ()
-    subscribers: SubscriberFactory | None = None
-    on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
+    subscribers: Callable[[C, NatsRouter], None] | None = None
+    on_startup: Sequence[Callable[[C], Awaitable[None]]] = ()
     # Body limits for exact paths that differ from settings.max_body_bytes.
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Readiness checks beyond Postgres, Redis and NATS (e.g. the portal's upstreams).
-    extra_checks: Callable[[Runtime], Mapping[str, Check]] | None = None
+    extra_checks: Callable[[C], Mapping[str, Check]] | None = None
     # Serve /openapi.json and /docs when the environment allows it (see InfraSettings.openapi).
     # The portal's pages are for browsers, not an API contract: it serves none.
     serve_openapi: bool = True
     # The service's fast path (http/fast_path.py), built around the whole app and put in
     # front of it by `create_service_app`: the one place a fast path is installed.
-    fast_path: Callable[[ASGIApp, FastAPI], ASGIApp] | None = None
+    fast_path: Callable[[ASGIApp], ASGIApp] | None = None
     # Paths that get no server span (beside the health checks), e.g. licensing's validate
     # unless TESSERA_TRACE_VALIDATE: the one tracing policy, for fast path and full stack.
     untraced_paths: Sequence[str] = ()
 
+    @property
+    def name(self) -> str:
+        return self.context.name
 
-def build_broker(runtime: Runtime, subscribers: SubscriberFactory | None) -> NatsBroker:
-    broker = create_broker(runtime.infra, runtime.name, runtime.namespace)
+
+def build_broker(context: C, subscribers: Callable[[C, NatsRouter], None] | None) -> NatsBroker:
+    broker = create_broker(context.infra, context.name, context.namespace)
     if subscribers is not None:
         router = NatsRouter()
-        subscribers(runtime, router)
+        subscribers(context, router)
         broker.include_router(router)
     return broker
 
@@ -181,29 +230,28 @@ def redacted(url: str) -> str:
     return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if "@" in rest else url
 
 
-async def join_messaging(runtime: Runtime) -> None:
+async def join_messaging(context: ServiceContext[Any]) -> None:
     """Connect, declare topology and start consuming; retry until it works."""
-    broker = runtime.broker
-    assert broker is not None
+    broker = context.broker
     delay = 0.2
-    while not runtime.stopping.is_set():
+    while not context.stopping.is_set():
         try:
             connection = await broker.connect()
             await declare_topology(
                 connection,
-                runtime.name,
-                runtime.namespace,
-                replicas=runtime.infra.nats_stream_replicas,
+                context.name,
+                context.namespace,
+                replicas=context.infra.nats_stream_replicas,
             )
             await broker.start()
-            runtime.messaging_ready.set()
-            if metering() and subscriptions_of(runtime.name):
+            context.messaging_ready.set()
+            if metering() and subscriptions_of(context.name):
                 sampling = measure_consumer_lag(
-                    connection, runtime.name, runtime.namespace, metric_interval_seconds()
+                    connection, context.name, context.namespace, metric_interval_seconds()
                 )
-                runtime.tasks.append(asyncio.create_task(sampling))
+                context.tasks.append(asyncio.create_task(sampling))
             log.info(
-                "service.messaging.ready", extra={"nats": redacted(str(runtime.infra.nats_url))}
+                "service.messaging.ready", extra={"nats": redacted(str(context.infra.nats_url))}
             )
             return
         except asyncio.CancelledError:
@@ -218,70 +266,67 @@ async def join_messaging(runtime: Runtime) -> None:
 
 @contextlib.asynccontextmanager
 async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    spec: ServiceSpec = app.state.spec
-    runtime = Runtime(
-        name=spec.name,
-        infra=spec.infra,
-        settings=spec.settings,
-        namespace=Namespace(spec.infra.namespace),
-    )
-    app.state.runtime = runtime
+    spec: ServiceSpec[Any] = app.state.spec
+    context: ServiceContext[Any] = spec.context
+    settings, infra = context.settings, context.infra
     try:
-        if isinstance(spec.settings, DatabaseSettings):
-            url = str(spec.settings.database_url)
-            if spec.migrations is not None and spec.settings.auto_migrate:
+        if isinstance(settings, DatabaseSettings):
+            url = str(settings.database_url)
+            if spec.migrations is not None and settings.auto_migrate:
                 applied = await apply_migrations_async(url, spec.migrations)
                 if applied:
                     log.info("service.migrations.applied", extra={"migrations": applied})
-            runtime.pool = await create_pool(spec.settings)
+            context._pool = await create_pool(settings)
         if spec.uses_redis:
-            runtime.redis = create_redis(str(spec.infra.redis_url))
-            runtime.limiter = RateLimiter(str(spec.infra.redis_url), runtime.keys.prefix)
-            runtime.synced_limiter = SyncedLimiter(runtime.redis, runtime.keys.prefix)
-            runtime.tasks.append(asyncio.create_task(runtime.synced_limiter.run()))
-        if spec.uses_nats and spec.settings.run_workers:
-            runtime.broker = build_broker(runtime, spec.subscribers)
-            runtime.tasks.append(asyncio.create_task(join_messaging(runtime)))
-            if runtime.pool is not None:
-                runtime.relay = OutboxRelay(runtime.pool, runtime.publish_outbox_row)
-                runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
+            context._redis = create_redis(str(infra.redis_url))
+            context._limiter = RateLimiter(str(infra.redis_url), context.keys.prefix)
+            context._synced_limiter = SyncedLimiter(context._redis, context.keys.prefix)
+            context.tasks.append(asyncio.create_task(context._synced_limiter.run()))
+        if spec.uses_nats and settings.run_workers:
+            context._broker = build_broker(context, spec.subscribers)
+            context.tasks.append(asyncio.create_task(join_messaging(context)))
+            if context._pool is not None:
+                relay = context._relay = OutboxRelay(context._pool, context.publish_outbox_row)
+                context.tasks.append(asyncio.create_task(relay.run()))
                 if metering():
                     every = metric_interval_seconds()
-                    runtime.tasks.append(asyncio.create_task(runtime.relay.measure_backlog(every)))
+                    context.tasks.append(asyncio.create_task(relay.measure_backlog(every)))
         for hook in spec.on_startup:
-            await hook(runtime)
+            await hook(context)
         yield
     finally:
-        await shutdown(runtime)
+        await shutdown(context)
 
 
-async def shutdown(runtime: Runtime) -> None:
-    runtime.stopping.set()
-    for task in runtime.tasks:
+async def shutdown(context: ServiceContext[Any]) -> None:
+    context.stopping.set()
+    for task in context.tasks:
         task.cancel()
-    if runtime.tasks:
+    if context.tasks:
         # Bounded: a library that swallows one cancellation (nats-py's request does, in
         # places) must not hold the process open; the stop flag ends the loop soon after.
-        await asyncio.wait(runtime.tasks, timeout=5)
-    if runtime.relay is not None:
-        await runtime.relay.close()
-    if runtime.broker is not None:
+        await asyncio.wait(context.tasks, timeout=5)
+    if context._relay is not None:
+        await context._relay.close()
+    if context._broker is not None:
         with contextlib.suppress(Exception):
-            await runtime.broker.stop()
-    if runtime.redis is not None:
-        await runtime.redis.aclose()
-    if runtime.pool is not None:
+            await context._broker.stop()
+    if context._redis is not None:
+        await context._redis.aclose()
+    if context._pool is not None:
         try:
             # Bounded too: a connection a swallowed cancellation never gave back must not
             # keep the process from exiting.
-            await asyncio.wait_for(runtime.pool.close(), timeout=10)
+            await asyncio.wait_for(context._pool.close(), timeout=10)
         except TimeoutError:
             log.warning("service.shutdown.pool_terminated")
-            runtime.pool.terminate()
+            context._pool.terminate()
 
 
-def create_service_app(spec: ServiceSpec) -> FastAPI:
-    configure_telemetry(spec.name, spec.infra, spec.version)
+def create_service_app(spec: ServiceSpec[C]) -> FastAPI:
+    context = spec.context
+    settings, infra = context.settings, context.infra
+    configure_telemetry(context.name, infra, spec.version)
     app = ServiceApp(
         title=spec.title,
         version=spec.version,
@@ -295,42 +340,36 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.spec = spec
-    app.state.token_verifier = AccessTokenVerifier(
-        JwksCache(spec.infra.auth_jwks_url),
-        issuer=spec.infra.token_issuer,
-        audience=spec.infra.token_audience,
-    )
+    app.state.context = context
     install_problem_handlers(app)
 
     def readiness_checks() -> Mapping[str, Check]:
-        runtime: Runtime = app.state.runtime
-        checks = dict(runtime.checks())
+        checks = dict(context.checks())
         if spec.extra_checks is not None:
-            checks.update(spec.extra_checks(runtime))
+            checks.update(spec.extra_checks(context))
         return checks
 
     app.include_router(health_router(readiness_checks))
     for router in spec.routers:
         app.include_router(router)
-    if spec.settings.cors_origins:
+    if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=spec.settings.cors_origins,
+            allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "x-request-id"],
         )
     app.add_middleware(
-        BodyLimitMiddleware, limit=spec.settings.max_body_bytes, path_limits=spec.body_limits
+        BodyLimitMiddleware, limit=settings.max_body_bytes, path_limits=spec.body_limits
     )
     # Outside the body limit and the body parsing: a non-admin learns nothing of /v1/admin.
-    app.add_middleware(AdminGateMiddleware)
-    app.add_middleware(RequestContextMiddleware, hsts=spec.infra.env == Environment.PRODUCTION)
-    install_openapi(app, serve=spec.serve_openapi and spec.infra.serves_openapi())
+    app.add_middleware(AdminGateMiddleware, verifier=context.token_verifier)
+    app.add_middleware(RequestContextMiddleware, hsts=infra.env == Environment.PRODUCTION)
+    install_openapi(app, serve=spec.serve_openapi and infra.serves_openapi())
     instrument_app(app, spec.untraced_paths)
     if spec.fast_path is not None:
-        fast_path = spec.fast_path
-        app.put_in_front(lambda whole: fast_path(whole, app))
-    app.trust_proxies(spec.infra.forwarded_allow_ips)
+        app.put_in_front(spec.fast_path)
+    app.trust_proxies(infra.forwarded_allow_ips)
     return app
 
 

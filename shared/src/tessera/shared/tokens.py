@@ -22,6 +22,7 @@ import jwt
 from fastapi import Depends, Request
 
 from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.sellers import HOME_LIVE, Tenant
 
 ALGORITHMS = ["EdDSA"]
 LEEWAY_SECONDS = 30
@@ -51,6 +52,8 @@ class Principal:
     role: Literal["customer", "admin"]
     session_id: str
     token_id: str
+    # The seller and mode the token was issued for (docs/sellers.md).
+    tenant: Tenant = HOME_LIVE
 
     @property
     def is_admin(self) -> bool:
@@ -153,9 +156,8 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_principal(request: Request) -> Principal:
-    verifier: AccessTokenVerifier | None = getattr(request.app.state, "token_verifier", None)
-    if verifier is None:
-        raise Unauthorized("Token verification is not configured.")
+    # The service's context (service.py) holds the one verifier of the process.
+    verifier: AccessTokenVerifier = request.app.state.context.token_verifier
     return await verifier.verify(bearer_token(request))
 
 

@@ -18,44 +18,38 @@ from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.signing_keys import ring
 from tessera.auth.tokens import routes as token_routes
-from tessera.auth.tokens.service import local_verifier
 from tessera.auth.users import service as users
 from tessera.auth.users import subscribers as user_subscribers
-from tessera.shared.service import Runtime, ServiceSpec, create_service_app
+from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
-    user_subscribers.register(runtime, router)
+def register_subscribers(auth: Auth, router: NatsRouter) -> None:
+    user_subscribers.register(auth, router)
+
+
+async def start(auth: Auth) -> None:
+    auth.open_keyring()
+    # Keys sealed before the shared kernel are re-sealed here, once, under the keys lock.
+    legacy = LegacySealed.from_secret(auth.settings.key_encryption_key)
+    await ring.ensure_key(auth.pool, auth.sealer, legacy)
+    await users.promote_bootstrap_admins(
+        auth.pool, [str(a) for a in auth.settings.bootstrap_admins]
+    )
+    auth.tasks.append(asyncio.create_task(MailSender(auth).run()))
 
 
 def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None = None) -> FastAPI:
     settings = settings or load_settings(AuthSettings)
     infra = infra or load_settings(InfraSettings)
     refuse_dev_secrets(settings, infra)
-    auth = Auth.of(settings)
-    app: FastAPI
-
-    async def start(runtime: Runtime) -> None:
-        auth.bind(runtime)
-        # Keys sealed before the shared kernel are re-sealed here, once, under the keys lock.
-        legacy = LegacySealed.from_secret(settings.key_encryption_key)
-        await ring.ensure_key(runtime.db(), auth.sealer, legacy)
-        await users.promote_bootstrap_admins(
-            runtime.db(), [str(a) for a in settings.bootstrap_admins]
-        )
-        app.state.token_verifier = local_verifier(auth)
-        runtime.tasks.append(asyncio.create_task(MailSender(auth).run()))
-
-    app = create_service_app(
+    return create_service_app(
         ServiceSpec(
-            name="auth",
+            context=Auth.of(settings, infra),
             title="Tessera auth",
             version="0.1.0",
-            settings=settings,
-            infra=infra,
             migrations=MIGRATIONS,
             routers=(
                 link_routes.router,
@@ -68,5 +62,3 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
             on_startup=(start,),
         )
     )
-    app.state.auth = auth
-    return app

@@ -13,56 +13,52 @@ from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.checkout import routes as checkout_routes
+from tessera.billing.context import Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import BillingSettings, check_production
-from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import WebhookFastPath
-from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.shared.service import Runtime, ServiceSpec, create_service_app
+from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def register_subscribers(runtime: Runtime, router: NatsRouter) -> None:
-    order_subscribers.register(runtime, router)
+def register_subscribers(billing: Billing, router: NatsRouter) -> None:
+    order_subscribers.register(billing, router)
+
+
+async def seed(billing: Billing) -> None:
+    if billing.settings.catalog_file.exists():
+        await seed_catalog(billing.pool, billing.settings.catalog_file)
+
+
+async def start_applier(billing: Billing) -> None:
+    if billing.settings.run_workers:
+        applier = WebhookApplier(billing.pool)
+        billing.tasks.append(asyncio.create_task(applier.run()))
 
 
 def create_app(
     settings: BillingSettings | None = None, infra: InfraSettings | None = None
 ) -> FastAPI:
-    billing = settings or load_settings(BillingSettings)
-    platform = infra or load_settings(InfraSettings)
-    check_production(billing, platform)
+    settings = settings or load_settings(BillingSettings)
+    infra = infra or load_settings(InfraSettings)
+    check_production(settings, infra)
+    billing = Billing.of(settings, infra)
+    hsts = infra.env == Environment.PRODUCTION
 
-    async def seed(runtime: Runtime) -> None:
-        if billing.catalog_file.exists():
-            await seed_catalog(runtime.db(), billing.catalog_file)
-
-    async def start_applier(runtime: Runtime) -> None:
-        if billing.run_workers:
-            applier = WebhookApplier(runtime.db())
-            runtime.tasks.append(asyncio.create_task(applier.run()))
-
-    recorder = DeliveryRecorder()
-    hsts = platform.env == Environment.PRODUCTION
-
-    def fast_path(whole: ASGIApp, app: FastAPI) -> WebhookFastPath:
+    def fast_path(whole: ASGIApp) -> WebhookFastPath:
         # The webhook's common case goes in front of the whole app (webhooks/fast_path.py).
-        return WebhookFastPath(
-            whole, app, recorder, max_body_bytes=billing.webhook_max_bytes, hsts=hsts
-        )
+        return WebhookFastPath(whole, billing, hsts=hsts)
 
-    app = create_service_app(
+    return create_service_app(
         ServiceSpec(
-            name="billing",
+            context=billing,
             title="Tessera billing",
             version="0.1.0",
-            settings=billing,
-            infra=platform,
             migrations=MIGRATIONS,
             subscribers=register_subscribers,
             routers=(
@@ -73,10 +69,7 @@ def create_app(
                 catalog_routes.router,
             ),
             on_startup=(seed, start_applier),
-            body_limits={"/webhooks/stripe": billing.webhook_max_bytes},
+            body_limits={"/webhooks/stripe": settings.webhook_max_bytes},
             fast_path=fast_path,
         )
     )
-    app.state.stripe = None if billing.test_checkout else StripeGateway(billing)
-    app.state.deliveries = recorder
-    return app

@@ -15,13 +15,13 @@ from tessera.portal.account import routes as account_routes
 from tessera.portal.admin import held_orders as held_order_routes
 from tessera.portal.admin import routes as admin_routes
 from tessera.portal.checkout import routes as checkout_routes
+from tessera.portal.context import Portal
 from tessera.portal.downloads import routes as download_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstream.health import upstream_checks
-from tessera.portal.web.context import Portal
 from tessera.portal.web.pages import install_page_handlers
-from tessera.shared.service import Runtime, ServiceSpec, create_service_app
+from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
 
 STATIC = Path(__file__).parent / "static"
@@ -61,26 +61,16 @@ def create_app(
     portal_settings = settings or load_settings(PortalSettings)
     infra = infra or load_settings(InfraSettings)
     refuse_dev_secrets(portal_settings, infra)
-    portal = Portal.of(
-        portal_settings,
-        secure=portal_settings.secure_cookies(infra.env),
-        issuer=infra.token_issuer,
-        audience=infra.token_audience,
-    )
+    portal = Portal.of(portal_settings, infra)
 
-    async def start(runtime: Runtime) -> None:
-        portal.redis = runtime.redis
-        portal.limiter = runtime.limiter
-        portal.keys = runtime.keys
-        runtime.tasks.append(_closer(portal))
+    async def start(portal: Portal) -> None:
+        portal.tasks.append(_closer(portal))
 
     app = create_service_app(
         ServiceSpec(
-            name="portal",
+            context=portal,
             title="Tessera portal",
             version="0.1.0",
-            settings=portal_settings,
-            infra=infra,
             uses_redis=True,  # the access-token cache and the form rate limits
             uses_nats=False,
             routers=(
@@ -92,12 +82,10 @@ def create_app(
                 held_order_routes.router,
             ),
             on_startup=(start,),
-            extra_checks=lambda _: upstream_checks(portal_settings),
+            extra_checks=lambda portal: upstream_checks(portal.settings),
             serve_openapi=False,  # HTML pages for browsers: no API contract to publish
         )
     )
-    portal.downloads_root = portal_settings.download_root(infra.env)
-    app.state.portal = portal
     app.mount("/static", Static(directory=STATIC), name="static")
     install_page_handlers(app)
     logging.getLogger("uvicorn.access").addFilter(NoQueryStrings())

@@ -9,6 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from uuid6 import uuid7
 
+from tessera.shared.sellers import HOME_SELLER_ID, Mode, Tenant
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -20,7 +22,11 @@ def new_event_id() -> UUID:
 
 
 class Event(BaseModel):
-    """Base of every event payload. Subclasses set `subject` and `producer`."""
+    """Base of every event payload. Subclasses set `subject` and `producer`.
+
+    Every event names the seller (internal id) and the mode whose data it is about; a
+    consumer writes only that seller's rows in that mode. An event published before sellers
+    existed carries neither and reads as the home seller's, live."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -29,6 +35,12 @@ class Event(BaseModel):
     event_id: UUID = Field(default_factory=new_event_id)
     occurred_at: datetime = Field(default_factory=utcnow)
     producer: str
+    seller_id: UUID = HOME_SELLER_ID
+    mode: Mode = "live"
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(self.seller_id, self.mode)
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()

@@ -35,8 +35,9 @@ def bearer_of(scope: Scope) -> str:
 
 
 class AdminGateMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, verifier: AccessTokenVerifier) -> None:
         self.app = app
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_admin_path(scope["path"]):
@@ -52,11 +53,7 @@ class AdminGateMiddleware:
             return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    async def check(scope: Scope) -> None:
-        verifier: AccessTokenVerifier | None = getattr(scope["app"].state, "token_verifier", None)
-        if verifier is None:
-            raise Unauthorized("Token verification is not configured.")
-        principal = await verifier.verify(bearer_of(scope))
+    async def check(self, scope: Scope) -> None:
+        principal = await self.verifier.verify(bearer_of(scope))
         if not principal.is_admin:
             raise NotFound()

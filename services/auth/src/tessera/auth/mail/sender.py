@@ -42,7 +42,7 @@ class MailSender:
 
     async def run(self) -> None:
         settings = self.auth.settings
-        while not self.auth.runtime.stopping.is_set():
+        while not self.auth.stopping.is_set():
             try:
                 sent = await self.send_due()
             except asyncio.CancelledError:

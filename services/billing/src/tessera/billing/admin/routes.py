@@ -23,14 +23,14 @@ from tessera.billing.admin.schemas import (
     SeededAccount,
 )
 from tessera.billing.audit import queries as audit
+from tessera.billing.context import BillingDep
 from tessera.billing.orders import queries as orders
 from tessera.billing.orders.schemas import AdminOrderOut
-from tessera.billing.webhooks import queries as webhook_events
-from tessera.billing.webhooks.queries import EventSummary
+from tessera.billing.stripe_events import queries as webhook_events
+from tessera.billing.stripe_events.queries import EventSummary
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.params import IsoDate
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import AdminDep, Principal
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -55,16 +55,16 @@ def ip(request: Request) -> str:
     return client_ip(request)
 
 
-async def limit_admin(runtime: RuntimeDep, principal: Principal) -> None:
-    await runtime.rate_limiter().enforce("600/minute", "admin", str(principal.user_id))
+async def limit_admin(billing: BillingDep, principal: Principal) -> None:
+    await billing.limiter.enforce("600/minute", "admin", str(principal.user_id))
 
 
 @router.get("/orders", summary="Search orders by email, order, account or Stripe id")
 async def search_orders(
-    admin: AdminDep, runtime: RuntimeDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
+    admin: AdminDep, billing: BillingDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
 ) -> list[AdminOrderOut]:
-    await limit_admin(runtime, admin)
-    async with runtime.db().acquire() as conn:
+    await limit_admin(billing, admin)
+    async with billing.pool.acquire() as conn:
         found = await orders.search(conn, q.strip() if q else None, limit, offset)
     return [AdminOrderOut.of(o) for o in found]
 
@@ -72,7 +72,7 @@ async def search_orders(
 @router.get("/held-orders", summary="Orders held for review (not matching the catalog)")
 async def list_held_orders(
     admin: AdminDep,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     status: Annotated[
         str | None, Query(pattern="^(held|paid|rejected|refunded|payment_failed)$")
     ] = "held",
@@ -81,16 +81,16 @@ async def list_held_orders(
 ) -> list[HeldOrderOut]:
     """Held orders, newest first: by default those still waiting for a decision; `status`
     `paid` lists the approved ones, `rejected` the rejected ones."""
-    await limit_admin(runtime, admin)
-    async with runtime.db().acquire() as conn:
+    await limit_admin(billing, admin)
+    async with billing.pool.acquire() as conn:
         found = await orders.list_held(conn, status, limit, offset)
     return [HeldOrderOut.of_held(o) for o in found]
 
 
 @router.get("/held-orders/{order_id}", summary="One held order, with why it was held")
-async def held_order(order_id: UUID, admin: AdminDep, runtime: RuntimeDep) -> HeldOrderOut:
-    await limit_admin(runtime, admin)
-    return await service.get_held(runtime.db(), order_id)
+async def held_order(order_id: UUID, admin: AdminDep, billing: BillingDep) -> HeldOrderOut:
+    await limit_admin(billing, admin)
+    return await service.get_held(billing.pool, order_id)
 
 
 @router.post(
@@ -99,11 +99,11 @@ async def held_order(order_id: UUID, admin: AdminDep, runtime: RuntimeDep) -> He
     responses={409: {"description": "Not held (already decided), or not provisionable"}},
 )
 async def approve_held_order(
-    order_id: UUID, body: Review, admin: AdminDep, request: Request, runtime: RuntimeDep
+    order_id: UUID, body: Review, admin: AdminDep, request: Request, billing: BillingDep
 ) -> HeldOrderOut:
-    await limit_admin(runtime, admin)
+    await limit_admin(billing, admin)
     return await service.review_held(
-        runtime.db(), order_id, "approve", body.reason.strip(), actor(admin), ip(request)
+        billing.pool, order_id, "approve", body.reason.strip(), actor(admin), ip(request)
     )
 
 
@@ -113,28 +113,28 @@ async def approve_held_order(
     responses={409: {"description": "Not held (already decided)"}},
 )
 async def reject_held_order(
-    order_id: UUID, body: Review, admin: AdminDep, request: Request, runtime: RuntimeDep
+    order_id: UUID, body: Review, admin: AdminDep, request: Request, billing: BillingDep
 ) -> HeldOrderOut:
-    await limit_admin(runtime, admin)
+    await limit_admin(billing, admin)
     return await service.review_held(
-        runtime.db(), order_id, "reject", body.reason.strip(), actor(admin), ip(request)
+        billing.pool, order_id, "reject", body.reason.strip(), actor(admin), ip(request)
     )
 
 
 @router.get("/accounts", summary="Search accounts by email, account, order or Stripe id")
 async def search_accounts(
-    admin: AdminDep, runtime: RuntimeDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
+    admin: AdminDep, billing: BillingDep, q: Search = None, limit: Limit = 50, offset: Offset = 0
 ) -> list[AccountOut]:
-    await limit_admin(runtime, admin)
-    async with runtime.db().acquire() as conn:
+    await limit_admin(billing, admin)
+    async with billing.pool.acquire() as conn:
         rows = await accounts.search(conn, q.strip() if q else None, limit, offset)
     return [AccountOut(**dict(r)) for r in rows]
 
 
 @router.get("/accounts/{account_id}", summary="One account: its orders and audit trail")
-async def account_detail(account_id: UUID, admin: AdminDep, runtime: RuntimeDep) -> AccountDetail:
-    await limit_admin(runtime, admin)
-    async with runtime.db().acquire() as conn:
+async def account_detail(account_id: UUID, admin: AdminDep, billing: BillingDep) -> AccountDetail:
+    await limit_admin(billing, admin)
+    async with billing.pool.acquire() as conn:
         row = await accounts.get(conn, account_id)
         if row is None:
             raise NotFound("No such account.")
@@ -151,23 +151,23 @@ async def account_detail(account_id: UUID, admin: AdminDep, runtime: RuntimeDep)
     "/accounts", status_code=201, summary="Seed an account, optionally with a complimentary order"
 )
 async def seed_account(
-    body: SeedAccount, admin: AdminDep, request: Request, runtime: RuntimeDep
+    body: SeedAccount, admin: AdminDep, request: Request, billing: BillingDep
 ) -> SeededAccount:
-    await limit_admin(runtime, admin)
-    return await service.seed_account(runtime.db(), body, actor(admin), ip(request))
+    await limit_admin(billing, admin)
+    return await service.seed_account(billing.pool, body, actor(admin), ip(request))
 
 
 @router.get("/webhook-events", summary="Stripe events received, newest first, with their state")
 async def list_webhook_events(
     admin: AdminDep,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     status: Annotated[str | None, Query(pattern="^(processed|ignored|held|failed)$")] = None,
     type: Annotated[str | None, Query(max_length=100)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[EventSummary]:
-    await limit_admin(runtime, admin)
-    async with runtime.db().acquire() as conn:
+    await limit_admin(billing, admin)
+    async with billing.pool.acquire() as conn:
         return await webhook_events.search(conn, status, type, limit, offset)
 
 
@@ -176,27 +176,27 @@ async def replay_webhook_event(
     event_id: str,
     admin: AdminDep,
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
 ) -> ReplayResult:
-    await limit_admin(runtime, admin)
-    outcome = await service.replay_event(runtime.db(), event_id, actor(admin), ip(request))
+    await limit_admin(billing, admin)
+    outcome = await service.replay_event(billing.pool, event_id, actor(admin), ip(request))
     return ReplayResult(id=event_id, status=outcome.status, detail=outcome.detail)
 
 
 @router.get("/revenue", summary="Gross, refunds, disputes and net by day and SKU")
 async def revenue(
     admin: AdminDep,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     start: IsoDate | None = None,
     end: IsoDate | None = None,
 ) -> RevenueSummary:
-    await limit_admin(runtime, admin)
+    await limit_admin(billing, admin)
     today = datetime.now(UTC).date()
     end = end or today
     start = start or end - timedelta(days=29)
     if start > end or (end - start).days > 3660:
         raise InvalidRange("`start` must not be after `end`, and the range at most ten years.")
-    return await service.revenue(runtime.db(), start, end)
+    return await service.revenue(billing.pool, start, end)
 
 
 def csv_response(text: str, name: str) -> Response:
@@ -208,12 +208,12 @@ def csv_response(text: str, name: str) -> Response:
 
 
 @router.get("/exports/orders.csv", summary="Every order, as CSV")
-async def export_orders(admin: AdminDep, runtime: RuntimeDep) -> Response:
-    await limit_admin(runtime, admin)
-    return csv_response(await service.export_orders(runtime.db()), "orders.csv")
+async def export_orders(admin: AdminDep, billing: BillingDep) -> Response:
+    await limit_admin(billing, admin)
+    return csv_response(await service.export_orders(billing.pool), "orders.csv")
 
 
 @router.get("/exports/accounts.csv", summary="Every account, as CSV")
-async def export_accounts(admin: AdminDep, runtime: RuntimeDep) -> Response:
-    await limit_admin(runtime, admin)
-    return csv_response(await service.export_accounts(runtime.db()), "accounts.csv")
+async def export_accounts(admin: AdminDep, billing: BillingDep) -> Response:
+    await limit_admin(billing, admin)
+    return csv_response(await service.export_accounts(billing.pool), "accounts.csv")

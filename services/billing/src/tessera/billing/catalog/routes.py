@@ -9,18 +9,18 @@ from fastapi import APIRouter, Request, Response
 
 from tessera.billing.catalog import queries
 from tessera.billing.catalog.schemas import PublicCatalogItem
+from tessera.billing.context import BillingDep
 from tessera.shared.http.context import client_ip
-from tessera.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
 @router.get("/catalog", summary="Every SKU: name, price, product and license policy")
 async def catalog(
-    runtime: RuntimeDep, request: Request, response: Response
+    billing: BillingDep, request: Request, response: Response
 ) -> list[PublicCatalogItem]:
-    await runtime.rate_limiter().enforce("300/minute", "catalog", client_ip(request))
+    await billing.limiter.enforce("300/minute", "catalog", client_ip(request))
     response.headers["cache-control"] = "public, max-age=300"
-    async with runtime.db().acquire() as conn:
+    async with billing.pool.acquire() as conn:
         items = await queries.list_all(conn)
     return [PublicCatalogItem.of(item) for item in items]

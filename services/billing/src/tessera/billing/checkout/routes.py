@@ -19,10 +19,9 @@ from tessera.billing.checkout.schemas import (
     CheckoutOutcome,
     CheckoutRequest,
 )
-from tessera.billing.settings import BillingSettings
+from tessera.billing.context import Billing, BillingDep
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.service import Runtime, RuntimeDep
 
 router = APIRouter(tags=["checkout"])
 
@@ -41,15 +40,9 @@ class InvalidEmail(Problem):
     title = "Invalid email address"
 
 
-def billing_settings(runtime: Runtime) -> BillingSettings:
-    settings = runtime.settings
-    assert isinstance(settings, BillingSettings)
-    return settings
-
-
-async def limit_checkout(runtime: Runtime, request: Request) -> None:
-    await runtime.rate_limiter().enforce(
-        billing_settings(runtime).checkout_rate_limit, "checkout", client_ip(request)
+async def limit_checkout(billing: Billing, request: Request) -> None:
+    await billing.limiter.enforce(
+        billing.settings.checkout_rate_limit, "checkout", client_ip(request)
     )
 
 
@@ -57,38 +50,38 @@ async def limit_checkout(runtime: Runtime, request: Request) -> None:
 async def buy(
     sku: str,
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     quantity: Annotated[int, Query(ge=1, le=100)] = 1,
 ) -> RedirectResponse:
-    await limit_checkout(runtime, request)
+    await limit_checkout(billing, request)
     link = await service.start_checkout(
-        runtime.db(), billing_settings(runtime), request.app.state.stripe, sku, quantity, None
+        billing.pool, billing.settings, billing.stripe, sku, quantity, None
     )
     return RedirectResponse(link.url, status_code=303)
 
 
 @router.post("/v1/checkout/sessions", status_code=201, summary="Create a checkout session")
 async def create_session(
-    body: CheckoutRequest, request: Request, runtime: RuntimeDep
+    body: CheckoutRequest, request: Request, billing: BillingDep
 ) -> CheckoutCreated:
-    await limit_checkout(runtime, request)
+    await limit_checkout(billing, request)
     link = await service.start_checkout(
-        runtime.db(),
-        billing_settings(runtime),
-        request.app.state.stripe,
+        billing.pool,
+        billing.settings,
+        billing.stripe,
         body.sku,
         body.quantity,
         str(body.email) if body.email else None,
     )
-    return CheckoutCreated(id=link.id, url=link.url, test_mode=request.app.state.stripe is None)
+    return CheckoutCreated(id=link.id, url=link.url, test_mode=billing.stripe is None)
 
 
 # --- the test checkout ---------------------------------------------------------------------
 
 
-def require_test_mode(request: Request) -> None:
+def require_test_mode(billing: Billing) -> None:
     # With a real Stripe account the stand-in does not exist (404, not a hint).
-    if request.app.state.stripe is not None:
+    if billing.stripe is not None:
         raise NotFound()
 
 
@@ -106,13 +99,13 @@ def page(template: str, status_code: int = 200, **context: object) -> HTMLRespon
 )
 async def checkout_outcome(
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     session_id: Annotated[str, PathParam(pattern=SESSION_ID, max_length=220)],
 ) -> CheckoutOutcome:
-    await runtime.rate_limiter().enforce(
-        billing_settings(runtime).checkout_status_rate_limit, "checkout-status", client_ip(request)
+    await billing.limiter.enforce(
+        billing.settings.checkout_status_rate_limit, "checkout-status", client_ip(request)
     )
-    return await service.outcome(runtime.db(), session_id)
+    return await service.outcome(billing.pool, session_id)
 
 
 # The built-in stand-in for Stripe's hosted checkout (no Stripe key configured: dev and
@@ -129,16 +122,16 @@ TEST_CHECKOUT_FORM: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/test-checkout/assets/checkout.css", include_in_schema=False)
-async def stylesheet(request: Request) -> PlainTextResponse:
-    require_test_mode(request)
+async def stylesheet(billing: BillingDep) -> PlainTextResponse:
+    require_test_mode(billing)
     css = (Path(__file__).parent.parent / "templates" / "checkout.css").read_text()
     return PlainTextResponse(css, media_type="text/css", headers={"cache-control": "max-age=3600"})
 
 
 @router.get("/test-checkout/{session_id}", include_in_schema=False)
-async def checkout_page(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    require_test_mode(request)
-    async with runtime.db().acquire() as conn:
+async def checkout_page(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
+    require_test_mode(billing)
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
         item = await find_item(conn, session.sku)
     assert item is not None
@@ -155,17 +148,17 @@ async def checkout_page(session_id: str, request: Request, runtime: RuntimeDep) 
 async def pay(
     session_id: str,
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     email: Annotated[str, Form(max_length=320)],
 ) -> RedirectResponse:
-    require_test_mode(request)
-    await limit_checkout(runtime, request)
+    require_test_mode(billing)
+    await limit_checkout(billing, request)
     try:
         address = str(EMAIL.validate_python(email.strip()))
     except ValidationError:
         raise InvalidEmail("Enter a valid email address.") from None
-    settings = billing_settings(runtime)
-    async with runtime.db().acquire() as conn:
+    settings = billing.settings
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
         if session.status == "open":
             await standin.complete_session(conn, session_id, address)
@@ -176,21 +169,21 @@ async def pay(
 
 
 @router.get("/test-checkout/{session_id}/complete", include_in_schema=False)
-async def complete(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    require_test_mode(request)
-    async with runtime.db().acquire() as conn:
+async def complete(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
+    require_test_mode(billing)
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
     return page(
         "test_checkout_complete.html",
         session=session,
-        portal_url=str(billing_settings(runtime).portal_url),
+        portal_url=str(billing.settings.portal_url),
     )
 
 
 @router.get("/test-checkout/{session_id}/receipt", include_in_schema=False)
-async def receipt(session_id: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    require_test_mode(request)
-    async with runtime.db().acquire() as conn:
+async def receipt(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
+    require_test_mode(billing)
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
         item = await find_item(conn, session.sku)
     return page("test_receipt.html", session=session, item=item)
@@ -206,15 +199,15 @@ async def receipt(session_id: str, request: Request, runtime: RuntimeDep) -> HTM
 async def refund(
     session_id: str,
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     amount: Annotated[int | None, Form(ge=1)] = None,
 ) -> RedirectResponse:
     """Dev control: Stripe refunds `amount` (all of it by default) and tells billing."""
-    require_test_mode(request)
-    async with runtime.db().acquire() as conn:
+    require_test_mode(billing)
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
     event = standin.refund_event(session, amount or session.amount_total)
-    await standin.deliver(billing_settings(runtime), [event])
+    await standin.deliver(billing.settings, [event])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
 
 
@@ -228,12 +221,12 @@ async def refund(
 async def dispute(
     session_id: str,
     request: Request,
-    runtime: RuntimeDep,
+    billing: BillingDep,
     status: Annotated[str, Form(pattern="^(needs_response|won|lost)$")],
 ) -> RedirectResponse:
     """Dev control: the buyer's bank opens a dispute (`needs_response`), or it closes."""
-    require_test_mode(request)
-    async with runtime.db().acquire() as conn:
+    require_test_mode(billing)
+    async with billing.pool.acquire() as conn:
         session = await standin.get_session(conn, session_id)
-    await standin.deliver(billing_settings(runtime), [standin.dispute_event(session, status)])
+    await standin.deliver(billing.settings, [standin.dispute_event(session, status)])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import stripe
 
-from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import Problem
+
+
+class SoldItem(Protocol):
+    """What a checkout session needs of the item sold (the catalog's `CatalogItem` is one):
+    the gateway sits below the catalog, so it names only these."""
+
+    @property
+    def sku(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def unit_amount(self) -> int: ...
+    @property
+    def stripe_price_id(self) -> str | None: ...
+    @property
+    def allow_promotion_codes(self) -> bool: ...
 
 
 class StripeUnavailable(Problem):
@@ -36,7 +54,7 @@ class StripeGateway:
         self.settings = settings
 
     async def create_checkout_session(
-        self, item: CatalogItem, quantity: int, email: str | None, idempotency_key: str
+        self, item: SoldItem, quantity: int, email: str | None, idempotency_key: str
     ) -> CheckoutLink:
         """A Checkout Session in payment mode whose metadata alone says what was bought."""
         portal = str(self.settings.portal_url).rstrip("/")

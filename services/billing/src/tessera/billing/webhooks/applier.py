@@ -20,9 +20,10 @@ import logging
 import asyncpg
 from opentelemetry import propagate, trace
 
-from tessera.billing.webhooks import queries, service
+from tessera.billing.stripe_events import queries
+from tessera.billing.stripe_events.queries import ReceivedEvent
+from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import applied
-from tessera.billing.webhooks.queries import ReceivedEvent
 from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.http.problems import dependency_errors
 

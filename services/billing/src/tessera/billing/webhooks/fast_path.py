@@ -12,17 +12,16 @@ here is taken back first, so the full stack counts it once.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Scope
 
-from tessera.billing.webhooks.recorder import DeliveryRecorder
-from tessera.billing.webhooks.routes import PATH, limit_of, settings_of
+from tessera.billing.context import Billing
+from tessera.billing.webhooks.routes import PATH, limit_of
 from tessera.billing.webhooks.schemas import acknowledgement
 from tessera.billing.webhooks.service import ingest
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.middleware import header
-from tessera.shared.service import Runtime
+from tessera.shared.service import NotConnected
 
 
 class WebhookFastPath(FastPath):
@@ -31,33 +30,32 @@ class WebhookFastPath(FastPath):
     def __init__(
         self,
         stack: ASGIApp,
-        app: FastAPI,
-        recorder: DeliveryRecorder,
+        billing: Billing,
         *,
-        max_body_bytes: int,
         hsts: bool,
     ) -> None:
-        super().__init__(stack, max_body_bytes=max_body_bytes, hsts=hsts)
-        self.state = app.state
-        self.recorder = recorder
+        super().__init__(stack, max_body_bytes=billing.settings.webhook_max_bytes, hsts=hsts)
+        self.billing = billing
 
     async def answer(self, scope: Scope, body: bytes) -> Answer | None:
-        runtime: Runtime | None = getattr(self.state, "runtime", None)
-        if runtime is None or runtime.synced_limiter is None:
-            return None
-        hit = limit_of(runtime, client_ip(scope))
-        if not runtime.synced_limiter.hit(hit).allowed:
+        billing = self.billing
+        try:
+            limiter, pool = billing.synced_limiter, billing.pool
+        except NotConnected:
+            return None  # not started yet: the full stack answers (a 503)
+        hit = limit_of(billing, client_ip(scope))
+        if not limiter.hit(hit).allowed:
             return None
         stripe_signature = header(scope, b"stripe-signature")
         try:
             outcome = await ingest(
-                settings_of(runtime),
-                self.recorder,
-                runtime.db(),
+                billing.settings,
+                billing.deliveries,
+                pool,
                 body,
                 stripe_signature.decode("latin-1") if stripe_signature is not None else None,
             )
         except Exception:
-            runtime.synced_limiter.undo(hit)
+            limiter.undo(hit)
             return None
         return Answer(acknowledgement(outcome))

@@ -6,13 +6,12 @@ import functools
 
 from fastapi import APIRouter, Request, Response
 
-from tessera.billing.settings import BillingSettings
+from tessera.billing.context import Billing, BillingDep
 from tessera.billing.stripe import signature
 from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.schemas import WebhookAck, acknowledgement
 from tessera.shared.http.context import client_ip
-from tessera.shared.service import Runtime, RuntimeDep
 from tessera.shared.synced_limits import Rule
 
 router = APIRouter(tags=["stripe"])
@@ -25,15 +24,9 @@ def webhook_rule(spec: str) -> Rule:
     return Rule.parse("webhook", spec)
 
 
-def settings_of(runtime: Runtime) -> BillingSettings:
-    settings = runtime.settings
-    assert isinstance(settings, BillingSettings)
-    return settings
-
-
-def limit_of(runtime: Runtime, ip: str) -> tuple[Rule, str]:
+def limit_of(billing: Billing, ip: str) -> tuple[Rule, str]:
     """The rate-limit hit a delivery from `ip` counts."""
-    return webhook_rule(settings_of(runtime).webhook_rate_limit), ip
+    return webhook_rule(billing.settings.webhook_rate_limit), ip
 
 
 @router.post(
@@ -42,14 +35,14 @@ def limit_of(runtime: Runtime, ip: str) -> tuple[Rule, str]:
     summary="Stripe webhook ingress",
     responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
 )
-async def receive_stripe_event(request: Request, runtime: RuntimeDep) -> Response:
-    runtime.hot_path_limiter().enforce(limit_of(runtime, client_ip(request)))
+async def receive_stripe_event(request: Request, billing: BillingDep) -> Response:
+    billing.synced_limiter.enforce(limit_of(billing, client_ip(request)))
     payload = await request.body()
     try:
         outcome = await service.ingest(
-            settings_of(runtime),
-            request.app.state.deliveries,
-            runtime.db(),
+            billing.settings,
+            billing.deliveries,
+            billing.pool,
             payload,
             request.headers.get("stripe-signature"),
         )

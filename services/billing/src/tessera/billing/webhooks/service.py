@@ -35,10 +35,10 @@ from tessera.billing.stripe.objects import (
     StripeEvent,
     expandable_id,
 )
-from tessera.billing.webhooks import queries
+from tessera.billing.stripe_events import queries
+from tessera.billing.stripe_events.queries import Delivery
+from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.webhooks.metrics import delivered
-from tessera.billing.webhooks.queries import Delivery
-from tessera.billing.webhooks.recorder import DeliveryRecorder
 from tessera.shared.http.problems import NotFound
 
 Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]

@@ -12,7 +12,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from tessera.licensing import state as licensing_state
 from tessera.licensing.admin import service
 from tessera.licensing.admin.errors import BadSearch
 from tessera.licensing.admin.schemas import (
@@ -22,20 +21,18 @@ from tessera.licensing.admin.schemas import (
     HeldOrder,
     StatusRequest,
 )
+from tessera.licensing.context import LicensingDep
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.licensing.orders import queries as order_queries
-from tessera.licensing.state import Licensing
-from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import AdminDep, Principal
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-StateDep = Annotated[Licensing, Depends(licensing_state.of)]
 RATE = "300/minute"
 
 
-async def limited(runtime: RuntimeDep, admin: AdminDep) -> Principal:
-    await runtime.rate_limiter().enforce(RATE, "admin", str(admin.user_id))
+async def limited(licensing: LicensingDep, admin: AdminDep) -> Principal:
+    await licensing.limiter.enforce(RATE, "admin", str(admin.user_id))
     return admin
 
 
@@ -44,8 +41,7 @@ Admin = Annotated[Principal, Depends(limited)]
 
 @router.get("/licenses", summary="Search licenses by key, email or account")
 async def search(
-    runtime: RuntimeDep,
-    state: StateDep,
+    licensing: LicensingDep,
     _: Admin,
     key: Annotated[str | None, Query(max_length=64)] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
@@ -55,8 +51,8 @@ async def search(
     if not (key or email or account_id):
         raise BadSearch()
     return await service.search(
-        runtime.db(),
-        state.sealer,
+        licensing.pool,
+        licensing.sealer,
         key_hash=keyformat.lookup_hash(key) if key else None,
         email=email,
         account_id=account_id,
@@ -65,72 +61,82 @@ async def search(
 
 
 @router.post("/licenses", status_code=201, summary="Grant a complimentary license")
-async def grant(
-    body: GrantRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
-) -> list[LicenseOut]:
-    return await service.grant(runtime.db(), state.sealer, admin, body)
+async def grant(body: GrantRequest, licensing: LicensingDep, admin: Admin) -> list[LicenseOut]:
+    return await service.grant(licensing.pool, licensing.sealer, admin, body)
 
 
 @router.post("/licenses/{license_id}/suspend")
 async def suspend(
-    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.set_status(
-        runtime.db(), state.cache, state.sealer, admin, license_id, "suspended", body.reason
+        licensing.pool,
+        licensing.cache,
+        licensing.sealer,
+        admin,
+        license_id,
+        "suspended",
+        body.reason,
     )
 
 
 @router.post("/licenses/{license_id}/reinstate")
 async def reinstate(
-    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.set_status(
-        runtime.db(), state.cache, state.sealer, admin, license_id, "active", body.reason
+        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, "active", body.reason
     )
 
 
 @router.post("/licenses/{license_id}/revoke")
 async def revoke(
-    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.set_status(
-        runtime.db(), state.cache, state.sealer, admin, license_id, "revoked", body.reason
+        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, "revoked", body.reason
     )
 
 
 @router.post("/licenses/{license_id}/reset-activations")
 async def reset_activations(
-    license_id: UUID, body: StatusRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.reset_activations(
-        runtime.db(), state.cache, state.sealer, admin, license_id, body.reason
+        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, body.reason
     )
 
 
 @router.post("/licenses/{license_id}/extend", summary="Set (or clear) the expiry")
 async def extend(
-    license_id: UUID, body: ExtendRequest, runtime: RuntimeDep, state: StateDep, admin: Admin
+    license_id: UUID, body: ExtendRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.extend(
-        runtime.db(), state.cache, state.sealer, admin, license_id, body.expires_at, body.reason
+        licensing.pool,
+        licensing.cache,
+        licensing.sealer,
+        admin,
+        license_id,
+        body.expires_at,
+        body.reason,
     )
 
 
 @router.get("/audit", summary="The audit log, newest first")
 async def audit(
-    runtime: RuntimeDep,
+    licensing: LicensingDep,
     _: Admin,
     license_id: UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditEntry]:
-    async with runtime.db().acquire() as conn:
+    async with licensing.pool.acquire() as conn:
         rows = await queries.audit_entries(conn, license_id, limit)
     return [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
 
 
 @router.get("/held-orders", summary="Paid orders held for an unknown product or policy")
-async def held_orders(runtime: RuntimeDep, _: Admin) -> list[HeldOrder]:
-    async with runtime.db().acquire() as conn:
+async def held_orders(licensing: LicensingDep, _: Admin) -> list[HeldOrder]:
+    async with licensing.pool.acquire() as conn:
         rows = await order_queries.held_orders(conn)
     return [
         HeldOrder(order_id=r["order_id"], reason=r["held_reason"], held_since=r["updated_at"])
@@ -151,8 +157,8 @@ def csv_cell(value: object) -> str:
 
 
 @router.get("/licenses.csv", summary="Every license as CSV (keys by hint only)")
-async def export_csv(runtime: RuntimeDep, _: Admin) -> StreamingResponse:
-    pool = runtime.db()
+async def export_csv(licensing: LicensingDep, _: Admin) -> StreamingResponse:
+    pool = licensing.pool
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()

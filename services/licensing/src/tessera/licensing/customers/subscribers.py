@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from faststream.nats import NatsRouter
 
+from tessera.licensing.context import Licensing
 from tessera.licensing.customers import service
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.messaging import subscriber
-from tessera.shared.service import Runtime
 
 
-def register(runtime: Runtime, router: NatsRouter) -> None:
-    @subscriber(router, runtime.name, runtime.namespace, AccountCreated)
+def register(licensing: Licensing, router: NatsRouter) -> None:
+    @subscriber(router, licensing.name, licensing.namespace, AccountCreated)
     async def on_account_created(event: AccountCreated) -> None:
         """Remember the account so licenses can be bound to it."""
-        await service.register_customer(runtime.db(), event)
+        await service.register_customer(licensing.pool, event)

@@ -21,10 +21,10 @@ from __future__ import annotations
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Scope
 
+from tessera.licensing.context import Licensing
 from tessera.licensing.desktop import validate
 from tessera.licensing.desktop.schemas import HeartbeatRequest, ValidateRequest
 from tessera.licensing.desktop.signature import HEADER
-from tessera.licensing.state import Licensing
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.problems import Problem
@@ -33,11 +33,11 @@ from tessera.shared.http.problems import Problem
 class ValidateFastPath(FastPath):
     path = validate.PATH
 
-    def __init__(self, app: ASGIApp, state: Licensing, *, hsts: bool, traced: bool) -> None:
+    def __init__(self, app: ASGIApp, licensing: Licensing, *, hsts: bool, traced: bool) -> None:
         super().__init__(
-            app, max_body_bytes=state.settings.max_body_bytes, hsts=hsts, traced=traced
+            app, max_body_bytes=licensing.settings.max_body_bytes, hsts=hsts, traced=traced
         )
-        self.state = state
+        self.licensing = licensing
 
     async def answer(self, scope: Scope, body: bytes) -> Answer | None:
         try:
@@ -50,7 +50,7 @@ class ValidateFastPath(FastPath):
 
     async def signed(self, scope: Scope, body: bytes) -> validate.Signed:
         req = ValidateRequest.model_validate_json(body)
-        return await validate.validate(self.state, req, client_ip(scope), give_back=True)
+        return await validate.validate(self.licensing, req, client_ip(scope), give_back=True)
 
 
 class HeartbeatFastPath(ValidateFastPath):
@@ -60,4 +60,4 @@ class HeartbeatFastPath(ValidateFastPath):
 
     async def signed(self, scope: Scope, body: bytes) -> validate.Signed:
         req = HeartbeatRequest.model_validate_json(body)
-        return await validate.heartbeat(self.state, req, client_ip(scope), give_back=True)
+        return await validate.heartbeat(self.licensing, req, client_ip(scope), give_back=True)

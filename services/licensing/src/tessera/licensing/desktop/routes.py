@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from tessera.licensing import state as licensing_state
+from tessera.licensing.context import Licensing, LicensingDep
 from tessera.licensing.desktop import service
 from tessera.licensing.desktop import validate as one_validate
 from tessera.licensing.desktop.schemas import (
@@ -22,11 +22,9 @@ from tessera.licensing.desktop.schemas import (
 from tessera.licensing.desktop.signature import HEADER
 from tessera.licensing.desktop.validate import key_id_of
 from tessera.licensing.licenses import keyformat
-from tessera.licensing.state import Licensing
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.openapi import Jwk, problems
-from tessera.shared.http.problems import Problem, ServiceUnavailable
-from tessera.shared.service import RuntimeDep
+from tessera.shared.http.problems import Problem
 from tessera.shared.tokens import current_principal
 
 
@@ -49,7 +47,6 @@ PUBLISHED_KEYS_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 HEADER_NAME = HEADER.decode()
 router = APIRouter(prefix="/v1", tags=["desktop"])
-StateDep = Annotated[Licensing, Depends(licensing_state.of)]
 ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": Answer}}
 
 
@@ -67,20 +64,19 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def limit(state: Licensing, request: Request, key: str) -> None:
+def limit(licensing: Licensing, request: Request, key: str) -> None:
     """Decided in memory (no await); the counts are shared through Redis in the background."""
-    if state.limiter is None:
-        raise ServiceUnavailable("Rate limiting is unavailable.")
-    state.limiter.enforce((state.per_ip, client_ip(request)), (state.per_key, key))
+    hits = (licensing.per_ip, client_ip(request)), (licensing.per_key, key)
+    licensing.synced_limiter.enforce(*hits)
 
 
 @router.post("/licenses/validate", responses=ANSWER, summary="Is this license valid here?")
 async def validate(req: ValidateRequest, request: Request) -> Response:
     # The hot path takes no dependencies: FastAPI runs a sync one in a worker thread, and
-    # every hop shows in p99. The state is read straight off the app. Signed here, by the
+    # every hop shows in p99. The context is read straight off the app. Signed here, by the
     # code the fast path runs too (SignedResponses leaves a signed answer as it is).
-    state: Licensing = request.app.state.licensing
-    signed = await one_validate.validate(state, req, client_ip(request))
+    licensing: Licensing = request.app.state.context
+    signed = await one_validate.validate(licensing, req, client_ip(request))
     return Response(
         signed.body, media_type="application/json", headers={HEADER_NAME: signed.signature.decode()}
     )
@@ -89,8 +85,8 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
 @router.post("/licenses/heartbeat", responses=ANSWER, summary="This machine still runs")
 async def heartbeat(req: HeartbeatRequest, request: Request) -> Response:
     # As validate: no dependencies, answered from memory, signed here (desktop/validate.py).
-    state: Licensing = request.app.state.licensing
-    signed = await one_validate.heartbeat(state, req, client_ip(request))
+    licensing: Licensing = request.app.state.context
+    signed = await one_validate.heartbeat(licensing, req, client_ip(request))
     return Response(
         signed.body, media_type="application/json", headers={HEADER_NAME: signed.signature.decode()}
     )
@@ -111,39 +107,33 @@ ACTIVATE: dict[str, Any] = {
     **ACTIVATE,
 )
 @router.post("/licenses/activate", summary="Bind this machine to a seat", **ACTIVATE)
-async def activate(
-    req: ActivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
-) -> Response:
+async def activate(req: ActivateRequest, request: Request, licensing: LicensingDep) -> Response:
     account_id = None
     if req.key is not None:
-        limit(state, request, key_id(req.key))
+        limit(licensing, request, key_id(req.key))
     else:
         if "authorization" not in request.headers:
             raise KeyOrTokenRequired()
         principal = await current_principal(request)
         account_id = principal.account_id
-        limit(state, request, f"acc:{account_id}")
-    ring = state.key_ring()
+        limit(licensing, request, f"acc:{account_id}")
+    ring = licensing.ring
     body = await service.activate(
-        runtime.db(), state.cache, ring.signer, state.sealer, req, account_id
+        licensing.pool, licensing.cache, ring.signer, licensing.sealer, req, account_id
     )
     return json_response(body)
 
 
 @router.post("/licenses/deactivate", responses=ANSWER, summary="Free this machine's seat")
-async def deactivate(
-    req: DeactivateRequest, request: Request, runtime: RuntimeDep, state: StateDep
-) -> Response:
-    limit(state, request, key_id(req.key))
-    return json_response(await service.deactivate(runtime.db(), state.cache, req))
+async def deactivate(req: DeactivateRequest, request: Request, licensing: LicensingDep) -> Response:
+    limit(licensing, request, key_id(req.key))
+    return json_response(await service.deactivate(licensing.pool, licensing.cache, req))
 
 
 @router.post("/licenses/checkin", responses=ANSWER, summary="Give the floating seat back")
-async def checkin(
-    req: CheckinRequest, request: Request, runtime: RuntimeDep, state: StateDep
-) -> Response:
-    limit(state, request, key_id(req.key))
-    return json_response(await service.checkin(runtime.db(), state.cache, req))
+async def checkin(req: CheckinRequest, request: Request, licensing: LicensingDep) -> Response:
+    limit(licensing, request, key_id(req.key))
+    return json_response(await service.checkin(licensing.pool, licensing.cache, req))
 
 
 @router.get(
@@ -151,13 +141,12 @@ async def checkin(
     summary="The root-signed key set of the lease-signing keys",
     responses=PUBLISHED_KEYS_RESPONSE,
 )
-async def public_keys(request: Request, state: StateDep) -> Response:
+async def public_keys(request: Request, licensing: LicensingDep) -> Response:
     """`key_sets`: the signed key set, one compact JWS per root that signed it (what an app
     verifies against its pinned roots); `keys`: the same lease keys as a plain JWKS, and
     `roots`: the roots' public halves, both unverified and for humans and tools only."""
-    if state.limiter is not None:
-        state.limiter.enforce((state.per_ip, client_ip(request)))
-    response = json_response(state.key_ring().published())
+    licensing.synced_limiter.enforce((licensing.per_ip, client_ip(request)))
+    response = json_response(licensing.ring.published())
     # Old keys stay listed for the life of their last lease, so a cached copy stays useful.
     response.headers["cache-control"] = "public, max-age=300"
     return response

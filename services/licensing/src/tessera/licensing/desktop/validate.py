@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 import orjson
 
+from tessera.licensing.context import Licensing
 from tessera.licensing.desktop import service
 from tessera.licensing.desktop.schemas import HeartbeatRequest, ValidateRequest
 from tessera.licensing.desktop.signature import signature_header
 from tessera.licensing.licenses import keyformat
-from tessera.licensing.state import Licensing
-from tessera.shared.http.problems import RateLimited, ServiceUnavailable
+from tessera.shared.http.problems import RateLimited
 from tessera.shared.keys import Signer
 
 PATH = "/v1/licenses/validate"
@@ -42,45 +42,41 @@ def key_id_of(key_hash: bytes) -> str:
 
 
 async def validate(
-    state: Licensing, req: ValidateRequest, ip: str, *, give_back: bool = False
+    licensing: Licensing, req: ValidateRequest, ip: str, *, give_back: bool = False
 ) -> Signed:
     """The signed answer to `req` from `ip`. Raises `ServiceUnavailable` (no read pool,
-    limiter or keys yet) or `RateLimited` (nothing counted then). With `give_back`, the
-    hits counted are taken back when the service fails, so the caller can hand the request
-    to the full stack, which counts it itself."""
+    limiter or keys yet: the context's `NotConnected`) or `RateLimited` (nothing counted
+    then). With `give_back`, the hits counted are taken back when the service fails, so the
+    caller can hand the request to the full stack, which counts it itself."""
 
     async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
-        return await service.validate(pool, state.cache, signer, req, key_hash)
+        return await service.validate(pool, licensing.cache, signer, req, key_hash)
 
-    return await from_memory(state, PATH, req.key, ip, work, give_back)
+    return await from_memory(licensing, PATH, req.key, ip, work, give_back)
 
 
 async def heartbeat(
-    state: Licensing, req: HeartbeatRequest, ip: str, *, give_back: bool = False
+    licensing: Licensing, req: HeartbeatRequest, ip: str, *, give_back: bool = False
 ) -> Signed:
     """The signed answer to a heartbeat, as `validate` answers (the same limits count it)."""
 
     async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
-        return await service.heartbeat(pool, state.cache, signer, state.heartbeats, req, key_hash)
+        return await service.heartbeat(
+            pool, licensing.cache, signer, licensing.heartbeats, req, key_hash
+        )
 
-    return await from_memory(state, HEARTBEAT_PATH, req.key, ip, work, give_back)
+    return await from_memory(licensing, HEARTBEAT_PATH, req.key, ip, work, give_back)
 
 
 Work = Callable[[asyncpg.Pool, Signer, bytes], Awaitable[dict[str, Any]]]
 
 
 async def from_memory(
-    state: Licensing, path: str, key: str, ip: str, work: Work, give_back: bool
+    licensing: Licensing, path: str, key: str, ip: str, work: Work, give_back: bool
 ) -> Signed:
-    pool, ring, limiter = state.read_pool, state.ring, state.limiter
-    if pool is None:
-        raise ServiceUnavailable("The database is not connected.")
-    if limiter is None:
-        raise ServiceUnavailable("Rate limiting is unavailable.")
-    if ring is None:
-        raise ServiceUnavailable("Signing keys are not loaded yet.")
+    pool, ring, limiter = licensing.read_pool, licensing.ring, licensing.synced_limiter
     key_hash = keyformat.lookup_hash(key)
-    hits = ((state.per_ip, ip), (state.per_key, key_id_of(key_hash)))
+    hits = ((licensing.per_ip, ip), (licensing.per_key, key_id_of(key_hash)))
     retry_after = limiter.hit(*hits).retry_after
     if retry_after:
         raise RateLimited(retry_after)

@@ -7,21 +7,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
 
-from tessera.licensing import state as licensing_state
+from tessera.licensing.context import LicensingDep
 from tessera.licensing.licenses import queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.licenses.schemas import LicenseOut
-from tessera.licensing.state import Licensing
-from tessera.shared.service import RuntimeDep
 from tessera.shared.tokens import Principal, PrincipalDep
 
 router = APIRouter(prefix="/v1/me", tags=["customer"])
-StateDep = Annotated[Licensing, Depends(licensing_state.of)]
 RATE = "120/minute"
 
 
-async def limited(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
-    await runtime.rate_limiter().enforce(RATE, "me", str(principal.account_id))
+async def limited(licensing: LicensingDep, principal: PrincipalDep) -> Principal:
+    await licensing.limiter.enforce(RATE, "me", str(principal.account_id))
     return principal
 
 
@@ -29,10 +26,10 @@ CustomerDep = Annotated[Principal, Depends(limited)]
 
 
 @router.get("/licenses", summary="My licenses, with the machines each runs on")
-async def my_licenses(runtime: RuntimeDep, state: StateDep, me: CustomerDep) -> list[LicenseOut]:
-    async with runtime.db().acquire() as conn:
+async def my_licenses(licensing: LicensingDep, me: CustomerDep) -> list[LicenseOut]:
+    async with licensing.pool.acquire() as conn:
         rows = await queries.licenses_of_account(conn, me.account_id)
-        return await licenses.with_activations(conn, state.sealer, rows)
+        return await licenses.with_activations(conn, licensing.sealer, rows)
 
 
 @router.delete(
@@ -41,11 +38,11 @@ async def my_licenses(runtime: RuntimeDep, state: StateDep, me: CustomerDep) -> 
     summary="Free a seat: remove one of my machines",
 )
 async def remove_my_activation(
-    license_id: UUID, activation_id: UUID, runtime: RuntimeDep, state: StateDep, me: CustomerDep
+    license_id: UUID, activation_id: UUID, licensing: LicensingDep, me: CustomerDep
 ) -> Response:
     await licenses.remove_own_activation(
-        runtime.db(),
-        state.cache,
+        licensing.pool,
+        licensing.cache,
         account_id=me.account_id,
         user_id=me.user_id,
         license_id=license_id,

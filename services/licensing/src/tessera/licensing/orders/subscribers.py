@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from faststream.nats import NatsRouter
 
+from tessera.licensing.context import Licensing
 from tessera.licensing.orders import service
-from tessera.licensing.state import Licensing
 from tessera.shared.events.billing import (
     OrderDisputeClosed,
     OrderDisputed,
@@ -13,26 +13,25 @@ from tessera.shared.events.billing import (
     OrderRefunded,
 )
 from tessera.shared.messaging import subscriber
-from tessera.shared.service import Runtime
 
 
-def register(runtime: Runtime, router: NatsRouter, state: Licensing) -> None:
-    @subscriber(router, runtime.name, runtime.namespace, OrderPaid)
+def register(licensing: Licensing, router: NatsRouter) -> None:
+    @subscriber(router, licensing.name, licensing.namespace, OrderPaid)
     async def on_order_paid(event: OrderPaid) -> None:
         """Issue one license per seat the order bought (held if the policy is unknown)."""
-        await service.on_paid(runtime.db(), state.sealer, event)
+        await service.on_paid(licensing.pool, licensing.sealer, event)
 
-    @subscriber(router, runtime.name, runtime.namespace, OrderRefunded)
+    @subscriber(router, licensing.name, licensing.namespace, OrderRefunded)
     async def on_order_refunded(event: OrderRefunded) -> None:
         """A full refund revokes the order's licenses."""
-        await service.on_refunded(runtime.db(), event)
+        await service.on_refunded(licensing.pool, event)
 
-    @subscriber(router, runtime.name, runtime.namespace, OrderDisputed)
+    @subscriber(router, licensing.name, licensing.namespace, OrderDisputed)
     async def on_order_disputed(event: OrderDisputed) -> None:
         """A dispute suspends the order's licenses."""
-        await service.on_disputed(runtime.db(), event)
+        await service.on_disputed(licensing.pool, event)
 
-    @subscriber(router, runtime.name, runtime.namespace, OrderDisputeClosed)
+    @subscriber(router, licensing.name, licensing.namespace, OrderDisputeClosed)
     async def on_order_dispute_closed(event: OrderDisputeClosed) -> None:
         """Won: reinstate; lost: revoke."""
-        await service.on_dispute_closed(runtime.db(), event)
+        await service.on_dispute_closed(licensing.pool, event)

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -270,18 +270,24 @@ async def load_ring(pool: asyncpg.Pool, sealer: Sealer) -> KeyRing:
     )
 
 
+class RingHolder(Protocol):
+    """Whoever holds the ring in use (licensing's context)."""
+
+    loaded_ring: KeyRing | None
+
+
 async def keep_fresh(
-    holder: Any, pool: asyncpg.Pool, sealer: Sealer, every: float, set_lifetime: float
+    holder: RingHolder, pool: asyncpg.Pool, sealer: Sealer, every: float, set_lifetime: float
 ) -> None:
     """Every `every` seconds: re-sign the key set if a sealed root should (see refresh_set),
     and re-read the ring so an operator's rotation or new set reaches this replica."""
     while True:
         await asyncio.sleep(every)
         try:
-            ring = holder.ring
+            ring = holder.loaded_ring
             if ring is None or _stale(ring.set_kids, ring.set_expires_at, ring.kids, set_lifetime):
                 await refresh_set(pool, sealer, set_lifetime)
-            holder.ring = await load_ring(pool, sealer)
+            holder.loaded_ring = await load_ring(pool, sealer)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # keep the ring we have; Postgres may be briefly away

@@ -10,9 +10,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
+from tessera.portal.context import PortalDep
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.upstream.licensing import License
-from tessera.portal.web.context import PortalDep
 from tessera.portal.web.pages import (
     drop_session_cookie,
     is_htmx,

@@ -11,8 +11,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
 from tessera.portal.admin.routes import unknown_action
+from tessera.portal.context import PortalDep
 from tessera.portal.upstream.base import UpstreamError
-from tessera.portal.web.context import PortalDep
 from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
 from tessera.portal.web.viewer import AdminViewerDep, admin_viewer
 

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
 from tessera.portal.admin.actions import ACTIONS, EVENT_ID, NOTICES, BadEvent, Posted
 from tessera.portal.admin.chart import chart
+from tessera.portal.context import Portal, PortalDep
 from tessera.portal.upstream.auth import User
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.upstream.billing import AccountDetail
 from tessera.portal.upstream.licensing import License
-from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.pages import limit_posts, redirect, render, require_csrf
 from tessera.portal.web.viewer import AdminViewerDep, Viewer, admin_viewer
 from tessera.shared.http.params import IsoDate

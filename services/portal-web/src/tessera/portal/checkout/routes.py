@@ -14,9 +14,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from tessera.portal.context import PortalDep
 from tessera.portal.upstream.base import UpstreamError
 from tessera.portal.upstream.licensing import License
-from tessera.portal.web.context import PortalDep
 from tessera.portal.web.pages import error_page, limit_lookups, render
 from tessera.portal.web.viewer import MaybeViewerDep, caller_of
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
+from tessera.portal.context import Portal, PortalDep
 from tessera.portal.upstream.licensing import License
-from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.errors import PageNotFound
 from tessera.portal.web.pages import limit_lookups, page_headers, render, require_csrf
 from tessera.portal.web.viewer import Viewer, ViewerDep

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
+from tessera.portal.context import PortalDep
 from tessera.portal.upstream.auth import SignedIn
 from tessera.portal.upstream.base import UpstreamError
-from tessera.portal.web.context import PortalDep
 from tessera.portal.web.pages import (
     drop_session_cookie,
     finish,

@@ -17,8 +17,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tessera.portal.context import Portal, portal_of
 from tessera.portal.upstream.base import UpstreamError
-from tessera.portal.web.context import Portal, portal_of
 from tessera.portal.web.errors import CsrfFailed, PageNotFound, SignedOut
 from tessera.portal.web.security import (
     BROWSER_COOKIE,
@@ -173,7 +173,7 @@ async def require_csrf(request: Request) -> None:
 async def limit_posts(request: Request, rule: str, scope: str) -> None:
     portal = portal_of(request)
     ip = client_ip(request)
-    await portal.rate_limiter().enforce(rule, scope, ip)
+    await portal.limiter.enforce(rule, scope, ip)
 
 
 async def limit_lookups(request: Request) -> None:

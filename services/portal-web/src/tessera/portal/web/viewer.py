@@ -23,8 +23,8 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from tessera.portal.context import Portal, PortalDep
 from tessera.portal.upstream.base import Caller, TokenRejected, UpstreamError
-from tessera.portal.web.context import Portal, PortalDep
 from tessera.portal.web.errors import PageNotFound, SignedOut
 from tessera.portal.web.security import COOKIE_VALUE, SESSION_COOKIE, cache_key
 from tessera.shared.http.context import client_ip, current_request_id
@@ -79,9 +79,9 @@ async def fresh_token(portal: Portal, caller: Caller, session_id: str) -> tuple[
             await forget(portal, session_id)
             raise SignedOut() from None
         raise
-    principal = await portal.verifier.verify(access.access_token)
+    principal = await portal.token_verifier.verify(access.access_token)
     ttl = max(1, access.expires_in - EARLY_SECONDS)
-    await portal.store().set(
+    await portal.redis.set(
         portal.keys("tok", cache_key(portal.settings.secret_key, session_id)),
         json.dumps({"token": access.access_token, "at": time.time()}),
         ex=ttl,
@@ -90,13 +90,13 @@ async def fresh_token(portal: Portal, caller: Caller, session_id: str) -> tuple[
 
 
 async def cached_token(portal: Portal, session_id: str) -> tuple[str, Principal] | None:
-    store = portal.store()
+    store = portal.redis
     raw = await store.get(portal.keys("tok", cache_key(portal.settings.secret_key, session_id)))
     if raw is None:
         return None
     cached = json.loads(raw)
     try:
-        principal = await portal.verifier.verify(cached["token"])
+        principal = await portal.token_verifier.verify(cached["token"])
     except Unauthorized:
         return None
     marks = await store.mget(
@@ -112,17 +112,17 @@ async def mark_revoked(portal: Portal, *, user_id: str = "", session: str = "") 
     """Cached tokens of this user (or session) minted before now are not trusted any more."""
     key = portal.keys("nbf", "user", user_id) if user_id else portal.keys("nbf", "session", session)
     # Long enough to outlive any cached token (auth's tokens live minutes).
-    await portal.store().set(key, str(time.time()), ex=3600)
+    await portal.redis.set(key, str(time.time()), ex=3600)
 
 
 async def remember_email(portal: Portal, session_id: str, email: str, seconds: int) -> None:
     key = portal.keys("who", cache_key(portal.settings.secret_key, session_id))
-    await portal.store().set(key, json.dumps({"email": email}), ex=max(60, seconds))
+    await portal.redis.set(key, json.dumps({"email": email}), ex=max(60, seconds))
 
 
 async def forget(portal: Portal, session_id: str) -> None:
     digest = cache_key(portal.settings.secret_key, session_id)
-    await portal.store().delete(portal.keys("tok", digest), portal.keys("who", digest))
+    await portal.redis.delete(portal.keys("tok", digest), portal.keys("who", digest))
 
 
 async def find_viewer(request: Request, portal: Portal) -> Viewer | None:
@@ -138,7 +138,7 @@ async def find_viewer(request: Request, portal: Portal) -> Viewer | None:
             request.state.drop_session = True
             return None
     token, principal = found
-    raw = await portal.store().get(
+    raw = await portal.redis.get(
         portal.keys("who", cache_key(portal.settings.secret_key, session_id))
     )
     email = json.loads(raw).get("email") if raw else None

@@ -23,8 +23,8 @@ import logging
 
 import asyncpg
 
-from tessera.billing.webhooks import queries
-from tessera.billing.webhooks.queries import Delivery
+from tessera.billing.stripe_events import queries
+from tessera.billing.stripe_events.queries import Delivery
 
 log = logging.getLogger("tessera.billing.webhooks")
 
