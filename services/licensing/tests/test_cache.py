@@ -22,7 +22,11 @@ def a_known(status: str = "active") -> Known:
         lease_seconds=3600,
         grace_seconds=0,
         entitlements=("chartgpt.core",),
+        heartbeat_seconds=None,
+        heartbeat_grace_seconds=0,
+        floating=False,
         activations={},
+        seats={},
     )
 
 

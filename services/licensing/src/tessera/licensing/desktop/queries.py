@@ -10,18 +10,26 @@ import asyncpg
 
 from tessera.licensing.cache import Known, License
 
-LOOKUP = """
-SELECT l.id, l.account_id, l.product_code, l.status, l.expires_at,
-       pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements,
-       coalesce(array_agg(a.fingerprint_hash) FILTER (WHERE a.id IS NOT NULL), '{}') AS fps,
-       coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{}') AS activation_ids
+POLICY_COLUMNS = """
+    pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements,
+    pol.heartbeat_seconds, pol.heartbeat_grace_seconds, pol.floating
+"""
+
+LOOKUP = f"""
+SELECT l.id, l.account_id, l.product_code, l.status, l.expires_at, {POLICY_COLUMNS},
+       coalesce(array_agg(a.fingerprint_hash) FILTER (WHERE a.id IS NOT NULL), '{{}}') AS fps,
+       coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{{}}') AS activation_ids,
+       coalesce(array_agg(extract(epoch FROM a.seat_until))
+                FILTER (WHERE a.seat_until IS NOT NULL), '{{}}') AS seat_ends,
+       coalesce(array_agg(a.fingerprint_hash)
+                FILTER (WHERE a.seat_until IS NOT NULL), '{{}}') AS seat_fps
   FROM licenses l
   JOIN policies pol ON pol.code = l.policy_code
   JOIN products p ON p.code = l.product_code
   LEFT JOIN activations a ON a.license_id = l.id
  WHERE l.key_hash = $1
  GROUP BY l.id, pol.code, p.code
-"""
+"""  # noqa: S608 (a constant column list, no input)
 
 
 async def lookup(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> Known | None:
@@ -29,7 +37,11 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> Kn
     row = await conn.fetchrow(LOOKUP, key_hash)
     if row is None:
         return None
-    return Known.of(row, activations=dict(zip(row["fps"], row["activation_ids"], strict=True)))
+    return Known.of(
+        row,
+        activations=dict(zip(row["fps"], row["activation_ids"], strict=True)),
+        seats={fp: float(end) for fp, end in zip(row["seat_fps"], row["seat_ends"], strict=True)},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +56,8 @@ class Locked:
         return cls(License.of(row), bytes(row["key_sealed"]))
 
 
-LOCK_COLUMNS = """
-    l.id, l.account_id, l.product_code, l.status, l.expires_at, l.key_sealed,
-    pol.max_machines, pol.lease_seconds, pol.grace_seconds, p.entitlements
+LOCK_COLUMNS = f"""
+    l.id, l.account_id, l.product_code, l.status, l.expires_at, l.key_sealed, {POLICY_COLUMNS}
 """
 
 
@@ -135,6 +146,44 @@ async def delete_activation(
 ) -> UUID | None:
     value: UUID | None = await conn.fetchval(
         "DELETE FROM activations WHERE license_id = $1 AND fingerprint_hash = $2 RETURNING id",
+        license_id,
+        fingerprint_hash,
+    )
+    return value
+
+
+async def take_seat(
+    conn: asyncpg.Connection, license_id: UUID, activation_id: UUID, seats: int, seconds: int
+) -> float | None:
+    """Give the machine a floating seat for `seconds` (renew the one it holds) if it holds
+    one or fewer than `seats` are held; the seat's end (unix seconds), or None when none is
+    free. The caller holds the license's row lock, so the count cannot change under it."""
+    value = await conn.fetchval(
+        """
+        UPDATE activations
+           SET seat_until = clock_timestamp() + make_interval(secs => $4),
+               last_heartbeat_at = clock_timestamp()
+         WHERE id = $2
+           AND (seat_until > clock_timestamp()
+                OR (SELECT count(*) FROM activations
+                     WHERE license_id = $1 AND seat_until > clock_timestamp()) < $3)
+        RETURNING extract(epoch FROM seat_until)
+        """,
+        license_id,
+        activation_id,
+        seats,
+        seconds,
+    )
+    return None if value is None else float(value)
+
+
+async def release_seat(
+    conn: asyncpg.Connection, license_id: UUID, fingerprint_hash: str
+) -> UUID | None:
+    """The machine's activation, its floating seat (if any) given back; None if not activated."""
+    value: UUID | None = await conn.fetchval(
+        "UPDATE activations SET seat_until = NULL"
+        " WHERE license_id = $1 AND fingerprint_hash = $2 RETURNING id",
         license_id,
         fingerprint_hash,
     )

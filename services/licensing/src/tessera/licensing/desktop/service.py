@@ -19,10 +19,13 @@ from tessera.licensing.desktop.queries import Locked
 from tessera.licensing.desktop.schemas import (
     DETAILS,
     ActivateRequest,
+    CheckinRequest,
     Code,
     DeactivateRequest,
+    HeartbeatRequest,
     ValidateRequest,
 )
+from tessera.licensing.heartbeats.service import Heartbeats
 from tessera.licensing.leases.claims import decoy_claims, lease_claims
 from tessera.licensing.licenses import keyformat
 from tessera.shared import outbox
@@ -75,12 +78,30 @@ def judge(
         return code, None
     mine = known.activations.get(fp_hash)
     if mine is not None:
+        if known.floating and known.seats.get(fp_hash, 0.0) <= now:
+            return Code.CHECKOUT_REQUIRED, mine
         return Code.VALID, mine
     if activation_id is not None and activation_id in known.activations.values():
         return Code.FINGERPRINT_MISMATCH, None
-    if len(known.activations) >= known.max_machines:
+    # Floating: any number of machines may be activated; seats are what is counted.
+    if not known.floating and len(known.activations) >= known.max_machines:
         return Code.TOO_MANY_ACTIVATIONS, None
     return Code.NOT_ACTIVATED, None
+
+
+def seat_seconds(row: License) -> int:
+    """How long a floating seat lasts unrenewed: the heartbeat interval and its grace."""
+    return (row.heartbeat_seconds or 0) + row.heartbeat_grace_seconds
+
+
+def timing(row: License, now: float, seat_until: float | None) -> dict[str, Any]:
+    """The heartbeat and seat times of a valid answer, for the policies that have them."""
+    extra: dict[str, Any] = {}
+    if row.heartbeat_seconds is not None:
+        extra["next_heartbeat_at"] = iso(int(now) + row.heartbeat_seconds)
+    if seat_until is not None:
+        extra["seat_expires_at"] = iso(seat_until)
+    return extra
 
 
 def answer(
@@ -112,7 +133,10 @@ def answer(
     return body
 
 
-def sign_lease(signer: Signer, row: License, fingerprint: str, now: int) -> dict[str, Any]:
+def sign_lease(
+    signer: Signer, row: License, fingerprint: str, now: int, until: float | None = None
+) -> dict[str, Any]:
+    """A fresh lease, ending no later than `until` (a floating seat's end) when given."""
     claims = lease_claims(
         license_id=row.id,
         account_id=row.account_id,
@@ -124,6 +148,7 @@ def sign_lease(signer: Signer, row: License, fingerprint: str, now: int) -> dict
         lease_seconds=row.lease_seconds,
         grace_seconds=row.grace_seconds,
         license_expires_at=row.expires_at,
+        until=None if until is None else int(until),
     )
     return {"lease": signer.jws(claims), "lease_expires_at": iso(claims["exp"])}
 
@@ -157,13 +182,53 @@ async def validate(
     now = time.time()
     known = await find_known(pool, cache, key_hash or keyformat.lookup_hash(req.key))
     code, activation = judge(known, fingerprint_hash(req.fingerprint), req.activation_id, now)
+    return verdict(signer, known, code, activation, req.fingerprint, req.nonce, now)
+
+
+def verdict(
+    signer: Signer,
+    known: Known | None,
+    code: Code,
+    activation: UUID | None,
+    fingerprint: str,
+    nonce: str | None,
+    now: float,
+    seat_until: float | None = None,
+) -> dict[str, Any]:
+    """The answer to a read (validate, heartbeat): a fresh lease when valid, bounded by the
+    machine's floating seat (`seat_until`, else the one the cache knows)."""
     if code is Code.VALID:
         assert known is not None
-        lease = sign_lease(signer, known, req.fingerprint, int(now))
-        return answer(code, now, req.nonce, known, activation_id=str(activation), **lease)
+        if known.floating and seat_until is None:
+            seat_until = known.seats.get(fingerprint_hash(fingerprint))
+        lease = sign_lease(signer, known, fingerprint, int(now), seat_until)
+        extra = timing(known, now, seat_until)
+        return answer(code, now, nonce, known, activation_id=str(activation), **lease, **extra)
     # constant work: a fast "no" would tell which keys exist
-    signer.jws(decoy_claims(int(now), req.fingerprint))
-    return answer(code, now, req.nonce, known)
+    signer.jws(decoy_claims(int(now), fingerprint))
+    return answer(code, now, nonce, known)
+
+
+async def heartbeat(
+    pool: asyncpg.Pool,
+    cache: LicenseCache,
+    signer: Signer,
+    heartbeats: Heartbeats,
+    req: HeartbeatRequest,
+    key_hash: bytes,
+) -> dict[str, Any]:
+    """The machine still runs: validate's verdict, from memory, and the heartbeat recorded
+    (in memory too; written in the next batch), renewing a floating seat it holds."""
+    now = time.time()
+    known = await find_known(pool, cache, key_hash)
+    code, activation = judge(known, fingerprint_hash(req.fingerprint), None, now)
+    seat_until = None
+    if activation is not None:
+        assert known is not None
+        if code is Code.VALID and known.floating:
+            seat_until = now + seat_seconds(known)
+        heartbeats.record(activation, now, seat_until)
+    return verdict(signer, known, code, activation, req.fingerprint, req.nonce, now, seat_until)
 
 
 @dataclass(frozen=True)
@@ -171,6 +236,7 @@ class Outcome:
     code: Code
     locked: Locked | None
     activation_id: UUID | None = None
+    seat_until: float | None = None
 
 
 async def _activate_on(
@@ -180,11 +246,27 @@ async def _activate_on(
     code = standing(row, now)
     if code is not None:
         return Outcome(code, locked)
-    existing = await queries.find_activation(conn, row.id, fp_hash)
-    if existing is not None:
-        return Outcome(Code.VALID, locked, existing)
-    if await queries.count_activations(conn, row.id) >= row.max_machines:
-        return Outcome(Code.TOO_MANY_ACTIVATIONS, locked)
+    activation_id = await queries.find_activation(conn, row.id, fp_hash)
+    if activation_id is None:
+        # Floating: activations are not limited, seats are (below).
+        if not row.floating and await queries.count_activations(conn, row.id) >= row.max_machines:
+            return Outcome(Code.TOO_MANY_ACTIVATIONS, locked)
+        activation_id = await _add_activation(conn, row, req, fp_hash)
+    if not row.floating:
+        return Outcome(Code.VALID, locked, activation_id)
+    # The license row is locked: no other check-out of this license counts meanwhile, so
+    # at most max_machines seats are ever held at once.
+    until = await queries.take_seat(
+        conn, row.id, activation_id, row.max_machines, seat_seconds(row)
+    )
+    if until is None:
+        return Outcome(Code.NO_FREE_SEAT, locked, activation_id)
+    return Outcome(Code.VALID, locked, activation_id, until)
+
+
+async def _add_activation(
+    conn: asyncpg.Connection, row: License, req: ActivateRequest, fp_hash: str
+) -> UUID:
     activation_id = new_event_id()
     await queries.insert_activation(
         conn,
@@ -206,7 +288,7 @@ async def _activate_on(
             platform=req.platform,
         ),
     )
-    return Outcome(Code.VALID, locked, activation_id)
+    return activation_id
 
 
 async def _activate_for_account(
@@ -259,7 +341,8 @@ async def activate(
     row = locked.license
     if outcome.code is not Code.VALID:
         return answer(outcome.code, now, req.nonce, row)
-    extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now))
+    extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now), outcome.seat_until)
+    extra.update(timing(row, now, outcome.seat_until))
     extra["activation_id"] = str(outcome.activation_id)
     if req.key is None:
         extra["license_key"] = keyformat.display(sealer.open(locked.key_sealed).decode())
@@ -298,3 +381,19 @@ async def _deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, A
             ),
         )
     return answer(Code.DEACTIVATED, now, req.nonce, row, activation_id=str(activation_id))
+
+
+async def checkin(pool: asyncpg.Pool, cache: LicenseCache, req: CheckinRequest) -> dict[str, Any]:
+    """Give the machine's floating seat back (on exit); the activation stays."""
+    now = time.time()
+    async with pool.acquire() as conn:
+        found = await queries.lookup(conn, keyformat.lookup_hash(req.key))
+        if found is None:
+            return answer(Code.NOT_FOUND, now, req.nonce)
+        activation_id = await queries.release_seat(
+            conn, found.id, fingerprint_hash(req.fingerprint)
+        )
+    if activation_id is None:
+        return answer(Code.NOT_ACTIVATED, now, req.nonce, found)
+    cache.forget(str(found.id))  # read-your-writes here; NOTIFY tells the others
+    return answer(Code.CHECKED_IN, now, req.nonce, found, activation_id=str(activation_id))

@@ -169,7 +169,7 @@ async def activations_of(conn: asyncpg.Connection, license_ids: list[UUID]) -> l
         await conn.fetch(
             """
             SELECT id, license_id, fingerprint_hash, machine_name, platform, app_version,
-                   created_at
+                   created_at, last_heartbeat_at, seat_until
               FROM activations WHERE license_id = ANY($1::uuid[]) ORDER BY created_at
             """,
             license_ids,

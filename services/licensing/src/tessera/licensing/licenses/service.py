@@ -154,6 +154,8 @@ async def with_activations(
                 platform=a["platform"],
                 app_version=a["app_version"],
                 created_at=a["created_at"],
+                last_heartbeat_at=a["last_heartbeat_at"],
+                seat_until=a["seat_until"],
             )
         )
     return [
@@ -182,7 +184,7 @@ async def remove_activation(
     conn: asyncpg.Connection,
     row: asyncpg.Record,
     activation_id: UUID | None,
-    by: Literal["customer", "desktop", "admin"],
+    by: Literal["customer", "desktop", "admin", "heartbeat"],
 ) -> int:
     """Free one seat (or, with no id, all of them); publishes MachineDeactivated for each."""
     if activation_id is None:
