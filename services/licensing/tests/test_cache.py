@@ -9,6 +9,7 @@ import time
 import uuid
 
 from tessera.licensing.cache import NOBODY, Known, LicenseCache
+from tessera.shared.sellers import HOME_LIVE
 
 
 def a_known(status: str = "active") -> Known:
@@ -22,6 +23,7 @@ def a_known(status: str = "active") -> Known:
         lease_seconds=3600,
         grace_seconds=0,
         entitlements=("chartgpt.core",),
+        tenant=HOME_LIVE,
         activations={},
     )
 

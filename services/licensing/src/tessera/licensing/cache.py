@@ -28,10 +28,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 from uuid import UUID
 
 import asyncpg
+
+from tessera.shared.sellers import Mode, Tenant
 
 log = logging.getLogger("tessera.licensing.cache")
 
@@ -52,6 +54,8 @@ class License:
     lease_seconds: int
     grace_seconds: int
     entitlements: tuple[str, ...]
+    # Whose license it is: what it changes and publishes is that tenant's.
+    tenant: Tenant
 
     @classmethod
     def of(cls, row: Mapping[str, Any], **extra: Any) -> Self:
@@ -66,6 +70,8 @@ class License:
             lease_seconds=row["lease_seconds"],
             grace_seconds=row["grace_seconds"],
             entitlements=tuple(row["entitlements"]),
+            # The column's CHECK allows only the two modes.
+            tenant=Tenant(row["seller_id"], cast(Mode, row["mode"])),
             **extra,
         )
 
