@@ -88,6 +88,8 @@ DROP INDEX orders_held;
 CREATE INDEX orders_held ON orders (seller_id, mode, created_at DESC) WHERE hold_reason IS NOT NULL;
 DROP INDEX orders_paid_at;
 CREATE INDEX orders_paid_at ON orders (seller_id, mode, paid_at) WHERE paid_at IS NOT NULL;
+DROP INDEX orders_account;
+CREATE INDEX orders_account ON orders (seller_id, mode, account_id, created_at DESC);
 CREATE INDEX orders_created ON orders (seller_id, mode, created_at DESC);
 CREATE INDEX accounts_created ON accounts (seller_id, mode, created_at DESC);
 DROP INDEX audit_log_subject;
@@ -100,5 +102,5 @@ DROP INDEX stripe_events_status;
 CREATE INDEX stripe_events_status ON stripe_events (seller_id, mode, status, received_at DESC);
 -- Global on purpose: `stripe_events.id` (Stripe's event ids are unique across every Stripe
 -- account; the ingress records a delivery once by it), `order_adjustments.stripe_event_id`
--- (one adjustment per recorded event), `stripe_events_to_apply` (the applier's queue
--- serves every tenant), `orders_account` (an account id is one tenant's already).
+-- (one adjustment per recorded event) and `stripe_events_to_apply` (the applier's queue
+-- serves every tenant).
