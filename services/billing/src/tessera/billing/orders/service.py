@@ -177,9 +177,14 @@ async def apply_checkout(
     if reasons:
         reason = "; ".join(reasons)
         await queries.hold(
-            conn, tenant, order.id, reason, stripe_event_id, session.payment_intent,
+            conn,
+            tenant,
+            order.id,
+            reason,
+            stripe_event_id,
+            session.payment_intent,
             session.customer,
-        )  # fmt: skip
+        )
         return Applied(order.id, f"held for review: {reason}", session.payment_intent)
     await queries.mark_paid(conn, tenant, order.id, session.payment_intent, session.customer)
     await outbox.add(
