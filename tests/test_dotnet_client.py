@@ -60,8 +60,9 @@ SUMMARY = re.compile(
 )
 FLOATING_POLICY = """
 INSERT INTO policies (code, product_code, max_machines, duration_seconds, lease_seconds,
-                      grace_seconds, heartbeat_seconds, heartbeat_grace_seconds, floating)
-VALUES ('chartgpt-floating', 'chartgpt', 1, NULL, 3600, 0, 2, 2, true)
+                      grace_seconds, heartbeat_seconds, heartbeat_grace_seconds, floating,
+                      seller_id, mode)
+VALUES ('chartgpt-floating', 'chartgpt', 1, NULL, 3600, 0, 2, 2, true, '00000000-0000-4000-8000-000000000001', 'live')
 """
 MONO = "Mono (Debian: apt-get install mono-devel libnunit-cil-dev nunit-console libsodium23)"
 

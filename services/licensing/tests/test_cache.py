@@ -9,6 +9,7 @@ import time
 import uuid
 
 from tessera.licensing.cache import NOBODY, Known, LicenseCache
+from tessera.shared.sellers import HOME_LIVE
 
 
 def a_known(status: str = "active") -> Known:
@@ -25,6 +26,7 @@ def a_known(status: str = "active") -> Known:
         heartbeat_seconds=None,
         heartbeat_grace_seconds=0,
         floating=False,
+        tenant=HOME_LIVE,
         activations={},
         seats={},
     )

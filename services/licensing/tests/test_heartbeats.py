@@ -25,9 +25,10 @@ pytestmark = pytest.mark.integration
 # grace: 2 s) and one that requires a heartbeat every second, with a second of grace.
 POLICIES = """
 INSERT INTO policies (code, product_code, max_machines, duration_seconds, lease_seconds,
-                      grace_seconds, heartbeat_seconds, heartbeat_grace_seconds, floating)
-VALUES ('chartgpt-floating', 'chartgpt', 3, NULL, 3600, 0, 1, 1, true),
-       ('chartgpt-heartbeat', 'chartgpt', 3, NULL, 3600, 0, 1, 1, false)
+                      grace_seconds, heartbeat_seconds, heartbeat_grace_seconds, floating,
+                      seller_id, mode)
+VALUES ('chartgpt-floating', 'chartgpt', 3, NULL, 3600, 0, 1, 1, true, '00000000-0000-4000-8000-000000000001', 'live'),
+       ('chartgpt-heartbeat', 'chartgpt', 3, NULL, 3600, 0, 1, 1, false, '00000000-0000-4000-8000-000000000001', 'live')
 """
 
 

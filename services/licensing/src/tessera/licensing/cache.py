@@ -28,10 +28,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 from uuid import UUID
 
 import asyncpg
+
+from tessera.shared.sellers import Mode, Tenant
 
 log = logging.getLogger("tessera.licensing.cache")
 
@@ -56,6 +58,8 @@ class License:
     heartbeat_seconds: int | None
     heartbeat_grace_seconds: int
     floating: bool
+    # Whose license it is: what it changes and publishes is that tenant's.
+    tenant: Tenant
 
     @classmethod
     def of(cls, row: Mapping[str, Any], **extra: Any) -> Self:
@@ -73,6 +77,8 @@ class License:
             heartbeat_seconds=row["heartbeat_seconds"],
             heartbeat_grace_seconds=row["heartbeat_grace_seconds"],
             floating=row["floating"],
+            # The column's CHECK allows only the two modes.
+            tenant=Tenant(row["seller_id"], cast(Mode, row["mode"])),
             **extra,
         )
 

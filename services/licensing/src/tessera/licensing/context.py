@@ -19,10 +19,15 @@ from tessera.licensing.heartbeats.service import Heartbeats
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.keys import Sealer
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.service import NotConnected, ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
 from tessera.shared.synced_limits import Rule
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
+
+# Whose data the operator's admin routes and CLI act on: the home seller's, live (the
+# admin role is the operator's; a seller's own dashboard comes with its keys).
+OPERATOR_TENANT = HOME_LIVE
 
 
 @dataclass(eq=False, kw_only=True)

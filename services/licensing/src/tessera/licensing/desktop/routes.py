@@ -108,18 +108,18 @@ ACTIVATE: dict[str, Any] = {
 )
 @router.post("/licenses/activate", summary="Bind this machine to a seat", **ACTIVATE)
 async def activate(req: ActivateRequest, request: Request, licensing: LicensingDep) -> Response:
-    account_id = None
+    owner = None
     if req.key is not None:
         limit(licensing, request, key_id(req.key))
     else:
         if "authorization" not in request.headers:
             raise KeyOrTokenRequired()
         principal = await current_principal(request)
-        account_id = principal.account_id
-        limit(licensing, request, f"acc:{account_id}")
+        owner = principal.tenant, principal.account_id
+        limit(licensing, request, f"acc:{principal.account_id}")
     ring = licensing.ring
     body = await service.activate(
-        licensing.pool, licensing.cache, ring.signer, licensing.sealer, req, account_id
+        licensing.pool, licensing.cache, ring.signer, licensing.sealer, req, owner
     )
     return json_response(body)
 

@@ -32,6 +32,7 @@ from tessera.shared import outbox
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.licensing import MachineActivated, MachineDeactivated
 from tessera.shared.keys import Sealer, Signer
+from tessera.shared.sellers import Tenant
 
 STATUS_CODES = {"suspended": Code.SUSPENDED, "revoked": Code.REVOKED}
 
@@ -243,13 +244,16 @@ async def _activate_on(
     conn: asyncpg.Connection, locked: Locked, req: ActivateRequest, fp_hash: str, now: float
 ) -> Outcome:
     row = locked.license
+    tenant = row.tenant
     code = standing(row, now)
     if code is not None:
         return Outcome(code, locked)
-    activation_id = await queries.find_activation(conn, row.id, fp_hash)
+    activation_id = await queries.find_activation(conn, tenant, row.id, fp_hash)
     if activation_id is None:
         # Floating: activations are not limited, seats are (below).
-        if not row.floating and await queries.count_activations(conn, row.id) >= row.max_machines:
+        if not row.floating and (
+            await queries.count_activations(conn, tenant, row.id) >= row.max_machines
+        ):
             return Outcome(Code.TOO_MANY_ACTIVATIONS, locked)
         activation_id = await _add_activation(conn, row, req, fp_hash)
     if not row.floating:
@@ -267,9 +271,11 @@ async def _activate_on(
 async def _add_activation(
     conn: asyncpg.Connection, row: License, req: ActivateRequest, fp_hash: str
 ) -> UUID:
+    tenant = row.tenant
     activation_id = new_event_id()
     await queries.insert_activation(
         conn,
+        tenant,
         activation_id=activation_id,
         license_id=row.id,
         fingerprint_hash=fp_hash,
@@ -286,20 +292,27 @@ async def _add_activation(
             fingerprint_hash=fp_hash,
             machine_name=req.machine_name,
             platform=req.platform,
+            seller_id=tenant.seller_id,
+            mode=tenant.mode,
         ),
     )
     return activation_id
 
 
 async def _activate_for_account(
-    conn: asyncpg.Connection, account_id: UUID, req: ActivateRequest, fp_hash: str, now: float
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    account_id: UUID,
+    req: ActivateRequest,
+    fp_hash: str,
+    now: float,
 ) -> Outcome:
-    rows = await queries.lock_of_account(conn, account_id, req.product)
+    rows = await queries.lock_of_account(conn, tenant, account_id, req.product)
     if not rows:
         return Outcome(Code.NO_LICENSE, None)
     # The same machine signing in again lands on the activation it already holds.
     for row in rows:
-        if await queries.find_activation(conn, row.license.id, fp_hash) is not None:
+        if await queries.find_activation(conn, tenant, row.license.id, fp_hash) is not None:
             return await _activate_on(conn, row, req, fp_hash, now)
     first: Outcome | None = None
     for row in rows:
@@ -317,10 +330,12 @@ async def activate(
     signer: Signer,
     sealer: Sealer,
     req: ActivateRequest,
-    account_id: UUID | None,
+    owner: tuple[Tenant, UUID] | None,
 ) -> dict[str, Any]:
     """Bind the machine to a seat (the same fingerprint again: the same seat). Publishes
-    MachineActivated for a new seat; answers TOO_MANY_ACTIVATIONS when none is free."""
+    MachineActivated for a new seat; answers TOO_MANY_ACTIVATIONS when none is free.
+    With a key, the key finds the license (and so its tenant); without, `owner` is the
+    signed-in customer's tenant and account."""
     now = time.time()
     fp_hash = fingerprint_hash(req.fingerprint)
     async with pool.acquire() as conn, conn.transaction():
@@ -332,8 +347,9 @@ async def activate(
                 else await _activate_on(conn, found, req, fp_hash, now)
             )
         else:
-            assert account_id is not None
-            outcome = await _activate_for_account(conn, account_id, req, fp_hash, now)
+            assert owner is not None
+            tenant, account_id = owner
+            outcome = await _activate_for_account(conn, tenant, account_id, req, fp_hash, now)
     locked = outcome.locked
     if locked is None:
         return answer(outcome.code, now, req.nonce)
@@ -367,7 +383,7 @@ async def _deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, A
         if locked is None:
             return answer(Code.NOT_FOUND, now, req.nonce)
         row = locked.license
-        activation_id = await queries.delete_activation(conn, row.id, fp_hash)
+        activation_id = await queries.delete_activation(conn, row.tenant, row.id, fp_hash)
         if activation_id is None:
             return answer(Code.NOT_ACTIVATED, now, req.nonce, row)
         await outbox.add(
@@ -378,6 +394,8 @@ async def _deactivate(pool: asyncpg.Pool, req: DeactivateRequest) -> dict[str, A
                 account_id=row.account_id,
                 fingerprint_hash=fp_hash,
                 by="desktop",
+                seller_id=row.tenant.seller_id,
+                mode=row.tenant.mode,
             ),
         )
     return answer(Code.DEACTIVATED, now, req.nonce, row, activation_id=str(activation_id))

@@ -31,13 +31,15 @@ async def flush(
 
 
 # Every machine of a heartbeat policy silent past its interval and grace, locked so that
-# replicas sweeping at once each take a machine once (SKIP LOCKED), and deleted.
+# replicas sweeping at once each take a machine once (SKIP LOCKED), and deleted. Across
+# every tenant: each machine's event and audit entry are its own tenant's.
 SWEEP = """
 WITH lapsed AS (
     SELECT a.id
       FROM activations a
       JOIN licenses l ON l.id = a.license_id
-      JOIN policies pol ON pol.code = l.policy_code
+      JOIN policies pol
+        ON pol.seller_id = l.seller_id AND pol.mode = l.mode AND pol.code = l.policy_code
      WHERE pol.heartbeat_seconds IS NOT NULL
        AND a.last_heartbeat_at
            + make_interval(secs => pol.heartbeat_seconds + pol.heartbeat_grace_seconds)
@@ -50,7 +52,7 @@ DELETE FROM activations a
  USING lapsed, licenses l
  WHERE a.id = lapsed.id AND l.id = a.license_id
 RETURNING a.id, a.license_id, a.fingerprint_hash, a.machine_name, a.last_heartbeat_at,
-          l.account_id
+          l.account_id, a.seller_id, a.mode
 """
 
 

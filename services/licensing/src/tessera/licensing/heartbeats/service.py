@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +23,7 @@ from tessera.licensing.heartbeats import queries
 from tessera.licensing.licenses.service import record_audit
 from tessera.shared import outbox
 from tessera.shared.events.licensing import MachineDeactivated
+from tessera.shared.sellers import Mode, Tenant
 
 log = logging.getLogger("tessera.licensing.heartbeats")
 
@@ -101,6 +103,7 @@ async def sweep(pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn, conn.transaction():
             lapsed = await queries.delete_lapsed(conn, SWEEP_BATCH)
             for a in lapsed:
+                tenant = Tenant(a["seller_id"], cast(Mode, a["mode"]))
                 await outbox.add(
                     conn,
                     MachineDeactivated(
@@ -109,10 +112,13 @@ async def sweep(pool: asyncpg.Pool) -> int:
                         account_id=a["account_id"],
                         fingerprint_hash=a["fingerprint_hash"],
                         by="heartbeat",
+                        seller_id=tenant.seller_id,
+                        mode=tenant.mode,
                     ),
                 )
                 await record_audit(
                     conn,
+                    tenant,
                     actor_id=None,
                     actor_role="system",
                     action="machine.heartbeat_lapsed",
