@@ -37,7 +37,7 @@ async def add(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3::jsonb, $4::jsonb)",
         event.event_id,
-        event.subject,
+        event.publish_subject(),
         event.model_dump_json(),
         json.dumps(headers),
     )
