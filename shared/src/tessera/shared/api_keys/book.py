@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from tessera.shared.api_keys.format import Kind, KeyRefused, Mode, hash_key, parse
+from tessera.shared.api_keys.format import KeyRefused, Kind, Mode, hash_key, parse
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS, Namespace
 
@@ -122,7 +122,11 @@ class KeyBook:
         parsed = parse(text)
         held = self._by_hash.get(hash_key(text))
         # The prefix is inside the hash, so a record that disagrees with it is not this key's.
-        if held is None or held.credential.kind != parsed.kind or held.credential.mode != parsed.mode:
+        if (
+            held is None
+            or held.credential.kind != parsed.kind
+            or held.credential.mode != parsed.mode
+        ):
             raise UnknownKey()
         if held.revoked:
             raise RevokedKey()

@@ -43,9 +43,7 @@ LICENSING = Stream(name="LICENSING", root="licensing", owner="licensing")
 # API key records (`ApiKeyChanged`), one subject per key, only the latest kept and none
 # aged out: a key lives until revoked, and every replica of every service replays this
 # stream into its `KeyBook` at start. Auth owns it; nobody has a durable consumer on it.
-APIKEYS = Stream(
-    name="APIKEYS", root="apikeys", owner="auth", max_age=None, max_msgs_per_subject=1
-)
+APIKEYS = Stream(name="APIKEYS", root="apikeys", owner="auth", max_age=None, max_msgs_per_subject=1)
 
 STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS)
 
