@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -175,16 +176,9 @@ async def propagation(
         json.dump({str(key_id): k.plaintext for key_id, k in targets}, f)
     seen: dict[str, list[int]] = {}
     arrived = asyncio.Event()
+    command = [sys.executable, __file__, "--follower", nats_url, ns.prefix, f.name]
     followers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--follower",
-            nats_url,
-            ns.prefix,
-            f.name,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
         for _ in range(args.followers)
     ]
 
@@ -219,7 +213,7 @@ async def propagation(
             await p.wait()
         for r in readers:
             r.cancel()
-        Path(f.name).unlink()
+        os.unlink(f.name)
     return latencies
 
 
