@@ -1,7 +1,9 @@
-"""The two apps `api_keys.py` compares: the same endpoint bare and behind a secret key.
+"""The apps `api_keys.py` compares: the same endpoint bare, behind a dependency that only
+reads the `Authorization` header, and behind a secret key.
 
-`bare()` and `keyed()` differ only in the route's dependency (and the key book behind it),
-so the difference between them is what key checking adds to a request. The key book
+They differ only in the route's dependency (and the key book behind it): `header()` minus
+`bare()` is what any FastAPI dependency costs a request, `keyed()` minus `header()` is
+what checking the key adds on top. The key book
 follows the run's `APIKEYS` stream (`BENCH_NATS_URL`, `BENCH_NAMESPACE`); `/readyz`
 answers 200 once its replay is in.
 """
@@ -12,16 +14,17 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import nats
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 from tessera.shared.api_keys import KeyBook, SecretSellerDep
 from tessera.shared.events.topology import Namespace
 from tessera.shared.http.problems import install_problem_handlers
 
 
-def bare() -> FastAPI:
+def always_ready() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
 
@@ -29,9 +32,29 @@ def bare() -> FastAPI:
     async def ready() -> dict[str, str]:
         return {"status": "ok"}
 
+    return app
+
+
+def bare() -> FastAPI:
+    app = always_ready()
+
     @app.get("/v1/ping")
     async def ping() -> dict[str, str]:
         return {"seller": "none"}
+
+    return app
+
+
+async def authorization(request: Request) -> str:
+    return request.headers.get("authorization", "")
+
+
+def header() -> FastAPI:
+    app = always_ready()
+
+    @app.get("/v1/ping")
+    async def ping(value: Annotated[str, Depends(authorization)]) -> dict[str, str]:
+        return {"seller": value[:7]}
 
     return app
 
