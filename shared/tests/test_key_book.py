@@ -31,6 +31,7 @@ from tessera.shared.api_keys import (
 )
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS, Namespace
+from tessera.shared.http.openapi import build_document
 from tessera.shared.http.problems import install_problem_handlers
 from tessera.shared.messaging import ensure_stream, stream_config
 
@@ -373,3 +374,15 @@ async def test_a_book_still_replaying_answers_503_not_401(namespace: str) -> Non
 async def test_an_app_without_a_key_book_refuses_with_401() -> None:
     response = await caller(seller_app(None))("/any", generate("secret", "live").plaintext)
     assert response.status_code == 401
+
+
+def test_the_openapi_document_shows_which_routes_take_which_key() -> None:
+    document = build_document(seller_app(None), include_admin=True)
+    secret = document["paths"]["/secret"]["get"]
+    either = document["paths"]["/any"]["get"]
+    assert secret["security"] == either["security"] == [{"apiKey": []}]
+    assert {"401", "403", "503"} <= set(secret["responses"])
+    assert {"401", "503"} <= set(either["responses"]) and "403" not in either["responses"]
+    assert secret["responses"]["403"]["content"]["application/problem+json"]
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["apiKey"]["scheme"] == "bearer" and "bearer" not in schemes

@@ -152,6 +152,11 @@ class KeyBook:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # no stream yet, or NATS away: wait and retry
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # nats-py turns a cancellation inside a request into its own timeout
+                    # error; retrying would swallow the cancel and never end.
+                    raise asyncio.CancelledError() from error
                 log.warning(
                     "api_keys.follow.waiting", extra={"stream": stream, "error": repr(error)}
                 )
@@ -172,8 +177,6 @@ class KeyBook:
         # has arrived, everything before it has too (the last message of a stream is always
         # the latest of its subject, so LAST_PER_SUBJECT delivers it).
         replay_to = info.state.last_seq if info.state.messages else 0
-        if replay_to == 0:
-            self._ready.set()
 
         async def on_message(msg: Msg) -> None:
             try:
@@ -188,7 +191,7 @@ class KeyBook:
                     self._ready.set()
                     log.info("api_keys.replayed", extra={"keys": len(self._by_id)})
 
-        return await js.subscribe(
+        subscription = await js.subscribe(
             namespace.subject(ApiKeyChanged.subject),
             stream=stream,
             cb=on_message,
@@ -196,3 +199,6 @@ class KeyBook:
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
             idle_heartbeat=idle_heartbeat,
         )
+        if replay_to == 0:
+            self._ready.set()  # nothing to replay; following from here on
+        return subscription
