@@ -265,7 +265,15 @@ async def test_the_follower_survives_a_nats_restart(own_nats: Any, namespace: st
         own_nats.stop()
         await asyncio.sleep(0.5)
         own_nats.start()
-        await stream.publish(record(issued, key_id, 2, status="revoked"))
+        revoked = record(issued, key_id, 2, status="revoked")
+        for attempt in range(50):  # the port opens a moment before JetStream answers
+            try:
+                await stream.publish(revoked)
+                break
+            except nats.errors.Error:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.2)
         await within(15, refuses(book, issued.plaintext, RevokedKey))
     finally:
         await stream.close()
