@@ -5,8 +5,10 @@ The scheme is GitHub's and Stripe's: a fixed prefix lets secret scanners (GitHub
 trufflehog) recognise a leaked key with a plain pattern, and the checksum lets them, and
 `parse`, tell a real key from a look-alike or a typo offline, with no lookup. CRC32 is not a
 secret and is no defence against forgery (the hash lookup is); it only makes mistakes cheap.
-Every single-character substitution, insertion, deletion and adjacent transposition changes
-the CRC (a CRC32 detects every burst of up to 32 bits) or the length.
+An insertion or deletion changes the length; a substitution or an adjacent swap inside the
+prefix and body changes the CRC (a CRC32 detects every error burst of up to 32 bits); a
+substitution in the checksum changes the number it encodes. Only a swap across the
+body/checksum boundary is caught by chance alone (all but 1 in 2^32).
 
 **Entropy.** The body is 32 characters drawn uniformly by `secrets` from 62: 32 * log2(62) =
 190.5 bits. The prefix and checksum add none (both are derived). A listing shows the
