@@ -348,12 +348,24 @@ async def test_a_policy_with_less_grace_than_the_flush_delay_is_refused(quick: H
 
 
 async def test_heartbeats_racing_checkouts_across_seat_expiries_never_overbook(
-    quick: Harness,
+    start_licensing: Any,
 ) -> None:
     """2 seats of 3 s, 8 machines: holders heartbeat just before or just after their seat
     ends, the others check out without pause. Every VALID answer promises its machine a
     seat from its renewal (its end less the seat's length) to its end; at no instant may
-    more than 2 machines hold such a promise, nor more than 2 rows a live seat."""
+    more than 2 machines hold such a promise, nor more than 2 rows a live seat. (Heartbeats
+    are flushed only every 300 ms here: a renewal that waited for the batch would lose.)"""
+    async with start_licensing(
+        heartbeat_flush_seconds=0.3,
+        heartbeat_sweep_seconds=0.1,
+        rate_per_key=10_000,
+        rate_per_ip=10_000,
+    ) as h:
+        await h.fetch(POLICIES)
+        await overbooking_race(h)
+
+
+async def overbooking_race(quick: Harness) -> None:
     key = await a_license(quick, "chartgpt-floating-two")
     promises: dict[str, list[tuple[float, float]]] = {}
     deadline = time.monotonic() + 12
@@ -369,11 +381,18 @@ async def test_heartbeats_racing_checkouts_across_seat_expiries_never_overbook(
         return True
 
     async def machine(name: str) -> None:
-        holding = False
+        holding, beats = False, 0
         while time.monotonic() < deadline:
             if holding:
-                # Around the seat's end: sometimes just in time, sometimes just too late.
-                await asyncio.sleep(rng.uniform(SEAT_SECONDS - 0.25, SEAT_SECONDS + 0.1))
+                # Around the seat's end: mostly just in time, and every third one too late
+                # (so seats change hands).
+                beats += 1
+                late = beats % 3 == 0
+                await asyncio.sleep(
+                    SEAT_SECONDS + 0.2
+                    if late
+                    else rng.uniform(SEAT_SECONDS - 0.35, SEAT_SECONDS + 0.05)
+                )
                 holding = promised(name, await call(quick, "heartbeat", key, name))
             else:
                 holding = promised(name, await call(quick, "checkout", key, name))
@@ -558,9 +577,9 @@ async def test_a_flush_writes_in_id_order(quick: Harness, monkeypatch: pytest.Mo
     batches: list[list[UUID]] = []
     real = heartbeat_queries.flush
 
-    async def flush(conn: Any, ids: list[UUID], at: list[datetime]) -> None:
+    async def flush(conn: Any, ids: list[UUID], *times: Any) -> None:
         batches.append(list(ids))
-        await real(conn, ids, at)
+        await real(conn, ids, *times)
 
     monkeypatch.setattr(heartbeat_queries, "flush", flush)
     key = await a_license(quick, "chartgpt-heartbeat")
