@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -45,17 +46,24 @@ VALUES ('chartgpt-floating', 'chartgpt', 3, NULL, 3600, 0, 1, 2, true),
 SEAT_SECONDS = 3
 
 
-@pytest.fixture
-async def quick(start_licensing: Any) -> AsyncIterator[Harness]:
-    """Licensing with heartbeats written every 50 ms and swept every 100 ms (and room in the
-    per-key budget for races of many machines on one key)."""
+@asynccontextmanager
+async def swept_often(start_licensing: Any, flush_seconds: float) -> AsyncIterator[Harness]:
+    """Licensing with the test policies, heartbeats written every `flush_seconds` and swept
+    every 100 ms, and room in the rate budgets for races of many machines on one key."""
     async with start_licensing(
-        heartbeat_flush_seconds=0.05,
+        heartbeat_flush_seconds=flush_seconds,
         heartbeat_sweep_seconds=0.1,
         rate_per_key=10_000,
         rate_per_ip=10_000,
     ) as h:
         await h.fetch(POLICIES)
+        yield h
+
+
+@pytest.fixture
+async def quick(start_licensing: Any) -> AsyncIterator[Harness]:
+    """Heartbeats written every 50 ms."""
+    async with swept_often(start_licensing, 0.05) as h:
         yield h
 
 
@@ -355,13 +363,7 @@ async def test_heartbeats_racing_checkouts_across_seat_expiries_never_overbook(
     seat from its renewal (its end less the seat's length) to its end; at no instant may
     more than 2 machines hold such a promise, nor more than 2 rows a live seat. (Heartbeats
     are flushed only every 300 ms here: a renewal that waited for the batch would lose.)"""
-    async with start_licensing(
-        heartbeat_flush_seconds=0.3,
-        heartbeat_sweep_seconds=0.1,
-        rate_per_key=10_000,
-        rate_per_ip=10_000,
-    ) as h:
-        await h.fetch(POLICIES)
+    async with swept_often(start_licensing, 0.3) as h:
         await overbooking_race(h)
 
 
