@@ -6,6 +6,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text;
+using System.Threading;
 using Microsoft.Win32;
 
 namespace Tessera.Licensing
@@ -28,11 +29,25 @@ namespace Tessera.Licensing
         public long LocalHighWater { get; internal set; }
     }
 
+    /// <summary>Thread-safe: every store of one cache path in the process shares a lock, so a
+    /// heartbeat timer saving a lease and Offline() or ValidateAsync on another thread take
+    /// turns (none writes back a record another has replaced). A file another process or
+    /// an antivirus holds for a moment is retried; an IO error that persists is
+    /// CACHE_UNAVAILABLE and leaves the file alone: only a record that fails its integrity
+    /// checks (CACHE_TAMPERED) is deleted.</summary>
     public sealed class LeaseStore
     {
         public const string Format = "tessera-lease-cache-v1";
+        /// <summary>Tries of an IO operation before CACHE_UNAVAILABLE, and the first pause
+        /// between them (doubled each time: 25, 50, 100, 200 ms).</summary>
+        public const int IoAttempts = 5;
+        const int IoPauseMs = 25;
+
+        static readonly Dictionary<string, object> Locks = new Dictionary<string, object>(
+            Environment.OSVersion.Platform == PlatformID.Win32NT ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal);
 
         readonly byte[] key;
+        readonly object gate;
 
         public string Path { get; private set; }
 
@@ -43,6 +58,38 @@ namespace Tessera.Licensing
         {
             Path = path;
             key = CacheKey(machineId ?? DefaultMachineId(), appSecret);
+            gate = LockFor(System.IO.Path.GetFullPath(path));
+        }
+
+        static object LockFor(string fullPath)
+        {
+            lock (Locks)
+            {
+                object gate;
+                if (!Locks.TryGetValue(fullPath, out gate)) Locks[fullPath] = gate = new object();
+                return gate;
+            }
+        }
+
+        /// <summary>`io`, tried again while the file is busy (IOException, or the access denied
+        /// Windows reports for a file pending deletion); CACHE_UNAVAILABLE once it persists.</summary>
+        static T Retrying<T>(Func<T> io)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return io();
+                }
+                catch (FileNotFoundException) { throw; }
+                catch (DirectoryNotFoundException) { throw; }
+                catch (Exception error) when (error is IOException || error is UnauthorizedAccessException)
+                {
+                    if (attempt >= IoAttempts)
+                        throw new LeaseException("CACHE_UNAVAILABLE", "the lease cache cannot be used now: " + error.Message);
+                    Thread.Sleep(IoPauseMs << (attempt - 1));
+                }
+            }
         }
 
         /// <summary>HMAC-SHA256(key = app secret or the format name, message = format LF machine id).</summary>
@@ -92,18 +139,22 @@ namespace Tessera.Licensing
         }
 
         /// <summary>The record, null when there is none; CACHE_TAMPERED (and the file is
-        /// deleted) when it is unreadable, fails its MAC or holds impossible values.</summary>
+        /// deleted) when it fails its MAC or holds impossible values; CACHE_UNAVAILABLE (the
+        /// file kept) when it cannot be read.</summary>
         public CachedLease Load()
+        {
+            lock (gate) return LoadLocked();
+        }
+
+        CachedLease LoadLocked()
         {
             string text;
             try
             {
-                text = File.ReadAllText(Path, Encoding.UTF8);
+                text = Retrying(() => File.ReadAllText(Path, Encoding.UTF8));
             }
             catch (FileNotFoundException) { return null; }
             catch (DirectoryNotFoundException) { return null; }
-            catch (IOException error) { throw Discard("unreadable: " + error.Message); }
-            catch (UnauthorizedAccessException error) { throw Discard("unreadable: " + error.Message); }
             var record = Json.TryParseObject(text);
             if (record == null || Json.String(record, "format") != Format) throw Discard("not a lease cache");
             string mac;
@@ -148,8 +199,11 @@ namespace Tessera.Licensing
                 var cached = Load();
                 return cached == null ? 0 : cached.KeySetVersion;
             }
-            catch (LeaseException)
+            catch (LeaseException error)
             {
+                // A discarded cache vouches for nothing; one that cannot be read now still
+                // holds a floor that must not be lowered.
+                if (error.Code == "CACHE_UNAVAILABLE") throw;
                 return 0;
             }
         }
@@ -167,12 +221,24 @@ namespace Tessera.Licensing
             };
             record["mac"] = Mac(record);
             var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
-            Directory.CreateDirectory(folder);
-            // Atomic replace: a crash mid-write must not leave a torn cache.
-            var tmp = System.IO.Path.Combine(folder, ".lease-" + Guid.NewGuid().ToString("N"));
-            File.WriteAllText(tmp, Json.Canonical(record), new UTF8Encoding(false));
-            if (File.Exists(Path)) File.Replace(tmp, Path, null);
-            else File.Move(tmp, Path);
+            var text = Json.Canonical(record);
+            Retrying(() =>
+            {
+                Directory.CreateDirectory(folder);
+                // Atomic replace: a crash mid-write must not leave a torn cache.
+                var tmp = System.IO.Path.Combine(folder, ".lease-" + Guid.NewGuid().ToString("N"));
+                try
+                {
+                    File.WriteAllText(tmp, text, new UTF8Encoding(false));
+                    if (File.Exists(Path)) File.Replace(tmp, Path, null);
+                    else File.Move(tmp, Path);
+                }
+                finally
+                {
+                    if (File.Exists(tmp)) File.Delete(tmp);
+                }
+                return true;
+            });
         }
 
         /// <summary>Keep a lease just verified online. `signedTime`: the server's signed
@@ -181,25 +247,36 @@ namespace Tessera.Licensing
         /// ahead must not lock the app out of offline use for good).</summary>
         public void Save(Lease lease, string keySet, long keySetVersion, long signedTime)
         {
-            CachedLease old;
-            try
+            lock (gate)
             {
-                old = Load();
+                CachedLease old;
+                try
+                {
+                    old = LoadLocked();
+                }
+                catch (LeaseException error)
+                {
+                    // Unreadable now: the marks it holds cannot be carried over, and writing
+                    // without them could lower them. Leave it as it is.
+                    if (error.Code == "CACHE_UNAVAILABLE") throw;
+                    old = null;
+                }
+                long signed = Math.Max(Math.Max(signedTime, lease.IssuedAt), old != null ? old.SignedHighWater : 0);
+                long version = Math.Max(keySetVersion, old != null ? old.KeySetVersion : 0);
+                Write(lease.Token, keySet, version, signed, signed);
             }
-            catch (LeaseException)
-            {
-                old = null;
-            }
-            long signed = Math.Max(Math.Max(signedTime, lease.IssuedAt), old != null ? old.SignedHighWater : 0);
-            long version = Math.Max(keySetVersion, old != null ? old.KeySetVersion : 0);
-            Write(lease.Token, keySet, version, signed, signed);
         }
 
         /// <summary>The cached lease if it holds offline on this machine at `now`;
         /// LeaseException otherwise (CACHE_TAMPERED deletes the file).</summary>
         public Lease Check(string fingerprint, long now, Func<string, Vouched> vouch, int skew = Lease.SkewSeconds)
         {
-            var cached = Load();
+            lock (gate) return CheckLocked(fingerprint, now, vouch, skew);
+        }
+
+        Lease CheckLocked(string fingerprint, long now, Func<string, Vouched> vouch, int skew)
+        {
+            var cached = LoadLocked();
             if (cached == null) throw new LeaseException("NO_LEASE", "no cached lease: call home");
             Vouched vouched;
             try
@@ -216,17 +293,30 @@ namespace Tessera.Licensing
             long floor = Math.Max(Math.Max(cached.SignedHighWater, cached.LocalHighWater), lease.IssuedAt);
             if (now < floor - skew) throw new LeaseException("CLOCK_ROLLED_BACK", "this machine's clock went backwards");
             if (now > cached.LocalHighWater)
-                Write(cached.Lease, cached.KeySet, cached.KeySetVersion, cached.SignedHighWater, now);
+            {
+                try
+                {
+                    Write(cached.Lease, cached.KeySet, cached.KeySetVersion, cached.SignedHighWater, now);
+                }
+                catch (LeaseException)
+                {
+                    // CACHE_UNAVAILABLE: the lease holds; the mark moves at the next check.
+                }
+            }
             return lease;
         }
 
+        /// <summary>Delete the cached lease (CACHE_UNAVAILABLE if the file stays busy).</summary>
         public void Clear()
         {
-            try
+            lock (gate)
             {
-                File.Delete(Path);
+                try
+                {
+                    Retrying(() => { File.Delete(Path); return true; });
+                }
+                catch (DirectoryNotFoundException) { }
             }
-            catch (DirectoryNotFoundException) { }
         }
     }
 }

@@ -39,6 +39,9 @@ namespace Tessera.Licensing
         public string Detail { get { return Json.String(Body, "detail") ?? ""; } }
         public string ActivationId { get { return Json.String(Body, "activation_id"); } }
         public string LicenseKey { get { return Json.String(Body, "license_key"); } }
+        /// <summary>Set when the answer could not be kept in (or removed from) the lease cache
+        /// (CACHE_UNAVAILABLE: the file stayed busy); the answer itself stands.</summary>
+        public string CacheError { get; internal set; }
         /// <summary>On a 429: how long to back off, in seconds (from Retry-After).</summary>
         public int? RetryAfter { get; internal set; }
         /// <summary>VALID under a policy that requires heartbeats: send the next by then.</summary>
@@ -202,7 +205,9 @@ namespace Tessera.Licensing
                 IEnumerable<string> values;
                 var header = response.Headers.TryGetValues(ResponseSignature.Header, out values) ? string.Join(",", values) : null;
                 var method = request.Method.Method;
-                var signedPath = response.RequestMessage.RequestUri.AbsolutePath;
+                // The path the server saw and signed: the API's own, whatever prefix the base
+                // URL adds for a reverse proxy in front of it (the proxy strips it).
+                var signedPath = "/" + path.TrimStart('/');
                 long created;
                 try
                 {
@@ -236,12 +241,33 @@ namespace Tessera.Licensing
                         throw new ResponseRejectedException("lease rejected: " + error.Code);
                     }
                     bool rooted = roots != null && keySet != null;
-                    Store.Save(answer.Lease, rooted ? keySet.Token : null, rooted ? keySet.Version : 0, created);
+                    try
+                    {
+                        Store.Save(answer.Lease, rooted ? keySet.Token : null, rooted ? keySet.Version : 0, created);
+                    }
+                    catch (LeaseException error)
+                    {
+                        answer.CacheError = error.Code + ": " + error.Message;
+                    }
                 }
                 // A revoked license must not keep running offline on its old lease.
-                if (status == 200 && answer.Code == "REVOKED") Store.Clear();
+                if (status == 200 && answer.Code == "REVOKED") Drop(answer);
                 return answer;
             }
+        }
+
+        /// <summary>Delete the cached lease; a file that stays busy is noted on the answer.</summary>
+        Answer Drop(Answer answer)
+        {
+            try
+            {
+                Store.Clear();
+            }
+            catch (LeaseException error)
+            {
+                answer.CacheError = error.Code + ": " + error.Message;
+            }
+            return answer;
         }
 
         static Dictionary<string, object> Payload(string fingerprint)
@@ -285,7 +311,7 @@ namespace Tessera.Licensing
             var payload = Payload(fingerprint);
             payload["key"] = key;
             var answer = await CallAsync("/v1/licenses/heartbeat", payload, null).ConfigureAwait(false);
-            if (answer.Code == "NOT_ACTIVATED" || answer.Code == "CHECKOUT_REQUIRED") Store.Clear();
+            if (answer.Code == "NOT_ACTIVATED" || answer.Code == "CHECKOUT_REQUIRED") Drop(answer);
             return answer;
         }
 
@@ -295,17 +321,21 @@ namespace Tessera.Licensing
             var payload = Payload(fingerprint);
             payload["key"] = key;
             var answer = await CallAsync("/v1/licenses/checkin", payload, null).ConfigureAwait(false);
-            if (answer.Code == "CHECKED_IN") Store.Clear();
+            if (answer.Code == "CHECKED_IN") Drop(answer);
             return answer;
         }
 
-        /// <summary>Read-only: at start-up and about daily; on VALID the cached lease is replaced.</summary>
-        public Task<Answer> ValidateAsync(string key, string fingerprint, string activationId = null)
+        /// <summary>At start-up and about daily; on VALID the cached lease is replaced. As with
+        /// HeartbeatAsync, NOT_ACTIVATED (deactivated: by its owner, an admin or for silence)
+        /// and CHECKOUT_REQUIRED (its floating seat lapsed) delete the cached lease.</summary>
+        public async Task<Answer> ValidateAsync(string key, string fingerprint, string activationId = null)
         {
             var payload = Payload(fingerprint);
             payload["key"] = key;
             if (activationId != null) payload["activation_id"] = activationId;
-            return CallAsync("/v1/licenses/validate", payload, null);
+            var answer = await CallAsync("/v1/licenses/validate", payload, null).ConfigureAwait(false);
+            if (answer.Code == "NOT_ACTIVATED" || answer.Code == "CHECKOUT_REQUIRED") Drop(answer);
+            return answer;
         }
 
         /// <summary>Free this machine's seat; on DEACTIVATED the cached lease is deleted.</summary>
@@ -314,7 +344,7 @@ namespace Tessera.Licensing
             var payload = Payload(fingerprint);
             payload["key"] = key;
             var answer = await CallAsync("/v1/licenses/deactivate", payload, null).ConfigureAwait(false);
-            if (answer.Code == "DEACTIVATED") Store.Clear();
+            if (answer.Code == "DEACTIVATED") Drop(answer);
             return answer;
         }
 

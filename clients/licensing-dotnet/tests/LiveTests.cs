@@ -115,13 +115,55 @@ namespace Tessera.Licensing.Tests
         [Test]
         public void ARefundedLicenseIsRevokedOnTheMachineThatRanIt()
         {
-            // test_dotnet_client.py activated this machine, then refunded the purchase.
+            // test_dotnet_client.py activated this machine, then refunded the purchase. The
+            // machine holds a cached lease (here: one of another license, in the one file).
+            var other = Fingerprint("before-revoke");
             using (var client = Client())
             {
+                Assert.AreEqual("VALID", Run(client.ActivateAsync(other, key: Env("KEY"))).Code);
+                Assert.IsNotNull(client.Offline(other));
                 var answer = Run(client.ValidateAsync(Env("REVOKED_KEY"), Env("REVOKED_FINGERPRINT")));
                 Assert.AreEqual("REVOKED", answer.Code, answer.Detail);
                 Assert.AreEqual("revoked", Json.String((IDictionary<string, object>)answer.Body["license"], "status"));
+                var gone = Assert.Throws<LeaseException>(() => client.Offline(other));
+                Assert.AreEqual("NO_LEASE", gone.Code, "a revoked license deletes the cached lease");
+                Assert.AreEqual("DEACTIVATED", Run(client.DeactivateAsync(Env("KEY"), other)).Code);
             }
+        }
+
+        [Test]
+        public void AMachineDeactivatedElsewhereLosesItsCachedLeaseAtValidate()
+        {
+            var key = Env("KEY");
+            var machine = Fingerprint("deactivated-elsewhere");
+            using (var app = Client(cache: "app.json"))
+            using (var portal = Client(cache: "portal.json"))
+            {
+                Assert.AreEqual("VALID", Run(app.ActivateAsync(machine, key: key)).Code);
+                Assert.IsNotNull(app.Offline(machine));
+                // Its owner frees the seat from elsewhere (as the portal or the sweeper would).
+                Assert.AreEqual("DEACTIVATED", Run(portal.DeactivateAsync(key, machine)).Code);
+                Assert.AreEqual("NOT_ACTIVATED", Run(app.ValidateAsync(key, machine)).Code);
+                var gone = Assert.Throws<LeaseException>(() => app.Offline(machine));
+                Assert.AreEqual("NO_LEASE", gone.Code, "NOT_ACTIVATED deletes the cached lease");
+            }
+        }
+
+        [Test]
+        public void ABaseUrlWithAPathPrefixVerifiesWhatTheServerSigned()
+        {
+            // A reverse proxy serving licensing under /licensing/ strips the prefix: the server
+            // signs the path it saw (/v1/...), not the one the app asked for.
+            var proxy = new PrefixStripper("/licensing");
+            var http = new HttpClient(proxy) { BaseAddress = new Uri(LicensingUrl.TrimEnd('/') + "/licensing/") };
+            var store = new LeaseStore(Path.Combine(folder, "prefixed.json"), "live-machine");
+            using (var client = new LicensingClient(LicensingUrl, store, roots: Pins, http: http))
+            {
+                var answer = Run(client.ValidateAsync(Env("KEY"), Fingerprint("prefixed")));
+                Assert.AreEqual("NOT_ACTIVATED", answer.Code, answer.Detail);
+                Assert.GreaterOrEqual(proxy.Stripped, 2, "the key set and the answer both went through the prefix");
+            }
+            http.Dispose();
         }
 
         [Test]
@@ -239,8 +281,9 @@ namespace Tessera.Licensing.Tests
                 Assert.AreEqual("NO_LEASE", Assert.Throws<LeaseException>(() => a.Offline(first)).Code);
                 Assert.AreEqual("VALID", Run(b.CheckoutAsync(second, key: key)).Code);
 
-                // B crashes (no heartbeat, no check-in): its seat returns, and the sweeper
-                // deactivates it; it learns so at its next call.
+                // B crashes (no heartbeat, no check-in): its seat returns and it learns so at
+                // its next call; a floating machine stays activated (the sweeper only frees
+                // seats), so it checks a seat out again.
                 var deadline = DateTime.UtcNow.AddSeconds(20);
                 Answer retaken;
                 do
@@ -249,13 +292,12 @@ namespace Tessera.Licensing.Tests
                     retaken = Run(a.CheckoutAsync(first, key: key));
                 } while (retaken.Code != "VALID" && DateTime.UtcNow < deadline);
                 Assert.AreEqual("VALID", retaken.Code, "the crashed machine's seat came back");
-                do
-                {
-                    Thread.Sleep(500);
-                    Assert.AreEqual("VALID", Run(a.HeartbeatAsync(key, first)).Code);
-                } while (Run(b.ValidateAsync(key, second)).Code != "NOT_ACTIVATED" && DateTime.UtcNow < deadline);
-                Assert.AreEqual("NOT_ACTIVATED", Run(b.HeartbeatAsync(key, second)).Code, "swept for silence");
+                Assert.IsNotNull(b.Store.Load(), "B's (lapsed) seat lease is still cached before it calls");
+                Assert.AreEqual("CHECKOUT_REQUIRED", Run(b.HeartbeatAsync(key, second)).Code, "its seat lapsed");
+                Assert.AreEqual("NO_LEASE", Assert.Throws<LeaseException>(() => b.Offline(second)).Code);
+                Assert.AreEqual("NO_FREE_SEAT", Run(b.CheckoutAsync(second, key: key)).Code, "still activated, no seat");
                 Assert.AreEqual("CHECKED_IN", Run(a.CheckinAsync(key, first)).Code);
+                Assert.AreEqual("CHECKED_IN", Run(b.CheckinAsync(key, second)).Code, "B is still activated");
             }
         }
 
@@ -356,6 +398,32 @@ namespace Tessera.Licensing.Tests
 
     /// <summary>Passes each request to the real service and lets `rewrite` change the
     /// answer's body and Tessera-Signature header on its way back.</summary>
+    /// <summary>A reverse proxy's prefix, stripped before the request reaches the server and
+    /// put back after (the client then sees the URL it asked for, as behind a real proxy).</summary>
+    sealed class PrefixStripper : DelegatingHandler
+    {
+        readonly string prefix;
+        public int Stripped;
+
+        public PrefixStripper(string prefix) : base(new HttpClientHandler()) { this.prefix = prefix; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancel)
+        {
+            var asked = request.RequestUri;
+            Assert.IsTrue(asked.AbsolutePath.StartsWith(prefix + "/", StringComparison.Ordinal), asked.ToString());
+            request.RequestUri = new Uri(asked, asked.AbsolutePath.Substring(prefix.Length) + asked.Query);
+            try
+            {
+                return await base.SendAsync(request, cancel).ConfigureAwait(false);
+            }
+            finally
+            {
+                request.RequestUri = asked;
+                Interlocked.Increment(ref Stripped);
+            }
+        }
+    }
+
     sealed class Rewriter : DelegatingHandler
     {
         readonly Func<HttpRequestMessage, byte[], string, Tuple<byte[], string>> rewrite;

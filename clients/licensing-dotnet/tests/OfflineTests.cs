@@ -5,6 +5,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text;
+using System.Threading;
 using NUnit.Framework;
 using Tessera.Licensing;
 
@@ -259,6 +260,68 @@ namespace Tessera.Licensing.Tests
                 Assert.IsFalse(File.Exists(CacheFile));
                 Assert.AreEqual(0, store.AcceptedVersion());
             }
+        }
+
+        [Test]
+        public void ABusyCacheIsNeverDeletedAndIsRetried()
+        {
+            var store = Stored();
+            var before = File.ReadAllText(CacheFile);
+            // Held by another handle (as by an antivirus or a second add-on instance):
+            // CACHE_UNAVAILABLE after the retries, and the good cache is still there.
+            using (new FileStream(CacheFile, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            {
+                var busy = Assert.Throws<LeaseException>(() => store.Check(Vectors.Fingerprint, Vectors.Now, Vouch));
+                Assert.AreEqual("CACHE_UNAVAILABLE", busy.Code, busy.Message);
+            }
+            Assert.AreEqual(before, File.ReadAllText(CacheFile), "an IO error deletes nothing");
+            // Busy for a moment only: the retry reads it.
+            var holder = new FileStream(CacheFile, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            var release = new Thread(() => { Thread.Sleep(60); holder.Dispose(); });
+            release.Start();
+            Assert.AreEqual(Json.String(Vectors.Payload, "license_id"), store.Check(Vectors.Fingerprint, Vectors.Now, Vouch).LicenseId);
+            release.Join();
+        }
+
+        [Test]
+        public void ATimerSavingAndACheckOnAnotherThreadNeverLoseASave()
+        {
+            // Two stores of one path, as a heartbeat timer and the app's own check would use:
+            // the check rewrites the record (its clock mark) while the timer saves newer ones.
+            var saver = Stored();
+            var checker = new LeaseStore(CacheFile, "m-1");
+            var lease = Tessera.Licensing.Lease.Verify(Lease("valid"), Vectors.LeaseKeys, Vectors.Fingerprint, Vectors.Now);
+            const int saves = 300;
+            var errors = new List<Exception>();
+            bool done = false;
+            var checking = new Thread(() =>
+            {
+                long now = Vectors.Now;
+                while (!Volatile.Read(ref done))
+                {
+                    try
+                    {
+                        checker.Check(Vectors.Fingerprint, ++now, Vouch);
+                    }
+                    catch (Exception error)
+                    {
+                        lock (errors) errors.Add(error);
+                    }
+                }
+            });
+            checking.Start();
+            try
+            {
+                for (int version = 3; version < 3 + saves; version++)
+                    saver.Save(lease, ValidSet, version, Vectors.Now);
+            }
+            finally
+            {
+                Volatile.Write(ref done, true);
+                checking.Join();
+            }
+            Assert.IsEmpty(errors);
+            Assert.AreEqual(2 + saves, saver.AcceptedVersion(), "a check wrote an older record over a newer save");
         }
 
         [Test]

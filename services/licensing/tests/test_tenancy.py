@@ -43,7 +43,7 @@ def migrations_before_this(tmp_path: Path) -> Path:
     folder = tmp_path / "before"
     folder.mkdir()
     for path in MIGRATIONS.glob("*.sql"):
-        if path.stem != THIS:
+        if path.stem < THIS:
             shutil.copy(path, folder / path.name)
     return folder
 
@@ -102,7 +102,8 @@ async def test_the_migration_gives_every_existing_row_to_the_home_seller_live(
         assert all(before.values()), before
 
         applied = await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
-        assert applied == [THIS]
+        # this one, and those written after it
+        assert applied[0] == THIS and all(name > THIS for name in applied[1:])
 
         for table in SELLER_OWNED:
             owners = await conn.fetch(

@@ -114,17 +114,48 @@ def test(
         env = {**os.environ, **infra.env(), "TESSERA_TEST_RUN": run_id}
         args = list(ctx.args) or ["-n", "2", "--dist", "loadfile"]
         mcs = shutil.which("mcs")
-        if mcs is None:
+        selected = dotnet_selected(args)
+        if mcs is None and selected:
             # Without Mono the C# client cannot be built: leave its module out and say so
             # below, rather than fail every run on a machine without it (CI installs Mono).
             args += ["--deselect", DOTNET_TESTS]
         result = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=REPO, env=env)
-    typer.echo(
-        f"C# client tests: run with {mcs}"
-        if mcs
-        else "C# client tests: not run (mcs not on PATH; install mono-devel to run them)"
-    )
+    if not selected:
+        typer.echo("C# client tests: not selected")
+    elif mcs:
+        typer.echo(f"C# client tests: run with {mcs}")
+    else:
+        typer.echo("C# client tests: not run (mcs not on PATH; install mono-devel to run them)")
     raise typer.Exit(result.returncode)
+
+
+# pytest options whose value is the next argument (so it is not read as a path).
+VALUE_OPTIONS = {"-k", "-m", "-n", "-p", "-c", "-o", "--dist", "--maxfail", "--rootdir"}
+LEAVE_OUT = ("--deselect", "--ignore")
+
+
+def dotnet_selected(args: list[str]) -> bool:
+    """Whether pytest's `args` collect the C# client's module: no path given (the whole
+    suite) or a path that is the module, a test in it or a folder holding it, and it is not
+    deselected or ignored. (`-k` and `-m` filters are not evaluated.)"""
+    target = (REPO / DOTNET_TESTS).resolve()
+
+    def covers(arg: str) -> bool:
+        path = (REPO / arg.split("::", 1)[0]).resolve()
+        return path == target or path in target.parents
+
+    paths: list[str] = []
+    left_out = False
+    rest = iter(args)
+    for arg in rest:
+        option, _, value = arg.partition("=")
+        if option in LEAVE_OUT:
+            left_out |= covers(value or next(rest, ""))
+        elif arg in VALUE_OPTIONS:
+            next(rest, None)
+        elif not arg.startswith("-"):
+            paths.append(arg)
+    return not left_out and (not paths or any(covers(p) for p in paths))
 
 
 @app.command()

@@ -109,7 +109,11 @@ async def start(licensing: Licensing) -> None:
         asyncio.create_task(heartbeats.keep_flushing(pool, beats, settings.heartbeat_flush_seconds))
     )
     licensing.tasks.append(
-        asyncio.create_task(heartbeats.keep_sweeping(pool, settings.heartbeat_sweep_seconds))
+        asyncio.create_task(
+            heartbeats.keep_sweeping(
+                pool, settings.heartbeat_sweep_seconds, settings.heartbeat_flush_seconds
+            )
+        )
     )
     tune_gc(settings.gc_gen0_threshold)
     watching = stalls.watch(settings.stall_log_ms)

@@ -184,7 +184,9 @@ async def take_seat(
 ) -> float | None:
     """Give the machine a floating seat for `seconds` (renew the one it holds) if it holds
     one or fewer than `seats` are held; the seat's end (unix seconds), or None when none is
-    free. The caller holds the license's row lock, so the count cannot change under it."""
+    free. The caller holds the license's row lock, as every renewal and check-out does, and
+    the count locks the seats it counts, so no write that skips the license lock can change
+    them under it either."""
     value = await conn.fetchval(
         """
         UPDATE activations
@@ -192,8 +194,10 @@ async def take_seat(
                last_heartbeat_at = clock_timestamp()
          WHERE id = $2
            AND (seat_until > clock_timestamp()
-                OR (SELECT count(*) FROM activations
-                     WHERE license_id = $1 AND seat_until > clock_timestamp()) < $3)
+                OR (SELECT count(*) FROM (SELECT FROM activations
+                                           WHERE license_id = $1
+                                             AND seat_until > clock_timestamp()
+                                             FOR UPDATE) AS held) < $3)
         RETURNING extract(epoch FROM seat_until)
         """,
         license_id,

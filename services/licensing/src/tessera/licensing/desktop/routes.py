@@ -25,6 +25,7 @@ from tessera.licensing.licenses import keyformat
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.openapi import Jwk, problems
 from tessera.shared.http.problems import Problem
+from tessera.shared.synced_limits import Rule
 from tessera.shared.tokens import current_principal
 
 
@@ -64,9 +65,10 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def limit(licensing: Licensing, request: Request, key: str) -> None:
-    """Decided in memory (no await); the counts are shared through Redis in the background."""
-    hits = (licensing.per_ip, client_ip(request)), (licensing.per_key, key)
+def limit(licensing: Licensing, request: Request, key: str, per_key: Rule | None = None) -> None:
+    """Decided in memory (no await); the counts are shared through Redis in the background.
+    `per_key`: the key's budget, validate's and activate's unless given."""
+    hits = (licensing.per_ip, client_ip(request)), (per_key or licensing.per_key, key)
     licensing.synced_limiter.enforce(*hits)
 
 
@@ -132,7 +134,9 @@ async def deactivate(req: DeactivateRequest, request: Request, licensing: Licens
 
 @router.post("/licenses/checkin", responses=ANSWER, summary="Give the floating seat back")
 async def checkin(req: CheckinRequest, request: Request, licensing: LicensingDep) -> Response:
-    limit(licensing, request, key_id(req.key))
+    # The heartbeat's budget: a key's machines retrying checkouts cannot block a holder's
+    # check-in (or heartbeats), so seats come back.
+    limit(licensing, request, key_id(req.key), licensing.per_key_beat)
     return json_response(await service.checkin(licensing.pool, licensing.cache, req))
 
 

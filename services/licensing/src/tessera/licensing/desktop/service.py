@@ -25,6 +25,7 @@ from tessera.licensing.desktop.schemas import (
     HeartbeatRequest,
     ValidateRequest,
 )
+from tessera.licensing.heartbeats import queries as heartbeat_queries
 from tessera.licensing.heartbeats.service import Heartbeats
 from tessera.licensing.leases.claims import decoy_claims, lease_claims
 from tessera.licensing.licenses import keyformat
@@ -96,13 +97,32 @@ def seat_seconds(row: License) -> int:
 
 
 def timing(row: License, now: float, seat_until: float | None) -> dict[str, Any]:
-    """The heartbeat and seat times of a valid answer, for the policies that have them."""
+    """The heartbeat and seat times of a valid answer, for the policies that have them.
+
+    Every valid answer under a heartbeat policy stands on a heartbeat recorded: `now` (the
+    call recorded one) or, under a floating policy, the seat's last renewal (its end less
+    its length). The next is asked for half an interval after it, so the other half and the
+    grace absorb a slow network or a busy machine before the seat ends or the sweeper
+    calls the machine silent."""
     extra: dict[str, Any] = {}
-    if row.heartbeat_seconds is not None:
-        extra["next_heartbeat_at"] = iso(int(now) + row.heartbeat_seconds)
+    interval = row.heartbeat_seconds
+    if interval is not None:
+        last = now if seat_until is None else seat_until - seat_seconds(row)
+        extra["next_heartbeat_at"] = iso(max(now, last + interval / 2))
     if seat_until is not None:
         extra["seat_expires_at"] = iso(seat_until)
     return extra
+
+
+def lease_until(row: License, now: float, seat_until: float | None) -> float | None:
+    """Where a valid answer's lease must end early: a floating seat's end, or under a
+    heartbeat policy the heartbeat recorded now plus its interval and grace (a machine the
+    sweeper deactivates for silence must not keep running offline for days)."""
+    if row.floating:
+        return seat_until
+    if row.heartbeat_seconds is not None:
+        return now + seat_seconds(row)
+    return None
 
 
 def answer(
@@ -175,14 +195,19 @@ async def validate(
     pool: asyncpg.Pool,
     cache: LicenseCache,
     signer: Signer,
+    heartbeats: Heartbeats,
     req: ValidateRequest,
     key_hash: bytes | None = None,
 ) -> dict[str, Any]:
-    """The verdict on (key, machine), and a fresh lease when valid. Reads only.
-    `key_hash` is the key's lookup hash when the caller has it already."""
+    """The verdict on (key, machine), and a fresh lease when valid. Reads only, except that
+    under a heartbeat policy it records a heartbeat (in memory, like the heartbeat does):
+    its answer's next_heartbeat_at and lease stand on one. `key_hash` is the key's lookup
+    hash when the caller has it already."""
     now = time.time()
     known = await find_known(pool, cache, key_hash or keyformat.lookup_hash(req.key))
     code, activation = judge(known, fingerprint_hash(req.fingerprint), req.activation_id, now)
+    if activation is not None and known is not None and known.heartbeat_seconds is not None:
+        heartbeats.record(activation, now)
     return verdict(signer, known, code, activation, req.fingerprint, req.nonce, now)
 
 
@@ -202,7 +227,8 @@ def verdict(
         assert known is not None
         if known.floating and seat_until is None:
             seat_until = known.seats.get(fingerprint_hash(fingerprint))
-        lease = sign_lease(signer, known, fingerprint, int(now), seat_until)
+        until = lease_until(known, now, seat_until)
+        lease = sign_lease(signer, known, fingerprint, int(now), until)
         extra = timing(known, now, seat_until)
         return answer(code, now, nonce, known, activation_id=str(activation), **lease, **extra)
     # constant work: a fast "no" would tell which keys exist
@@ -212,6 +238,7 @@ def verdict(
 
 async def heartbeat(
     pool: asyncpg.Pool,
+    write_pool: asyncpg.Pool,
     cache: LicenseCache,
     signer: Signer,
     heartbeats: Heartbeats,
@@ -219,17 +246,42 @@ async def heartbeat(
     key_hash: bytes,
 ) -> dict[str, Any]:
     """The machine still runs: validate's verdict, from memory, and the heartbeat recorded
-    (in memory too; written in the next batch), renewing a floating seat it holds."""
+    (in memory too; written in the next batch). A floating seat is renewed at once instead,
+    under the license's lock (`renew_seat`): the answer promises the seat until its new end,
+    so the renewal must be written before the seat could go to another machine."""
     now = time.time()
     known = await find_known(pool, cache, key_hash)
     code, activation = judge(known, fingerprint_hash(req.fingerprint), None, now)
     seat_until = None
     if activation is not None:
         assert known is not None
-        if code is Code.VALID and known.floating:
-            seat_until = now + seat_seconds(known)
-        heartbeats.record(activation, now, seat_until)
+        if known.floating:
+            code, seat_until = await renew_seat(write_pool, cache, key_hash, activation, now)
+        else:
+            heartbeats.record(activation, now)
     return verdict(signer, known, code, activation, req.fingerprint, req.nonce, now, seat_until)
+
+
+async def renew_seat(
+    pool: asyncpg.Pool, cache: LicenseCache, key_hash: bytes, activation_id: UUID, now: float
+) -> tuple[Code, float | None]:
+    """Renew the floating seat the machine still holds, with the license row locked as a
+    check-out locks it (so no check-out counts meanwhile); CHECKOUT_REQUIRED when the seat
+    lapsed (it may be another machine's by now)."""
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await queries.lock_by_key(conn, key_hash)
+        if locked is None:
+            return Code.NOT_FOUND, None
+        row = locked.license
+        code = standing(row, now)
+        if code is not None:
+            return code, None
+        # No seat to spare (0): only the one it holds is renewed.
+        until = await queries.take_seat(conn, row.id, activation_id, 0, seat_seconds(row))
+    if until is None:
+        return Code.CHECKOUT_REQUIRED, None
+    cache.forget(str(row.id))  # read-your-writes here; NOTIFY tells the others
+    return Code.VALID, until
 
 
 @dataclass(frozen=True)
@@ -249,6 +301,11 @@ async def _activate_on(
     if code is not None:
         return Outcome(code, locked)
     activation_id = await queries.find_activation(conn, tenant, row.id, fp_hash)
+    if activation_id is not None and row.heartbeat_seconds is not None and not row.floating:
+        # The answer's next_heartbeat_at and lease stand on a heartbeat: record it (under
+        # the license's lock, which the sweeper takes too, so it cannot delete this
+        # activation between here and the answer).
+        await heartbeat_queries.flush(conn, [activation_id], [datetime.fromtimestamp(now, UTC)])
     if activation_id is None:
         # Floating: activations are not limited, seats are (below).
         if not row.floating and (
@@ -357,7 +414,8 @@ async def activate(
     row = locked.license
     if outcome.code is not Code.VALID:
         return answer(outcome.code, now, req.nonce, row)
-    extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now), outcome.seat_until)
+    until = lease_until(row, now, outcome.seat_until)
+    extra: dict[str, Any] = sign_lease(signer, row, req.fingerprint, int(now), until)
     extra.update(timing(row, now, outcome.seat_until))
     extra["activation_id"] = str(outcome.activation_id)
     if req.key is None:

@@ -25,6 +25,7 @@ from tessera.licensing.desktop.signature import signature_header
 from tessera.licensing.licenses import keyformat
 from tessera.shared.http.problems import RateLimited
 from tessera.shared.keys import Signer
+from tessera.shared.synced_limits import Rule
 
 PATH = "/v1/licenses/validate"
 HEARTBEAT_PATH = "/v1/licenses/heartbeat"
@@ -50,33 +51,44 @@ async def validate(
     caller can hand the request to the full stack, which counts it itself."""
 
     async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
-        return await service.validate(pool, licensing.cache, signer, req, key_hash)
+        return await service.validate(
+            pool, licensing.cache, signer, licensing.heartbeats, req, key_hash
+        )
 
-    return await from_memory(licensing, PATH, req.key, ip, work, give_back)
+    return await from_memory(licensing, PATH, req.key, ip, work, give_back, licensing.per_key)
 
 
 async def heartbeat(
     licensing: Licensing, req: HeartbeatRequest, ip: str, *, give_back: bool = False
 ) -> Signed:
-    """The signed answer to a heartbeat, as `validate` answers (the same limits count it)."""
+    """The signed answer to a heartbeat, as `validate` answers. Its per-key budget is its
+    own (`per_key_beat`): machines of a key retrying checkouts or validating must not
+    starve the heartbeats that keep its holders' seats."""
 
     async def work(pool: asyncpg.Pool, signer: Signer, key_hash: bytes) -> dict[str, Any]:
         return await service.heartbeat(
-            pool, licensing.cache, signer, licensing.heartbeats, req, key_hash
+            pool, licensing.pool, licensing.cache, signer, licensing.heartbeats, req, key_hash
         )
 
-    return await from_memory(licensing, HEARTBEAT_PATH, req.key, ip, work, give_back)
+    per_key = licensing.per_key_beat
+    return await from_memory(licensing, HEARTBEAT_PATH, req.key, ip, work, give_back, per_key)
 
 
 Work = Callable[[asyncpg.Pool, Signer, bytes], Awaitable[dict[str, Any]]]
 
 
 async def from_memory(
-    licensing: Licensing, path: str, key: str, ip: str, work: Work, give_back: bool
+    licensing: Licensing,
+    path: str,
+    key: str,
+    ip: str,
+    work: Work,
+    give_back: bool,
+    per_key: Rule,
 ) -> Signed:
     pool, ring, limiter = licensing.read_pool, licensing.ring, licensing.synced_limiter
     key_hash = keyformat.lookup_hash(key)
-    hits = ((licensing.per_ip, ip), (licensing.per_key, key_id_of(key_hash)))
+    hits = ((licensing.per_ip, ip), (per_key, key_id_of(key_hash)))
     retry_after = limiter.hit(*hits).retry_after
     if retry_after:
         raise RateLimited(retry_after)

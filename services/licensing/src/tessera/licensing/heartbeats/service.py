@@ -3,10 +3,11 @@ replica keeps the latest heartbeat of every machine it heard from and writes the
 statement every `heartbeat_flush_seconds`. A heartbeat thus costs no database round trip,
 and a heartbeat interval of minutes dwarfs the second it may wait to be written.
 
-The sweeper deactivates every machine whose policy requires heartbeats and that has been
-silent past the interval and the grace: its seat is freed, MachineDeactivated (by
-"heartbeat") goes out through the outbox and the audit log says why, in one transaction.
-The app learns it at its next call (NOT_ACTIVATED).
+The sweeper deactivates every machine whose (non-floating) policy requires heartbeats and
+that has been silent past the interval, the grace and the flush delay: MachineDeactivated
+(by "heartbeat") goes out through the outbox and the audit log says why, in one
+transaction. The app learns it at its next call (NOT_ACTIVATED). Under a floating policy it
+deactivates nobody: it only clears seats that lapsed (they were free already).
 """
 
 from __future__ import annotations
@@ -30,29 +31,34 @@ log = logging.getLogger("tessera.licensing.heartbeats")
 SWEEP_BATCH = 500
 
 
+# A heartbeat answered is written up to a flush interval later, plus this margin (the
+# flush's own run time): the sweeper allows for both before it calls a machine silent.
+FLUSH_MARGIN_SECONDS = 1.0
+
+
 class Heartbeats:
-    """The heartbeats heard since the last flush: activation id -> (when, the seat's new end
-    if it holds a floating seat). No await: recorded on the hot path."""
+    """The heartbeats heard since the last flush: activation id -> when. No await: recorded
+    on the hot path."""
 
     def __init__(self) -> None:
-        self._pending: dict[UUID, tuple[float, float | None]] = {}
+        self._pending: dict[UUID, float] = {}
 
-    def record(self, activation_id: UUID, at: float, seat_until: float | None) -> None:
-        self._pending[activation_id] = (at, seat_until)
+    def record(self, activation_id: UUID, at: float) -> None:
+        self._pending[activation_id] = at
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def take(self) -> dict[UUID, tuple[float, float | None]]:
+    def take(self) -> dict[UUID, float]:
         pending, self._pending = self._pending, {}
         return pending
 
-    def give_back(self, batch: dict[UUID, tuple[float, float | None]]) -> None:
+    def give_back(self, batch: dict[UUID, float]) -> None:
         """A batch that could not be written, kept (newer heartbeats win) for the next try."""
-        for activation_id, beat in batch.items():
+        for activation_id, at in batch.items():
             newer = self._pending.get(activation_id)
-            if newer is None or newer[0] < beat[0]:
-                self._pending[activation_id] = beat
+            if newer is None or newer < at:
+                self._pending[activation_id] = at
 
 
 def _time(epoch: float) -> datetime:
@@ -64,14 +70,11 @@ async def flush(pool: asyncpg.Pool, heartbeats: Heartbeats) -> int:
     batch = heartbeats.take()
     if not batch:
         return 0
-    ids = list(batch)
+    # In id order: replicas flushing overlapping batches lock rows in the same order, so
+    # they cannot deadlock.
+    ids = sorted(batch)
     try:
-        await queries.flush(
-            pool,
-            ids,
-            [_time(batch[i][0]) for i in ids],
-            [None if (end := batch[i][1]) is None else _time(end) for i in ids],
-        )
+        await queries.flush(pool, ids, [_time(batch[i]) for i in ids])
     except BaseException:
         heartbeats.give_back(batch)
         raise
@@ -96,12 +99,17 @@ async def keep_flushing(pool: asyncpg.Pool, heartbeats: Heartbeats, every: float
                 log.warning("licensing.heartbeats.final_flush_failed", extra={"error": repr(error)})
 
 
-async def sweep(pool: asyncpg.Pool) -> int:
-    """Deactivate the machines whose heartbeats lapsed; how many were."""
+async def sweep(pool: asyncpg.Pool, flush_seconds: float) -> int:
+    """Deactivate the machines whose heartbeats lapsed (allowing `flush_seconds` for a
+    heartbeat answered but not yet written), and clear lapsed floating seats; how many
+    machines were deactivated."""
+    while len(await queries.free_lapsed_seats(pool, SWEEP_BATCH)) == SWEEP_BATCH:
+        pass
+    allowance = flush_seconds + FLUSH_MARGIN_SECONDS
     total = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            lapsed = await queries.delete_lapsed(conn, SWEEP_BATCH)
+            lapsed = await queries.delete_lapsed(conn, SWEEP_BATCH, allowance)
             for a in lapsed:
                 tenant = Tenant(a["seller_id"], cast(Mode, a["mode"]))
                 await outbox.add(
@@ -132,11 +140,11 @@ async def sweep(pool: asyncpg.Pool) -> int:
             return total
 
 
-async def keep_sweeping(pool: asyncpg.Pool, every: float) -> None:
+async def keep_sweeping(pool: asyncpg.Pool, every: float, flush_seconds: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            swept = await sweep(pool)
+            swept = await sweep(pool, flush_seconds)
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("licensing.heartbeats.sweep_failed", extra={"error": repr(error)})
             continue

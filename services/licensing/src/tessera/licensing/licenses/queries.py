@@ -217,11 +217,19 @@ async def activations_of(
     return list(
         await conn.fetch(
             """
-            SELECT id, license_id, fingerprint_hash, machine_name, platform, app_version,
-                   created_at, last_heartbeat_at, seat_until
-              FROM activations
-             WHERE license_id = ANY($1::uuid[]) AND seller_id = $2 AND mode = $3
-             ORDER BY created_at
+            SELECT a.id, a.license_id, a.fingerprint_hash, a.machine_name, a.platform,
+                   a.app_version, a.created_at,
+                   -- only where a policy asks for heartbeats, and a seat only while held
+                   CASE WHEN pol.heartbeat_seconds IS NOT NULL THEN a.last_heartbeat_at END
+                       AS last_heartbeat_at,
+                   CASE WHEN a.seat_until > clock_timestamp() THEN a.seat_until END
+                       AS seat_until
+              FROM activations a
+              JOIN licenses l ON l.id = a.license_id
+              JOIN policies pol
+                ON pol.seller_id = l.seller_id AND pol.mode = l.mode AND pol.code = l.policy_code
+             WHERE a.license_id = ANY($1::uuid[]) AND a.seller_id = $2 AND a.mode = $3
+             ORDER BY a.created_at
             """,
             license_ids,
             tenant.seller_id,

@@ -14,10 +14,10 @@ class ActivationOut(BaseModel):
     platform: str | None
     app_version: str | None
     created_at: datetime
-    # Its last heartbeat (or check-out; its activation until then; validate stays read-only):
-    # a policy that requires heartbeats deactivates a machine silent for too long.
-    last_heartbeat_at: datetime
-    # Floating policies: the seat it holds until then (None: it holds none).
+    # Policies that require heartbeats only (None elsewhere): its last sign of life (a
+    # heartbeat, validate, activate or check-out; its activation until then).
+    last_heartbeat_at: datetime | None = None
+    # Floating policies: the end of the seat it holds (None: it holds none, or it lapsed).
     seat_until: datetime | None = None
 
 

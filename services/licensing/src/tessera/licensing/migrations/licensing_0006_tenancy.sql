@@ -1,4 +1,4 @@
--- depends: licensing_0004_root_keys
+-- depends: licensing_0005_heartbeats_floating
 
 -- Every seller-owned row names its seller and mode (docs/sellers.md, "Data ownership").
 -- Today's rows (ChartGPT's product and policy included) are the home seller's, live. The
