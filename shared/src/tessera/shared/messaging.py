@@ -76,8 +76,9 @@ def stream_config(stream: Stream, namespace: Namespace, replicas: int = 1) -> St
         subjects=[namespace.subject(f"{stream.root}.>")],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
-        max_age=stream.max_age.total_seconds(),
+        max_age=stream.max_age.total_seconds() if stream.max_age else 0,
         duplicate_window=stream.duplicate_window.total_seconds(),
+        max_msgs_per_subject=stream.max_msgs_per_subject,
         num_replicas=replicas,
     )
 
@@ -106,8 +107,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> str:
     current = info.config
     if (
         sorted(current.subjects or []) == sorted(config.subjects or [])
-        and current.max_age == config.max_age
+        and (current.max_age or 0) == (config.max_age or 0)
         and current.duplicate_window == config.duplicate_window
+        and (current.max_msgs_per_subject or -1) == (config.max_msgs_per_subject or -1)
         and current.num_replicas == config.num_replicas
     ):
         return "unchanged"

@@ -22,6 +22,7 @@ from opentelemetry import propagate, trace
 
 from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.events.envelope import Event
+from tessera.shared.events.topology import STREAMS
 from tessera.shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 log = logging.getLogger("tessera.outbox")
@@ -37,7 +38,7 @@ async def add(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3::jsonb, $4::jsonb)",
         event.event_id,
-        event.subject,
+        event.publish_subject(),
         event.model_dump_json(),
         json.dumps(headers),
     )
@@ -54,17 +55,36 @@ class OutboxRow:
 Publish = Callable[[OutboxRow], Awaitable[None]]
 
 
+# A stream that keeps one message per subject (APIKEYS) holds states, not facts: the last
+# message published on a subject is what every starting replica replays. So the rows of one
+# such subject must reach NATS in the order they were written, and a row is claimed only
+# when no earlier row of its subject is still pending. That holds within a batch (published
+# concurrently) and across relay replicas (which skip each other's locked rows) alike; a
+# key changed twice in a row takes two rounds. Rows of other streams are not held back.
+RECORD_SUBJECTS = [f"{s.root}.%" for s in STREAMS if s.max_msgs_per_subject == 1]
+
+
 async def claim_pending(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
     rows = await conn.fetch(
         """
         SELECT id, subject, payload::text AS payload, headers::text AS headers
           FROM outbox
          WHERE published_at IS NULL
+           AND NOT (
+                 subject LIKE ANY($2::text[])
+                 AND EXISTS (
+                     SELECT 1 FROM outbox AS earlier
+                      WHERE earlier.published_at IS NULL
+                        AND earlier.subject = outbox.subject
+                        AND (earlier.created_at, earlier.id) < (outbox.created_at, outbox.id)
+                 )
+           )
          ORDER BY created_at, id
          LIMIT $1
            FOR UPDATE SKIP LOCKED
         """,
         limit,
+        RECORD_SUBJECTS,
     )
     return [OutboxRow(r["id"], r["subject"], r["payload"], json.loads(r["headers"])) for r in rows]
 

@@ -21,6 +21,7 @@ from tessera.auth.users.schemas import Role
 from tessera.shared.cli import service_cli
 from tessera.shared.db.pool import create_pool
 from tessera.shared.redis import Keys, create_redis, key_prefix
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.settings import InfraSettings, load_settings
 
 cli = service_cli("auth", "tessera.auth.app:create_app", AuthSettings, MIGRATIONS)
@@ -77,11 +78,11 @@ def disable(email: str) -> None:
     infra = load_settings(InfraSettings)
 
     async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
-        user = await users.get_by_email(pool, email)
+        user = await users.get_by_email(pool, HOME_LIVE, email)
         redis = create_redis(str(infra.redis_url))
         try:
             store = SessionStore(redis, Keys(key_prefix("auth", infra.namespace)))
-            changed = await users.disable(pool, store, user.id)
+            changed = await users.disable(pool, store, HOME_LIVE, user.id)
         finally:
             await redis.aclose()
         typer.echo(f"{user.email}: disabled" + ("" if changed else " (already)"))
@@ -94,8 +95,8 @@ def enable(email: str) -> None:
     """Let a disabled user sign in again."""
 
     async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
-        user = await users.get_by_email(pool, email)
-        changed = await users.enable(pool, user.id)
+        user = await users.get_by_email(pool, HOME_LIVE, email)
+        changed = await users.enable(pool, HOME_LIVE, user.id)
         typer.echo(f"{user.email}: enabled" + ("" if changed else " (already)"))
 
     run(work)

@@ -44,3 +44,9 @@ class Event(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def publish_subject(self) -> str:
+        """The subject this instance is published on: `subject`, unless the event keeps one
+        subject per entity (`ApiKeyChanged`: one per key, so a stream holding only the last
+        message per subject keeps each key's latest record)."""
+        return self.subject

@@ -28,17 +28,24 @@ class Stream:
     name: str
     root: str
     owner: str
-    max_age: timedelta = timedelta(days=30)
+    # None: kept until replaced (a record stream, where a message is a state, not a fact).
+    max_age: timedelta | None = timedelta(days=30)
     # Nats-Msg-Id de-duplication window; the inbox, not this, is what makes consumers
     # idempotent (a redelivery after the window is still caught there).
     duplicate_window: timedelta = timedelta(minutes=10)
+    # 1 gives KV semantics: each subject holds only its latest message (-1: no limit).
+    max_msgs_per_subject: int = -1
 
 
 BILLING = Stream(name="BILLING", root="billing", owner="billing")
 AUTH = Stream(name="AUTH", root="auth", owner="auth")
 LICENSING = Stream(name="LICENSING", root="licensing", owner="licensing")
+# The seller directory (`SellerChanged`), one subject per seller, only the latest kept and
+# none aged out: every replica of every service replays it into its `SellerBook` at start.
+# Auth owns it; nobody has a durable consumer on it.
+SELLERS = Stream(name="SELLERS", root="sellers", owner="auth", max_age=None, max_msgs_per_subject=1)
 
-STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING)
+STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, SELLERS)
 
 
 @dataclass(frozen=True)
