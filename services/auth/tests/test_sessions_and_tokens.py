@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from tessera.auth.secrets import sealer_of
 from tessera.auth.signing_keys import ring
-from tessera.shared.keys import SealingError
 from tessera.shared.directory import SellerBook, follow_with_own_connection
+from tessera.shared.keys import SealingError
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache, Unauthorized
 

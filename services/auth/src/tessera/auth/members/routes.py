@@ -20,8 +20,10 @@ from tessera.auth.members.schemas import (
     InviteOut,
     InviteRequest,
     MemberList,
+    Membership,
     Memberships,
     SellerSignUp,
+    SellerUpdate,
     SignUpAccepted,
 )
 from tessera.auth.requests import client_ip, user_agent
@@ -74,6 +76,15 @@ async def mine(auth: AuthDep, principal: PrincipalDep) -> Memberships:
 
 
 MEMBER_PROBLEMS = problems(service.NoSuchSeller, service.OwnerRequired, Forbidden)
+
+
+@router.patch("/{slug}", responses=MEMBER_PROBLEMS)
+async def update_seller(
+    slug: Slug, body: SellerUpdate, auth: AuthDep, principal: PrincipalDep, request: Request
+) -> Membership:
+    """Rename the seller or open or close its customers' signup (owners only)."""
+    caller = await _developer(auth, principal)
+    return await service.update_seller(auth, caller, slug, body, ip=client_ip(request))
 
 
 @router.get("/{slug}/members", responses=MEMBER_PROBLEMS)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
@@ -42,9 +43,28 @@ class Membership(BaseModel):
     signup_policy: Literal["closed", "open"]
     joined_at: datetime
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Membership:
+        return cls(
+            slug=row["slug"],
+            name=row["name"],
+            role=row["role"],
+            status=row["status"],
+            signup_policy=row["signup_policy"],
+            joined_at=row["joined_at"],
+        )
+
 
 class Memberships(BaseModel):
     sellers: list[Membership]
+
+
+class SellerUpdate(BaseModel):
+    """What an owner may change: the name shown in mails, and who may sign up."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: SellerName | None = None
+    signup_policy: Literal["closed", "open"] | None = None
 
 
 class InviteRequest(BaseModel):

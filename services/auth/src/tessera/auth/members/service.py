@@ -25,6 +25,7 @@ from tessera.auth.members.schemas import (
     MemberOut,
     Membership,
     SellerSignUp,
+    SellerUpdate,
 )
 from tessera.auth.secrets import normalize_email
 from tessera.auth.sellers import service as sellers
@@ -196,17 +197,7 @@ async def mine(auth: Auth, principal: Principal) -> list[Membership]:
     require_developer(principal)
     await sessions.require_live(auth, principal)
     rows = await queries.sellers_of(auth.pool, principal.user_id)
-    return [
-        Membership(
-            slug=r["slug"],
-            name=r["name"],
-            role=r["role"],
-            status=r["status"],
-            signup_policy=r["signup_policy"],
-            joined_at=r["joined_at"],
-        )
-        for r in rows
-    ]
+    return [Membership.of(r) for r in rows]
 
 
 async def invite(
@@ -304,3 +295,23 @@ async def accept_invite(auth: Auth, token: str, browser: str, *, ip: str, device
     opened = await sessions.open_browser_session(auth, user, ip=ip, device=device)
     await links.after_sign_in(auth, user, browser, method="invite", ip=ip, device=device)
     return links.signed_in(auth, user, opened, None)
+
+
+async def update_seller(
+    auth: Auth, principal: Principal, slug: str, body: SellerUpdate, *, ip: str
+) -> Membership:
+    """Rename the seller or change its signup policy (an owner only); published to the
+    directory and audited."""
+    seller = await owned(auth, principal, slug)
+    async with auth.pool.acquire() as conn, conn.transaction():
+        changed = await sellers.update(
+            conn, seller, name=body.name, signup_policy=body.signup_policy
+        )
+        if changed is not seller:
+            await audit.record(
+                conn, "seller.updated", seller_tenant(seller.id), actor_id=principal.user_id,
+                ip=ip, **body.model_dump(exclude_none=True),
+            )  # fmt: skip
+    auth.sellers.apply(changed.record())
+    rows = await queries.sellers_of(auth.pool, principal.user_id)
+    return Membership.of(next(r for r in rows if r["id"] == seller.id))

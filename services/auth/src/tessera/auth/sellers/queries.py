@@ -72,3 +72,25 @@ async def all_sellers(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.R
         f"SELECT {SELLER_COLUMNS} FROM sellers ORDER BY created_at, id"  # noqa: S608
     )
     return rows
+
+
+async def update(
+    conn: asyncpg.Connection, seller_id: UUID, name: str | None, signup_policy: str | None
+) -> asyncpg.Record | None:
+    """Change what is given; the changed row (its version grown), or None when nothing
+    changed."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE sellers
+           SET name = coalesce($2, name), signup_policy = coalesce($3, signup_policy),
+               version = version + 1
+         WHERE id = $1
+           AND (name IS DISTINCT FROM coalesce($2, name)
+                OR signup_policy IS DISTINCT FROM coalesce($3, signup_policy))
+        RETURNING {SELLER_COLUMNS}
+        """,  # noqa: S608 - constant columns
+        seller_id,
+        name,
+        signup_policy,
+    )
+    return row

@@ -146,3 +146,16 @@ async def slug_of(auth: Auth, seller_id: UUID) -> str:
 def tenant_live(seller: Seller) -> Tenant:
     """The seller's live tenant: what its sign-in page (named by slug) signs customers into."""
     return Tenant(seller.id, "live")
+
+
+async def update(
+    conn: asyncpg.Connection, seller: Seller, *, name: str | None, signup_policy: str | None
+) -> Seller:
+    """Rename the seller or change its signup policy, publishing the new record; the seller
+    unchanged when nothing differs."""
+    row = await queries.update(conn, seller.id, name, signup_policy)
+    if row is None:
+        return seller
+    changed = Seller.of(row)
+    await publish(conn, changed)
+    return changed
