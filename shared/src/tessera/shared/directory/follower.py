@@ -60,12 +60,12 @@ class RecordFollower(Generic[E]):
         """Replay, then follow, the stream on `client` until cancelled.
 
         `client` should reconnect forever (`max_reconnect_attempts=-1`). Until the stream's
-        owner has declared it this waits for it, retrying every second; `idle_heartbeat` is
+        owner has declared it this waits for it, retrying (50 ms doubling to 1 s); `idle_heartbeat` is
         how soon (twice it) a consumer lost to a NATS restart is noticed and recreated.
         """
         js = client.jetstream()
         stream = namespace.stream(self.stream)
-        waited = False
+        waited, delay = False, 0.05
         while True:
             try:
                 subscription = await self._subscribe(js, stream, namespace, idle_heartbeat)
@@ -79,7 +79,10 @@ class RecordFollower(Generic[E]):
                     "directory.follow.waiting", extra={"stream": stream, "error": repr(error)}
                 )
                 waited = True
-                await asyncio.sleep(1.0)
+                # Soon at first: a process started beside the stream's owner has the
+                # directory a moment after it; then no faster than once a second.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         try:
             await asyncio.Event().wait()  # the subscription's callback does the work
         finally:
