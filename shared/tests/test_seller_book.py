@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client
 
 from tessera.shared.directory import SellerBook, follow_with_own_connection
+from tessera.shared.directory import sellers as directory_sellers
 from tessera.shared.events.auth import SellerChanged
 from tessera.shared.events.topology import SELLERS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
@@ -151,8 +152,9 @@ def a_token(private: Ed25519PrivateKey, kid: str, **claims: Any) -> str:
 
 
 async def test_the_verifier_sets_the_tenant_from_the_token_s_seller_and_mode(
-    publisher: Any, replicas: Any
+    publisher: Any, replicas: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(directory_sellers, "SETTLING_SECONDS", 0.0)
     await publisher(record(SELLER_A, "alpha", 1))
     await publisher(record(SELLER_B, "bravo", 1, status="suspended"))
     [book] = await replicas(1)
@@ -181,6 +183,23 @@ async def test_a_seller_unknown_before_the_replay_is_a_503_not_a_401() -> None:
     bookless, key, kid = verifier(None)
     with pytest.raises(Unauthorized):
         await bookless.verify(a_token(key, kid, sel="alpha", mod="live"))
+
+
+async def test_a_book_that_just_replayed_waits_a_moment_for_a_seller_it_lacks(
+    publisher: Any, replicas: Any
+) -> None:
+    """At a stack's start a replica can replay an empty stream just before the home
+    seller's record lands: a token naming it then waits for it instead of a 401."""
+    [book] = await replicas(1)
+    await until(lambda: book.ready)
+    check, key, kid = verifier(book)
+    token = a_token(key, kid, sel="late", mod="live")
+    pending = asyncio.create_task(check.verify(token))
+    await asyncio.sleep(0.2)
+    await publisher(record(SELLER_A, "late", 1))
+    assert (await pending).tenant == Tenant(SELLER_A, "live")
+    with pytest.raises(DirectoryLoading):  # still settling: unknown is "try again"
+        await check.verify(a_token(key, kid, sel="never", mod="live"))
 
 
 async def test_the_follower_survives_a_nats_restart(own_nats: Any, namespace: str) -> None:

@@ -137,7 +137,7 @@ class AccessTokenVerifier:
         # seller verify.
         self.sellers = sellers
 
-    def tenant_of(self, claims: dict[str, Any]) -> Tenant:
+    async def tenant_of(self, claims: dict[str, Any]) -> Tenant:
         """The seller and mode a token was issued for: `Unauthorized` for a seller that is
         unknown or suspended, `DirectoryLoading` (503) while the directory is replaying."""
         slug, mode = claims.get("sel"), claims.get("mod", "live")
@@ -149,9 +149,9 @@ class AccessTokenVerifier:
             return HOME_LIVE
         if not isinstance(slug, str) or self.sellers is None:
             raise Unauthorized()
-        entry = self.sellers.by_slug(slug)
+        entry = await self.sellers.find_slug(slug)
         if entry is None:
-            if not self.sellers.ready:
+            if self.sellers.settling:
                 raise DirectoryLoading("The seller directory is loading; try again shortly.")
             raise Unauthorized()
         if not entry.active:
@@ -186,7 +186,7 @@ class AccessTokenVerifier:
                 role=claims["role"] if claims.get("role") == "admin" else "customer",
                 session_id=str(claims.get("sid", "")),
                 token_id=str(claims.get("jti", "")),
-                tenant=self.tenant_of(claims),
+                tenant=await self.tenant_of(claims),
             )
         except (jwt.PyJWTError, KeyError, ValueError, TypeError):
             raise Unauthorized() from None

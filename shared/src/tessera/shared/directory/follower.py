@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -45,6 +46,7 @@ class RecordFollower(Generic[E]):
         self.event = event
         self.apply = apply
         self._ready = asyncio.Event()
+        self.ready_at: float | None = None  # monotonic; when the replay was in
 
     @property
     def ready(self) -> bool:
@@ -53,6 +55,11 @@ class RecordFollower(Generic[E]):
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
+
+    def _set_ready(self) -> None:
+        if not self._ready.is_set():
+            self.ready_at = time.monotonic()
+            self._ready.set()
 
     async def follow(
         self, client: Client, namespace: Namespace, *, idle_heartbeat: float = 1.0
@@ -98,7 +105,7 @@ class RecordFollower(Generic[E]):
         # the latest of its subject, so LAST_PER_SUBJECT delivers it).
         replay_to = info.state.last_seq if info.state.messages else 0
         if replay_to == 0:
-            self._ready.set()
+            self._set_ready()
 
         async def on_message(msg: Msg) -> None:
             try:
@@ -112,7 +119,7 @@ class RecordFollower(Generic[E]):
             if not self._ready.is_set():
                 meta = msg.metadata
                 if meta.sequence.stream >= replay_to or meta.num_pending == 0:
-                    self._ready.set()
+                    self._set_ready()
                     log.info("directory.replayed", extra={"stream": stream})
 
         return await js.subscribe(
