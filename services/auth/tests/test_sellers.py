@@ -495,3 +495,48 @@ async def test_an_account_event_of_another_seller_makes_that_seller_s_customer(
         row = await h.auth.pool.fetchrow("SELECT seller_id, mode FROM users WHERE id = $1", user_id)
     assert user_id is not None and again is None
     assert tuple(row) == (seller_id, "test") and at_home == 0
+
+
+async def test_a_suspended_seller_s_customers_are_refused_until_it_is_reinstated(
+    harness: Any,
+) -> None:
+    async with harness() as h:
+        await open_seller(h, "paused-shop")
+        email, browser = h.new_email(), h.new_browser()
+        await h.client.post(
+            "/v1/sellers/paused-shop/sign-in/links", json={"email": email, "browser": browser}
+        )
+        message = await h.mailbox.wait_for(email, "Sign in to Acme")
+        signed = await h.client.post(
+            "/v1/magic-links/verify", json={"token": h.link_token(message), "browser": browser}
+        )
+        token = await h.access_token(signed.json()["session_id"])
+        before = await h.client.get("/v1/sessions", headers=bearer(token))
+        suspended = await sellers.set_status(h.auth.pool, "paused-shop", "suspended", actor="t")
+        assert suspended is not None
+        # Another replica hears of it through the directory; this one as soon as it is
+        # published, so wait for the record.
+        await wait_for_record(h, "paused-shop", suspended.version)
+        during = await h.client.get("/v1/sessions", headers=bearer(token))
+        page = await h.client.post(
+            "/v1/sellers/paused-shop/sign-in/links",
+            json={"email": email, "browser": h.new_browser()},
+        )
+        with pytest.raises(ValueError, match="home seller"):
+            await sellers.set_status(h.auth.pool, "home", "suspended", actor="t")
+        home = await sellers.by_id(h.auth.pool, HOME_SELLER_ID)
+        reinstated = await sellers.set_status(h.auth.pool, "paused-shop", "active", actor="t")
+        assert reinstated is not None
+        await wait_for_record(h, "paused-shop", reinstated.version)
+        after = await h.client.get("/v1/sessions", headers=bearer(token))
+    assert before.status_code == 200
+    assert during.status_code == 401 and page.status_code == 404
+    assert home is not None and home.status == "active"  # never suspended
+    assert after.status_code == 200
+
+
+async def wait_for_record(h: Any, slug: str, version: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while (entry := h.auth.sellers.by_slug(slug)) is None or entry.version < version:
+        assert asyncio.get_running_loop().time() < deadline, "the record never arrived"
+        await asyncio.sleep(0.02)

@@ -94,3 +94,18 @@ async def update(
         signup_policy,
     )
     return row
+
+
+async def set_status(conn: asyncpg.Connection, slug: str, status: str) -> asyncpg.Record | None:
+    """The changed row (its version grown), or None when no seller has the slug or its
+    status was already that."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE sellers SET status = $2, version = version + 1
+         WHERE slug = $1 AND status <> $2
+        RETURNING {SELLER_COLUMNS}
+        """,  # noqa: S608 - constant columns
+        slug,
+        status,
+    )
+    return row

@@ -159,3 +159,21 @@ async def update(
     changed = Seller.of(row)
     await publish(conn, changed)
     return changed
+
+
+async def set_status(
+    pool: asyncpg.Pool, slug: str, status: Literal["active", "suspended"], *, actor: str
+) -> Seller | None:
+    """Suspend a seller (its customers' tokens are refused by every service once the record
+    reaches it, and its sign-in page is gone) or make it active again (operator CLI only);
+    published and audited. None when nothing changed (no such slug, or already so)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await queries.set_status(conn, slug, status)
+        if row is None:
+            return None
+        seller = Seller.of(row)
+        if seller.id == HOME_SELLER_ID and status == "suspended":
+            raise ValueError("the home seller cannot be suspended")
+        await publish(conn, seller)
+        await audit.record(conn, f"seller.{status}", tenant_live(seller), slug=slug, by=actor)
+    return seller
