@@ -1,6 +1,7 @@
-"""Licensing's desktop hot path under load — validate and activate — beside a bare FastAPI
-endpoint measured the same way in the same run, then validate at half its peak throughput
-(open loop, fixed arrival rate) for the latency a busy day sees.
+"""Licensing's desktop hot path under load — validate, heartbeat (answered from memory like
+validate, its writes batched) and activate — beside a bare FastAPI endpoint measured the
+same way in the same run, then validate at half its peak throughput (open loop, fixed
+arrival rate) for the latency a busy day sees.
 
     uv run python bench/licensing_validate.py --duration 15 --concurrency 32
 
@@ -365,17 +366,21 @@ async def main(args: argparse.Namespace) -> None:
                 wrk("warm-up", base_url, "/echo", [filler], args.concurrency, args.warmup)
                 wrk("warm-up", url, "/v1/licenses/validate", bodies, args.concurrency, args.warmup)
             print("measuring …", flush=True)
-            rounds: list[tuple[Round, Round]] = []
+            rounds: list[tuple[Round, Round, Round]] = []
             for n in range(args.rounds):
                 bare = await measure("bare FastAPI (POST, same body)", base_url, "/echo", [filler])
                 validate = await measure(
                     "licensing POST /v1/licenses/validate", url, "/v1/licenses/validate", bodies
                 )
-                rounds.append((bare, validate))
-                print(f"round {n + 1}: " + bare.result.line(), flush=True)
-                print(f"round {n + 1}: " + validate.result.line(), flush=True)
-            ratios = sorted(v.result.rps / b.result.rps for b, v in rounds)
-            median_rps = statistics.median(v.result.rps for _, v in rounds)
+                beat = await measure(
+                    "licensing POST /v1/licenses/heartbeat", url, "/v1/licenses/heartbeat", bodies
+                )
+                rounds.append((bare, validate, beat))
+                for measured in (bare, validate, beat):
+                    print(f"round {n + 1}: " + measured.result.line(), flush=True)
+            ratios = sorted(v.result.rps / b.result.rps for b, v, _ in rounds)
+            beat_ratios = sorted(h.result.rps / b.result.rps for b, _, h in rounds)
+            median_rps = statistics.median(v.result.rps for _, v, _ in rounds)
             opened = time.time()
             half = await open_loop(url, keys, median_rps / 2, args.duration)
             stalled = server_stalls(service_log, opened, time.time())
@@ -389,16 +394,22 @@ async def main(args: argparse.Namespace) -> None:
             f"{args.duration:.0f} s each, {args.rounds} alternating rounds"
         )
         print(
-            "| round | bare req/s | validate req/s | validate / bare | CPU µs/req bare | CPU µs/req validate |"
+            "| round | bare req/s | validate req/s | validate / bare | heartbeat req/s "
+            "| heartbeat / bare | CPU µs/req bare | validate | heartbeat |"
         )
-        print("|---|---|---|---|---|---|")
-        for n, (b, v) in enumerate(rounds, 1):
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n, (b, v, h) in enumerate(rounds, 1):
             print(
                 f"| {n} | {b.result.rps:,.0f} | {v.result.rps:,.0f} | {v.result.rps / b.result.rps:.0%} "
-                f"| {b.cpu * 1e6:.0f} | {v.cpu * 1e6:.0f} |"
+                f"| {h.result.rps:,.0f} | {h.result.rps / b.result.rps:.0%} "
+                f"| {b.cpu * 1e6:.0f} | {v.cpu * 1e6:.0f} | {h.cpu * 1e6:.0f} |"
             )
         print(
             f"validate / bare throughput, median of {args.rounds} rounds: {statistics.median(ratios):.0%}"
+        )
+        print(
+            f"heartbeat / bare throughput, median of {args.rounds} rounds: "
+            f"{statistics.median(beat_ratios):.0%}"
         )
         print(activate.result.line())
         print(f"activate CPU per request: {activate.cpu * 1e6:.0f} µs")
@@ -421,7 +432,9 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--licenses", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/validate rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating bare/validate/heartbeat rounds"
+    )
     parser.add_argument(
         "--warmup", type=float, default=3, help="seconds of unmeasured load on each server first"
     )

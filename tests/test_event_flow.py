@@ -22,6 +22,7 @@ from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.telemetry import configure_tracing
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ async def stack(
 async def create_account(stack: dict[str, Any], email: str) -> UUID:
     pool = stack["billing"].state.context.pool
     async with pool.acquire() as conn, conn.transaction():
-        ref = await find_or_create_account(conn, email, "purchase")
+        ref = await find_or_create_account(conn, HOME_LIVE, email, "purchase")
     return ref.id
 
 
@@ -230,7 +231,7 @@ async def test_two_replicas_of_a_consumer_apply_each_event_once(
         pool = billing.state.context.pool
         for n in range(40):
             async with pool.acquire() as conn, conn.transaction():
-                await find_or_create_account(conn, f"replica{n}@example.com", "purchase")
+                await find_or_create_account(conn, HOME_LIVE, f"replica{n}@example.com", "purchase")
         # and every one of them again, as a redelivery the de-duplication window cannot catch
         ns = Namespace(infra.namespace)
         payloads = [

@@ -96,6 +96,7 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
     database_url: str, infra_settings: InfraSettings, running: Any, eventually: Any
 ) -> None:
     from tessera.billing.accounts.service import find_or_create_account
+    from tessera.shared.sellers import HOME_LIVE
 
     http_only = create_billing(
         BillingSettings(database_url=database_url, run_workers=False), infra_settings
@@ -107,7 +108,7 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
         ready = await get(http_only, "/readyz")
         assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
         async with http_only.state.context.pool.acquire() as conn, conn.transaction():
-            await find_or_create_account(conn, "split@example.com", "purchase")
+            await find_or_create_account(conn, HOME_LIVE, "split@example.com", "purchase")
         async with running(worker):
 
             async def relayed() -> bool:

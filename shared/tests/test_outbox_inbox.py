@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from tessera.shared.events.billing import AccountCreated
 from tessera.shared.outbox import OutboxRelay, OutboxRow, RelayError
 
 pytestmark = pytest.mark.integration
+
+NATS_URL = os.environ.get("TESSERA_NATS_URL", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture
@@ -248,3 +251,59 @@ async def test_first_delivery_rolls_back_the_claim_with_a_failed_effect(
     assert await pool.fetchval(effects, event.event_id) == 0
     async with inbox.first_delivery(pool, event, "auth.users") as conn:
         assert conn is not None  # the redelivery applies it
+
+
+async def test_a_keys_records_reach_its_record_stream_in_the_order_they_were_written(
+    pool: asyncpg.Pool, namespace: str, jetstream_cleanup: None
+) -> None:
+    """APIKEYS keeps only the last message per key: a late older version must never land
+    after a newer one, even when two relays publish at once and older ones publish slower."""
+    from tessera.shared.events.auth import ApiKeyChanged
+    from tessera.shared.events.topology import APIKEYS, Namespace
+    from tessera.shared.messaging import ensure_stream, stream_config
+
+    ns = Namespace(namespace)
+    key_ids = [UUID(int=k + 1) for k in range(3)]
+    async with pool.acquire() as conn, conn.transaction():
+        for version in range(1, 6):
+            for key_id in key_ids:
+                await outbox.add(
+                    conn,
+                    ApiKeyChanged(
+                        key_id=key_id, seller_id=UUID(int=9), key_hash="ab" * 32,
+                        kind="secret", mode="live", version=version,
+                        status="revoked" if version == 5 else "active",
+                    ),
+                )  # fmt: skip
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream_config(APIKEYS, ns))
+        order: list[tuple[str, int]] = []
+
+        async def publish(row: OutboxRow) -> None:
+            version = json.loads(row.payload)["version"]
+            await asyncio.sleep((6 - version) * 0.005)  # the older, the slower
+            await js.publish(
+                ns.subject(row.subject), row.payload.encode(), stream=ns.stream(APIKEYS)
+            )
+            order.append((row.subject, version))
+
+        relays = [OutboxRelay(pool, publish) for _ in range(2)]
+
+        async def drain(relay: OutboxRelay) -> None:
+            while True:
+                await relay.relay_once()
+                async with pool.acquire() as conn:
+                    if await outbox.pending_count(conn) == 0:
+                        return
+
+        await asyncio.gather(*(drain(r) for r in relays))
+        assert len(order) == 15
+        for key_id in key_ids:
+            subject = f"apikeys.{key_id}"
+            assert [v for s, v in order if s == subject] == [1, 2, 3, 4, 5]
+            last = await js.get_last_msg(ns.stream(APIKEYS), ns.subject(subject))
+            assert json.loads(last.data or b"{}")["version"] == 5
+    finally:
+        await nc.close()

@@ -99,8 +99,9 @@ async def test_a_failed_event_can_be_replayed_after_the_catalog_is_fixed(
     assert [e["id"] for e in failed.json()] == [event["id"]]
     async with billing.pool.acquire() as conn:
         await conn.execute(
-            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy) "
-            "VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt', 'chartgpt-lifetime')"
+            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy, seller_id,"
+            " mode) VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt',"
+            " 'chartgpt-lifetime', '00000000-0000-4000-8000-000000000001', 'live')"
         )
     replayed = await billing.client.post(
         f"/v1/admin/webhook-events/{event['id']}/replay", headers=admin

@@ -9,6 +9,7 @@ import pytest
 
 from tessera.billing.stripe_events import queries
 from tessera.billing.webhooks import service
+from tessera.shared.sellers import HOME_LIVE
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +114,7 @@ async def test_a_refund_applied_while_its_purchase_commits_elsewhere_waits_for_i
     refund = stripe_events.refund(ids, stripe_events.price)
     held = [
         queries.Delivery(
-            e["id"], e["type"], False, datetime.now(UTC), json.dumps(e), "held", None, {}
+            e["id"], e["type"], False, datetime.now(UTC), json.dumps(e), "held", None, {}, HOME_LIVE
         )
         for e in (purchase, refund)
     ]
@@ -123,20 +124,20 @@ async def test_a_refund_applied_while_its_purchase_commits_elsewhere_waits_for_i
     async def apply_refund() -> str:
         async with billing.pool.acquire() as conn, conn.transaction():
             outcome = await service.apply(
-                conn, refund["id"], refund["type"], refund["data"]["object"]
+                conn, HOME_LIVE, refund["id"], refund["type"], refund["data"]["object"]
             )
-            await service.save_outcome(conn, refund["id"], outcome)
+            await service.save_outcome(conn, HOME_LIVE, refund["id"], outcome)
             return outcome.status
 
     async with billing.pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
         bought = await service.apply(
-            conn, purchase["id"], purchase["type"], purchase["data"]["object"]
+            conn, HOME_LIVE, purchase["id"], purchase["type"], purchase["data"]["object"]
         )
         refunding = asyncio.create_task(apply_refund())
         await asyncio.sleep(0.3)  # the refund is now inside its own transaction
-        await service.save_outcome(conn, purchase["id"], bought)
+        await service.save_outcome(conn, HOME_LIVE, purchase["id"], bought)
         await transaction.commit()
     assert await refunding == "processed"
     assert await billing.value("SELECT status FROM orders") == "refunded"

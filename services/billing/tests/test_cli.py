@@ -78,10 +78,11 @@ async def test_an_operator_lists_approves_and_rejects_held_orders(database_url: 
                     """
                     INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product,
                                         policy, seats, source, status, checkout_session_id,
-                                        hold_reason, hold_event_id)
+                                        hold_reason, hold_event_id, seller_id, mode)
                     VALUES (gen_random_uuid(), $1, 'chartgpt-lifetime', 1, 1, 'usd', 'chartgpt',
                             'chartgpt-lifetime', 1, 'purchase', 'held', $2,
-                            'amount_total 1 is not 14900 (14900 x 1)', $3)
+                            'amount_total 1 is not 14900 (14900 x 1)', $3,
+                            '00000000-0000-4000-8000-000000000001', 'live')
                     RETURNING id
                     """,
                     f"held{n}@example.com",

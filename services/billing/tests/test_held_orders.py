@@ -413,8 +413,9 @@ async def test_an_unknown_sku_held_is_approved_once_the_catalog_sells_it(
     assert refused.status_code == 409 and "not for sale" in refused.text
     async with billing.pool.acquire() as conn:
         await conn.execute(
-            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy) "
-            "VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt', 'chartgpt-lifetime')"
+            "INSERT INTO catalog (sku, name, unit_amount, currency, product, policy, seller_id,"
+            " mode) VALUES ('chartgpt-team', 'Team', 14900, 'usd', 'chartgpt',"
+            " 'chartgpt-lifetime', '00000000-0000-4000-8000-000000000001', 'live')"
         )
     approved = await billing.client.post(path, json={"reason": "team plan"}, headers=admin)
     assert approved.status_code == 200, approved.text

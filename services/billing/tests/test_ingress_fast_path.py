@@ -19,6 +19,7 @@ from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.webhooks.fast_path import WebhookFastPath
 from tessera.shared.db.pool import asyncpg_dsn
+from tessera.shared.sellers import HOME_LIVE
 
 VARYING = {"date", "x-request-id", "content-length"}
 
@@ -139,6 +140,7 @@ def delivery(event_id: str, payload: str | None = None) -> Delivery:
         status="ignored",  # so that no applier picks these up
         detail="recorder test",
         trace_headers={},
+        tenant=HOME_LIVE,
     )
 
 

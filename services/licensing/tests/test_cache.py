@@ -9,6 +9,7 @@ import time
 import uuid
 
 from tessera.licensing.cache import NOBODY, Known, LicenseCache
+from tessera.shared.sellers import HOME_LIVE
 
 
 def a_known(status: str = "active") -> Known:
@@ -22,7 +23,12 @@ def a_known(status: str = "active") -> Known:
         lease_seconds=3600,
         grace_seconds=0,
         entitlements=("chartgpt.core",),
+        heartbeat_seconds=None,
+        heartbeat_grace_seconds=0,
+        floating=False,
+        tenant=HOME_LIVE,
         activations={},
+        seats={},
     )
 
 

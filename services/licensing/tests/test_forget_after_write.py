@@ -56,6 +56,7 @@ async def test_each_writing_service_function_forgets_the_license(harness: Harnes
     await licenses.remove_own_activation(
         pool,
         cache,
+        known.tenant,
         account_id=known.account_id,
         user_id=uuid.uuid4(),
         license_id=known.id,
@@ -81,11 +82,15 @@ async def test_each_writing_service_function_forgets_the_license(harness: Harnes
         user_id=uuid.uuid4(), account_id=uuid.uuid4(), role="admin", session_id="s", token_id="t"
     )
     assert remembered()
-    await admin.set_status(pool, cache, state.sealer, operator, known.id, "suspended", "test")
+    await admin.set_status(
+        pool, known.tenant, cache, state.sealer, operator, known.id, "suspended", "test"
+    )
     assert forgotten()
     assert remembered()
-    await admin.reset_activations(pool, cache, state.sealer, operator, known.id, "test")
+    await admin.reset_activations(
+        pool, known.tenant, cache, state.sealer, operator, known.id, "test"
+    )
     assert forgotten()
     assert remembered()
-    await admin.extend(pool, cache, state.sealer, operator, known.id, None, "test")
+    await admin.extend(pool, known.tenant, cache, state.sealer, operator, known.id, None, "test")
     assert forgotten()

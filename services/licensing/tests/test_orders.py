@@ -18,6 +18,7 @@ from licensing_factories import (  # type: ignore[import-not-found]
 
 from tessera.licensing.orders import service as orders
 from tessera.shared.events.topology import LICENSING
+from tessera.shared.sellers import HOME_LIVE
 
 pytestmark = pytest.mark.integration
 
@@ -140,16 +141,17 @@ async def test_an_order_for_an_unknown_policy_is_held_and_issued_once_the_policy
     admin = harness.app.state.context.pool
     async with admin.acquire() as conn:
         await conn.execute(
-            "INSERT INTO policies (code, product_code, max_machines, lease_seconds, grace_seconds)"
-            " VALUES ('chartgpt-pro', 'chartgpt', 5, 86400, 3600)"
+            "INSERT INTO policies (code, product_code, max_machines, lease_seconds, grace_seconds,"
+            " seller_id, mode) VALUES ('chartgpt-pro', 'chartgpt', 5, 86400, 3600,"
+            " '00000000-0000-4000-8000-000000000001', 'live')"
         )
     state = harness.app.state.context
-    assert await orders.retry_held(admin, state.sealer) == {paid.order_id: 1}
+    assert await orders.retry_held(admin, HOME_LIVE, state.sealer) == {paid.order_id: 1}
     assert (
         await harness.fetchval("SELECT held_reason FROM orders WHERE order_id = $1", paid.order_id)
         is None
     )
-    assert await orders.retry_held(admin, state.sealer) == {}
+    assert await orders.retry_held(admin, HOME_LIVE, state.sealer) == {}
 
 
 async def test_issued_licenses_reach_the_licensing_stream(

@@ -75,7 +75,7 @@ async def test_an_admin_suspends_a_license_and_the_desktop_hears_suspended(
             await desktop.activate("fp-suspend-0001", key=key, machine_name="PC")
         ).code == "VALID"
         path, page = await account_page(admin, email)
-        assert key in page and "149.00 USD" in page and "PC (?, activated" in page
+        assert key in page and "149.00 USD" in page and "PC (?, last heartbeat" in page
         suspend = re.search(r'href="(/admin/confirm\?action=suspend[^"]+)"', page)
         assert suspend
         done = await confirm_and_do(admin, suspend.group(1), reason="chargeback investigation")

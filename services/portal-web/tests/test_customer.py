@@ -181,6 +181,7 @@ async def test_the_dashboard_shows_the_license_and_a_machine_can_be_removed(
         assert activated.code == "VALID"
         page = await stack.licenses(client)
         assert "TRADING-PC" in page and "windows-x64" in page
+        assert "last heartbeat" in page  # licensing reports each machine's last heartbeat
         remove = re.search(r'action="(/licenses/[^"]+/remove)"', page)
         assert remove
         removed = await client.post(remove.group(1), data={"csrf": csrf_of(page)})

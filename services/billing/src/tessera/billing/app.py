@@ -13,7 +13,7 @@ from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.checkout import routes as checkout_routes
-from tessera.billing.context import Billing
+from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import BillingSettings, check_production
@@ -32,7 +32,8 @@ def register_subscribers(billing: Billing, router: NatsRouter) -> None:
 
 async def seed(billing: Billing) -> None:
     if billing.settings.catalog_file.exists():
-        await seed_catalog(billing.pool, billing.settings.catalog_file)
+        # The operator's catalog file is the home seller's live catalog.
+        await seed_catalog(billing.pool, OPERATOR_TENANT, billing.settings.catalog_file)
 
 
 async def start_applier(billing: Billing) -> None:

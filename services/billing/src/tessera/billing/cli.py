@@ -1,6 +1,7 @@
 """`tessera-billing`: serve, migrate, and the operator's commands (seed an account, replay
 a Stripe event, sync the catalog, decide orders held for review). Changes go through the same service functions as the
-API, so they write the same events to the outbox, which the running service publishes."""
+API, so they write the same events to the outbox, which the running service publishes.
+The operator's commands act on the home seller's live data, as the admin routes do."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tessera.billing.admin.schemas import SeedAccount
 from tessera.billing.admin.service import replay_event, review_held, seed_account
 from tessera.billing.app import MIGRATIONS
 from tessera.billing.catalog.service import seed_catalog
+from tessera.billing.context import OPERATOR_TENANT
 from tessera.billing.orders import queries as order_queries
 from tessera.billing.settings import BillingSettings
 from tessera.shared.cli import service_cli
@@ -62,7 +64,7 @@ def seed(
 ) -> None:
     """Create an account for EMAIL (closed signup: the operator's way in)."""
     body = SeedAccount(email=email, sku=sku, quantity=quantity, note=note)
-    result = with_pool(lambda pool: seed_account(pool, body, OPERATOR, None))
+    result = with_pool(lambda pool: seed_account(pool, OPERATOR_TENANT, body, OPERATOR, None))
     typer.echo(
         f"account {result.account_id}" + (f", order {result.order_id}" if result.order_id else "")
     )
@@ -71,7 +73,7 @@ def seed(
 @events.command("replay")
 def replay(event_id: str) -> None:
     """Apply a recorded Stripe event again (idempotent)."""
-    outcome = with_pool(lambda pool: replay_event(pool, event_id, OPERATOR, None))
+    outcome = with_pool(lambda pool: replay_event(pool, OPERATOR_TENANT, event_id, OPERATOR, None))
     typer.echo(f"{event_id}: {outcome.status} ({outcome.detail})")
 
 
@@ -81,7 +83,9 @@ def sync(
 ) -> None:
     """Upsert the catalog from its seed file."""
     settings = load_settings(BillingSettings)
-    count = with_pool(lambda pool: seed_catalog(pool, path or settings.catalog_file))
+    count = with_pool(
+        lambda pool: seed_catalog(pool, OPERATOR_TENANT, path or settings.catalog_file)
+    )
     typer.echo(f"{count} products")
 
 
@@ -91,7 +95,7 @@ def list_held() -> None:
 
     async def work(pool: asyncpg.Pool) -> list[order_queries.Order]:
         async with pool.acquire() as conn:
-            return await order_queries.list_held(conn, "held", 500, 0)
+            return await order_queries.list_held(conn, OPERATOR_TENANT, "held", 500, 0)
 
     for order in with_pool(work):
         typer.echo(
@@ -105,7 +109,9 @@ def approve(
     order_id: UUID, reason: str = typer.Option(..., help="Why (kept in the audit log).")
 ) -> None:
     """Approve a held order: provisioned through the normal path, once."""
-    result = with_pool(lambda pool: review_held(pool, order_id, "approve", reason, OPERATOR, None))
+    result = with_pool(
+        lambda pool: review_held(pool, OPERATOR_TENANT, order_id, "approve", reason, OPERATOR, None)
+    )
     typer.echo(f"{result.id}: {result.status}")
 
 
@@ -114,7 +120,9 @@ def reject(
     order_id: UUID, reason: str = typer.Option(..., help="Why (kept in the audit log).")
 ) -> None:
     """Reject a held order: recorded, never provisioned."""
-    result = with_pool(lambda pool: review_held(pool, order_id, "reject", reason, OPERATOR, None))
+    result = with_pool(
+        lambda pool: review_held(pool, OPERATOR_TENANT, order_id, "reject", reason, OPERATOR, None)
+    )
     typer.echo(f"{result.id}: {result.status}")
 
 

@@ -12,8 +12,16 @@ from fastapi import Depends
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
+from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
+
+# Whose data the operator's admin routes and CLI act on: the home seller's, live (the
+# admin role is the operator's; a seller's own dashboard comes with its keys).
+OPERATOR_TENANT = HOME_LIVE
+# Whose catalog and checkout the public routes serve until a publishable key names the
+# seller (docs/sellers.md): the home seller's, live.
+PUBLIC_TENANT = HOME_LIVE
 
 
 @dataclass(eq=False, kw_only=True)
@@ -22,6 +30,9 @@ class Billing(ServiceContext[BillingSettings]):
     # None: no Stripe key, so checkouts go to the test checkout's own pages.
     stripe: StripeGateway | None = None
     deliveries: DeliveryRecorder = field(default_factory=DeliveryRecorder)
+    # Whose Stripe account the ingress hears: the home seller's, live, until Connect gives
+    # each seller its own (then it comes from the delivery's account, and only that moves).
+    stripe_tenant: Tenant = HOME_LIVE
 
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:

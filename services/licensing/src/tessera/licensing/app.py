@@ -18,8 +18,9 @@ from tessera.licensing.admin import routes as admin_routes
 from tessera.licensing.context import Licensing
 from tessera.licensing.customers import subscribers as customer_subscribers
 from tessera.licensing.desktop import routes as desktop_routes
-from tessera.licensing.desktop.fast_path import ValidateFastPath
+from tessera.licensing.desktop.fast_path import HeartbeatFastPath, ValidateFastPath
 from tessera.licensing.desktop.signature import SignedResponses
+from tessera.licensing.heartbeats import service as heartbeats
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
@@ -103,6 +104,13 @@ async def start(licensing: Licensing) -> None:
         )
     await signing.refresh_set(pool, sealer, settings.key_set_lifetime_seconds)
     licensing.loaded_ring = await signing.load_ring(pool, sealer)
+    beats = licensing.heartbeats
+    licensing.tasks.append(
+        asyncio.create_task(heartbeats.keep_flushing(pool, beats, settings.heartbeat_flush_seconds))
+    )
+    licensing.tasks.append(
+        asyncio.create_task(heartbeats.keep_sweeping(pool, settings.heartbeat_sweep_seconds))
+    )
     tune_gc(settings.gc_gen0_threshold)
     watching = stalls.watch(settings.stall_log_ms)
     if watching is not None:
@@ -138,8 +146,10 @@ def create_app(
     traced = settings.trace_validate
 
     def fast_path(whole: ASGIApp) -> ValidateFastPath:
-        # validate's common case goes in front of the whole app (desktop/fast_path.py).
-        return ValidateFastPath(whole, licensing, hsts=hsts, traced=traced)
+        # validate's and heartbeat's common cases go in front of the whole app
+        # (desktop/fast_path.py).
+        behind = HeartbeatFastPath(whole, licensing, hsts=hsts, traced=traced)
+        return ValidateFastPath(behind, licensing, hsts=hsts, traced=traced)
 
     app = create_service_app(
         ServiceSpec(
@@ -153,7 +163,7 @@ def create_app(
             fast_path=fast_path,
             # validate is the call every running copy makes, and its span costs about a
             # third of its CPU: traced (fast path and full stack alike) only when asked.
-            untraced_paths=() if traced else ("licenses/validate",),
+            untraced_paths=() if traced else ("licenses/validate", "licenses/heartbeat"),
         )
     )
 

@@ -28,10 +28,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 from uuid import UUID
 
 import asyncpg
+
+from tessera.shared.sellers import Mode, Tenant
 
 log = logging.getLogger("tessera.licensing.cache")
 
@@ -52,6 +54,12 @@ class License:
     lease_seconds: int
     grace_seconds: int
     entitlements: tuple[str, ...]
+    # Heartbeats (None: not required) and floating seats (docs/licensing.md).
+    heartbeat_seconds: int | None
+    heartbeat_grace_seconds: int
+    floating: bool
+    # Whose license it is: what it changes and publishes is that tenant's.
+    tenant: Tenant
 
     @classmethod
     def of(cls, row: Mapping[str, Any], **extra: Any) -> Self:
@@ -66,16 +74,23 @@ class License:
             lease_seconds=row["lease_seconds"],
             grace_seconds=row["grace_seconds"],
             entitlements=tuple(row["entitlements"]),
+            heartbeat_seconds=row["heartbeat_seconds"],
+            heartbeat_grace_seconds=row["heartbeat_grace_seconds"],
+            floating=row["floating"],
+            # The column's CHECK allows only the two modes.
+            tenant=Tenant(row["seller_id"], cast(Mode, row["mode"])),
             **extra,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Known(License):
-    """What the cache holds for a key: the license and its activations (fingerprint hash
-    to activation id)."""
+    """What the cache holds for a key: the license, its activations (fingerprint hash to
+    activation id) and, under a floating policy, the seats held (fingerprint hash to the
+    seat's end, unix seconds)."""
 
     activations: dict[str, UUID]
+    seats: dict[str, float]
 
 
 NOBODY = "nobody"  # a key no license has

@@ -14,6 +14,7 @@ import asyncpg
 import typer
 
 from tessera.licensing.app import MIGRATIONS
+from tessera.licensing.context import OPERATOR_TENANT
 from tessera.licensing.orders import service as orders
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing import service as signing
@@ -221,10 +222,11 @@ def list_keys() -> None:
 
 @orders_cli.command("retry-held")
 def retry_held() -> None:
-    """Re-apply paid orders held for an unknown product or policy (after adding it)."""
+    """Re-apply the home seller's paid orders held for an unknown product or policy (after
+    adding it)."""
 
     async def work(pool: asyncpg.Pool, settings: LicensingSettings) -> dict[UUID, int]:
-        return await orders.retry_held(pool, Sealer(settings.kek))
+        return await orders.retry_held(pool, OPERATOR_TENANT, Sealer(settings.kek))
 
     results = with_pool(work)
     for order_id, count in results.items():

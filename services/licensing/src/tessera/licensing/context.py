@@ -1,6 +1,7 @@
 """What licensing holds while it runs, beside the kernel's connections: its settings, the
 sealer for secrets at rest, the license cache, the desktop rate-limit rules, validate's own
-read pool and the signing-key ring (swapped whole when it is refreshed).
+read pool, the signing-key ring (swapped whole when it is refreshed) and the heartbeats
+heard but not yet written.
 
 Built in `app.create_app`; routes reach it with `LicensingDep` (validate, on the hot path,
 reads it off the app), subscribers and start-up hooks receive it."""
@@ -14,13 +15,19 @@ import asyncpg
 from fastapi import Depends
 
 from tessera.licensing.cache import LicenseCache
+from tessera.licensing.heartbeats.service import Heartbeats
 from tessera.licensing.settings import LicensingSettings
 from tessera.licensing.signing.service import KeyRing
 from tessera.shared.keys import Sealer
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.service import NotConnected, ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
 from tessera.shared.synced_limits import Rule
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache
+
+# Whose data the operator's admin routes and CLI act on: the home seller's, live (the
+# admin role is the operator's; a seller's own dashboard comes with its keys).
+OPERATOR_TENANT = HOME_LIVE
 
 
 @dataclass(eq=False, kw_only=True)
@@ -33,6 +40,8 @@ class Licensing(ServiceContext[LicensingSettings]):
     per_ip: Rule = field(init=False)
     per_key: Rule = field(init=False)
     _read_pool: asyncpg.Pool | None = field(default=None, init=False)
+    # Heartbeats heard, written in batches (heartbeats/service.py).
+    heartbeats: Heartbeats = field(default_factory=Heartbeats, init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()

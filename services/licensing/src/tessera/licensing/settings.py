@@ -54,6 +54,10 @@ class LicensingSettings(DatabaseSettings):
     # 20 ms (or every threshold, if lower).
     # docs/performance.md, "Validate's stall".
     stall_log_ms: float = Field(default=0.0, ge=0)
+    # Heartbeats are answered from memory and written in one batch this often (seconds).
+    heartbeat_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How often the sweeper deactivates machines whose heartbeats lapsed (seconds).
+    heartbeat_sweep_seconds: float = Field(default=15.0, gt=0, le=3600)
     # How often a replica re-reads the signing keys (picks up an operator's rotation).
     signing_key_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
     # Keep a root key sealed in the database (made at first start) and let the service sign

@@ -1,11 +1,11 @@
-"""Events produced by auth (streams AUTH and SELLERS)."""
+"""Events produced by auth (streams AUTH, APIKEYS and SELLERS)."""
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import EmailStr, Field
+from pydantic import AwareDatetime, EmailStr, Field
 
 from tessera.shared.events.envelope import Event
 
@@ -32,6 +32,34 @@ class UserDisabled(AuthEvent):
 
     user_id: UUID
     account_id: UUID
+
+
+class ApiKeyChanged(AuthEvent):
+    """An API key's whole current record: created, rotated (`not_after` set) or revoked.
+
+    Published on its own subject per key (`apikeys.<key_id>`, stream `APIKEYS`, which keeps
+    only the last message per subject), so the stream is the key book itself: a replica that
+    starts replays the latest record of every key and then follows. It carries the key's
+    SHA-256 only, never the key. `version` grows with every change of one key; a verifier
+    drops a record older than the one it holds.
+    """
+
+    # The filter that matches every key's subject; an instance publishes on its own.
+    subject: ClassVar[str] = "apikeys.*"
+
+    key_id: UUID
+    seller_id: UUID
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex")
+    kind: Literal["publishable", "secret"]
+    mode: Literal["test", "live"]
+    status: Literal["active", "revoked"]
+    not_after: AwareDatetime | None = Field(
+        default=None, description="End of a rotation overlap: refused from then on"
+    )
+    version: int = Field(ge=1, description="Grows with every change of this key")
+
+    def publish_subject(self) -> str:
+        return f"apikeys.{self.key_id}"
 
 
 class SellerChanged(AuthEvent):

@@ -60,4 +60,5 @@ class MachineActivated(ActivationEvent):
 class MachineDeactivated(ActivationEvent):
     subject: ClassVar[str] = "licensing.activation.removed.v1"
 
-    by: Literal["customer", "desktop", "admin"]
+    # heartbeat: the sweeper, for a machine silent past its policy's heartbeat and grace.
+    by: Literal["customer", "desktop", "admin", "heartbeat"]

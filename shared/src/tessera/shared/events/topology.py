@@ -40,12 +40,16 @@ class Stream:
 BILLING = Stream(name="BILLING", root="billing", owner="billing")
 AUTH = Stream(name="AUTH", root="auth", owner="auth")
 LICENSING = Stream(name="LICENSING", root="licensing", owner="licensing")
+# API key records (`ApiKeyChanged`), one subject per key, only the latest kept and none
+# aged out: a key lives until revoked, and every replica of every service replays this
+# stream into its `KeyBook` at start. Auth owns it; nobody has a durable consumer on it.
+APIKEYS = Stream(name="APIKEYS", root="apikeys", owner="auth", max_age=None, max_msgs_per_subject=1)
 # The seller directory (`SellerChanged`), one subject per seller, only the latest kept and
 # none aged out: every replica of every service replays it into its `SellerBook` at start.
 # Auth owns it; nobody has a durable consumer on it.
 SELLERS = Stream(name="SELLERS", root="sellers", owner="auth", max_age=None, max_msgs_per_subject=1)
 
-STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, SELLERS)
+STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS, SELLERS)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ module rewrites what it produces so that a client generated from it works:
 - every error is RFC 9457 problem details (`application/problem+json`, the `Problem`
   schema), including 422, which FastAPI would describe as its `HTTPValidationError`;
 - a route that reads an access token (its dependencies reach `current_principal`) carries
-  the `bearer` security scheme and documents the 401 it answers without one;
+  the `bearer` security scheme and documents the 401 it answers without one; a route that
+  takes a seller's API key (`SellerDep`, `SecretSellerDep`) carries the `apiKey` scheme,
+  its 401 and 503 (keys still loading), and on a secret-key route the 403 a publishable key
+  gets;
 - an admin route documents the 404 a non-admin gets (admin routes do not confirm they exist);
 - a redirect documents its `location` and no body, a `*.csv` route its `text/csv`.
 
@@ -32,10 +35,12 @@ from fastapi.routing import RouteContext, iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
+from tessera.shared.api_keys.dependencies import current_secret_seller, current_seller
 from tessera.shared.http.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX, Problem
 from tessera.shared.tokens import current_principal
 
 BEARER = "bearer"
+API_KEY = "apiKey"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -91,6 +96,18 @@ BEARER_SCHEME: dict[str, Any] = {
 }
 
 
+API_KEY_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "API key",
+    "description": (
+        "A seller's API key as `Authorization: Bearer <key>`: `sk_live_…` or `sk_test_…` "
+        "(secret: servers only) or `pk_live_…` or `pk_test_…` (publishable: browsers and "
+        "apps). Test keys see only test-mode data."
+    ),
+}
+
+
 def problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}}
 
@@ -108,6 +125,16 @@ def takes_bearer_token(route: BaseRoute | RouteContext) -> bool:
     """Whether the route's dependencies read the caller's access token."""
     dependant = getattr(route, "dependant", None)
     return isinstance(dependant, Dependant) and _reaches(dependant, current_principal)
+
+
+def takes_api_key(route: BaseRoute | RouteContext, *, secret_only: bool = False) -> bool:
+    """Whether the route's dependencies read a seller's API key (a secret one only, with
+    `secret_only`)."""
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant):
+        return False
+    targets = (current_secret_seller,) if secret_only else (current_seller, current_secret_seller)
+    return any(_reaches(dependant, target) for target in targets)
 
 
 def _operations(document: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
@@ -162,6 +189,17 @@ def _drop_unreferenced(document: dict[str, Any], names: Iterable[str]) -> None:
                 del schemas[name]
 
 
+def _api_key_responses(responses: dict[str, Any], *, secret_only: bool) -> None:
+    responses.setdefault(
+        "401", problem("No valid API key (missing, malformed, unknown, revoked or expired).")
+    )
+    if secret_only:
+        responses.setdefault("403", problem("A publishable key; this route needs a secret key."))
+    responses.setdefault(
+        "503", problem("The service is still loading API keys; retry after `Retry-After`.")
+    )
+
+
 def build_document(app: FastAPI, *, include_admin: bool) -> dict[str, Any]:
     """The app's OpenAPI document, rewritten as the module docstring says."""
     # Included routers are expanded into one context per route (FastAPI ≥ 0.128 keeps them
@@ -184,9 +222,19 @@ def build_document(app: FastAPI, *, include_admin: bool) -> dict[str, Any]:
         if takes_bearer_token(route)
         for method in route.methods or ()
     }
+    keyed = {
+        (route.path_format, method.lower(), takes_api_key(route, secret_only=True))
+        for route in routes
+        if takes_api_key(route)
+        for method in route.methods or ()
+    }
     for path, method, operation in _operations(document):
         if (path, method) in bearer and "security" not in operation:
             operation["security"] = [{BEARER: []}]
+        for secret_only in (True, False):
+            if (path, method, secret_only) in keyed and "security" not in operation:
+                operation["security"] = [{API_KEY: []}]
+                _api_key_responses(operation["responses"], secret_only=secret_only)
         if operation.get("security"):
             optional = {} in operation["security"]
             operation["responses"].setdefault(
@@ -205,8 +253,13 @@ def build_document(app: FastAPI, *, include_admin: bool) -> dict[str, Any]:
         _as_problems(operation)
     components = document.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-    if bearer or any(op.get("security") for _, _, op in _operations(document)):
+    if bearer or any(
+        op.get("security") and op["security"] != [{API_KEY: []}]
+        for _, _, op in _operations(document)
+    ):
         components.setdefault("securitySchemes", {})[BEARER] = BEARER_SCHEME
+    if keyed:
+        components.setdefault("securitySchemes", {})[API_KEY] = API_KEY_SCHEME
     _drop_unreferenced(document, ("HTTPValidationError", "ValidationError"))
     return document
 

@@ -1,4 +1,5 @@
-"""`/v1/admin/*`: the admin role only (others get 404)."""
+"""`/v1/admin/*`: the admin role only (others get 404). The admin role is the operator's,
+so every route acts on the home seller's live data (`OPERATOR_TENANT`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tessera.billing.admin.schemas import (
     SeededAccount,
 )
 from tessera.billing.audit import queries as audit
-from tessera.billing.context import BillingDep
+from tessera.billing.context import OPERATOR_TENANT, BillingDep
 from tessera.billing.orders import queries as orders
 from tessera.billing.orders.schemas import AdminOrderOut
 from tessera.billing.stripe_events import queries as webhook_events
@@ -65,7 +66,7 @@ async def search_orders(
 ) -> list[AdminOrderOut]:
     await limit_admin(billing, admin)
     async with billing.pool.acquire() as conn:
-        found = await orders.search(conn, q.strip() if q else None, limit, offset)
+        found = await orders.search(conn, OPERATOR_TENANT, q.strip() if q else None, limit, offset)
     return [AdminOrderOut.of(o) for o in found]
 
 
@@ -83,14 +84,14 @@ async def list_held_orders(
     `paid` lists the approved ones, `rejected` the rejected ones."""
     await limit_admin(billing, admin)
     async with billing.pool.acquire() as conn:
-        found = await orders.list_held(conn, status, limit, offset)
+        found = await orders.list_held(conn, OPERATOR_TENANT, status, limit, offset)
     return [HeldOrderOut.of_held(o) for o in found]
 
 
 @router.get("/held-orders/{order_id}", summary="One held order, with why it was held")
 async def held_order(order_id: UUID, admin: AdminDep, billing: BillingDep) -> HeldOrderOut:
     await limit_admin(billing, admin)
-    return await service.get_held(billing.pool, order_id)
+    return await service.get_held(billing.pool, OPERATOR_TENANT, order_id)
 
 
 @router.post(
@@ -103,7 +104,13 @@ async def approve_held_order(
 ) -> HeldOrderOut:
     await limit_admin(billing, admin)
     return await service.review_held(
-        billing.pool, order_id, "approve", body.reason.strip(), actor(admin), ip(request)
+        billing.pool,
+        OPERATOR_TENANT,
+        order_id,
+        "approve",
+        body.reason.strip(),
+        actor(admin),
+        ip(request),
     )
 
 
@@ -117,7 +124,13 @@ async def reject_held_order(
 ) -> HeldOrderOut:
     await limit_admin(billing, admin)
     return await service.review_held(
-        billing.pool, order_id, "reject", body.reason.strip(), actor(admin), ip(request)
+        billing.pool,
+        OPERATOR_TENANT,
+        order_id,
+        "reject",
+        body.reason.strip(),
+        actor(admin),
+        ip(request),
     )
 
 
@@ -127,7 +140,7 @@ async def search_accounts(
 ) -> list[AccountOut]:
     await limit_admin(billing, admin)
     async with billing.pool.acquire() as conn:
-        rows = await accounts.search(conn, q.strip() if q else None, limit, offset)
+        rows = await accounts.search(conn, OPERATOR_TENANT, q.strip() if q else None, limit, offset)
     return [AccountOut(**dict(r)) for r in rows]
 
 
@@ -135,11 +148,11 @@ async def search_accounts(
 async def account_detail(account_id: UUID, admin: AdminDep, billing: BillingDep) -> AccountDetail:
     await limit_admin(billing, admin)
     async with billing.pool.acquire() as conn:
-        row = await accounts.get(conn, account_id)
+        row = await accounts.get(conn, OPERATOR_TENANT, account_id)
         if row is None:
             raise NotFound("No such account.")
-        account_orders = await orders.list_for_account(conn, account_id)
-        trail = await audit.for_subject(conn, str(account_id))
+        account_orders = await orders.list_for_account(conn, OPERATOR_TENANT, account_id)
+        trail = await audit.for_subject(conn, OPERATOR_TENANT, str(account_id))
     return AccountDetail(
         account=AccountOut(**dict(row), orders=len(account_orders)),
         orders=[AdminOrderOut.of(o) for o in account_orders],
@@ -154,7 +167,9 @@ async def seed_account(
     body: SeedAccount, admin: AdminDep, request: Request, billing: BillingDep
 ) -> SeededAccount:
     await limit_admin(billing, admin)
-    return await service.seed_account(billing.pool, body, actor(admin), ip(request))
+    return await service.seed_account(
+        billing.pool, OPERATOR_TENANT, body, actor(admin), ip(request)
+    )
 
 
 @router.get("/webhook-events", summary="Stripe events received, newest first, with their state")
@@ -168,7 +183,7 @@ async def list_webhook_events(
 ) -> list[EventSummary]:
     await limit_admin(billing, admin)
     async with billing.pool.acquire() as conn:
-        return await webhook_events.search(conn, status, type, limit, offset)
+        return await webhook_events.search(conn, OPERATOR_TENANT, status, type, limit, offset)
 
 
 @router.post("/webhook-events/{event_id}/replay", summary="Apply a recorded Stripe event again")
@@ -179,7 +194,9 @@ async def replay_webhook_event(
     billing: BillingDep,
 ) -> ReplayResult:
     await limit_admin(billing, admin)
-    outcome = await service.replay_event(billing.pool, event_id, actor(admin), ip(request))
+    outcome = await service.replay_event(
+        billing.pool, OPERATOR_TENANT, event_id, actor(admin), ip(request)
+    )
     return ReplayResult(id=event_id, status=outcome.status, detail=outcome.detail)
 
 
@@ -196,7 +213,7 @@ async def revenue(
     start = start or end - timedelta(days=29)
     if start > end or (end - start).days > 3660:
         raise InvalidRange("`start` must not be after `end`, and the range at most ten years.")
-    return await service.revenue(billing.pool, start, end)
+    return await service.revenue(billing.pool, OPERATOR_TENANT, start, end)
 
 
 def csv_response(text: str, name: str) -> Response:
@@ -210,10 +227,11 @@ def csv_response(text: str, name: str) -> Response:
 @router.get("/exports/orders.csv", summary="Every order, as CSV")
 async def export_orders(admin: AdminDep, billing: BillingDep) -> Response:
     await limit_admin(billing, admin)
-    return csv_response(await service.export_orders(billing.pool), "orders.csv")
+    return csv_response(await service.export_orders(billing.pool, OPERATOR_TENANT), "orders.csv")
 
 
 @router.get("/exports/accounts.csv", summary="Every account, as CSV")
 async def export_accounts(admin: AdminDep, billing: BillingDep) -> Response:
     await limit_admin(billing, admin)
-    return csv_response(await service.export_accounts(billing.pool), "accounts.csv")
+    text = await service.export_accounts(billing.pool, OPERATOR_TENANT)
+    return csv_response(text, "accounts.csv")

@@ -1,4 +1,6 @@
-"""Admin verbs; each one that changes something is audited in the same transaction."""
+"""Admin verbs; each one that changes something is audited in the same transaction. Each
+acts on the tenant its caller gives (the operator's routes and CLI: the home seller's live
+data)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tessera.billing.orders import service as orders
 from tessera.billing.webhooks import service as webhooks
 from tessera.billing.webhooks.service import Outcome
 from tessera.shared.http.problems import NotFound
+from tessera.shared.sellers import Tenant
 
 
 class UnknownHeldOrder(NotFound):
@@ -35,18 +38,21 @@ class UnknownHeldOrder(NotFound):
 
 
 async def seed_account(
-    pool: asyncpg.Pool, body: SeedAccount, actor: str, ip: str | None
+    pool: asyncpg.Pool, tenant: Tenant, body: SeedAccount, actor: str, ip: str | None
 ) -> SeededAccount:
     """Create (or find) an account by email, optionally with a complimentary order."""
     async with pool.acquire() as conn, conn.transaction():
         if body.sku:
-            item = await get_buyable(conn, body.sku)
-            account_id, order_id = await orders.grant(conn, str(body.email), item, body.quantity)
+            item = await get_buyable(conn, tenant, body.sku)
+            account_id, order_id = await orders.grant(
+                conn, tenant, str(body.email), item, body.quantity
+            )
         else:
-            account_id = (await find_or_create_account(conn, str(body.email), "admin")).id
+            account_id = (await find_or_create_account(conn, tenant, str(body.email), "admin")).id
             order_id = None
         await audit.record(
             conn,
+            tenant,
             actor,
             "account.seed" if order_id is None else "order.grant",
             str(account_id),
@@ -57,32 +63,40 @@ async def seed_account(
     return SeededAccount(account_id=account_id, order_id=order_id)
 
 
-async def replay_event(pool: asyncpg.Pool, event_id: str, actor: str, ip: str | None) -> Outcome:
-    outcome = await webhooks.replay(pool, event_id)
+async def replay_event(
+    pool: asyncpg.Pool, tenant: Tenant, event_id: str, actor: str, ip: str | None
+) -> Outcome:
+    outcome = await webhooks.replay(pool, tenant, event_id)
     async with pool.acquire() as conn:
         await audit.record(
-            conn, actor, "webhook.replay", event_id,
+            conn, tenant, actor, "webhook.replay", event_id,
             {"status": outcome.status, "detail": outcome.detail}, ip,
         )  # fmt: skip
     return outcome
 
 
-async def get_held(pool: asyncpg.Pool, order_id: UUID) -> HeldOrderOut:
+async def get_held(pool: asyncpg.Pool, tenant: Tenant, order_id: UUID) -> HeldOrderOut:
     async with pool.acquire() as conn:
-        order = await order_queries.get(conn, order_id)
+        order = await order_queries.get(conn, tenant, order_id)
     if order is None or order.hold_reason is None:
         raise UnknownHeldOrder(f"No order {order_id} was held for review.")
     return HeldOrderOut.of_held(order)
 
 
 async def review_held(
-    pool: asyncpg.Pool, order_id: UUID, decision: str, reason: str, actor: str, ip: str | None
+    pool: asyncpg.Pool,
+    tenant: Tenant,
+    order_id: UUID,
+    decision: str,
+    reason: str,
+    actor: str,
+    ip: str | None,
 ) -> HeldOrderOut:
     """Approve (provisions through the normal path, once) or reject a held order, audited
     in the same transaction. The order's row lock makes a second or concurrent decision
     find it no longer held (409)."""
     async with pool.acquire() as conn, conn.transaction():
-        order = await order_queries.lock(conn, order_id)
+        order = await order_queries.lock(conn, tenant, order_id)
         if order is None or order.hold_reason is None:
             raise UnknownHeldOrder(f"No order {order_id} was held for review.")
         if decision == "approve":
@@ -90,20 +104,20 @@ async def review_held(
         else:
             await orders.reject_held(conn, order, actor, reason)
         await audit.record(
-            conn, actor, f"order.{decision}", str(order_id),
+            conn, tenant, actor, f"order.{decision}", str(order_id),
             {"reason": reason, "hold_reason": order.hold_reason, "email": order.email,
              "amount_total": order.amount_total, "currency": order.currency,
              "quantity": order.quantity},
             ip,
         )  # fmt: skip
-        reviewed = await order_queries.get(conn, order_id)
+        reviewed = await order_queries.get(conn, tenant, order_id)
     assert reviewed is not None
     return HeldOrderOut.of_held(reviewed)
 
 
-async def revenue(pool: asyncpg.Pool, start: date, end: date) -> RevenueSummary:
+async def revenue(pool: asyncpg.Pool, tenant: Tenant, start: date, end: date) -> RevenueSummary:
     async with pool.acquire() as conn:
-        records = await queries.revenue_by_day_and_sku(conn, start, end)
+        records = await queries.revenue_by_day_and_sku(conn, tenant, start, end)
     rows = [
         RevenueRow(
             day=r["day"], sku=r["sku"], currency=r["currency"], orders=r["orders"],
@@ -134,16 +148,16 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
-async def export_orders(pool: asyncpg.Pool) -> str:
+async def export_orders(pool: asyncpg.Pool, tenant: Tenant) -> str:
     async with pool.acquire() as conn:
-        records = await queries.all_orders(conn)
+        records = await queries.all_orders(conn, tenant)
     header = list(records[0].keys()) if records else ["id"]
     return csv_text(header, ([r[k] for k in header] for r in records))
 
 
-async def export_accounts(pool: asyncpg.Pool) -> str:
+async def export_accounts(pool: asyncpg.Pool, tenant: Tenant) -> str:
     async with pool.acquire() as conn:
-        records = await queries.all_accounts(conn)
+        records = await queries.all_accounts(conn, tenant)
     header = ["id", "email", "source", "created_at", "orders"]
     return csv_text(header, ([r[k] for k in header] for r in records))
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from tessera.billing.catalog import queries
 from tessera.billing.catalog.schemas import PublicCatalogItem
-from tessera.billing.context import BillingDep
+from tessera.billing.context import PUBLIC_TENANT, BillingDep
 from tessera.shared.http.context import client_ip
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -22,5 +22,5 @@ async def catalog(
     await billing.limiter.enforce("300/minute", "catalog", client_ip(request))
     response.headers["cache-control"] = "public, max-age=300"
     async with billing.pool.acquire() as conn:
-        items = await queries.list_all(conn)
+        items = await queries.list_all(conn, PUBLIC_TENANT)
     return [PublicCatalogItem.of(item) for item in items]

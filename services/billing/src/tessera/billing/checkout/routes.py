@@ -19,7 +19,7 @@ from tessera.billing.checkout.schemas import (
     CheckoutOutcome,
     CheckoutRequest,
 )
-from tessera.billing.context import Billing, BillingDep
+from tessera.billing.context import PUBLIC_TENANT, Billing, BillingDep
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
 
@@ -55,7 +55,7 @@ async def buy(
 ) -> RedirectResponse:
     await limit_checkout(billing, request)
     link = await service.start_checkout(
-        billing.pool, billing.settings, billing.stripe, sku, quantity, None
+        billing.pool, PUBLIC_TENANT, billing.settings, billing.stripe, sku, quantity, None
     )
     return RedirectResponse(link.url, status_code=303)
 
@@ -67,6 +67,7 @@ async def create_session(
     await limit_checkout(billing, request)
     link = await service.start_checkout(
         billing.pool,
+        PUBLIC_TENANT,
         billing.settings,
         billing.stripe,
         body.sku,
@@ -105,7 +106,7 @@ async def checkout_outcome(
     await billing.limiter.enforce(
         billing.settings.checkout_status_rate_limit, "checkout-status", client_ip(request)
     )
-    return await service.outcome(billing.pool, session_id)
+    return await service.outcome(billing.pool, PUBLIC_TENANT, session_id)
 
 
 # The built-in stand-in for Stripe's hosted checkout (no Stripe key configured: dev and
@@ -132,8 +133,8 @@ async def stylesheet(billing: BillingDep) -> PlainTextResponse:
 async def checkout_page(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
     require_test_mode(billing)
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
-        item = await find_item(conn, session.sku)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
+        item = await find_item(conn, PUBLIC_TENANT, session.sku)
     assert item is not None
     return page("test_checkout.html", session=session, item=item, error=None)
 
@@ -159,9 +160,9 @@ async def pay(
         raise InvalidEmail("Enter a valid email address.") from None
     settings = billing.settings
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
         if session.status == "open":
-            await standin.complete_session(conn, session_id, address)
+            await standin.complete_session(conn, PUBLIC_TENANT, session_id, address)
     receipt = f"{str(settings.public_url).rstrip('/')}/test-checkout/{session_id}/receipt"
     if session.status == "open":
         await standin.deliver(settings, standin.payment_events(session, address, receipt))
@@ -172,7 +173,7 @@ async def pay(
 async def complete(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
     require_test_mode(billing)
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
     return page(
         "test_checkout_complete.html",
         session=session,
@@ -184,8 +185,8 @@ async def complete(session_id: str, request: Request, billing: BillingDep) -> HT
 async def receipt(session_id: str, request: Request, billing: BillingDep) -> HTMLResponse:
     require_test_mode(billing)
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
-        item = await find_item(conn, session.sku)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
+        item = await find_item(conn, PUBLIC_TENANT, session.sku)
     return page("test_receipt.html", session=session, item=item)
 
 
@@ -205,7 +206,7 @@ async def refund(
     """Dev control: Stripe refunds `amount` (all of it by default) and tells billing."""
     require_test_mode(billing)
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
     event = standin.refund_event(session, amount or session.amount_total)
     await standin.deliver(billing.settings, [event])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
@@ -227,6 +228,6 @@ async def dispute(
     """Dev control: the buyer's bank opens a dispute (`needs_response`), or it closes."""
     require_test_mode(billing)
     async with billing.pool.acquire() as conn:
-        session = await standin.get_session(conn, session_id)
+        session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
     await standin.deliver(billing.settings, [standin.dispute_event(session, status)])
     return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)

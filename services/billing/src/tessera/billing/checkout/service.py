@@ -14,6 +14,7 @@ from tessera.billing.orders import queries as orders
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.gateway import CheckoutLink, StripeGateway
 from tessera.shared.http.problems import Problem
+from tessera.shared.sellers import Tenant
 
 
 class QuantityNotAllowed(Problem):
@@ -24,19 +25,20 @@ class QuantityNotAllowed(Problem):
 
 async def start_checkout(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     settings: BillingSettings,
     gateway: StripeGateway | None,
     sku: str,
     quantity: int,
     email: str | None,
 ) -> CheckoutLink:
-    """A checkout URL for `quantity` x `sku`: Stripe's, or the test checkout's."""
+    """A checkout URL for `quantity` x the tenant's `sku`: Stripe's, or the test checkout's."""
     async with pool.acquire() as conn:
-        item = await get_buyable(conn, sku)
+        item = await get_buyable(conn, tenant, sku)
         if quantity > item.max_quantity:
             raise QuantityNotAllowed(f"At most {item.max_quantity} per order.")
         if gateway is None:
-            session = await standin.create_session(conn, item, quantity, email)
+            session = await standin.create_session(conn, tenant, item, quantity, email)
             base = str(settings.public_url).rstrip("/")
             return CheckoutLink(session.id, f"{base}/test-checkout/{session.id}")
     return await gateway.create_checkout_session(
@@ -44,9 +46,9 @@ async def start_checkout(
     )
 
 
-async def outcome(pool: asyncpg.Pool, session_id: str) -> CheckoutOutcome:
+async def outcome(pool: asyncpg.Pool, tenant: Tenant, session_id: str) -> CheckoutOutcome:
     """The checkout's order as its success page may show it to whoever holds the URL."""
-    order = await orders.find_by_checkout_session(pool, session_id)
+    order = await orders.find_by_checkout_session(pool, tenant, session_id)
     if order is None:
         return CheckoutOutcome(session_id=session_id, state="pending")
     return CheckoutOutcome(

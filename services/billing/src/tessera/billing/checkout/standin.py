@@ -18,6 +18,7 @@ from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.sellers import Tenant
 
 
 class UnknownStandInSession(NotFound):
@@ -52,7 +53,7 @@ COLUMNS = (
 
 
 async def create_session(
-    conn: asyncpg.Connection, item: CatalogItem, quantity: int, email: str | None
+    conn: asyncpg.Connection, tenant: Tenant, item: CatalogItem, quantity: int, email: str | None
 ) -> StandInSession:
     session = StandInSession(
         id=shapes.stripe_id("cs"),
@@ -67,7 +68,8 @@ async def create_session(
         customer_id=shapes.stripe_id("cus"),
     )
     await conn.execute(
-        f"INSERT INTO test_checkout_sessions ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",  # noqa: S608
+        f"INSERT INTO test_checkout_sessions ({COLUMNS}, seller_id, mode)"  # noqa: S608
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         session.id,
         session.sku,
         session.quantity,
@@ -78,25 +80,35 @@ async def create_session(
         session.payment_intent_id,
         session.charge_id,
         session.customer_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     return session
 
 
-async def get_session(conn: asyncpg.Connection, session_id: str) -> StandInSession:
+async def get_session(conn: asyncpg.Connection, tenant: Tenant, session_id: str) -> StandInSession:
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM test_checkout_sessions WHERE id = $1",  # noqa: S608
+        f"SELECT {COLUMNS} FROM test_checkout_sessions"  # noqa: S608
+        " WHERE id = $1 AND seller_id = $2 AND mode = $3",
         session_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     if row is None:
         raise UnknownStandInSession("This checkout session does not exist or has expired.")
     return StandInSession(**dict(row))
 
 
-async def complete_session(conn: asyncpg.Connection, session_id: str, email: str) -> None:
+async def complete_session(
+    conn: asyncpg.Connection, tenant: Tenant, session_id: str, email: str
+) -> None:
     await conn.execute(
-        "UPDATE test_checkout_sessions SET status = 'complete', email = $2 WHERE id = $1",
+        "UPDATE test_checkout_sessions SET status = 'complete', email = $2"
+        " WHERE id = $1 AND seller_id = $3 AND mode = $4",
         session_id,
         email,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 

@@ -8,12 +8,16 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.shared.sellers import Mode, Tenant
+
 ORDER_COLUMNS = """
     id, account_id, email, sku, quantity, amount_total, currency, product, policy, seats,
     source, status, amount_refunded, dispute_status, checkout_session_id, payment_intent_id,
     charge_id, customer_id, receipt_url, created_at, paid_at, provisioned_at,
-    hold_reason, hold_event_id, reviewed_by, reviewed_at, review_reason
+    hold_reason, hold_event_id, reviewed_by, reviewed_at, review_reason, seller_id, mode
 """
+
+# Every statement below names the tenant's seller and mode as its last two parameters.
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,17 @@ class Order:
     created_at: datetime
     paid_at: datetime | None
     provisioned_at: datetime | None
+    seller_id: UUID
+    mode: Mode
     hold_reason: str | None = None
     hold_event_id: str | None = None
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
     review_reason: str | None = None
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(self.seller_id, self.mode)
 
 
 def to_order(row: asyncpg.Record | None) -> Order | None:
@@ -70,7 +80,7 @@ class NewOrder:
     account_id: UUID | None = None
 
 
-async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
+async def upsert_locked(conn: asyncpg.Connection, tenant: Tenant, order: NewOrder) -> Order:
     """The order of `order.checkout_session_id`, inserted if new, locked either way: one
     round trip (`DO UPDATE` with a no-op takes the row lock and returns the stored row).
     An order without a checkout session (an admin grant) is always inserted."""
@@ -78,9 +88,9 @@ async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
         f"""
         INSERT INTO orders (id, email, sku, quantity, amount_total, currency, product, policy,
                             seats, source, status, checkout_session_id, payment_intent_id,
-                            customer_id, account_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-        ON CONFLICT (checkout_session_id)
+                            customer_id, account_id, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        ON CONFLICT (seller_id, mode, checkout_session_id)
             DO UPDATE SET checkout_session_id = EXCLUDED.checkout_session_id
         RETURNING {ORDER_COLUMNS}
         """,  # noqa: S608 - ORDER_COLUMNS is a constant
@@ -99,62 +109,88 @@ async def upsert_locked(conn: asyncpg.Connection, order: NewOrder) -> Order:
         order.payment_intent_id,
         order.customer_id,
         order.account_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     return Order(**dict(row))
 
 
-async def find_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:
-    row = await conn.fetchrow(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE checkout_session_id = $1",  # noqa: S608
-        session_id,
-    )
-    return Order(**dict(row)) if row else None
-
-
-async def lock_by_checkout_session(conn: asyncpg.Connection, session_id: str) -> Order | None:
+async def find_by_checkout_session(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, session_id: str
+) -> Order | None:
     return to_order(
         await conn.fetchrow(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE checkout_session_id = $1 FOR UPDATE",  # noqa: S608
+            f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
+            " WHERE checkout_session_id = $1 AND seller_id = $2 AND mode = $3",
             session_id,
+            tenant.seller_id,
+            tenant.mode,
+        )
+    )
+
+
+async def lock_by_checkout_session(
+    conn: asyncpg.Connection, tenant: Tenant, session_id: str
+) -> Order | None:
+    return to_order(
+        await conn.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
+            " WHERE checkout_session_id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE",
+            session_id,
+            tenant.seller_id,
+            tenant.mode,
         )
     )
 
 
 async def lock_by_payment(
-    conn: asyncpg.Connection, payment_intent_id: str | None, charge_id: str | None
+    conn: asyncpg.Connection, tenant: Tenant, payment_intent_id: str | None, charge_id: str | None
 ) -> Order | None:
     return to_order(
         await conn.fetchrow(
             f"""
             SELECT {ORDER_COLUMNS} FROM orders
-             WHERE ($1::text IS NOT NULL AND payment_intent_id = $1)
-                OR ($2::text IS NOT NULL AND charge_id = $2)
+             WHERE seller_id = $3 AND mode = $4
+               AND (($1::text IS NOT NULL AND payment_intent_id = $1)
+                    OR ($2::text IS NOT NULL AND charge_id = $2))
              ORDER BY created_at LIMIT 1
                FOR UPDATE
             """,  # noqa: S608
             payment_intent_id,
             charge_id,
+            tenant.seller_id,
+            tenant.mode,
         )
     )
 
 
-async def lock(conn: asyncpg.Connection, order_id: UUID) -> Order | None:
+async def lock(conn: asyncpg.Connection, tenant: Tenant, order_id: UUID) -> Order | None:
     return to_order(
         await conn.fetchrow(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE",  # noqa: S608
+            f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
+            " WHERE id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE",
             order_id,
+            tenant.seller_id,
+            tenant.mode,
         )
     )
 
 
-async def get(conn: asyncpg.Connection, order_id: UUID) -> Order | None:
+async def get(conn: asyncpg.Connection, tenant: Tenant, order_id: UUID) -> Order | None:
     return to_order(
-        await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)  # noqa: S608
+        await conn.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
+            " WHERE id = $1 AND seller_id = $2 AND mode = $3",
+            order_id,
+            tenant.seller_id,
+            tenant.mode,
+        )
     )
 
 
 async def mark_paid(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     order_id: UUID,
     payment_intent_id: str | None = None,
     customer_id: str | None = None,
@@ -164,20 +200,29 @@ async def mark_paid(
         UPDATE orders SET status = 'paid', paid_at = clock_timestamp(),
                           payment_intent_id = COALESCE(payment_intent_id, $2),
                           customer_id = COALESCE(customer_id, $3)
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $4 AND mode = $5
         """,
         order_id,
         payment_intent_id,
         customer_id,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
-async def set_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> None:
-    await conn.execute("UPDATE orders SET status = $2 WHERE id = $1", order_id, status)
+async def set_status(conn: asyncpg.Connection, tenant: Tenant, order_id: UUID, status: str) -> None:
+    await conn.execute(
+        "UPDATE orders SET status = $2 WHERE id = $1 AND seller_id = $3 AND mode = $4",
+        order_id,
+        status,
+        tenant.seller_id,
+        tenant.mode,
+    )
 
 
 async def record_payment_refs(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     order_id: UUID,
     payment_intent_id: str | None,
     charge_id: str | None,
@@ -190,34 +235,39 @@ async def record_payment_refs(
                           charge_id = COALESCE($3, charge_id),
                           customer_id = COALESCE(customer_id, $4),
                           receipt_url = COALESCE($5, receipt_url)
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $6 AND mode = $7
         """,
         order_id,
         payment_intent_id,
         charge_id,
         customer_id,
         receipt_url,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 async def record_refund(
-    conn: asyncpg.Connection, order_id: UUID, amount_refunded: int, full: bool
+    conn: asyncpg.Connection, tenant: Tenant, order_id: UUID, amount_refunded: int, full: bool
 ) -> None:
     await conn.execute(
         """
         UPDATE orders SET amount_refunded = GREATEST(amount_refunded, $2),
                           status = CASE WHEN $3 AND status <> 'rejected'
                                         THEN 'refunded' ELSE status END
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $4 AND mode = $5
         """,
         order_id,
         amount_refunded,
         full,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 async def hold(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     order_id: UUID,
     reason: str,
     stripe_event_id: str,
@@ -230,18 +280,20 @@ async def hold(
         UPDATE orders SET status = 'held', hold_reason = $2, hold_event_id = $3,
                           payment_intent_id = COALESCE(payment_intent_id, $4),
                           customer_id = COALESCE(customer_id, $5)
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $6 AND mode = $7
         """,
         order_id,
         reason,
         stripe_event_id,
         payment_intent_id,
         customer_id,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 async def review(
-    conn: asyncpg.Connection, order_id: UUID, status: str, actor: str, reason: str
+    conn: asyncpg.Connection, tenant: Tenant, order_id: UUID, status: str, actor: str, reason: str
 ) -> None:
     """An admin's decision on a held order: `paid` (approved) or `rejected`."""
     await conn.execute(
@@ -249,72 +301,99 @@ async def review(
         UPDATE orders SET status = $2, reviewed_by = $3, review_reason = $4,
                           reviewed_at = clock_timestamp(),
                           paid_at = CASE WHEN $2 = 'paid' THEN clock_timestamp() ELSE paid_at END
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $5 AND mode = $6
         """,
         order_id,
         status,
         actor,
         reason,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 async def list_held(
-    conn: asyncpg.Connection, status: str | None, limit: int, offset: int
+    conn: asyncpg.Connection, tenant: Tenant, status: str | None, limit: int, offset: int
 ) -> list[Order]:
-    """Orders that were held for review (whatever became of them), newest first."""
+    """The tenant's orders that were held for review (whatever became of them), newest
+    first."""
     rows = await conn.fetch(
         f"""
         SELECT {ORDER_COLUMNS} FROM orders
-         WHERE hold_reason IS NOT NULL AND ($1::text IS NULL OR status = $1)
+         WHERE seller_id = $4 AND mode = $5
+           AND hold_reason IS NOT NULL AND ($1::text IS NULL OR status = $1)
          ORDER BY created_at DESC
          LIMIT $2 OFFSET $3
         """,  # noqa: S608
         status,
         limit,
         offset,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [Order(**dict(r)) for r in rows]
 
 
-async def set_dispute_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> None:
-    await conn.execute("UPDATE orders SET dispute_status = $2 WHERE id = $1", order_id, status)
-
-
-async def mark_provisioned(conn: asyncpg.Connection, order_id: UUID, account_id: UUID) -> None:
+async def set_dispute_status(
+    conn: asyncpg.Connection, tenant: Tenant, order_id: UUID, status: str
+) -> None:
     await conn.execute(
-        "UPDATE orders SET account_id = $2, provisioned_at = clock_timestamp() WHERE id = $1",
+        "UPDATE orders SET dispute_status = $2 WHERE id = $1 AND seller_id = $3 AND mode = $4",
         order_id,
-        account_id,
+        status,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
-async def list_for_account(conn: asyncpg.Connection, account_id: UUID) -> list[Order]:
-    rows = await conn.fetch(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE account_id = $1 ORDER BY created_at DESC",  # noqa: S608
+async def mark_provisioned(
+    conn: asyncpg.Connection, tenant: Tenant, order_id: UUID, account_id: UUID
+) -> None:
+    await conn.execute(
+        "UPDATE orders SET account_id = $2, provisioned_at = clock_timestamp()"
+        " WHERE id = $1 AND seller_id = $3 AND mode = $4",
+        order_id,
         account_id,
+        tenant.seller_id,
+        tenant.mode,
+    )
+
+
+async def list_for_account(
+    conn: asyncpg.Connection, tenant: Tenant, account_id: UUID
+) -> list[Order]:
+    rows = await conn.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
+        " WHERE account_id = $1 AND seller_id = $2 AND mode = $3 ORDER BY created_at DESC",
+        account_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [Order(**dict(r)) for r in rows]
 
 
 async def search(
-    conn: asyncpg.Connection, query: str | None, limit: int, offset: int
+    conn: asyncpg.Connection, tenant: Tenant, query: str | None, limit: int, offset: int
 ) -> list[Order]:
-    """Orders matching an email fragment, an order id, or a Stripe id (exact)."""
+    """The tenant's orders matching an email fragment, an order id, or a Stripe id (exact)."""
     rows = await conn.fetch(
         f"""
         SELECT {ORDER_COLUMNS} FROM orders
-         WHERE $1::text IS NULL
+         WHERE seller_id = $4 AND mode = $5
+           AND ($1::text IS NULL
             OR email LIKE '%' || lower($1) || '%'
             OR id::text = $1
             OR account_id::text = $1
             OR checkout_session_id = $1 OR payment_intent_id = $1
-            OR charge_id = $1 OR customer_id = $1
+            OR charge_id = $1 OR customer_id = $1)
          ORDER BY created_at DESC
          LIMIT $2 OFFSET $3
         """,  # noqa: S608
         query,
         limit,
         offset,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [Order(**dict(r)) for r in rows]
 
@@ -337,6 +416,7 @@ class Adjustment:
 
 async def insert_adjustment(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     adjustment_id: UUID,
     order_id: UUID,
     kind: str,
@@ -351,8 +431,8 @@ async def insert_adjustment(
     inserted = await conn.fetchval(
         """
         INSERT INTO order_adjustments (id, order_id, kind, stripe_event_id, amount, full_refund,
-                                       dispute_id, outcome, reason)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                       dispute_id, outcome, reason, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (stripe_event_id) DO NOTHING
         RETURNING true
         """,
@@ -365,60 +445,73 @@ async def insert_adjustment(
         dispute_id,
         outcome,
         reason,
+        tenant.seller_id,
+        tenant.mode,
     )
     return bool(inserted)
 
 
-async def unpublished_adjustments(conn: asyncpg.Connection, order_id: UUID) -> list[Adjustment]:
+async def unpublished_adjustments(
+    conn: asyncpg.Connection, tenant: Tenant, order_id: UUID
+) -> list[Adjustment]:
     rows = await conn.fetch(
         """
         SELECT id, order_id, kind, stripe_event_id, amount, full_refund, dispute_id, outcome, reason
           FROM order_adjustments
-         WHERE order_id = $1 AND published_at IS NULL
+         WHERE order_id = $1 AND seller_id = $2 AND mode = $3 AND published_at IS NULL
          ORDER BY created_at, id
            FOR UPDATE
         """,
         order_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [Adjustment(**dict(r)) for r in rows]
 
 
-async def mark_adjustment_published(conn: asyncpg.Connection, adjustment_id: UUID) -> None:
+async def mark_adjustment_published(
+    conn: asyncpg.Connection, tenant: Tenant, adjustment_id: UUID
+) -> None:
     await conn.execute(
-        "UPDATE order_adjustments SET published_at = clock_timestamp() WHERE id = $1",
+        "UPDATE order_adjustments SET published_at = clock_timestamp()"
+        " WHERE id = $1 AND seller_id = $2 AND mode = $3",
         adjustment_id,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 # --- disputes ----------------------------------------------------------------------------
 
 
-async def find_dispute_status(conn: asyncpg.Connection, dispute_id: str) -> str | None:
-    status: str | None = await conn.fetchval(
-        "SELECT status FROM disputes WHERE id = $1 FOR UPDATE", dispute_id
-    )
-    return status
-
-
 async def open_dispute(
-    conn: asyncpg.Connection, dispute_id: str, order_id: UUID, reason: str | None, amount: int
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    dispute_id: str,
+    order_id: UUID,
+    reason: str | None,
+    amount: int,
 ) -> bool:
     """Record an open dispute; False if the dispute is already known (open or closed)."""
     inserted = await conn.fetchval(
         """
-        INSERT INTO disputes (id, order_id, status, reason, amount) VALUES ($1, $2, 'open', $3, $4)
-        ON CONFLICT (id) DO NOTHING RETURNING true
+        INSERT INTO disputes (id, order_id, status, reason, amount, seller_id, mode)
+        VALUES ($1, $2, 'open', $3, $4, $5, $6)
+        ON CONFLICT (seller_id, mode, id) DO NOTHING RETURNING true
         """,
         dispute_id,
         order_id,
         reason,
         amount,
+        tenant.seller_id,
+        tenant.mode,
     )
     return bool(inserted)
 
 
 async def close_dispute(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     dispute_id: str,
     order_id: UUID,
     outcome: str,
@@ -429,9 +522,10 @@ async def close_dispute(
     was already closed."""
     changed = await conn.fetchval(
         """
-        INSERT INTO disputes (id, order_id, status, reason, amount, closed_at)
-        VALUES ($1, $2, $3, $4, $5, clock_timestamp())
-        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, closed_at = EXCLUDED.closed_at
+        INSERT INTO disputes (id, order_id, status, reason, amount, closed_at, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, clock_timestamp(), $6, $7)
+        ON CONFLICT (seller_id, mode, id)
+            DO UPDATE SET status = EXCLUDED.status, closed_at = EXCLUDED.closed_at
             WHERE disputes.status = 'open'
         RETURNING true
         """,
@@ -440,18 +534,28 @@ async def close_dispute(
         outcome,
         reason,
         amount,
+        tenant.seller_id,
+        tenant.mode,
     )
     return bool(changed)
 
 
 async def set_catalog(
-    conn: asyncpg.Connection, order_id: UUID, product: str, policy: str, seats: int
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    order_id: UUID,
+    product: str,
+    policy: str,
+    seats: int,
 ) -> None:
     """Give an unmatched held order what the catalog sells under its SKU (on approval)."""
     await conn.execute(
-        "UPDATE orders SET product = $2, policy = $3, seats = $4 WHERE id = $1",
+        "UPDATE orders SET product = $2, policy = $3, seats = $4"
+        " WHERE id = $1 AND seller_id = $5 AND mode = $6",
         order_id,
         product,
         policy,
         seats,
+        tenant.seller_id,
+        tenant.mode,
     )

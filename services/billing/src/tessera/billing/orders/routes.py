@@ -25,7 +25,7 @@ async def my_orders(
 ) -> list[OrderOut]:
     await billing.limiter.enforce("120/minute", "me", str(principal.account_id))
     async with billing.pool.acquire() as conn:
-        orders = await queries.list_for_account(conn, principal.account_id)
+        orders = await queries.list_for_account(conn, principal.tenant, principal.account_id)
     return [OrderOut.of(o) for o in orders]
 
 
@@ -40,7 +40,7 @@ async def billing_portal(
             "Stripe is not configured (test mode): receipts are in the order list."
         )
     async with billing.pool.acquire() as conn:
-        orders = await queries.list_for_account(conn, principal.account_id)
+        orders = await queries.list_for_account(conn, principal.tenant, principal.account_id)
     customer = next((o.customer_id for o in orders if o.customer_id), None)
     if customer is None:
         raise NoBillingPortal("This account has no Stripe customer (no card purchase yet).")

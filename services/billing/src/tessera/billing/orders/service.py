@@ -32,6 +32,7 @@ from tessera.shared.events.billing import (
 )
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.http.problems import Problem
+from tessera.shared.sellers import Tenant
 
 PROVISIONER = "billing.provisioner"
 
@@ -126,6 +127,7 @@ def stored(value: int | None) -> int:
 
 async def apply_checkout(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     stripe_event_id: str,
     session: CheckoutSession,
     item: CatalogItem,
@@ -145,6 +147,7 @@ async def apply_checkout(
     count = quantity if quantity is not None else 0
     order = await queries.upsert_locked(
         conn,
+        tenant,
         NewOrder(
             id=new_event_id(),
             email=email,
@@ -164,20 +167,26 @@ async def apply_checkout(
     )
     if order.status == "held" and outcome == "payment_failed":
         # The payment a held order waited for failed: nothing is left to approve.
-        await queries.set_status(conn, order.id, "payment_failed")
+        await queries.set_status(conn, tenant, order.id, "payment_failed")
         return Applied(order.id, "payment failed", session.payment_intent)
     if order.status != "awaiting_payment" or (outcome == "awaiting_payment" and not reasons):
         return Applied(order.id, f"order {order.status}", session.payment_intent)
     if outcome == "payment_failed":
-        await queries.set_status(conn, order.id, "payment_failed")
+        await queries.set_status(conn, tenant, order.id, "payment_failed")
         return Applied(order.id, "payment failed", session.payment_intent)
     if reasons:
         reason = "; ".join(reasons)
         await queries.hold(
-            conn, order.id, reason, stripe_event_id, session.payment_intent, session.customer
+            conn,
+            tenant,
+            order.id,
+            reason,
+            stripe_event_id,
+            session.payment_intent,
+            session.customer,
         )
         return Applied(order.id, f"held for review: {reason}", session.payment_intent)
-    await queries.mark_paid(conn, order.id, session.payment_intent, session.customer)
+    await queries.mark_paid(conn, tenant, order.id, session.payment_intent, session.customer)
     await outbox.add(
         conn,
         PurchaseCompleted(
@@ -191,6 +200,8 @@ async def apply_checkout(
             currency=order.currency,
             stripe_customer_id=session.customer,
             payment_intent_id=session.payment_intent,
+            seller_id=tenant.seller_id,
+            mode=tenant.mode,
         ),
     )
     return Applied(order.id, "order paid", session.payment_intent)
@@ -198,6 +209,7 @@ async def apply_checkout(
 
 async def hold_unmatched(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     stripe_event_id: str,
     session: CheckoutSession,
     sku: str,
@@ -210,6 +222,7 @@ async def hold_unmatched(
     quantity = parse_quantity(session.metadata.get("quantity"))
     order = await queries.upsert_locked(
         conn,
+        tenant,
         NewOrder(
             id=new_event_id(),
             email=normalise_email(session.email or ""),
@@ -231,7 +244,7 @@ async def hold_unmatched(
         return Applied(order.id, f"order {order.status}", session.payment_intent)
     reason = "; ".join(problems)
     await queries.hold(
-        conn, order.id, reason, stripe_event_id, session.payment_intent, session.customer
+        conn, tenant, order.id, reason, stripe_event_id, session.payment_intent, session.customer
     )
     return Applied(order.id, f"held for review: {reason}", session.payment_intent)
 
@@ -256,15 +269,16 @@ async def approve_held(conn: asyncpg.Connection, order: Order, actor: str, reaso
         raise NotHeld(f"Order {order.id} is {order.status}, not held; nothing was changed.")
     if order.quantity < 1 or order.checkout_session_id is None:
         raise Unprovisionable(f"Order {order.id} has no quantity to provision; reject it.")
+    tenant = order.tenant
     if not order.policy:  # held because nothing matched: the catalog decides now
-        item = await catalog_queries.find(conn, order.sku)
+        item = await catalog_queries.find(conn, tenant, order.sku)
         if item is None or not item.active:
             raise Unprovisionable(
                 f"Order {order.id} is for {order.sku!r}, which is not for sale; add it to the "
                 "catalog first, or reject the order."
             )
         await queries.set_catalog(
-            conn, order.id, item.product, item.policy, order.quantity * item.seats_per_unit
+            conn, tenant, order.id, item.product, item.policy, order.quantity * item.seats_per_unit
         )
     try:
         completed = PurchaseCompleted(
@@ -278,13 +292,15 @@ async def approve_held(conn: asyncpg.Connection, order: Order, actor: str, reaso
             currency=order.currency,
             stripe_customer_id=order.customer_id,
             payment_intent_id=order.payment_intent_id,
+            seller_id=tenant.seller_id,
+            mode=tenant.mode,
         )
     except ValidationError as error:
         raise Unprovisionable(
             f"Order {order.id} cannot be provisioned as recorded "
             f"({error.error_count()} problem(s) with its email or currency); reject it."
         ) from None
-    await queries.review(conn, order.id, "paid", actor, reason)
+    await queries.review(conn, tenant, order.id, "paid", actor, reason)
     await outbox.add(conn, completed)
 
 
@@ -292,34 +308,51 @@ async def reject_held(conn: asyncpg.Connection, order: Order, actor: str, reason
     """An admin rejects a held order (locked by the caller): recorded, never provisioned."""
     if order.status != "held":
         raise NotHeld(f"Order {order.id} is {order.status}, not held; nothing was changed.")
-    await queries.review(conn, order.id, "rejected", actor, reason)
+    await queries.review(conn, order.tenant, order.id, "rejected", actor, reason)
 
 
-async def apply_charge_succeeded(conn: asyncpg.Connection, charge: Charge) -> Applied:
-    order = await queries.lock_by_payment(conn, charge.payment_intent, charge.id)
+async def apply_charge_succeeded(
+    conn: asyncpg.Connection, tenant: Tenant, charge: Charge
+) -> Applied:
+    order = await queries.lock_by_payment(conn, tenant, charge.payment_intent, charge.id)
     if order is None:
         raise NoOrderYet(charge.payment_intent or charge.id)
     await queries.record_payment_refs(
-        conn, order.id, charge.payment_intent, charge.id, charge.customer, charge.receipt_url
+        conn,
+        tenant,
+        order.id,
+        charge.payment_intent,
+        charge.id,
+        charge.customer,
+        charge.receipt_url,
     )
     return Applied(order.id, "payment references recorded")
 
 
-async def apply_refund(conn: asyncpg.Connection, stripe_event_id: str, charge: Charge) -> Applied:
+async def apply_refund(
+    conn: asyncpg.Connection, tenant: Tenant, stripe_event_id: str, charge: Charge
+) -> Applied:
     """Record a refund (partial or full); only a full one will revoke what was granted."""
-    order = await queries.lock_by_payment(conn, charge.payment_intent, charge.id)
+    order = await queries.lock_by_payment(conn, tenant, charge.payment_intent, charge.id)
     if order is None:
         raise NoOrderYet(charge.payment_intent or charge.id)
     await queries.record_payment_refs(
-        conn, order.id, charge.payment_intent, charge.id, charge.customer, charge.receipt_url
+        conn,
+        tenant,
+        order.id,
+        charge.payment_intent,
+        charge.id,
+        charge.customer,
+        charge.receipt_url,
     )
     full = charge.fully_refunded
     grows = charge.amount_refunded > order.amount_refunded
     if not grows and not (full and order.status != "refunded"):
         return Applied(order.id, "refund already recorded")
-    await queries.record_refund(conn, order.id, charge.amount_refunded, full)
+    await queries.record_refund(conn, tenant, order.id, charge.amount_refunded, full)
     await queries.insert_adjustment(
         conn,
+        tenant,
         new_event_id(),
         order.id,
         "refund",
@@ -327,24 +360,26 @@ async def apply_refund(conn: asyncpg.Connection, stripe_event_id: str, charge: C
         amount=max(charge.amount_refunded, order.amount_refunded),
         full_refund=full,
     )
-    await flush_adjustments(conn, order.id)
+    await flush_adjustments(conn, tenant, order.id)
     return Applied(order.id, "full refund" if full else "partial refund")
 
 
 async def apply_dispute_opened(
-    conn: asyncpg.Connection, stripe_event_id: str, dispute: Dispute
+    conn: asyncpg.Connection, tenant: Tenant, stripe_event_id: str, dispute: Dispute
 ) -> Applied:
-    order = await queries.lock_by_payment(conn, dispute.payment_intent, dispute.charge)
+    order = await queries.lock_by_payment(conn, tenant, dispute.payment_intent, dispute.charge)
     if order is None:
         raise NoOrderYet(dispute.payment_intent or dispute.charge or dispute.id)
-    if not await queries.open_dispute(conn, dispute.id, order.id, dispute.reason, dispute.amount):
+    if not await queries.open_dispute(
+        conn, tenant, dispute.id, order.id, dispute.reason, dispute.amount
+    ):
         return Applied(order.id, "dispute already known")
-    await queries.set_dispute_status(conn, order.id, "open")
+    await queries.set_dispute_status(conn, tenant, order.id, "open")
     await queries.insert_adjustment(
-        conn, new_event_id(), order.id, "dispute_opened", stripe_event_id,
+        conn, tenant, new_event_id(), order.id, "dispute_opened", stripe_event_id,
         amount=dispute.amount, dispute_id=dispute.id, reason=dispute.reason,
     )  # fmt: skip
-    await flush_adjustments(conn, order.id)
+    await flush_adjustments(conn, tenant, order.id)
     return Applied(order.id, "dispute opened")
 
 
@@ -354,23 +389,23 @@ def dispute_outcome(status: str) -> str:
 
 
 async def apply_dispute_closed(
-    conn: asyncpg.Connection, stripe_event_id: str, dispute: Dispute
+    conn: asyncpg.Connection, tenant: Tenant, stripe_event_id: str, dispute: Dispute
 ) -> Applied:
-    order = await queries.lock_by_payment(conn, dispute.payment_intent, dispute.charge)
+    order = await queries.lock_by_payment(conn, tenant, dispute.payment_intent, dispute.charge)
     if order is None:
         raise NoOrderYet(dispute.payment_intent or dispute.charge or dispute.id)
     outcome = dispute_outcome(dispute.status)
     closed = await queries.close_dispute(
-        conn, dispute.id, order.id, outcome, dispute.reason, dispute.amount
+        conn, tenant, dispute.id, order.id, outcome, dispute.reason, dispute.amount
     )
     if not closed:
         return Applied(order.id, "dispute already closed")
-    await queries.set_dispute_status(conn, order.id, outcome)
+    await queries.set_dispute_status(conn, tenant, order.id, outcome)
     await queries.insert_adjustment(
-        conn, new_event_id(), order.id, "dispute_closed", stripe_event_id,
+        conn, tenant, new_event_id(), order.id, "dispute_closed", stripe_event_id,
         amount=dispute.amount, dispute_id=dispute.id, outcome=outcome, reason=dispute.reason,
     )  # fmt: skip
-    await flush_adjustments(conn, order.id)
+    await flush_adjustments(conn, tenant, order.id)
     return Applied(order.id, f"dispute {outcome}")
 
 
@@ -387,6 +422,8 @@ def adjustment_event(
             currency=order.currency,
             full=adjustment.full_refund,
             stripe=refs,
+            seller_id=order.seller_id,
+            mode=order.mode,
         )
     assert adjustment.dispute_id is not None
     if adjustment.kind == "dispute_opened":
@@ -396,6 +433,8 @@ def adjustment_event(
             dispute_id=adjustment.dispute_id,
             reason=adjustment.reason,
             stripe=refs,
+            seller_id=order.seller_id,
+            mode=order.mode,
         )
     return OrderDisputeClosed(
         order_id=order.id,
@@ -403,18 +442,20 @@ def adjustment_event(
         dispute_id=adjustment.dispute_id,
         outcome="lost" if adjustment.outcome == "lost" else "won",
         stripe=refs,
+        seller_id=order.seller_id,
+        mode=order.mode,
     )
 
 
-async def flush_adjustments(conn: asyncpg.Connection, order_id: UUID) -> int:
+async def flush_adjustments(conn: asyncpg.Connection, tenant: Tenant, order_id: UUID) -> int:
     """Publish the order's unpublished refunds and disputes, if its account is known."""
-    order = await queries.get(conn, order_id)
+    order = await queries.get(conn, tenant, order_id)
     if order is None or order.account_id is None:
         return 0
-    pending = await queries.unpublished_adjustments(conn, order_id)
+    pending = await queries.unpublished_adjustments(conn, tenant, order_id)
     for adjustment in pending:
         await outbox.add(conn, adjustment_event(order, adjustment))
-        await queries.mark_adjustment_published(conn, adjustment.id)
+        await queries.mark_adjustment_published(conn, tenant, adjustment.id)
     return len(pending)
 
 
@@ -433,44 +474,48 @@ def order_paid(order: Order) -> OrderPaid:
         seats=order.seats,
         source="admin" if order.source == "admin" else "purchase",
         stripe=stripe_refs(order),
+        seller_id=order.seller_id,
+        mode=order.mode,
     )
 
 
 async def provision(pool: asyncpg.Pool, event: PurchaseCompleted) -> UUID | None:
     """Apply a completed purchase once: the buyer's account exists (created and announced
     if new), the order belongs to it, `billing.order.paid.v1` is published, and any refund
-    or dispute that arrived meanwhile follows. Returns the account id, or None if the event
-    was already applied."""
+    or dispute that arrived meanwhile follows, all in the event's tenant. Returns the
+    account id, or None if the event was already applied."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, PROVISIONER) as conn:
         if conn is None:
             return None
         order = await (
-            queries.lock(conn, event.order_id)
+            queries.lock(conn, tenant, event.order_id)
             if event.order_id
-            else queries.lock_by_checkout_session(conn, event.checkout_session_id)
+            else queries.lock_by_checkout_session(conn, tenant, event.checkout_session_id)
         )
         if order is None:
             raise LookupError(f"no order for purchase {event.checkout_session_id}")
         if order.provisioned_at is not None:
             return order.account_id
-        account = await find_or_create_account(conn, order.email, "purchase")
-        await queries.mark_provisioned(conn, order.id, account.id)
-        provisioned = await queries.get(conn, order.id)
+        account = await find_or_create_account(conn, tenant, order.email, "purchase")
+        await queries.mark_provisioned(conn, tenant, order.id, account.id)
+        provisioned = await queries.get(conn, tenant, order.id)
         assert provisioned is not None
         await outbox.add(conn, order_paid(provisioned))
-        await flush_adjustments(conn, order.id)
+        await flush_adjustments(conn, tenant, order.id)
         return account.id
 
 
 async def grant(
-    conn: asyncpg.Connection, email: str, item: CatalogItem, quantity: int
+    conn: asyncpg.Connection, tenant: Tenant, email: str, item: CatalogItem, quantity: int
 ) -> tuple[UUID, UUID]:
     """An admin's complimentary order: account (created if new) and a paid order of amount
     0, announced with the same events as a purchase, marked `source=admin`. Runs in the
     caller's transaction. Returns (account id, order id)."""
-    account = await find_or_create_account(conn, email, "admin")
+    account = await find_or_create_account(conn, tenant, email, "admin")
     order = await queries.upsert_locked(
         conn,
+        tenant,
         NewOrder(
             id=new_event_id(),
             email=normalise_email(email),
@@ -486,9 +531,9 @@ async def grant(
             account_id=account.id,
         ),
     )
-    await queries.mark_paid(conn, order.id)
-    await queries.mark_provisioned(conn, order.id, account.id)
-    paid = await queries.get(conn, order.id)
+    await queries.mark_paid(conn, tenant, order.id)
+    await queries.mark_provisioned(conn, tenant, order.id, account.id)
+    paid = await queries.get(conn, tenant, order.id)
     assert paid is not None
     await outbox.add(conn, order_paid(paid))
     return account.id, order.id

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 import orjson
 from pydantic import BaseModel
+
+from tessera.shared.sellers import Mode, Tenant
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,16 @@ class Delivery:
     status: str  # received, or ignored for a type outside the allowlist
     detail: str | None
     trace_headers: dict[str, str]
+    tenant: Tenant
+
+
+# A repeat delivery: its event id and the tenant it came for.
+RepeatOf = tuple[str, Tenant]
 
 
 async def record_deliveries(
     conn: asyncpg.Connection, deliveries: list[Delivery]
-) -> tuple[set[str], dict[str, int]]:
+) -> tuple[set[str], dict[RepeatOf, int]]:
     """Record deliveries in one statement. Returns the ids recorded for the first time, and
     how many deliveries of each other id came (repeats of an event already recorded), for
     `count_repeats`. Repeats within the batch are folded into one row whose `attempts` counts
@@ -46,32 +53,38 @@ async def record_deliveries(
         """
         INSERT INTO stripe_events
                (id, type, livemode, stripe_created, payload, status, detail, trace_headers,
-                processed_at, attempts)
+                processed_at, attempts, seller_id, mode)
         SELECT d.id, d.type, d.livemode, to_timestamp(d.created), d.payload, d.status,
                d.detail, d.trace_headers,
-               CASE WHEN d.status = 'received' THEN NULL ELSE clock_timestamp() END, d.attempts
+               CASE WHEN d.status = 'received' THEN NULL ELSE clock_timestamp() END, d.attempts,
+               d.seller_id, d.mode
           FROM jsonb_to_recordset($1::jsonb)
                AS d(id text, type text, livemode bool, created float8, payload jsonb,
-                    status text, detail text, trace_headers jsonb, attempts int)
+                    status text, detail text, trace_headers jsonb, attempts int,
+                    seller_id uuid, mode text)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
         """,
         batch_document([firsts[i] for i in sorted(firsts)], deliveries_of),
     )
     inserted = {r["id"] for r in rows}
-    repeats = {i: n for i, n in deliveries_of.items() if i not in inserted}
+    repeats = {(i, firsts[i].tenant): n for i, n in deliveries_of.items() if i not in inserted}
     return inserted, repeats
 
 
-async def count_repeats(conn: asyncpg.Connection, repeats: dict[str, int]) -> None:
-    """Add repeat deliveries to their events' `attempts`. One event per statement (each its
-    own transaction): the update waits for a row the applier holds, and holding no other
-    row lock meanwhile, it cannot close a deadlock with the applier's held-event locks."""
-    for event_id in sorted(repeats):
+async def count_repeats(conn: asyncpg.Connection, repeats: dict[RepeatOf, int]) -> None:
+    """Add repeat deliveries to their events' `attempts` (only on a row of the tenant they
+    came for). One event per statement (each its own transaction): the update waits for a
+    row the applier holds, and holding no other row lock meanwhile, it cannot close a
+    deadlock with the applier's held-event locks."""
+    for event_id, tenant in sorted(repeats, key=lambda r: r[0]):
         await conn.execute(
-            "UPDATE stripe_events SET attempts = attempts + $2 WHERE id = $1",
+            "UPDATE stripe_events SET attempts = attempts + $2"
+            " WHERE id = $1 AND seller_id = $3 AND mode = $4",
             event_id,
-            repeats[event_id],
+            repeats[(event_id, tenant)],
+            tenant.seller_id,
+            tenant.mode,
         )
 
 
@@ -91,6 +104,8 @@ def batch_document(batch: list[Delivery], deliveries_of: dict[str, int]) -> str:
                 "detail": d.detail,
                 "trace_headers": d.trace_headers,
                 "attempts": deliveries_of[d.event_id],
+                "seller_id": str(d.tenant.seller_id),
+                "mode": d.tenant.mode,
             }
         ).decode()
         rows.append(f'{fields[:-1]},"payload":{d.payload}}}')
@@ -103,14 +118,17 @@ class ReceivedEvent:
     type: str
     payload: dict[str, Any]
     trace_headers: dict[str, str]
+    tenant: Tenant
 
 
 async def claim_received(conn: asyncpg.Connection, limit: int) -> list[ReceivedEvent]:
     """The oldest events waiting to be applied, locked for this transaction; replicas skip
-    each other's."""
+    each other's. The one read across tenants: the applier serves every tenant, and each
+    event is then applied as the tenant it was recorded for."""
     rows = await conn.fetch(
         """
-        SELECT id, type, payload::text AS payload, trace_headers::text AS trace_headers
+        SELECT id, type, payload::text AS payload, trace_headers::text AS trace_headers,
+               seller_id, mode
           FROM stripe_events
          WHERE status = 'received'
          ORDER BY received_at, id
@@ -120,7 +138,14 @@ async def claim_received(conn: asyncpg.Connection, limit: int) -> list[ReceivedE
         limit,
     )
     return [
-        ReceivedEvent(r["id"], r["type"], json.loads(r["payload"]), json.loads(r["trace_headers"]))
+        ReceivedEvent(
+            r["id"],
+            r["type"],
+            json.loads(r["payload"]),
+            json.loads(r["trace_headers"]),
+            # The column's CHECK allows only the two modes.
+            Tenant(r["seller_id"], cast(Mode, r["mode"])),
+        )
         for r in rows
     ]
 
@@ -147,6 +172,7 @@ async def lock_payment(conn: asyncpg.Connection, payment_key: str) -> None:
 
 async def set_outcome(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     event_id: str,
     status: str,
     detail: str | None,
@@ -158,13 +184,15 @@ async def set_outcome(
         UPDATE stripe_events
            SET status = $2, detail = $3, order_id = COALESCE($4, order_id), hold_key = $5,
                processed_at = clock_timestamp()
-         WHERE id = $1
+         WHERE id = $1 AND seller_id = $6 AND mode = $7
         """,
         event_id,
         status,
         detail,
         order_id,
         hold_key,
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
@@ -180,23 +208,28 @@ def to_stored(row: asyncpg.Record) -> StoredEvent:
     return StoredEvent(row["id"], row["type"], json.loads(row["payload"]), row["status"])
 
 
-async def lock_held(conn: asyncpg.Connection, hold_key: str) -> list[StoredEvent]:
+async def lock_held(conn: asyncpg.Connection, tenant: Tenant, hold_key: str) -> list[StoredEvent]:
     rows = await conn.fetch(
         """
         SELECT id, type, payload::text AS payload, status FROM stripe_events
-         WHERE status = 'held' AND hold_key = $1
+         WHERE seller_id = $2 AND mode = $3 AND status = 'held' AND hold_key = $1
          ORDER BY stripe_created, received_at
            FOR UPDATE
         """,
         hold_key,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [to_stored(r) for r in rows]
 
 
-async def lock_one(conn: asyncpg.Connection, event_id: str) -> StoredEvent | None:
+async def lock_one(conn: asyncpg.Connection, tenant: Tenant, event_id: str) -> StoredEvent | None:
     row = await conn.fetchrow(
-        "SELECT id, type, payload::text AS payload, status FROM stripe_events WHERE id = $1 FOR UPDATE",
+        "SELECT id, type, payload::text AS payload, status FROM stripe_events"
+        " WHERE id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE",
         event_id,
+        tenant.seller_id,
+        tenant.mode,
     )
     return to_stored(row) if row else None
 
@@ -216,13 +249,19 @@ class EventSummary(BaseModel):
 
 
 async def search(
-    conn: asyncpg.Connection, status: str | None, event_type: str | None, limit: int, offset: int
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    status: str | None,
+    event_type: str | None,
+    limit: int,
+    offset: int,
 ) -> list[EventSummary]:
     rows = await conn.fetch(
         """
         SELECT id, type, status, detail, order_id, attempts, livemode, received_at, processed_at
           FROM stripe_events
-         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR type = $2)
+         WHERE seller_id = $5 AND mode = $6
+           AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR type = $2)
          ORDER BY received_at DESC
          LIMIT $3 OFFSET $4
         """,
@@ -230,5 +269,7 @@ async def search(
         event_type,
         limit,
         offset,
+        tenant.seller_id,
+        tenant.mode,
     )
     return [EventSummary.model_validate(dict(r)) for r in rows]

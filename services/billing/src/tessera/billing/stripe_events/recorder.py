@@ -24,7 +24,7 @@ import logging
 import asyncpg
 
 from tessera.billing.stripe_events import queries
-from tessera.billing.stripe_events.queries import Delivery
+from tessera.billing.stripe_events.queries import Delivery, RepeatOf
 
 log = logging.getLogger("tessera.billing.webhooks")
 
@@ -109,12 +109,12 @@ class DeliveryRecorder:
             if not one[1].done():
                 one[1].set_exception(error)
 
-    def _count_later(self, pool: asyncpg.Pool, repeats: dict[str, int]) -> None:
+    def _count_later(self, pool: asyncpg.Pool, repeats: dict[RepeatOf, int]) -> None:
         task = asyncio.get_running_loop().create_task(self._count(pool, repeats))
         self._counting.add(task)
         task.add_done_callback(self._counting.discard)
 
-    async def _count(self, pool: asyncpg.Pool, repeats: dict[str, int]) -> None:
+    async def _count(self, pool: asyncpg.Pool, repeats: dict[RepeatOf, int]) -> None:
         try:
             async with pool.acquire() as conn:
                 await queries.count_repeats(conn, repeats)

@@ -91,9 +91,9 @@ async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.O
         try:
             async with conn.transaction():
                 outcome = await service.apply(
-                    conn, event.id, event.type, event.payload["data"]["object"]
+                    conn, event.tenant, event.id, event.type, event.payload["data"]["object"]
                 )
-                await service.save_outcome(conn, event.id, outcome)
+                await service.save_outcome(conn, event.tenant, event.id, outcome)
             return outcome
         except TRANSIENT:
             raise
@@ -102,5 +102,5 @@ async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.O
             outcome = service.Outcome(
                 "failed", "billing could not apply this event (see the logs); replay it"
             )
-            await service.save_outcome(conn, event.id, outcome)
+            await service.save_outcome(conn, event.tenant, event.id, outcome)
             return outcome

@@ -52,6 +52,7 @@ class WebhookFastPath(FastPath):
                 billing.settings,
                 billing.deliveries,
                 pool,
+                billing.stripe_tenant,
                 body,
                 stripe_signature.decode("latin-1") if stripe_signature is not None else None,
             )

@@ -43,6 +43,7 @@ async def receive_stripe_event(request: Request, billing: BillingDep) -> Respons
             billing.settings,
             billing.deliveries,
             billing.pool,
+            billing.stripe_tenant,
             payload,
             request.headers.get("stripe-signature"),
         )

@@ -40,6 +40,7 @@ from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.webhooks.metrics import delivered
 from tessera.shared.http.problems import NotFound
+from tessera.shared.sellers import Tenant
 
 Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]
 
@@ -56,11 +57,15 @@ class Unusable(Exception):
     """The event is well-formed Stripe but not something billing can act on."""
 
 
-Handler = Callable[[asyncpg.Connection, str, dict[str, Any]], Awaitable[Applied]]
+Handler = Callable[[asyncpg.Connection, Tenant, str, dict[str, Any]], Awaitable[Applied]]
 
 
 async def on_checkout(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any], outcome: str | None
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    event_id: str,
+    obj: dict[str, Any],
+    outcome: str | None,
 ) -> Applied:
     session = CheckoutSession.model_validate(obj)
     if outcome is None:  # checkout.session.completed: paid now, or later (async methods)
@@ -77,7 +82,7 @@ async def on_checkout(
         problems.append("the session carries no metadata.sku")
     else:
         try:
-            item = await get_buyable(conn, sku)
+            item = await get_buyable(conn, tenant, sku)
         except UnknownSku as error:
             problems.append(error.detail or f"there is no product {sku!r} for sale")
     if problems:
@@ -85,49 +90,51 @@ async def on_checkout(
             raise Unusable("; ".join(problems))
         # Paid, but not something billing can match: held for review (never lost, never
         # provisioned unless an admin approves it once it matches the catalog).
-        return await orders.hold_unmatched(conn, event_id, session, sku or "", problems)
+        return await orders.hold_unmatched(conn, tenant, event_id, session, sku or "", problems)
     assert item is not None
-    return await orders.apply_checkout(conn, event_id, session, item, outcome)
+    return await orders.apply_checkout(conn, tenant, event_id, session, item, outcome)
 
 
 async def on_checkout_completed(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await on_checkout(conn, event_id, obj, None)
+    return await on_checkout(conn, tenant, event_id, obj, None)
 
 
 async def on_async_succeeded(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await on_checkout(conn, event_id, obj, "paid")
+    return await on_checkout(conn, tenant, event_id, obj, "paid")
 
 
-async def on_async_failed(conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]) -> Applied:
-    return await on_checkout(conn, event_id, obj, "payment_failed")
+async def on_async_failed(
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
+) -> Applied:
+    return await on_checkout(conn, tenant, event_id, obj, "payment_failed")
 
 
 async def on_charge_succeeded(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await orders.apply_charge_succeeded(conn, Charge.model_validate(obj))
+    return await orders.apply_charge_succeeded(conn, tenant, Charge.model_validate(obj))
 
 
 async def on_charge_refunded(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await orders.apply_refund(conn, event_id, Charge.model_validate(obj))
+    return await orders.apply_refund(conn, tenant, event_id, Charge.model_validate(obj))
 
 
 async def on_dispute_created(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await orders.apply_dispute_opened(conn, event_id, Dispute.model_validate(obj))
+    return await orders.apply_dispute_opened(conn, tenant, event_id, Dispute.model_validate(obj))
 
 
 async def on_dispute_closed(
-    conn: asyncpg.Connection, event_id: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
-    return await orders.apply_dispute_closed(conn, event_id, Dispute.model_validate(obj))
+    return await orders.apply_dispute_closed(conn, tenant, event_id, Dispute.model_validate(obj))
 
 
 # The allowlist: every other type is acknowledged and recorded as ignored.
@@ -149,8 +156,9 @@ def payment_key(obj: dict[str, Any]) -> str | None:
 
 
 async def apply(
-    conn: asyncpg.Connection, event_id: str, event_type: str, obj: dict[str, Any]
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, event_type: str, obj: dict[str, Any]
 ) -> Outcome:
+    """Apply one recorded event to the data of the tenant it was recorded for."""
     handler = HANDLERS.get(event_type)
     if handler is None:
         return Outcome("ignored", f"{event_type} is not an event billing acts on")
@@ -160,7 +168,7 @@ async def apply(
     try:
         # Every handler validates and reads before its first write, so each of these
         # refusals leaves nothing to undo (no savepoint needed on the hot path).
-        applied = await handler(conn, event_id, obj)
+        applied = await handler(conn, tenant, event_id, obj)
     except NoOrderYet as held:
         return Outcome("held", "waiting for its purchase", hold_key=held.hold_key)
     except ValidationError as error:
@@ -168,30 +176,34 @@ async def apply(
     except (Unusable, UnknownSku) as error:
         return Outcome("failed", str(error.detail if isinstance(error, UnknownSku) else error))
     if applied.release_hold_key:
-        await release_held(conn, applied.release_hold_key)
+        await release_held(conn, tenant, applied.release_hold_key)
     return Outcome("processed", applied.detail, applied.order_id)
 
 
-async def release_held(conn: asyncpg.Connection, hold_key: str) -> None:
+async def release_held(conn: asyncpg.Connection, tenant: Tenant, hold_key: str) -> None:
     """Apply, in arrival order, the events that were waiting for this payment's order."""
-    for stored in await queries.lock_held(conn, hold_key):
-        outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
-        await save_outcome(conn, stored.id, outcome)
+    for stored in await queries.lock_held(conn, tenant, hold_key):
+        outcome = await apply(
+            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"]
+        )
+        await save_outcome(conn, tenant, stored.id, outcome)
 
 
-async def save_outcome(conn: asyncpg.Connection, event_id: str, outcome: Outcome) -> None:
+async def save_outcome(
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, outcome: Outcome
+) -> None:
     """Store what applying the event came to (`recorder.py` records deliveries, not this)."""
     await queries.set_outcome(
-        conn, event_id, outcome.status, outcome.detail, outcome.order_id, outcome.hold_key
+        conn, tenant, event_id, outcome.status, outcome.detail, outcome.order_id, outcome.hold_key
     )
 
 
 Received = Literal["received", "duplicate", "ignored"]
 
 
-def delivery_of(event: StripeEvent, payload: str) -> Delivery:
-    """What the ingress stores of a verified event. A type outside the allowlist is
-    stored as `ignored` and never applied."""
+def delivery_of(event: StripeEvent, payload: str, tenant: Tenant) -> Delivery:
+    """What the ingress stores of a verified event, as the tenant's whose Stripe account
+    sent it. A type outside the allowlist is stored as `ignored` and never applied."""
     handled = event.type in HANDLERS
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the applier continues this request's trace
@@ -204,15 +216,20 @@ def delivery_of(event: StripeEvent, payload: str) -> Delivery:
         status="received" if handled else "ignored",
         detail=None if handled else f"{event.type} is not an event billing acts on",
         trace_headers=trace_headers,
+        tenant=tenant,
     )
 
 
 async def receive(
-    recorder: DeliveryRecorder, pool: asyncpg.Pool, event: StripeEvent, payload: str
+    recorder: DeliveryRecorder,
+    pool: asyncpg.Pool,
+    tenant: Tenant,
+    event: StripeEvent,
+    payload: str,
 ) -> Outcome:
     """Record a verified event once (in the recorder's next batch) and return: the applier
     (webhooks/applier.py) applies it a moment later. A repeat delivery is `duplicate`."""
-    delivery = delivery_of(event, payload)
+    delivery = delivery_of(event, payload, tenant)
     if not await recorder.record(pool, delivery):
         return Outcome("duplicate", "already received")
     status: Received = "received" if delivery.detail is None else "ignored"
@@ -223,11 +240,12 @@ async def ingest(
     settings: BillingSettings,
     recorder: DeliveryRecorder,
     pool: asyncpg.Pool,
+    tenant: Tenant,
     payload: bytes,
     stripe_signature: str | None,
 ) -> Outcome:
-    """Verify, parse and record one delivery (the same for the fast path and the full
-    stack); raises the `SignatureProblem` that says what is wrong with it."""
+    """Verify, parse and record one delivery as `tenant`'s (the same for the fast path and
+    the full stack); raises the `SignatureProblem` that says what is wrong with it."""
     signature.verify(
         payload,
         stripe_signature,
@@ -238,7 +256,7 @@ async def ingest(
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    outcome = await receive(recorder, pool, event, payload.decode())
+    outcome = await receive(recorder, pool, tenant, event, payload.decode())
     delivered(outcome.status)  # once: the fast path hands on only what did not get here
     return outcome
 
@@ -248,13 +266,16 @@ class UnknownEvent(NotFound):
     title = "No such webhook event"
 
 
-async def replay(pool: asyncpg.Pool, event_id: str) -> Outcome:
-    """Apply a recorded event again (after fixing the catalog, say). Every effect is
-    idempotent, so replaying an event that was already processed changes nothing."""
+async def replay(pool: asyncpg.Pool, tenant: Tenant, event_id: str) -> Outcome:
+    """Apply one of the tenant's recorded events again (after fixing the catalog, say).
+    Every effect is idempotent, so replaying an event that was already processed changes
+    nothing."""
     async with pool.acquire() as conn, conn.transaction():
-        stored = await queries.lock_one(conn, event_id)
+        stored = await queries.lock_one(conn, tenant, event_id)
         if stored is None:
             raise UnknownEvent(f"No webhook event {event_id!r} was received.")
-        outcome = await apply(conn, stored.id, stored.type, stored.payload["data"]["object"])
-        await save_outcome(conn, stored.id, outcome)
+        outcome = await apply(
+            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"]
+        )
+        await save_outcome(conn, tenant, stored.id, outcome)
     return outcome

@@ -1,4 +1,6 @@
-"""Admin HTTP (role admin; anyone else gets 404). Every change lands in the audit log."""
+"""Admin HTTP (role admin; anyone else gets 404). Every change lands in the audit log. The
+admin role is the operator's, so every route acts on the home seller's live data
+(`OPERATOR_TENANT`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from tessera.licensing.admin.schemas import (
     HeldOrder,
     StatusRequest,
 )
-from tessera.licensing.context import LicensingDep
+from tessera.licensing.context import OPERATOR_TENANT, LicensingDep
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.licensing.orders import queries as order_queries
@@ -52,6 +54,7 @@ async def search(
         raise BadSearch()
     return await service.search(
         licensing.pool,
+        OPERATOR_TENANT,
         licensing.sealer,
         key_hash=keyformat.lookup_hash(key) if key else None,
         email=email,
@@ -62,7 +65,7 @@ async def search(
 
 @router.post("/licenses", status_code=201, summary="Grant a complimentary license")
 async def grant(body: GrantRequest, licensing: LicensingDep, admin: Admin) -> list[LicenseOut]:
-    return await service.grant(licensing.pool, licensing.sealer, admin, body)
+    return await service.grant(licensing.pool, OPERATOR_TENANT, licensing.sealer, admin, body)
 
 
 @router.post("/licenses/{license_id}/suspend")
@@ -71,6 +74,7 @@ async def suspend(
 ) -> LicenseOut:
     return await service.set_status(
         licensing.pool,
+        OPERATOR_TENANT,
         licensing.cache,
         licensing.sealer,
         admin,
@@ -85,7 +89,14 @@ async def reinstate(
     license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.set_status(
-        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, "active", body.reason
+        licensing.pool,
+        OPERATOR_TENANT,
+        licensing.cache,
+        licensing.sealer,
+        admin,
+        license_id,
+        "active",
+        body.reason,
     )
 
 
@@ -94,7 +105,14 @@ async def revoke(
     license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.set_status(
-        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, "revoked", body.reason
+        licensing.pool,
+        OPERATOR_TENANT,
+        licensing.cache,
+        licensing.sealer,
+        admin,
+        license_id,
+        "revoked",
+        body.reason,
     )
 
 
@@ -103,7 +121,13 @@ async def reset_activations(
     license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
     return await service.reset_activations(
-        licensing.pool, licensing.cache, licensing.sealer, admin, license_id, body.reason
+        licensing.pool,
+        OPERATOR_TENANT,
+        licensing.cache,
+        licensing.sealer,
+        admin,
+        license_id,
+        body.reason,
     )
 
 
@@ -113,6 +137,7 @@ async def extend(
 ) -> LicenseOut:
     return await service.extend(
         licensing.pool,
+        OPERATOR_TENANT,
         licensing.cache,
         licensing.sealer,
         admin,
@@ -130,14 +155,14 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditEntry]:
     async with licensing.pool.acquire() as conn:
-        rows = await queries.audit_entries(conn, license_id, limit)
+        rows = await queries.audit_entries(conn, OPERATOR_TENANT, license_id, limit)
     return [AuditEntry(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
 
 
 @router.get("/held-orders", summary="Paid orders held for an unknown product or policy")
 async def held_orders(licensing: LicensingDep, _: Admin) -> list[HeldOrder]:
     async with licensing.pool.acquire() as conn:
-        rows = await order_queries.held_orders(conn)
+        rows = await order_queries.held_orders(conn, OPERATOR_TENANT)
     return [
         HeldOrder(order_id=r["order_id"], reason=r["held_reason"], held_since=r["updated_at"])
         for r in rows
@@ -165,7 +190,7 @@ async def export_csv(licensing: LicensingDep, _: Admin) -> StreamingResponse:
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         async with pool.acquire() as conn, conn.transaction():
-            async for row in await queries.all_licenses(conn):
+            async for row in await queries.all_licenses(conn, OPERATOR_TENANT):
                 writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
                 if buffer.tell() > 16 * 1024:
                     yield buffer.getvalue()

@@ -1,5 +1,6 @@
 """Admin verbs. Each opens its transaction, writes the audit entry in it, and publishes
-through the outbox what licensing publishes for the same change made by events."""
+through the outbox what licensing publishes for the same change made by events. Each acts
+on the tenant its caller gives (the operator's admin routes: the home seller's, live)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tessera.licensing.licenses import service as licenses
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.shared.http.problems import NotFound
 from tessera.shared.keys import Sealer
+from tessera.shared.sellers import Tenant
 from tessera.shared.tokens import Principal
 
 
@@ -27,18 +29,24 @@ def forgotten(cache: LicenseCache, license: LicenseOut) -> LicenseOut:
     return license
 
 
-async def _locked(conn: asyncpg.Connection, license_id: UUID) -> asyncpg.Record:
-    row = await queries.lock_license(conn, license_id)
+async def _locked(conn: asyncpg.Connection, tenant: Tenant, license_id: UUID) -> asyncpg.Record:
+    row = await queries.lock_license(conn, tenant, license_id)
     if row is None:
         raise NotFound("No such license.")
     return row
 
 
 async def _audit(
-    conn: asyncpg.Connection, admin: Principal, action: str, license_id: UUID | None, **detail: Any
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    admin: Principal,
+    action: str,
+    license_id: UUID | None,
+    **detail: Any,
 ) -> None:
     await licenses.record_audit(
         conn,
+        tenant,
         actor_id=admin.user_id,
         actor_role="admin",
         action=action,
@@ -47,18 +55,20 @@ async def _audit(
     )
 
 
-async def _view(conn: asyncpg.Connection, sealer: Sealer, license_id: UUID) -> LicenseOut:
-    row = await queries.lock_license(conn, license_id)
+async def _view(
+    conn: asyncpg.Connection, tenant: Tenant, sealer: Sealer, license_id: UUID
+) -> LicenseOut:
+    row = await queries.lock_license(conn, tenant, license_id)
     assert row is not None
-    return (await licenses.with_activations(conn, sealer, [row]))[0]
+    return (await licenses.with_activations(conn, tenant, sealer, [row]))[0]
 
 
 async def grant(
-    pool: asyncpg.Pool, sealer: Sealer, admin: Principal, req: GrantRequest
+    pool: asyncpg.Pool, tenant: Tenant, sealer: Sealer, admin: Principal, req: GrantRequest
 ) -> list[LicenseOut]:
     """Issue complimentary licenses (no order); publishes LicenseIssued per seat."""
     async with pool.acquire() as conn, conn.transaction():
-        policy = await queries.find_policy(conn, req.policy)
+        policy = await queries.find_policy(conn, tenant, req.policy)
         if policy is None:
             raise UnknownPolicy(f"No policy {req.policy!r}.")
         grant = licenses.Grant(
@@ -69,14 +79,15 @@ async def grant(
             seats=req.seats,
             source="complimentary",
         )
-        ids = await licenses.issue(conn, sealer, grant, policy)
+        ids = await licenses.issue(conn, tenant, sealer, grant, policy)
         for license_id in ids:
-            await _audit(conn, admin, "license.granted", license_id, reason=req.reason)
-        return [await _view(conn, sealer, i) for i in ids]
+            await _audit(conn, tenant, admin, "license.granted", license_id, reason=req.reason)
+        return [await _view(conn, tenant, sealer, i) for i in ids]
 
 
 async def set_status(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
     admin: Principal,
@@ -86,18 +97,21 @@ async def set_status(
 ) -> LicenseOut:
     """Suspend, reinstate or revoke by hand. A revoked license stays revoked (grant anew)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await _locked(conn, license_id)
+        row = await _locked(conn, tenant, license_id)
         if row["status"] == "revoked" and status != "revoked":
             raise LicenseRevoked("A revoked license cannot change; grant a new one.")
         changed = await licenses.change_status(conn, row, status, "admin")
         verb = {"active": "reinstated", "suspended": "suspended", "revoked": "revoked"}[status]
-        await _audit(conn, admin, f"license.{verb}", license_id, reason=reason, changed=changed)
-        out = await _view(conn, sealer, license_id)
+        await _audit(
+            conn, tenant, admin, f"license.{verb}", license_id, reason=reason, changed=changed
+        )
+        out = await _view(conn, tenant, sealer, license_id)
     return forgotten(cache, out)
 
 
 async def reset_activations(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
     admin: Principal,
@@ -106,15 +120,18 @@ async def reset_activations(
 ) -> LicenseOut:
     """Free every seat; publishes MachineDeactivated per machine."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await _locked(conn, license_id)
+        row = await _locked(conn, tenant, license_id)
         removed = await licenses.remove_activation(conn, row, None, "admin")
-        await _audit(conn, admin, "activations.reset", license_id, reason=reason, removed=removed)
-        out = await _view(conn, sealer, license_id)
+        await _audit(
+            conn, tenant, admin, "activations.reset", license_id, reason=reason, removed=removed
+        )
+        out = await _view(conn, tenant, sealer, license_id)
     return forgotten(cache, out)
 
 
 async def extend(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
     admin: Principal,
@@ -123,10 +140,11 @@ async def extend(
     reason: str,
 ) -> LicenseOut:
     async with pool.acquire() as conn, conn.transaction():
-        row = await _locked(conn, license_id)
-        await queries.set_expiry(conn, license_id, expires_at)
+        row = await _locked(conn, tenant, license_id)
+        await queries.set_expiry(conn, tenant, license_id, expires_at)
         await _audit(
             conn,
+            tenant,
             admin,
             "license.expiry_changed",
             license_id,
@@ -134,12 +152,13 @@ async def extend(
             before=row["expires_at"],
             after=expires_at,
         )
-        out = await _view(conn, sealer, license_id)
+        out = await _view(conn, tenant, sealer, license_id)
     return forgotten(cache, out)
 
 
 async def search(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     sealer: Sealer,
     *,
     key_hash: bytes | None,
@@ -149,6 +168,6 @@ async def search(
 ) -> list[LicenseOut]:
     async with pool.acquire() as conn:
         rows = await queries.search(
-            conn, key_hash=key_hash, email=email, account_id=account_id, limit=limit
+            conn, tenant, key_hash=key_hash, email=email, account_id=account_id, limit=limit
         )
-        return await licenses.with_activations(conn, sealer, rows)
+        return await licenses.with_activations(conn, tenant, sealer, rows)

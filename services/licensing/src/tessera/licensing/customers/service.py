@@ -11,13 +11,17 @@ CONSUMER = "licensing.customers"
 
 
 async def register_customer(pool: asyncpg.Pool, event: AccountCreated) -> bool:
-    """Remember the account once. Returns False when the event was already applied."""
+    """Remember the account once, in the event's tenant. Returns False when the event was
+    already applied."""
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return False
         await conn.execute(
-            "INSERT INTO customers (account_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO customers (account_id, email, seller_id, mode) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
             event.account_id,
             event.email,
+            event.seller_id,
+            event.mode,
         )
         return True

@@ -1,4 +1,5 @@
-"""`POST /v1/licenses/validate`'s common case, answered straight off the ASGI server.
+"""`POST /v1/licenses/validate`'s (and `heartbeat`'s) common case, answered straight off
+the ASGI server.
 
 Every running copy of the app calls validate, so its cost per request is the service's
 capacity. This layer (the kernel's `FastPath`) sits outermost and answers the common case
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp, Scope
 
 from tessera.licensing.context import Licensing
 from tessera.licensing.desktop import validate
-from tessera.licensing.desktop.schemas import ValidateRequest
+from tessera.licensing.desktop.schemas import HeartbeatRequest, ValidateRequest
 from tessera.licensing.desktop.signature import HEADER
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
@@ -40,10 +41,23 @@ class ValidateFastPath(FastPath):
 
     async def answer(self, scope: Scope, body: bytes) -> Answer | None:
         try:
-            req = ValidateRequest.model_validate_json(body)
-            signed = await validate.validate(self.licensing, req, client_ip(scope), give_back=True)
+            signed = await self.signed(scope, body)
         except (ValidationError, Problem):
             # Malformed, refused by the limiter (nothing counted) or not ready (a 503): the
             # full stack renders it. Any other error is logged by `safe_answer` first.
             return None
         return Answer(signed.body, headers=[(HEADER, signed.signature)])
+
+    async def signed(self, scope: Scope, body: bytes) -> validate.Signed:
+        req = ValidateRequest.model_validate_json(body)
+        return await validate.validate(self.licensing, req, client_ip(scope), give_back=True)
+
+
+class HeartbeatFastPath(ValidateFastPath):
+    """The heartbeat's common case, in front the same way (it is as hot as validate)."""
+
+    path = validate.HEARTBEAT_PATH
+
+    async def signed(self, scope: Scope, body: bytes) -> validate.Signed:
+        req = HeartbeatRequest.model_validate_json(body)
+        return await validate.heartbeat(self.licensing, req, client_ip(scope), give_back=True)

@@ -14,7 +14,9 @@ from tessera.licensing.desktop import validate as one_validate
 from tessera.licensing.desktop.schemas import (
     ActivateRequest,
     Answer,
+    CheckinRequest,
     DeactivateRequest,
+    HeartbeatRequest,
     ValidateRequest,
 )
 from tessera.licensing.desktop.signature import HEADER
@@ -80,26 +82,44 @@ async def validate(req: ValidateRequest, request: Request) -> Response:
     )
 
 
-@router.post(
-    "/licenses/activate",
-    responses={**ANSWER, **problems(KeyOrTokenRequired)},
-    summary="Bind this machine to a seat",
+@router.post("/licenses/heartbeat", responses=ANSWER, summary="This machine still runs")
+async def heartbeat(req: HeartbeatRequest, request: Request) -> Response:
+    # As validate: no dependencies, answered from memory, signed here (desktop/validate.py).
+    licensing: Licensing = request.app.state.context
+    signed = await one_validate.heartbeat(licensing, req, client_ip(request))
+    return Response(
+        signed.body, media_type="application/json", headers={HEADER_NAME: signed.signature.decode()}
+    )
+
+
+ACTIVATE: dict[str, Any] = {
+    "responses": {**ANSWER, **problems(KeyOrTokenRequired)},
     # A license key in the body, or else the owner's access token.
-    openapi_extra={"security": [{"bearer": []}, {}]},
+    "openapi_extra": {"security": [{"bearer": []}, {}]},
+}
+
+
+@router.post(
+    "/licenses/checkout",
+    summary="Take a floating seat (activating this machine if needed)",
+    description="The same call as activate: under a floating policy, activate checks a seat "
+    "out too. An app of a floating product calls this at start-up.",
+    **ACTIVATE,
 )
+@router.post("/licenses/activate", summary="Bind this machine to a seat", **ACTIVATE)
 async def activate(req: ActivateRequest, request: Request, licensing: LicensingDep) -> Response:
-    account_id = None
+    owner = None
     if req.key is not None:
         limit(licensing, request, key_id(req.key))
     else:
         if "authorization" not in request.headers:
             raise KeyOrTokenRequired()
         principal = await current_principal(request)
-        account_id = principal.account_id
-        limit(licensing, request, f"acc:{account_id}")
+        owner = principal.tenant, principal.account_id
+        limit(licensing, request, f"acc:{principal.account_id}")
     ring = licensing.ring
     body = await service.activate(
-        licensing.pool, licensing.cache, ring.signer, licensing.sealer, req, account_id
+        licensing.pool, licensing.cache, ring.signer, licensing.sealer, req, owner
     )
     return json_response(body)
 
@@ -108,6 +128,12 @@ async def activate(req: ActivateRequest, request: Request, licensing: LicensingD
 async def deactivate(req: DeactivateRequest, request: Request, licensing: LicensingDep) -> Response:
     limit(licensing, request, key_id(req.key))
     return json_response(await service.deactivate(licensing.pool, licensing.cache, req))
+
+
+@router.post("/licenses/checkin", responses=ANSWER, summary="Give the floating seat back")
+async def checkin(req: CheckinRequest, request: Request, licensing: LicensingDep) -> Response:
+    limit(licensing, request, key_id(req.key))
+    return json_response(await service.checkin(licensing.pool, licensing.cache, req))
 
 
 @router.get(

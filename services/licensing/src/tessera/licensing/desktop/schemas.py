@@ -27,6 +27,9 @@ class Code(StrEnum):
     TOO_MANY_ACTIVATIONS = "TOO_MANY_ACTIVATIONS"
     NO_LICENSE = "NO_LICENSE"
     DEACTIVATED = "DEACTIVATED"
+    CHECKOUT_REQUIRED = "CHECKOUT_REQUIRED"
+    NO_FREE_SEAT = "NO_FREE_SEAT"
+    CHECKED_IN = "CHECKED_IN"
 
 
 DETAILS: dict[Code, str] = {
@@ -40,6 +43,9 @@ DETAILS: dict[Code, str] = {
     Code.TOO_MANY_ACTIVATIONS: "Every machine the license allows is in use; free one first.",
     Code.NO_LICENSE: "The signed-in account holds no license for this product.",
     Code.DEACTIVATED: "The machine was deactivated; its seat is free.",
+    Code.CHECKOUT_REQUIRED: "This machine holds no floating seat; check one out.",
+    Code.NO_FREE_SEAT: "Every floating seat is in use; try again when one is checked in.",
+    Code.CHECKED_IN: "The floating seat was given back.",
 }
 
 
@@ -73,6 +79,14 @@ class DeactivateRequest(Desktop):
     nonce: Nonce = None
 
 
+class HeartbeatRequest(DeactivateRequest):
+    """The same machine naming: a heartbeat says it still runs."""
+
+
+class CheckinRequest(DeactivateRequest):
+    """The same machine naming: it gives its floating seat back (on exit)."""
+
+
 class LicenseInfo(BaseModel):
     id: UUID
     product: str
@@ -95,4 +109,11 @@ class Answer(BaseModel):
     lease_expires_at: datetime | None = None
     license_key: str | None = Field(
         None, description="Only when activated with an access token instead of a key."
+    )
+    next_heartbeat_at: datetime | None = Field(
+        None,
+        description="When valid under a policy that requires heartbeats: send the next by then.",
+    )
+    seat_expires_at: datetime | None = Field(
+        None, description="When valid under a floating policy: the seat's end unless renewed."
     )

@@ -21,13 +21,17 @@ def lease_claims(
     lease_seconds: int,
     grace_seconds: int,
     license_expires_at: datetime | None,
+    until: int | None = None,
 ) -> dict[str, Any]:
     """`renew_at`: the app should call home after it; `exp`: it must stop trusting the lease
-    (renew_at + grace, never past the license's own expiry)."""
+    (renew_at + grace, never past the license's own expiry, nor past `until`: a floating
+    seat's end, so a machine that lost its seat cannot run on)."""
     license_exp = int(license_expires_at.timestamp()) if license_expires_at else None
     exp = now + lease_seconds + grace_seconds
     if license_exp is not None:
         exp = min(exp, license_exp)
+    if until is not None:
+        exp = min(exp, until)
     return {
         "iss": ISSUER,
         "sub": str(license_id),

@@ -14,6 +14,11 @@ class ActivationOut(BaseModel):
     platform: str | None
     app_version: str | None
     created_at: datetime
+    # Its last heartbeat (or check-out; its activation until then; validate stays read-only):
+    # a policy that requires heartbeats deactivates a machine silent for too long.
+    last_heartbeat_at: datetime
+    # Floating policies: the seat it holds until then (None: it holds none).
+    seat_until: datetime | None = None
 
 
 class LicenseOut(BaseModel):

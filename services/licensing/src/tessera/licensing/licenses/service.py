@@ -1,6 +1,7 @@
 """License verbs: issue, move between statuses, and read. Each opens no transaction of its own
 when given a connection: the caller (order consumer, admin route) owns it, and the outbox
-write shares it."""
+write shares it. A license's tenant is its row's: what changes it publishes carries that
+tenant."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tessera.shared.events.licensing import (
 )
 from tessera.shared.http.problems import NotFound
 from tessera.shared.keys import Sealer
+from tessera.shared.sellers import Tenant
 
 Status = Literal["active", "suspended", "revoked"]
 Source = Literal["purchase", "admin", "complimentary"]
@@ -43,6 +45,7 @@ class Grant:
 
 async def issue(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     sealer: Sealer,
     grant: Grant,
     policy: asyncpg.Record,
@@ -59,6 +62,7 @@ async def issue(
         license_id = new_event_id()
         inserted = await queries.insert_license(
             conn,
+            tenant,
             license_id=license_id,
             key_hash=keyformat.key_hash(canonical),
             key_sealed=sealer.seal(canonical.encode()),
@@ -82,6 +86,8 @@ async def issue(
             "account_id": grant.account_id,
             "product": grant.product,
             "order_id": grant.order_id,
+            "seller_id": tenant.seller_id,
+            "mode": tenant.mode,
         }
         await outbox.add(conn, LicenseIssued(**common, policy=grant.policy))
         if status == "suspended":
@@ -98,13 +104,15 @@ async def change_status(
     already there (nothing published)."""
     if row["status"] == status:
         return False
-    await queries.set_status(conn, row["id"], status, reason)
+    await queries.set_status(conn, queries.tenant_of(row), row["id"], status, reason)
     common = {
         "license_id": row["id"],
         "account_id": row["account_id"],
         "product": row["product_code"],
         "order_id": row["order_id"],
         "reason": reason,
+        "seller_id": row["seller_id"],
+        "mode": row["mode"],
     }
     event: LicenseSuspended | LicenseReinstated | LicenseRevoked
     if status == "suspended":
@@ -119,6 +127,7 @@ async def change_status(
 
 async def record_audit(
     conn: asyncpg.Connection,
+    tenant: Tenant,
     *,
     actor_id: UUID | None,
     actor_role: str,
@@ -128,6 +137,7 @@ async def record_audit(
 ) -> None:
     await queries.audit(
         conn,
+        tenant,
         actor_id=actor_id,
         actor_role=actor_role,
         action=action,
@@ -141,10 +151,11 @@ def reveal_key(sealer: Sealer, row: asyncpg.Record) -> str:
 
 
 async def with_activations(
-    conn: asyncpg.Connection, sealer: Sealer, rows: list[asyncpg.Record]
+    conn: asyncpg.Connection, tenant: Tenant, sealer: Sealer, rows: list[asyncpg.Record]
 ) -> list[LicenseOut]:
-    """Rows as their owner or an admin sees them: the key and the machines it runs on."""
-    activations = await queries.activations_of(conn, [r["id"] for r in rows])
+    """The tenant's rows as their owner or an admin sees them: the key and the machines it
+    runs on."""
+    activations = await queries.activations_of(conn, tenant, [r["id"] for r in rows])
     by_license: dict[UUID, list[ActivationOut]] = {}
     for a in activations:
         by_license.setdefault(a["license_id"], []).append(
@@ -154,6 +165,8 @@ async def with_activations(
                 platform=a["platform"],
                 app_version=a["app_version"],
                 created_at=a["created_at"],
+                last_heartbeat_at=a["last_heartbeat_at"],
+                seat_until=a["seat_until"],
             )
         )
     return [
@@ -182,13 +195,14 @@ async def remove_activation(
     conn: asyncpg.Connection,
     row: asyncpg.Record,
     activation_id: UUID | None,
-    by: Literal["customer", "desktop", "admin"],
+    by: Literal["customer", "desktop", "admin", "heartbeat"],
 ) -> int:
     """Free one seat (or, with no id, all of them); publishes MachineDeactivated for each."""
+    tenant = queries.tenant_of(row)
     if activation_id is None:
-        removed = await queries.delete_activations(conn, row["id"])
+        removed = await queries.delete_activations(conn, tenant, row["id"])
     else:
-        one = await queries.delete_activation_of(conn, row["id"], activation_id)
+        one = await queries.delete_activation_of(conn, tenant, row["id"], activation_id)
         removed = [one] if one is not None else []
     for a in removed:
         await outbox.add(
@@ -199,6 +213,8 @@ async def remove_activation(
                 account_id=row["account_id"],
                 fingerprint_hash=a["fingerprint_hash"],
                 by=by,
+                seller_id=tenant.seller_id,
+                mode=tenant.mode,
             ),
         )
     return len(removed)
@@ -207,6 +223,7 @@ async def remove_activation(
 async def remove_own_activation(
     pool: asyncpg.Pool,
     cache: LicenseCache,
+    tenant: Tenant,
     *,
     account_id: UUID,
     user_id: UUID,
@@ -216,13 +233,14 @@ async def remove_own_activation(
     """A customer frees one seat of their own license (audited); someone else's license
     answers exactly like a missing one (`NotFound`)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await queries.lock_license(conn, license_id)
+        row = await queries.lock_license(conn, tenant, license_id)
         if row is None or row["account_id"] != account_id:
             raise NotFound("No such activation.")
         if not await remove_activation(conn, row, activation_id, "customer"):
             raise NotFound("No such activation.")
         await record_audit(
             conn,
+            tenant,
             actor_id=user_id,
             actor_role="customer",
             action="activation.removed",

@@ -28,8 +28,8 @@ CustomerDep = Annotated[Principal, Depends(limited)]
 @router.get("/licenses", summary="My licenses, with the machines each runs on")
 async def my_licenses(licensing: LicensingDep, me: CustomerDep) -> list[LicenseOut]:
     async with licensing.pool.acquire() as conn:
-        rows = await queries.licenses_of_account(conn, me.account_id)
-        return await licenses.with_activations(conn, licensing.sealer, rows)
+        rows = await queries.licenses_of_account(conn, me.tenant, me.account_id)
+        return await licenses.with_activations(conn, me.tenant, licensing.sealer, rows)
 
 
 @router.delete(
@@ -43,6 +43,7 @@ async def remove_my_activation(
     await licenses.remove_own_activation(
         licensing.pool,
         licensing.cache,
+        me.tenant,
         account_id=me.account_id,
         user_id=me.user_id,
         license_id=license_id,

@@ -1,4 +1,5 @@
-"""Order verbs: billing's facts in, license statuses out (through the outbox)."""
+"""Order verbs: billing's facts in, license statuses out (through the outbox). Every fact
+is recorded, and every license issued or changed, in the tenant the event names."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tessera.shared.events.billing import (
     OrderRefunded,
 )
 from tessera.shared.keys import Sealer
+from tessera.shared.sellers import Tenant
 
 log = logging.getLogger("tessera.licensing.orders")
 
@@ -38,23 +40,25 @@ def status_from(facts: asyncpg.Record) -> tuple[licenses.Status, str | None]:
 async def on_paid(pool: asyncpg.Pool, sealer: Sealer, event: OrderPaid) -> list[UUID]:
     """Issue one license per seat. An unknown product/policy holds the order (kept, logged,
     retryable with `tessera-licensing orders retry-held`) instead of failing the event."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return []
-        await queries.record_paid(conn, event.order_id, event.account_id)
-        await queries.remember_customer(conn, event.account_id, event.email)
+        await queries.record_paid(conn, tenant, event.order_id, event.account_id)
+        await queries.remember_customer(conn, tenant, event.account_id, event.email)
         return await _issue_for(conn, sealer, event)
 
 
 async def _issue_for(conn: asyncpg.Connection, sealer: Sealer, event: OrderPaid) -> list[UUID]:
-    policy = await license_queries.find_policy(conn, event.policy)
+    tenant = event.tenant
+    policy = await license_queries.find_policy(conn, tenant, event.policy)
     if policy is None or policy["product_code"] != event.product:
         held = f"unknown product/policy {event.product}/{event.policy}"
-        await queries.hold(conn, event.order_id, held, event.model_dump_json())
+        await queries.hold(conn, tenant, event.order_id, held, event.model_dump_json())
         log.error("licensing.order.held", extra={"order_id": str(event.order_id), "reason": held})
         return []
-    await queries.release(conn, event.order_id)
-    status, reason = status_from(await queries.facts(conn, event.order_id))
+    await queries.release(conn, tenant, event.order_id)
+    status, reason = status_from(await queries.facts(conn, tenant, event.order_id))
     grant = licenses.Grant(
         account_id=event.account_id,
         email=str(event.email),
@@ -64,28 +68,31 @@ async def _issue_for(conn: asyncpg.Connection, sealer: Sealer, event: OrderPaid)
         source="admin" if event.source == "admin" else "purchase",
         order_id=event.order_id,
     )
-    return await licenses.issue(conn, sealer, grant, policy, status, reason)
+    return await licenses.issue(conn, tenant, sealer, grant, policy, status, reason)
 
 
-async def retry_held(pool: asyncpg.Pool, sealer: Sealer) -> dict[UUID, int]:
-    """Re-apply held orders (after the missing product or policy was added).
+async def retry_held(pool: asyncpg.Pool, tenant: Tenant, sealer: Sealer) -> dict[UUID, int]:
+    """Re-apply the tenant's held orders (after the missing product or policy was added).
     Returns licenses issued per order; orders still unknown stay held."""
     async with pool.acquire() as conn:
-        held = await queries.held_orders(conn)
+        held = await queries.held_orders(conn, tenant)
     issued: dict[UUID, int] = {}
     for row in held:
+        # Kept as it came, so it names the tenant it was held in.
         event = OrderPaid.model_validate_json(row["held_event"])
+        if event.tenant != tenant:
+            continue
         async with pool.acquire() as conn, conn.transaction():
-            await queries.record_paid(conn, event.order_id, event.account_id)
+            await queries.record_paid(conn, tenant, event.order_id, event.account_id)
             issued[event.order_id] = len(await _issue_for(conn, sealer, event))
     return issued
 
 
-async def _reconcile(conn: asyncpg.Connection, order_id: UUID) -> None:
+async def _reconcile(conn: asyncpg.Connection, tenant: Tenant, order_id: UUID) -> None:
     """Bring the order's licenses to the status its facts give. Only a suspension made for a
     dispute is lifted by one; an admin's suspension and any revocation stay."""
-    status, reason = status_from(await queries.facts(conn, order_id))
-    for row in await license_queries.lock_order_licenses(conn, order_id):
+    status, reason = status_from(await queries.facts(conn, tenant, order_id))
+    for row in await license_queries.lock_order_licenses(conn, tenant, order_id):
         current = row["status"]
         if current == "revoked" or current == status:
             continue
@@ -98,31 +105,36 @@ async def _reconcile(conn: asyncpg.Connection, order_id: UUID) -> None:
 
 async def on_refunded(pool: asyncpg.Pool, event: OrderRefunded) -> None:
     """A full refund revokes what the order granted; a partial one changes nothing."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return
         if not event.full:
-            await queries.touch(conn, event.order_id, event.account_id)
+            await queries.touch(conn, tenant, event.order_id, event.account_id)
             return
-        await queries.record_refunded(conn, event.order_id, event.account_id)
-        await _reconcile(conn, event.order_id)
+        await queries.record_refunded(conn, tenant, event.order_id, event.account_id)
+        await _reconcile(conn, tenant, event.order_id)
 
 
 async def on_disputed(pool: asyncpg.Pool, event: OrderDisputed) -> None:
     """Suspend the order's licenses while the dispute is open."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return
-        await queries.touch(conn, event.order_id, event.account_id)
-        await queries.record_dispute_opened(conn, event.order_id, event.dispute_id)
-        await _reconcile(conn, event.order_id)
+        await queries.touch(conn, tenant, event.order_id, event.account_id)
+        await queries.record_dispute_opened(conn, tenant, event.order_id, event.dispute_id)
+        await _reconcile(conn, tenant, event.order_id)
 
 
 async def on_dispute_closed(pool: asyncpg.Pool, event: OrderDisputeClosed) -> None:
     """Won: reinstate (unless another dispute is still open); lost: revoke."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return
-        await queries.touch(conn, event.order_id, event.account_id)
-        await queries.record_dispute_closed(conn, event.order_id, event.dispute_id, event.outcome)
-        await _reconcile(conn, event.order_id)
+        await queries.touch(conn, tenant, event.order_id, event.account_id)
+        await queries.record_dispute_closed(
+            conn, tenant, event.order_id, event.dispute_id, event.outcome
+        )
+        await _reconcile(conn, tenant, event.order_id)

@@ -44,6 +44,8 @@ async def retire_current(conn: asyncpg.Connection, publish_for_seconds: float) -
 
 
 async def longest_lease_seconds(conn: asyncpg.Connection) -> int:
+    # Across every tenant: the lease-signing keys are the platform's, so a retired key stays
+    # published until the longest lease any seller's policy grants has run out.
     value = await conn.fetchval("SELECT max(lease_seconds + grace_seconds) FROM policies")
     return int(value or 0)
 

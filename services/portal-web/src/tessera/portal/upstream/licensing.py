@@ -24,6 +24,10 @@ class Machine(Loose):
     # Not every licensing version reports these; the page shows what it gets.
     last_seen_at: datetime | None = None
     last_validated_at: datetime | None = None
+    # The machine's last heartbeat (its activation until it sends one), and the end of the
+    # floating seat it holds, if any.
+    last_heartbeat_at: datetime | None = None
+    seat_until: datetime | None = None
 
     @property
     def seen(self) -> datetime | None:

@@ -1,0 +1,86 @@
+"""The apps `api_keys.py` compares: the same endpoint bare, behind a dependency that only
+reads the `Authorization` header, and behind a secret key.
+
+They differ only in the route's dependency (and the key book behind it): `header()` minus
+`bare()` is what any FastAPI dependency costs a request, `keyed()` minus `header()` is
+what checking the key adds on top. The key book
+follows the run's `APIKEYS` stream (`BENCH_NATS_URL`, `BENCH_NAMESPACE`); `/readyz`
+answers 200 once its replay is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import nats
+from fastapi import Depends, FastAPI, Request, Response
+
+from tessera.shared.api_keys import KeyBook, SecretSellerDep
+from tessera.shared.events.topology import Namespace
+from tessera.shared.http.problems import install_problem_handlers
+
+
+def always_ready() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def bare() -> FastAPI:
+    app = always_ready()
+
+    @app.get("/v1/ping")
+    async def ping() -> dict[str, str]:
+        return {"seller": "none"}
+
+    return app
+
+
+async def authorization(request: Request) -> str:
+    return request.headers.get("authorization", "")
+
+
+def header() -> FastAPI:
+    app = always_ready()
+
+    @app.get("/v1/ping")
+    async def ping(value: Annotated[str, Depends(authorization)]) -> dict[str, str]:
+        return {"seller": value[:7]}
+
+    return app
+
+
+def keyed() -> FastAPI:
+    book = KeyBook()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await nats.connect(os.environ["BENCH_NATS_URL"], max_reconnect_attempts=-1)
+        follower = asyncio.create_task(book.follow(nc, Namespace(os.environ["BENCH_NAMESPACE"])))
+        yield
+        follower.cancel()
+        await nc.close()
+
+    app = FastAPI(lifespan=lifespan)
+    install_problem_handlers(app)
+    app.state.key_book = book
+
+    @app.get("/readyz")
+    async def ready(response: Response) -> dict[str, str]:
+        response.status_code = 200 if book.ready else 503
+        return {"status": "ok" if book.ready else "replaying"}
+
+    @app.get("/v1/ping")
+    async def ping(seller: SecretSellerDep) -> dict[str, str]:
+        return {"seller": str(seller.seller_id)}
+
+    return app
