@@ -104,8 +104,6 @@ class RecordFollower(Generic[E]):
         # has arrived, everything before it has too (the last message of a stream is always
         # the latest of its subject, so LAST_PER_SUBJECT delivers it).
         replay_to = info.state.last_seq if info.state.messages else 0
-        if replay_to == 0:
-            self._set_ready()
 
         async def on_message(msg: Msg) -> None:
             try:
@@ -122,7 +120,7 @@ class RecordFollower(Generic[E]):
                     self._set_ready()
                     log.info("directory.replayed", extra={"stream": stream})
 
-        return await js.subscribe(
+        subscription = await js.subscribe(
             namespace.subject(f"{self.stream.root}.>"),
             stream=stream,
             cb=on_message,
@@ -130,6 +128,12 @@ class RecordFollower(Generic[E]):
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
             idle_heartbeat=idle_heartbeat,
         )
+        # Ready on an empty stream only once subscribed: a caller that stops the follower
+        # as soon as it is ready must not cancel it inside nats-py's subscribe, which does
+        # not always let a cancellation through.
+        if replay_to == 0:
+            self._set_ready()
+        return subscription
 
 
 async def follow_with_own_connection(
