@@ -61,6 +61,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 
 from tessera.auth.app import create_app as create_auth
+from tessera.auth.sellers import service as seller_service
 from tessera.auth.sessions import service as sessions
 from tessera.auth.settings import AuthSettings
 from tessera.auth.tokens import service as tokens
@@ -78,8 +79,9 @@ from tessera.portal.settings import PortalSettings
 from tessera.portal.web.security import BROWSER_COOKIE, SESSION_COOKIE, csrf_token
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import BILLING, SELLERS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.sellers import HOME_SELLER_ID
 from tessera.shared.settings import InfraSettings
 from tessera.site.app import create_app as create_site
 from tessera.site.settings import SiteSettings
@@ -322,9 +324,36 @@ def start_stack(database_factory: Any, infra_settings: InfraSettings) -> Any:
                 stack.portal_secret = portal_settings.secret_key
                 stack.apps["portal"] = create_portal(portal_settings, infra)
                 await _run(exits, stack.apps["portal"], ports["portal"])
+            await directories_replayed(stack, infra)
             yield stack
 
     return start
+
+
+async def directories_replayed(stack: Stack, infra: InfraSettings, timeout: float = 15.0) -> None:
+    """Every service has the seller directory (until then, a token naming a seller is a
+    503 by design, which would stop the fuzzing short of the code behind it). Behind the
+    portal auth runs without its relay, so the home seller's record is published here, as
+    auth's worker replica would publish it."""
+    auth = stack.apps["auth"].state.context
+    if not auth.settings.run_workers:
+        home = await seller_service.by_id(auth.pool, HOME_SELLER_ID)
+        assert home is not None
+        ns = Namespace(infra.namespace)
+        nc = await nats.connect(str(infra.nats_url))
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, stream_config(SELLERS, ns))
+            record = home.record()
+            await js.publish(ns.subject(record.publish_subject()), record.to_json())
+        finally:
+            await nc.close()
+    deadline = time.monotonic() + timeout
+    for name, app in stack.apps.items():
+        sellers = app.state.context.sellers
+        while not (sellers.ready and sellers.by_id(HOME_SELLER_ID) is not None):
+            assert time.monotonic() < deadline, f"{name} never had the seller directory"
+            await asyncio.sleep(0.02)
 
 
 async def billing_stream(infra: InfraSettings) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import nats
 import pytest
 
 from tessera.auth.app import create_app
@@ -21,6 +22,8 @@ from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
+from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -175,6 +178,16 @@ class Harness:
         return await self.access_token(signed["session_id"]), signed
 
 
+async def declare_billing_stream(infra: InfraSettings) -> None:
+    """Billing's stream, as a running billing declares it: auth joins NATS (and so relays
+    its outbox, the seller directory included) once the streams it consumes exist."""
+    nc = await nats.connect(str(infra.nats_url))
+    try:
+        await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra.namespace)))
+    finally:
+        await nc.close()
+
+
 @pytest.fixture
 def auth_settings(database_url: str, mail: MailCatcher) -> Any:
     def make(**overrides: Any) -> AuthSettings:
@@ -199,6 +212,7 @@ def harness(
 
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
+        await declare_billing_stream(infra_settings)
         app = create_app(auth_settings(**overrides), infra_settings)
         mailbox = Mailbox(mail)
         async with running(app):

@@ -12,6 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
+from tessera.shared.sellers import HOME_LIVE
+
 pytestmark = pytest.mark.integration
 
 
@@ -294,7 +296,7 @@ async def test_a_disabled_user_gets_no_link(harness: Any, database_url: str) -> 
         from tessera.auth.sessions import service as sessions
         from tessera.auth.users import service as users
 
-        await users.disable(h.auth.pool, sessions.store(h.auth), user_id)
+        await users.disable(h.auth.pool, sessions.store(h.auth), HOME_LIVE, user_id)
         await h.request_link(email, h.new_browser())
         conn = await asyncpg.connect(database_url)
         try:

@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from tessera.auth.secrets import sealer_of
 from tessera.auth.signing_keys import ring
+from tessera.shared.directory import SellerBook, follow_with_own_connection
 from tessera.shared.keys import SealingError
+from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID
 from tessera.shared.tokens import AccessTokenVerifier, JwksCache, Unauthorized
 
 pytestmark = pytest.mark.integration
@@ -33,11 +35,21 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def verifier_for(h: Any) -> AccessTokenVerifier:
-    """The shared package's verifier, as another service runs it, fetching auth's JWKS."""
+async def verifier_for(h: Any) -> AccessTokenVerifier:
+    """The shared package's verifier, as another service runs it: fetching auth's JWKS, and
+    resolving sellers through its own directory, followed from JetStream."""
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app), base_url="https://a")
     jwks = JwksCache("https://a/.well-known/jwks.json", client=client, min_refresh=0)
-    return AccessTokenVerifier(jwks, issuer="tessera-auth", audience="tessera")
+    book = SellerBook()
+    follow = follow_with_own_connection(
+        book.follower, str(h.auth.infra.nats_url), h.auth.namespace, "test-verifier"
+    )
+    h.auth.tasks.append(asyncio.create_task(follow))  # ends with auth's lifespan
+    deadline = asyncio.get_running_loop().time() + 10
+    while book.by_id(HOME_SELLER_ID) is None:
+        assert asyncio.get_running_loop().time() < deadline, "the directory never arrived"
+        await asyncio.sleep(0.02)
+    return AccessTokenVerifier(jwks, issuer="tessera-auth", audience="tessera", sellers=book)
 
 
 async def test_a_session_is_exchanged_for_a_token_other_services_verify(harness: Any) -> None:
@@ -48,7 +60,7 @@ async def test_a_session_is_exchanged_for_a_token_other_services_verify(harness:
             "/v1/sessions/token", json={"session_id": signed["session_id"]}
         )
         token = exchanged.json()["access_token"]
-        principal = await verifier_for(h).verify(token)
+        principal = await (await verifier_for(h)).verify(token)
         jwks = (await h.client.get("/.well-known/jwks.json")).json()
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -62,6 +74,9 @@ async def test_a_session_is_exchanged_for_a_token_other_services_verify(harness:
     assert principal.user_id == user_id and principal.role == "customer"
     assert principal.session_id == signed["session"] and principal.token_id
     assert str(principal.account_id) == claims["acc"]
+    # The token names its seller by slug and mode; the id comes from the directory.
+    assert claims["sel"] == "home" and claims["mod"] == "live"
+    assert str(HOME_SELLER_ID) not in token and principal.tenant == HOME_LIVE
 
 
 async def test_unknown_tampered_or_foreign_tokens_are_refused(harness: Any) -> None:
@@ -69,7 +84,7 @@ async def test_unknown_tampered_or_foreign_tokens_are_refused(harness: Any) -> N
         _, email = await h.user()
         token, _ = await h.signed_in_token(email)
         unknown = await h.client.post("/v1/sessions/token", json={"session_id": "x" * 43})
-        verifier = verifier_for(h)
+        verifier = await verifier_for(h)
         header, _payload, signature = token.split(".")
         forged_claims = jwt.decode(token, options={"verify_signature": False}) | {"role": "admin"}
         foreign = jwt.encode(
@@ -179,7 +194,7 @@ async def test_disabling_a_user_ends_their_sessions_at_once(
         from tessera.auth.sessions import service as sessions
         from tessera.auth.users import service as users
 
-        await users.disable(h.auth.pool, sessions.store(h.auth), user_id)
+        await users.disable(h.auth.pool, sessions.store(h.auth), HOME_LIVE, user_id)
         after = await h.client.post("/v1/sessions/token", json={"session_id": signed["session_id"]})
         conn = await asyncpg.connect(database_url)
         try:
@@ -205,7 +220,7 @@ async def test_rotation_keeps_old_tokens_valid_until_they_expire(
         old_kid = jwt.get_unverified_header(old_token)["kid"]
         new_kid = await ring.rotate(h.auth.pool, h.auth.sealer)
         new_token = await h.access_token(signed["session_id"])
-        verifier = verifier_for(h)
+        verifier = await verifier_for(h)
         both = [await verifier.verify(old_token), await verifier.verify(new_token)]
         published = {
             k["kid"] for k in (await h.client.get("/.well-known/jwks.json")).json()["keys"]
@@ -221,7 +236,7 @@ async def test_rotation_keeps_old_tokens_valid_until_they_expire(
         later = {k["kid"] for k in (await h.client.get("/.well-known/jwks.json")).json()["keys"]}
         refused = False
         try:
-            await verifier_for(h).verify(old_token)
+            await (await verifier_for(h)).verify(old_token)
         except Unauthorized:
             refused = True
     assert jwt.get_unverified_header(new_token)["kid"] == new_kid != old_kid
@@ -286,7 +301,7 @@ async def test_keys_sealed_the_old_way_are_resealed_at_start_and_keep_signing(
         async with harness() as h:
             _, email = await h.user()
             token, _ = await h.signed_in_token(email)
-            principal = await verifier_for(h).verify(token)
+            principal = await (await verifier_for(h)).verify(token)
             published = {
                 k["kid"] for k in (await h.client.get("/.well-known/jwks.json")).json()["keys"]
             }

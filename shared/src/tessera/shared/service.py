@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
+from tessera.shared.directory import SellerBook, follow_with_own_connection
 from tessera.shared.events.topology import Namespace, stream_for_subject, subscriptions_of
 from tessera.shared.http.admin_gate import AdminGateMiddleware
 from tessera.shared.http.forwarded import ServiceApp
@@ -76,6 +77,8 @@ class ServiceContext(Generic[S]):
     # The Redis key names of this service (and namespace).
     keys: Keys = field(init=False)
     token_verifier: AccessTokenVerifier = field(init=False)
+    # The seller directory, followed from JetStream by every process (docs/sellers.md).
+    sellers: SellerBook = field(init=False)
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
@@ -89,7 +92,11 @@ class ServiceContext(Generic[S]):
     def __post_init__(self) -> None:
         self.namespace = Namespace(self.infra.namespace)
         self.keys = Keys(key_prefix(self.name, self.infra.namespace))
+        self.sellers = SellerBook()
         self.token_verifier = self.build_token_verifier()
+        if self.token_verifier.sellers is None:
+            # Whoever built the verifier, it resolves sellers through this process's book.
+            self.token_verifier.sellers = self.sellers
 
     def build_token_verifier(self) -> AccessTokenVerifier:
         """How this service checks auth's access tokens: auth's JWKS over HTTP, by default."""
@@ -97,6 +104,7 @@ class ServiceContext(Generic[S]):
             JwksCache(self.infra.auth_jwks_url),
             issuer=self.infra.token_issuer,
             audience=self.infra.token_audience,
+            sellers=self.sellers,
         )
 
     @property
@@ -282,6 +290,15 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
             context._limiter = RateLimiter(str(infra.redis_url), context.keys.prefix)
             context._synced_limiter = SyncedLimiter(context._redis, context.keys.prefix)
             context.tasks.append(asyncio.create_task(context._synced_limiter.run()))
+        # Every process follows the seller directory, on a connection of its own: one
+        # without a broker (the portal, an HTTP-only replica) verifies tokens too.
+        directory = follow_with_own_connection(
+            context.sellers.follower,
+            str(infra.nats_url),
+            context.namespace,
+            f"tessera-{context.name}-directory",
+        )
+        context.tasks.append(asyncio.create_task(directory))
         if spec.uses_nats and settings.run_workers:
             context._broker = build_broker(context, spec.subscribers)
             context.tasks.append(asyncio.create_task(join_messaging(context)))

@@ -6,7 +6,13 @@ when the cache is older than `max_age` — but at most once per `min_refresh` in
 flood of tokens with made-up kids cannot turn into a flood of JWKS fetches.
 
 Claims (set by auth): `iss`, `aud`, `sub` (user id), `acc` (account id), `role`
-(`customer` | `admin`), `sid` (session or device-grant id), `iat`, `exp`, `jti`.
+(`customer` | `admin`), `sid` (session or device-grant id), `sel` (the seller's slug), `mod`
+(`test` | `live`), `iat`, `exp`, `jti`.
+
+The token names its seller by public slug, never by internal id; the verifier resolves the
+slug through the process's seller directory (`SellerBook`, followed from JetStream), so
+`Principal.tenant` is the seller the token was issued for. A token without `sel` (issued
+before sellers) is the home seller's, live.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 
-from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.sellers import HOME_LIVE, Tenant
+from tessera.shared.directory.sellers import SellerBook
+from tessera.shared.http.problems import NotFound, Problem, ServiceUnavailable
+from tessera.shared.sellers import HOME_LIVE, MODES, Tenant
 
 ALGORITHMS = ["EdDSA"]
 LEEWAY_SECONDS = 30
@@ -108,11 +115,48 @@ class JwksCache:
                     await client.aclose()
 
 
+class DirectoryLoading(ServiceUnavailable):
+    slug = "directory-loading"
+    title = "Starting"
+
+
 class AccessTokenVerifier:
-    def __init__(self, jwks: JwksCache, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        issuer: str,
+        audience: str,
+        sellers: SellerBook | None = None,
+    ) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
+        # The process's seller directory; the service context hands it over when it builds
+        # the verifier (tessera.shared.service). Without one, only tokens that name no
+        # seller verify.
+        self.sellers = sellers
+
+    async def tenant_of(self, claims: dict[str, Any]) -> Tenant:
+        """The seller and mode a token was issued for: `Unauthorized` for a seller that is
+        unknown or suspended, `DirectoryLoading` (503) while the directory is replaying."""
+        slug, mode = claims.get("sel"), claims.get("mod", "live")
+        if mode not in MODES:
+            raise Unauthorized()
+        if slug is None:
+            if mode != "live":
+                raise Unauthorized()
+            return HOME_LIVE
+        if not isinstance(slug, str) or self.sellers is None:
+            raise Unauthorized()
+        entry = await self.sellers.find_slug(slug)
+        if entry is None:
+            if self.sellers.settling:
+                raise DirectoryLoading("The seller directory is loading; try again shortly.")
+            raise Unauthorized()
+        if not entry.active:
+            raise Unauthorized()
+        return Tenant(entry.seller_id, mode)
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or `Unauthorized` for any defect (the same answer for
@@ -142,6 +186,7 @@ class AccessTokenVerifier:
                 role=claims["role"] if claims.get("role") == "admin" else "customer",
                 session_id=str(claims.get("sid", "")),
                 token_id=str(claims.get("jti", "")),
+                tenant=await self.tenant_of(claims),
             )
         except (jwt.PyJWTError, KeyError, ValueError, TypeError):
             raise Unauthorized() from None

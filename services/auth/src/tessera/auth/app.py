@@ -13,7 +13,9 @@ from tessera.auth.context import Auth
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
 from tessera.auth.mail.sender import MailSender
+from tessera.auth.members import routes as member_routes
 from tessera.auth.secrets import LegacySealed
+from tessera.auth.sellers import service as sellers
 from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.signing_keys import ring
@@ -32,6 +34,7 @@ def register_subscribers(auth: Auth, router: NatsRouter) -> None:
 
 async def start(auth: Auth) -> None:
     auth.open_keyring()
+    await sellers.ensure_home(auth)
     # Keys sealed before the shared kernel are re-sealed here, once, under the keys lock.
     legacy = LegacySealed.from_secret(auth.settings.key_encryption_key)
     await ring.ensure_key(auth.pool, auth.sealer, legacy)
@@ -53,6 +56,8 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
             migrations=MIGRATIONS,
             routers=(
                 link_routes.router,
+                link_routes.seller_router,
+                member_routes.router,
                 session_routes.router,
                 token_routes.router,
                 device_routes.router,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import asyncpg
 import typer
 
 from tessera.auth.app import MIGRATIONS
 from tessera.auth.secrets import sealer_of
+from tessera.auth.sellers import service as sellers
 from tessera.auth.sessions.store import SessionStore
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.signing_keys import ring
@@ -21,15 +22,18 @@ from tessera.auth.users.schemas import Role
 from tessera.shared.cli import service_cli
 from tessera.shared.db.pool import create_pool
 from tessera.shared.redis import Keys, create_redis, key_prefix
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.settings import InfraSettings, load_settings
 
 cli = service_cli("auth", "tessera.auth.app:create_app", AuthSettings, MIGRATIONS)
 admins = typer.Typer(help="Grant or revoke the admin role.", no_args_is_help=True)
 user_cli = typer.Typer(help="Disable or enable a user.", no_args_is_help=True)
 key_cli = typer.Typer(help="Token-signing keys.", no_args_is_help=True)
+seller_cli = typer.Typer(help="Suspend or reinstate a seller.", no_args_is_help=True)
 cli.add_typer(admins, name="admins")
 cli.add_typer(user_cli, name="users")
 cli.add_typer(key_cli, name="keys")
+cli.add_typer(seller_cli, name="sellers")
 
 T = TypeVar("T")
 
@@ -77,11 +81,11 @@ def disable(email: str) -> None:
     infra = load_settings(InfraSettings)
 
     async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
-        user = await users.get_by_email(pool, email)
+        user = await users.get_by_email(pool, HOME_LIVE, email)
         redis = create_redis(str(infra.redis_url))
         try:
             store = SessionStore(redis, Keys(key_prefix("auth", infra.namespace)))
-            changed = await users.disable(pool, store, user.id)
+            changed = await users.disable(pool, store, HOME_LIVE, user.id)
         finally:
             await redis.aclose()
         typer.echo(f"{user.email}: disabled" + ("" if changed else " (already)"))
@@ -94,8 +98,8 @@ def enable(email: str) -> None:
     """Let a disabled user sign in again."""
 
     async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
-        user = await users.get_by_email(pool, email)
-        changed = await users.enable(pool, user.id)
+        user = await users.get_by_email(pool, HOME_LIVE, email)
+        changed = await users.enable(pool, HOME_LIVE, user.id)
         typer.echo(f"{user.email}: enabled" + ("" if changed else " (already)"))
 
     run(work)
@@ -111,6 +115,30 @@ def rotate() -> None:
         typer.echo(f"active key: {kid}")
 
     run(work)
+
+
+def set_seller_status(slug: str, status: Literal["active", "suspended"]) -> None:
+    async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
+        try:
+            seller = await sellers.set_status(pool, slug, status, actor="operator-cli")
+        except ValueError as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"{slug}: {status}" + ("" if seller else " (unchanged, or no such seller)"))
+
+    run(work)
+
+
+@seller_cli.command("suspend")
+def suspend(slug: str) -> None:
+    """Suspend a seller: every service refuses its customers' tokens within moments."""
+    set_seller_status(slug, "suspended")
+
+
+@seller_cli.command("reinstate")
+def reinstate(slug: str) -> None:
+    """Make a suspended seller active again."""
+    set_seller_status(slug, "active")
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ class Auth(ServiceContext[AuthSettings]):
             LocalJwks(lambda: self.keyring),
             issuer=self.settings.token_issuer,
             audience=self.settings.token_audience,
+            sellers=self.sellers,
         )
 
     def open_keyring(self) -> None:

@@ -29,9 +29,15 @@ class AuthSettings(DatabaseSettings):
     # Encrypts the token-signing private keys at rest in Postgres (AES-256-GCM).
     key_encryption_key: str = Field(default=DEV_KEY_ENCRYPTION_KEY, min_length=32)
 
+    # --- the home seller (docs/sellers.md) ------------------------------------------------
+    # The operator's own business: its row is made at first start with these (a seller's
+    # slug is fixed once made; the name is the one shown in mails).
+    home_seller_slug: str = Field(default="home", pattern=r"^[a-z0-9][a-z0-9-]{2,39}$")
+    home_seller_name: str = Field(default="Tessera", min_length=1, max_length=100)
+
     # --- users ---------------------------------------------------------------------------
-    # Closed signup: only when true may an unknown address get an account (after it proves
-    # the address with the same link).
+    # The home seller's signup policy: closed unless true, when an unknown address may get
+    # an account (after it proves the address with the same link). Applied at every start.
     allow_signup: bool = False
     # Addresses that are admins as soon as their user exists (and at every start-up).
     bootstrap_admins: list[EmailStr] = []
@@ -89,6 +95,10 @@ class AuthSettings(DatabaseSettings):
     rl_device_entry_per_user: str = "10/15 minutes"
     rl_device_wrong_entries_per_user: str = "5/15 minutes"
     rl_admin_per_user: str = "300/minute"
+    rl_sellers_per_user: str = "120/minute"
+
+    # --- sellers -------------------------------------------------------------------------
+    invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=30 * 24 * 3600)
 
     # --- email ---------------------------------------------------------------------------
     smtp_host: str = "127.0.0.1"

@@ -4,9 +4,10 @@ The stream holds the latest `ApiKeyChanged` of each key (one subject per key, on
 per subject). Each replica of each service reads it with its own ephemeral ordered consumer
 (`LAST_PER_SUBJECT`): it replays every key's latest record at start, is `ready` once that
 replay is in, and then follows changes as auth publishes them, so a revocation reaches every
-replica in the time a NATS message takes. nats-py's ordered consumer watches idle heartbeats
-and recreates itself from the next stream sequence when they stop (a NATS restart, a lost
-message), so the follower survives outages on its own.
+replica in the time a NATS message takes. The following is the kernel's one record follower
+(`tessera.shared.directory.RecordFollower`), which the seller directory runs too: nats-py's
+ordered consumer watches idle heartbeats and recreates itself from the next stream sequence
+when they stop (a NATS restart, a lost message), so it survives outages on its own.
 
 Why a dictionary lookup by hash needs no constant-time comparison: what a lookup's timing
 could leak is how the SHA-256 of the caller's own guess compares with stored hashes. Learning
@@ -17,23 +18,17 @@ itself is never compared with anything.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
-from nats.js.client import JetStreamContext
 
 from tessera.shared.api_keys.format import KeyRefused, Kind, Mode, hash_key, parse
+from tessera.shared.directory.follower import RecordFollower
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS, Namespace
-
-log = logging.getLogger("tessera.api_keys")
 
 
 class UnknownKey(KeyRefused):
@@ -82,15 +77,15 @@ class KeyBook:
         self._clock = clock
         self._by_hash: dict[bytes, HeldKey] = {}
         self._by_id: dict[UUID, HeldKey] = {}
-        self._ready = asyncio.Event()
+        self.follower = RecordFollower(APIKEYS, ApiKeyChanged, self.apply)
 
     @property
     def ready(self) -> bool:
         """The initial replay is in: an unknown key is really unknown."""
-        return self._ready.is_set()
+        return self.follower.ready
 
     async def wait_ready(self) -> None:
-        await self._ready.wait()
+        await self.follower.wait_ready()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -137,68 +132,8 @@ class KeyBook:
     async def follow(
         self, client: Client, namespace: Namespace, *, idle_heartbeat: float = 1.0
     ) -> None:
-        """Replay, then follow, the `APIKEYS` stream on `client` until cancelled.
-
-        `client` should reconnect forever (`max_reconnect_attempts=-1`). Until auth has
-        declared the stream this waits for it, retrying every second; `idle_heartbeat` is
-        how soon (twice it) a consumer lost to a NATS restart is noticed and recreated.
-        """
-        js = client.jetstream()
-        stream = namespace.stream(APIKEYS)
-        while True:
-            try:
-                subscription = await self._subscribe(js, stream, namespace, idle_heartbeat)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # no stream yet, or NATS away: wait and retry
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # nats-py turns a cancellation inside a request into its own timeout
-                    # error; retrying would swallow the cancel and never end.
-                    raise asyncio.CancelledError() from error
-                log.warning(
-                    "api_keys.follow.waiting", extra={"stream": stream, "error": repr(error)}
-                )
-                await asyncio.sleep(1.0)
-        try:
-            await asyncio.Event().wait()  # the subscription's callback does the work
-        finally:
-            try:
-                await subscription.unsubscribe()
-            except Exception as error:  # the connection may already be closed
-                log.debug("api_keys.follow.unsubscribe_failed", extra={"error": repr(error)})
-
-    async def _subscribe(
-        self, js: JetStreamContext, stream: str, namespace: Namespace, idle_heartbeat: float
-    ) -> JetStreamContext.PushSubscription:
-        info = await js.stream_info(stream)
-        # Ordered delivery by stream sequence: once the record that was last when we looked
-        # has arrived, everything before it has too (the last message of a stream is always
-        # the latest of its subject, so LAST_PER_SUBJECT delivers it).
-        replay_to = info.state.last_seq if info.state.messages else 0
-
-        async def on_message(msg: Msg) -> None:
-            try:
-                self.apply(ApiKeyChanged.model_validate_json(msg.data))
-            except ValueError as error:  # pydantic's ValidationError is one
-                # Not retried: a record that does not decode never will; the next one for
-                # the key replaces it in the stream.
-                log.error("api_keys.record.undecodable", extra={"error": repr(error)})
-            if not self._ready.is_set():
-                meta = msg.metadata
-                if meta.sequence.stream >= replay_to or meta.num_pending == 0:
-                    self._ready.set()
-                    log.info("api_keys.replayed", extra={"keys": len(self._by_id)})
-
-        subscription = await js.subscribe(
-            namespace.subject(ApiKeyChanged.subject),
-            stream=stream,
-            cb=on_message,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            idle_heartbeat=idle_heartbeat,
-        )
-        if replay_to == 0:
-            self._ready.set()  # nothing to replay; following from here on
-        return subscription
+        """Replay, then follow, the `APIKEYS` stream on `client` until cancelled (the
+        kernel's one record follower, `tessera.shared.directory.RecordFollower`, which the
+        seller directory runs too). `client` should reconnect forever; until auth has
+        declared the stream this waits for it."""
+        await self.follower.follow(client, namespace, idle_heartbeat=idle_heartbeat)

@@ -1,4 +1,4 @@
-"""Events produced by auth (streams AUTH and APIKEYS)."""
+"""Events produced by auth (streams AUTH, APIKEYS and SELLERS)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,28 @@ class ApiKeyChanged(AuthEvent):
 
     def publish_subject(self) -> str:
         return f"apikeys.{self.key_id}"
+
+
+class SellerChanged(AuthEvent):
+    """A seller's whole public record, as the directory holds it: created, renamed, its
+    signup policy or status changed.
+
+    The seller is the envelope's `seller_id` (its `mode` is always `live`: a seller is not
+    per mode). Published on its own subject per seller (`sellers.<seller_id>`, stream
+    `SELLERS`, which keeps only the last message per subject), so the stream is the
+    directory itself: a replica that starts replays every seller's latest record, then
+    follows. `version` grows with every change of one seller; a follower drops a record
+    older than the one it holds.
+    """
+
+    # The filter that matches every seller's subject; an instance publishes on its own.
+    subject: ClassVar[str] = "sellers.*"
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$")
+    name: str
+    signup_policy: Literal["closed", "open"]
+    status: Literal["active", "suspended"]
+    version: int = Field(ge=1, description="Grows with every change of this seller")
+
+    def publish_subject(self) -> str:
+        return f"sellers.{self.seller_id}"

@@ -44,8 +44,12 @@ LICENSING = Stream(name="LICENSING", root="licensing", owner="licensing")
 # aged out: a key lives until revoked, and every replica of every service replays this
 # stream into its `KeyBook` at start. Auth owns it; nobody has a durable consumer on it.
 APIKEYS = Stream(name="APIKEYS", root="apikeys", owner="auth", max_age=None, max_msgs_per_subject=1)
+# The seller directory (`SellerChanged`), one subject per seller, only the latest kept and
+# none aged out: every replica of every service replays it into its `SellerBook` at start.
+# Auth owns it; nobody has a durable consumer on it.
+SELLERS = Stream(name="SELLERS", root="sellers", owner="auth", max_age=None, max_msgs_per_subject=1)
 
-STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS)
+STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS, SELLERS)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Admin HTTP: read users, disable or enable one, read the audit log. Roles are not
-changeable here (operator CLI only)."""
+changeable here (operator CLI only). Admins are the operator's: every route acts on the
+home seller's live data."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tessera.auth.sessions import service as sessions
 from tessera.auth.users import service
 from tessera.auth.users.schemas import ReasonBody, UserOut, UserPage
 from tessera.shared.http.params import IsoDateTime
+from tessera.shared.sellers import HOME_LIVE
 from tessera.shared.tokens import AdminDep, Principal
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -38,7 +40,7 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> UserPage:
-    users = await service.list_users(auth.pool, email=email, limit=limit, offset=offset)
+    users = await service.list_users(auth.pool, HOME_LIVE, email=email, limit=limit, offset=offset)
     return UserPage(users=[UserOut.of(u) for u in users])
 
 
@@ -50,6 +52,7 @@ async def disable(
     await service.disable(
         auth.pool,
         sessions.store(auth),
+        HOME_LIVE,
         user_id,
         actor_id=principal.user_id,
         ip=client_ip(request),
@@ -63,7 +66,12 @@ async def enable(
     user_id: UUID, body: ReasonBody, auth: AuthDep, principal: Admin, request: Request
 ) -> UserOut:
     await service.enable(
-        auth.pool, user_id, actor_id=principal.user_id, ip=client_ip(request), reason=body.reason
+        auth.pool,
+        HOME_LIVE,
+        user_id,
+        actor_id=principal.user_id,
+        ip=client_ip(request),
+        reason=body.reason,
     )
     return UserOut.of(await service.get_by_id(auth.pool, user_id))
 
@@ -78,6 +86,6 @@ async def read_audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     entries = await audit.list_entries(
-        auth.pool, user_id=user_id, action=action, before=before, limit=limit
+        auth.pool, HOME_LIVE, user_id=user_id, action=action, before=before, limit=limit
     )
     return AuditPage(entries=entries)

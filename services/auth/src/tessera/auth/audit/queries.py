@@ -9,11 +9,14 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.shared.sellers import Tenant
+
 
 async def insert(
     conn: asyncpg.Connection | asyncpg.Pool,
     event_id: UUID,
     action: str,
+    tenant: Tenant,
     *,
     actor_id: UUID | None,
     user_id: UUID | None,
@@ -22,8 +25,8 @@ async def insert(
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO audit_events (id, action, actor_id, user_id, ip, detail)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+        INSERT INTO audit_events (id, action, actor_id, user_id, ip, detail, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
         """,
         event_id,
         action,
@@ -31,11 +34,14 @@ async def insert(
         user_id,
         ip,
         json.dumps(detail),
+        tenant.seller_id,
+        tenant.mode,
     )
 
 
 async def page(
     conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: Tenant,
     *,
     user_id: UUID | None,
     action: str | None,
@@ -46,7 +52,8 @@ async def page(
         """
         SELECT id, at, action, actor_id, user_id, ip, detail::text AS detail
           FROM audit_events
-         WHERE ($1::uuid IS NULL OR user_id = $1 OR actor_id = $1)
+         WHERE seller_id = $5 AND mode = $6
+           AND ($1::uuid IS NULL OR user_id = $1 OR actor_id = $1)
            AND ($2::text IS NULL OR action = $2)
            AND ($3::timestamptz IS NULL OR at < $3)
          ORDER BY at DESC, id DESC
@@ -56,5 +63,7 @@ async def page(
         action,
         before,
         limit,
+        tenant.seller_id,
+        tenant.mode,
     )
     return rows

@@ -104,7 +104,9 @@ async def _wrong(auth: Auth, principal: Principal, ip: str) -> UnknownUserCode:
     await auth.limiter.hit(
         auth.settings.rl_device_wrong_entries_per_user, "device-wrong", str(principal.user_id)
     )
-    await audit.record(auth.pool, "device.code_wrong", user_id=principal.user_id, ip=ip)
+    await audit.record(
+        auth.pool, "device.code_wrong", principal.tenant, user_id=principal.user_id, ip=ip
+    )
     return UnknownUserCode()
 
 
@@ -128,7 +130,12 @@ async def decide(auth: Auth, principal: Principal, entry: str, decision: str, *,
     if not await store(auth).decide(user_hash, time.time(), status, str(principal.user_id)):
         raise await _wrong(auth, principal, ip)
     await audit.record(
-        auth.pool, f"device.{status}", user_id=principal.user_id, actor_id=principal.user_id, ip=ip
+        auth.pool,
+        f"device.{status}",
+        principal.tenant,
+        user_id=principal.user_id,
+        actor_id=principal.user_id,
+        ip=ip,
     )
 
 
@@ -169,7 +176,9 @@ async def exchange_device_code(
         client_id,
         s.refresh_token_ttl_seconds,
     )
-    await audit.record(auth.pool, "device.signed_in", user_id=user.id, ip=ip, client_id=client_id)
+    await audit.record(
+        auth.pool, "device.signed_in", user.tenant, user_id=user.id, ip=ip, client_id=client_id
+    )
     access = await tokens.mint(auth, user, handle)
     return TokenResponse(
         access_token=access.token, expires_in=access.expires_in, refresh_token=refresh
@@ -193,8 +202,9 @@ async def refresh(auth: Auth, refresh_token: str, client_id: str, *, ip: str) ->
         user_id = UUID(result[1])
         if result[2]:
             await SessionStore(auth.redis, auth.keys).delete(user_id, result[2])
+        tenant = await sessions.tenant_of_user(auth, user_id)
         await audit.record(
-            auth.pool, "refresh.reuse_detected", user_id=user_id, ip=ip, session=result[2]
+            auth.pool, "refresh.reuse_detected", tenant, user_id=user_id, ip=ip, session=result[2]
         )
         raise OAuthError("invalid_grant")
     if result[0] != "ok":

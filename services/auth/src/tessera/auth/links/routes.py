@@ -9,10 +9,16 @@ from tessera.auth.links import service
 from tessera.auth.links.errors import CodeRequired, SignInFailed
 from tessera.auth.links.schemas import LinkAccepted, LinkRequest, SignedIn, VerifyRequest, safe_next
 from tessera.auth.requests import client_ip, user_agent
+from tessera.auth.sellers import service as sellers
+from tessera.auth.sellers.schemas import Slug
 from tessera.shared.http.openapi import problems
-from tessera.shared.http.problems import Problem
+from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.sellers import HOME_LIVE
 
 router = APIRouter(prefix="/v1/magic-links", tags=["magic links"])
+# A seller's own sign-in page. The slug only names the page: the link goes to the owner of
+# the address, and what it signs into is that seller's customer, nothing else.
+seller_router = APIRouter(prefix="/v1/sellers/{slug}/sign-in", tags=["magic links"])
 
 
 class UnsafeNext(Problem):
@@ -25,7 +31,37 @@ class UnsafeNext(Problem):
 async def request_link(body: LinkRequest, auth: AuthDep, request: Request) -> LinkAccepted:
     if not safe_next(body.next, auth.settings.next_path_prefixes):
         raise UnsafeNext("`next` must be a relative path under an allowed prefix.")
-    await service.request_link(auth, body.email, body.next, body.browser, ip=client_ip(request))
+    await service.request_link(
+        auth, HOME_LIVE, body.email, body.next, body.browser, ip=client_ip(request)
+    )
+    return LinkAccepted()
+
+
+class UnknownSeller(NotFound):
+    slug = "unknown-seller"
+    title = "Unknown seller"
+
+
+@seller_router.post("/links", status_code=202, responses=problems(UnknownSeller))
+async def request_seller_link(
+    slug: Slug, body: LinkRequest, auth: AuthDep, request: Request
+) -> LinkAccepted:
+    """A sign-in link for a customer of the seller `slug` (live). Closed signup: an unknown
+    address gets nothing, and the same answer; open signup: it gets a link whose
+    verification makes the customer."""
+    if not safe_next(body.next, auth.settings.next_path_prefixes):
+        raise UnsafeNext("`next` must be a relative path under an allowed prefix.")
+    seller = await sellers.by_slug(auth.pool, slug)
+    if seller is None or seller.status != "active":
+        raise UnknownSeller("No seller has this sign-in page.")
+    await service.request_link(
+        auth,
+        sellers.tenant_live(seller),
+        body.email,
+        body.next,
+        body.browser,
+        ip=client_ip(request),
+    )
     return LinkAccepted()
 
 

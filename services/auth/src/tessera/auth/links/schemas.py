@@ -34,6 +34,12 @@ class VerifyRequest(BaseModel):
     )
     email: EmailStr | None = Field(default=None, max_length=254)
     code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
+    seller: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{2,39}$",
+        description="With `email` + `code`: the slug of the seller whose sign-in page asked "
+        "(the home seller's when absent). A link names its seller itself.",
+    )
 
     @model_validator(mode="after")
     def one_way_in(self) -> VerifyRequest:

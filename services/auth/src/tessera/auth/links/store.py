@@ -10,15 +10,18 @@ written) is put back as it was (`restore`), so the person can simply try again.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
 
 from tessera.auth.context import Auth
 from tessera.auth.sessions.store import decode
 from tessera.shared.redis import Keys
+from tessera.shared.sellers import HOME_LIVE, Tenant
 
 ISSUE = """
 local old = redis.call('GET', KEYS[2])
@@ -109,6 +112,27 @@ class Consumed:
     record: tuple[str, ...] = ()
     expires: float = 0.0
 
+    @property
+    def fields(self) -> dict[str, str]:
+        return dict(zip(self.record[::2], self.record[1::2], strict=True))
+
+    @property
+    def tenant(self) -> Tenant:
+        """Whose link it is; a link minted before sellers is the home seller's, live."""
+        fields = self.fields
+        if not fields.get("seller_id"):
+            return HOME_LIVE
+        return Tenant(UUID(fields["seller_id"]), "test" if fields.get("mode") == "test" else "live")
+
+    @property
+    def purpose(self) -> str:
+        return self.fields.get("purpose") or "sign_in"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.fields.get("data") or "{}")
+        return loaded
+
     @classmethod
     def of(cls, raw: list[Any]) -> Consumed:
         parts = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
@@ -166,7 +190,7 @@ class LinkStore:
 
     async def restore(self, consumed: Consumed) -> bool:
         """Make a link consumed by a sign-in that then failed usable again (see RESTORE)."""
-        record = dict(zip(consumed.record[::2], consumed.record[1::2], strict=True))
+        record = consumed.fields
         token_hash = record.get("self", "")
         ttl_ms = int((consumed.expires - time.monotonic()) * 1000)
         if not token_hash or ttl_ms <= 0:

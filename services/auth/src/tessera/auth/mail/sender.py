@@ -15,6 +15,7 @@ import logging
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 import aiosmtplib
@@ -24,8 +25,11 @@ from tessera.auth.links.mint import mint
 from tessera.auth.mail import templates
 from tessera.auth.mail.templates import Rendered
 from tessera.auth.mail_queue import queries
+from tessera.auth.members import invites
+from tessera.auth.sellers import service as sellers
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users.schemas import User
+from tessera.shared.sellers import HOME_LIVE, Tenant
 
 log = logging.getLogger("tessera.auth.mail")
 
@@ -64,7 +68,10 @@ class MailSender:
         mail_id: UUID = row["id"]
         pool = self.auth.pool
         try:
-            rendered = await self.compose(row["kind"], row["recipient"], json.loads(row["payload"]))
+            tenant = Tenant(row["seller_id"], "test" if row["mode"] == "test" else "live")
+            rendered = await self.compose(
+                row["kind"], row["recipient"], json.loads(row["payload"]), tenant
+            )
             await self.deliver(row["recipient"], rendered)
         except Drop as reason:
             await queries.mark_final(pool, mail_id, "dropped", str(reason))
@@ -90,16 +97,26 @@ class MailSender:
             extra={"mail_id": str(mail_id), "error": repr(error), "retry_in": delay},
         )
 
-    async def compose(self, kind: str, recipient: str, payload: dict[str, Any]) -> Rendered:
+    async def compose(
+        self, kind: str, recipient: str, payload: dict[str, Any], tenant: Tenant = HOME_LIVE
+    ) -> Rendered:
         s = self.auth.settings
         minutes = max(1, s.link_ttl_seconds // 60)
+        seller = await sellers.by_id(self.auth.pool, tenant.seller_id)
+        if seller is None or seller.status != "active":
+            raise Drop("no such seller, or it is suspended")
+        # The home seller's mails carry the product's name; another seller's, its own.
+        product = s.product_name if tenant.is_home else seller.name
         if kind == "welcome":
             user = await self._active_user_by_id(payload["user_id"])
-            link = await mint(self.auth, user.email, user_id=user.id, binding="", next_path="")
-            return templates.sign_in(s.product_name, link.url, link.code, minutes, welcome=True)
+            link = await mint(
+                self.auth, user.email, tenant=user.tenant, user_id=user.id, binding="",
+                next_path="",
+            )  # fmt: skip
+            return templates.sign_in(product, link.url, link.code, minutes, welcome=True)
         if kind == "sign_in":
-            row = await user_queries.find_by_email(self.auth.pool, recipient)
-            if row is None and not s.allow_signup:
+            row = await user_queries.find_by_email(self.auth.pool, tenant, recipient)
+            if row is None and seller.signup_policy != "open":
                 raise Drop("no user has this address")
             user_id = None
             if row is not None:
@@ -110,14 +127,42 @@ class MailSender:
             link = await mint(
                 self.auth,
                 recipient,
+                tenant=tenant,
                 user_id=user_id,
                 binding=payload.get("binding", ""),
                 next_path=payload.get("next", ""),
             )
-            return templates.sign_in(s.product_name, link.url, link.code, minutes, welcome=False)
+            return templates.sign_in(product, link.url, link.code, minutes, welcome=False)
+        if kind == "seller_sign_up":
+            # Anyone may sign a seller up: a new address becomes a home user when the link
+            # is verified, an existing one must still be active.
+            row = await user_queries.find_by_email(self.auth.pool, HOME_LIVE, recipient)
+            if row is not None and not User.of(row).active:
+                raise Drop("the user is disabled")
+            link = await mint(
+                self.auth,
+                recipient,
+                tenant=HOME_LIVE,
+                user_id=row["id"] if row is not None else None,
+                binding=payload.get("binding", ""),
+                next_path=payload.get("next", ""),
+                purpose="seller_sign_up",
+                data={"name": payload["name"], "slug": payload["slug"]},
+                page="/sellers/sign-up/link",
+            )
+            return templates.seller_sign_up(product, payload["name"], link.url, link.code, minutes)
+        if kind == "seller_invite":
+            invite = await invites.mint_token(self.auth, UUID(payload["invite_id"]))
+            if invite is None:
+                raise Drop("the invite is no longer open")
+            url = f"{s.portal_url.rstrip('/')}/sellers/join?{urlencode({'token': invite.token})}"
+            days = max(1, s.invite_ttl_seconds // 86400)
+            return templates.seller_invite(
+                s.product_name, invite.seller_name, invite.role, url, days
+            )
         if kind == "new_device":
             url = f"{s.portal_url.rstrip('/')}/account/sessions"
-            return templates.new_device(s.product_name, url, payload["ip"], payload["device"])
+            return templates.new_device(product, url, payload["ip"], payload["device"])
         raise Drop(f"unknown kind {kind!r}")
 
     async def _active_user_by_id(self, user_id: str) -> User:

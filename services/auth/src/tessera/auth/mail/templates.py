@@ -57,3 +57,36 @@ def new_device(product: str, sessions_url: str, ip: str, device: str) -> Rendere
     text = f"{line}\n\n{advice} {sessions_url}\n"
     html = _html([escape(line), escape(advice)], button=("Review sessions", sessions_url))
     return Rendered(subject=f"New sign-in to {product}: was this you?", text=text, html=html)
+
+
+def seller_sign_up(product: str, seller: str, link: str, code: str, minutes: int) -> Rendered:
+    intro = f"Confirm your address to create the seller {seller} on {product}."
+    text = (
+        f"{intro}\n\n"
+        f"Confirm: {link}\n\n"
+        f"Or, on another device, enter this code: {code}\n\n"
+        f"The link and the code work once, within {minutes} minutes. "
+        "If you did not ask for this, ignore this mail."
+    )
+    html = _html(
+        [
+            escape(intro),
+            f"Or, on another device, enter this code: <strong>{escape(code)}</strong>",
+            f"The link and the code work once, within {minutes} minutes. "
+            "If you did not ask for this, ignore this mail.",
+        ],
+        button=("Create the seller", link),
+    )
+    return Rendered(subject=f"Create {seller} on {product} (code {code})", text=text, html=html)
+
+
+def seller_invite(product: str, seller: str, role: str, link: str, days: int) -> Rendered:
+    intro = f"You are invited to join the seller {seller} on {product} as {role}."
+    text = (
+        f"{intro}\n\nJoin: {link}\n\n"
+        f"The link works once, within {days} days. If you did not expect this, ignore this mail."
+    )
+    html = _html(
+        [escape(intro), f"The link works once, within {days} days."], button=("Join", link)
+    )
+    return Rendered(subject=f"Join {seller} on {product}", text=text, html=html)

@@ -9,20 +9,31 @@ from uuid import UUID
 import asyncpg
 
 from tessera.shared.events.envelope import new_event_id
+from tessera.shared.sellers import Tenant
 
 LEASE_SECONDS = 120
 
 
 async def enqueue(
-    conn: asyncpg.Connection | asyncpg.Pool, kind: str, recipient: str, payload: dict[str, Any]
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: Tenant,
+    kind: str,
+    recipient: str,
+    payload: dict[str, Any],
 ) -> UUID:
+    """Queue a mail of `tenant` (whose customer it goes to, and whose name it carries)."""
     mail_id = new_event_id()
     await conn.execute(
-        "INSERT INTO email_outbox (id, kind, recipient, payload) VALUES ($1, $2, $3, $4::jsonb)",
+        """
+        INSERT INTO email_outbox (id, kind, recipient, payload, seller_id, mode)
+        VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+        """,
         mail_id,
         kind,
         recipient,
         json.dumps(payload),
+        tenant.seller_id,
+        tenant.mode,
     )
     return mail_id
 
@@ -40,7 +51,7 @@ async def claim_due(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list
               ORDER BY next_attempt_at
               LIMIT $1
                 FOR UPDATE SKIP LOCKED)
-        RETURNING id, kind, recipient, payload::text AS payload, attempts
+        RETURNING id, kind, recipient, payload::text AS payload, attempts, seller_id, mode
         """,
         limit,
         float(LEASE_SECONDS),

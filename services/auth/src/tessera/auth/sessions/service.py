@@ -14,6 +14,7 @@ from tessera.auth.tokens import service as tokens
 from tessera.auth.tokens.service import AccessToken
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users.schemas import User
+from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.tokens import Principal
 
 
@@ -69,6 +70,13 @@ async def active_user(auth: Auth, user_id: UUID) -> User | None:
     return user if user.active else None
 
 
+async def tenant_of_user(auth: Auth, user_id: UUID) -> Tenant:
+    """The tenant a user belongs to (for the audit row of something done with only its id
+    in hand); the home seller's for a user that no longer exists."""
+    row = await user_queries.find_by_id(auth.pool, user_id)
+    return User.of(row).tenant if row is not None else HOME_LIVE
+
+
 async def sign_out(auth: Auth, session_id: str, *, ip: str) -> None:
     """End the session named by its secret id (the portal's sign-out); quiet if unknown."""
     key = auth.hasher("session", session_id)
@@ -77,7 +85,8 @@ async def sign_out(auth: Auth, session_id: str, *, ip: str) -> None:
     if record is None:
         return
     await sessions.delete(record.user_id, record.handle)
-    await audit.record(auth.pool, "session.signed_out", user_id=record.user_id, ip=ip)
+    tenant = await tenant_of_user(auth, record.user_id)
+    await audit.record(auth.pool, "session.signed_out", tenant, user_id=record.user_id, ip=ip)
 
 
 async def require_live(auth: Auth, principal: Principal) -> None:
@@ -109,6 +118,7 @@ async def revoke(auth: Auth, principal: Principal, handle: str, *, ip: str) -> b
     await audit.record(
         auth.pool,
         "session.revoked",
+        principal.tenant,
         user_id=principal.user_id,
         actor_id=principal.user_id,
         ip=ip,
@@ -124,6 +134,7 @@ async def revoke_all(auth: Auth, principal: Principal, *, keep_current: bool, ip
     await audit.record(
         auth.pool,
         "session.revoked_all",
+        principal.tenant,
         user_id=principal.user_id,
         actor_id=principal.user_id,
         ip=ip,

@@ -8,6 +8,7 @@ from typing import Any
 
 from tessera.auth.context import Auth
 from tessera.auth.secrets import new_token
+from tessera.auth.sellers.service import slug_of
 from tessera.auth.users.schemas import User
 
 
@@ -18,7 +19,8 @@ class AccessToken:
 
 
 async def mint(auth: Auth, user: User, sid: str) -> AccessToken:
-    """A signed access token for `user` in session (or device grant) `sid`."""
+    """A signed access token for `user` in session (or device grant) `sid`, naming the
+    user's seller by slug (`sel`) and mode (`mod`), never by internal id."""
     key = await auth.keyring.active()
     ttl = auth.settings.access_token_ttl_seconds
     now = int(time.time())
@@ -29,6 +31,8 @@ async def mint(auth: Auth, user: User, sid: str) -> AccessToken:
         "acc": str(user.account_id),
         "role": user.role,
         "sid": sid,
+        "sel": await slug_of(auth, user.tenant.seller_id),
+        "mod": user.tenant.mode,
         "jti": new_token(16),
         "iat": now,
         "exp": now + ttl,

@@ -1,4 +1,5 @@
-"""SQL of the `users` and `known_devices` tables."""
+"""SQL of the `users` and `known_devices` tables. A user belongs to one seller and one mode
+(its tenant); every lookup by address names the tenant."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ from uuid import UUID
 
 import asyncpg
 
-USER_COLUMNS = "id, account_id, email, role, disabled_at, created_at"
+from tessera.shared.sellers import Tenant
+
+USER_COLUMNS = "id, account_id, email, role, disabled_at, created_at, seller_id, mode"
 
 
 async def insert_if_absent(
-    conn: asyncpg.Connection, user_id: UUID, account_id: UUID, email: str, role: str = "customer"
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    user_id: UUID,
+    account_id: UUID,
+    email: str,
+    role: str = "customer",
 ) -> bool:
     inserted = await conn.fetchval(
         """
-        INSERT INTO users (id, account_id, email, role) VALUES ($1, $2, $3, $4)
+        INSERT INTO users (id, account_id, email, role, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT DO NOTHING
         RETURNING true
         """,
@@ -22,17 +31,17 @@ async def insert_if_absent(
         account_id,
         email,
         role,
+        tenant.seller_id,
+        tenant.mode,
     )
     return bool(inserted)
-
-
-async def count_for_account(conn: asyncpg.Connection, account_id: UUID) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM users WHERE account_id = $1", account_id))
 
 
 async def find_by_id(
     conn: asyncpg.Connection | asyncpg.Pool, user_id: UUID
 ) -> asyncpg.Record | None:
+    # By id alone: a user id comes only from what auth itself holds (a session, a link, a
+    # grant), each bound to that user, so it names its tenant.
     row: asyncpg.Record | None = await conn.fetchrow(
         f"SELECT {USER_COLUMNS} FROM users WHERE id = $1",  # noqa: S608 - constant columns
         user_id,
@@ -40,12 +49,33 @@ async def find_by_id(
     return row
 
 
+async def find_in_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, user_id: UUID
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND seller_id = $2 AND mode = $3",  # noqa: S608
+        user_id,
+        tenant.seller_id,
+        tenant.mode,
+    )
+    return row
+
+
 async def find_by_email(
-    conn: asyncpg.Connection | asyncpg.Pool, email: str, *, for_update: bool = False
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: Tenant,
+    email: str,
+    *,
+    for_update: bool = False,
 ) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1){lock}",  # noqa: S608
+        f"""
+        SELECT {USER_COLUMNS} FROM users
+         WHERE seller_id = $1 AND mode = $2 AND lower(email) = lower($3){lock}
+        """,  # noqa: S608 - constant columns
+        tenant.seller_id,
+        tenant.mode,
         email,
     )
     return row
@@ -55,14 +85,19 @@ async def set_role(conn: asyncpg.Connection, user_id: UUID, role: str) -> None:
     await conn.execute("UPDATE users SET role = $2 WHERE id = $1", user_id, role)
 
 
-async def promote_emails(conn: asyncpg.Connection, emails: list[str]) -> list[asyncpg.Record]:
+async def promote_emails(
+    conn: asyncpg.Connection, tenant: Tenant, emails: list[str]
+) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         UPDATE users SET role = 'admin'
-         WHERE lower(email) = ANY($1::text[]) AND role <> 'admin'
+         WHERE seller_id = $2 AND mode = $3
+           AND lower(email) = ANY($1::text[]) AND role <> 'admin'
         RETURNING id, email
         """,
         [e.lower() for e in emails],
+        tenant.seller_id,
+        tenant.mode,
     )
     return rows
 
@@ -88,33 +123,45 @@ async def enable(conn: asyncpg.Connection, user_id: UUID) -> bool:
 
 
 async def page(
-    conn: asyncpg.Connection | asyncpg.Pool, *, email: str | None, limit: int, offset: int
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: Tenant,
+    *,
+    email: str | None,
+    limit: int,
+    offset: int,
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""
         SELECT {USER_COLUMNS} FROM users
-         WHERE $1::text IS NULL OR lower(email) LIKE '%' || lower($1) || '%'
+         WHERE seller_id = $4 AND mode = $5
+           AND ($1::text IS NULL OR lower(email) LIKE '%' || lower($1) || '%')
          ORDER BY created_at DESC, id
          LIMIT $2 OFFSET $3
         """,  # noqa: S608 - constant columns; values are parameters
         email,
         limit,
         offset,
+        tenant.seller_id,
+        tenant.mode,
     )
     return rows
 
 
-async def remember_device(conn: asyncpg.Connection, user_id: UUID, device_hash: str) -> str:
+async def remember_device(
+    conn: asyncpg.Connection, tenant: Tenant, user_id: UUID, device_hash: str
+) -> str:
     """Record a sign-in from a device: 'first' (no device known before), 'new' or 'known'."""
     known = await conn.fetchval("SELECT count(*) FROM known_devices WHERE user_id = $1", user_id)
     inserted = await conn.fetchval(
         """
-        INSERT INTO known_devices (user_id, device_hash) VALUES ($1, $2)
+        INSERT INTO known_devices (user_id, device_hash, seller_id, mode) VALUES ($1, $2, $3, $4)
         ON CONFLICT (user_id, device_hash) DO UPDATE SET last_seen = clock_timestamp()
         RETURNING xmax = 0
         """,
         user_id,
         device_hash,
+        tenant.seller_id,
+        tenant.mode,
     )
     if not inserted:
         return "known"

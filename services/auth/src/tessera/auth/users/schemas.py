@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from tessera.shared.sellers import Tenant
+
 Role = Literal["customer", "admin"]
 
 
@@ -21,6 +23,7 @@ class User:
     role: Role
     disabled_at: datetime | None
     created_at: datetime
+    tenant: Tenant
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> User:
@@ -31,6 +34,7 @@ class User:
             role="admin" if row["role"] == "admin" else "customer",
             disabled_at=row["disabled_at"],
             created_at=row["created_at"],
+            tenant=Tenant(row["seller_id"], "test" if row["mode"] == "test" else "live"),
         )
 
     @property

@@ -1,4 +1,5 @@
-"""User verbs: create from an account (or a proven sign-up), roles, disable."""
+"""User verbs: create from an account (or a proven sign-up), roles, disable. A user is one
+seller's customer in one mode (its tenant); admins and roles exist only at the home seller."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tessera.shared import inbox, outbox
 from tessera.shared.events.auth import UserCreated, UserDisabled
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
+from tessera.shared.sellers import HOME_LIVE, Tenant
 
 log = logging.getLogger("tessera.auth.users")
 
@@ -29,56 +31,78 @@ class Sessions(Protocol):
     async def delete_all(self, user_id: UUID, keep: str | None = None) -> list[str]: ...
 
 
-def initial_role(email: str, bootstrap_admins: list[str]) -> Role:
+def initial_role(tenant: Tenant, email: str, bootstrap_admins: list[str]) -> Role:
+    # Admins run the operator's own business: only a home-seller, live user can be one.
+    if tenant != HOME_LIVE:
+        return "customer"
     return "admin" if email.lower() in {a.lower() for a in bootstrap_admins} else "customer"
+
+
+def created(user_id: UUID, account_id: UUID, email: str, role: Role, tenant: Tenant) -> UserCreated:
+    return UserCreated(
+        user_id=user_id,
+        account_id=account_id,
+        email=email,
+        role=role,
+        seller_id=tenant.seller_id,
+        mode=tenant.mode,
+    )
 
 
 async def create_user_for_account(
     pool: asyncpg.Pool, event: AccountCreated, bootstrap_admins: list[str] | None = None
 ) -> UUID | None:
-    """Create the account's user once, publish `auth.user.created.v1` and queue the welcome
-    mail (with a sign-in link). Returns the new user's id, or None when the event was
-    already applied (or the address already has a user)."""
+    """Create the account's user once, under the event's seller and mode, publish
+    `auth.user.created.v1` and queue the welcome mail (with a sign-in link). Returns the new
+    user's id, or None when the event was already applied (or the address already has a
+    user at that seller, in that mode)."""
+    tenant = event.tenant
     async with inbox.first_delivery(pool, event, CONSUMER) as conn:
         if conn is None:
             return None
         user_id = new_event_id()
-        role = initial_role(event.email, bootstrap_admins or [])
-        if not await queries.insert_if_absent(conn, user_id, event.account_id, event.email, role):
+        role = initial_role(tenant, event.email, bootstrap_admins or [])
+        if not await queries.insert_if_absent(
+            conn, tenant, user_id, event.account_id, event.email, role
+        ):
             log.warning(
                 "auth.user.create.exists",
                 extra={"account_id": str(event.account_id), "event_id": str(event.event_id)},
             )
             return None
-        await outbox.add(
-            conn,
-            UserCreated(user_id=user_id, account_id=event.account_id, email=event.email, role=role),
+        await outbox.add(conn, created(user_id, event.account_id, event.email, role, tenant))
+        await mail.enqueue(conn, tenant, "welcome", event.email, {"user_id": str(user_id)})
+        await audit.record(
+            conn, "user.created", tenant, user_id=user_id, source=event.source, role=role
         )
-        await mail.enqueue(conn, "welcome", event.email, {"user_id": str(user_id)})
-        await audit.record(conn, "user.created", user_id=user_id, source=event.source, role=role)
         return user_id
 
 
-async def sign_up(conn: asyncpg.Connection, email: str, bootstrap_admins: list[str]) -> User:
-    """The user of an address that proved itself with a sign-up link (ALLOW_SIGNUP only);
-    auth mints the account id. Idempotent on the address."""
-    existing = await queries.find_by_email(conn, email, for_update=True)
+async def sign_up(
+    conn: asyncpg.Connection, tenant: Tenant, email: str, bootstrap_admins: list[str]
+) -> User:
+    """The user of an address that proved itself with a sign-up link (an open seller, or a
+    developer signing up a seller at the home seller); auth mints the account id.
+    Idempotent on the address within the tenant."""
+    existing = await queries.find_by_email(conn, tenant, email, for_update=True)
     if existing is not None:
         return User.of(existing)
     user_id, account_id = new_event_id(), new_event_id()
-    role = initial_role(email, bootstrap_admins)
-    await queries.insert_if_absent(conn, user_id, account_id, email, role)
-    await outbox.add(
-        conn, UserCreated(user_id=user_id, account_id=account_id, email=email, role=role)
-    )
-    await audit.record(conn, "user.signed_up", user_id=user_id, role=role)
+    role = initial_role(tenant, email, bootstrap_admins)
+    if not await queries.insert_if_absent(conn, tenant, user_id, account_id, email, role):
+        # A concurrent sign-up of the same address won the unique index: theirs is the user.
+        row = await queries.find_by_email(conn, tenant, email)
+        assert row is not None
+        return User.of(row)
+    await outbox.add(conn, created(user_id, account_id, email, role, tenant))
+    await audit.record(conn, "user.signed_up", tenant, user_id=user_id, role=role)
     row = await queries.find_by_id(conn, user_id)
     assert row is not None
     return User.of(row)
 
 
-async def get_by_email(conn: asyncpg.Connection | asyncpg.Pool, email: str) -> User:
-    row = await queries.find_by_email(conn, email)
+async def get_by_email(conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, email: str) -> User:
+    row = await queries.find_by_email(conn, tenant, email)
     if row is None:
         raise UserNotFound(f"No user has the address {email}.")
     return User.of(row)
@@ -91,32 +115,49 @@ async def get_by_id(conn: asyncpg.Connection | asyncpg.Pool, user_id: UUID) -> U
     return User.of(row)
 
 
+async def get_in_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, user_id: UUID
+) -> User:
+    """The user, only if it is `tenant`'s (`UserNotFound` otherwise, as for no user)."""
+    row = await queries.find_in_tenant(conn, tenant, user_id)
+    if row is None:
+        raise UserNotFound()
+    return User.of(row)
+
+
 async def set_role(
     pool: asyncpg.Pool, email: str, role: Role, *, actor: str = "operator-cli"
 ) -> tuple[User, bool]:
-    """Make the address's user an admin or a customer (operator CLI only: no HTTP route
-    can change a role). Returns the user and whether anything changed; audited."""
+    """Make the address's home user an admin or a customer (operator CLI only: no HTTP
+    route can change a role). Returns the user and whether anything changed; audited."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await queries.find_by_email(conn, email, for_update=True)
+        row = await queries.find_by_email(conn, HOME_LIVE, email, for_update=True)
         if row is None:
             raise UserNotFound(f"No user has the address {email}.")
         user = User.of(row)
         if user.role == role:
             return user, False
         await queries.set_role(conn, user.id, role)
-        await audit.record(conn, "user.role_changed", user_id=user.id, role=role, by=actor)
+        await audit.record(
+            conn, "user.role_changed", HOME_LIVE, user_id=user.id, role=role, by=actor
+        )
         return await get_by_id(conn, user.id), True
 
 
 async def promote_bootstrap_admins(pool: asyncpg.Pool, emails: list[str]) -> int:
-    """Settings' bootstrap admins who already exist become admins (audited)."""
+    """Settings' bootstrap admins who already exist at the home seller become admins."""
     if not emails:
         return 0
     async with pool.acquire() as conn, conn.transaction():
-        rows = await queries.promote_emails(conn, emails)
+        rows = await queries.promote_emails(conn, HOME_LIVE, emails)
         for row in rows:
             await audit.record(
-                conn, "user.role_changed", user_id=row["id"], role="admin", by="bootstrap"
+                conn,
+                "user.role_changed",
+                HOME_LIVE,
+                user_id=row["id"],
+                role="admin",
+                by="bootstrap",
             )
     return len(rows)
 
@@ -124,22 +165,31 @@ async def promote_bootstrap_admins(pool: asyncpg.Pool, emails: list[str]) -> int
 async def disable(
     pool: asyncpg.Pool,
     sessions: Sessions,
+    tenant: Tenant,
     user_id: UUID,
     *,
     actor_id: UUID | None = None,
     ip: str | None = None,
     reason: str | None = None,
 ) -> bool:
-    """Disable the user: every session and device sign-in ends at once, no new one can
-    start, and `auth.user.disabled.v1` is published. False if already disabled."""
+    """Disable `tenant`'s user: every session and device sign-in ends at once, no new one
+    can start, and `auth.user.disabled.v1` is published. False if already disabled."""
     async with pool.acquire() as conn, conn.transaction():
-        user = await get_by_id(conn, user_id)
+        user = await get_in_tenant(conn, tenant, user_id)
         changed = await queries.disable(conn, user_id)
         if changed:
-            await outbox.add(conn, UserDisabled(user_id=user_id, account_id=user.account_id))
+            await outbox.add(
+                conn,
+                UserDisabled(
+                    user_id=user_id,
+                    account_id=user.account_id,
+                    seller_id=tenant.seller_id,
+                    mode=tenant.mode,
+                ),
+            )
             extra = {"reason": reason} if reason else {}
             await audit.record(
-                conn, "user.disabled", user_id=user_id, actor_id=actor_id, ip=ip, **extra
+                conn, "user.disabled", tenant, user_id=user_id, actor_id=actor_id, ip=ip, **extra
             )
     # After the commit: a sign-in racing with this either committed its session before (and
     # is deleted here) or reads the user as disabled and opens none.
@@ -149,6 +199,7 @@ async def disable(
 
 async def enable(
     pool: asyncpg.Pool,
+    tenant: Tenant,
     user_id: UUID,
     *,
     actor_id: UUID | None = None,
@@ -156,17 +207,18 @@ async def enable(
     reason: str | None = None,
 ) -> bool:
     async with pool.acquire() as conn, conn.transaction():
-        await get_by_id(conn, user_id)
+        await get_in_tenant(conn, tenant, user_id)
         changed = await queries.enable(conn, user_id)
         if changed:
             extra = {"reason": reason} if reason else {}
             await audit.record(
-                conn, "user.enabled", user_id=user_id, actor_id=actor_id, ip=ip, **extra
+                conn, "user.enabled", tenant, user_id=user_id, actor_id=actor_id, ip=ip, **extra
             )
     return changed
 
 
 async def list_users(
-    pool: asyncpg.Pool, *, email: str | None, limit: int, offset: int
+    pool: asyncpg.Pool, tenant: Tenant, *, email: str | None, limit: int, offset: int
 ) -> list[User]:
-    return [User.of(r) for r in await queries.page(pool, email=email, limit=limit, offset=offset)]
+    rows = await queries.page(pool, tenant, email=email, limit=limit, offset=offset)
+    return [User.of(r) for r in rows]
