@@ -42,16 +42,16 @@ def service_cli(
         )
 
     if migrations is not None:
-        migrations_dir = migrations
+        if not issubclass(settings_cls, DatabaseSettings):
+            raise TypeError(f"{name} has migrations but its settings name no database")
+        migrations_dir, database_settings = migrations, settings_cls
 
         @cli.command()
         def migrate(
             dry_run: bool = typer.Option(False, "--dry-run", help="List, do not apply."),
         ) -> None:
             """Apply pending migrations (under a lock; safe beside running replicas)."""
-            settings = load_settings(settings_cls)
-            assert isinstance(settings, DatabaseSettings)
-            url = str(settings.database_url)
+            url = str(load_settings(database_settings).database_url)
             if dry_run:
                 pending = pending_migrations(url, migrations_dir)
                 typer.echo("\n".join(pending) if pending else "nothing to apply")
