@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
 from tessera.auth.admin import routes as admin_routes
+from tessera.auth.api_keys import routes as api_key_routes
 from tessera.auth.context import Auth
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
@@ -58,6 +59,7 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
                 link_routes.router,
                 link_routes.seller_router,
                 member_routes.router,
+                api_key_routes.router,
                 session_routes.router,
                 token_routes.router,
                 device_routes.router,
