@@ -80,7 +80,7 @@ def _apply(auth: Auth, records: list[ApiKeyChanged]) -> None:
 
 async def _new_pair(
     auth: Auth, conn: asyncpg.Connection, seller_id: UUID, name: str,
-    mode: Literal["test", "live"], actor: UUID,
+    mode: Literal["test", "live"], actor: UUID | None,
 ) -> tuple[PairCreated, list[ApiKeyChanged]]:  # fmt: skip
     pair_id = new_event_id()
     issued_pk, issued_sk = generate("publishable", mode), generate("secret", mode)
@@ -100,13 +100,19 @@ async def create_pair(
 ) -> PairCreated:
     """A new named pair for a mode; its keys are in this answer only."""
     seller, _ = await members.membership(auth, principal, slug)
+    return await issue_pair(auth, seller.id, body.name, body.mode, principal.user_id, ip=ip)
+
+
+async def issue_pair(
+    auth: Auth, seller_id: UUID, name: str, mode: Literal["test", "live"], actor: UUID | None,
+    *, ip: str | None = None,
+) -> PairCreated:  # fmt: skip
+    """A new pair for the seller (whoever may act for it has been checked)."""
     async with auth.pool.acquire() as conn, conn.transaction():
-        created, records = await _new_pair(
-            auth, conn, seller.id, body.name, body.mode, principal.user_id
-        )
+        created, records = await _new_pair(auth, conn, seller_id, name, mode, actor)
         await audit.record(
-            conn, "api_key.created", Tenant(seller.id, body.mode), actor_id=principal.user_id,
-            ip=ip, pair_id=str(created.pair_id), name=body.name,
+            conn, "api_key.created", Tenant(seller_id, mode), actor_id=actor,
+            ip=ip, pair_id=str(created.pair_id), name=name,
         )  # fmt: skip
     _apply(auth, records)
     return created
@@ -148,17 +154,23 @@ async def rotate(
 
 
 async def revoke(auth: Auth, principal: Principal, slug: str, pair_id: UUID, *, ip: str) -> None:
-    """Both keys of the pair stop working now, everywhere (within a NATS message's time)."""
     seller, _ = await members.membership(auth, principal, slug)
+    await revoke_pair(auth, seller.id, pair_id, principal.user_id, ip=ip)
+
+
+async def revoke_pair(
+    auth: Auth, seller_id: UUID, pair_id: UUID, actor: UUID | None, *, ip: str | None = None
+) -> None:
+    """Both keys of the seller's pair stop working now, everywhere (within a NATS
+    message's time); `NoSuchPair` if it is not the seller's or is revoked already."""
     async with auth.pool.acquire() as conn, conn.transaction():
-        await queries.lock_pair(conn, seller.id, pair_id)
-        revoked = await queries.revoke(conn, seller.id, pair_id)
+        revoked = await queries.revoke(conn, seller_id, pair_id)
         if not revoked:
             raise NoSuchPair()
         records = await _publish(auth, conn, revoked)
         await audit.record(
-            conn, "api_key.revoked", Tenant(seller.id, revoked[0]["mode"]),
-            actor_id=principal.user_id, ip=ip, pair_id=str(pair_id),
+            conn, "api_key.revoked", Tenant(seller_id, revoked[0]["mode"]),
+            actor_id=actor, ip=ip, pair_id=str(pair_id),
         )  # fmt: skip
     _apply(auth, records)
     log.info("auth.api_key.revoked", extra={"pair_id": str(pair_id)})
