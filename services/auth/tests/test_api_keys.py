@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from test_sellers import (  # type: ignore[import-not-found]
     seller_id_of,
 )
 
+from tessera.auth.api_keys import queries
 from tessera.auth.api_keys import service as api_keys
 from tessera.shared.api_keys import ExpiredKey, KeyBook, RevokedKey, UnknownKey, hash_key
 from tessera.shared.directory import follow_with_own_connection
@@ -279,3 +281,31 @@ async def test_republish_rebuilds_a_lost_stream(
     assert rebuilt.check(kept["secret"]["key"]).kind == "secret"
     with pytest.raises(RevokedKey):
         rebuilt.check(gone["secret"]["key"])
+
+
+async def test_last_used_reaches_the_listing_and_only_moves_forward(harness: Any) -> None:
+    async with harness() as h:
+        h.auth.key_use_seconds = 0.1
+        token = await developer_token(h, h.new_email(), "keys-used")
+        pair = await new_pair(h, token, "keys-used")
+        await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
+        used = await h.client.get("/v1/customers", headers=bearer(pair["secret"]["key"]))
+        assert used.status_code == 200, used.text
+        deadline = time.perf_counter() + 10
+        while True:
+            listed = await h.client.get("/v1/sellers/keys-used/keys", headers=bearer(token))
+            shown = {k["kind"]: k for k in listed.json()["keys"]}
+            if shown["secret"]["last_used_at"] is not None:
+                break
+            assert time.perf_counter() < deadline, "last_used_at never arrived"
+            await asyncio.sleep(0.25)
+        key_id = UUID(pair["secret"]["id"])
+        before = await h.auth.pool.fetchval(
+            "SELECT last_used_at FROM api_keys WHERE id = $1", key_id
+        )
+        moved = await queries.note_used(h.auth.pool, [(key_id, before - timedelta(hours=1))])
+        after = await h.auth.pool.fetchval(
+            "SELECT last_used_at FROM api_keys WHERE id = $1", key_id
+        )
+    assert shown["publishable"]["last_used_at"] is None
+    assert moved == 0 and after == before

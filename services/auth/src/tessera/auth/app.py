@@ -10,6 +10,7 @@ from faststream.nats import NatsRouter
 
 from tessera.auth.admin import routes as admin_routes
 from tessera.auth.api_keys import routes as api_key_routes
+from tessera.auth.api_keys import subscribers as api_key_subscribers
 from tessera.auth.context import Auth
 from tessera.auth.customers import routes as customer_routes
 from tessera.auth.device import routes as device_routes
@@ -32,6 +33,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def register_subscribers(auth: Auth, router: NatsRouter) -> None:
     user_subscribers.register(auth, router)
+    api_key_subscribers.register(auth, router)
 
 
 async def start(auth: Auth) -> None:
