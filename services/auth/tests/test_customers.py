@@ -13,6 +13,8 @@ import pytest
 from test_api_keys import new_pair  # type: ignore[import-not-found]
 from test_sellers import bearer, developer_token, seller_id_of  # type: ignore[import-not-found]
 
+from tessera.auth.sellers import service as sellers
+
 pytestmark = pytest.mark.integration
 
 
@@ -216,3 +218,32 @@ async def test_update_changes_name_metadata_and_disables(harness: Any) -> None:
     assert disabled.json()["disabled"] is True and disabled.json()["name"] == "Pat"
     assert [e["user_id"] for e in events] == [made["id"]]
     assert enabled.json()["disabled"] is False
+
+
+async def test_a_suspended_seller_s_key_is_refused_until_it_is_reinstated(harness: Any) -> None:
+    async with harness() as h:
+        keys = await seller_keys(h, "cust-suspend")
+        before = await h.client.get("/v1/customers", headers=sk(keys))
+
+        async def status_once(expected: int) -> int:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                answer = await h.client.get("/v1/customers", headers=sk(keys))
+                if answer.status_code == expected:
+                    return expected
+                assert asyncio.get_running_loop().time() < deadline, answer.text
+                await asyncio.sleep(0.05)
+
+        await sellers.set_status(h.auth.pool, "cust-suspend", "suspended", actor="test")
+        suspended = await status_once(401)
+        created = await h.client.post(
+            "/v1/customers", json={"email": "s@example.com"}, headers=sk(keys)
+        )
+        await sellers.set_status(h.auth.pool, "cust-suspend", "active", actor="test")
+        reinstated = await status_once(200)
+        count = await h.auth.pool.fetchval(
+            "SELECT count(*) FROM users WHERE email = 's@example.com'"
+        )
+    assert before.status_code == 200
+    assert suspended == 401 and created.status_code == 401 and reinstated == 200
+    assert count == 0

@@ -19,6 +19,7 @@ from tessera.auth.customers.schemas import (
     CustomerUpdate,
 )
 from tessera.auth.requests import client_ip
+from tessera.auth.sellers import service as sellers
 from tessera.shared.api_keys import SecretSellerDep, SellerCredential
 from tessera.shared.http.openapi import problems
 from tessera.shared.tokens import Forbidden
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 async def _limited(auth: AuthDep, key: SecretSellerDep) -> SellerCredential:
+    sellers.require_active_key(auth, key)
     await auth.limiter.enforce(auth.settings.rl_customers_per_key, "customers-key", str(key.key_id))
     return key
 

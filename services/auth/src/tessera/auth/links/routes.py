@@ -11,7 +11,7 @@ from tessera.auth.links.schemas import LinkAccepted, LinkRequest, SignedIn, Veri
 from tessera.auth.requests import client_ip, user_agent
 from tessera.auth.sellers import service as sellers
 from tessera.auth.sellers.schemas import Slug
-from tessera.shared.api_keys.dependencies import INVALID_KEY, credential_of
+from tessera.shared.api_keys.dependencies import credential_of
 from tessera.shared.http.openapi import problems
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import HOME_LIVE, Tenant
@@ -38,9 +38,7 @@ def link_tenant(auth: Auth, request: Request) -> Tenant:
     key = credential_of(request)
     if key.is_secret:
         raise Forbidden("Start a sign-in with the publishable key; keep the secret key secret.")
-    seller = auth.sellers.by_id(key.seller_id)
-    if seller is None or not seller.active:
-        raise Unauthorized(INVALID_KEY)
+    sellers.require_active_key(auth, key)
     return Tenant(key.seller_id, key.mode)
 
 
