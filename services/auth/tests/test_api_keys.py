@@ -6,9 +6,12 @@ republish rebuilds a lost stream. Real Postgres, Redis, NATS and SMTP."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +26,6 @@ from test_sellers import (  # type: ignore[import-not-found]
 )
 
 from tessera.auth.api_keys import queries
-from tessera.auth.api_keys import service as api_keys
 from tessera.shared.api_keys import ExpiredKey, KeyBook, RevokedKey, UnknownKey, hash_key
 from tessera.shared.directory import follow_with_own_connection
 from tessera.shared.events.topology import APIKEYS, Namespace
@@ -266,7 +268,14 @@ async def test_republish_rebuilds_a_lost_stream(
             info = await js.stream_info(name)
             assert isinstance(info.config, StreamConfig) and info.state.messages == 0
             held_after_loss = len(await replica())
-            count = await api_keys.republish_all(h.auth.pool)
+            # The operator's command, as run: a process of its own on auth's database.
+            cli = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "tessera-auth"), "api-keys", "republish",
+                env={**os.environ, "TESSERA_AUTH_DATABASE_URL": str(h.auth.settings.database_url)},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(cli.communicate(), 60)
+            assert cli.returncode == 0, err.decode()
             deadline = time.perf_counter() + 10
             while await h.auth.pool.fetchval(
                 "SELECT count(*) FROM outbox WHERE published_at IS NULL"
@@ -276,7 +285,7 @@ async def test_republish_rebuilds_a_lost_stream(
             rebuilt = await replica()
         finally:
             await nc.close()
-    assert count == 4
+    assert out.decode().strip() == "4 key records queued for publishing"
     assert held_after_loss == 0 and len(rebuilt) == 4
     assert rebuilt.check(kept["secret"]["key"]).kind == "secret"
     with pytest.raises(RevokedKey):
