@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Annotated
 
 import nats
@@ -72,7 +73,8 @@ def keyed() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
-    app.state.key_book = book
+    # As a service holds it: the key dependencies read `app.state.context.key_book`.
+    app.state.context = SimpleNamespace(key_book=book)
 
     @app.get("/readyz")
     async def ready(response: Response) -> dict[str, str]:

@@ -14,9 +14,12 @@ from tessera.auth.audit import service as audit
 from tessera.auth.context import Auth
 from tessera.auth.sellers import queries
 from tessera.shared import outbox
+from tessera.shared.api_keys import SellerCredential
+from tessera.shared.api_keys.dependencies import INVALID_KEY
 from tessera.shared.events.auth import SellerChanged
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
+from tessera.shared.tokens import Unauthorized
 
 log = logging.getLogger("tessera.auth.sellers")
 
@@ -177,3 +180,12 @@ async def set_status(
         await publish(conn, seller)
         await audit.record(conn, f"seller.{status}", tenant_live(seller), slug=slug, by=actor)
     return seller
+
+
+def require_active_key(auth: Auth, key: SellerCredential) -> SellerCredential:
+    """`key`, if its seller is active in this process's directory: a suspended seller's
+    keys are refused (the same 401 as any refused key) wherever auth takes one."""
+    seller = auth.sellers.by_id(key.seller_id)
+    if seller is None or not seller.active:
+        raise Unauthorized(INVALID_KEY)
+    return key
