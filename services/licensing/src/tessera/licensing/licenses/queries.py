@@ -123,6 +123,18 @@ async def lock_license(
     )
 
 
+async def find_license(
+    conn: asyncpg.Connection, tenant: Tenant, license_id: UUID
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {LICENSE_COLUMNS} FROM licenses l"  # noqa: S608 (constant columns)
+        " WHERE l.id = $1 AND l.seller_id = $2 AND l.mode = $3",
+        license_id,
+        tenant.seller_id,
+        tenant.mode,
+    )
+
+
 async def set_status(
     conn: asyncpg.Connection, tenant: Tenant, license_id: UUID, status: str, reason: str | None
 ) -> None:
