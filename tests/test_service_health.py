@@ -65,10 +65,16 @@ async def test_it_migrates_and_is_ready(
     app = factory(database_url, infra_settings)
     async with running(app):
         await asyncio.wait_for(app.state.context.messaging_ready.wait(), 20)
+        await asyncio.wait_for(app.state.context.key_book.wait_ready(), 20)
         assert (await get(app, "/healthz")).json() == {"status": "ok"}
         ready = await get(app, "/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "nats": "ok"}
+    assert ready.json()["checks"] == {
+        "postgres": "ok",
+        "redis": "ok",
+        "nats": "ok",
+        "api_keys": "ok",
+    }
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -98,6 +104,7 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
     from tessera.billing.accounts.service import find_or_create_account
     from tessera.shared.sellers import HOME_LIVE
 
+    await declare_all_streams(infra_settings)  # auth's APIKEYS, which the key book follows
     http_only = create_billing(
         BillingSettings(database_url=database_url, run_workers=False), infra_settings
     )
@@ -105,8 +112,10 @@ async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
     async with running(http_only):
         with pytest.raises(NotConnected):
             http_only.state.context.broker  # noqa: B018 - reading it is the test
+        # No broker, yet it follows the key book on its own connection: it checks keys too.
+        await asyncio.wait_for(http_only.state.context.key_book.wait_ready(), 20)
         ready = await get(http_only, "/readyz")
-        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "api_keys": "ok"}
         async with http_only.state.context.pool.acquire() as conn, conn.transaction():
             await find_or_create_account(conn, HOME_LIVE, "split@example.com", "purchase")
         async with running(worker):

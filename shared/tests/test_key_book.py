@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -285,7 +286,7 @@ async def test_the_follower_survives_a_nats_restart(own_nats: Any, namespace: st
 def seller_app(book: KeyBook | None) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    app.state.key_book = book
+    app.state.context = SimpleNamespace(key_book=book)
 
     @app.get("/any")
     async def any_key(seller: SellerDep) -> dict[str, str]:

@@ -27,9 +27,10 @@ from faststream.nats import NatsBroker, NatsRouter
 from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
+from tessera.shared.api_keys.book import KeyBook
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
-from tessera.shared.directory import SellerBook, follow_with_own_connection
+from tessera.shared.directory import RecordFollower, SellerBook, follow_with_own_connection
 from tessera.shared.events.topology import Namespace, stream_for_subject, subscriptions_of
 from tessera.shared.http.admin_gate import AdminGateMiddleware
 from tessera.shared.http.forwarded import ServiceApp
@@ -79,6 +80,9 @@ class ServiceContext(Generic[S]):
     token_verifier: AccessTokenVerifier = field(init=False)
     # The seller directory, followed from JetStream by every process (docs/sellers.md).
     sellers: SellerBook = field(init=False)
+    # Every API key's latest record (hash only), followed from JetStream like the directory:
+    # the one verifier of seller keys (`tessera.shared.api_keys.dependencies`).
+    key_book: KeyBook = field(init=False)
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
@@ -93,6 +97,7 @@ class ServiceContext(Generic[S]):
         self.namespace = Namespace(self.infra.namespace)
         self.keys = Keys(key_prefix(self.name, self.infra.namespace))
         self.sellers = SellerBook()
+        self.key_book = KeyBook()
         self.token_verifier = self.build_token_verifier()
         if self.token_verifier.sellers is None:
             # Whoever built the verifier, it resolves sellers through this process's book.
@@ -147,6 +152,11 @@ class ServiceContext(Generic[S]):
         if self._broker is not None:
             checks["nats"] = self._check_nats
         return checks
+
+    async def _check_key_book(self) -> None:
+        # Before the replay is in every key would look unknown: not ready to serve them.
+        if not self.key_book.ready:
+            raise RuntimeError("API keys not replayed yet")
 
     async def _check_postgres(self) -> None:
         async with self.pool.acquire() as conn:
@@ -211,6 +221,9 @@ class ServiceSpec(Generic[C]):
     # Serve /openapi.json and /docs when the environment allows it (see InfraSettings.openapi).
     # The portal's pages are for browsers, not an API contract: it serves none.
     serve_openapi: bool = True
+    # Follow the API-key book (every service that serves seller-key routes, in every
+    # process, HTTP-only replicas too: they check keys). `/readyz` then reports `api_keys`.
+    api_keys: bool = True
     # The service's fast path (http/fast_path.py), built around the whole app and put in
     # front of it by `create_service_app`: the one place a fast path is installed.
     fast_path: Callable[[ASGIApp], ASGIApp] | None = None
@@ -290,10 +303,14 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
             context._limiter = RateLimiter(str(infra.redis_url), context.keys.prefix)
             context._synced_limiter = SyncedLimiter(context._redis, context.keys.prefix)
             context.tasks.append(asyncio.create_task(context._synced_limiter.run()))
-        # Every process follows the seller directory, on a connection of its own: one
-        # without a broker (the portal, an HTTP-only replica) verifies tokens too.
+        # Every process follows the seller directory, and the key book where the service
+        # takes seller keys, on one connection of its own: a process without a broker (the
+        # portal, an HTTP-only replica) verifies tokens and keys too.
+        followers: list[RecordFollower[Any]] = [context.sellers.follower]
+        if spec.api_keys:
+            followers.append(context.key_book.follower)
         directory = follow_with_own_connection(
-            context.sellers.follower,
+            followers,
             str(infra.nats_url),
             context.namespace,
             f"tessera-{context.name}-directory",
@@ -362,6 +379,8 @@ def create_service_app(spec: ServiceSpec[C]) -> FastAPI:
 
     def readiness_checks() -> Mapping[str, Check]:
         checks = dict(context.checks())
+        if spec.api_keys:
+            checks["api_keys"] = context._check_key_book
         if spec.extra_checks is not None:
             checks.update(spec.extra_checks(context))
         return checks

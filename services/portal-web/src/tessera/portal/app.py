@@ -73,6 +73,7 @@ def create_app(
             version="0.1.0",
             uses_redis=True,  # the access-token cache and the form rate limits
             uses_nats=False,
+            api_keys=False,  # no route of the portal takes a seller key
             routers=(
                 signin_routes.router,
                 account_routes.router,

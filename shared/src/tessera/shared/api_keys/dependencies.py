@@ -1,6 +1,7 @@
 """FastAPI dependencies that turn `Authorization: Bearer <key>` into a `SellerCredential`.
 
-The app holds its `KeyBook` as `app.state.key_book`. Every refusal is the same 401 with one
+The app's service context holds its `KeyBook` (`app.state.context.key_book`, followed by
+the kernel's lifespan). Every refusal is the same 401 with one
 generic detail (malformed, unknown, revoked and expired alike: the answer must not tell a
 prober which keys exist), and nothing here logs, echoes or raises with the key's text.
 """
@@ -24,7 +25,7 @@ INVALID_KEY = "A valid API key is required."
 
 def credential_of(request: Request) -> SellerCredential:
     """The seller behind the request's key (publishable or secret), or the one 401."""
-    book: KeyBook | None = getattr(request.app.state, "key_book", None)
+    book: KeyBook | None = getattr(getattr(request.app.state, "context", None), "key_book", None)
     if book is None:
         raise Unauthorized("API key verification is not configured.")
     if not book.ready:

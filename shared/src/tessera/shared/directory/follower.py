@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -137,10 +137,16 @@ class RecordFollower(Generic[E]):
 
 
 async def follow_with_own_connection(
-    follower: RecordFollower[E], nats_url: str, namespace: Namespace, name: str
+    follower: RecordFollower[Any] | Sequence[RecordFollower[Any]],
+    nats_url: str,
+    namespace: Namespace,
+    name: str,
 ) -> None:
-    """Run `follower` on a NATS connection of its own, which reconnects forever: a process
-    that has no broker (the portal, an HTTP-only replica) follows the directory too."""
+    """Run `follower` (or several, side by side) on a NATS connection of its own, which
+    reconnects forever: a process that has no broker (the portal, an HTTP-only replica)
+    follows the directory and the key book too, and one that has a broker keeps its record
+    following apart from its consumers' flow control."""
+    followers = [follower] if isinstance(follower, RecordFollower) else list(follower)
     delay = 0.2
     while True:
         try:
@@ -156,7 +162,7 @@ async def follow_with_own_connection(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     try:
-        await follower.follow(client, namespace)
+        await asyncio.gather(*(f.follow(client, namespace) for f in followers))
     finally:
         with contextlib.suppress(Exception):
             await client.close()
