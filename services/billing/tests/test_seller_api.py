@@ -1,7 +1,7 @@
 """Billing's seller API with secret keys: a key's seller reads one of its customers' orders,
 in its key's mode; another seller's customer and a test key against live rows are 404 with
 nothing changed; a publishable key is 403, no key 401; each key has its own rate budget.
-Keys are real records on the APIKEYS stream, followed by a real KeyBook."""
+Keys are real records on the APIKEYS stream, which the app's own KeyBook follows."""
 
 from __future__ import annotations
 
@@ -35,17 +35,12 @@ TENANTS = (A_LIVE, A_TEST, B_LIVE)
 
 @asynccontextmanager
 async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], str]]:
-    """A secret and a publishable key per tenant, published as auth would; the app's book
-    (one of its own until every service's context follows the stream) holds them."""
+    """A secret and a publishable key per tenant, published as auth would, once the app's
+    own book holds them."""
     nc = await nats.connect(billing.nats_url)
     js = nc.jetstream()
     await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
-    book: KeyBook | None = getattr(billing.app.state, "key_book", None)
-    task = None
-    if book is None:
-        book = KeyBook()
-        billing.app.state.key_book = book
-        task = asyncio.create_task(book.follow(nc, billing.namespace, idle_heartbeat=0.5))
+    book: KeyBook = billing.app.state.context.key_book
     by: dict[tuple[Tenant, str], str] = {}
     for tenant in TENANTS:
         for kind in ("secret", "publishable"):
@@ -73,9 +68,6 @@ async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], str]]
     try:
         yield by
     finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         await nc.close()
 
 

@@ -1,7 +1,7 @@
 """The seller's licensing API with secret keys: a key's seller grants (idempotently), reads,
 lists and changes its own customers' licenses, in its key's mode; another seller's ids, a
 test key against live rows, a publishable key and no key are all refused with nothing
-changed. Keys are real records on the APIKEYS stream, followed by a real KeyBook."""
+changed. Keys are real records on the APIKEYS stream, which the app's own KeyBook follows."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import nats
 import pytest
 from licensing_factories import Harness  # type: ignore[import-not-found]
 
@@ -56,13 +55,7 @@ async def keys(harness: Harness) -> AsyncIterator[Keys]:
 @asynccontextmanager
 async def keys_for(harness: Harness) -> AsyncIterator[Keys]:
     await ensure_stream(harness.js, stream_config(APIKEYS, harness.ns))
-    book: KeyBook | None = getattr(harness.app.state, "key_book", None)
-    task = None
-    nc = await nats.connect(str(harness.app.state.context.infra.nats_url))
-    if book is None:  # until every service's context follows the stream itself
-        book = KeyBook()
-        harness.app.state.key_book = book
-        task = asyncio.create_task(book.follow(nc, harness.ns, idle_heartbeat=0.5))
+    book: KeyBook = harness.app.state.context.key_book
     by: dict[tuple[Tenant, str], str] = {}
     for tenant in (A_LIVE, A_TEST, B_LIVE):
         for kind in ("secret", "publishable"):
@@ -85,10 +78,6 @@ async def keys_for(harness: Harness) -> AsyncIterator[Keys]:
     await asyncio.wait_for(book.wait_ready(), 10)
     await harness.until(lambda: _known(book, by.values()))
     yield Keys(by)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    await nc.close()
 
 
 async def _known(book: KeyBook, texts: Any) -> bool:
