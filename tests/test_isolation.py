@@ -123,6 +123,7 @@ PLAIN_FIELDS: dict[str, Any] = {
     "fingerprint": "isolation-machine",
     "email": "c@example.com",
     "note": "isolation test",
+    "sku": "tool",
     "expires_at": None,
 }
 

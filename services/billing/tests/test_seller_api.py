@@ -19,7 +19,7 @@ from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS
 from tessera.shared.messaging import ensure_stream, stream_config
-from tessera.shared.sellers import Tenant
+from tessera.shared.sellers import HOME_SELLER_ID, Tenant
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,8 @@ A_LIVE, A_TEST, B_LIVE = (
     Tenant(SELLER_A, "test"),
     Tenant(SELLER_B, "live"),
 )
-TENANTS = (A_LIVE, A_TEST, B_LIVE)
+HOME = Tenant(HOME_SELLER_ID, "live")
+TENANTS = (A_LIVE, A_TEST, B_LIVE, HOME)
 
 
 @asynccontextmanager
@@ -170,3 +171,29 @@ async def test_each_key_has_its_own_rate_budget(
             assert await read(A_TEST) == 404
     finally:
         await billing.stop()
+
+
+async def test_checkout_with_a_key_is_the_keys_seller_or_a_clear_refusal(billing: Any) -> None:
+    """No key: the home seller's checkout, as before keys; the home seller's live key: the
+    same; another seller's live key: 409 not connected; a test key: 409 until Connect; a
+    header that is no valid key: 401. A refusal writes nothing."""
+    body = {"sku": "chartgpt-lifetime"}
+    async with keys_for(billing) as keys:
+        no_key: dict[str, str] = {}
+        for headers in (no_key, bearer(keys, HOME, "publishable"), bearer(keys, HOME)):
+            started = await billing.client.post("/v1/checkout/sessions", json=body, headers=headers)
+            assert started.status_code == 201, started.text
+        sessions = await billing.value("SELECT count(*) FROM test_checkout_sessions")
+        assert sessions == 3
+        for headers, status, slug in (
+            (bearer(keys, A_LIVE, "publishable"), 409, "not-connected"),
+            (bearer(keys, B_LIVE), 409, "not-connected"),
+            (bearer(keys, A_TEST, "publishable"), 409, "test-checkout-unavailable"),
+            ({"authorization": "Bearer pk_live_notakey"}, 401, None),
+        ):
+            refused = await billing.client.post("/v1/checkout/sessions", json=body, headers=headers)
+            assert refused.status_code == status, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            if slug:
+                assert refused.json()["type"].endswith(slug)
+        assert await billing.value("SELECT count(*) FROM test_checkout_sessions") == sessions
