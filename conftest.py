@@ -187,6 +187,22 @@ def infra_settings(namespace: str, jetstream_cleanup: None, redis: Redis) -> Inf
     )
 
 
+@pytest.fixture
+async def all_streams(infra_settings: InfraSettings) -> None:
+    """Every stream declared, as the producers that own them would: a test running some of
+    the services stands in for the others (auth's APIKEYS, which every key book follows)."""
+    from tessera.shared.events.topology import STREAMS, Namespace
+    from tessera.shared.messaging import ensure_stream, stream_config
+
+    nc = await nats.connect(str(infra_settings.nats_url))
+    try:
+        for stream in STREAMS:
+            config = stream_config(stream, Namespace(infra_settings.namespace))
+            await ensure_stream(nc.jetstream(), config)
+    finally:
+        await nc.close()
+
+
 @asynccontextmanager
 async def run_app(app: FastAPI) -> AsyncIterator[FastAPI]:
     """Run an app's lifespan (migrations, pool, broker, relay) for the block."""

@@ -7,7 +7,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
 
@@ -18,8 +17,6 @@ from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
-from tessera.shared.events.topology import STREAMS, Namespace
-from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.service import NotConnected
 from tessera.shared.settings import InfraSettings
 
@@ -40,16 +37,6 @@ SERVICES: dict[str, tuple[Factory, str]] = {
 }
 
 
-async def declare_all_streams(infra: InfraSettings) -> None:
-    # In a test of one service, stand in for the producers that own the other streams.
-    nc = await nats.connect(str(infra.nats_url))
-    try:
-        for stream in STREAMS:
-            await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(infra.namespace)))
-    finally:
-        await nc.close()
-
-
 async def get(app: FastAPI, path: str) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
@@ -58,10 +45,9 @@ async def get(app: FastAPI, path: str) -> httpx.Response:
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_it_migrates_and_is_ready(
-    service: str, database_url: str, infra_settings: InfraSettings, running: Any
+    service: str, database_url: str, infra_settings: InfraSettings, running: Any, all_streams: None
 ) -> None:
     factory, own_table = SERVICES[service]
-    await declare_all_streams(infra_settings)
     app = factory(database_url, infra_settings)
     async with running(app):
         await asyncio.wait_for(app.state.context.messaging_ready.wait(), 20)
@@ -99,12 +85,15 @@ async def test_it_is_alive_but_not_ready_when_redis_does_not_answer(
 
 
 async def test_an_http_only_replica_writes_events_for_a_worker_replica_to_relay(
-    database_url: str, infra_settings: InfraSettings, running: Any, eventually: Any
+    database_url: str,
+    infra_settings: InfraSettings,
+    running: Any,
+    eventually: Any,
+    all_streams: None,  # auth's APIKEYS, which the key book follows
 ) -> None:
     from tessera.billing.accounts.service import find_or_create_account
     from tessera.shared.sellers import HOME_LIVE
 
-    await declare_all_streams(infra_settings)  # auth's APIKEYS, which the key book follows
     http_only = create_billing(
         BillingSettings(database_url=database_url, run_workers=False), infra_settings
     )

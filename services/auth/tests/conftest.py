@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +27,9 @@ from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.topology import BILLING, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
+
+# --import-mode=importlib puts no test folder on sys.path; the seller helpers live beside us.
+sys.path.insert(0, str(Path(__file__).parent))
 
 pytestmark = pytest.mark.integration
 

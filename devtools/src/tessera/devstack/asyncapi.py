@@ -40,7 +40,13 @@ def produced_by(service: str) -> list[type[Event]]:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
         subject = getattr(cls, "subject", None)
-        if isinstance(subject, str) and stream_for_subject(subject).owner == service:
+        if not isinstance(subject, str):
+            continue
+        try:
+            owner = stream_for_subject(subject).owner
+        except LookupError:  # a plain publish of every service (`ApiKeysUsed`), no stream
+            continue
+        if owner == service:
             found[subject] = cls
     return [found[subject] for subject in sorted(found)]
 

@@ -249,7 +249,10 @@ def ack_middleware(service: str, namespace: Namespace) -> Callable[..., BaseMidd
             self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
             raw = msg.raw_message
-            metadata = getattr(raw, "metadata", None)
+            try:
+                metadata = raw.metadata
+            except Exception:  # a plain NATS message (e.g. `ApiKeysUsed`): nothing to ack
+                metadata = None
             sub = by_durable.get(getattr(metadata, "consumer", "") or "")
             if sub is None or metadata is None:
                 return await call_next(msg)

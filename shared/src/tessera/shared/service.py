@@ -24,10 +24,12 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from faststream.nats import NatsBroker, NatsRouter
+from nats.aio.client import Client
 from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from tessera.shared.api_keys.book import KeyBook
+from tessera.shared.api_keys.usage import report_use
 from tessera.shared.db.migrate import apply_migrations_async
 from tessera.shared.db.pool import create_pool
 from tessera.shared.directory import RecordFollower, SellerBook, follow_with_own_connection
@@ -83,6 +85,8 @@ class ServiceContext(Generic[S]):
     # Every API key's latest record (hash only), followed from JetStream like the directory:
     # the one verifier of seller keys (`tessera.shared.api_keys.dependencies`).
     key_book: KeyBook = field(init=False)
+    # How often this process reports the keys it accepted to auth (`ApiKeysUsed`).
+    key_use_seconds: float = field(default=30.0, init=False)
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
@@ -307,13 +311,22 @@ async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
         # takes seller keys, on one connection of its own: a process without a broker (the
         # portal, an HTTP-only replica) verifies tokens and keys too.
         followers: list[RecordFollower[Any]] = [context.sellers.follower]
+        report: Callable[[Client], Awaitable[None]] | None = None
         if spec.api_keys:
             followers.append(context.key_book.follower)
+
+            def report(client: Client) -> Awaitable[None]:
+                return report_use(
+                    context.key_book, client, context.namespace, context.name,
+                    lambda: context.key_use_seconds,
+                )  # fmt: skip
+
         directory = follow_with_own_connection(
             followers,
             str(infra.nats_url),
             context.namespace,
             f"tessera-{context.name}-directory",
+            also=report,
         )
         context.tasks.append(asyncio.create_task(directory))
         if spec.uses_nats and settings.run_workers:

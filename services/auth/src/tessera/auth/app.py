@@ -9,7 +9,10 @@ from fastapi import FastAPI
 from faststream.nats import NatsRouter
 
 from tessera.auth.admin import routes as admin_routes
+from tessera.auth.api_keys import routes as api_key_routes
+from tessera.auth.api_keys import subscribers as api_key_subscribers
 from tessera.auth.context import Auth
+from tessera.auth.customers import routes as customer_routes
 from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
 from tessera.auth.mail.sender import MailSender
@@ -30,6 +33,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def register_subscribers(auth: Auth, router: NatsRouter) -> None:
     user_subscribers.register(auth, router)
+    api_key_subscribers.register(auth, router)
 
 
 async def start(auth: Auth) -> None:
@@ -58,6 +62,8 @@ def create_app(settings: AuthSettings | None = None, infra: InfraSettings | None
                 link_routes.router,
                 link_routes.seller_router,
                 member_routes.router,
+                api_key_routes.router,
+                customer_routes.router,
                 session_routes.router,
                 token_routes.router,
                 device_routes.router,

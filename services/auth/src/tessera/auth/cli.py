@@ -10,6 +10,7 @@ from typing import Literal, TypeVar
 import asyncpg
 import typer
 
+from tessera.auth.api_keys import service as api_keys
 from tessera.auth.app import MIGRATIONS
 from tessera.auth.secrets import sealer_of
 from tessera.auth.sellers import service as sellers
@@ -34,6 +35,8 @@ cli.add_typer(admins, name="admins")
 cli.add_typer(user_cli, name="users")
 cli.add_typer(key_cli, name="keys")
 cli.add_typer(seller_cli, name="sellers")
+api_key_cli = typer.Typer(help="Sellers' API keys.", no_args_is_help=True)
+cli.add_typer(api_key_cli, name="api-keys")
 
 T = TypeVar("T")
 
@@ -139,6 +142,18 @@ def suspend(slug: str) -> None:
 def reinstate(slug: str) -> None:
     """Make a suspended seller active again."""
     set_seller_status(slug, "active")
+
+
+@api_key_cli.command("republish")
+def republish_api_keys() -> None:
+    """Publish every API key's current record again (through the outbox), to rebuild a
+    lost APIKEYS stream (docs/operations.md)."""
+
+    async def work(_: AuthSettings, pool: asyncpg.Pool) -> None:
+        count = await api_keys.republish_all(pool)
+        typer.echo(f"{count} key records queued for publishing")
+
+    run(work)
 
 
 def main() -> None:

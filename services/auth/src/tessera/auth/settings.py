@@ -96,6 +96,7 @@ class AuthSettings(DatabaseSettings):
     rl_device_wrong_entries_per_user: str = "5/15 minutes"
     rl_admin_per_user: str = "300/minute"
     rl_sellers_per_user: str = "120/minute"
+    rl_customers_per_key: str = "600/minute"
 
     # --- sellers -------------------------------------------------------------------------
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=30 * 24 * 3600)

@@ -77,6 +77,8 @@ class KeyBook:
         self._clock = clock
         self._by_hash: dict[bytes, HeldKey] = {}
         self._by_id: dict[UUID, HeldKey] = {}
+        # key id -> when this process last accepted it (epoch s), until `take_used`.
+        self._used: dict[UUID, float] = {}
         self.follower = RecordFollower(APIKEYS, ApiKeyChanged, self.apply)
 
     @property
@@ -125,9 +127,22 @@ class KeyBook:
             raise UnknownKey()
         if held.revoked:
             raise RevokedKey()
-        if held.not_after is not None and self._clock() >= held.not_after:
+        now = self._clock()
+        if held.not_after is not None and now >= held.not_after:
             raise ExpiredKey()
+        self._used[held.credential.key_id] = now
         return held.credential
+
+    def take_used(self) -> dict[UUID, float]:
+        """The keys accepted since the last call, each with when it was last accepted."""
+        used, self._used = self._used, {}
+        return used
+
+    def put_back(self, used: dict[UUID, float]) -> None:
+        """Keep uses a report could not send for the next one (newer times win)."""
+        for key_id, at in used.items():
+            if at > self._used.get(key_id, 0.0):
+                self._used[key_id] = at
 
     async def follow(
         self, client: Client, namespace: Namespace, *, idle_heartbeat: float = 1.0

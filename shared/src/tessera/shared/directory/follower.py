@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import nats
@@ -141,8 +141,10 @@ async def follow_with_own_connection(
     nats_url: str,
     namespace: Namespace,
     name: str,
+    also: Callable[[Client], Awaitable[object]] | None = None,
 ) -> None:
-    """Run `follower` (or several, side by side) on a NATS connection of its own, which
+    """Run `follower` (or several, side by side, and `also` if given: e.g. the key-use
+    report, which publishes on the same connection) on a NATS connection of its own, which
     reconnects forever: a process that has no broker (the portal, an HTTP-only replica)
     follows the directory and the key book too, and one that has a broker keeps its record
     following apart from its consumers' flow control."""
@@ -162,7 +164,8 @@ async def follow_with_own_connection(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     try:
-        await asyncio.gather(*(f.follow(client, namespace) for f in followers))
+        jobs = [f.follow(client, namespace) for f in followers]
+        await asyncio.gather(*jobs, *([also(client)] if also is not None else []))
     finally:
         with contextlib.suppress(Exception):
             await client.close()

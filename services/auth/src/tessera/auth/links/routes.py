@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from tessera.auth.context import AuthDep
+from tessera.auth.context import Auth, AuthDep
 from tessera.auth.links import service
 from tessera.auth.links.errors import CodeRequired, SignInFailed
 from tessera.auth.links.schemas import LinkAccepted, LinkRequest, SignedIn, VerifyRequest, safe_next
 from tessera.auth.requests import client_ip, user_agent
 from tessera.auth.sellers import service as sellers
 from tessera.auth.sellers.schemas import Slug
+from tessera.shared.api_keys.dependencies import INVALID_KEY, credential_of
 from tessera.shared.http.openapi import problems
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.sellers import HOME_LIVE
+from tessera.shared.sellers import HOME_LIVE, Tenant
+from tessera.shared.tokens import Forbidden, Unauthorized
 
 router = APIRouter(prefix="/v1/magic-links", tags=["magic links"])
 # A seller's own sign-in page. The slug only names the page: the link goes to the owner of
@@ -27,12 +29,36 @@ class UnsafeNext(Problem):
     title = "Unsafe next path"
 
 
-@router.post("", status_code=202)
+def link_tenant(auth: Auth, request: Request) -> Tenant:
+    """Whose customer the link is for: the seller and mode of a publishable key in
+    `Authorization`, or the home seller (live) without one. A secret key is refused here:
+    it never belongs in a browser or app, which is who starts a sign-in."""
+    if "authorization" not in request.headers:
+        return HOME_LIVE
+    key = credential_of(request)
+    if key.is_secret:
+        raise Forbidden("Start a sign-in with the publishable key; keep the secret key secret.")
+    seller = auth.sellers.by_id(key.seller_id)
+    if seller is None or not seller.active:
+        raise Unauthorized(INVALID_KEY)
+    return Tenant(key.seller_id, key.mode)
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses=problems(UnsafeNext, Unauthorized, Forbidden),
+    openapi_extra={"security": [{}, {"apiKey": []}]},
+)
 async def request_link(body: LinkRequest, auth: AuthDep, request: Request) -> LinkAccepted:
+    """A sign-in link for a customer of the home seller, or, with `Authorization: Bearer
+    pk_…`, of the key's seller in the key's mode (its signup policy decides whether an
+    unknown address gets a link). The same answer whether or not the address is known."""
     if not safe_next(body.next, auth.settings.next_path_prefixes):
         raise UnsafeNext("`next` must be a relative path under an allowed prefix.")
+    tenant = link_tenant(auth, request)
     await service.request_link(
-        auth, HOME_LIVE, body.email, body.next, body.browser, ip=client_ip(request)
+        auth, tenant, body.email, body.next, body.browser, ip=client_ip(request)
     )
     return LinkAccepted()
 

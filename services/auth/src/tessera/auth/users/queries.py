@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import asyncpg
 
 from tessera.shared.sellers import Tenant
 
-USER_COLUMNS = "id, account_id, email, role, disabled_at, created_at, seller_id, mode"
+USER_COLUMNS = (
+    "id, account_id, email, role, disabled_at, created_at, seller_id, mode, name, metadata"
+)
 
 
 async def insert_if_absent(
@@ -50,10 +53,15 @@ async def find_by_id(
 
 
 async def find_in_tenant(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, user_id: UUID
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: Tenant,
+    user_id: UUID,
+    *,
+    for_update: bool = False,
 ) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND seller_id = $2 AND mode = $3",  # noqa: S608
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND seller_id = $2 AND mode = $3{lock}",  # noqa: S608
         user_id,
         tenant.seller_id,
         tenant.mode,
@@ -166,3 +174,62 @@ async def remember_device(
     if not inserted:
         return "known"
     return "first" if known == 0 else "new"
+
+
+async def insert_customer(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    user_id: UUID,
+    account_id: UUID,
+    email: str,
+    name: str | None,
+    metadata: dict[str, str],
+) -> asyncpg.Record | None:
+    """The new customer's row, or None when the address already has one in the tenant."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        INSERT INTO users (id, account_id, email, role, seller_id, mode, name, metadata)
+        VALUES ($1, $2, $3, 'customer', $4, $5, $6, $7::jsonb)
+        ON CONFLICT DO NOTHING
+        RETURNING {USER_COLUMNS}
+        """,  # noqa: S608 - constant columns
+        user_id, account_id, email, tenant.seller_id, tenant.mode, name, json.dumps(metadata),
+    )  # fmt: skip
+    return row
+
+
+async def customers_after(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, after: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    """Oldest first by (created_at, id), after the customer `after` (keyset pagination: a
+    page stays right while customers are added). An `after` not in the tenant gives none."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""
+        SELECT {USER_COLUMNS} FROM users u
+         WHERE u.seller_id = $1 AND u.mode = $2
+           AND ($3::uuid IS NULL OR (u.created_at, u.id) > (
+                SELECT c.created_at, c.id FROM users c
+                 WHERE c.id = $3 AND c.seller_id = $1 AND c.mode = $2))
+         ORDER BY u.created_at, u.id
+         LIMIT $4
+        """,  # noqa: S608 - constant columns; values are parameters
+        tenant.seller_id, tenant.mode, after, limit,
+    )  # fmt: skip
+    return rows
+
+
+async def update_customer(
+    conn: asyncpg.Connection,
+    user_id: UUID,
+    name: str | None,
+    metadata: dict[str, str] | None,
+) -> None:
+    # None leaves a field as it is (the service checked the row's tenant under a lock).
+    await conn.execute(
+        """UPDATE users SET name = coalesce($2, name),
+                            metadata = coalesce($3::jsonb, metadata)
+            WHERE id = $1""",
+        user_id,
+        name,
+        None if metadata is None else json.dumps(metadata),
+    )

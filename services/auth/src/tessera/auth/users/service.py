@@ -176,21 +176,7 @@ async def disable(
     can start, and `auth.user.disabled.v1` is published. False if already disabled."""
     async with pool.acquire() as conn, conn.transaction():
         user = await get_in_tenant(conn, tenant, user_id)
-        changed = await queries.disable(conn, user_id)
-        if changed:
-            await outbox.add(
-                conn,
-                UserDisabled(
-                    user_id=user_id,
-                    account_id=user.account_id,
-                    seller_id=tenant.seller_id,
-                    mode=tenant.mode,
-                ),
-            )
-            extra = {"reason": reason} if reason else {}
-            await audit.record(
-                conn, "user.disabled", tenant, user_id=user_id, actor_id=actor_id, ip=ip, **extra
-            )
+        changed = await set_disabled_in(conn, user, True, actor_id=actor_id, ip=ip, reason=reason)
     # After the commit: a sign-in racing with this either committed its session before (and
     # is deleted here) or reads the user as disabled and opens none.
     await sessions.delete_all(user_id)
@@ -207,13 +193,37 @@ async def enable(
     reason: str | None = None,
 ) -> bool:
     async with pool.acquire() as conn, conn.transaction():
-        await get_in_tenant(conn, tenant, user_id)
-        changed = await queries.enable(conn, user_id)
-        if changed:
-            extra = {"reason": reason} if reason else {}
-            await audit.record(
-                conn, "user.enabled", tenant, user_id=user_id, actor_id=actor_id, ip=ip, **extra
-            )
+        user = await get_in_tenant(conn, tenant, user_id)
+        return await set_disabled_in(conn, user, False, actor_id=actor_id, ip=ip, reason=reason)
+
+
+async def set_disabled_in(
+    conn: asyncpg.Connection,
+    user: User,
+    disabled: bool,
+    *,
+    actor_id: UUID | None = None,
+    ip: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """Disable (the row, `auth.user.disabled.v1` and the audit entry) or enable `user` in
+    the caller's transaction; after disabling, the caller ends the user's sessions once it
+    has committed. False if the user already was so."""
+    changed = await (queries.disable if disabled else queries.enable)(conn, user.id)
+    if changed and disabled:
+        event = UserDisabled(
+            user_id=user.id,
+            account_id=user.account_id,
+            seller_id=user.tenant.seller_id,
+            mode=user.tenant.mode,
+        )
+        await outbox.add(conn, event)
+    if changed:
+        extra = {"reason": reason} if reason else {}
+        action = "user.disabled" if disabled else "user.enabled"
+        await audit.record(
+            conn, action, user.tenant, user_id=user.id, actor_id=actor_id, ip=ip, **extra
+        )
     return changed
 
 

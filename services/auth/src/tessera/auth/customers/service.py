@@ -1,0 +1,110 @@
+"""Customer verbs for a seller's secret key. The tenant (seller and mode) is the key's; a
+customer of another seller or of the other mode reads as absent (404)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from tessera.auth.audit import service as audit
+from tessera.auth.context import Auth
+from tessera.auth.customers.schemas import Customer, CustomerCreate, CustomerPage, CustomerUpdate
+from tessera.auth.secrets import normalize_email
+from tessera.auth.sessions import service as sessions
+from tessera.auth.users import queries
+from tessera.auth.users import service as users
+from tessera.auth.users.schemas import User
+from tessera.shared import outbox
+from tessera.shared.api_keys import SellerCredential
+from tessera.shared.events.envelope import new_event_id
+from tessera.shared.http.problems import NotFound
+from tessera.shared.sellers import Tenant
+
+
+class NoSuchCustomer(NotFound):
+    slug = "unknown-customer"
+    title = "Unknown customer"
+
+    def __init__(self) -> None:
+        super().__init__("The seller has no customer with this id in this mode.")
+
+
+def tenant_of(key: SellerCredential) -> Tenant:
+    return Tenant(key.seller_id, key.mode)
+
+
+async def create(
+    auth: Auth, key: SellerCredential, body: CustomerCreate, *, ip: str
+) -> tuple[Customer, bool]:
+    """The customer with this address in the key's tenant, made if new (then True): auth
+    mints the account id and publishes `auth.user.created.v1` so billing and licensing
+    learn of it. Two racing creates of one address make one customer."""
+    tenant = tenant_of(key)
+    email = normalize_email(body.email)
+    async with auth.pool.acquire() as conn, conn.transaction():
+        existing = await queries.find_by_email(conn, tenant, email)
+        if existing is not None:
+            return Customer.of(existing), False
+        user_id, account_id = new_event_id(), new_event_id()
+        row = await queries.insert_customer(
+            conn, tenant, user_id, account_id, email, body.name, body.metadata
+        )
+        if row is None:  # a concurrent create of the same address won the unique index
+            raced = await queries.find_by_email(conn, tenant, email)
+            assert raced is not None
+            return Customer.of(raced), False
+        await outbox.add(conn, users.created(user_id, account_id, email, "customer", tenant))
+        await audit.record(
+            conn, "user.created", tenant, user_id=user_id, ip=ip, source="api",
+            key_id=str(key.key_id),
+        )  # fmt: skip
+    return Customer.of(row), True
+
+
+async def get(auth: Auth, key: SellerCredential, customer_id: UUID) -> Customer:
+    row = await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id)
+    if row is None:
+        raise NoSuchCustomer()
+    return Customer.of(row)
+
+
+async def find(auth: Auth, key: SellerCredential, email: str) -> CustomerPage:
+    row = await queries.find_by_email(auth.pool, tenant_of(key), normalize_email(email))
+    return CustomerPage(data=[Customer.of(row)] if row else [], has_more=False, next_cursor=None)
+
+
+async def page(
+    auth: Auth, key: SellerCredential, starting_after: UUID | None, limit: int
+) -> CustomerPage:
+    rows = await queries.customers_after(auth.pool, tenant_of(key), starting_after, limit + 1)
+    data = [Customer.of(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return CustomerPage(data=data, has_more=more, next_cursor=data[-1].id if more else None)
+
+
+async def update(
+    auth: Auth, key: SellerCredential, customer_id: UUID, body: CustomerUpdate, *, ip: str
+) -> Customer:
+    """Name, metadata and the disabled flag in one transaction; disabling ends the
+    customer's sessions after the commit."""
+    tenant = tenant_of(key)
+    async with auth.pool.acquire() as conn, conn.transaction():
+        row = await queries.find_in_tenant(conn, tenant, customer_id, for_update=True)
+        if row is None:
+            raise NoSuchCustomer()
+        user = User.of(row)
+        if body.name is not None or body.metadata is not None:
+            await queries.update_customer(conn, user.id, body.name, body.metadata)
+            await audit.record(
+                conn, "user.updated", tenant, user_id=user.id, ip=ip, key_id=str(key.key_id),
+                fields=sorted(body.model_dump(exclude_none=True, exclude={"disabled"})),
+            )  # fmt: skip
+        disabled = False
+        if body.disabled is True:
+            disabled = await users.set_disabled_in(conn, user, True, ip=ip, reason="api")
+        elif body.disabled is False:
+            await users.set_disabled_in(conn, user, False, ip=ip, reason="api")
+        after = await queries.find_in_tenant(conn, tenant, customer_id)
+        assert after is not None
+    if disabled:
+        await sessions.store(auth).delete_all(user.id)
+    return Customer.of(after)
