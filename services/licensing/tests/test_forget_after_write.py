@@ -17,7 +17,6 @@ from tessera.licensing.desktop import service as desktop
 from tessera.licensing.desktop.schemas import ActivateRequest, DeactivateRequest
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.licenses import service as licenses
-from tessera.shared.tokens import Principal
 
 pytestmark = pytest.mark.integration
 
@@ -78,9 +77,7 @@ async def test_each_writing_service_function_forgets_the_license(harness: Harnes
     )
     assert body["code"] == "DEACTIVATED" and forgotten()
 
-    operator = Principal(
-        user_id=uuid.uuid4(), account_id=uuid.uuid4(), role="admin", session_id="s", token_id="t"
-    )
+    operator = admin.Actor(uuid.uuid4(), "admin")
     assert remembered()
     await admin.set_status(
         pool, known.tenant, cache, state.sealer, operator, known.id, "suspended", "test"

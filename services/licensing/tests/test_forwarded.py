@@ -21,7 +21,7 @@ from tessera.devstack.stack import stack_env, start_services, stop_processes, wa
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.db.pool import with_database
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import APIKEYS, BILLING, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
@@ -99,8 +99,13 @@ async def test_the_dev_server_believes_no_header_from_localhost(
     client on 127.0.0.1 cannot pick a bucket of its own with X-Forwarded-For."""
     port = free_port()
     database = await database_factory("licensing")
-    nc = await nats.connect(str(infra_settings.nats_url))  # billing's stream, which it reads
-    await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra_settings.namespace)))
+    # Billing's stream, which it reads, and auth's key records, without which /readyz says
+    # api_keys down (both declared as their owners would).
+    nc = await nats.connect(str(infra_settings.nats_url))
+    for stream in (BILLING, APIKEYS):
+        await ensure_stream(
+            nc.jetstream(), stream_config(stream, Namespace(infra_settings.namespace))
+        )
     await nc.close()
     infra = Infra(
         nats=Server("nats", str(infra_settings.nats_url), embedded=False),

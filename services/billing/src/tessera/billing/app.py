@@ -66,6 +66,7 @@ def create_app(
                 webhook_routes.router,
                 checkout_routes.router,
                 order_routes.router,
+                order_routes.seller_router,
                 admin_routes.router,
                 catalog_routes.router,
             ),

@@ -15,6 +15,7 @@ from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
+from tessera.shared.synced_limits import Rule
 
 # Whose data the operator's admin routes and CLI act on: the home seller's, live (the
 # admin role is the operator's; a seller's own dashboard comes with its keys).
@@ -33,6 +34,12 @@ class Billing(ServiceContext[BillingSettings]):
     # Whose Stripe account the ingress hears: the home seller's, live, until Connect gives
     # each seller its own (then it comes from the delivery's account, and only that moves).
     stripe_tenant: Tenant = HOME_LIVE
+    # The seller API's budget per API key, counted by key id.
+    per_seller_key: Rule = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.per_seller_key = Rule.parse("seller-key", self.settings.seller_key_rate_limit)
 
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:

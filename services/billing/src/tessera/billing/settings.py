@@ -42,6 +42,8 @@ class BillingSettings(DatabaseSettings):
     # Reads of a checkout's outcome (its success page polls every few seconds).
     checkout_status_rate_limit: str = "240/minute"
     api_rate_limit: str = "120/minute"
+    # The seller API's budget per API key (its key id), shared by the replicas.
+    seller_key_rate_limit: str = "600/minute"
 
     @field_validator("stripe_webhook_secrets", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from tessera.licensing.desktop.signature import SignedResponses
 from tessera.licensing.heartbeats import service as heartbeats
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
+from tessera.licensing.seller_api import routes as seller_routes
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
 from tessera.shared import stalls
@@ -161,7 +162,12 @@ def create_app(
             title="Tessera licensing",
             version="0.1.0",
             migrations=MIGRATIONS,
-            routers=(desktop_routes.router, me_routes.router, admin_routes.router),
+            routers=(
+                desktop_routes.router,
+                me_routes.router,
+                admin_routes.router,
+                seller_routes.router,
+            ),
             subscribers=register_subscribers,
             on_startup=(start,),
             fast_path=fast_path,

@@ -41,6 +41,7 @@ class Licensing(ServiceContext[LicensingSettings]):
     per_key: Rule = field(init=False)
     # Heartbeats and check-ins count per key apart from validate and activate/checkout.
     per_key_beat: Rule = field(init=False)
+    per_seller_key: Rule = field(init=False)
     _read_pool: asyncpg.Pool | None = field(default=None, init=False)
     # Heartbeats heard, written in batches (heartbeats/service.py).
     heartbeats: Heartbeats = field(default_factory=Heartbeats, init=False)
@@ -54,6 +55,7 @@ class Licensing(ServiceContext[LicensingSettings]):
         self.per_ip = Rule("ip", self.settings.rate_per_ip, window)
         self.per_key = Rule("key", self.settings.rate_per_key, window)
         self.per_key_beat = Rule("beat", self.settings.rate_per_key, window)
+        self.per_seller_key = Rule("seller-key", self.settings.rate_per_seller_key, window)
 
     @classmethod
     def of(cls, settings: LicensingSettings, infra: InfraSettings) -> Licensing:

@@ -32,6 +32,8 @@ class LicensingSettings(DatabaseSettings):
     rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_per_ip: int = Field(default=600, ge=1)
     rate_per_key: int = Field(default=120, ge=1)
+    # The seller API's budget per API key (its key id), in the same window.
+    rate_per_seller_key: int = Field(default=600, ge=1)
     # Connections of validate's own read-only pool (beside the main pool, db_pool_max).
     read_pool_max: int = Field(default=8, ge=1, le=200)
     # validate's in-memory view of licenses: forgotten at once on any committed change

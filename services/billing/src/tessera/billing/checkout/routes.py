@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,8 +20,11 @@ from tessera.billing.checkout.schemas import (
     CheckoutRequest,
 )
 from tessera.billing.context import PUBLIC_TENANT, Billing, BillingDep
+from tessera.shared.api_keys import SellerCredential
+from tessera.shared.api_keys.dependencies import credential_of
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.sellers import Tenant
 
 router = APIRouter(tags=["checkout"])
 
@@ -60,14 +63,67 @@ async def buy(
     return RedirectResponse(link.url, status_code=303)
 
 
-@router.post("/v1/checkout/sessions", status_code=201, summary="Create a checkout session")
+class NotConnected(Problem):
+    status = 409
+    slug = "not-connected"
+    title = "No Stripe account is connected for this seller"
+
+
+class TestCheckoutUnavailable(Problem):
+    status = 409
+    slug = "test-checkout-unavailable"
+    title = "Test-mode checkout is not available for this seller yet"
+
+
+async def checkout_seller(request: Request) -> SellerCredential | None:
+    """The seller behind the request's key (publishable or secret), or None when the request
+    carries no `Authorization` header: the home seller's public checkout, as before keys. A
+    header that is not a valid key is the kernel's 401, never the home seller's checkout."""
+    if "authorization" not in request.headers:
+        return None
+    return credential_of(request)
+
+
+def checkout_tenant(billing: Billing, seller: SellerCredential | None) -> Tenant:
+    """Whose SKU and which checkout. Until Connect, the only Stripe account billing knows is
+    the home seller's live one (`stripe_tenant`): another seller's live key is refused as
+    not connected, and a test key is refused too, because the ingress records every Stripe
+    delivery, the test checkout's own included, as that one tenant's (a test-mode order
+    would be applied to live data)."""
+    if seller is None:
+        return PUBLIC_TENANT
+    tenant = Tenant(seller.seller_id, seller.mode)
+    if tenant == billing.stripe_tenant:
+        return tenant
+    if tenant.mode == "live":
+        raise NotConnected("Connect a Stripe account before selling with a live key.")
+    raise TestCheckoutUnavailable(
+        "Test-mode checkout for a seller's own catalog comes with Stripe Connect."
+    )
+
+
+@router.post(
+    "/v1/checkout/sessions",
+    status_code=201,
+    summary="Create a checkout session",
+    # The key is optional: without one, the home seller's checkout (as before keys).
+    openapi_extra={"security": [{"apiKey": []}, {}]},
+    responses={409: {"description": "The key's seller cannot take payments yet"}},
+)
 async def create_session(
-    body: CheckoutRequest, request: Request, billing: BillingDep
+    body: CheckoutRequest,
+    request: Request,
+    billing: BillingDep,
+    seller: Annotated[SellerCredential | None, Depends(checkout_seller)],
 ) -> CheckoutCreated:
+    # A publishable key is public (it sits in browsers): its budget is counted beside the
+    # caller's address, so one client cannot spend a seller's whole budget.
     await limit_checkout(billing, request)
+    if seller is not None:
+        billing.synced_limiter.enforce((billing.per_seller_key, str(seller.key_id)))
     link = await service.start_checkout(
         billing.pool,
-        PUBLIC_TENANT,
+        checkout_tenant(billing, seller),
         billing.settings,
         billing.stripe,
         body.sku,

@@ -1,16 +1,23 @@
-"""The customer's own orders (access token from auth)."""
+"""The customer's own orders (access token from auth), and a customer's orders as its
+seller reads them with a secret key."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter, Request
 
+from tessera.billing.accounts import queries as accounts
 from tessera.billing.context import BillingDep
 from tessera.billing.orders import queries
 from tessera.billing.orders.schemas import BillingPortalLink, OrderOut
-from tessera.shared.http.problems import Problem
+from tessera.shared.api_keys import SecretSellerDep
+from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.sellers import Tenant
 from tessera.shared.tokens import PrincipalDep
 
 router = APIRouter(prefix="/v1/me", tags=["customer"])
+seller_router = APIRouter(prefix="/v1", tags=["seller"])
 
 
 class NoBillingPortal(Problem):
@@ -46,3 +53,20 @@ async def billing_portal(
         raise NoBillingPortal("This account has no Stripe customer (no card purchase yet).")
     url = await gateway.create_portal_session(customer, str(billing.settings.portal_url))
     return BillingPortalLink(url=url)
+
+
+@seller_router.get(
+    "/customers/{customer_id}/orders", summary="A customer's orders, newest first (secret key)"
+)
+async def customer_orders(
+    customer_id: UUID, seller: SecretSellerDep, billing: BillingDep
+) -> list[OrderOut]:
+    """The tenant is the key's seller and mode: another seller's (or the other mode's)
+    customer is a 404, as one that does not exist."""
+    billing.synced_limiter.enforce((billing.per_seller_key, str(seller.key_id)))
+    tenant = Tenant(seller.seller_id, seller.mode)
+    async with billing.pool.acquire() as conn:
+        if await accounts.get(conn, tenant, customer_id) is None:
+            raise NotFound("No such customer.")
+        orders = await queries.list_for_account(conn, tenant, customer_id)
+    return [OrderOut.of(o) for o in orders]

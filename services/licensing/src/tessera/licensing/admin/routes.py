@@ -23,22 +23,23 @@ from tessera.licensing.admin.schemas import (
     HeldOrder,
     StatusRequest,
 )
+from tessera.licensing.admin.service import Actor
 from tessera.licensing.context import OPERATOR_TENANT, LicensingDep
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import LicenseOut
 from tessera.licensing.orders import queries as order_queries
-from tessera.shared.tokens import AdminDep, Principal
+from tessera.shared.tokens import AdminDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 RATE = "300/minute"
 
 
-async def limited(licensing: LicensingDep, admin: AdminDep) -> Principal:
+async def limited(licensing: LicensingDep, admin: AdminDep) -> Actor:
     await licensing.limiter.enforce(RATE, "admin", str(admin.user_id))
-    return admin
+    return Actor.admin(admin)
 
 
-Admin = Annotated[Principal, Depends(limited)]
+Admin = Annotated[Actor, Depends(limited)]
 
 
 @router.get("/licenses", summary="Search licenses by key, email or account")

@@ -4,6 +4,7 @@ on the tenant its caller gives (the operator's admin routes: the home seller's, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,19 @@ from tessera.shared.http.problems import NotFound
 from tessera.shared.keys import Sealer
 from tessera.shared.sellers import Tenant
 from tessera.shared.tokens import Principal
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changed a license, as the audit log records it: an operator's admin user, or a
+    seller's secret key (its key id; the key's text is never stored)."""
+
+    id: UUID | None
+    role: str
+
+    @classmethod
+    def admin(cls, principal: Principal) -> Actor:
+        return cls(principal.user_id, "admin")
 
 
 def forgotten(cache: LicenseCache, license: LicenseOut) -> LicenseOut:
@@ -39,7 +53,7 @@ async def _locked(conn: asyncpg.Connection, tenant: Tenant, license_id: UUID) ->
 async def _audit(
     conn: asyncpg.Connection,
     tenant: Tenant,
-    admin: Principal,
+    actor: Actor,
     action: str,
     license_id: UUID | None,
     **detail: Any,
@@ -47,8 +61,8 @@ async def _audit(
     await licenses.record_audit(
         conn,
         tenant,
-        actor_id=admin.user_id,
-        actor_role="admin",
+        actor_id=actor.id,
+        actor_role=actor.role,
         action=action,
         license_id=license_id,
         **detail,
@@ -64,25 +78,39 @@ async def _view(
 
 
 async def grant(
-    pool: asyncpg.Pool, tenant: Tenant, sealer: Sealer, admin: Principal, req: GrantRequest
+    pool: asyncpg.Pool, tenant: Tenant, sealer: Sealer, actor: Actor, req: GrantRequest
 ) -> list[LicenseOut]:
     """Issue complimentary licenses (no order); publishes LicenseIssued per seat."""
     async with pool.acquire() as conn, conn.transaction():
-        policy = await queries.find_policy(conn, tenant, req.policy)
-        if policy is None:
-            raise UnknownPolicy(f"No policy {req.policy!r}.")
-        grant = licenses.Grant(
-            account_id=req.account_id,
-            email=str(req.email),
-            product=policy["product_code"],
-            policy=req.policy,
-            seats=req.seats,
-            source="complimentary",
+        return await grant_in(conn, tenant, sealer, actor, req)
+
+
+async def grant_in(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    sealer: Sealer,
+    actor: Actor,
+    req: GrantRequest,
+    product: str | None = None,
+) -> list[LicenseOut]:
+    """`grant` in the caller's transaction. With `product`, the policy must be of it."""
+    policy = await queries.find_policy(conn, tenant, req.policy)
+    if policy is None or (product is not None and policy["product_code"] != product):
+        raise UnknownPolicy(
+            f"No policy {req.policy!r}" + (f" of product {product!r}." if product else ".")
         )
-        ids = await licenses.issue(conn, tenant, sealer, grant, policy)
-        for license_id in ids:
-            await _audit(conn, tenant, admin, "license.granted", license_id, reason=req.reason)
-        return [await _view(conn, tenant, sealer, i) for i in ids]
+    grant = licenses.Grant(
+        account_id=req.account_id,
+        email=str(req.email),
+        product=policy["product_code"],
+        policy=req.policy,
+        seats=req.seats,
+        source="complimentary",
+    )
+    ids = await licenses.issue(conn, tenant, sealer, grant, policy)
+    for license_id in ids:
+        await _audit(conn, tenant, actor, "license.granted", license_id, reason=req.reason)
+    return [await _view(conn, tenant, sealer, i) for i in ids]
 
 
 async def set_status(
@@ -90,7 +118,7 @@ async def set_status(
     tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
-    admin: Principal,
+    actor: Actor,
     license_id: UUID,
     status: licenses.Status,
     reason: str,
@@ -100,10 +128,10 @@ async def set_status(
         row = await _locked(conn, tenant, license_id)
         if row["status"] == "revoked" and status != "revoked":
             raise LicenseRevoked("A revoked license cannot change; grant a new one.")
-        changed = await licenses.change_status(conn, row, status, "admin")
+        changed = await licenses.change_status(conn, row, status, actor.role)
         verb = {"active": "reinstated", "suspended": "suspended", "revoked": "revoked"}[status]
         await _audit(
-            conn, tenant, admin, f"license.{verb}", license_id, reason=reason, changed=changed
+            conn, tenant, actor, f"license.{verb}", license_id, reason=reason, changed=changed
         )
         out = await _view(conn, tenant, sealer, license_id)
     return forgotten(cache, out)
@@ -114,7 +142,7 @@ async def reset_activations(
     tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
-    admin: Principal,
+    actor: Actor,
     license_id: UUID,
     reason: str,
 ) -> LicenseOut:
@@ -123,7 +151,7 @@ async def reset_activations(
         row = await _locked(conn, tenant, license_id)
         removed = await licenses.remove_activation(conn, row, None, "admin")
         await _audit(
-            conn, tenant, admin, "activations.reset", license_id, reason=reason, removed=removed
+            conn, tenant, actor, "activations.reset", license_id, reason=reason, removed=removed
         )
         out = await _view(conn, tenant, sealer, license_id)
     return forgotten(cache, out)
@@ -134,7 +162,7 @@ async def extend(
     tenant: Tenant,
     cache: LicenseCache,
     sealer: Sealer,
-    admin: Principal,
+    actor: Actor,
     license_id: UUID,
     expires_at: datetime | None,
     reason: str,
@@ -145,7 +173,7 @@ async def extend(
         await _audit(
             conn,
             tenant,
-            admin,
+            actor,
             "license.expiry_changed",
             license_id,
             reason=reason,

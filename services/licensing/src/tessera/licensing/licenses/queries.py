@@ -114,9 +114,16 @@ async def lock_order_licenses(
 async def lock_license(
     conn: asyncpg.Connection, tenant: Tenant, license_id: UUID
 ) -> asyncpg.Record | None:
+    return await find_license(conn, tenant, license_id, for_update=True)
+
+
+async def find_license(
+    conn: asyncpg.Connection, tenant: Tenant, license_id: UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {LICENSE_COLUMNS} FROM licenses l"  # noqa: S608 (constant columns)
-        " WHERE l.id = $1 AND l.seller_id = $2 AND l.mode = $3 FOR UPDATE",
+        " WHERE l.id = $1 AND l.seller_id = $2 AND l.mode = $3"
+        + (" FOR UPDATE" if for_update else ""),
         license_id,
         tenant.seller_id,
         tenant.mode,
