@@ -146,7 +146,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def billing(
-    database_url: str, infra_settings: InfraSettings, receiver: Receiver, tmp_path: Path
+    database_url: str,
+    infra_settings: InfraSettings,
+    receiver: Receiver,
+    tmp_path: Path,
+    all_streams: None,  # auth's APIKEYS among them: billing is ready once its key book is
 ) -> Iterator[str]:
     port = free_port()
     env = {

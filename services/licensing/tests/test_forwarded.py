@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from pydantic import ValidationError
 
@@ -21,8 +20,6 @@ from tessera.devstack.stack import stack_env, start_services, stop_processes, wa
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.db.pool import with_database
-from tessera.shared.events.topology import APIKEYS, BILLING, Namespace
-from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -93,20 +90,15 @@ def test_trusting_everyone_or_a_non_address_is_refused() -> None:
 
 
 async def test_the_dev_server_believes_no_header_from_localhost(
-    database_factory: Any, infra_settings: InfraSettings, tmp_path: Path
+    database_factory: Any,
+    infra_settings: InfraSettings,
+    tmp_path: Path,
+    all_streams: None,  # billing's, which it reads, and auth's APIKEYS, which its key book follows
 ) -> None:
     """Licensing as `./dev up` runs it (its own process, `tessera.shared.http.server`): a
     client on 127.0.0.1 cannot pick a bucket of its own with X-Forwarded-For."""
     port = free_port()
     database = await database_factory("licensing")
-    # Billing's stream, which it reads, and auth's key records, without which /readyz says
-    # api_keys down (both declared as their owners would).
-    nc = await nats.connect(str(infra_settings.nats_url))
-    for stream in (BILLING, APIKEYS):
-        await ensure_stream(
-            nc.jetstream(), stream_config(stream, Namespace(infra_settings.namespace))
-        )
-    await nc.close()
     infra = Infra(
         nats=Server("nats", str(infra_settings.nats_url), embedded=False),
         postgres=Server("postgres", with_database(database, "postgres"), False),
