@@ -24,9 +24,10 @@ from tessera.licensing.admin.schemas import (
     StatusRequest,
 )
 from tessera.licensing.admin.service import Actor
-from tessera.licensing.context import OPERATOR_TENANT, LicensingDep
+from tessera.licensing.context import OPERATOR_TENANT, Licensing, LicensingDep
 from tessera.licensing.licenses import keyformat, queries
 from tessera.licensing.licenses.schemas import LicenseOut
+from tessera.licensing.licenses.service import Status
 from tessera.licensing.orders import queries as order_queries
 from tessera.shared.tokens import AdminDep
 
@@ -69,9 +70,8 @@ async def grant(body: GrantRequest, licensing: LicensingDep, admin: Admin) -> li
     return await service.grant(licensing.pool, OPERATOR_TENANT, licensing.sealer, admin, body)
 
 
-@router.post("/licenses/{license_id}/suspend")
-async def suspend(
-    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
+async def _set_status(
+    licensing: Licensing, admin: Actor, license_id: UUID, status: Status, reason: str
 ) -> LicenseOut:
     return await service.set_status(
         licensing.pool,
@@ -80,41 +80,30 @@ async def suspend(
         licensing.sealer,
         admin,
         license_id,
-        "suspended",
-        body.reason,
+        status,
+        reason,
     )
+
+
+@router.post("/licenses/{license_id}/suspend")
+async def suspend(
+    license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
+) -> LicenseOut:
+    return await _set_status(licensing, admin, license_id, "suspended", body.reason)
 
 
 @router.post("/licenses/{license_id}/reinstate")
 async def reinstate(
     license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
-    return await service.set_status(
-        licensing.pool,
-        OPERATOR_TENANT,
-        licensing.cache,
-        licensing.sealer,
-        admin,
-        license_id,
-        "active",
-        body.reason,
-    )
+    return await _set_status(licensing, admin, license_id, "active", body.reason)
 
 
 @router.post("/licenses/{license_id}/revoke")
 async def revoke(
     license_id: UUID, body: StatusRequest, licensing: LicensingDep, admin: Admin
 ) -> LicenseOut:
-    return await service.set_status(
-        licensing.pool,
-        OPERATOR_TENANT,
-        licensing.cache,
-        licensing.sealer,
-        admin,
-        license_id,
-        "revoked",
-        body.reason,
-    )
+    return await _set_status(licensing, admin, license_id, "revoked", body.reason)
 
 
 @router.post("/licenses/{license_id}/reset-activations")
