@@ -83,6 +83,8 @@ def keyed() -> FastAPI:
 
     @app.get("/v1/ping")
     async def ping(seller: SecretSellerDep) -> dict[str, str]:
-        return {"seller": str(seller.seller_id)}
+        # A str the credential already holds, as `header()` answers a slice: str(UUID) alone
+        # costs 1.4 µs, which is the response's, not the check's.
+        return {"seller": seller.kind}
 
     return app

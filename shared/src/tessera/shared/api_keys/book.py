@@ -25,7 +25,7 @@ from uuid import UUID
 
 from nats.aio.client import Client
 
-from tessera.shared.api_keys.format import KeyRefused, Kind, Mode, hash_key, parse
+from tessera.shared.api_keys.format import KeyRefused, Kind, Mode, hash_key, kind_and_mode
 from tessera.shared.directory.follower import RecordFollower
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS, Namespace
@@ -116,14 +116,10 @@ class KeyBook:
     def check(self, text: str) -> SellerCredential:
         """The caller's credential, or a `KeyRefused`: `MalformedKey`, `UnknownKey`,
         `RevokedKey` or `ExpiredKey`."""
-        parsed = parse(text)
+        kind, mode = kind_and_mode(text)
         held = self._by_hash.get(hash_key(text))
         # The prefix is inside the hash, so a record that disagrees with it is not this key's.
-        if (
-            held is None
-            or held.credential.kind != parsed.kind
-            or held.credential.mode != parsed.mode
-        ):
+        if held is None or held.credential.kind != kind or held.credential.mode != mode:
             raise UnknownKey()
         if held.revoked:
             raise RevokedKey()

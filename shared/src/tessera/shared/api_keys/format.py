@@ -51,6 +51,9 @@ PREFIXES: dict[str, tuple[Kind, Mode]] = {
     "sk_live_": ("secret", "live"),
 }
 PREFIX_OF: dict[tuple[Kind, Mode], str] = {v: k for k, v in PREFIXES.items()}
+# Every two-character base62 string in order: `_PAIRS[n]` is n in two digits.
+_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
+_PAIR_BASE = len(_PAIRS)  # 62^2; 62^6 = _PAIR_BASE^3 > 2^32
 
 
 class KeyRefused(Exception):
@@ -94,13 +97,11 @@ class IssuedKey:
 
 
 def checksum(text: str) -> str:
-    """The 6-character base62 CRC32 of `text` (prefix + body)."""
-    value = zlib.crc32(text.encode("ascii"))
-    digits = []
-    for _ in range(CHECKSUM_LENGTH):
-        value, digit = divmod(value, 62)
-        digits.append(ALPHABET[digit])
-    return "".join(reversed(digits))
+    """The 6-character base62 CRC32 of `text` (prefix + body): three base-3844 digits, each
+    two characters from a table (it runs on every key check; a per-digit loop took 1.3 µs)."""
+    high, rest = divmod(zlib.crc32(text.encode("ascii")), _PAIR_BASE * _PAIR_BASE)
+    middle, low = divmod(rest, _PAIR_BASE)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def hash_key(text: str) -> bytes:
@@ -122,7 +123,7 @@ def generate(kind: Kind, mode: Mode) -> IssuedKey:
     )
 
 
-def parse(text: str) -> ParsedKey:
+def kind_and_mode(text: str) -> tuple[Kind, Mode]:
     """The key's kind and mode, or `MalformedKey`. Offline: no lookup happens here."""
     if len(text) != KEY_LENGTH:
         raise MalformedKey("wrong length")
@@ -135,4 +136,10 @@ def parse(text: str) -> ParsedKey:
         raise MalformedKey("not base62")
     if checksum(text[:-CHECKSUM_LENGTH]) != text[-CHECKSUM_LENGTH:]:
         raise MalformedKey("wrong checksum")
-    return ParsedKey(kind=found[0], mode=found[1], text=text)
+    return found
+
+
+def parse(text: str) -> ParsedKey:
+    """`kind_and_mode` as a `ParsedKey` that also holds the text (hidden from its repr)."""
+    kind, mode = kind_and_mode(text)
+    return ParsedKey(kind=kind, mode=mode, text=text)
