@@ -195,12 +195,13 @@ class AccessTokenVerifier:
 def bearer_token(request: Request) -> str:
     # The raw ASGI headers (names arrive lower-cased), not `request.headers`: building that
     # mapping for one lookup cost every keyed request about a µs.
-    for name, raw in request.scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for name, raw in headers:
         if name == b"authorization":
+            scheme, _, token = raw.decode("latin-1").partition(" ")
             break
     else:
         raise Unauthorized()
-    scheme, _, token = raw.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token or len(token) > 4096:
         raise Unauthorized()
     return token.strip()
