@@ -1,6 +1,8 @@
 """A publishable key starts a customer's sign-in for its seller and mode at
 `POST /v1/magic-links`; the token that comes of it names that seller and mode. A secret
-key, a revoked key or a forged one starts nothing. Real Postgres, Redis, NATS and SMTP."""
+key, a revoked key or a forged one starts nothing. The mailed code finishes the sign-in
+with the same key (in its mode, test included); a slug alone is the seller's live sign-in
+only. Real Postgres, Redis, NATS and SMTP."""
 
 from __future__ import annotations
 
