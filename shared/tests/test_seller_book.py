@@ -19,7 +19,7 @@ from nats.aio.client import Client
 
 from tessera.shared.directory import SellerBook, follow_with_own_connection
 from tessera.shared.directory import sellers as directory_sellers
-from tessera.shared.events.auth import SellerChanged
+from tessera.shared.events.auth import SellerChanged, SellerSettings
 from tessera.shared.events.topology import SELLERS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.sellers import HOME_LIVE, Tenant
@@ -226,3 +226,22 @@ async def test_the_follower_survives_a_nats_restart(own_nats: Any, namespace: st
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_record_from_before_settings_reads_as_the_defaults_and_settings_reach_the_entry() -> None:
+    old = json.dumps(
+        {"producer": "auth", "seller_id": str(SELLER_A), "slug": "old-shop", "name": "Old",
+         "signup_policy": "closed", "status": "active", "version": 1}
+    )  # fmt: skip
+    # A newer auth's field this reader does not know is ignored, not a refused record.
+    newer = record(SELLER_A, "old-shop", 2).model_dump(mode="json")
+    newer["settings"] |= {"upgrade_url": "https://old.example/up", "future_field": True}
+    book = SellerBook()
+    book.apply(SellerChanged.model_validate_json(old))
+    before = book.by_id(SELLER_A)
+    book.apply(SellerChanged.model_validate(newer))
+    after = book.by_id(SELLER_A)
+    assert before is not None and before.settings == SellerSettings()
+    assert before.settings.past_due_grace_days == 7
+    assert before.settings.usage_thresholds == [80, 100]
+    assert after is not None and after.settings.upgrade_url == "https://old.example/up"

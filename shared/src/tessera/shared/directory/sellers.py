@@ -15,7 +15,7 @@ from typing import Literal
 from uuid import UUID
 
 from tessera.shared.directory.follower import RecordFollower
-from tessera.shared.events.auth import SellerChanged
+from tessera.shared.events.auth import SellerChanged, SellerSettings
 from tessera.shared.events.topology import SELLERS
 
 
@@ -27,6 +27,8 @@ class SellerEntry:
     signup_policy: Literal["closed", "open"]
     status: Literal["active", "suspended"]
     version: int
+    # What billing, licensing and the portal read in memory (e.g. `upgrade_url`).
+    settings: SellerSettings
 
     @property
     def active(self) -> bool:
@@ -68,6 +70,7 @@ class SellerBook:
             signup_policy=record.signup_policy,
             status=record.status,
             version=record.version,
+            settings=record.settings,
         )
         if held is not None and held.slug != entry.slug:
             self._by_slug.pop(held.slug, None)

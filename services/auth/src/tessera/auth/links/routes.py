@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from tessera.auth.context import Auth, AuthDep
@@ -29,24 +31,45 @@ class UnsafeNext(Problem):
     title = "Unsafe next path"
 
 
-def link_tenant(auth: Auth, request: Request) -> Tenant:
-    """Whose customer the link is for: the seller and mode of a publishable key in
-    `Authorization`, or the home seller (live) without one. A secret key is refused here:
-    it never belongs in a browser or app, which is who starts a sign-in."""
+class KeyAndSeller(Problem):
+    status = 422
+    slug = "key-and-seller"
+    title = "Key and seller disagree"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The publishable key names the seller; leave `seller` out (or give the key's own)."
+        )
+
+
+def key_tenant(auth: Auth, request: Request) -> Tenant | None:
+    """The seller and mode of a publishable key in `Authorization`, or None without one. A
+    secret key is refused here: it never belongs in a browser or app, which is who signs a
+    customer in."""
     if "authorization" not in request.headers:
-        return HOME_LIVE
+        return None
     key = credential_of(request)
     if key.is_secret:
-        raise Forbidden("Start a sign-in with the publishable key; keep the secret key secret.")
+        raise Forbidden("Sign in with the publishable key; keep the secret key secret.")
     sellers.require_active_key(auth, key)
     return Tenant(key.seller_id, key.mode)
+
+
+def link_tenant(auth: Auth, request: Request) -> Tenant:
+    """Whose customer the link is for: a publishable key's seller and mode, or the home
+    seller (live) without one."""
+    return key_tenant(auth, request) or HOME_LIVE
+
+
+# The publishable key is optional: a sign-in without one is the home seller's.
+OPTIONAL_KEY: dict[str, Any] = {"security": [{}, {"apiKey": []}]}
 
 
 @router.post(
     "",
     status_code=202,
     responses=problems(UnsafeNext, Unauthorized, Forbidden),
-    openapi_extra={"security": [{}, {"apiKey": []}]},
+    openapi_extra=OPTIONAL_KEY,
 )
 async def request_link(body: LinkRequest, auth: AuthDep, request: Request) -> LinkAccepted:
     """A sign-in link for a customer of the home seller, or, with `Authorization: Bearer
@@ -89,6 +112,22 @@ async def request_seller_link(
     return LinkAccepted()
 
 
-@router.post("/verify", responses=problems(SignInFailed, CodeRequired))
+@router.post(
+    "/verify",
+    responses=problems(SignInFailed, CodeRequired, KeyAndSeller, Unauthorized, Forbidden),
+    openapi_extra=OPTIONAL_KEY,
+)
 async def verify(body: VerifyRequest, auth: AuthDep, request: Request) -> SignedIn:
-    return await service.verify(auth, body, ip=client_ip(request), device=user_agent(request))
+    """Finish a sign-in with the link's token, or with `email` and the mailed `code`. For a
+    code, the seller and mode are those of the start: the same publishable key as
+    `POST /v1/magic-links` (a test key finishes a test-mode sign-in), or `seller` (the slug
+    of a sign-in page, live), or neither (the home seller, live). A link names its seller
+    and mode itself."""
+    tenant = key_tenant(auth, request)
+    if tenant is not None and body.seller is not None:
+        seller = auth.sellers.by_id(tenant.seller_id)
+        if seller is None or seller.slug != body.seller:
+            raise KeyAndSeller()
+    return await service.verify(
+        auth, body, ip=client_ip(request), device=user_agent(request), key=tenant
+    )

@@ -59,15 +59,19 @@ async def request_link(
     auth.mail_wakeup.set()
 
 
-async def code_tenant(auth: Auth, body: VerifyRequest) -> Tenant | None:
-    """The seller a code-only verify names (its sign-in page's slug); None if unknown."""
+async def code_tenant(auth: Auth, body: VerifyRequest, key: Tenant | None) -> Tenant | None:
+    """Whose sign-in a code-only verify finishes: the publishable key's seller and mode
+    (the key that started it), else the seller whose sign-in page's slug it names (live),
+    else the home seller's (live); None for an unknown slug."""
+    if key is not None:
+        return key
     if body.seller is None:
         return HOME_LIVE
     seller = await sellers.by_slug(auth.pool, body.seller)
     return None if seller is None else sellers.tenant_live(seller)
 
 
-async def consume(auth: Auth, body: VerifyRequest) -> Consumed:
+async def consume(auth: Auth, body: VerifyRequest, key: Tenant | None = None) -> Consumed:
     s = auth.settings
     links = link_store(auth)
     if body.token is not None and body.code is None:
@@ -78,7 +82,7 @@ async def consume(auth: Auth, body: VerifyRequest) -> Consumed:
         token_hash = auth.hasher("link", body.token)
     else:
         assert body.email is not None
-        tenant = await code_tenant(auth, body)
+        tenant = await code_tenant(auth, body, key)
         if tenant is None:
             return Consumed("invalid")
         current = await links.current(address_key(auth, tenant, normalize_email(body.email)))
@@ -109,13 +113,15 @@ async def verify(
     device: str,
     purpose: str = "sign_in",
     resolve: Resolve | None = None,
+    key: Tenant | None = None,
 ) -> SignedIn:
     """Consume the link (or code) and open a session; `SignInFailed` for every failure,
     `CodeRequired` for a live link opened in another browser. Only a link minted for
-    `purpose` is accepted; `resolve` turns it into the user to sign in."""
+    `purpose` is accepted; `resolve` turns it into the user to sign in. `key` is the tenant
+    of the publishable key the caller sent, which a code-only verify finishes for."""
     await auth.limiter.enforce(auth.settings.rl_verify_per_ip, "verify-ip", ip)
     method = "code" if body.code else "link"
-    outcome = await consume(auth, body)
+    outcome = await consume(auth, body, key)
     if outcome.outcome == "code_required":
         raise CodeRequired()
     if outcome.outcome != "ok":

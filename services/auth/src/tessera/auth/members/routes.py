@@ -27,8 +27,9 @@ from tessera.auth.members.schemas import (
     SignUpAccepted,
 )
 from tessera.auth.requests import client_ip, user_agent
-from tessera.auth.sellers.schemas import Slug
+from tessera.auth.sellers.schemas import SettingsPatch, Slug
 from tessera.auth.sellers.service import SlugTaken
+from tessera.shared.events.auth import SellerSettings
 from tessera.shared.http.openapi import problems
 from tessera.shared.tokens import Forbidden, Principal, PrincipalDep
 
@@ -85,6 +86,23 @@ async def update_seller(
     """Rename the seller or open or close its customers' signup (owners only)."""
     caller = await _developer(auth, principal)
     return await service.update_seller(auth, caller, slug, body, ip=client_ip(request))
+
+
+@router.get("/{slug}/settings", responses=MEMBER_PROBLEMS)
+async def seller_settings(slug: Slug, auth: AuthDep, principal: PrincipalDep) -> SellerSettings:
+    """The seller's settings, every field with its value or default (any member)."""
+    return await service.settings(auth, await _developer(auth, principal), slug)
+
+
+@router.patch("/{slug}/settings", responses=MEMBER_PROBLEMS)
+async def update_settings(
+    slug: Slug, body: SettingsPatch, auth: AuthDep, principal: PrincipalDep, request: Request
+) -> SellerSettings:
+    """Change settings (owners only): the fields named change, `null` takes one back to
+    its default; the answer is the whole settings. Every service sees the change through
+    the seller directory."""
+    caller = await _developer(auth, principal)
+    return await service.update_settings(auth, caller, slug, body, ip=client_ip(request))
 
 
 @router.get("/{slug}/members", responses=MEMBER_PROBLEMS)

@@ -29,11 +29,13 @@ from tessera.auth.members.schemas import (
 )
 from tessera.auth.secrets import normalize_email
 from tessera.auth.sellers import service as sellers
+from tessera.auth.sellers.schemas import SettingsPatch
 from tessera.auth.sellers.service import Seller, SlugTaken
 from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
+from tessera.shared.events.auth import SellerSettings
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import HOME_LIVE, Tenant
@@ -315,3 +317,27 @@ async def update_seller(
     auth.sellers.apply(changed.record())
     rows = await queries.sellers_of(auth.pool, principal.user_id)
     return Membership.of(next(r for r in rows if r["id"] == seller.id))
+
+
+async def settings(auth: Auth, principal: Principal, slug: str) -> SellerSettings:
+    """The seller's settings (any member may read them)."""
+    seller, _ = await membership(auth, principal, slug)
+    return seller.settings
+
+
+async def update_settings(
+    auth: Auth, principal: Principal, slug: str, body: SettingsPatch, *, ip: str
+) -> SellerSettings:
+    """Merge the body into the seller's settings (an owner only); a change is published to
+    the directory and audited with the names of the fields it changed."""
+    seller = await owned(auth, principal, slug)
+    async with auth.pool.acquire() as conn, conn.transaction():
+        changed, fields = await sellers.update_settings(conn, seller.id, body.changes())
+        if fields:
+            await audit.record(
+                conn, "seller.settings_changed", seller_tenant(seller.id),
+                actor_id=principal.user_id, ip=ip, fields=fields,
+            )  # fmt: skip
+    if fields:
+        auth.sellers.apply(changed.record())
+    return changed.settings

@@ -6,7 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
-SELLER_COLUMNS = "id, slug, name, signup_policy, status, version, created_at"
+# `settings` is jsonb, handed over as text (the pool sets no codec).
+SELLER_COLUMNS = "id, slug, name, signup_policy, status, settings, version, created_at"
 
 
 async def insert_if_absent(
@@ -107,5 +108,19 @@ async def set_status(conn: asyncpg.Connection, slug: str, status: str) -> asyncp
         """,  # noqa: S608 - constant columns
         slug,
         status,
+    )
+    return row
+
+
+async def set_settings(conn: asyncpg.Connection, seller_id: UUID, settings: str) -> asyncpg.Record:
+    """Store the seller's settings document (JSON text); the row, its version grown."""
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        UPDATE sellers SET settings = $2::jsonb, version = version + 1
+         WHERE id = $1
+        RETURNING {SELLER_COLUMNS}
+        """,  # noqa: S608 - constant columns
+        seller_id,
+        settings,
     )
     return row

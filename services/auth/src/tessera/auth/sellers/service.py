@@ -3,9 +3,10 @@ directory record each change publishes (`SellerChanged`, through the outbox)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -16,7 +17,7 @@ from tessera.auth.sellers import queries
 from tessera.shared import outbox
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.api_keys.dependencies import INVALID_KEY
-from tessera.shared.events.auth import SellerChanged
+from tessera.shared.events.auth import SellerChanged, SellerSettings
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 from tessera.shared.tokens import Unauthorized
@@ -45,6 +46,7 @@ class Seller:
     signup_policy: Literal["closed", "open"]
     status: Literal["active", "suspended"]
     version: int
+    settings: SellerSettings
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Seller:
@@ -55,6 +57,7 @@ class Seller:
             signup_policy="open" if row["signup_policy"] == "open" else "closed",
             status="active" if row["status"] == "active" else "suspended",
             version=row["version"],
+            settings=SellerSettings.model_validate_json(row["settings"]),
         )
 
     def record(self) -> SellerChanged:
@@ -65,6 +68,7 @@ class Seller:
             signup_policy=self.signup_policy,
             status=self.status,
             version=self.version,
+            settings=self.settings,
         )
 
 
@@ -162,6 +166,36 @@ async def update(
     changed = Seller.of(row)
     await publish(conn, changed)
     return changed
+
+
+async def update_settings(
+    conn: asyncpg.Connection, seller_id: UUID, patch: dict[str, Any]
+) -> tuple[Seller, list[str]]:
+    """Merge `patch` (validated top-level fields; a None takes the field back to its default)
+    into the seller's settings, in the caller's transaction: the seller and the names of
+    the fields whose value changed. A change grows the version and publishes the record;
+    no change writes nothing.
+
+    The row keeps only the fields a seller set, so a default Tessera changes later reaches
+    every seller who never chose that field."""
+    row = await queries.find_by_id(conn, seller_id, for_update=True)
+    if row is None:
+        raise LookupError(f"no seller {seller_id}")
+    seller = Seller.of(row)
+    stored: dict[str, Any] = json.loads(row["settings"])
+    for field, value in patch.items():
+        if value is None:
+            stored.pop(field, None)
+        else:
+            stored[field] = value
+    merged = SellerSettings.model_validate(stored)
+    changed = [f for f in patch if getattr(merged, f) != getattr(seller.settings, f)]
+    if not changed:
+        return seller, []
+    row = await queries.set_settings(conn, seller_id, json.dumps(stored))
+    seller = Seller.of(row)
+    await publish(conn, seller)
+    return seller, changed
 
 
 async def set_status(
