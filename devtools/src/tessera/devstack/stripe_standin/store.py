@@ -1,0 +1,120 @@
+"""The stand-in's memory: every object by id with the account it lives in, the events,
+and the idempotency records. One lock serialises requests, so a handler sees and leaves a
+consistent state (handlers never await while they hold it)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tessera.devstack.stripe_standin.wire import Obj, missing, new_id
+
+# Stripe's API version the shapes follow (stripe-python 16's pinned version).
+API_VERSION = "2026-10-28.endive"
+PLATFORM = ""  # the account of objects made without a Stripe-Account header
+
+
+@dataclass
+class Replay:
+    """What an idempotent request answered, to answer again for the same key."""
+
+    method: str
+    path: str
+    params: Obj
+    status: int
+    body: Obj
+
+
+@dataclass
+class Store:
+    objects: dict[str, Obj] = field(default_factory=dict)
+    account_of: dict[str, str] = field(default_factory=dict)
+    events: list[Obj] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], Replay] = field(default_factory=dict)
+    # Customers whose payment method declines (a control endpoint sets it).
+    failing_customers: set[str] = field(default_factory=set)
+    # OAuth authorization codes not yet exchanged: code -> connected account id.
+    oauth_codes: dict[str, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Called with each new event (the webhook deliverer's queue).
+    on_event: Callable[[Obj], None] | None = None
+
+    def add(self, account: str, obj: Obj) -> Obj:
+        self.objects[obj["id"]] = obj
+        self.account_of[obj["id"]] = account
+        return obj
+
+    def find(self, account: str, object_id: str) -> Obj | None:
+        """The object with this id in this account (None elsewhere: accounts never see
+        each other's objects)."""
+        if self.account_of.get(object_id) != account:
+            return None
+        return self.objects.get(object_id)
+
+    def get(self, account: str, kind: str, object_id: str, param: str = "id") -> Obj:
+        obj = self.find(account, object_id)
+        if obj is None or obj["object"] != kind:
+            raise missing(kind.rsplit(".", 1)[-1].replace("_", " "), object_id, param)
+        return obj
+
+    def all(self, account: str, kind: str) -> list[Obj]:
+        return [
+            obj
+            for object_id, obj in self.objects.items()
+            if obj["object"] == kind and self.account_of[object_id] == account
+        ]
+
+    def now(self, account: str, customer_id: str | None = None) -> int:
+        """The time as the customer sees it: its test clock's frozen time if it has one."""
+        if customer_id is not None:
+            customer = self.find(account, customer_id)
+            clock_id = customer.get("test_clock") if customer else None
+            if clock_id:
+                return int(self.objects[clock_id]["frozen_time"])
+        return int(time.time())
+
+    def emit(
+        self,
+        account: str,
+        type: str,
+        obj: Obj,
+        *,
+        previous: Obj | None = None,
+        created: int | None = None,
+    ) -> Obj:
+        """Record an event as Stripe shapes it, with a snapshot of the object, and hand it to
+        the deliverer."""
+        data: Obj = {"object": copy.deepcopy(obj)}
+        if previous:
+            data["previous_attributes"] = copy.deepcopy(previous)
+        event: Obj = {
+            "id": new_id("evt_1"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": created if created is not None else int(time.time()),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None},
+            "type": type,
+        }
+        if account != PLATFORM:
+            event["account"] = account
+        self.add(account, event)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+
+def changed(before: Obj, after: Obj) -> Obj:
+    """Stripe's `previous_attributes`: the top-level fields that changed, as they were."""
+    return {key: before.get(key) for key in after if before.get(key) != after[key]}
+
+
+def snapshot(obj: Obj) -> Any:
+    return copy.deepcopy(obj)
