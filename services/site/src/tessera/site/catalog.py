@@ -61,7 +61,5 @@ def find_price(catalog_file: Path, sku: str) -> Price | None:
     for product in catalog.products:
         for item in product.one_time_prices:
             if item.sku == sku and item.active and product.active:
-                return Price(
-                    format_amount(item.unit_amount, item.currency), item.currency.upper()
-                )
+                return Price(format_amount(item.unit_amount, item.currency), item.currency.upper())
     return None
