@@ -383,6 +383,7 @@ async def test_the_home_sellers_catalog_is_synced_to_stripe_and_kept_in_step(
         }  # fmt: skip
         prices = (await stripe.v1.prices.list_async()).data
         platform = next(p for p in prices if p.metadata.to_dict().get("tessera_tier") == "platform")
+        assert platform.recurring is not None
         assert (platform.unit_amount, platform.currency, platform.recurring.interval) == (
             1500,
             "usd",
