@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import Depends
 
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.accounts import OFFLINE, Accounts, platform_accounts
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
-from tessera.billing.stripe_sync.accounts import OFFLINE, Accounts
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
@@ -47,7 +47,7 @@ class Billing(ServiceContext[BillingSettings]):
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:
         gateway = None if settings.test_checkout else StripeGateway(settings)
-        accounts = Accounts(gateway.client if gateway else None, HOME_LIVE)
+        accounts = platform_accounts(gateway.client if gateway else None)
         return cls(settings=settings, infra=infra, stripe=gateway, accounts=accounts)
 
 

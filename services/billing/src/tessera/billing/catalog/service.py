@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from tessera.billing.catalog import queries
+from tessera.billing.catalog import sync_queries as sync
 from tessera.billing.catalog.schemas import (
     INTERVALS,
     CatalogFile,
@@ -35,8 +36,7 @@ from tessera.billing.catalog.schemas import (
     TierPrices,
     TierSeed,
 )
-from tessera.billing.stripe_sync import queries as sync
-from tessera.billing.stripe_sync.accounts import OFFLINE, Accounts
+from tessera.billing.stripe.accounts import OFFLINE, Accounts
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 

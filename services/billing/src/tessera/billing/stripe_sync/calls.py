@@ -10,7 +10,7 @@ from typing import Any
 from stripe import RequestOptions
 
 from tessera.billing.catalog.schemas import Price, Product
-from tessera.billing.stripe_sync.accounts import StripeAccount
+from tessera.billing.stripe.accounts import StripeAccount
 from tessera.shared.sellers import Tenant
 
 

@@ -16,9 +16,10 @@ import asyncpg
 import stripe
 
 from tessera.billing.catalog import queries as catalog
-from tessera.billing.stripe_sync import calls, queries
-from tessera.billing.stripe_sync.accounts import Accounts, StripeAccount
-from tessera.billing.stripe_sync.queries import Due
+from tessera.billing.catalog import sync_queries as queries
+from tessera.billing.catalog.sync_queries import Due
+from tessera.billing.stripe.accounts import Accounts, StripeAccount
+from tessera.billing.stripe_sync import calls
 from tessera.shared.db.notified import NotifiedLoop
 
 log = logging.getLogger("tessera.billing.stripe_sync")

@@ -9,11 +9,14 @@ catalog stays `local` (offline development)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import stripe
 
-from tessera.billing.catalog.schemas import SyncStateName
 from tessera.shared.sellers import HOME_LIVE, Tenant
+
+# Why a tenant's objects are not synced now: no key configured, or no account connected.
+Waiting = Literal["local", "awaiting_connect"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Accounts:
     platform: stripe.StripeClient | None
     served: Tenant
 
-    def account_for(self, tenant: Tenant) -> StripeAccount | SyncStateName:
+    def account_for(self, tenant: Tenant) -> StripeAccount | Waiting:
         """The account the tenant's objects are synced to, or why there is none:
         `local` (no key) or `awaiting_connect`."""
         if self.platform is None:
@@ -39,11 +42,16 @@ class Accounts:
             return "awaiting_connect"
         return StripeAccount(self.platform)
 
-    def initial_state(self, tenant: Tenant) -> SyncStateName:
+    def initial_state(self, tenant: Tenant) -> Literal["pending"] | Waiting:
         """The state a changed object of the tenant starts in."""
         account = self.account_for(tenant)
         return "pending" if isinstance(account, StripeAccount) else account
 
 
-# No key, nobody served: what the CLI and tests use offline.
-OFFLINE = Accounts(None, HOME_LIVE)
+def platform_accounts(platform: stripe.StripeClient | None) -> Accounts:
+    """The platform's key serves the home seller's live tenant (`Billing.stripe_tenant`)."""
+    return Accounts(platform, HOME_LIVE)
+
+
+# No key: every change stays `local` (offline development, tests without Stripe).
+OFFLINE = platform_accounts(None)
