@@ -3,7 +3,9 @@ that manages a seller's products, one-time prices and tiers (secret key), and a 
 active tiers for its pricing page (publishable key).
 
 The tenant is always the key's seller and mode: another seller's product, SKU or tier is
-a 404, as one that does not exist."""
+a 404, as one that does not exist. Path parameters are named apart from the body fields
+that name the same things (`product_code` in the path, `code` in a body): a create's body
+names the new object, a path an existing one."""
 
 from __future__ import annotations
 
@@ -80,24 +82,31 @@ async def create_product(body: ProductIn, billing: BillingDep, tenant: SecretTen
     return await service.create_product(billing.pool, billing.accounts, tenant, body)
 
 
-@seller_router.get("/products/{code}", summary="One product")
-async def get_product(code: CodePath, billing: BillingDep, tenant: SecretTenant) -> ProductOut:
-    return await service.get_product(billing.pool, tenant, code)
-
-
-@seller_router.patch("/products/{code}", summary="Change a product's name, description or state")
-async def update_product(
-    code: CodePath, body: ProductPatch, billing: BillingDep, tenant: SecretTenant
+@seller_router.get("/products/{product_code}", summary="One product")
+async def get_product(
+    product_code: CodePath, billing: BillingDep, tenant: SecretTenant
 ) -> ProductOut:
-    return await service.update_product(billing.pool, billing.accounts, tenant, code, body)
+    return await service.get_product(billing.pool, tenant, product_code)
+
+
+@seller_router.patch(
+    "/products/{product_code}", summary="Change a product's name, description or state"
+)
+async def update_product(
+    product_code: CodePath, body: ProductPatch, billing: BillingDep, tenant: SecretTenant
+) -> ProductOut:
+    return await service.update_product(billing.pool, billing.accounts, tenant, product_code, body)
 
 
 @seller_router.post(
-    "/products/{code}/archive", summary="Archive a product, with its one-time prices and tiers"
+    "/products/{product_code}/archive",
+    summary="Archive a product, with its one-time prices and tiers",
 )
-async def archive_product(code: CodePath, billing: BillingDep, tenant: SecretTenant) -> ProductOut:
+async def archive_product(
+    product_code: CodePath, billing: BillingDep, tenant: SecretTenant
+) -> ProductOut:
     return await service.update_product(
-        billing.pool, billing.accounts, tenant, code, ProductPatch(active=False)
+        billing.pool, billing.accounts, tenant, product_code, ProductPatch(active=False)
     )
 
 
@@ -116,28 +125,30 @@ async def create_one_time_price(
     return await service.create_one_time_price(billing.pool, billing.accounts, tenant, body)
 
 
-@seller_router.get("/one-time-prices/{sku}", summary="One SKU, with its price history")
+@seller_router.get("/one-time-prices/{sku_code}", summary="One SKU, with its price history")
 async def get_one_time_price(
-    sku: CodePath, billing: BillingDep, tenant: SecretTenant
+    sku_code: CodePath, billing: BillingDep, tenant: SecretTenant
 ) -> OneTimePriceOut:
-    return await service.get_one_time_price(billing.pool, tenant, sku)
+    return await service.get_one_time_price(billing.pool, tenant, sku_code)
 
 
 @seller_router.patch(
-    "/one-time-prices/{sku}", summary="Change a SKU (a new amount is a new Stripe price)"
+    "/one-time-prices/{sku_code}", summary="Change a SKU (a new amount is a new Stripe price)"
 )
 async def update_one_time_price(
-    sku: CodePath, body: OneTimePricePatch, billing: BillingDep, tenant: SecretTenant
-) -> OneTimePriceOut:
-    return await service.update_one_time_price(billing.pool, billing.accounts, tenant, sku, body)
-
-
-@seller_router.post("/one-time-prices/{sku}/archive", summary="Stop selling a SKU")
-async def archive_one_time_price(
-    sku: CodePath, billing: BillingDep, tenant: SecretTenant
+    sku_code: CodePath, body: OneTimePricePatch, billing: BillingDep, tenant: SecretTenant
 ) -> OneTimePriceOut:
     return await service.update_one_time_price(
-        billing.pool, billing.accounts, tenant, sku, OneTimePricePatch(active=False)
+        billing.pool, billing.accounts, tenant, sku_code, body
+    )
+
+
+@seller_router.post("/one-time-prices/{sku_code}/archive", summary="Stop selling a SKU")
+async def archive_one_time_price(
+    sku_code: CodePath, billing: BillingDep, tenant: SecretTenant
+) -> OneTimePriceOut:
+    return await service.update_one_time_price(
+        billing.pool, billing.accounts, tenant, sku_code, OneTimePricePatch(active=False)
     )
 
 
@@ -154,22 +165,24 @@ async def create_tier(body: TierIn, billing: BillingDep, tenant: SecretTenant) -
     return await service.create_tier(billing.pool, billing.accounts, tenant, body)
 
 
-@seller_router.get("/tiers/{code}", summary="One tier, with its price history")
-async def get_tier(code: CodePath, billing: BillingDep, tenant: SecretTenant) -> TierOut:
-    return await service.get_tier(billing.pool, tenant, code)
+@seller_router.get("/tiers/{tier_code}", summary="One tier, with its price history")
+async def get_tier(tier_code: CodePath, billing: BillingDep, tenant: SecretTenant) -> TierOut:
+    return await service.get_tier(billing.pool, tenant, tier_code)
 
 
-@seller_router.patch("/tiers/{code}", summary="Change a tier (a new amount is a new Stripe price)")
+@seller_router.patch(
+    "/tiers/{tier_code}", summary="Change a tier (a new amount is a new Stripe price)"
+)
 async def update_tier(
-    code: CodePath, body: TierPatch, billing: BillingDep, tenant: SecretTenant
+    tier_code: CodePath, body: TierPatch, billing: BillingDep, tenant: SecretTenant
 ) -> TierOut:
-    return await service.update_tier(billing.pool, billing.accounts, tenant, code, body)
+    return await service.update_tier(billing.pool, billing.accounts, tenant, tier_code, body)
 
 
-@seller_router.post("/tiers/{code}/archive", summary="Stop selling a tier")
-async def archive_tier(code: CodePath, billing: BillingDep, tenant: SecretTenant) -> TierOut:
+@seller_router.post("/tiers/{tier_code}/archive", summary="Stop selling a tier")
+async def archive_tier(tier_code: CodePath, billing: BillingDep, tenant: SecretTenant) -> TierOut:
     return await service.update_tier(
-        billing.pool, billing.accounts, tenant, code, TierPatch(active=False)
+        billing.pool, billing.accounts, tenant, tier_code, TierPatch(active=False)
     )
 
 
