@@ -238,8 +238,15 @@ async def test_a_seller_manages_products_skus_and_tiers_and_sees_only_its_own(
             problem(await http.post("/v1/tiers", json=body, headers=a), 422)
         problem(await http.post("/v1/tiers", json={**PRO, "code": "x-6", "product": "none"},
                                 headers=a), 404)  # fmt: skip
-        problem(await http.get("/v1/tiers/Not_A_Code", headers=a), 422)
+        problem(await http.get("/v1/tiers/not a code!", headers=a), 422)
         assert await catalog_rows(billing) == before
+
+        # Two creates of one code at once: one is made, the other is a 409, never a 500.
+        racing = await asyncio.gather(*(
+            http.post("/v1/one-time-prices", json={**LIFETIME, "sku": "raced"}, headers=a)
+            for _ in range(4)
+        ))  # fmt: skip
+        assert sorted(r.status_code for r in racing) == [201, 409, 409, 409]
 
         # Keys: a publishable key may not manage, no key is 401.
         problem(await http.get("/v1/tiers", headers=keys[(A_LIVE, "publishable")]), 403)
@@ -339,7 +346,8 @@ async def test_seeding_again_changes_nothing_and_leaves_the_sellers_own_rows(bil
         assert (await http.get("/v1/tiers/pro", headers=home)).json() == made.json()
         assert (await http.get("/v1/products/chartgpt", headers=home)).json()["name"] == "ChartGPT"
 
-        await seed_catalog(billing.pool, HOME_LIVE, CATALOG)
+        # Again, and by two replicas starting at once: nothing moves.
+        await asyncio.gather(*(seed_catalog(billing.pool, HOME_LIVE, CATALOG) for _ in range(3)))
         assert await catalog_rows(billing) == after
         assert before != after  # the file's product name came back, nothing else moved
         item = (await http.get("/v1/one-time-prices/chartgpt-lifetime", headers=home)).json()
@@ -423,6 +431,21 @@ async def test_the_home_sellers_catalog_is_synced_to_stripe_and_kept_in_step(
             fresh = await stripe.v1.prices.retrieve_async(new["stripe_price_id"])
             assert (fresh.active, fresh.unit_amount) == (True, 1900)
             assert len((await stripe.v1.prices.list_async()).data) == 3  # nothing twice
+
+            # A worker that died after Stripe answered, before recording it: the call is
+            # made again with the same idempotency key, and Stripe answers the same price.
+            await billing.fetch(
+                "UPDATE prices SET stripe_price_id = NULL WHERE stripe_price_id = $1", fresh.id
+            )
+            await billing.fetch(
+                "UPDATE stripe_sync SET state = 'pending', synced_version = NULL"
+                " WHERE object_key = $1",
+                new["id"],
+            )
+            await synced(billing)
+            again = (await billing.client.get("/v1/tiers/platform", headers=home)).json()
+            assert again["prices"][0]["stripe_price_id"] == fresh.id
+            assert len((await stripe.v1.prices.list_async()).data) == 3
 
             # Another seller's catalog waits for Connect; nothing of it reaches the platform.
             await billing.client.post(

@@ -48,21 +48,35 @@ async def upsert(conn: asyncpg.Connection, tenant: Tenant, item: CatalogItem) ->
             allow_promotion_codes = EXCLUDED.allow_promotion_codes,
             updated_at = clock_timestamp()
         """,  # noqa: S608 - COLUMNS is a constant
-        item.sku,
-        item.name,
-        item.description,
-        item.unit_amount,
-        item.currency,
-        item.stripe_price_id,
-        item.product,
-        item.policy,
-        item.seats_per_unit,
-        item.max_quantity,
-        item.active,
-        item.allow_promotion_codes,
+        *_values(item),
         tenant.seller_id,
         tenant.mode,
     )
+
+
+async def insert(conn: asyncpg.Connection, tenant: Tenant, item: CatalogItem) -> bool:
+    """False when the tenant already has this SKU (a create racing another gets this, not
+    a unique violation)."""
+    status = await conn.execute(
+        f"""
+        INSERT INTO catalog ({COLUMNS}, seller_id, mode)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        ON CONFLICT DO NOTHING
+        """,  # noqa: S608 - COLUMNS is a constant
+        *_values(item),
+        tenant.seller_id,
+        tenant.mode,
+    )
+    return bool(status.endswith(" 1"))
+
+
+def _values(item: CatalogItem) -> tuple[object, ...]:
+    """The item's values in `COLUMNS` order."""
+    return (
+        item.sku, item.name, item.description, item.unit_amount, item.currency,
+        item.stripe_price_id, item.product, item.policy, item.seats_per_unit,
+        item.max_quantity, item.active, item.allow_promotion_codes,
+    )  # fmt: skip
 
 
 async def find(

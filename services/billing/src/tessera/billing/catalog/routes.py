@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from tessera.billing.catalog import queries, service
 from tessera.billing.catalog.schemas import (
-    CODE,
+    EXISTING_CODE,
     OneTimePriceIn,
     OneTimePriceOut,
     OneTimePricePatch,
@@ -36,7 +36,7 @@ from tessera.shared.sellers import Tenant
 router = APIRouter(prefix="/v1", tags=["catalog"])
 seller_router = APIRouter(prefix="/v1", tags=["seller"])
 
-CodePath = Annotated[str, Path(pattern=CODE)]
+CodePath = Annotated[str, Path(pattern=EXISTING_CODE)]
 
 
 @router.get("/catalog", summary="Every SKU: name, price, product and license policy")

@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 CODE = r"^[a-z0-9][a-z0-9-]{1,62}$"
+# What a path may name: a new code is `CODE`, but a product made from a SKU row of before
+# the catalog API (billing_0007) has that row's product name, up to 100 characters.
+EXISTING_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 FEATURE = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 # Stripe's largest `unit_amount` (eight digits).
 MAX_AMOUNT = 99_999_999
@@ -32,18 +35,20 @@ class Strict(BaseModel):
 
 
 class CatalogItem(Strict):
-    """A SKU: a one-time price of `product`, and what a unit grants (license policy, seats)."""
+    """A SKU: a one-time price of `product`, and what a unit grants (license policy, seats).
+    As read from the database: only as strict as the rows before the catalog API were (the
+    API's own bodies, `OneTimePriceIn`, are stricter)."""
 
-    sku: Code
-    name: Name
-    description: Description = ""
-    unit_amount: Amount
-    currency: Currency
+    sku: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    unit_amount: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[a-z]{3}$")
     stripe_price_id: str | None = None
-    product: Code
+    product: str = Field(min_length=1, max_length=100)
     policy: str = Field(min_length=1, max_length=100)
-    seats_per_unit: int = Field(default=1, ge=1, le=10_000)
-    max_quantity: int = Field(default=10, ge=1, le=10_000)
+    seats_per_unit: int = Field(default=1, ge=1)
+    max_quantity: int = Field(default=10, ge=1)
     active: bool = True
     # The buyer may enter a Stripe promotion code: only then is a session's
     # `total_details.amount_discount` taken off the expected total (docs/billing.md).

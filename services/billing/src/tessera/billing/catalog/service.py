@@ -378,7 +378,7 @@ async def create_one_time_price(
     item = CatalogItem(**body.model_dump())
     async with pool.acquire() as conn, conn.transaction():
         await _sellable_under(conn, tenant, body.product, body.active)
-        if await queries.find(conn, tenant, body.sku) is not None:
+        if not await queries.insert(conn, tenant, item):
             raise DuplicateCode(f"There is a one-time price {body.sku!r} already.")
         await _write_sku(conn, accounts, tenant, item)
         return (await one_time_prices_out(conn, tenant, [await _sku(conn, tenant, body.sku)]))[0]
@@ -454,6 +454,9 @@ async def seed_catalog(
     so seeding again queues nothing for Stripe. The number of products in the file."""
     products = read_catalog_file(path)
     async with pool.acquire() as conn, conn.transaction():
+        # Replicas starting together seed one after the other: the second finds the rows
+        # the first made (and writes nothing) instead of racing it to insert them.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('billing.catalog_seed'))")
         for product in products:
             await _seed_product(conn, accounts, tenant, product)
     return len(products)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-from uuid import UUID
 
 import asyncpg
 
 from tessera.billing.catalog.schemas import SyncState, SyncStateName
-from tessera.shared.sellers import Mode, Tenant
+from tessera.shared.sellers import Tenant
 
 ObjectType = Literal["product", "price"]
 STATE_COLUMNS = (
@@ -96,18 +95,19 @@ async def states(
 
 async def claim(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Due]:
     """Due rows, products first (a price needs its product's Stripe id); each is leased
-    (its next attempt pushed back) so another replica leaves it while this one calls
-    Stripe, and taken again if this one dies."""
+    so another replica leaves it while this one calls Stripe (two calls for one object
+    could land in Stripe in the wrong order), and taken again if this one dies."""
     rows = await conn.fetch(
         """
         WITH due AS (
             SELECT seller_id, mode, object_type, object_key FROM stripe_sync
             WHERE state IN ('pending', 'failed') AND next_attempt_at <= clock_timestamp()
+              AND (leased_until IS NULL OR leased_until <= clock_timestamp())
             ORDER BY object_type DESC, next_attempt_at
             LIMIT $1 FOR UPDATE SKIP LOCKED
         )
         UPDATE stripe_sync s
-        SET next_attempt_at = clock_timestamp() + make_interval(secs => $2)
+        SET leased_until = clock_timestamp() + make_interval(secs => $2)
         FROM due
         WHERE s.seller_id = due.seller_id AND s.mode = due.mode
           AND s.object_type = due.object_type AND s.object_key = due.object_key
@@ -152,8 +152,7 @@ async def finish(conn: asyncpg.Connection, due: Due, state: SyncStateName) -> No
             state = CASE WHEN version = $5 THEN $6 ELSE 'pending' END,
             synced_version = CASE WHEN $6 = 'synced' THEN $5 ELSE synced_version END,
             synced_at = CASE WHEN $6 = 'synced' THEN clock_timestamp() ELSE synced_at END,
-            attempts = CASE WHEN version = $5 THEN 0 ELSE attempts END,
-            last_error = NULL,
+            attempts = 0, last_error = NULL, leased_until = NULL,
             next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4
         """,
@@ -167,15 +166,17 @@ async def finish(conn: asyncpg.Connection, due: Due, state: SyncStateName) -> No
 
 
 async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float) -> None:
-    """The attempt failed: `failed` with the error, retried after `retry_in` seconds (a
-    newer version written meanwhile is pending, still backing off)."""
+    """The attempt failed: `failed` with the error, retried after `retry_in` seconds. A
+    newer version written meanwhile is a new change: pending, tried at once."""
     await conn.execute(
         """
         UPDATE stripe_sync SET
             state = CASE WHEN version = $5 THEN 'failed' ELSE 'pending' END,
-            attempts = attempts + 1, last_error = $6,
-            next_attempt_at = clock_timestamp() + make_interval(secs => $7),
-            updated_at = clock_timestamp()
+            attempts = CASE WHEN version = $5 THEN attempts + 1 ELSE 0 END,
+            last_error = CASE WHEN version = $5 THEN $6 END,
+            next_attempt_at = clock_timestamp()
+                + CASE WHEN version = $5 THEN make_interval(secs => $7) ELSE interval '0' END,
+            leased_until = NULL, updated_at = clock_timestamp()
         WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4
         """,
         due.tenant.seller_id,
@@ -191,7 +192,8 @@ async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float
 async def defer(conn: asyncpg.Connection, due: Due, retry_in: float) -> None:
     """Not this object's fault (its product is not in Stripe yet): try again soon."""
     await conn.execute(
-        "UPDATE stripe_sync SET next_attempt_at = clock_timestamp() + make_interval(secs => $5)"
+        "UPDATE stripe_sync SET leased_until = NULL,"
+        " next_attempt_at = greatest(next_attempt_at, clock_timestamp() + make_interval(secs => $5))"
         " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4",
         due.tenant.seller_id,
         due.tenant.mode,
@@ -201,19 +203,27 @@ async def defer(conn: asyncpg.Connection, due: Due, retry_in: float) -> None:
     )
 
 
-async def queue_waiting(
-    conn: asyncpg.Connection, seller_id: UUID, mode: Mode, waiting: SyncStateName
+async def tenants_in(conn: asyncpg.Connection, state: SyncStateName) -> list[Tenant]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT seller_id, mode FROM stripe_sync WHERE state = $1", state
+    )
+    return [Tenant(r["seller_id"], r["mode"]) for r in rows]
+
+
+async def requeue(
+    conn: asyncpg.Connection, tenant: Tenant, waiting: SyncStateName, state: SyncStateName
 ) -> int:
-    """Rows of a tenant a worker can now serve (a Stripe key configured, an account
-    connected) go to `pending`; how many."""
+    """A tenant's rows that waited (`local`: no key then) take the state they would take
+    now (`pending` for a tenant a key serves); how many."""
     status = await conn.execute(
         """
-        UPDATE stripe_sync SET state = 'pending', attempts = 0, last_error = NULL,
+        UPDATE stripe_sync SET state = $4, attempts = 0, last_error = NULL,
                                next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE seller_id = $1 AND mode = $2 AND state = $3
         """,
-        seller_id,
-        mode,
+        tenant.seller_id,
+        tenant.mode,
         waiting,
+        state,
     )
     return int(status.split()[-1])

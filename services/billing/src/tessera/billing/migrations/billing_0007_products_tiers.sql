@@ -94,6 +94,9 @@ CREATE TABLE stripe_sync (
     attempts         integer     NOT NULL DEFAULT 0,
     last_error       text,
     next_attempt_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Set while a worker's call is in flight: no other worker takes the row until then
+    -- (a change meanwhile makes it due again, but not before the call has ended).
+    leased_until     timestamptz,
     synced_at        timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (seller_id, mode, object_type, object_key)

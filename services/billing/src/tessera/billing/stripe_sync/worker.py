@@ -67,12 +67,13 @@ class CatalogSync:
         return len(due) >= self.batch_size
 
     async def queue_local(self) -> None:
-        """What was written while no key was configured goes to Stripe now, for the tenant
-        this key serves."""
-        if self.accounts.platform is not None:
-            served = self.accounts.served
-            async with self.pool.acquire() as conn:
-                await queries.queue_waiting(conn, served.seller_id, served.mode, "local")
+        """What was written while no key was configured takes the state it would take
+        now: pending for the tenant the key serves, awaiting_connect for the others."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for tenant in await queries.tenants_in(conn, "local"):
+                state = self.accounts.initial_state(tenant)
+                if state != "local":
+                    await queries.requeue(conn, tenant, "local", state)
         self.queued_local = True
 
     async def sync_one(self, due: Due) -> None:
