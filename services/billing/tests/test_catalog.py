@@ -363,10 +363,13 @@ async def standin() -> AsyncIterator[StandInServer]:
         yield server
 
 
-async def synced(billing: Any, *, timeout: float = 15.0) -> None:
-    """Until nothing is pending (a failed row is settled too)."""
+async def synced(billing: Any, *, timeout: float = 15.0, waiting: str = "pending") -> None:
+    """Until nothing is pending (a failed row is settled too); `waiting="local"`: nor
+    local (the worker queues those when it starts)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while await billing.value("SELECT count(*) FROM stripe_sync WHERE state = 'pending'"):
+    while await billing.value(
+        "SELECT count(*) FROM stripe_sync WHERE state IN ('pending', $1)", waiting
+    ):
         assert asyncio.get_running_loop().time() < deadline, await billing.fetch(
             "SELECT * FROM stripe_sync WHERE state = 'pending'"
         )
@@ -484,5 +487,37 @@ async def test_the_home_sellers_catalog_is_synced_to_stripe_and_kept_in_step(
             assert (
                 await stripe.v1.products.retrieve_async(products["chartgpt"].id)
             ).name == "ChartGPT 2"
+    finally:
+        await billing.stop()
+
+
+async def test_what_was_written_without_a_key_is_synced_once_a_key_is_configured(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    offline = await billing_starter(database_url, infra_settings)
+    try:
+        async with keys_for(offline) as keys:
+            made = await offline.client.post(
+                "/v1/products", json={"code": "tool", "name": "T"}, headers=keys[(B_LIVE, "secret")]
+            )
+            assert made.json()["sync"]["state"] == "local"
+        states = await offline.fetch("SELECT DISTINCT state FROM stripe_sync")
+        assert [r[0] for r in states] == ["local"]
+    finally:
+        await offline.stop()
+
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url
+    )
+    try:
+        await synced(billing, waiting="local")
+        rows = await billing.fetch(
+            "SELECT seller_id, state, count(*) FROM stripe_sync GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in rows] == [
+            (HOME_SELLER_ID, "synced", 4), (SELLER_B, "awaiting_connect", 1)
+        ]  # fmt: skip
+        names = sorted(p.name for p in (await standin.client().v1.products.list_async()).data)
+        assert names == ["ChartGPT", "Tessera platform"]
     finally:
         await billing.stop()
