@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -83,7 +84,18 @@ def _account(request: Request, store: Store) -> str:
     return account
 
 
-async def _params(request: Request, settings: StandInSettings) -> Params:
+def _form_value(value: Any) -> Any:
+    """A JSON value as the form parser would have made it (control endpoints take both)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return {str(k): _form_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_form_value(v) for v in value]
+    return "" if value is None else str(value)
+
+
+async def _params(request: Request, settings: StandInSettings, *, api: bool) -> Params:
     if request.method in ("GET", "DELETE"):
         return Params(parse_form(parse_qsl(request.url.query, keep_blank_values=True)))
     body = b""
@@ -92,6 +104,14 @@ async def _params(request: Request, settings: StandInSettings) -> Params:
         if len(body) > settings.max_body_bytes:
             raise StripeApiError(413, "Request body too large.")
     content_type = request.headers.get("content-type", "application/x-www-form-urlencoded")
+    if not api and body and content_type.startswith("application/json"):
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise StripeApiError(400, "Invalid JSON body.") from error
+        if not isinstance(data, dict):
+            raise StripeApiError(400, "The JSON body must be an object.")
+        return Params(_form_value(data))
     if body and not content_type.startswith("application/x-www-form-urlencoded"):
         raise StripeApiError(
             400,
@@ -141,7 +161,7 @@ class StandIn:
                 type="invalid_request_error",
                 code="rate_limit",
             )
-        params = await _params(request, self.settings)
+        params = await _params(request, self.settings, api=endpoint.api)
         accepted = endpoint.accepts + (LIST_PARAMS if endpoint.method == "GET" else ())
         if endpoint.api:
             check_known(params, accepted)
@@ -219,9 +239,23 @@ def _unrecognised(request: Request, exc: Exception) -> Response:
 
 
 def endpoints() -> list[Endpoint]:
-    from tessera.devstack.stripe_standin import catalog, events
+    from tessera.devstack.stripe_standin import (
+        catalog,
+        checkout,
+        customers,
+        events,
+        invoices,
+        subscriptions,
+    )
 
-    return [*catalog.ENDPOINTS, *events.ENDPOINTS]
+    return [
+        *catalog.ENDPOINTS,
+        *customers.ENDPOINTS,
+        *checkout.ENDPOINTS,
+        *subscriptions.ENDPOINTS,
+        *invoices.ENDPOINTS,
+        *events.ENDPOINTS,
+    ]
 
 
 def create_app(settings: StandInSettings | None = None) -> Starlette:

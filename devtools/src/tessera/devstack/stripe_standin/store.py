@@ -37,8 +37,14 @@ class Store:
     idempotency: dict[tuple[str, str], Replay] = field(default_factory=dict)
     # Customers whose payment method declines (a control endpoint sets it).
     failing_customers: set[str] = field(default_factory=set)
+    # A Checkout Session's line items and the `*_data` it applies on completion.
+    checkout: dict[str, Obj] = field(default_factory=dict)
+    # Trialing subscriptions whose trial_will_end has been sent.
+    trial_warned: set[str] = field(default_factory=set)
     # OAuth authorization codes not yet exchanged: code -> connected account id.
     oauth_codes: dict[str, str] = field(default_factory=dict)
+    # Deleted objects by id (Stripe answers `{"deleted": true}` for them).
+    deleted: dict[str, Obj] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Called with each new event (the webhook deliverer's queue).
     on_event: Callable[[Obj], None] | None = None
@@ -47,6 +53,9 @@ class Store:
         self.objects[obj["id"]] = obj
         self.account_of[obj["id"]] = account
         return obj
+
+    def remove(self, object_id: str) -> None:
+        self.deleted[object_id] = self.objects.pop(object_id)
 
     def find(self, account: str, object_id: str) -> Obj | None:
         """The object with this id in this account (None elsewhere: accounts never see
@@ -60,6 +69,14 @@ class Store:
         if obj is None or obj["object"] != kind:
             raise missing(kind.rsplit(".", 1)[-1].replace("_", " "), object_id, param)
         return obj
+
+    def locate(self, kind: str, object_id: str) -> tuple[str, Obj]:
+        """An object by id in whichever account holds it (control endpoints have no
+        account header: the id says it)."""
+        obj = self.objects.get(object_id)
+        if obj is None or obj["object"] != kind:
+            raise missing(kind.rsplit(".", 1)[-1].replace("_", " "), object_id)
+        return self.account_of[object_id], obj
 
     def all(self, account: str, kind: str) -> list[Obj]:
         return [
