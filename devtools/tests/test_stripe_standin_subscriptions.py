@@ -58,6 +58,14 @@ async def test_a_subscription_is_created_changed_and_canceled(
         {"items": [{"id": item["id"], "price": yearly}], "proration_behavior": "create_prorations"},
     )
     assert changed["items"]["data"][0]["price"]["id"] == yearly
+    # a new interval starts a new (yearly) period now, billed at once
+    assert (
+        changed["items"]["data"][0]["current_period_end"] - item["current_period_start"]
+        == 365 * 86400
+    )
+    bill = await client.v1.invoices.retrieve_async(str(changed.latest_invoice))
+    assert (bill.billing_reason, bill.amount_paid) == ("subscription_update", 19000)
+    item = changed["items"]["data"][0]
     ending = await client.v1.subscriptions.update_async(
         subscription.id, {"cancel_at_period_end": True}
     )

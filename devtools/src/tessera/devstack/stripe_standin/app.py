@@ -242,6 +242,7 @@ def endpoints() -> list[Endpoint]:
     from tessera.devstack.stripe_standin import (
         catalog,
         checkout,
+        clock,
         customers,
         events,
         invoices,
@@ -254,6 +255,7 @@ def endpoints() -> list[Endpoint]:
         *checkout.ENDPOINTS,
         *subscriptions.ENDPOINTS,
         *invoices.ENDPOINTS,
+        *clock.ENDPOINTS,
         *events.ENDPOINTS,
     ]
 

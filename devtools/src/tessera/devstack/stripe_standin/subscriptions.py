@@ -46,8 +46,16 @@ def add_interval(start: int, interval: str, count: int) -> int:
 
 
 def period_end(subscription: Obj, start: int) -> int:
+    """The first billing date after `start`: whole intervals from the billing cycle anchor
+    (so a Jan 31 anchor bills Feb 28, then Mar 31)."""
     recurring = subscription["items"]["data"][0]["price"]["recurring"]
-    return add_interval(start, recurring["interval"], recurring["interval_count"])
+    anchor = subscription["billing_cycle_anchor"]
+    count = 1
+    while (
+        end := add_interval(anchor, recurring["interval"], count * recurring["interval_count"])
+    ) <= start:
+        count += 1
+    return end
 
 
 def _item(
@@ -222,12 +230,20 @@ def renew(call: Call, subscription: Obj, at: int) -> None:
     if subscription["cancel_at_period_end"] or (cancel_at is not None and cancel_at <= at):
         cancel(call, subscription, at, "cancellation_requested")
         return
-    end = period_end(subscription, at)
-    _set_period(subscription, at, end)
     if subscription["status"] == "trialing":
         subscription["status"] = "active"
+    bill_new_period(call, subscription, at, "subscription_cycle", before)
+
+
+def bill_new_period(
+    call: Call, subscription: Obj, at: int, reason: str, before: Obj | None = None
+) -> None:
+    """Start the period that begins at `at` and charge its invoice."""
+    before = before or snapshot(subscription)
+    end = period_end(subscription, at)
+    _set_period(subscription, at, end)
     notify_updated(call, subscription, before, at)
-    invoice = open_invoice(call, subscription, "subscription_cycle", at, end, at)
+    invoice = open_invoice(call, subscription, reason, at, end, at)
     subscription["latest_invoice"] = invoice["id"]
     settle(call, invoice, attempt_payment(call, invoice, at), at)
 
@@ -396,6 +412,7 @@ def update_subscription(call: Call) -> Obj:
         )
     before = snapshot(subscription)
     at = call.now(subscription["customer"])
+    interval = _interval(subscription)
     _update_items(call, subscription, params)
     params.choice("proration_behavior", ("create_prorations", "none", "always_invoice"))
     end_at_period = params.boolean("cancel_at_period_end")
@@ -417,16 +434,29 @@ def update_subscription(call: Call) -> Obj:
     if trial_end is not None and trial_end != "now":
         new_end = _trial_end(call, params, subscription["customer"])
         subscription["trial_end"] = new_end
+        subscription["billing_cycle_anchor"] = new_end or at
         _set_period(
             subscription, subscription["items"]["data"][0]["current_period_start"], new_end or at
         )
     if ends_trial_now:
-        subscription["trial_end"] = at
+        # The trial ends now and the billing cycle restarts from now, as Stripe does.
+        subscription.update(trial_end=at, billing_cycle_anchor=at)
         notify_updated(call, subscription, before, at)
         renew(call, subscription, at)
+    elif _interval(subscription) != interval and subscription["status"] != "trialing":
+        # A new billing interval starts a new period now, billed at once (Stripe resets the
+        # billing cycle anchor when the interval changes).
+        subscription["billing_cycle_anchor"] = at
+        notify_updated(call, subscription, before, at)
+        bill_new_period(call, subscription, at, "subscription_update")
     else:
         notify_updated(call, subscription, before, at)
     return subscription
+
+
+def _interval(subscription: Obj) -> tuple[str, int]:
+    recurring = subscription["items"]["data"][0]["price"]["recurring"]
+    return recurring["interval"], recurring["interval_count"]
 
 
 def cancel_subscription(call: Call) -> Obj:
