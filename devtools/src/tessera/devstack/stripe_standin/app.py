@@ -51,7 +51,7 @@ class RateLimiter:
         return True
 
 
-def _api_key(request: Request, settings: StandInSettings) -> str:
+def _api_key(request: Request, settings: StandInSettings, store: Store) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -61,20 +61,25 @@ def _api_key(request: Request, settings: StandInSettings) -> str:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY').",
         )
+    shown = f"{key[:8]}{'*' * 4}{key[-4:]}"
+    if key in store.access_tokens:
+        if store.access_tokens[key] in store.revoked:
+            raise StripeApiError(401, f"Expired API Key provided: {shown}", code="api_key_expired")
+        return key
     test_key = key.startswith(("sk_test_", "rk_test_"))
     if (settings.api_key is not None and key != settings.api_key) or not test_key:
-        raise StripeApiError(
-            401, f"Invalid API Key provided: {key[:8]}{'*' * 4}{key[-4:]}", code="api_key_invalid"
-        )
+        raise StripeApiError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
     return key
 
 
-def _account(request: Request, store: Store) -> str:
-    account = request.headers.get("stripe-account")
+def _account(request: Request, store: Store, key: str) -> str:
+    """The account a request acts in: an OAuth access token's own account, the
+    `Stripe-Account` header's connected account, or the platform."""
+    account = store.access_tokens.get(key) or request.headers.get("stripe-account")
     if account is None:
         return PLATFORM
     found = store.find(PLATFORM, account)
-    if found is None or found["object"] != "account":
+    if found is None or found["object"] != "account" or account in store.revoked:
         raise StripeApiError(
             403,
             f"The provided key does not have access to account '{account}' (or that account "
@@ -121,6 +126,9 @@ async def _params(request: Request, settings: StandInSettings, *, api: bool) -> 
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError) as error:
         raise StripeApiError(400, "Invalid request: malformed form body.") from error
+    if not api:
+        # The stand-in's own pages post forms to URLs that carry parameters too.
+        pairs = parse_qsl(request.url.query, keep_blank_values=True) + pairs
     return Params(parse_form(pairs))
 
 
@@ -153,7 +161,7 @@ class StandIn:
             return _json(error.body(), error.status)
 
     async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
-        key = _api_key(request, self.settings) if endpoint.api else "control"
+        key = _api_key(request, self.settings, self.store) if endpoint.api else "control"
         if endpoint.api and not self.limiter.allow(key):
             raise StripeApiError(
                 429,
@@ -166,7 +174,7 @@ class StandIn:
         if endpoint.api:
             check_known(params, accepted)
         async with self.store.lock:
-            account = _account(request, self.store) if endpoint.api else PLATFORM
+            account = _account(request, self.store, key) if endpoint.api else PLATFORM
             idem = request.headers.get("idempotency-key") if endpoint.method == "POST" else None
             scope = (f"{key}/{account}", idem or "")
             if endpoint.api and idem is not None and (replay := self.store.idempotency.get(scope)):
@@ -243,6 +251,7 @@ def endpoints() -> list[Endpoint]:
         catalog,
         checkout,
         clock,
+        connect,
         customers,
         events,
         invoices,
@@ -256,6 +265,7 @@ def endpoints() -> list[Endpoint]:
         *subscriptions.ENDPOINTS,
         *invoices.ENDPOINTS,
         *clock.ENDPOINTS,
+        *connect.ENDPOINTS,
         *events.ENDPOINTS,
     ]
 

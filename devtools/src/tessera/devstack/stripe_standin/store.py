@@ -41,8 +41,15 @@ class Store:
     checkout: dict[str, Obj] = field(default_factory=dict)
     # Trialing subscriptions whose trial_will_end has been sent.
     trial_warned: set[str] = field(default_factory=set)
-    # OAuth authorization codes not yet exchanged: code -> connected account id.
+    # Connect OAuth: codes not yet exchanged, access and refresh tokens (each -> account),
+    # the accounts connected by OAuth and those that have since deauthorized.
     oauth_codes: dict[str, str] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+    connected: set[str] = field(default_factory=set)
+    revoked: set[str] = field(default_factory=set)
+    # Account links not yet followed: token -> account, return and refresh URLs.
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
     # Deleted objects by id (Stripe answers `{"deleted": true}` for them).
     deleted: dict[str, Obj] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)

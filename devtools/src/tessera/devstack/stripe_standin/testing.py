@@ -68,7 +68,8 @@ class StandInServer:
         return stripe.StripeClient(
             api_key,
             base_addresses={"api": self.url, "connect": self.url},
-            http_client=stripe.HTTPXClient(timeout=10),
+            # Sync too: the library's OAuth calls (`client.oauth.token`) have no async form.
+            http_client=stripe.HTTPXClient(timeout=10, allow_sync_methods=True),
             max_network_retries=0,
             client_id="ca_standin",
         )
