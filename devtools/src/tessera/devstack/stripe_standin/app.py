@@ -150,8 +150,8 @@ class StandIn:
     def __init__(self, settings: StandInSettings) -> None:
         self.settings = settings
         self.store = Store()
-        self.deliverer = Deliverer(settings, self.store)
-        self.store.on_event = self.deliverer.enqueue
+        self.deliverer = Deliverer(settings)
+        self.store.deliverer = self.deliverer
         self.limiter = RateLimiter(settings.rate_limit)
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
@@ -256,6 +256,7 @@ def endpoints() -> list[Endpoint]:
         events,
         invoices,
         subscriptions,
+        webhook_endpoints,
     )
 
     return [
@@ -266,6 +267,7 @@ def endpoints() -> list[Endpoint]:
         *invoices.ENDPOINTS,
         *clock.ENDPOINTS,
         *connect.ENDPOINTS,
+        *webhook_endpoints.ENDPOINTS,
         *events.ENDPOINTS,
     ]
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tessera.devstack.stripe_standin.wire import Obj, missing, new_id
+
+if TYPE_CHECKING:
+    from tessera.devstack.stripe_standin.webhooks import Deliverer
 
 # Stripe's API version the shapes follow (stripe-python 16's pinned version).
 API_VERSION = "2026-10-28.endive"
@@ -53,8 +55,8 @@ class Store:
     # Deleted objects by id (Stripe answers `{"deleted": true}` for them).
     deleted: dict[str, Obj] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Called with each new event (the webhook deliverer's queue).
-    on_event: Callable[[Obj], None] | None = None
+    # Sends each new event to the webhook endpoints that want it.
+    deliverer: Deliverer | None = None
 
     def add(self, account: str, obj: Obj) -> Obj:
         self.objects[obj["id"]] = obj
@@ -130,8 +132,8 @@ class Store:
             event["account"] = account
         self.add(account, event)
         self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
+        if self.deliverer is not None:
+            self.deliverer.enqueue(event)
         return event
 
 

@@ -58,6 +58,9 @@ class StandInServer:
     standin: StandIn
     platform: Receiver
     connect: Receiver
+    # A third endpoint, for one registered through /v1/webhook_endpoints (set its secret).
+    extra: Receiver
+    extra_url: str
 
     async def delivered(self) -> None:
         """Until every event so far has been delivered (or given up on)."""
@@ -77,11 +80,12 @@ class StandInServer:
 
 @contextlib.asynccontextmanager
 async def running_standin(**settings: Any) -> AsyncIterator[StandInServer]:
-    platform, connect = Receiver(PLATFORM_SECRET), Receiver(CONNECT_SECRET)
+    platform, connect, extra = Receiver(PLATFORM_SECRET), Receiver(CONNECT_SECRET), Receiver("")
     hooks = Starlette(
         routes=[
             Route("/platform", platform.receive, methods=["POST"]),
             Route("/connect", connect.receive, methods=["POST"]),
+            Route("/extra", extra.receive, methods=["POST"]),
         ]
     )
     hooks_port, port = free_port(), free_port()
@@ -100,7 +104,9 @@ async def running_standin(**settings: Any) -> AsyncIterator[StandInServer]:
     )
     standin_server = await LoopServer.start(app, port)
     try:
-        yield StandInServer(url, app.state.standin, platform, connect)
+        yield StandInServer(
+            url, app.state.standin, platform, connect, extra, f"http://127.0.0.1:{hooks_port}/extra"
+        )
     finally:
         await standin_server.stop(5)
         await hooks_server.stop(5)

@@ -251,12 +251,16 @@ def page(
     if after is not None:
         if after not in ids:
             raise missing("object", after, "starting_after")
-        rows = rows[ids.index(after) + 1 :]
+        rest = rows[ids.index(after) + 1 :]
+        data, more = rest[:limit], len(rest) > limit
     elif before is not None:
         if before not in ids:
             raise missing("object", before, "ending_before")
-        rows = rows[: ids.index(before)][-limit:]
-    return {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit, "url": url}
+        newer = rows[: ids.index(before)]
+        data, more = newer[-limit:], len(newer) > limit
+    else:
+        data, more = rows[:limit], len(rows) > limit
+    return {"object": "list", "data": data, "has_more": more, "url": url}
 
 
 def expand(obj: Any, paths: Iterable[str], lookup: Callable[[str], Obj | None]) -> Any:
