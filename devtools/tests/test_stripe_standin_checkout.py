@@ -7,7 +7,7 @@ import httpx
 import pytest
 import stripe
 
-from tessera.devstack.stripe_standin.testing import StandInServer
+from tessera.devstack.stripe_standin.testing import StandInServer, recurring_price
 
 
 async def test_customers_are_created_updated_listed_and_deleted(
@@ -138,19 +138,11 @@ async def test_the_hosted_page_pays_and_returns_to_success_url(
 async def test_a_subscription_session_with_a_trial_starts_a_subscription(
     server: StandInServer, client: stripe.StripeClient
 ) -> None:
-    product = await client.v1.products.create_async({"name": "Pro"})
-    monthly = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-        }
-    )
+    monthly = await recurring_price(client)
     session = await client.v1.checkout.sessions.create_async(
         {
             "mode": "subscription",
-            "line_items": [{"price": monthly.id, "quantity": 1}],
+            "line_items": [{"price": monthly, "quantity": 1}],
             "customer_email": "sub@example.com",
             "subscription_data": {"trial_period_days": 14, "metadata": {"tier": "pro"}},
             "metadata": {"seller": "s1"},
@@ -171,7 +163,7 @@ async def test_a_subscription_session_with_a_trial_starts_a_subscription(
     assert subscription.trial_end is not None and subscription.trial_start is not None
     assert subscription.trial_end - subscription.trial_start == 14 * 86400
     [item] = subscription["items"]["data"]
-    assert item["price"]["id"] == monthly.id
+    assert item["price"]["id"] == monthly
     assert item["current_period_end"] == subscription.trial_end
     invoice = completed.invoice
     assert isinstance(invoice, stripe.Invoice)
@@ -194,21 +186,13 @@ async def test_a_subscription_session_with_a_trial_starts_a_subscription(
 
 
 async def test_checkout_refuses_what_stripe_refuses(client: stripe.StripeClient) -> None:
-    product = await client.v1.products.create_async({"name": "Pro"})
-    monthly = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-        }
-    )
+    monthly = await recurring_price(client)
     once = await client.v1.prices.create_async(
-        {"product": product.id, "currency": "usd", "unit_amount": 100}
+        {"product_data": {"name": "Once"}, "currency": "usd", "unit_amount": 100}
     )
     cases = [
         (
-            {"mode": "payment", "line_items": [{"price": monthly.id, "quantity": 1}]},
+            {"mode": "payment", "line_items": [{"price": monthly, "quantity": 1}]},
             "line_items[0][price]",
         ),
         ({"mode": "subscription", "line_items": [{"price": once.id, "quantity": 1}]}, "line_items"),

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import stripe
 
-from tessera.devstack.stripe_standin.testing import StandInServer, running_standin
+from tessera.devstack.stripe_standin.testing import StandInServer, recurring_price, running_standin
 
 DAY = 86400
 START = int(datetime(2026, 1, 31, 12, tzinfo=UTC).timestamp())
@@ -19,21 +19,13 @@ START = int(datetime(2026, 1, 31, 12, tzinfo=UTC).timestamp())
 async def _subscribe(
     client: stripe.StripeClient, clock: str, trial_days: int | None = None
 ) -> tuple[str, str]:
-    product = await client.v1.products.create_async({"name": "Pro"})
-    price = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-        }
-    )
+    price = await recurring_price(client)
     customer = await client.v1.customers.create_async(
         {"email": "c@example.com", "test_clock": clock}
     )
     params: stripe.params.SubscriptionCreateParams = {
         "customer": customer.id,
-        "items": [{"price": price.id}],
+        "items": [{"price": price}],
     }
     if trial_days:
         params["trial_period_days"] = trial_days

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import stripe
 
-from tessera.devstack.stripe_standin.testing import StandInServer
+from tessera.devstack.stripe_standin.testing import StandInServer, recurring_price
 
 
 async def test_an_express_account_is_onboarded_through_its_account_link(
@@ -138,18 +138,10 @@ async def test_oauth_connects_and_deauthorizes_a_standard_account(
 async def test_a_portal_session_opens_a_page_that_cancels_at_period_end(
     server: StandInServer, client: stripe.StripeClient
 ) -> None:
-    product = await client.v1.products.create_async({"name": "Pro"})
-    price = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 900,
-            "recurring": {"interval": "month"},
-        }
-    )
+    price = await recurring_price(client, 900)
     customer = await client.v1.customers.create_async({"email": "p@example.com"})
     subscription = await client.v1.subscriptions.create_async(
-        {"customer": customer.id, "items": [{"price": price.id}]}
+        {"customer": customer.id, "items": [{"price": price}]}
     )
     session = await client.v1.billing_portal.sessions.create_async(
         {"customer": customer.id, "return_url": "https://portal.example/account"}

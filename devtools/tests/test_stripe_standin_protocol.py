@@ -13,7 +13,12 @@ import pytest
 import stripe
 
 from tessera.devstack.infra import free_port, wait_for_port
-from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
+from tessera.devstack.stripe_standin.testing import (
+    API_KEY,
+    StandInServer,
+    recurring_price,
+    running_standin,
+)
 
 
 async def test_concurrent_requests_with_one_idempotency_key_make_one_object(
@@ -100,3 +105,35 @@ async def test_the_dev_command_serves_the_stand_in() -> None:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)
+
+
+async def test_a_request_that_fails_changes_nothing(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError):
+        # the product is made first, then the missing currency fails the request
+        await client.v1.prices.create_async(
+            {"product_data": {"name": "Half made"}, "unit_amount": 100}  # type: ignore[typeddict-item]
+        )
+    assert (await client.v1.products.list_async()).data == []
+    assert (await client.v1.events.list_async()).data == []
+
+    price = await recurring_price(client)
+    customer = await client.v1.customers.create_async({})
+    subscription = await client.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": price}]}
+    )
+    item = subscription["items"]["data"][0]
+    other = await recurring_price(client, 2900)
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.subscriptions.update_async(
+            subscription.id,
+            {"items": [{"id": item["id"], "price": other}], "proration_behavior": "sometimes"},
+        )
+    unchanged = await client.v1.subscriptions.retrieve_async(subscription.id)
+    assert unchanged["items"]["data"][0]["price"]["id"] == price
+    await server.delivered()
+    assert "customer.subscription.updated" in server.platform.types()  # incomplete -> active
+    assert server.platform.types().count("customer.subscription.updated") == 1
+    event = (await client.v1.events.list_async({"limit": 1})).data[0]
+    assert event.pending_webhooks == 0

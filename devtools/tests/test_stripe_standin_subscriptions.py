@@ -7,28 +7,14 @@ import httpx
 import pytest
 import stripe
 
-from tessera.devstack.stripe_standin.testing import StandInServer
+from tessera.devstack.stripe_standin.testing import StandInServer, recurring_price
 
 
 async def _prices(client: stripe.StripeClient) -> tuple[str, str]:
-    product = await client.v1.products.create_async({"name": "Pro"})
-    monthly = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    yearly = await client.v1.prices.create_async(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 19000,
-            "recurring": {"interval": "year"},
-        }
-    )
-    return monthly.id, yearly.id
+    """A monthly and a yearly price of one product."""
+    monthly = await recurring_price(client)
+    product = str((await client.v1.prices.retrieve_async(monthly)).product)
+    return monthly, await recurring_price(client, 19000, "year", product)
 
 
 async def test_a_subscription_is_created_changed_and_canceled(

@@ -187,14 +187,19 @@ class StandIn:
                 dict(request.path_params),
                 request.url.path,
             )
+            saved = self.store.checkpoint() if request.method != "GET" else None
             try:
                 result = endpoint.handler(call)
             except StripeApiError as error:
+                if saved is not None and not error.keep:
+                    self.store.restore(saved)
+                self.store.commit()
                 if endpoint.api and idem is not None:
                     self.store.idempotency[scope] = Replay(
                         request.method, request.url.path, params.data, error.status, error.body()
                     )
                 raise
+            self.store.commit()
             if isinstance(result, Response):
                 return result
             body = self._expanded(result, account, params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
-from tessera.devstack.stripe_standin.store import changed, snapshot
+from tessera.devstack.stripe_standin.store import snapshot
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -108,7 +108,7 @@ def update_product(call: Call) -> Obj:
         product["default_price"] = price_id
     if product != before:
         product["updated"] = call.now()
-        call.store.emit(call.account, "product.updated", product, previous=changed(before, product))
+        call.store.emit_update(call.account, "product.updated", product, before)
     return product
 
 
@@ -180,7 +180,7 @@ def _lookup_key(call: Call, params: Params, price_id: str) -> str | None:
             )
         before = snapshot(holder)
         holder["lookup_key"] = None
-        call.store.emit(call.account, "price.updated", holder, previous=changed(before, holder))
+        call.store.emit_update(call.account, "price.updated", holder, before)
     return key
 
 
@@ -263,8 +263,7 @@ def update_price(call: Call) -> Obj:
     if behavior is not None:
         price["tax_behavior"] = behavior
     price["metadata"] = params.metadata(price["metadata"])
-    if price != before:
-        call.store.emit(call.account, "price.updated", price, previous=changed(before, price))
+    call.store.emit_update(call.account, "price.updated", price, before)
     return price
 
 

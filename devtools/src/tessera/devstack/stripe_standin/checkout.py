@@ -325,7 +325,9 @@ def _decline(call: Call, session: Obj, email: str, at: int) -> None:
     }
     call.store.add(call.account, intent)
     call.store.emit(call.account, "payment_intent.payment_failed", intent, created=at)
-    raise StripeApiError(402, "Your card was declined.", type="card_error", code="card_declined")
+    raise StripeApiError(
+        402, "Your card was declined.", type="card_error", code="card_declined", keep=True
+    )
 
 
 def complete(call: Call, session: Obj, email: str | None, declined: bool) -> Obj:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
-from tessera.devstack.stripe_standin.store import PLATFORM, changed, snapshot
+from tessera.devstack.stripe_standin.store import PLATFORM, snapshot
 from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, invalid, new_id, page
 
 ONBOARDING_DUE = [
@@ -113,10 +113,7 @@ def update_account(call: Call) -> Obj:
 
 
 def _account_updated(call: Call, account: Obj, before: Obj) -> None:
-    if account != before:
-        call.store.emit(
-            account["id"], "account.updated", account, previous=changed(before, account)
-        )
+    call.store.emit_update(account["id"], "account.updated", account, before)
 
 
 def delete_account(call: Call) -> Obj:

@@ -4,7 +4,7 @@ method decline (`POST /_standin/customers/{id}/payment_method`)."""
 from __future__ import annotations
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
-from tessera.devstack.stripe_standin.store import changed, snapshot
+from tessera.devstack.stripe_standin.store import snapshot
 from tessera.devstack.stripe_standin.wire import Obj, Params, StripeApiError, new_id, page
 
 FIELDS = ("email", "name", "description", "phone", "metadata", "payment_method", "invoice_settings")
@@ -82,14 +82,9 @@ def update_customer(call: Call) -> Obj:
     customer = call.store.get(call.account, "customer", call.path["id"])
     before = snapshot(customer)
     _apply(call.params, customer)
-    if customer != before:
-        call.store.emit(
-            call.account,
-            "customer.updated",
-            customer,
-            previous=changed(before, customer),
-            created=call.now(customer["id"]),
-        )
+    call.store.emit_update(
+        call.account, "customer.updated", customer, before, call.now(customer["id"])
+    )
     return customer
 
 

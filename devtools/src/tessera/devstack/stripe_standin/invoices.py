@@ -214,6 +214,7 @@ def pay_invoice(call: Call) -> Obj:
             "Your card was declined.",
             type="card_error",
             code="card_declined",
+            keep=True,
         )
     return invoice
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,14 @@ class Replay:
     params: Obj
     status: int
     body: Obj
+
+
+# What a request may change (the rest is the lock, the deliverer and the idempotency records).
+_STATE = (
+    "objects", "account_of", "events", "deleted", "failing_customers", "oauth_codes",
+    "access_tokens", "refresh_tokens", "connected", "revoked", "links", "checkout",
+    "trial_warned",
+)  # fmt: skip
 
 
 @dataclass
@@ -55,8 +64,9 @@ class Store:
     # Deleted objects by id (Stripe answers `{"deleted": true}` for them).
     deleted: dict[str, Obj] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Sends each new event to the webhook endpoints that want it.
+    # Sends each event to the webhook endpoints that want it, once its request commits.
     deliverer: Deliverer | None = None
+    pending: list[Obj] = field(default_factory=list)
 
     def add(self, account: str, obj: Obj) -> Obj:
         self.objects[obj["id"]] = obj
@@ -132,9 +142,34 @@ class Store:
             event["account"] = account
         self.add(account, event)
         self.events.append(event)
-        if self.deliverer is not None:
-            self.deliverer.enqueue(event)
+        self.pending.append(event)
         return event
+
+    def checkpoint(self) -> bytes:
+        """The state as it is, to `restore` if the request fails: a request changes all
+        it changes or nothing, as a Stripe request does. (Pickle keeps the objects that
+        events and lists share shared, and is several times faster than deepcopy.)"""
+        return pickle.dumps({name: getattr(self, name) for name in _STATE})
+
+    def restore(self, saved: bytes) -> None:
+        state = pickle.loads(saved)  # noqa: S301 (bytes this process made just before)
+        for name in _STATE:
+            setattr(self, name, state[name])
+        self.pending.clear()
+
+    def commit(self) -> None:
+        """The request succeeded: its events go out."""
+        for event in self.pending:
+            if self.deliverer is not None:
+                self.deliverer.enqueue(event)
+        self.pending.clear()
+
+    def emit_update(
+        self, account: str, type: str, obj: Obj, before: Obj, created: int | None = None
+    ) -> None:
+        """An `*.updated`-style event with `previous_attributes`, if anything changed."""
+        if obj != before:
+            self.emit(account, type, obj, previous=changed(before, obj), created=created)
 
 
 def changed(before: Obj, after: Obj) -> Obj:

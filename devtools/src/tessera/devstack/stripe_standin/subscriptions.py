@@ -13,7 +13,7 @@ from tessera.devstack.stripe_standin.invoices import (
     open_invoice,
     subscription_of,
 )
-from tessera.devstack.stripe_standin.store import changed, snapshot
+from tessera.devstack.stripe_standin.store import snapshot
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -207,14 +207,7 @@ def settle(call: Call, invoice: Obj, paid: bool, at: int) -> None:
 
 
 def notify_updated(call: Call, subscription: Obj, before: Obj, at: int) -> None:
-    if subscription != before:
-        call.store.emit(
-            call.account,
-            "customer.subscription.updated",
-            subscription,
-            previous=changed(before, subscription),
-            created=at,
-        )
+    call.store.emit_update(call.account, "customer.subscription.updated", subscription, before, at)
 
 
 def cancel(call: Call, subscription: Obj, at: int, reason: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from starlette.applications import Starlette
@@ -76,6 +76,26 @@ class StandInServer:
             max_network_retries=0,
             client_id="ca_standin",
         )
+
+
+async def recurring_price(
+    client: stripe.StripeClient,
+    unit_amount: int = 1900,
+    interval: Literal["day", "week", "month", "year"] = "month",
+    product: str | None = None,
+) -> str:
+    """A recurring USD price's id, on `product` or on a new product."""
+    if product is None:
+        product = (await client.v1.products.create_async({"name": "Pro"})).id
+    price = await client.v1.prices.create_async(
+        {
+            "product": product,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": interval},
+        }
+    )
+    return price.id
 
 
 @contextlib.asynccontextmanager

@@ -84,6 +84,8 @@ class Deliverer:
             if hook is not None
         ]
         self.attempts: list[Attempt] = []
+        # Per event, the endpoints it has not yet reached (its `pending_webhooks`).
+        self.pending: dict[str, int] = {}
         self.client: httpx.AsyncClient | None = None
         self.tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -101,8 +103,12 @@ class Deliverer:
     def enqueue(self, event: Obj) -> None:
         for target in self.targets:
             if target.wants(event):
-                event["pending_webhooks"] += 1
+                self.pending[event["id"]] = self.pending.get(event["id"], 0) + 1
                 target.queue.put_nowait(event)
+
+    def current(self, event: Obj) -> Obj:
+        """The event with its `pending_webhooks` as of now."""
+        return {**event, "pending_webhooks": self.pending.get(event["id"], 0)}
 
     def _start(self, target: Target) -> None:
         if self.client is not None and id(target) not in self.tasks:
@@ -138,11 +144,11 @@ class Deliverer:
                 target.queue.task_done()
 
     async def _deliver(self, client: httpx.AsyncClient, target: Target, event: Obj) -> None:
-        payload = json.dumps(event, indent=2)
+        payload = json.dumps(self.current(event), indent=2)
         for delay in (0.0, *self.settings.delivery_retries):
             await asyncio.sleep(delay)
             if await self._attempt(client, target, event["id"], payload):
-                event["pending_webhooks"] -= 1
+                self.pending[event["id"]] -= 1
                 return
         log.warning("gave up delivering %s to %s", event["id"], target.url)
 

@@ -29,8 +29,12 @@ class StripeApiError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        keep: bool = False,
     ) -> None:
         super().__init__(message)
+        # `keep`: what the request did stands although it answers an error (a declined
+        # payment is recorded, with its events); otherwise the request changes nothing.
+        self.keep = keep
         self.status = status
         self.message = message
         self.type = type
@@ -201,7 +205,7 @@ class Params:
         for key, item in value.items():
             if len(key) > 40 or len(item) > 500:
                 raise invalid(
-                    self.name(f"metadata][{key}"),
+                    f"{self.name('metadata')}[{key}]",
                     "Metadata keys are at most 40 characters and values at most 500.",
                     "parameter_invalid_string",
                 )
