@@ -101,6 +101,9 @@ async def test_a_payment_session_completes_with_a_payment_and_events(
     charge = next(e for e in events if e.type == "charge.succeeded").data.object.to_dict()
     assert charge["payment_intent"] == completed["payment_intent"]
     assert (charge["amount"], charge["billing_details"]["email"]) == (29800, "pat@example.com")
+    async with httpx.AsyncClient() as browser:
+        receipt = await browser.get(charge["receipt_url"])
+    assert receipt.status_code == 200 and "298.00 USD" in receipt.text
 
 
 async def test_the_hosted_page_pays_and_returns_to_success_url(

@@ -84,6 +84,30 @@ async def test_objects_live_per_account_and_their_events_carry_it(
     event = await client.v1.events.retrieve_async(events[0].id, options=on_seller)
     assert event.account == account.id
 
+    # a checkout on the seller's account completes there, its events on the Connect endpoint
+    session = await client.v1.checkout.sessions.create_async(
+        {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {"currency": "usd", "unit_amount": 700, "product": product.id},
+                    "quantity": 1,
+                }
+            ],
+        },
+        options=on_seller,
+    )
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        done = await raw.post(
+            f"/_standin/checkout/sessions/{session.id}/complete", json={"email": "b@example.com"}
+        )
+    assert done.status_code == 200
+    paid = await client.v1.checkout.sessions.retrieve_async(session.id, options=on_seller)
+    assert paid.payment_status == "paid"
+    await server.delivered()
+    completed = server.connect.events()[-1]
+    assert (completed.type, completed.account) == ("checkout.session.completed", account.id)
+
 
 async def test_oauth_connects_and_deauthorizes_a_standard_account(
     server: StandInServer, client: stripe.StripeClient

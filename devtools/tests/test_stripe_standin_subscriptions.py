@@ -38,6 +38,10 @@ async def test_a_subscription_is_created_changed_and_canceled(
     )
     assert invoice.parent is not None and invoice.parent.subscription_details is not None
     assert invoice.parent.subscription_details.subscription == subscription.id
+    assert invoice.hosted_invoice_url is not None and invoice.number is not None
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(invoice.hosted_invoice_url)
+    assert page.status_code == 200 and invoice.number in page.text
 
     changed = await client.v1.subscriptions.update_async(
         subscription.id,

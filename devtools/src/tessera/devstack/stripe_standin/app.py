@@ -132,12 +132,17 @@ async def _params(request: Request, settings: StandInSettings, *, api: bool) -> 
     return Params(parse_form(pairs))
 
 
-def _json(body: Obj, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(
+    body: Obj,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> JSONResponse:
     return JSONResponse(
         body,
         status_code=status,
         headers={
-            "Request-Id": new_id("req_", 14),
+            "Request-Id": request_id or new_id("req_", 14),
             "Stripe-Version": API_VERSION,
             **(headers or {}),
         },
@@ -188,6 +193,11 @@ class StandIn:
                 request.url.path,
             )
             saved = self.store.checkpoint() if request.method != "GET" else None
+            request_id = new_id("req_", 14)
+            self.store.request = {
+                "id": request_id if endpoint.api else None,
+                "idempotency_key": idem,
+            }
             try:
                 result = endpoint.handler(call)
             except StripeApiError as error:
@@ -207,7 +217,8 @@ class StandIn:
                 self.store.idempotency[scope] = Replay(
                     request.method, request.url.path, params.data, 200, body
                 )
-            return _json(body, headers={"Idempotency-Key": idem} if idem else None)
+            headers = {"Idempotency-Key": idem} if idem else None
+            return _json(body, headers=headers, request_id=request_id)
 
     def _replay(self, replay: Replay, request: Request, params: Params, idem: str) -> Response:
         if (replay.method, replay.path, replay.params) != (

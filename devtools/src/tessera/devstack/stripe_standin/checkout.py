@@ -436,6 +436,16 @@ def pay_page(call: Call) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
+def receipt_page(call: Call) -> Response:
+    """The page a charge's `receipt_url` opens."""
+    _, charge = call.store.locate("charge", call.path["id"])
+    return HTMLResponse(
+        f"<!doctype html><title>Receipt</title><h1>Receipt for {html.escape(charge['id'])}</h1>"
+        f"<p>{charge['amount'] / 100:.2f} {charge['currency'].upper()} paid by "
+        f"{html.escape(charge['receipt_email'] or 'a customer')}</p>"
+    )
+
+
 ENDPOINTS = [
     Endpoint("POST", "/v1/checkout/sessions", create_session, CREATE),
     Endpoint(
@@ -450,4 +460,5 @@ ENDPOINTS = [
     Endpoint("POST", "/_standin/checkout/sessions/{id}/complete", complete_control, api=False),
     Endpoint("GET", "/_standin/checkout/{id}", hosted_page, api=False),
     Endpoint("POST", "/_standin/checkout/{id}/pay", pay_page, api=False),
+    Endpoint("GET", "/_standin/receipts/{id}", receipt_page, api=False),
 ]

@@ -3,6 +3,10 @@ payment_failed with Stripe's retry schedule). `/v1/invoices` reads them; `pay` r
 
 from __future__ import annotations
 
+import html
+
+from starlette.responses import HTMLResponse, Response
+
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.store import changed, snapshot
 from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, new_id, page
@@ -219,10 +223,27 @@ def pay_invoice(call: Call) -> Obj:
     return invoice
 
 
+def invoice_page(call: Call) -> Response:
+    """The page an invoice's `hosted_invoice_url` (and `invoice_pdf`) opens."""
+    _, invoice = call.store.locate("invoice", call.path["id"])
+    lines = "".join(
+        f"<li>{html.escape(line['description'])}: {line['amount'] / 100:.2f}</li>"
+        for line in invoice["lines"]["data"]
+    )
+    return HTMLResponse(
+        f"<!doctype html><title>Invoice {html.escape(invoice['number'])}</title>"
+        f"<h1>Invoice {html.escape(invoice['number'])} ({html.escape(invoice['status'])})</h1>"
+        f"<ul>{lines}</ul><p>Total {invoice['total'] / 100:.2f} "
+        f"{invoice['currency'].upper()}, paid {invoice['amount_paid'] / 100:.2f}</p>"
+    )
+
+
 ENDPOINTS = [
     Endpoint(
         "GET", "/v1/invoices", list_invoices, ("customer", "subscription", "status", "created")
     ),
     Endpoint("GET", "/v1/invoices/{id}", retrieve_invoice),
     Endpoint("POST", "/v1/invoices/{id}/pay", pay_invoice, ("payment_method", "off_session")),
+    Endpoint("GET", "/_standin/invoices/{id}", invoice_page, api=False),
+    Endpoint("GET", "/_standin/invoices/{id}/pdf", invoice_page, api=False),
 ]

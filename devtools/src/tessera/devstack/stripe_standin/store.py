@@ -67,6 +67,10 @@ class Store:
     # Sends each event to the webhook endpoints that want it, once its request commits.
     deliverer: Deliverer | None = None
     pending: list[Obj] = field(default_factory=list)
+    # The API request being served (`id`, `idempotency_key`): its events name it.
+    request: dict[str, str | None] = field(
+        default_factory=lambda: {"id": None, "idempotency_key": None}
+    )
 
     def add(self, account: str, obj: Obj) -> Obj:
         self.objects[obj["id"]] = obj
@@ -135,7 +139,7 @@ class Store:
             "data": data,
             "livemode": False,
             "pending_webhooks": 0,
-            "request": {"id": None, "idempotency_key": None},
+            "request": dict(self.request),
             "type": type,
         }
         if account != PLATFORM:
