@@ -137,3 +137,16 @@ async def test_a_request_that_fails_changes_nothing(
     assert server.platform.types().count("customer.subscription.updated") == 1
     event = (await client.v1.events.list_async({"limit": 1})).data[0]
     assert event.pending_webhooks == 0
+
+
+async def test_lists_filter_by_created(client: stripe.StripeClient) -> None:
+    early = await client.v1.test_helpers.test_clocks.create_async({"frozen_time": 1_700_000_000})
+    late = await client.v1.test_helpers.test_clocks.create_async({"frozen_time": 1_800_000_000})
+    first = await client.v1.customers.create_async({"test_clock": early.id})
+    second = await client.v1.customers.create_async({"test_clock": late.id})
+    before = await client.v1.customers.list_async({"created": {"lt": 1_750_000_000}})
+    assert [c.id for c in before.data] == [first.id]
+    since = await client.v1.customers.list_async({"created": {"gte": 1_800_000_000}})
+    assert [c.id for c in since.data] == [second.id]
+    exact = await client.v1.customers.list_async({"created": 1_700_000_000})
+    assert [c.id for c in exact.data] == [first.id]
