@@ -23,6 +23,10 @@ class Call:
     path: dict[str, str]
     url: str
 
+    def at(self, account: str) -> Call:
+        """The same call acting in another account."""
+        return Call(self.store, self.settings, account, self.params, self.path, self.url)
+
     def now(self, customer_id: str | None = None) -> int:
         return self.store.now(self.account, customer_id)
 

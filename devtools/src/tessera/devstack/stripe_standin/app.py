@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -50,7 +51,7 @@ class RateLimiter:
         return True
 
 
-def _api_key(request: Request, settings: StandInSettings) -> str:
+def _api_key(request: Request, settings: StandInSettings, store: Store) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -60,20 +61,25 @@ def _api_key(request: Request, settings: StandInSettings) -> str:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY').",
         )
+    shown = f"{key[:8]}{'*' * 4}{key[-4:]}"
+    if key in store.access_tokens:
+        if store.access_tokens[key] in store.revoked:
+            raise StripeApiError(401, f"Expired API Key provided: {shown}", code="api_key_expired")
+        return key
     test_key = key.startswith(("sk_test_", "rk_test_"))
     if (settings.api_key is not None and key != settings.api_key) or not test_key:
-        raise StripeApiError(
-            401, f"Invalid API Key provided: {key[:8]}{'*' * 4}{key[-4:]}", code="api_key_invalid"
-        )
+        raise StripeApiError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
     return key
 
 
-def _account(request: Request, store: Store) -> str:
-    account = request.headers.get("stripe-account")
+def _account(request: Request, store: Store, key: str) -> str:
+    """The account a request acts in: an OAuth access token's own account, the
+    `Stripe-Account` header's connected account, or the platform."""
+    account = store.access_tokens.get(key) or request.headers.get("stripe-account")
     if account is None:
         return PLATFORM
     found = store.find(PLATFORM, account)
-    if found is None or found["object"] != "account":
+    if found is None or found["object"] != "account" or account in store.revoked:
         raise StripeApiError(
             403,
             f"The provided key does not have access to account '{account}' (or that account "
@@ -83,7 +89,18 @@ def _account(request: Request, store: Store) -> str:
     return account
 
 
-async def _params(request: Request, settings: StandInSettings) -> Params:
+def _form_value(value: Any) -> Any:
+    """A JSON value as the form parser would have made it (control endpoints take both)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return {str(k): _form_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_form_value(v) for v in value]
+    return "" if value is None else str(value)
+
+
+async def _params(request: Request, settings: StandInSettings, *, api: bool) -> Params:
     if request.method in ("GET", "DELETE"):
         return Params(parse_form(parse_qsl(request.url.query, keep_blank_values=True)))
     body = b""
@@ -92,6 +109,14 @@ async def _params(request: Request, settings: StandInSettings) -> Params:
         if len(body) > settings.max_body_bytes:
             raise StripeApiError(413, "Request body too large.")
     content_type = request.headers.get("content-type", "application/x-www-form-urlencoded")
+    if not api and body and content_type.startswith("application/json"):
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise StripeApiError(400, "Invalid JSON body.") from error
+        if not isinstance(data, dict):
+            raise StripeApiError(400, "The JSON body must be an object.")
+        return Params(_form_value(data))
     if body and not content_type.startswith("application/x-www-form-urlencoded"):
         raise StripeApiError(
             400,
@@ -101,15 +126,23 @@ async def _params(request: Request, settings: StandInSettings) -> Params:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError) as error:
         raise StripeApiError(400, "Invalid request: malformed form body.") from error
+    if not api:
+        # The stand-in's own pages post forms to URLs that carry parameters too.
+        pairs = parse_qsl(request.url.query, keep_blank_values=True) + pairs
     return Params(parse_form(pairs))
 
 
-def _json(body: Obj, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(
+    body: Obj,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> JSONResponse:
     return JSONResponse(
         body,
         status_code=status,
         headers={
-            "Request-Id": new_id("req_", 14),
+            "Request-Id": request_id or new_id("req_", 14),
             "Stripe-Version": API_VERSION,
             **(headers or {}),
         },
@@ -122,8 +155,8 @@ class StandIn:
     def __init__(self, settings: StandInSettings) -> None:
         self.settings = settings
         self.store = Store()
-        self.deliverer = Deliverer(settings, self.store)
-        self.store.on_event = self.deliverer.enqueue
+        self.deliverer = Deliverer(settings)
+        self.store.deliverer = self.deliverer
         self.limiter = RateLimiter(settings.rate_limit)
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
@@ -133,7 +166,7 @@ class StandIn:
             return _json(error.body(), error.status)
 
     async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
-        key = _api_key(request, self.settings) if endpoint.api else "control"
+        key = _api_key(request, self.settings, self.store) if endpoint.api else "control"
         if endpoint.api and not self.limiter.allow(key):
             raise StripeApiError(
                 429,
@@ -141,12 +174,12 @@ class StandIn:
                 type="invalid_request_error",
                 code="rate_limit",
             )
-        params = await _params(request, self.settings)
+        params = await _params(request, self.settings, api=endpoint.api)
         accepted = endpoint.accepts + (LIST_PARAMS if endpoint.method == "GET" else ())
         if endpoint.api:
             check_known(params, accepted)
         async with self.store.lock:
-            account = _account(request, self.store) if endpoint.api else PLATFORM
+            account = _account(request, self.store, key) if endpoint.api else PLATFORM
             idem = request.headers.get("idempotency-key") if endpoint.method == "POST" else None
             scope = (f"{key}/{account}", idem or "")
             if endpoint.api and idem is not None and (replay := self.store.idempotency.get(scope)):
@@ -159,14 +192,24 @@ class StandIn:
                 dict(request.path_params),
                 request.url.path,
             )
+            saved = self.store.checkpoint() if request.method != "GET" else None
+            request_id = new_id("req_", 14)
+            self.store.request = {
+                "id": request_id if endpoint.api else None,
+                "idempotency_key": idem,
+            }
             try:
                 result = endpoint.handler(call)
             except StripeApiError as error:
+                if saved is not None and not error.keep:
+                    self.store.restore(saved)
+                self.store.commit()
                 if endpoint.api and idem is not None:
                     self.store.idempotency[scope] = Replay(
                         request.method, request.url.path, params.data, error.status, error.body()
                     )
                 raise
+            self.store.commit()
             if isinstance(result, Response):
                 return result
             body = self._expanded(result, account, params)
@@ -174,7 +217,8 @@ class StandIn:
                 self.store.idempotency[scope] = Replay(
                     request.method, request.url.path, params.data, 200, body
                 )
-            return _json(body, headers={"Idempotency-Key": idem} if idem else None)
+            headers = {"Idempotency-Key": idem} if idem else None
+            return _json(body, headers=headers, request_id=request_id)
 
     def _replay(self, replay: Replay, request: Request, params: Params, idem: str) -> Response:
         if (replay.method, replay.path, replay.params) != (
@@ -219,9 +263,29 @@ def _unrecognised(request: Request, exc: Exception) -> Response:
 
 
 def endpoints() -> list[Endpoint]:
-    from tessera.devstack.stripe_standin import catalog, events
+    from tessera.devstack.stripe_standin import (
+        catalog,
+        checkout,
+        clock,
+        connect,
+        customers,
+        events,
+        invoices,
+        subscriptions,
+        webhook_endpoints,
+    )
 
-    return [*catalog.ENDPOINTS, *events.ENDPOINTS]
+    return [
+        *catalog.ENDPOINTS,
+        *customers.ENDPOINTS,
+        *checkout.ENDPOINTS,
+        *subscriptions.ENDPOINTS,
+        *invoices.ENDPOINTS,
+        *clock.ENDPOINTS,
+        *connect.ENDPOINTS,
+        *webhook_endpoints.ENDPOINTS,
+        *events.ENDPOINTS,
+    ]
 
 
 def create_app(settings: StandInSettings | None = None) -> Starlette:

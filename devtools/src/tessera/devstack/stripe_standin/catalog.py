@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
-from tessera.devstack.stripe_standin.store import changed, snapshot
+from tessera.devstack.stripe_standin.store import snapshot
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -49,7 +49,10 @@ def _product_fields(params: Params, product: Obj) -> None:
 
 
 def create_product(call: Call) -> Obj:
-    params = call.params
+    return new_product(call, call.params)
+
+
+def new_product(call: Call, params: Params) -> Obj:
     product_id = params.text("id") or new_id("prod_", 14)
     if call.store.find(call.account, product_id) is not None:
         raise StripeApiError(
@@ -82,7 +85,7 @@ def create_product(call: Call) -> Obj:
     call.store.emit(call.account, "product.created", product)
     default = params.sub("default_price_data")
     if default is not None:
-        price = _new_price(call, default, product["id"])
+        price = new_price(call, default, product["id"])
         product["default_price"] = price["id"]
     return product
 
@@ -105,7 +108,7 @@ def update_product(call: Call) -> Obj:
         product["default_price"] = price_id
     if product != before:
         product["updated"] = call.now()
-        call.store.emit(call.account, "product.updated", product, previous=changed(before, product))
+        call.store.emit_update(call.account, "product.updated", product, before)
     return product
 
 
@@ -117,7 +120,7 @@ def delete_product(call: Call) -> Obj:
             "This product cannot be deleted because it has one or more user-created prices.",
             code="product_has_prices",
         )
-    del call.store.objects[product["id"]]
+    call.store.remove(product["id"])
     call.store.emit(call.account, "product.deleted", product)
     return {"id": product["id"], "object": "product", "deleted": True}
 
@@ -177,7 +180,7 @@ def _lookup_key(call: Call, params: Params, price_id: str) -> str | None:
             )
         before = snapshot(holder)
         holder["lookup_key"] = None
-        call.store.emit(call.account, "price.updated", holder, previous=changed(before, holder))
+        call.store.emit_update(call.account, "price.updated", holder, before)
     return key
 
 
@@ -197,7 +200,7 @@ def _product_of_price(call: Call, params: Params) -> str:
     return product_id
 
 
-def _new_price(call: Call, params: Params, product_id: str) -> Obj:
+def new_price(call: Call, params: Params, product_id: str, *, active: bool = True) -> Obj:
     currency = params.required("currency").lower()
     amount = params.integer("unit_amount")
     decimal = params.text("unit_amount_decimal")
@@ -212,7 +215,7 @@ def _new_price(call: Call, params: Params, product_id: str) -> Obj:
     price: Obj = {
         "id": new_id("price_1"),
         "object": "price",
-        "active": params.boolean("active") is not False,
+        "active": active and params.boolean("active") is not False,
         "billing_scheme": params.choice("billing_scheme", ("per_unit",)) or "per_unit",
         "created": call.now(),
         "currency": currency,
@@ -238,7 +241,7 @@ def _new_price(call: Call, params: Params, product_id: str) -> Obj:
 
 
 def create_price(call: Call) -> Obj:
-    return _new_price(call, call.params, _product_of_price(call, call.params))
+    return new_price(call, call.params, _product_of_price(call, call.params))
 
 
 def retrieve_price(call: Call) -> Obj:
@@ -260,8 +263,7 @@ def update_price(call: Call) -> Obj:
     if behavior is not None:
         price["tax_behavior"] = behavior
     price["metadata"] = params.metadata(price["metadata"])
-    if price != before:
-        call.store.emit(call.account, "price.updated", price, previous=changed(before, price))
+    call.store.emit_update(call.account, "price.updated", price, before)
     return price
 
 

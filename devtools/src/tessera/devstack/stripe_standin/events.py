@@ -9,8 +9,13 @@ from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.wire import Obj, page
 
 
+def _current(call: Call, event: Obj) -> Obj:
+    deliverer = call.store.deliverer
+    return deliverer.current(event) if deliverer is not None else event
+
+
 def retrieve_event(call: Call) -> Obj:
-    return call.store.get(call.account, "event", call.path["id"])
+    return _current(call, call.store.get(call.account, "event", call.path["id"]))
 
 
 def list_events(call: Call) -> Obj:
@@ -29,7 +34,8 @@ def list_events(call: Call) -> Obj:
                 return False
         return not types or event["type"] in types
 
-    return page(call.store.all(call.account, "event"), params, "/v1/events", filtered=wanted)
+    events = [_current(call, event) for event in call.store.all(call.account, "event")]
+    return page(events, params, "/v1/events", filtered=wanted)
 
 
 ENDPOINTS = [

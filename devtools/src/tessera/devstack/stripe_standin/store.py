@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tessera.devstack.stripe_standin.wire import Obj, missing, new_id
+
+if TYPE_CHECKING:
+    from tessera.devstack.stripe_standin.webhooks import Deliverer
 
 # Stripe's API version the shapes follow (stripe-python 16's pinned version).
 API_VERSION = "2026-10-28.endive"
@@ -29,6 +32,14 @@ class Replay:
     body: Obj
 
 
+# What a request may change (the rest is the lock, the deliverer and the idempotency records).
+_STATE = (
+    "objects", "account_of", "events", "deleted", "failing_customers", "oauth_codes",
+    "access_tokens", "refresh_tokens", "connected", "revoked", "links", "checkout",
+    "trial_warned",
+)  # fmt: skip
+
+
 @dataclass
 class Store:
     objects: dict[str, Obj] = field(default_factory=dict)
@@ -37,16 +48,37 @@ class Store:
     idempotency: dict[tuple[str, str], Replay] = field(default_factory=dict)
     # Customers whose payment method declines (a control endpoint sets it).
     failing_customers: set[str] = field(default_factory=set)
-    # OAuth authorization codes not yet exchanged: code -> connected account id.
+    # A Checkout Session's line items and the `*_data` it applies on completion.
+    checkout: dict[str, Obj] = field(default_factory=dict)
+    # Trialing subscriptions whose trial_will_end has been sent.
+    trial_warned: set[str] = field(default_factory=set)
+    # Connect OAuth: codes not yet exchanged, access and refresh tokens (each -> account),
+    # the accounts connected by OAuth and those that have since deauthorized.
     oauth_codes: dict[str, str] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+    connected: set[str] = field(default_factory=set)
+    revoked: set[str] = field(default_factory=set)
+    # Account links not yet followed: token -> account, return and refresh URLs.
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Deleted objects by id (Stripe answers `{"deleted": true}` for them).
+    deleted: dict[str, Obj] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Called with each new event (the webhook deliverer's queue).
-    on_event: Callable[[Obj], None] | None = None
+    # Sends each event to the webhook endpoints that want it, once its request commits.
+    deliverer: Deliverer | None = None
+    pending: list[Obj] = field(default_factory=list)
+    # The API request being served (`id`, `idempotency_key`): its events name it.
+    request: dict[str, str | None] = field(
+        default_factory=lambda: {"id": None, "idempotency_key": None}
+    )
 
     def add(self, account: str, obj: Obj) -> Obj:
         self.objects[obj["id"]] = obj
         self.account_of[obj["id"]] = account
         return obj
+
+    def remove(self, object_id: str) -> None:
+        self.deleted[object_id] = self.objects.pop(object_id)
 
     def find(self, account: str, object_id: str) -> Obj | None:
         """The object with this id in this account (None elsewhere: accounts never see
@@ -60,6 +92,14 @@ class Store:
         if obj is None or obj["object"] != kind:
             raise missing(kind.rsplit(".", 1)[-1].replace("_", " "), object_id, param)
         return obj
+
+    def locate(self, kind: str, object_id: str) -> tuple[str, Obj]:
+        """An object by id in whichever account holds it (control endpoints have no
+        account header: the id says it)."""
+        obj = self.objects.get(object_id)
+        if obj is None or obj["object"] != kind:
+            raise missing(kind.rsplit(".", 1)[-1].replace("_", " "), object_id)
+        return self.account_of[object_id], obj
 
     def all(self, account: str, kind: str) -> list[Obj]:
         return [
@@ -99,16 +139,41 @@ class Store:
             "data": data,
             "livemode": False,
             "pending_webhooks": 0,
-            "request": {"id": None, "idempotency_key": None},
+            "request": dict(self.request),
             "type": type,
         }
         if account != PLATFORM:
             event["account"] = account
         self.add(account, event)
         self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
+        self.pending.append(event)
         return event
+
+    def checkpoint(self) -> bytes:
+        """The state as it is, to `restore` if the request fails: a request changes all
+        it changes or nothing, as a Stripe request does. (Pickle keeps the objects that
+        events and lists share shared, and is several times faster than deepcopy.)"""
+        return pickle.dumps({name: getattr(self, name) for name in _STATE})
+
+    def restore(self, saved: bytes) -> None:
+        state = pickle.loads(saved)  # noqa: S301 (bytes this process made just before)
+        for name in _STATE:
+            setattr(self, name, state[name])
+        self.pending.clear()
+
+    def commit(self) -> None:
+        """The request succeeded: its events go out."""
+        for event in self.pending:
+            if self.deliverer is not None:
+                self.deliverer.enqueue(event)
+        self.pending.clear()
+
+    def emit_update(
+        self, account: str, type: str, obj: Obj, before: Obj, created: int | None = None
+    ) -> None:
+        """An `*.updated`-style event with `previous_attributes`, if anything changed."""
+        if obj != before:
+            self.emit(account, type, obj, previous=changed(before, obj), created=created)
 
 
 def changed(before: Obj, after: Obj) -> Obj:

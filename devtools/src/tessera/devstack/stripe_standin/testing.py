@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from starlette.applications import Starlette
@@ -58,6 +58,9 @@ class StandInServer:
     standin: StandIn
     platform: Receiver
     connect: Receiver
+    # A third endpoint, for one registered through /v1/webhook_endpoints (set its secret).
+    extra: Receiver
+    extra_url: str
 
     async def delivered(self) -> None:
         """Until every event so far has been delivered (or given up on)."""
@@ -68,19 +71,41 @@ class StandInServer:
         return stripe.StripeClient(
             api_key,
             base_addresses={"api": self.url, "connect": self.url},
-            http_client=stripe.HTTPXClient(timeout=10),
+            # Sync too: the library's OAuth calls (`client.oauth.token`) have no async form.
+            http_client=stripe.HTTPXClient(timeout=10, allow_sync_methods=True),
             max_network_retries=0,
             client_id="ca_standin",
         )
 
 
+async def recurring_price(
+    client: stripe.StripeClient,
+    unit_amount: int = 1900,
+    interval: Literal["day", "week", "month", "year"] = "month",
+    product: str | None = None,
+) -> str:
+    """A recurring USD price's id, on `product` or on a new product."""
+    if product is None:
+        product = (await client.v1.products.create_async({"name": "Pro"})).id
+    price = await client.v1.prices.create_async(
+        {
+            "product": product,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": interval},
+        }
+    )
+    return price.id
+
+
 @contextlib.asynccontextmanager
 async def running_standin(**settings: Any) -> AsyncIterator[StandInServer]:
-    platform, connect = Receiver(PLATFORM_SECRET), Receiver(CONNECT_SECRET)
+    platform, connect, extra = Receiver(PLATFORM_SECRET), Receiver(CONNECT_SECRET), Receiver("")
     hooks = Starlette(
         routes=[
             Route("/platform", platform.receive, methods=["POST"]),
             Route("/connect", connect.receive, methods=["POST"]),
+            Route("/extra", extra.receive, methods=["POST"]),
         ]
     )
     hooks_port, port = free_port(), free_port()
@@ -99,7 +124,9 @@ async def running_standin(**settings: Any) -> AsyncIterator[StandInServer]:
     )
     standin_server = await LoopServer.start(app, port)
     try:
-        yield StandInServer(url, app.state.standin, platform, connect)
+        yield StandInServer(
+            url, app.state.standin, platform, connect, extra, f"http://127.0.0.1:{hooks_port}/extra"
+        )
     finally:
         await standin_server.stop(5)
         await hooks_server.stop(5)

@@ -29,8 +29,12 @@ class StripeApiError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        keep: bool = False,
     ) -> None:
         super().__init__(message)
+        # `keep`: what the request did stands although it answers an error (a declined
+        # payment is recorded, with its events); otherwise the request changes nothing.
+        self.keep = keep
         self.status = status
         self.message = message
         self.type = type
@@ -201,7 +205,7 @@ class Params:
         for key, item in value.items():
             if len(key) > 40 or len(item) > 500:
                 raise invalid(
-                    self.name(f"metadata][{key}"),
+                    f"{self.name('metadata')}[{key}]",
                     "Metadata keys are at most 40 characters and values at most 500.",
                     "parameter_invalid_string",
                 )
@@ -232,12 +236,16 @@ def page(
     filtered: Callable[[Obj], bool] | None = None,
 ) -> Obj:
     """A list object, newest first, with `limit` (1..100, default 10), `starting_after`
-    and `ending_before` as Stripe pages."""
+    and `ending_before` as Stripe pages, and the `created` filter (a time, or
+    `created[gt|gte|lt|lte]`)."""
     # Newest first; among objects of the same second, the later made first.
     order = sorted(
         enumerate(objects), key=lambda io: (io[1].get("created", 0), io[0]), reverse=True
     )
-    rows = [o for _, o in order if filtered is None or filtered(o)]
+    within = _created(params)
+    rows = [
+        o for _, o in order if within(o.get("created", 0)) and (filtered is None or filtered(o))
+    ]
     limit = params.integer("limit", minimum=1)
     if limit is None:
         limit = 10
@@ -251,12 +259,37 @@ def page(
     if after is not None:
         if after not in ids:
             raise missing("object", after, "starting_after")
-        rows = rows[ids.index(after) + 1 :]
+        rest = rows[ids.index(after) + 1 :]
+        data, more = rest[:limit], len(rest) > limit
     elif before is not None:
         if before not in ids:
             raise missing("object", before, "ending_before")
-        rows = rows[: ids.index(before)][-limit:]
-    return {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit, "url": url}
+        newer = rows[: ids.index(before)]
+        data, more = newer[-limit:], len(newer) > limit
+    else:
+        data, more = rows[:limit], len(rows) > limit
+    return {"object": "list", "data": data, "has_more": more, "url": url}
+
+
+_BOUNDS: dict[str, Callable[[int, int], bool]] = {
+    "gt": lambda at, bound: at > bound,
+    "gte": lambda at, bound: at >= bound,
+    "lt": lambda at, bound: at < bound,
+    "lte": lambda at, bound: at <= bound,
+}
+
+
+def _created(params: Params) -> Callable[[int], bool]:
+    if not params.has("created"):
+        return lambda at: True
+    if isinstance(params.data["created"], str):
+        exact = params.integer("created")
+        return lambda at: at == exact
+    bounds = params.sub("created")
+    assert bounds is not None
+    check_known(bounds, _BOUNDS)
+    limits = [(_BOUNDS[key], bounds.integer(key)) for key in bounds.data]
+    return lambda at: all(test(at, bound) for test, bound in limits if bound is not None)
 
 
 def expand(obj: Any, paths: Iterable[str], lookup: Callable[[str], Obj | None]) -> Any:
