@@ -34,8 +34,28 @@ def test_billing_docs_list_each_catalog_sku_with_its_price_and_limits() -> None:
         for row in table.splitlines()
         if row.startswith("| `")
     }
-    products = [p for p in catalog["products"] if p["active"]]
-    assert set(rows) == {p["sku"] for p in products}
+    products = [
+        {**price, "product": product["code"]}
+        for product in catalog["products"]
+        if product["active"]
+        for price in product["one_time_prices"]
+        if price["active"]
+    ]
+    tiers = [
+        {**tier, "product": product["code"]}
+        for product in catalog["products"]
+        if product["active"]
+        for tier in product["tiers"]
+        if tier["active"]
+    ]
+    assert set(rows) == {p["sku"] for p in products} | {t["code"] for t in tiers}
+    for tier in tiers:
+        cells = [c.strip() for c in rows[tier["code"]].split("|")[1:-1]]
+        assert cells[1] == tier["name"]
+        for interval, money in tier["prices"].items():
+            units, cents = divmod(money["amount"], 100)
+            assert f"{units}.{cents:02d} {money['currency'].upper()} a {interval}" in cells[2]
+        assert f"`{tier['product']}`" in cells[3]
     for product in products:
         row = rows[product["sku"]]
         cells = [c.strip() for c in row.split("|")[1:-1]]

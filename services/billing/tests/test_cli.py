@@ -34,7 +34,7 @@ def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_an_operator_seeds_an_account_with_a_grant(database_url: str) -> None:
     await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
-    assert run(database_url, "catalog", "sync").stdout.strip() == "1 products"
+    assert run(database_url, "catalog", "sync").stdout.strip() == "2 products"
     seeded = run(
         database_url,
         "accounts",

@@ -243,8 +243,9 @@ def test_the_price_comes_from_billings_catalog(dist: Path, tmp_path: Path) -> No
     assert "$149" in (dist / "index.html").read_text()
     catalog = tmp_path / "catalog.json"
     catalog.write_text(
-        '{"products": [{"sku": "chartgpt-lifetime", "name": "x", "unit_amount": 9950,'
-        ' "currency": "eur", "product": "chartgpt", "policy": "p"}]}'
+        '{"products": [{"code": "chartgpt", "name": "ChartGPT", "one_time_prices": ['
+        '{"sku": "chartgpt-lifetime", "name": "x", "unit_amount": 9950,'
+        ' "currency": "eur", "policy": "p"}]}]}'
     )
     build_site(SiteSettings(dist_dir=tmp_path / "eur", catalog_file=catalog))
     assert "€99.50" in (tmp_path / "eur" / "index.html").read_text()

@@ -183,6 +183,52 @@ def openapi(
         typer.echo(path)
 
 
+@app.command("stripe-standin")
+def stripe_standin(
+    port: int = typer.Option(12111, envvar="TESSERA_STRIPE_STANDIN_PORT"),
+    host: str = typer.Option("127.0.0.1", envvar="TESSERA_STRIPE_STANDIN_HOST"),
+    public_url: str | None = typer.Option(
+        None, envvar="TESSERA_STRIPE_STANDIN_PUBLIC_URL", help="Default: http://HOST:PORT."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        envvar="TESSERA_STRIPE_STANDIN_API_KEY",
+        help="Accept only this key (default: any sk_test_).",
+    ),
+    platform_webhook_url: str | None = typer.Option(
+        None, envvar="TESSERA_STRIPE_STANDIN_WEBHOOK_URL"
+    ),
+    platform_webhook_secret: str = typer.Option(
+        "whsec_standin", envvar="TESSERA_STRIPE_STANDIN_WEBHOOK_SECRET"
+    ),
+    connect_webhook_url: str | None = typer.Option(
+        None, envvar="TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_URL"
+    ),
+    connect_webhook_secret: str = typer.Option(
+        "whsec_standin_connect", envvar="TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_SECRET"
+    ),
+) -> None:
+    """Serve the Stripe API stand-in (docs/stripe-standin.md): point the stripe library's
+    `base_addresses` at it."""
+    import uvicorn
+
+    from tessera.devstack.stripe_standin.app import create_app
+    from tessera.devstack.stripe_standin.settings import StandInSettings, WebhookTarget
+
+    settings = StandInSettings(
+        public_url=public_url or f"http://{host}:{port}",
+        api_key=api_key,
+        platform_webhook=WebhookTarget(platform_webhook_url, platform_webhook_secret)
+        if platform_webhook_url
+        else None,
+        connect_webhook=WebhookTarget(connect_webhook_url, connect_webhook_secret)
+        if connect_webhook_url
+        else None,
+    )
+    typer.echo(f"Stripe stand-in on http://{host}:{port}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
 @app.command()
 def lint(
     fix: bool = typer.Option(False, "--fix", help="Apply ruff's fixes and formatting."),
@@ -193,9 +239,8 @@ def lint(
         if fix
         else [["ruff", "check", "."], ["ruff", "format", "--check", "."]]
     )
-    steps.append(
-        ["mypy", "shared/src", "services", "clients", "devtools/src", "tests", "conftest.py"]
-    )
+    mypy = ["shared/src", "services", "clients", "devtools/src", "devtools/tests", "tests"]
+    steps.append(["mypy", *mypy, "conftest.py"])
     failed = [
         step[0]
         for step in steps

@@ -17,6 +17,7 @@ from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import BillingSettings, check_production
+from tessera.billing.stripe_sync.worker import CatalogSync
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import WebhookFastPath
@@ -33,13 +34,24 @@ def register_subscribers(billing: Billing, router: NatsRouter) -> None:
 async def seed(billing: Billing) -> None:
     if billing.settings.catalog_file.exists():
         # The operator's catalog file is the home seller's live catalog.
-        await seed_catalog(billing.pool, OPERATOR_TENANT, billing.settings.catalog_file)
+        await seed_catalog(
+            billing.pool, OPERATOR_TENANT, billing.settings.catalog_file, billing.accounts
+        )
 
 
 async def start_applier(billing: Billing) -> None:
     if billing.settings.run_workers:
         applier = WebhookApplier(billing.pool)
         billing.tasks.append(asyncio.create_task(applier.run()))
+
+
+async def start_catalog_sync(billing: Billing) -> None:
+    # Without a Stripe key the catalog stays `local`: there is nothing to call.
+    if billing.settings.run_workers and billing.accounts.platform is not None:
+        worker = CatalogSync(
+            billing.pool, billing.accounts, retry_seconds=billing.settings.stripe_sync_retry_seconds
+        )
+        billing.tasks.append(asyncio.create_task(worker.run()))
 
 
 def create_app(
@@ -69,8 +81,9 @@ def create_app(
                 order_routes.seller_router,
                 admin_routes.router,
                 catalog_routes.router,
+                catalog_routes.seller_router,
             ),
-            on_startup=(seed, start_applier),
+            on_startup=(seed, start_applier, start_catalog_sync),
             body_limits={"/webhooks/stripe": settings.webhook_max_bytes},
             fast_path=fast_path,
         )

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.accounts import OFFLINE, Accounts, platform_accounts
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.shared.sellers import HOME_LIVE, Tenant
@@ -34,6 +35,8 @@ class Billing(ServiceContext[BillingSettings]):
     # Whose Stripe account the ingress hears: the home seller's, live, until Connect gives
     # each seller its own (then it comes from the delivery's account, and only that moves).
     stripe_tenant: Tenant = HOME_LIVE
+    # Which Stripe account each tenant's catalog is synced to (stripe_sync/accounts.py).
+    accounts: Accounts = OFFLINE
     # The seller API's budget per API key, counted by key id.
     per_seller_key: Rule = field(init=False)
 
@@ -44,7 +47,8 @@ class Billing(ServiceContext[BillingSettings]):
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:
         gateway = None if settings.test_checkout else StripeGateway(settings)
-        return cls(settings=settings, infra=infra, stripe=gateway)
+        accounts = platform_accounts(gateway.client if gateway else None)
+        return cls(settings=settings, infra=infra, stripe=gateway, accounts=accounts)
 
 
 BillingDep = Annotated[Billing, Depends(context_dependency(Billing))]

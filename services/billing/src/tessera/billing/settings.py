@@ -36,6 +36,9 @@ class BillingSettings(DatabaseSettings):
     portal_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8081")
     site_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
     catalog_file: Path = Path("deploy/catalog.json")
+    # The catalog's Stripe sync: the first retry of a failed call, in seconds (it doubles
+    # on each failure, up to an hour).
+    stripe_sync_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Rate limits (`limits` notation), per client IP.
     webhook_rate_limit: str = "1200/minute"
     checkout_rate_limit: str = "30/minute"

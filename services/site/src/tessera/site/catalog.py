@@ -26,10 +26,17 @@ class _Item(BaseModel):
     active: bool = True
 
 
+class _Product(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    active: bool = True
+    one_time_prices: list[_Item] = []
+
+
 class _Catalog(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    products: list[_Item]
+    products: list[_Product]
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ def find_price(catalog_file: Path, sku: str) -> Price | None:
         catalog = _Catalog.model_validate(json.loads(catalog_file.read_text(encoding="utf-8")))
     except (OSError, ValueError, ValidationError):
         return None  # a site without a price still sells: Buy shows the price at checkout
-    for item in catalog.products:
-        if item.sku == sku and item.active:
-            return Price(format_amount(item.unit_amount, item.currency), item.currency.upper())
+    for product in catalog.products:
+        for item in product.one_time_prices:
+            if item.sku == sku and item.active and product.active:
+                return Price(format_amount(item.unit_amount, item.currency), item.currency.upper())
     return None
