@@ -121,6 +121,9 @@ class Objects:
     # A session of the customer's, opened just before the calls (sessions are in Redis).
     session: str = ""
     handle: str = ""
+    # The tenant's own catalog code (billing's catalog API): a product, a tier and a
+    # one-time price share it.
+    catalog_code: str = "no-such-code"
 
     def by_name(self, service: str) -> dict[str, str]:
         return {
@@ -137,6 +140,9 @@ class Objects:
             "invite_id": str(self.seller.invite),
             "pair_id": str(self.seller.pair),
             "handle": self.handle,
+            "product_code": self.catalog_code,
+            "tier_code": self.catalog_code,
+            "sku_code": self.catalog_code,
         }
 
 
@@ -157,6 +163,12 @@ PLAIN_FIELDS: dict[str, Any] = {
     "overlap_seconds": 0,
     "user_code": "BCDFGHJK",
     "decision": "deny",
+    # Billing's catalog API: a create's body names the new object (its own code), so it
+    # names no object of another tenant; the product "tool" exists in none of them.
+    "code": "isolation-new",
+    "unit_amount": 100,
+    "currency": "usd",
+    "prices": {"month": {"amount": 100, "currency": "usd"}},
 }
 
 
@@ -453,8 +465,24 @@ async def seed(stack: Stack, tenant: Tenant, js: Any, ns: Namespace) -> tuple[Ob
     objects = Objects(
         customer, UUID(license["id"]), UUID(activation), order,
         found.json()["data"][0]["id"], stack.sellers[tenant.seller_id],
+        catalog_code=await seed_catalog(stack, sk),
     )  # fmt: skip
     return objects, token
+
+
+async def seed_catalog(stack: Stack, sk: dict[str, str]) -> str:
+    """A product with a tier and a one-time price of one code, through the catalog API."""
+    code = f"cat-{uuid.uuid4().hex[:12]}"
+    for route, body in (
+        ("/v1/products", {"code": code, "name": "Catalog"}),
+        ("/v1/tiers", {"code": code, "product": code, "name": "Tier",
+                       "prices": {"month": {"amount": 900, "currency": "usd"}}}),
+        ("/v1/one-time-prices", {"sku": code, "product": code, "name": "Once",
+                                 "unit_amount": 900, "currency": "usd", "policy": "tool-year"}),
+    ):  # fmt: skip
+        made = await stack.http["billing"].post(route, json=body, headers=sk)
+        assert made.status_code == 201, made.text
+    return code
 
 
 def credentials(stack: Stack, tenant: Tenant, token: str) -> dict[str, dict[str, str]]:
