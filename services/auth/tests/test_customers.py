@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -40,26 +38,6 @@ def sk(keys: dict[str, Any], mode: str = "live") -> dict[str, str]:
 async def outbox_events(h: Any, subject: str) -> list[dict[str, Any]]:
     rows = await h.auth.pool.fetch("SELECT payload FROM outbox WHERE subject = $1", subject)
     return [json.loads(r["payload"]) for r in rows]
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def logged(name: str) -> Iterator[list[logging.LogRecord]]:
-    """What `name` logs in the block (the service's logging owns the root's handlers)."""
-    handler, logger = Records(), logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
 
 
 async def test_create_is_idempotent_by_address_and_publishes_user_created(harness: Any) -> None:
@@ -308,9 +286,7 @@ async def test_a_customer_born_of_a_purchase_is_found_by_its_account_id(harness:
     assert again.status_code == 200 and again.json()["id"] == str(legacy)
 
 
-async def test_a_purchase_racing_a_create_names_the_same_account(
-    harness: Any,
-) -> None:
+async def test_a_purchase_racing_a_create_names_the_same_account(harness: Any, logged: Any) -> None:
     """The seller created the customer while billing made the account of its purchase:
     both derived one id, so billing's event finds the customer it names (no second user,
     no warning). An older account with another id leaves the customer's as it is, with a

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import nats
@@ -65,28 +63,6 @@ async def accounts_of(billing: Any, email: str) -> list[tuple[uuid.UUID, str]]:
     return [(r["id"], r["source"]) for r in rows]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def warnings_of(name: str) -> Iterator[list[str]]:
-    """The warnings `name` logs in the block (the service's logging owns the root's)."""
-    handler, logger = Records(), logging.getLogger(name)
-    logger.addHandler(handler)
-    messages: list[str] = []
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        messages += [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
-
-
 async def test_a_user_s_account_is_made_once_however_often_the_event_comes(
     billing: Any, billing_starter: Any, infra_settings: Any, eventually: Any
 ) -> None:
@@ -136,7 +112,7 @@ async def test_a_purchase_and_a_created_customer_of_one_address_are_one_account_
 
 
 async def test_an_older_account_of_the_address_is_kept_with_a_warning(
-    billing: Any, eventually: Any
+    billing: Any, eventually: Any, logged: Any
 ) -> None:
     legacy = uuid.uuid4()  # made before account ids were derived
     await billing.pool.execute(
@@ -144,8 +120,10 @@ async def test_an_older_account_of_the_address_is_kept_with_a_warning(
         " VALUES ($1, 'old@example.com', 'purchase', $2, $3)",
         legacy, TENANT.seller_id, TENANT.mode,
     )  # fmt: skip
-    with warnings_of("tessera.billing.accounts") as warned:
+    with logged("tessera.billing.accounts") as records:
         await publish(billing, user_created("old@example.com"))
         await applied(billing, eventually, 1)
     assert await accounts_of(billing, "old@example.com") == [(legacy, "purchase")]
-    assert warned == ["billing.account.conflict"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, "billing.account.conflict")
+    ]

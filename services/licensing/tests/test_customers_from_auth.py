@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -55,27 +53,6 @@ async def customers(h: Harness) -> list[tuple[uuid.UUID, str]]:
     return [(r["account_id"], r["email"]) for r in rows]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING:
-            self.messages.append(record.getMessage())
-
-
-@contextmanager
-def warnings_of(name: str) -> Iterator[list[str]]:
-    """The warnings `name` logs in the block (the service's logging owns the root's)."""
-    handler, logger = Records(), logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
-
-
 async def test_a_user_s_account_is_known_once_however_often_the_event_comes(
     start_licensing: Any,
 ) -> None:
@@ -114,12 +91,16 @@ async def test_billing_s_and_auth_s_events_of_one_account_in_either_order(
     ]
 
 
-async def test_an_older_account_of_the_address_is_kept_with_a_warning(harness: Harness) -> None:
+async def test_an_older_account_of_the_address_is_kept_with_a_warning(
+    harness: Harness, logged: Any
+) -> None:
     legacy = uuid.uuid4()  # made by billing before account ids were derived
     await harness.publish(account_created("old@example.com", legacy))
     await applied(harness, 1)
-    with warnings_of("tessera.licensing.customers") as warned:
+    with logged("tessera.licensing.customers") as records:
         await harness.publish(user_created("old@example.com"))
         await applied(harness, 2)
     assert await customers(harness) == [(legacy, "old@example.com")]
-    assert warned == ["licensing.customer.account_conflict"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, "licensing.customer.account_conflict")
+    ]

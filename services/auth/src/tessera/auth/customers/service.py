@@ -65,7 +65,7 @@ async def create(
 
 
 async def get(auth: Auth, key: SellerCredential, customer_id: UUID) -> Customer:
-    row = await queries.find_by_account(auth.pool, tenant_of(key), customer_id)
+    row = await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id, by="account_id")
     if row is None:
         raise NoSuchCustomer()
     return Customer.of(row)
@@ -92,7 +92,9 @@ async def update(
     customer's sessions after the commit."""
     tenant = tenant_of(key)
     async with auth.pool.acquire() as conn, conn.transaction():
-        row = await queries.find_by_account(conn, tenant, customer_id, for_update=True)
+        row = await queries.find_in_tenant(
+            conn, tenant, customer_id, by="account_id", for_update=True
+        )
         if row is None:
             raise NoSuchCustomer()
         user = User.of(row)
@@ -107,7 +109,7 @@ async def update(
             disabled = await users.set_disabled_in(conn, user, True, ip=ip, reason="api")
         elif body.disabled is False:
             await users.set_disabled_in(conn, user, False, ip=ip, reason="api")
-        after = await queries.find_by_account(conn, tenant, customer_id)
+        after = await queries.find_in_tenant(conn, tenant, customer_id, by="account_id")
         assert after is not None
     if disabled:
         await sessions.store(auth).delete_all(user.id)

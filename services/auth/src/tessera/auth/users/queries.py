@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -55,33 +56,18 @@ async def find_by_id(
 async def find_in_tenant(
     conn: asyncpg.Connection | asyncpg.Pool,
     tenant: Tenant,
-    user_id: UUID,
+    key: UUID,
     *,
+    by: Literal["id", "account_id"] = "id",
     for_update: bool = False,
 ) -> asyncpg.Record | None:
+    """The tenant's user by its id, or by its account id (the customer API's public id).
+    Both are unique; the tenant's condition makes another tenant's user absent."""
     lock = " FOR UPDATE" if for_update else ""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND seller_id = $2 AND mode = $3{lock}",  # noqa: S608
-        user_id,
-        tenant.seller_id,
-        tenant.mode,
-    )
-    return row
-
-
-async def find_by_account(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    tenant: Tenant,
-    account_id: UUID,
-    *,
-    for_update: bool = False,
-) -> asyncpg.Record | None:
-    """The tenant's user of this account (the customer API's public id)."""
-    lock = " FOR UPDATE" if for_update else ""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users"  # noqa: S608 - constant columns
-        f" WHERE account_id = $1 AND seller_id = $2 AND mode = $3{lock}",
-        account_id,
+        f"SELECT {USER_COLUMNS} FROM users"  # noqa: S608 - constant columns and column name
+        f" WHERE {by} = $1 AND seller_id = $2 AND mode = $3{lock}",
+        key,
         tenant.seller_id,
         tenant.mode,
     )
