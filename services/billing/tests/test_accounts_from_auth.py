@@ -5,6 +5,7 @@ under another id keeps it (logged). Real Postgres, Redis and NATS."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import nats
 import pytest
 
-from tessera.billing.accounts.service import find_or_create_account
+from tessera.billing.accounts.service import find_or_create_account, remember_user_account
 from tessera.shared.accounts import account_id_for
 from tessera.shared.events.auth import UserCreated
 from tessera.shared.events.topology import AUTH
@@ -127,3 +128,31 @@ async def test_an_older_account_of_the_address_is_kept_with_a_warning(
     assert [(r.levelno, r.getMessage()) for r in records] == [
         (logging.WARNING, "billing.account.conflict")
     ]
+
+
+async def test_a_purchase_racing_auth_s_event_makes_one_account_without_an_error(
+    billing: Any,
+) -> None:
+    """Both inserts carry the one derived id: they collide on the key and on the address
+    at once, and neither may fail for it."""
+
+    async def purchase(email: str) -> Any:
+        async with billing.pool.acquire() as conn, conn.transaction():
+            return await find_or_create_account(conn, TENANT, email, "purchase")
+
+    emails = [f"race{n}@example.com" for n in range(20)]
+    outcomes = await asyncio.gather(
+        *(purchase(e) for e in emails),
+        *(remember_user_account(billing.pool, user_created(e)) for e in emails),
+    )
+    rows = await billing.fetch(
+        "SELECT id, email FROM accounts WHERE seller_id = $1 AND mode = $2",
+        TENANT.seller_id, TENANT.mode,
+    )  # fmt: skip
+    refs, remembered = outcomes[: len(emails)], outcomes[len(emails) :]
+    assert sorted((r["email"], r["id"]) for r in rows) == sorted(
+        (e, account_id_for(TENANT, e)) for e in emails
+    )
+    # each address made once: by the purchase (announced) or by auth's event, never both
+    for ref, learnt in zip(refs, remembered, strict=True):
+        assert ref.created != learnt
