@@ -9,13 +9,14 @@ its own Redis key namespace, all removed afterwards.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,30 @@ def infra_on(namespace: str, redis: Redis) -> Any:
         )
 
     return settings
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def capture_logs(name: str) -> Iterator[list[logging.LogRecord]]:
+    handler, logger = _Records(), logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture(name="logged")
+def logged_fixture() -> Any:
+    """`with logged("tessera.billing.accounts") as records:` what that logger logs in the
+    block. pytest's `caplog` sees nothing once a service has started: its logging setup
+    owns the root logger's handlers."""
+    return capture_logs

@@ -42,7 +42,7 @@ from tessera.licensing.settings import LicensingSettings
 from tessera.shared import stalls
 from tessera.shared.db.pool import drop_database, ensure_database, with_database
 from tessera.shared.events.billing import OrderPaid
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import AUTH, BILLING, Namespace
 from tessera.shared.keys import Sealer
 from tessera.shared.messaging import ensure_stream, stream_config
 
@@ -301,7 +301,9 @@ async def main(args: argparse.Namespace) -> None:
     db_url = with_database(infra.postgres.url, database)
     ns = Namespace(f"bench{run}")
     nc = await nats.connect(infra.nats.url)
-    await ensure_stream(nc.jetstream(), stream_config(BILLING, ns))
+    # Licensing reads billing's and auth's streams; neither runs here, so stand in for them.
+    for stream in (BILLING, AUTH):
+        await ensure_stream(nc.jetstream(), stream_config(stream, ns))
     await nc.close()
     env = {
         **infra.env(),

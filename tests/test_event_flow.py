@@ -179,11 +179,14 @@ async def test_one_trace_follows_the_event_from_billing_to_its_consumers(
             for s in SPANS.get_finished_spans()
             if s.context.trace_id == trace_id and s.kind == trace.SpanKind.CONSUMER
         ]
-        return names if len(names) >= 2 else []
+        subjects = {n.split(".", 1)[1].removesuffix(" process") for n in names}
+        return names if len(names) >= 4 and "auth.user.created.v1" in subjects else []
 
-    # auth's and licensing's consumers both continue the trace that wrote billing's outbox row
+    # auth's and licensing's consumers both continue the trace that wrote billing's outbox
+    # row, and so do billing's and licensing's of the user auth made of it
     names = await eventually(consumer_spans)
-    assert all(n.endswith("billing.account.created.v1 process") for n in names), names
+    subjects = {n.split(".", 1)[1].removesuffix(" process") for n in names}
+    assert subjects == {"billing.account.created.v1", "auth.user.created.v1"}, names
     relays = [
         s
         for s in SPANS.get_finished_spans()

@@ -48,7 +48,9 @@ CATALOG = Path(__file__).resolve().parents[1] / "deploy" / "catalog.json"
 SECRET = "whsec_test_faults"
 SKU = "chartgpt-lifetime"
 PRICE = 14900
-ORDER = ("billing", "auth", "licensing")  # billing declares the stream the others wait for
+# Each declares the streams it owns, then waits for those it reads: billing for auth's,
+# auth and licensing for billing's (and licensing for auth's), so none waits alone.
+ORDER = ("billing", "auth", "licensing")
 ISSUED = "licensing.license.issued.v1"
 REVOKED = "licensing.license.revoked.v1"
 PROBLEM = "application/problem+json"
@@ -139,13 +141,15 @@ class Stack:
     def ns(self) -> Namespace:
         return Namespace(self.infra.namespace)
 
-    async def start(self, name: str) -> FastAPI:
+    async def start(self, name: str, *, ready: bool = True) -> FastAPI:
+        """Start `name`; with `ready`, return once it has joined NATS (its topology)."""
         app = build(name, self.urls[name], self.infra, self.licensing)
         life = contextlib.AsyncExitStack()
         await life.enter_async_context(self.running(app))
         self.lives[name] = life
         self.apps[name] = app
-        await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
+        if ready:
+            await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         return app
 
     async def stop(self, name: str) -> None:
@@ -243,7 +247,9 @@ async def running_stack(
     built = Stack(infra_on(own_nats.url), own_nats, urls, running, licensing=licensing)
     try:
         for name in ORDER:
-            await built.start(name)
+            await built.start(name, ready=False)
+        for app in built.apps.values():
+            await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
         yield built
     finally:
         await built.close()

@@ -91,6 +91,9 @@ async def test_one_purchase_is_one_trace_from_the_webhook_to_every_consumer(
     assert len(consumers(spans, "billing.account.created.v1", db["auth"])) == 1
     assert len(consumers(spans, "billing.account.created.v1", db["licensing"])) == 1
     assert len(consumers(spans, "billing.order.paid.v1", db["licensing"])) == 1
+    # then billing's and licensing's consumers of the user auth made of the account
+    assert len(consumers(spans, "auth.user.created.v1", db["billing"])) == 1
+    assert len(consumers(spans, "auth.user.created.v1", db["licensing"])) == 1
     # and what licensing published in turn: the license it issued
     assert [s for s in spans if s.name == "outbox relay licensing.license.issued.v1"]
     # One tree: every span of the trace descends from the webhook's server span.
@@ -120,6 +123,8 @@ class Purchase:
             and consumers(spans, "billing.account.created.v1", db["auth"])
             and consumers(spans, "billing.account.created.v1", db["licensing"])
             and consumers(spans, "billing.order.paid.v1", db["licensing"])
+            and consumers(spans, "auth.user.created.v1", db["billing"])
+            and consumers(spans, "auth.user.created.v1", db["licensing"])
             and any(s.name == "outbox relay licensing.license.issued.v1" for s in spans)
             and all(root_of(span, spans) is not None for span in spans)
         )
@@ -157,15 +162,22 @@ def consumers(spans: Sequence[ReadableSpan], subject: str, database: str) -> lis
         if span.kind == SpanKind.CONSUMER
         and span.name.endswith(f"{subject} process")
         and any(
-            (child.attributes or {}).get("db.name") == database
-            for child in descendants(span, spans)
+            (child.attributes or {}).get("db.name") == database for child in own_work(span, spans)
         )
     ]
 
 
-def descendants(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
-    below = [s for s in spans if s.parent is not None and s.parent.span_id == span.context.span_id]
-    return below + [d for child in below for d in descendants(child, spans)]
+def own_work(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    """The spans below `span` down to, not into, the relay of what it published: the work
+    of the events it led to belongs to their own consumers."""
+    below = [
+        s
+        for s in spans
+        if s.parent is not None
+        and s.parent.span_id == span.context.span_id
+        and not s.name.startswith("outbox relay")
+    ]
+    return below + [d for child in below for d in own_work(child, spans)]
 
 
 def root_of(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> ReadableSpan | None:

@@ -12,12 +12,13 @@ from faststream.nats import NatsRouter
 from nats.js.api import DeliverPolicy
 
 from tessera.shared.events.billing import PurchaseCompleted
-from tessera.shared.events.topology import BILLING, Namespace, Subscription, subscription
+from tessera.shared.events.topology import AUTH, BILLING, Namespace, Subscription, subscription
 from tessera.shared.messaging import (
     consumer_config,
     create_broker,
     declare_topology,
     ensure_consumer,
+    ensure_stream,
     stream_config,
     subscriber,
 )
@@ -69,6 +70,8 @@ async def start_billing_consumer(infra: InfraSettings, handler: Any) -> Any:
     subscriber(router, "billing", ns, PurchaseCompleted)(handler)
     broker.include_router(router)
     connection = await broker.connect()
+    # Billing also reads auth's stream: declared here as auth would (auth is not running).
+    await ensure_stream(connection.jetstream(), stream_config(AUTH, ns))
     await declare_topology(connection, "billing", ns)
     await broker.start()
     return broker

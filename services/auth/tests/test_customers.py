@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from test_api_keys import new_pair  # type: ignore[import-not-found]
 from test_sellers import bearer, developer_token, seller_id_of  # type: ignore[import-not-found]
 
 from tessera.auth.sellers import service as sellers
+from tessera.auth.users import service as users
+from tessera.shared.accounts import account_id_for
+from tessera.shared.events.billing import AccountCreated
+from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +64,10 @@ async def test_create_is_idempotent_by_address_and_publishes_user_created(harnes
     assert body["metadata"] == {"plan": "pro"} and body["mode"] == "live"
     assert body["disabled"] is False
     [event] = created
-    assert event["user_id"] == body["id"] and event["account_id"] == body["account_id"]
+    # The public id is the account id, derived from the tenant and the address (the id a
+    # purchase of the address in billing would give), and auth's user id stays inside.
+    assert body["id"] == event["account_id"] != event["user_id"] and "account_id" not in body
+    assert body["id"] == str(account_id_for(Tenant(seller_id, "live"), "ada@example.com"))
     assert event["mode"] == "live" and event["email"] == "ada@example.com"
 
 
@@ -119,7 +127,9 @@ async def test_seller_a_s_secret_key_cannot_read_or_change_b_s_customer(harness:
                 "/v1/customers", json={"email": "b@example.com", "name": "B"}, headers=sk(b)
             )
         ).json()
-        before = await h.auth.pool.fetchrow("SELECT * FROM users WHERE id = $1", UUID(theirs["id"]))
+        before = await h.auth.pool.fetchrow(
+            "SELECT * FROM users WHERE account_id = $1", UUID(theirs["id"])
+        )
         read = await h.client.get(f"/v1/customers/{theirs['id']}", headers=sk(a))
         patched = await h.client.patch(
             f"/v1/customers/{theirs['id']}",
@@ -130,7 +140,9 @@ async def test_seller_a_s_secret_key_cannot_read_or_change_b_s_customer(harness:
         listed = await h.client.get("/v1/customers", headers=sk(a))
         # A's create of the same address makes A's own customer, not B's.
         own = await h.client.post("/v1/customers", json={"email": "b@example.com"}, headers=sk(a))
-        after = await h.auth.pool.fetchrow("SELECT * FROM users WHERE id = $1", UUID(theirs["id"]))
+        after = await h.auth.pool.fetchrow(
+            "SELECT * FROM users WHERE account_id = $1", UUID(theirs["id"])
+        )
     assert read.status_code == patched.status_code == 404
     assert found.json()["data"] == [] and listed.json()["data"] == []
     assert own.status_code == 201 and own.json()["id"] != theirs["id"]
@@ -151,7 +163,9 @@ async def test_a_test_key_sees_no_live_customer(harness: Any) -> None:
         twin = await h.client.post(
             "/v1/customers", json={"email": "m@example.com"}, headers=sk(keys, "test")
         )
-        name = await h.auth.pool.fetchval("SELECT name FROM users WHERE id = $1", UUID(live["id"]))
+        name = await h.auth.pool.fetchval(
+            "SELECT name FROM users WHERE account_id = $1", UUID(live["id"])
+        )
     assert read.status_code == patched.status_code == 404
     assert listed.json()["data"] == []
     assert twin.status_code == 201 and twin.json()["mode"] == "test"
@@ -216,7 +230,7 @@ async def test_update_changes_name_metadata_and_disables(harness: Any) -> None:
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "Pat" and renamed.json()["metadata"] == {"b": "2"}
     assert disabled.json()["disabled"] is True and disabled.json()["name"] == "Pat"
-    assert [e["user_id"] for e in events] == [made["id"]]
+    assert [e["account_id"] for e in events] == [made["id"]]
     assert enabled.json()["disabled"] is False
 
 
@@ -247,3 +261,71 @@ async def test_a_suspended_seller_s_key_is_refused_until_it_is_reinstated(harnes
     assert before.status_code == 200
     assert suspended == 401 and created.status_code == 401 and reinstated == 200
     assert count == 0
+
+
+async def test_a_customer_born_of_a_purchase_is_found_by_its_account_id(harness: Any) -> None:
+    """A purchase made the account in billing (an id made before ids were derived, say):
+    the customer API names the customer by that id, as billing and licensing do."""
+    async with harness() as h:
+        keys = await seller_keys(h, "cust-bought")
+        tenant = Tenant(await seller_id_of(h, "cust-bought"), "live")
+        legacy = uuid4()
+        bought = AccountCreated(
+            account_id=legacy, email="bought@example.com", seller_id=tenant.seller_id, mode="live"
+        )
+        await users.create_user_for_account(h.auth.pool, bought)
+        got = await h.client.get(f"/v1/customers/{legacy}", headers=sk(keys))
+        patched = await h.client.patch(
+            f"/v1/customers/{legacy}", json={"name": "Buyer"}, headers=sk(keys)
+        )
+        again = await h.client.post(
+            "/v1/customers", json={"email": "Bought@example.com"}, headers=sk(keys)
+        )
+    assert got.status_code == 200 and got.json()["id"] == str(legacy)
+    assert patched.json()["name"] == "Buyer"
+    assert again.status_code == 200 and again.json()["id"] == str(legacy)
+
+
+async def test_a_purchase_racing_a_create_names_the_same_account(harness: Any, logged: Any) -> None:
+    """The seller created the customer while billing made the account of its purchase:
+    both derived one id, so billing's event finds the customer it names (no second user,
+    no warning). An older account with another id leaves the customer's as it is, with a
+    warning."""
+    async with harness() as h:
+        keys = await seller_keys(h, "cust-racing")
+        tenant = Tenant(await seller_id_of(h, "cust-racing"), "live")
+        made = (
+            await h.client.post("/v1/customers", json={"email": "r@example.com"}, headers=sk(keys))
+        ).json()
+        same = AccountCreated(
+            account_id=account_id_for(tenant, "r@example.com"), email="r@example.com",
+            seller_id=tenant.seller_id, mode="live",
+        )  # fmt: skip
+        legacy = AccountCreated(
+            account_id=uuid4(), email="r@example.com", seller_id=tenant.seller_id, mode="live"
+        )
+        with logged("tessera.auth.users") as records:
+            from_same = await users.create_user_for_account(h.auth.pool, same)
+            from_legacy = await users.create_user_for_account(h.auth.pool, legacy)
+        rows = await h.auth.pool.fetch(
+            "SELECT account_id FROM users WHERE seller_id = $1", tenant.seller_id
+        )
+    assert made["id"] == str(same.account_id)
+    assert from_same is None and from_legacy is None
+    assert [r["account_id"] for r in rows] == [same.account_id]
+    levels = {r.getMessage(): r.levelno for r in records}
+    assert levels == {
+        "auth.user.create.exists": logging.INFO,
+        "auth.user.create.account_conflict": logging.WARNING,
+    }
+
+
+async def test_a_sign_up_derives_the_account_id(harness: Any) -> None:
+    async with harness() as h:
+        email = h.new_email()
+        await developer_token(h, email, "cust-signup")
+        account = await h.auth.pool.fetchval(
+            "SELECT account_id FROM users WHERE seller_id = $1 AND mode = 'live' AND email = $2",
+            HOME_SELLER_ID, email.lower(),
+        )  # fmt: skip
+    assert account == account_id_for(HOME_LIVE, email)

@@ -27,7 +27,8 @@ from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import AUTH, BILLING, Namespace
+from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -189,8 +190,18 @@ def jwks_of(key: Ed25519PrivateKey) -> dict[str, Any]:
     return {"keys": [{**public, "kid": "test", "alg": "EdDSA", "use": "sig"}]}
 
 
+async def auth_stream(infra: InfraSettings) -> None:
+    nc = await nats.connect(str(infra.nats_url))
+    try:
+        await ensure_stream(nc.jetstream(), stream_config(AUTH, Namespace(infra.namespace)))
+    finally:
+        await nc.close()
+
+
 async def start_billing(database_url: str, infra: InfraSettings, **overrides: Any) -> Billing:
-    """Billing on a real port in this event loop; `await billing.stop()` ends it."""
+    """Billing on a real port in this event loop; `await billing.stop()` ends it. Auth's
+    stream, which billing reads, is declared as auth would."""
+    await auth_stream(infra)
     port = free_port()
     settings = BillingSettings(
         database_url=database_url,

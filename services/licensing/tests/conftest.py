@@ -1,5 +1,5 @@
-"""Licensing test fixtures: the real app on real Postgres, Redis and NATS, a billing stream
-to publish orders on, and access tokens signed by a test Ed25519 key."""
+"""Licensing test fixtures: the real app on real Postgres, Redis and NATS, billing's and
+auth's streams to publish orders and users on, and access tokens signed by a test Ed25519 key."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from tessera.licensing.app import create_app
 from tessera.licensing.settings import LicensingSettings
-from tessera.shared.events.topology import BILLING, LICENSING, Namespace
+from tessera.shared.events.topology import AUTH, BILLING, LICENSING, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
@@ -44,7 +44,8 @@ def start_licensing(
         ns = Namespace(infra_settings.namespace)
         nc = await nats.connect(str(infra_settings.nats_url))
         js = nc.jetstream()
-        await ensure_stream(js, stream_config(BILLING, ns))
+        for stream in (BILLING, AUTH):  # what licensing reads, declared as their owners would
+            await ensure_stream(js, stream_config(stream, ns))
         settings = LicensingSettings(
             database_url=database_url, signing_key_refresh_seconds=0.2, **overrides
         )

@@ -24,7 +24,7 @@ from tessera.shared.events.billing import (
     OrderRefunded,
 )
 from tessera.shared.events.envelope import Event
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import Namespace, stream_for_subject
 
 
 def an_order_paid(**overrides: Any) -> OrderPaid:
@@ -112,7 +112,7 @@ class Harness:
         await self.js.publish(
             self.ns.subject(event.subject),
             event.to_json(),
-            stream=self.ns.stream(BILLING),
+            stream=self.ns.stream(stream_for_subject(event.subject)),
             headers={"Nats-Msg-Id": msg_id or str(event.event_id)},
         )
 

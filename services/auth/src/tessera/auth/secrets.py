@@ -75,9 +75,3 @@ def new_token(nbytes: int = 32) -> str:
 
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
-
-
-def normalize_email(email: str) -> str:
-    # Addresses compare case-insensitively in practice; the domain is case-insensitive by
-    # the RFC and providers treat the local part so, too.
-    return email.strip().lower()

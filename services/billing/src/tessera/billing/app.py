@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsRouter
 from starlette.types import ASGIApp
 
+from tessera.billing.accounts import subscribers as account_subscribers
 from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
@@ -28,6 +29,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def register_subscribers(billing: Billing, router: NatsRouter) -> None:
+    account_subscribers.register(billing, router)
     order_subscribers.register(billing, router)
 
 

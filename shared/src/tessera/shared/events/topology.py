@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from tessera.shared.events.auth import UserCreated
 from tessera.shared.events.billing import (
     AccountCreated,
     OrderDisputeClosed,
@@ -83,6 +84,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="licensing", event=OrderRefunded, stream=BILLING),
     Subscription(service="licensing", event=OrderDisputed, stream=BILLING),
     Subscription(service="licensing", event=OrderDisputeClosed, stream=BILLING),
+    # A customer auth makes (customer API, sign-up) is known to billing's and licensing's
+    # seller routes before any purchase.
+    Subscription(service="billing", event=UserCreated, stream=AUTH),
+    Subscription(service="licensing", event=UserCreated, stream=AUTH),
 )
 
 

@@ -35,8 +35,10 @@ class CustomerUpdate(BaseModel):
 
 
 class Customer(BaseModel):
-    id: UUID
-    account_id: UUID = Field(description="The customer's account in billing and licensing")
+    id: UUID = Field(
+        description="The customer's account id: the `customer_id` of billing's and licensing's"
+        " seller routes, and the `acc` claim of the customer's access tokens"
+    )
     email: str
     name: str | None
     metadata: dict[str, str]
@@ -49,7 +51,7 @@ class Customer(BaseModel):
         # asyncpg hands jsonb over as text (the pool sets no codec).
         metadata: dict[str, str] = json.loads(row["metadata"])
         return cls(
-            id=row["id"], account_id=row["account_id"], email=row["email"], name=row["name"],
+            id=row["account_id"], email=row["email"], name=row["name"],
             metadata=metadata,
             disabled=row["disabled_at"] is not None, mode=row["mode"],
             created_at=row["created_at"],

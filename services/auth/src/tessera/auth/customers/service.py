@@ -1,5 +1,7 @@
 """Customer verbs for a seller's secret key. The tenant (seller and mode) is the key's; a
-customer of another seller or of the other mode reads as absent (404)."""
+customer of another seller or of the other mode reads as absent (404). A customer's public
+id is its account id, the id billing's and licensing's seller routes and the customer's
+own tokens (`acc`) name it by; auth's user id stays inside auth."""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ from uuid import UUID
 from tessera.auth.audit import service as audit
 from tessera.auth.context import Auth
 from tessera.auth.customers.schemas import Customer, CustomerCreate, CustomerPage, CustomerUpdate
-from tessera.auth.secrets import normalize_email
 from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
 from tessera.shared import outbox
+from tessera.shared.accounts import account_id_for, normalize_email
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.http.problems import NotFound
@@ -35,16 +37,18 @@ def tenant_of(key: SellerCredential) -> Tenant:
 async def create(
     auth: Auth, key: SellerCredential, body: CustomerCreate, *, ip: str
 ) -> tuple[Customer, bool]:
-    """The customer with this address in the key's tenant, made if new (then True): auth
-    mints the account id and publishes `auth.user.created.v1` so billing and licensing
-    learn of it. Two racing creates of one address make one customer."""
+    """The customer with this address in the key's tenant, made if new (then True): its
+    id is the address's account id, and `auth.user.created.v1` tells billing and licensing
+    of it. Two racing creates of one address make one customer."""
     tenant = tenant_of(key)
     email = normalize_email(body.email)
     async with auth.pool.acquire() as conn, conn.transaction():
         existing = await queries.find_by_email(conn, tenant, email)
         if existing is not None:
             return Customer.of(existing), False
-        user_id, account_id = new_event_id(), new_event_id()
+        # Derived, not drawn: a purchase of the same address in billing, racing this,
+        # makes the same account id (tessera.shared.accounts).
+        user_id, account_id = new_event_id(), account_id_for(tenant, email)
         row = await queries.insert_customer(
             conn, tenant, user_id, account_id, email, body.name, body.metadata
         )
@@ -61,7 +65,7 @@ async def create(
 
 
 async def get(auth: Auth, key: SellerCredential, customer_id: UUID) -> Customer:
-    row = await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id)
+    row = await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id, by="account_id")
     if row is None:
         raise NoSuchCustomer()
     return Customer.of(row)
@@ -88,7 +92,9 @@ async def update(
     customer's sessions after the commit."""
     tenant = tenant_of(key)
     async with auth.pool.acquire() as conn, conn.transaction():
-        row = await queries.find_in_tenant(conn, tenant, customer_id, for_update=True)
+        row = await queries.find_in_tenant(
+            conn, tenant, customer_id, by="account_id", for_update=True
+        )
         if row is None:
             raise NoSuchCustomer()
         user = User.of(row)
@@ -103,7 +109,7 @@ async def update(
             disabled = await users.set_disabled_in(conn, user, True, ip=ip, reason="api")
         elif body.disabled is False:
             await users.set_disabled_in(conn, user, False, ip=ip, reason="api")
-        after = await queries.find_in_tenant(conn, tenant, customer_id)
+        after = await queries.find_in_tenant(conn, tenant, customer_id, by="account_id")
         assert after is not None
     if disabled:
         await sessions.store(auth).delete_all(user.id)

@@ -12,7 +12,8 @@ from uuid import UUID
 
 from tessera.auth.context import Auth
 from tessera.auth.links.store import link_store
-from tessera.auth.secrets import new_code, new_token, normalize_email
+from tessera.auth.secrets import new_code, new_token
+from tessera.shared.accounts import normalize_email
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 SIGN_IN_PAGE = "/sign-in/link"

@@ -20,12 +20,12 @@ from tessera.auth.links.mint import address_key
 from tessera.auth.links.schemas import SignedIn, SignedInUser, VerifyRequest
 from tessera.auth.links.store import Consumed, link_store
 from tessera.auth.mail_queue import queries as mail
-from tessera.auth.secrets import normalize_email
 from tessera.auth.sellers import service as sellers
 from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
+from tessera.shared.accounts import normalize_email
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 log = logging.getLogger("tessera.auth.links")

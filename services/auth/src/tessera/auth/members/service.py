@@ -27,7 +27,6 @@ from tessera.auth.members.schemas import (
     SellerSignUp,
     SellerUpdate,
 )
-from tessera.auth.secrets import normalize_email
 from tessera.auth.sellers import service as sellers
 from tessera.auth.sellers.schemas import SettingsPatch
 from tessera.auth.sellers.service import Seller, SlugTaken
@@ -35,6 +34,7 @@ from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
+from tessera.shared.accounts import normalize_email
 from tessera.shared.events.auth import SellerSettings
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.http.problems import NotFound, Problem

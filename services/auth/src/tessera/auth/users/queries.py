@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -55,14 +56,18 @@ async def find_by_id(
 async def find_in_tenant(
     conn: asyncpg.Connection | asyncpg.Pool,
     tenant: Tenant,
-    user_id: UUID,
+    key: UUID,
     *,
+    by: Literal["id", "account_id"] = "id",
     for_update: bool = False,
 ) -> asyncpg.Record | None:
+    """The tenant's user by its id, or by its account id (the customer API's public id).
+    Both are unique; the tenant's condition makes another tenant's user absent."""
     lock = " FOR UPDATE" if for_update else ""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND seller_id = $2 AND mode = $3{lock}",  # noqa: S608
-        user_id,
+        f"SELECT {USER_COLUMNS} FROM users"  # noqa: S608 - constant columns and column name
+        f" WHERE {by} = $1 AND seller_id = $2 AND mode = $3{lock}",
+        key,
         tenant.seller_id,
         tenant.mode,
     )
@@ -201,15 +206,16 @@ async def insert_customer(
 async def customers_after(
     conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, after: UUID | None, limit: int
 ) -> list[asyncpg.Record]:
-    """Oldest first by (created_at, id), after the customer `after` (keyset pagination: a
-    page stays right while customers are added). An `after` not in the tenant gives none."""
+    """Oldest first by (created_at, id), after the customer whose account is `after`
+    (keyset pagination: a page stays right while customers are added). An `after` not in
+    the tenant gives none."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""
         SELECT {USER_COLUMNS} FROM users u
          WHERE u.seller_id = $1 AND u.mode = $2
            AND ($3::uuid IS NULL OR (u.created_at, u.id) > (
                 SELECT c.created_at, c.id FROM users c
-                 WHERE c.id = $3 AND c.seller_id = $1 AND c.mode = $2))
+                 WHERE c.account_id = $3 AND c.seller_id = $1 AND c.mode = $2))
          ORDER BY u.created_at, u.id
          LIMIT $4
         """,  # noqa: S608 - constant columns; values are parameters

@@ -15,6 +15,7 @@ from tessera.auth.users import queries
 from tessera.auth.users.errors import UserNotFound
 from tessera.auth.users.schemas import Role, User
 from tessera.shared import inbox, outbox
+from tessera.shared.accounts import account_id_for
 from tessera.shared.events.auth import UserCreated, UserDisabled
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
@@ -65,10 +66,7 @@ async def create_user_for_account(
         if not await queries.insert_if_absent(
             conn, tenant, user_id, event.account_id, event.email, role
         ):
-            log.warning(
-                "auth.user.create.exists",
-                extra={"account_id": str(event.account_id), "event_id": str(event.event_id)},
-            )
+            await _note_existing(conn, event)
             return None
         await outbox.add(conn, created(user_id, event.account_id, event.email, role, tenant))
         await mail.enqueue(conn, tenant, "welcome", event.email, {"user_id": str(user_id)})
@@ -78,16 +76,35 @@ async def create_user_for_account(
         return user_id
 
 
+async def _note_existing(conn: asyncpg.Connection, event: AccountCreated) -> None:
+    """The address has a user already. With the same account id that is the expected race
+    (the seller created the customer, or it signed up, while it was buying: both sides
+    derived one id); with another id it is an account made before ids were derived, and
+    the user keeps the one it has."""
+    row = await queries.find_by_email(conn, event.tenant, event.email)
+    same = row is not None and row["account_id"] == event.account_id
+    (log.info if same else log.warning)(
+        "auth.user.create.exists" if same else "auth.user.create.account_conflict",
+        extra={
+            "account_id": str(event.account_id),
+            "existing_account_id": str(row["account_id"]) if row else None,
+            "event_id": str(event.event_id),
+        },
+    )
+
+
 async def sign_up(
     conn: asyncpg.Connection, tenant: Tenant, email: str, bootstrap_admins: list[str]
 ) -> User:
     """The user of an address that proved itself with a sign-up link (an open seller, or a
-    developer signing up a seller at the home seller); auth mints the account id.
+    developer signing up a seller at the home seller); the account id is the address's
+    derived one (`account_id_for`).
     Idempotent on the address within the tenant."""
     existing = await queries.find_by_email(conn, tenant, email, for_update=True)
     if existing is not None:
         return User.of(existing)
-    user_id, account_id = new_event_id(), new_event_id()
+    # Derived, not drawn: a purchase of the same address in billing makes the same id.
+    user_id, account_id = new_event_id(), account_id_for(tenant, email)
     role = initial_role(tenant, email, bootstrap_admins)
     if not await queries.insert_if_absent(conn, tenant, user_id, account_id, email, role):
         # A concurrent sign-up of the same address won the unique index: theirs is the user.

@@ -14,10 +14,12 @@ async def insert_if_absent(
 ) -> bool:
     """Insert the account unless the email already has one at this tenant. True when
     inserted."""
+    # No conflict target: two racing inserts of one address carry one derived id, so they
+    # may collide on the primary key before the address's index, and either means "exists".
     inserted = await conn.fetchval(
         """
         INSERT INTO accounts (id, email, source, seller_id, mode) VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (seller_id, mode, email) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING true
         """,
         account_id,

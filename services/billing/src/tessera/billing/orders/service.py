@@ -15,13 +15,14 @@ from uuid import UUID
 import asyncpg
 from pydantic import ValidationError
 
-from tessera.billing.accounts.service import find_or_create_account, normalise_email
+from tessera.billing.accounts.service import find_or_create_account
 from tessera.billing.catalog import queries as catalog_queries
 from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.orders import queries
 from tessera.billing.orders.queries import Adjustment, NewOrder, Order
 from tessera.billing.stripe.objects import Charge, CheckoutSession, Dispute, TotalDetails
 from tessera.shared import inbox, outbox
+from tessera.shared.accounts import normalize_email
 from tessera.shared.events.billing import (
     OrderDisputeClosed,
     OrderDisputed,
@@ -137,7 +138,7 @@ async def apply_checkout(
     The first time an order becomes paid, `billing.purchase.completed.v1` is written. A
     session that does not match the catalog is held for an admin's review instead: the
     order is recorded with the reasons, and nothing is provisioned."""
-    email = normalise_email(session.email or "")
+    email = normalize_email(session.email or "")
     quantity = parse_quantity(session.metadata.get("quantity"))
     reasons = (
         []
@@ -225,7 +226,7 @@ async def hold_unmatched(
         tenant,
         NewOrder(
             id=new_event_id(),
-            email=normalise_email(session.email or ""),
+            email=normalize_email(session.email or ""),
             sku=sku[:64],
             quantity=stored(quantity),
             amount_total=stored(session.amount_total),
@@ -518,7 +519,7 @@ async def grant(
         tenant,
         NewOrder(
             id=new_event_id(),
-            email=normalise_email(email),
+            email=normalize_email(email),
             sku=item.sku,
             quantity=quantity,
             amount_total=0,

@@ -1,1 +1,2 @@
-"""Customers: the accounts licensing knows of, learnt from `billing.account.created.v1`."""
+"""Customers: the accounts licensing knows of, learnt from `billing.account.created.v1`
+and `auth.user.created.v1`."""

@@ -152,16 +152,3 @@ async def held_orders(conn: asyncpg.Connection, tenant: Tenant) -> list[asyncpg.
             tenant.mode,
         )
     )
-
-
-async def remember_customer(
-    conn: asyncpg.Connection, tenant: Tenant, account_id: UUID, email: str
-) -> None:
-    await conn.execute(
-        "INSERT INTO customers (account_id, email, seller_id, mode) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
-        account_id,
-        email,
-        tenant.seller_id,
-        tenant.mode,
-    )

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.licensing.customers import queries as customers
 from tessera.licensing.licenses import queries as license_queries
 from tessera.licensing.licenses import service as licenses
 from tessera.licensing.orders import queries
@@ -45,7 +46,7 @@ async def on_paid(pool: asyncpg.Pool, sealer: Sealer, event: OrderPaid) -> list[
         if conn is None:
             return []
         await queries.record_paid(conn, tenant, event.order_id, event.account_id)
-        await queries.remember_customer(conn, tenant, event.account_id, event.email)
+        await customers.remember(conn, tenant, event.account_id, event.email)
         return await _issue_for(conn, sealer, event)
 
 
