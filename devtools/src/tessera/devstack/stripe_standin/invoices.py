@@ -8,10 +8,17 @@ import html
 from starlette.responses import HTMLResponse, Response
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
+from tessera.devstack.stripe_standin.payments import pay, record_invoice_payment
 from tessera.devstack.stripe_standin.store import changed, snapshot
 from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, new_id, page
 
 DAY = 86400
+# A subscription invoice's PaymentIntent says why it was made, as Stripe's do.
+DESCRIPTIONS = {
+    "subscription_create": "Subscription creation",
+    "subscription_cycle": "Subscription cycle",
+    "subscription_update": "Subscription update",
+}
 
 
 def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: int, at: int) -> Obj:
@@ -137,12 +144,32 @@ def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: in
     return invoice
 
 
+def _application_fee(call: Call, invoice: Obj) -> int | None:
+    """The subscription's `application_fee_percent` of what the invoice charges."""
+    subscription = call.store.find(call.account, subscription_of(invoice) or "")
+    percent = subscription["application_fee_percent"] if subscription else None
+    return round(invoice["amount_due"] * percent / 100) if percent else None
+
+
 def attempt_payment(call: Call, invoice: Obj, at: int) -> bool:
     """Charge the customer for an open invoice: paid unless the customer's payment method
     declines; a decline schedules the next attempt (None after the last)."""
     before = snapshot(invoice)
     declined = invoice["amount_due"] > 0 and invoice["customer"] in call.store.failing_customers
     if not declined:
+        if invoice["amount_due"] > 0:
+            intent = pay(
+                call,
+                amount=invoice["amount_due"],
+                currency=invoice["currency"],
+                customer=invoice["customer"],
+                email=invoice["customer_email"],
+                metadata={},
+                at=at,
+                application_fee_amount=_application_fee(call, invoice),
+                description=DESCRIPTIONS.get(invoice["billing_reason"]),
+            )
+            record_invoice_payment(call, invoice, intent, at)
         invoice.update(
             status="paid",
             attempted=True,

@@ -13,7 +13,7 @@ from tessera.devstack.stripe_standin.invoices import (
     open_invoice,
     subscription_of,
 )
-from tessera.devstack.stripe_standin.store import snapshot
+from tessera.devstack.stripe_standin.store import PLATFORM, snapshot
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -107,6 +107,7 @@ def new_subscription(
     *,
     trial_end: int | None,
     metadata: dict[str, str],
+    application_fee_percent: float | None = None,
 ) -> Obj:
     """A subscription that starts now (the customer's clock): a trial period first if
     asked, else its first paid period; its first invoice is paid or failed at once."""
@@ -120,7 +121,7 @@ def new_subscription(
         "id": subscription_id,
         "object": "subscription",
         "application": None,
-        "application_fee_percent": None,
+        "application_fee_percent": application_fee_percent,
         "automatic_tax": {"enabled": False, "disabled_reason": None, "liability": None},
         "billing_cycle_anchor": at,
         "billing_cycle_anchor_config": None,
@@ -305,6 +306,29 @@ def _trial_end(call: Call, params: Params, customer_id: str) -> int | None:
     return end
 
 
+def fee_percent(call: Call, params: Params) -> float | None:
+    """`application_fee_percent`: 0 to 100, only on a connected account (a direct charge)."""
+    value = params.text("application_fee_percent")
+    if value is None:
+        return None
+    try:
+        percent = float(value)
+    except ValueError:
+        percent = -1.0
+    if not 0 <= percent <= 100:
+        raise invalid(
+            params.name("application_fee_percent"),
+            "Invalid application_fee_percent: must be between 0 and 100.",
+            "parameter_invalid_float",
+        )
+    if call.account == PLATFORM:
+        raise invalid(
+            params.name("application_fee_percent"),
+            "Can only apply an application_fee_percent when the request is made on behalf of another account (using an OAuth key, the Stripe-Account header, or the destination parameter).",
+        )
+    return percent
+
+
 def create_subscription(call: Call) -> Obj:
     params = call.params
     customer_id = params.required("customer")
@@ -314,6 +338,7 @@ def create_subscription(call: Call) -> Obj:
         _items(call, params),
         trial_end=_trial_end(call, params, customer_id),
         metadata=params.metadata(),
+        application_fee_percent=fee_percent(call, params),
     )
     if params.boolean("cancel_at_period_end"):
         subscription["cancel_at_period_end"] = True
@@ -476,7 +501,7 @@ UPDATABLE = (
 CREATE = (
     "customer", "items", "trial_period_days", "trial_end", "metadata", "cancel_at_period_end",
     "payment_behavior", "proration_behavior", "default_payment_method", "collection_method",
-    "description", "currency", "off_session",
+    "description", "currency", "off_session", "application_fee_percent",
 )  # fmt: skip
 
 ENDPOINTS = [
