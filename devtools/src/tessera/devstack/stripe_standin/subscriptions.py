@@ -10,6 +10,7 @@ from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.invoices import (
     DAY,
     attempt_payment,
+    invoice_line,
     open_invoice,
     subscription_of,
 )
@@ -432,7 +433,10 @@ def update_subscription(call: Call) -> Obj:
     at = call.now(subscription["customer"])
     interval = _interval(subscription)
     _update_items(call, subscription, params)
-    params.choice("proration_behavior", ("create_prorations", "none", "always_invoice"))
+    behavior = (
+        params.choice("proration_behavior", ("create_prorations", "none", "always_invoice"))
+        or "create_prorations"
+    )
     end_at_period = params.boolean("cancel_at_period_end")
     if end_at_period is not None:
         subscription["cancel_at_period_end"] = end_at_period
@@ -467,9 +471,48 @@ def update_subscription(call: Call) -> Obj:
         subscription["billing_cycle_anchor"] = at
         notify_updated(call, subscription, before, at)
         bill_new_period(call, subscription, at, "subscription_update")
+    elif subscription["status"] in ("active", "past_due") and behavior != "none":
+        notify_updated(call, subscription, before, at)
+        prorate(call, before, subscription, at, invoice_now=behavior == "always_invoice")
     else:
         notify_updated(call, subscription, before, at)
     return subscription
+
+
+def prorate(call: Call, before: Obj, subscription: Obj, at: int, *, invoice_now: bool) -> None:
+    """Stripe's prorations for a change within the period: credit for the unused time of
+    what the items were, charge for the rest of the period of what they are now. They wait
+    for the next invoice, or are invoiced at once (`always_invoice`)."""
+    start = subscription["items"]["data"][0]["current_period_start"]
+    end = current_period_end(subscription)
+    if not start <= at < end:
+        return
+    fraction = (end - at) / (end - start)
+    old = {item["id"]: item for item in before["items"]["data"]}
+    new = {item["id"]: item for item in subscription["items"]["data"]}
+    day = datetime.fromtimestamp(at, UTC).strftime("%d %b %Y")
+    lines = []
+    for item, sign, word, other in [
+        *((item, -1, "Unused", new) for item in old.values()),
+        *((item, 1, "Remaining", old) for item in new.values()),
+    ]:
+        counterpart = other.get(item["id"])
+        if counterpart is not None and _billed(counterpart) == _billed(item):
+            continue
+        amount = sign * round(item["price"]["unit_amount"] * item["quantity"] * fraction)
+        name = f"{word} time on {item['quantity']} x {item['price']['product']} after {day}"
+        lines.append(invoice_line(subscription, item, amount, name, (at, end), proration=True))
+    if not lines:
+        return
+    call.store.prorations.setdefault(subscription["id"], []).extend(lines)
+    if invoice_now:
+        invoice = open_invoice(call, subscription, "subscription_update", at, end, at, items=False)
+        subscription["latest_invoice"] = invoice["id"]
+        settle(call, invoice, attempt_payment(call, invoice, at), at)
+
+
+def _billed(item: Obj) -> tuple[str, int]:
+    return item["price"]["id"], item["quantity"]
 
 
 def _interval(subscription: Obj) -> tuple[str, int]:
