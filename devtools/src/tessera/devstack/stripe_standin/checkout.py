@@ -297,7 +297,8 @@ def complete(call: Call, session: Obj, email: str | None, declined: bool) -> Obj
         or "customer@example.com"
     )
     at = call.now(session["customer"])
-    if declined:
+    # A customer whose payment method was marked failing pays with it here too.
+    if declined or (customer is not None and customer["id"] in call.store.failing_customers):
         _decline(call, session, email, at)
     extra = call.store.checkout[session["id"]]
     wants_customer = session["mode"] == "subscription" or session["customer_creation"] == "always"
