@@ -52,7 +52,7 @@ async def lock_tenant(conn: asyncpg.Connection, tenant: Tenant, *, shared: bool)
     """The tenant's connection lock, to the end of the transaction."""
     lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     await conn.execute(
-        f"SELECT {lock}(hashtextextended('stripe-connect:' || $1::text || ':' || $2, 0))",
+        f"SELECT {lock}(hashtextextended('stripe-connect:' || $1::uuid::text || ':' || $2::text, 0))",
         tenant.seller_id,
         tenant.mode,
     )
