@@ -124,7 +124,10 @@ def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
     for secret in settings.stripe_webhook_secrets:
         audit.secret(secrets_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_WEBHOOK_SECRET])
     connect_name = env_name(BillingSettings, "stripe_connect_webhook_secrets")
-    for secret in settings.stripe_connect_webhook_secrets:
+    # Without a client id the Connect endpoint takes no secret at all (webhooks/service.py).
+    for secret in (
+        settings.stripe_connect_webhook_secrets if settings.stripe_connect_client_id else []
+    ):
         audit.secret(
             connect_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_CONNECT_WEBHOOK_SECRET]
         )

@@ -162,6 +162,9 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": on_dispute_closed,
     "account.application.deauthorized": on_deauthorized,
 }
+# Types only a connected account's events have (the Connect endpoint's list, not the
+# platform endpoint's).
+CONNECT_ONLY = frozenset({"account.application.deauthorized"})
 
 
 def payment_key(obj: dict[str, Any]) -> str | None:
