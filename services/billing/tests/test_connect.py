@@ -312,3 +312,43 @@ async def test_a_connect_state_is_the_sellers_own_and_refused_once_used_or_unkno
             assert answer.json()["type"].endswith("connect-state-invalid")
         assert (await billing.client.get("/v1/stripe/connect/callback")).status_code == 422
         assert await billing.value("SELECT count(*) FROM stripe_connections") == 0
+
+        # The Connect endpoint checks its own secrets, through the same problems.
+        event = purchase_on("acct_1Anyone")
+        for secret, slug in (
+            (CONNECT_SECRET, None),
+            (billing.settings.stripe_webhook_secrets[0].get_secret_value(), "signature-mismatch"),
+        ):
+            body, header = shapes.signed(event, secret)
+            answer = await billing.client.post(
+                "/webhooks/stripe/connect", content=body,
+                headers={"stripe-signature": header, "content-type": "application/json"},
+            )  # fmt: skip
+            if slug is None:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert (answer.status_code, answer.json()["type"].split(":")[-1]) == (400, slug)
+        unsigned = await billing.client.post(
+            "/webhooks/stripe/connect", content=b"{}", headers={"content-type": "application/json"}
+        )
+        assert unsigned.json()["type"].endswith("signature-missing")
+
+
+async def test_without_a_client_id_the_connect_endpoint_takes_no_delivery(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_connect_webhook_secrets=[CONNECT_SECRET]
+    )
+    try:
+        body, header = shapes.signed(purchase_on("acct_1Anyone"), CONNECT_SECRET)
+        answer = await billing.client.post(
+            "/webhooks/stripe/connect", content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )  # fmt: skip
+        assert (answer.status_code, answer.json()["type"].split(":")[-1]) == (
+            400, "signature-mismatch"
+        )  # fmt: skip
+        assert await billing.value("SELECT count(*) FROM stripe_events") == 0
+    finally:
+        await billing.stop()
