@@ -8,6 +8,7 @@ repeated delivery is applied once; `account.application.deauthorized` disconnect
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ import nats
 import pytest
 
 from tessera.billing.checkout import stripe_shapes as shapes
+from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target
 from tessera.shared.api_keys import KeyBook, generate
@@ -281,6 +284,20 @@ async def test_connected_accounts_events_reach_their_own_seller_only(
         after = await deliver(billing, purchase_on(acct_b))
         assert after["status"] == "ignored"
         assert (await orders_of(SELLER_A), await orders_of(SELLER_B)) == (1, 0)
+        # A deauthorization Stripe sent before A's connection was made (a late, reordered
+        # delivery) ends nothing.
+        stale = {
+            **shapes.event("account.application.deauthorized",
+                           {"id": "ca_standin", "object": "application"},
+                           created=int(time.time()) - 3600),
+            "account": acct_a,
+        }  # fmt: skip
+        await deliver(billing, stale)
+        assert await billing.settled(stale["id"]) == "processed"
+        assert (
+            await billing.value("SELECT detail FROM stripe_events WHERE id = $1", stale["id"])
+            == "no connection of that account to end"
+        )
         # A, still connected, keeps working.
         more = purchase_on(acct_a)
         await deliver(billing, more)
@@ -352,3 +369,15 @@ async def test_without_a_client_id_the_connect_endpoint_takes_no_delivery(
         assert await billing.value("SELECT count(*) FROM stripe_events") == 0
     finally:
         await billing.stop()
+
+
+@pytest.mark.parametrize(
+    ("percent", "total", "fee"),
+    [("0", 4900, 0), ("10", 9800, 980), ("2.5", 999, 25), ("2.5", 980, 25), ("100", 4900, 4900)],
+)
+def test_the_platform_fee_is_the_percent_of_the_total_rounded_half_up(
+    percent: str, total: int, fee: int
+) -> None:
+    settings = BillingSettings(platform_fee_percent=Decimal(percent))
+    assert application_fee_amount(platform_fee_for(settings, A_TEST), total) == fee
+    assert platform_fee_for(settings, Tenant(HOME_SELLER_ID, "test")) == 0  # the platform's own
