@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import jwt
 import nats
 import pytest
 
@@ -26,7 +27,7 @@ from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target
 from tessera.shared.api_keys import KeyBook, generate
-from tessera.shared.events.auth import ApiKeyChanged
+from tessera.shared.events.auth import ApiKeyChanged, SellerChanged
 from tessera.shared.events.topology import APIKEYS
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.sellers import HOME_SELLER_ID, Tenant
@@ -200,6 +201,27 @@ async def test_a_connected_sellers_catalog_and_checkout_are_on_its_account(
             billing, "SELECT count(*) FROM accounts WHERE seller_id = $1 AND mode = 'test'",
             SELLER_A, want=1,
         )  # fmt: skip
+
+        # The buyer's billing portal opens on A's account (its Stripe customer is only there).
+        billing.app.state.context.sellers.apply(
+            SellerChanged(
+                seller_id=SELLER_A, mode="live", slug="seller-a", name="A",
+                signup_policy="closed", status="active", version=1,
+            )
+        )  # fmt: skip
+        buyer = await billing.value("SELECT id FROM accounts WHERE seller_id = $1", SELLER_A)
+        now = int(time.time())
+        claims = {
+            "iss": "tessera-auth", "aud": "tessera", "sub": str(uuid.uuid4()), "acc": str(buyer),
+            "role": "customer", "sid": "s", "jti": "j", "iat": now, "exp": now + 300,
+            "sel": "seller-a", "mod": "test",
+        }  # fmt: skip
+        token = jwt.encode(claims, billing.signing_key, algorithm="EdDSA", headers={"kid": "test"})
+        portal = await billing.client.post(
+            "/v1/me/billing-portal", headers={"authorization": f"Bearer {token}"}
+        )
+        assert portal.status_code == 200, portal.text
+        assert portal.json()["url"].startswith(standin.url)
 
         # The seller disconnects: Stripe forgets the platform, the catalog waits again.
         assert (await billing.client.delete("/v1/stripe/connection", headers=a)).status_code == 204

@@ -133,10 +133,18 @@ class StripeGateway:
         assert session.url is not None
         return CheckoutLink(session.id, session.url)
 
-    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+    async def create_portal_session(
+        self, customer_id: str, return_url: str, on: StripeAccount | None = None
+    ) -> str:
+        """A Customer Portal session: on the platform's account, or `on` a seller's."""
+        client, options = self.client, stripe.RequestOptions()
+        if on is not None:
+            client = on.client
+            if on.account is not None:
+                options["stripe_account"] = on.account
         try:
-            session = await self.client.v1.billing_portal.sessions.create_async(
-                {"customer": customer_id, "return_url": return_url}
+            session = await client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_id, "return_url": return_url}, options=options
             )
         except stripe.StripeError as error:
             raise StripeUnavailable("The billing portal could not be opened.") from error
