@@ -215,3 +215,24 @@ async def test_checkout_refuses_what_stripe_refuses(client: stripe.StripeClient)
     )
     expired = await client.v1.checkout.sessions.expire_async(session.id)
     assert expired.status == "expired"
+
+
+async def test_a_customer_marked_failing_cannot_complete_a_session(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    customer = await client.v1.customers.create_async({"email": "f@example.com"})
+    session = await client.v1.checkout.sessions.create_async(
+        {
+            "mode": "subscription",
+            "customer": customer.id,
+            "line_items": [{"price": await recurring_price(client), "quantity": 1}],
+        }
+    )
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        await raw.post(f"/_standin/customers/{customer.id}/payment_method", json={"failing": True})
+        refused = await raw.post(f"/_standin/checkout/sessions/{session.id}/complete", json={})
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "card_declined"
+    still = await client.v1.checkout.sessions.retrieve_async(session.id)
+    assert (still.status, still.subscription) == ("open", None)
+    assert (await client.v1.subscriptions.list_async({"status": "all"})).data == []

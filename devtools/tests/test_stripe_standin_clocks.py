@@ -171,3 +171,74 @@ async def test_a_failing_card_goes_past_due_then_ends_after_the_retries(after_re
         await server.delivered()
         failures = [e for e in server.platform.events() if e.type == "invoice.payment_failed"]
         assert [e.created - renewal for e in failures] == [0, 3 * DAY, 8 * DAY, 15 * DAY]
+
+
+APRIL = int(datetime(2026, 4, 1, tzinfo=UTC).timestamp())  # a 30-day period follows
+
+
+async def _half_way_change(
+    client: stripe.StripeClient, behavior: str, old: int, new: int
+) -> tuple[str, str, str]:
+    """A monthly subscription from April 1 moved on April 16 (half its period) from a
+    price of `old` to one of `new`; the clock, subscription and customer ids."""
+    clock = await client.v1.test_helpers.test_clocks.create_async({"frozen_time": APRIL})
+    first = await recurring_price(client, old)
+    product = str((await client.v1.prices.retrieve_async(first)).product)
+    second = await recurring_price(client, new, product=product)
+    customer = await client.v1.customers.create_async({"test_clock": clock.id})
+    subscription = await client.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": first}]}
+    )
+    await client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, {"frozen_time": APRIL + 15 * DAY}
+    )
+    item = subscription["items"]["data"][0]["id"]
+    await client.v1.subscriptions.update_async(
+        subscription.id,
+        {"items": [{"id": item, "price": second}], "proration_behavior": behavior},
+    )
+    return clock.id, subscription.id, customer.id
+
+
+async def _invoices(client: stripe.StripeClient, subscription: str) -> list[tuple[str, int, int]]:
+    listed = await client.v1.invoices.list_async({"subscription": subscription})
+    return [(i.billing_reason or "", i.total, i.amount_due) for i in reversed(listed.data)]
+
+
+async def test_an_upgrade_invoiced_at_once_charges_the_rest_of_the_period(
+    client: stripe.StripeClient,
+) -> None:
+    clock, subscription, _ = await _half_way_change(client, "always_invoice", 1000, 2000)
+    assert await _invoices(client, subscription) == [
+        ("subscription_create", 1000, 1000),
+        ("subscription_update", 500, 500),  # -500 unused, +1000 remaining
+    ]
+    update = (await client.v1.invoices.list_async({"subscription": subscription, "limit": 1})).data[
+        0
+    ]
+    assert [line.amount for line in update.lines.data] == [-500, 1000]
+    details = [line.parent.subscription_item_details for line in update.lines.data if line.parent]
+    assert [d.proration if d else None for d in details] == [True, True]
+    await client.v1.test_helpers.test_clocks.advance_async(clock, {"frozen_time": APRIL + 31 * DAY})
+    assert (await _invoices(client, subscription))[-1] == ("subscription_cycle", 2000, 2000)
+
+
+async def test_a_downgrade_credits_the_next_invoice(client: stripe.StripeClient) -> None:
+    clock, subscription, _ = await _half_way_change(client, "create_prorations", 2000, 1000)
+    assert len(await _invoices(client, subscription)) == 1  # nothing billed yet
+    await client.v1.test_helpers.test_clocks.advance_async(clock, {"frozen_time": APRIL + 31 * DAY})
+    assert (await _invoices(client, subscription))[-1] == ("subscription_cycle", 500, 500)
+
+
+async def test_a_downgrade_invoiced_at_once_leaves_a_credit_balance(
+    client: stripe.StripeClient,
+) -> None:
+    clock, subscription, customer = await _half_way_change(client, "always_invoice", 2000, 1000)
+    assert (await _invoices(client, subscription))[-1] == ("subscription_update", -500, 0)
+    assert (await client.v1.customers.retrieve_async(customer)).balance == -500
+    await client.v1.test_helpers.test_clocks.advance_async(clock, {"frozen_time": APRIL + 31 * DAY})
+    renewal = (
+        await client.v1.invoices.list_async({"subscription": subscription, "limit": 1})
+    ).data[0]
+    assert (renewal.total, renewal.starting_balance, renewal.amount_due) == (1000, -500, 500)
+    assert (await client.v1.customers.retrieve_async(customer)).balance == 0

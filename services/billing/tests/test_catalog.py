@@ -144,7 +144,7 @@ async def test_the_migration_turns_every_catalog_row_into_a_product_and_a_price(
         catalog_before = await conn.fetch("SELECT * FROM catalog ORDER BY seller_id, sku")
 
         applied = await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
-        assert applied == [THIS]
+        assert applied[0] == THIS  # and the later ones, which leave these rows alone
 
         assert await conn.fetch("SELECT * FROM catalog ORDER BY seller_id, sku") == catalog_before
         products = await conn.fetch(

@@ -271,6 +271,7 @@ def endpoints() -> list[Endpoint]:
         customers,
         events,
         invoices,
+        payments,
         subscriptions,
         webhook_endpoints,
     )
@@ -281,6 +282,7 @@ def endpoints() -> list[Endpoint]:
         *checkout.ENDPOINTS,
         *subscriptions.ENDPOINTS,
         *invoices.ENDPOINTS,
+        *payments.ENDPOINTS,
         *clock.ENDPOINTS,
         *connect.ENDPOINTS,
         *webhook_endpoints.ENDPOINTS,

@@ -11,8 +11,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.catalog import new_price, new_product
 from tessera.devstack.stripe_standin.customers import new_customer
-from tessera.devstack.stripe_standin.store import snapshot
-from tessera.devstack.stripe_standin.subscriptions import new_subscription
+from tessera.devstack.stripe_standin.payments import pay
+from tessera.devstack.stripe_standin.store import PLATFORM, snapshot
+from tessera.devstack.stripe_standin.subscriptions import fee_percent, new_subscription
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -127,6 +128,17 @@ def create_session(call: Call) -> Obj:
         raise invalid(
             "payment_intent_data", "`payment_intent_data` can only be used in `payment` mode."
         )
+    if subscription_data is not None:
+        fee_percent(call, subscription_data)
+    if (
+        payment_data is not None
+        and payment_data.integer("application_fee_amount") is not None
+        and call.account == PLATFORM
+    ):
+        raise invalid(
+            "payment_intent_data[application_fee_amount]",
+            "Can only apply an application_fee_amount when the PaymentIntent is created on behalf of another account (using an OAuth key, the Stripe-Account header, or the destination parameter).",
+        )
     lines = _line_items(call, params, mode)
     at = call.now(customer_id)
     total = sum(line["amount_total"] for line in lines)
@@ -229,77 +241,18 @@ def expire_session(call: Call) -> Obj:
 
 def _payment(call: Call, session: Obj, customer: Obj | None, email: str, at: int) -> None:
     """The PaymentIntent and its Charge, both succeeded, for a payment-mode session."""
-    metadata = call.store.checkout[session["id"]]["payment_intent_data"].get("metadata") or {}
-    intent_id, charge_id = new_id("pi_3"), new_id("ch_3")
-    customer_id = customer["id"] if customer else None
-    base = {
-        "amount": session["amount_total"],
-        "currency": session["currency"],
-        "customer": customer_id,
-        "created": at,
-        "livemode": False,
-        "metadata": dict(metadata),
-        "receipt_email": email,
-    }
-    intent: Obj = {
-        **base,
-        "id": intent_id,
-        "object": "payment_intent",
-        "amount_capturable": 0,
-        "amount_received": 0,
-        "capture_method": "automatic_async",
-        "client_secret": f"{intent_id}_secret_{new_id('', 25)}",
-        "latest_charge": None,
-        "payment_method": new_id("pm_1"),
-        "payment_method_types": ["card"],
-        "status": "requires_payment_method",
-    }
-    call.store.add(call.account, intent)
-    call.store.emit(call.account, "payment_intent.created", intent, created=at)
-    charge: Obj = {
-        **base,
-        "id": charge_id,
-        "object": "charge",
-        "amount_captured": session["amount_total"],
-        "amount_refunded": 0,
-        "balance_transaction": new_id("txn_3"),
-        "billing_details": {"address": None, "email": email, "name": None, "phone": None},
-        "captured": True,
-        "disputed": False,
-        "failure_code": None,
-        "failure_message": None,
-        "outcome": {
-            "network_status": "approved_by_network",
-            "reason": None,
-            "risk_level": "normal",
-            "seller_message": "Payment complete.",
-            "type": "authorized",
-        },
-        "paid": True,
-        "payment_intent": intent_id,
-        "payment_method": intent["payment_method"],
-        "payment_method_details": {
-            "card": {
-                "brand": "visa",
-                "country": "US",
-                "exp_month": 12,
-                "exp_year": 2034,
-                "funding": "credit",
-                "last4": "4242",
-            },
-            "type": "card",
-        },
-        "receipt_url": f"{call.settings.public_url}/_standin/receipts/{charge_id}",
-        "refunded": False,
-        "status": "succeeded",
-    }
-    call.store.add(call.account, charge)
-    call.store.emit(call.account, "charge.succeeded", charge, created=at)
-    intent.update(
-        status="succeeded", amount_received=session["amount_total"], latest_charge=charge_id
+    data = Params(call.store.checkout[session["id"]]["payment_intent_data"], "payment_intent_data")
+    intent = pay(
+        call,
+        amount=session["amount_total"],
+        currency=session["currency"],
+        customer=customer["id"] if customer else None,
+        email=email,
+        metadata=data.metadata(),
+        at=at,
+        application_fee_amount=data.integer("application_fee_amount"),
     )
-    call.store.emit(call.account, "payment_intent.succeeded", intent, created=at)
-    session["payment_intent"] = intent_id
+    session["payment_intent"] = intent["id"]
 
 
 def _decline(call: Call, session: Obj, email: str, at: int) -> None:
@@ -344,7 +297,8 @@ def complete(call: Call, session: Obj, email: str | None, declined: bool) -> Obj
         or "customer@example.com"
     )
     at = call.now(session["customer"])
-    if declined:
+    # A customer whose payment method was marked failing pays with it here too.
+    if declined or (customer is not None and customer["id"] in call.store.failing_customers):
         _decline(call, session, email, at)
     extra = call.store.checkout[session["id"]]
     wants_customer = session["mode"] == "subscription" or session["customer_creation"] == "always"
@@ -374,6 +328,7 @@ def complete(call: Call, session: Obj, email: str | None, declined: bool) -> Obj
             [(line["price"], line["quantity"]) for line in lines],
             trial_end=trial_end,
             metadata=data.metadata(),
+            application_fee_percent=fee_percent(call, data),
         )
         session["subscription"] = subscription["id"]
         session["invoice"] = subscription["latest_invoice"]

@@ -8,59 +8,94 @@ import html
 from starlette.responses import HTMLResponse, Response
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
+from tessera.devstack.stripe_standin.payments import pay, record_invoice_payment
 from tessera.devstack.stripe_standin.store import changed, snapshot
 from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, new_id, page
 
 DAY = 86400
+# A subscription invoice's PaymentIntent says why it was made, as Stripe's do.
+DESCRIPTIONS = {
+    "subscription_create": "Subscription creation",
+    "subscription_cycle": "Subscription cycle",
+    "subscription_update": "Subscription update",
+}
 
 
-def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: int, at: int) -> Obj:
+def invoice_line(
+    subscription: Obj,
+    item: Obj,
+    amount: int,
+    description: str,
+    period: tuple[int, int],
+    *,
+    proration: bool = False,
+) -> Obj:
+    """A line of a subscription invoice for one item (its `invoice` is set when billed)."""
+    price = item["price"]
+    return {
+        "id": new_id("il_1"),
+        "object": "line_item",
+        "amount": amount,
+        "currency": price["currency"],
+        "description": description,
+        "discount_amounts": [],
+        "discountable": not proration,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "parent": {
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": proration,
+                "proration_details": {"credited_items": None},
+                "subscription": subscription["id"],
+                "subscription_item": item["id"],
+            },
+        },
+        "period": {"start": period[0], "end": period[1]},
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        },
+        "quantity": item["quantity"],
+        "subtotal": amount,
+        "taxes": [],
+    }
+
+
+def open_invoice(
+    call: Call,
+    subscription: Obj,
+    reason: str,
+    start: int,
+    end: int,
+    at: int,
+    *,
+    items: bool = True,
+) -> Obj:
     """A finalized invoice for one period of the subscription's items (nothing during a
-    trial), as Stripe makes at each renewal."""
+    trial, as Stripe makes at each renewal), with the prorations waiting for it; with
+    `items=False`, the prorations alone (`proration_behavior=always_invoice`). A credit
+    balance of the customer pays what it can."""
     customer = call.store.get(call.account, "customer", subscription["customer"])
     trialing = subscription["status"] == "trialing" and (subscription["trial_end"] or 0) > at
     invoice_id = new_id("in_1")
-    lines = []
-    for item in subscription["items"]["data"]:
-        price = item["price"]
-        amount = 0 if trialing else price["unit_amount"] * item["quantity"]
-        lines.append(
-            {
-                "id": new_id("il_1"),
-                "object": "line_item",
-                "amount": amount,
-                "currency": price["currency"],
-                "description": f"{item['quantity']} x {price['product']}"
-                + (" (trial)" if trialing else ""),
-                "discount_amounts": [],
-                "discountable": True,
-                "discounts": [],
-                "invoice": invoice_id,
-                "livemode": False,
-                "metadata": {},
-                "parent": {
-                    "type": "subscription_item_details",
-                    "invoice_item_details": None,
-                    "subscription_item_details": {
-                        "invoice_item": None,
-                        "proration": False,
-                        "proration_details": {"credited_items": None},
-                        "subscription": subscription["id"],
-                        "subscription_item": item["id"],
-                    },
-                },
-                "period": {"start": start, "end": end},
-                "pricing": {
-                    "type": "price_details",
-                    "price_details": {"price": price["id"], "product": price["product"]},
-                    "unit_amount_decimal": price["unit_amount_decimal"],
-                },
-                "quantity": item["quantity"],
-                "subtotal": amount,
-                "taxes": [],
-            }
-        )
+    lines = call.store.prorations.pop(subscription["id"], [])
+    for item in subscription["items"]["data"] if items else []:
+        amount = 0 if trialing else item["price"]["unit_amount"] * item["quantity"]
+        name = f"{item['quantity']} x {item['price']['product']}" + (" (trial)" if trialing else "")
+        lines.append(invoice_line(subscription, item, amount, name, (start, end)))
+    for line in lines:
+        line["invoice"] = invoice_id
     total = sum(line["amount"] for line in lines)
+    # A credit balance (negative) pays first; what is left of a negative total becomes one.
+    balance = customer["balance"]
+    due = max(total + balance, 0)
+    customer["balance"] = min(total + balance, 0)
     number = customer["next_invoice_sequence"]
     customer["next_invoice_sequence"] = number + 1
     invoice: Obj = {
@@ -68,10 +103,10 @@ def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: in
         "object": "invoice",
         "account_country": "US",
         "account_name": "Tessera stand-in",
-        "amount_due": total,
+        "amount_due": due,
         "amount_overpaid": 0,
         "amount_paid": 0,
-        "amount_remaining": total,
+        "amount_remaining": due,
         "amount_shipping": 0,
         "attempt_count": 0,
         "attempted": False,
@@ -89,7 +124,7 @@ def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: in
         "discounts": [],
         "due_date": None,
         "effective_at": at,
-        "ending_balance": 0,
+        "ending_balance": customer["balance"],
         "hosted_invoice_url": f"{call.settings.public_url}/_standin/invoices/{invoice_id}",
         "invoice_pdf": f"{call.settings.public_url}/_standin/invoices/{invoice_id}/pdf",
         "issuer": {"type": "self"},
@@ -113,7 +148,7 @@ def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: in
         },
         "period_end": end,
         "period_start": start,
-        "starting_balance": 0,
+        "starting_balance": balance,
         "status": "draft",
         "status_transitions": {
             "finalized_at": None,
@@ -137,12 +172,32 @@ def open_invoice(call: Call, subscription: Obj, reason: str, start: int, end: in
     return invoice
 
 
+def _application_fee(call: Call, invoice: Obj) -> int | None:
+    """The subscription's `application_fee_percent` of what the invoice charges."""
+    subscription = call.store.find(call.account, subscription_of(invoice) or "")
+    percent = subscription["application_fee_percent"] if subscription else None
+    return round(invoice["amount_due"] * percent / 100) if percent else None
+
+
 def attempt_payment(call: Call, invoice: Obj, at: int) -> bool:
     """Charge the customer for an open invoice: paid unless the customer's payment method
     declines; a decline schedules the next attempt (None after the last)."""
     before = snapshot(invoice)
     declined = invoice["amount_due"] > 0 and invoice["customer"] in call.store.failing_customers
     if not declined:
+        if invoice["amount_due"] > 0:
+            intent = pay(
+                call,
+                amount=invoice["amount_due"],
+                currency=invoice["currency"],
+                customer=invoice["customer"],
+                email=invoice["customer_email"],
+                metadata={},
+                at=at,
+                application_fee_amount=_application_fee(call, invoice),
+                description=DESCRIPTIONS.get(invoice["billing_reason"]),
+            )
+            record_invoice_payment(call, invoice, intent, at)
         invoice.update(
             status="paid",
             attempted=True,

@@ -36,7 +36,7 @@ class Replay:
 _STATE = (
     "objects", "account_of", "events", "deleted", "failing_customers", "oauth_codes",
     "access_tokens", "refresh_tokens", "connected", "revoked", "links", "checkout",
-    "trial_warned",
+    "trial_warned", "prorations",
 )  # fmt: skip
 
 
@@ -50,6 +50,8 @@ class Store:
     failing_customers: set[str] = field(default_factory=set)
     # A Checkout Session's line items and the `*_data` it applies on completion.
     checkout: dict[str, Obj] = field(default_factory=dict)
+    # Proration lines waiting for a subscription's next invoice.
+    prorations: dict[str, list[Obj]] = field(default_factory=dict)
     # Trialing subscriptions whose trial_will_end has been sent.
     trial_warned: set[str] = field(default_factory=set)
     # Connect OAuth: codes not yet exchanged, access and refresh tokens (each -> account),

@@ -10,10 +10,11 @@ from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.invoices import (
     DAY,
     attempt_payment,
+    invoice_line,
     open_invoice,
     subscription_of,
 )
-from tessera.devstack.stripe_standin.store import snapshot
+from tessera.devstack.stripe_standin.store import PLATFORM, snapshot
 from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
@@ -107,6 +108,7 @@ def new_subscription(
     *,
     trial_end: int | None,
     metadata: dict[str, str],
+    application_fee_percent: float | None = None,
 ) -> Obj:
     """A subscription that starts now (the customer's clock): a trial period first if
     asked, else its first paid period; its first invoice is paid or failed at once."""
@@ -120,7 +122,7 @@ def new_subscription(
         "id": subscription_id,
         "object": "subscription",
         "application": None,
-        "application_fee_percent": None,
+        "application_fee_percent": application_fee_percent,
         "automatic_tax": {"enabled": False, "disabled_reason": None, "liability": None},
         "billing_cycle_anchor": at,
         "billing_cycle_anchor_config": None,
@@ -305,6 +307,29 @@ def _trial_end(call: Call, params: Params, customer_id: str) -> int | None:
     return end
 
 
+def fee_percent(call: Call, params: Params) -> float | None:
+    """`application_fee_percent`: 0 to 100, only on a connected account (a direct charge)."""
+    value = params.text("application_fee_percent")
+    if value is None:
+        return None
+    try:
+        percent = float(value)
+    except ValueError:
+        percent = -1.0
+    if not 0 <= percent <= 100:
+        raise invalid(
+            params.name("application_fee_percent"),
+            "Invalid application_fee_percent: must be between 0 and 100.",
+            "parameter_invalid_float",
+        )
+    if call.account == PLATFORM:
+        raise invalid(
+            params.name("application_fee_percent"),
+            "Can only apply an application_fee_percent when the request is made on behalf of another account (using an OAuth key, the Stripe-Account header, or the destination parameter).",
+        )
+    return percent
+
+
 def create_subscription(call: Call) -> Obj:
     params = call.params
     customer_id = params.required("customer")
@@ -314,6 +339,7 @@ def create_subscription(call: Call) -> Obj:
         _items(call, params),
         trial_end=_trial_end(call, params, customer_id),
         metadata=params.metadata(),
+        application_fee_percent=fee_percent(call, params),
     )
     if params.boolean("cancel_at_period_end"):
         subscription["cancel_at_period_end"] = True
@@ -407,7 +433,10 @@ def update_subscription(call: Call) -> Obj:
     at = call.now(subscription["customer"])
     interval = _interval(subscription)
     _update_items(call, subscription, params)
-    params.choice("proration_behavior", ("create_prorations", "none", "always_invoice"))
+    behavior = (
+        params.choice("proration_behavior", ("create_prorations", "none", "always_invoice"))
+        or "create_prorations"
+    )
     end_at_period = params.boolean("cancel_at_period_end")
     if end_at_period is not None:
         subscription["cancel_at_period_end"] = end_at_period
@@ -442,9 +471,48 @@ def update_subscription(call: Call) -> Obj:
         subscription["billing_cycle_anchor"] = at
         notify_updated(call, subscription, before, at)
         bill_new_period(call, subscription, at, "subscription_update")
+    elif subscription["status"] in ("active", "past_due") and behavior != "none":
+        notify_updated(call, subscription, before, at)
+        prorate(call, before, subscription, at, invoice_now=behavior == "always_invoice")
     else:
         notify_updated(call, subscription, before, at)
     return subscription
+
+
+def prorate(call: Call, before: Obj, subscription: Obj, at: int, *, invoice_now: bool) -> None:
+    """Stripe's prorations for a change within the period: credit for the unused time of
+    what the items were, charge for the rest of the period of what they are now. They wait
+    for the next invoice, or are invoiced at once (`always_invoice`)."""
+    start = subscription["items"]["data"][0]["current_period_start"]
+    end = current_period_end(subscription)
+    if not start <= at < end:
+        return
+    fraction = (end - at) / (end - start)
+    old = {item["id"]: item for item in before["items"]["data"]}
+    new = {item["id"]: item for item in subscription["items"]["data"]}
+    day = datetime.fromtimestamp(at, UTC).strftime("%d %b %Y")
+    lines = []
+    for item, sign, word, other in [
+        *((item, -1, "Unused", new) for item in old.values()),
+        *((item, 1, "Remaining", old) for item in new.values()),
+    ]:
+        counterpart = other.get(item["id"])
+        if counterpart is not None and _billed(counterpart) == _billed(item):
+            continue
+        amount = sign * round(item["price"]["unit_amount"] * item["quantity"] * fraction)
+        name = f"{word} time on {item['quantity']} x {item['price']['product']} after {day}"
+        lines.append(invoice_line(subscription, item, amount, name, (at, end), proration=True))
+    if not lines:
+        return
+    call.store.prorations.setdefault(subscription["id"], []).extend(lines)
+    if invoice_now:
+        invoice = open_invoice(call, subscription, "subscription_update", at, end, at, items=False)
+        subscription["latest_invoice"] = invoice["id"]
+        settle(call, invoice, attempt_payment(call, invoice, at), at)
+
+
+def _billed(item: Obj) -> tuple[str, int]:
+    return item["price"]["id"], item["quantity"]
 
 
 def _interval(subscription: Obj) -> tuple[str, int]:
@@ -476,7 +544,7 @@ UPDATABLE = (
 CREATE = (
     "customer", "items", "trial_period_days", "trial_end", "metadata", "cancel_at_period_end",
     "payment_behavior", "proration_behavior", "default_payment_method", "collection_method",
-    "description", "currency", "off_session",
+    "description", "currency", "off_session", "application_fee_percent",
 )  # fmt: skip
 
 ENDPOINTS = [

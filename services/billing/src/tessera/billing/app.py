@@ -14,6 +14,7 @@ from tessera.billing.admin import routes as admin_routes
 from tessera.billing.catalog import routes as catalog_routes
 from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.checkout import routes as checkout_routes
+from tessera.billing.connect import routes as connect_routes
 from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
@@ -21,7 +22,7 @@ from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.stripe_sync.worker import CatalogSync
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
-from tessera.billing.webhooks.fast_path import WebhookFastPath
+from tessera.billing.webhooks.fast_path import ConnectFastPath, WebhookFastPath
 from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import Environment, InfraSettings, load_settings
 
@@ -66,8 +67,9 @@ def create_app(
     hsts = infra.env == Environment.PRODUCTION
 
     def fast_path(whole: ASGIApp) -> WebhookFastPath:
-        # The webhook's common case goes in front of the whole app (webhooks/fast_path.py).
-        return WebhookFastPath(whole, billing, hsts=hsts)
+        # The webhooks' common case goes in front of the whole app (webhooks/fast_path.py).
+        connect = ConnectFastPath(whole, billing, hsts=hsts)
+        return WebhookFastPath(connect, billing, hsts=hsts)
 
     return create_service_app(
         ServiceSpec(
@@ -84,9 +86,14 @@ def create_app(
                 admin_routes.router,
                 catalog_routes.router,
                 catalog_routes.seller_router,
+                connect_routes.router,
+                connect_routes.seller_router,
             ),
             on_startup=(seed, start_applier, start_catalog_sync),
-            body_limits={"/webhooks/stripe": settings.webhook_max_bytes},
+            body_limits={
+                webhook_routes.PATH: settings.webhook_max_bytes,
+                webhook_routes.CONNECT_PATH: settings.webhook_max_bytes,
+            },
             fast_path=fast_path,
         )
     )

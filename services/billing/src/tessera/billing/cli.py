@@ -21,7 +21,7 @@ from tessera.billing.catalog.service import seed_catalog
 from tessera.billing.context import OPERATOR_TENANT
 from tessera.billing.orders import queries as order_queries
 from tessera.billing.settings import BillingSettings
-from tessera.billing.stripe.accounts import platform_accounts
+from tessera.billing.stripe.accounts import OFFLINE
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.shared.cli import service_cli
 from tessera.shared.db.pool import create_pool
@@ -86,7 +86,7 @@ def sync(
     """Upsert the catalog from its seed file."""
     settings = load_settings(BillingSettings)
     # The same accounts as the running service: what changes is queued for its Stripe sync.
-    accounts = platform_accounts(None if settings.test_checkout else StripeGateway(settings).client)
+    accounts = OFFLINE if settings.test_checkout else StripeGateway(settings).accounts()
     count = with_pool(
         lambda pool: seed_catalog(pool, OPERATOR_TENANT, path or settings.catalog_file, accounts)
     )

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from tessera.billing.settings import BillingSettings
-from tessera.billing.stripe.accounts import OFFLINE, Accounts, platform_accounts
+from tessera.billing.stripe.accounts import OFFLINE, Accounts
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.shared.sellers import HOME_LIVE, Tenant
@@ -32,10 +32,11 @@ class Billing(ServiceContext[BillingSettings]):
     # None: no Stripe key, so checkouts go to the test checkout's own pages.
     stripe: StripeGateway | None = None
     deliveries: DeliveryRecorder = field(default_factory=DeliveryRecorder)
-    # Whose Stripe account the ingress hears: the home seller's, live, until Connect gives
-    # each seller its own (then it comes from the delivery's account, and only that moves).
+    # Whose Stripe account the platform's ingress (`/webhooks/stripe`) hears: the home
+    # seller's, live. Connected accounts' events come to `/webhooks/stripe/connect` and are
+    # each their account's tenant's (webhooks/routing.py).
     stripe_tenant: Tenant = HOME_LIVE
-    # Which Stripe account each tenant's catalog is synced to (stripe_sync/accounts.py).
+    # Which Stripe account each tenant's catalog is synced to (stripe/accounts.py).
     accounts: Accounts = OFFLINE
     # The seller API's budget per API key, counted by key id.
     per_seller_key: Rule = field(init=False)
@@ -47,7 +48,7 @@ class Billing(ServiceContext[BillingSettings]):
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:
         gateway = None if settings.test_checkout else StripeGateway(settings)
-        accounts = platform_accounts(gateway.client if gateway else None)
+        accounts = gateway.accounts() if gateway else OFFLINE
         return cls(settings=settings, infra=infra, stripe=gateway, accounts=accounts)
 
 

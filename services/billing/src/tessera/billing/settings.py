@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +13,7 @@ from tessera.shared.secret_policy import LIVE_PREFIXES, STRIPE_KEY, WEBHOOK_SECR
 from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
 
 DEV_WEBHOOK_SECRET = "whsec_tessera_dev_only_do_not_use_in_production"  # noqa: S105 - refused in production
+DEV_CONNECT_WEBHOOK_SECRET = "whsec_tessera_connect_dev_only_not_for_production"  # noqa: S105 - refused in production
 
 
 class BillingSettings(DatabaseSettings):
@@ -29,6 +31,20 @@ class BillingSettings(DatabaseSettings):
     stripe_mode: Literal["test", "live"] | None = None
     # Comma-separated: during a rotation both the old and the new secret verify.
     stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = [SecretStr(DEV_WEBHOOK_SECRET)]
+    # Connect (docs/billing.md, "Connect"): the platform's OAuth client id (`ca_...`, Stripe
+    # Dashboard, Connect settings); unset: sellers cannot connect their accounts.
+    stripe_connect_client_id: str | None = Field(default=None, pattern=r"^ca_[A-Za-z0-9]{1,250}$")
+    # The signing secrets of the Connect webhook endpoint (connected accounts' events),
+    # comma-separated like `stripe_webhook_secrets`.
+    stripe_connect_webhook_secrets: Annotated[list[SecretStr], NoDecode] = [
+        SecretStr(DEV_CONNECT_WEBHOOK_SECRET)
+    ]
+    # A test-mode key of the same platform beside a live `stripe_secret_key`: sellers'
+    # test-mode tenants reach their connected accounts with it (a live key cannot).
+    stripe_test_secret_key: SecretStr | None = None
+    # The platform's fee on a connected seller's payments, in percent (0: none). One value
+    # for every seller for now; the seam for a fee per platform plan (`platform_fee_for`).
+    platform_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, decimal_places=2)
     stripe_webhook_tolerance: int = Field(default=300, ge=30, le=3600)
     webhook_max_bytes: int = Field(default=512 * 1024, ge=16 * 1024, le=4 * 1024 * 1024)
     # Where browsers reach billing (test checkout, its self-delivered webhooks).
@@ -48,14 +64,16 @@ class BillingSettings(DatabaseSettings):
     # The seller API's budget per API key (its key id), shared by the replicas.
     seller_key_rate_limit: str = "600/minute"
 
-    @field_validator("stripe_webhook_secrets", mode="before")
+    @field_validator("stripe_webhook_secrets", "stripe_connect_webhook_secrets", mode="before")
     @classmethod
     def split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
 
-    @field_validator("stripe_mode", mode="before")
+    @field_validator(
+        "stripe_mode", "stripe_connect_client_id", "stripe_test_secret_key", mode="before"
+    )
     @classmethod
     def empty_mode_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -105,6 +123,20 @@ def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
         audit.problems.append(f"{secrets_name}: at least one webhook secret is required")
     for secret in settings.stripe_webhook_secrets:
         audit.secret(secrets_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_WEBHOOK_SECRET])
+    connect_name = env_name(BillingSettings, "stripe_connect_webhook_secrets")
+    # Without a client id the Connect endpoint takes no secret at all (webhooks/service.py).
+    for secret in (
+        settings.stripe_connect_webhook_secrets if settings.stripe_connect_client_id else []
+    ):
+        audit.secret(
+            connect_name, secret.get_secret_value(), WEBHOOK_SECRET, [DEV_CONNECT_WEBHOOK_SECRET]
+        )
+    if settings.stripe_test_secret_key is not None:
+        test_name = env_name(BillingSettings, "stripe_test_secret_key")
+        test_key = settings.stripe_test_secret_key.get_secret_value()
+        audit.secret(test_name, test_key, STRIPE_KEY)
+        if test_key.startswith(LIVE_PREFIXES):
+            audit.problems.append(f"{test_name}: must be a test-mode key (sk_test_ or rk_test_)")
     audit.url(
         env_name(BillingSettings, "database_url"),
         settings.database_url,

@@ -475,3 +475,19 @@ async def price_for_sync(
         values.pop("nickname"),
     )
     return version, Price(**values), stripe_product, nickname
+
+
+async def forget_stripe_ids(conn: asyncpg.Connection, tenant: Tenant) -> None:
+    """The tenant's Stripe ids name objects of an account it no longer uses (its seller
+    connected another one): the sync makes them anew there."""
+    for table, column in (
+        ("products", "stripe_product_id"),
+        ("prices", "stripe_price_id"),
+        ("catalog", "stripe_price_id"),
+    ):
+        await conn.execute(
+            f"UPDATE {table} SET {column} = NULL"  # noqa: S608 - names from the tuple above
+            f" WHERE seller_id = $1 AND mode = $2 AND {column} IS NOT NULL",
+            tenant.seller_id,
+            tenant.mode,
+        )

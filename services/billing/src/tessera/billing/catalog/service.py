@@ -221,7 +221,9 @@ async def _write_product(
     if new == old:
         return
     await queries.update_product(conn, tenant, new)
-    await sync.changed(conn, tenant, "product", new.code, accounts.initial_state(tenant))
+    await sync.changed(
+        conn, tenant, "product", new.code, await accounts.initial_state(conn, tenant)
+    )
     if not new.active and old.active:
         # An archived product sells nothing: its SKUs and tiers are archived with it (and
         # stay so when it comes back, until each is reactivated).
@@ -245,7 +247,9 @@ async def _set_prices_active(
     for price in await queries.current_prices(conn, tenant, sku=sku, tier=tier):
         if price.active != active:
             await queries.set_price_state(conn, tenant, price.id, active=active, current=True)
-            await sync.changed(conn, tenant, "price", price.id, accounts.initial_state(tenant))
+            await sync.changed(
+                conn, tenant, "price", price.id, await accounts.initial_state(conn, tenant)
+            )
 
 
 async def _supersede(
@@ -254,7 +258,7 @@ async def _supersede(
     """The price is no longer sold (a new amount replaced it): archived in Stripe, kept
     here for the subscriptions and orders that name it."""
     await queries.set_price_state(conn, tenant, price.id, active=False, current=False)
-    await sync.changed(conn, tenant, "price", price.id, accounts.initial_state(tenant))
+    await sync.changed(conn, tenant, "price", price.id, await accounts.initial_state(conn, tenant))
 
 
 async def _new_price(
@@ -276,7 +280,7 @@ async def _new_price(
         unit_amount=money.amount, currency=money.currency, active=active,
         stripe_price_id=stripe_price_id,
     )  # fmt: skip
-    state = accounts.initial_state(tenant)
+    state = await accounts.initial_state(conn, tenant)
     await sync.changed(conn, tenant, "price", str(price_id), state)
     if stripe_price_id is not None:
         # A price made in Stripe by hand: in step already, only its `active` to follow.
@@ -358,7 +362,9 @@ async def create_product(
     async with pool.acquire() as conn, conn.transaction():
         if not await queries.insert_product(conn, tenant, product):
             raise DuplicateCode(f"There is a product {body.code!r} already.")
-        await sync.changed(conn, tenant, "product", body.code, accounts.initial_state(tenant))
+        await sync.changed(
+            conn, tenant, "product", body.code, await accounts.initial_state(conn, tenant)
+        )
         return (await products_out(conn, tenant, [product]))[0]
 
 
@@ -472,7 +478,9 @@ async def _seed_product(
     old = await queries.find_product(conn, tenant, seed.code, for_update=True)
     if old is None:
         await queries.insert_product(conn, tenant, wanted)
-        await sync.changed(conn, tenant, "product", seed.code, accounts.initial_state(tenant))
+        await sync.changed(
+            conn, tenant, "product", seed.code, await accounts.initial_state(conn, tenant)
+        )
     else:
         new = wanted.model_copy(update={"stripe_product_id": old.stripe_product_id})
         await _write_product(conn, accounts, tenant, old, new)

@@ -58,21 +58,15 @@ async def buy(
 ) -> RedirectResponse:
     await limit_checkout(billing, request)
     link = await service.start_checkout(
-        billing.pool, PUBLIC_TENANT, billing.settings, billing.stripe, sku, quantity, None
+        billing.pool,
+        PUBLIC_TENANT,
+        billing.settings,
+        billing.stripe,
+        sku,
+        quantity,
+        None,
     )
     return RedirectResponse(link.url, status_code=303)
-
-
-class NotConnected(Problem):
-    status = 409
-    slug = "not-connected"
-    title = "No Stripe account is connected for this seller"
-
-
-class TestCheckoutUnavailable(Problem):
-    status = 409
-    slug = "test-checkout-unavailable"
-    title = "Test-mode checkout is not available for this seller yet"
 
 
 async def checkout_seller(request: Request) -> SellerCredential | None:
@@ -84,22 +78,13 @@ async def checkout_seller(request: Request) -> SellerCredential | None:
     return credential_of(request)
 
 
-def checkout_tenant(billing: Billing, seller: SellerCredential | None) -> Tenant:
-    """Whose SKU and which checkout. Until Connect, the only Stripe account billing knows is
-    the home seller's live one (`stripe_tenant`): another seller's live key is refused as
-    not connected, and a test key is refused too, because the ingress records every Stripe
-    delivery, the test checkout's own included, as that one tenant's (a test-mode order
-    would be applied to live data)."""
+def checkout_tenant(seller: SellerCredential | None) -> Tenant:
+    """Whose SKU: the key's tenant, or the home seller's without a key. Which Stripe account
+    sells it is `service.start_checkout`'s to decide (the platform's, a connected one, or
+    a 409)."""
     if seller is None:
         return PUBLIC_TENANT
-    tenant = Tenant(seller.seller_id, seller.mode)
-    if tenant == billing.stripe_tenant:
-        return tenant
-    if tenant.mode == "live":
-        raise NotConnected("Connect a Stripe account before selling with a live key.")
-    raise TestCheckoutUnavailable(
-        "Test-mode checkout for a seller's own catalog comes with Stripe Connect."
-    )
+    return Tenant(seller.seller_id, seller.mode)
 
 
 @router.post(
@@ -123,7 +108,7 @@ async def create_session(
         billing.synced_limiter.enforce((billing.per_seller_key, str(seller.key_id)))
     link = await service.start_checkout(
         billing.pool,
-        checkout_tenant(billing, seller),
+        checkout_tenant(seller),
         billing.settings,
         billing.stripe,
         body.sku,

@@ -10,11 +10,26 @@ import asyncpg
 from tessera.billing.catalog.service import get_buyable
 from tessera.billing.checkout import standin
 from tessera.billing.checkout.schemas import CheckoutOutcome
+from tessera.billing.context import PUBLIC_TENANT
 from tessera.billing.orders import queries as orders
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.accounts import StripeAccount
+from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
 from tessera.billing.stripe.gateway import CheckoutLink, StripeGateway
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import Tenant
+
+
+class NotConnected(Problem):
+    status = 409
+    slug = "not-connected"
+    title = "No Stripe account is connected for this seller"
+
+
+class TestCheckoutUnavailable(Problem):
+    status = 409
+    slug = "test-checkout-unavailable"
+    title = "Test-mode checkout is not available for this seller"
 
 
 class QuantityNotAllowed(Problem):
@@ -32,8 +47,21 @@ async def start_checkout(
     quantity: int,
     email: str | None,
 ) -> CheckoutLink:
-    """A checkout URL for `quantity` x the tenant's `sku`: Stripe's, or the test checkout's."""
+    """A checkout URL for `quantity` x the tenant's `sku`: Stripe's (on the platform's
+    account, or on the seller's connected one with the platform's fee), or the test
+    checkout's."""
     async with pool.acquire() as conn:
+        if gateway is None and tenant != PUBLIC_TENANT:
+            # The test checkout delivers its events as the platform's (the home seller's,
+            # live): it can sell only that tenant's SKUs. Connect needs a Stripe key.
+            if tenant.mode == "live":
+                raise NotConnected("Connect a Stripe account before selling with a live key.")
+            raise TestCheckoutUnavailable(
+                "Test-mode checkout for a seller's catalog needs a connected Stripe account."
+            )
+        on = None if gateway is None else await gateway.accounts().account_for(conn, tenant)
+        if on is not None and not isinstance(on, StripeAccount):
+            raise NotConnected(f"Connect a Stripe account in {tenant.mode} mode first.")
         item = await get_buyable(conn, tenant, sku)
         if quantity > item.max_quantity:
             raise QuantityNotAllowed(f"At most {item.max_quantity} per order.")
@@ -41,8 +69,19 @@ async def start_checkout(
             session = await standin.create_session(conn, tenant, item, quantity, email)
             base = str(settings.public_url).rstrip("/")
             return CheckoutLink(session.id, f"{base}/test-checkout/{session.id}")
+    assert on is not None
+    fee = 0
+    if on.connected:
+        fee = application_fee_amount(
+            platform_fee_for(settings, tenant), item.unit_amount * quantity
+        )
     return await gateway.create_checkout_session(
-        item, quantity, email, idempotency_key=f"checkout-{uuid.uuid4()}"
+        item,
+        quantity,
+        email,
+        idempotency_key=f"checkout-{uuid.uuid4()}",
+        on=on,
+        application_fee=fee,
     )
 
 

@@ -11,6 +11,7 @@ from tessera.billing.accounts import queries as accounts
 from tessera.billing.context import BillingDep
 from tessera.billing.orders import queries
 from tessera.billing.orders.schemas import BillingPortalLink, OrderOut
+from tessera.billing.stripe.accounts import StripeAccount
 from tessera.shared.api_keys import SecretSellerDep
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
@@ -48,10 +49,14 @@ async def billing_portal(
         )
     async with billing.pool.acquire() as conn:
         orders = await queries.list_for_account(conn, principal.tenant, principal.account_id)
+        # The seller's customers are on the seller's Stripe account (Connect).
+        on = await billing.accounts.account_for(conn, principal.tenant)
     customer = next((o.customer_id for o in orders if o.customer_id), None)
     if customer is None:
         raise NoBillingPortal("This account has no Stripe customer (no card purchase yet).")
-    url = await gateway.create_portal_session(customer, str(billing.settings.portal_url))
+    if not isinstance(on, StripeAccount):
+        raise NoBillingPortal("The seller's Stripe account is not connected.")
+    url = await gateway.create_portal_session(customer, str(billing.settings.portal_url), on)
     return BillingPortalLink(url=url)
 
 

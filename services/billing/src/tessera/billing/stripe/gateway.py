@@ -8,6 +8,7 @@ from typing import Protocol
 import stripe
 
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.accounts import Accounts, StripeAccount, platform_accounts
 from tessera.shared.http.problems import Problem
 
 
@@ -41,22 +42,51 @@ class CheckoutLink:
     url: str
 
 
+def new_client(settings: BillingSettings, key: str) -> stripe.StripeClient:
+    """The official client for one of the platform's keys: 10 s timeouts, 2 retries, the
+    Connect client id (OAuth), and sync calls allowed for OAuth's (the library has those
+    in sync form only; billing runs them in a thread)."""
+    base = (
+        {"api": settings.stripe_api_base, "connect": settings.stripe_api_base}
+        if settings.stripe_api_base
+        else None
+    )
+    return stripe.StripeClient(
+        key,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=2,
+        http_client=stripe.HTTPXClient(timeout=10, allow_sync_methods=True),
+        client_id=settings.stripe_connect_client_id,
+    )
+
+
 class StripeGateway:
     def __init__(self, settings: BillingSettings) -> None:
         assert settings.stripe_secret_key is not None
-        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
-        self.client = stripe.StripeClient(
-            settings.stripe_secret_key.get_secret_value(),
-            base_addresses=base,  # type: ignore[arg-type]
-            max_network_retries=2,
-            http_client=stripe.HTTPXClient(timeout=10),
-        )
+        self.client = new_client(settings, settings.stripe_secret_key.get_secret_value())
+        test_key = settings.stripe_test_secret_key
+        # A test key beside a live one: it reaches the test-mode tenants' connected accounts.
+        self.test_client = new_client(settings, test_key.get_secret_value()) if test_key else None
         self.settings = settings
 
+    def accounts(self) -> Accounts:
+        """Which account each tenant's objects go to, with these keys."""
+        assert self.settings.stripe_secret_key is not None
+        key = self.settings.stripe_secret_key.get_secret_value()
+        return platform_accounts(self.client, key, self.test_client)
+
     async def create_checkout_session(
-        self, item: SoldItem, quantity: int, email: str | None, idempotency_key: str
+        self,
+        item: SoldItem,
+        quantity: int,
+        email: str | None,
+        idempotency_key: str,
+        on: StripeAccount | None = None,
+        application_fee: int = 0,
     ) -> CheckoutLink:
-        """A Checkout Session in payment mode whose metadata alone says what was bought."""
+        """A Checkout Session in payment mode whose metadata alone says what was bought: on
+        the platform's account, or `on` a seller's connected account with the platform's
+        `application_fee` (minor units) taken from the payment."""
         portal = str(self.settings.portal_url).rstrip("/")
         line_item: dict[str, object] = (
             {"price": item.stripe_price_id, "quantity": quantity}
@@ -75,7 +105,10 @@ class StripeGateway:
             "line_items": [line_item],
             "customer_creation": "always",
             "metadata": {"sku": item.sku, "quantity": str(quantity)},
-            "payment_intent_data": {"metadata": {"sku": item.sku}},
+            "payment_intent_data": {
+                "metadata": {"sku": item.sku},
+                **({"application_fee_amount": application_fee} if application_fee else {}),
+            },
             "success_url": f"{portal}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": str(self.settings.site_url),
         }
@@ -84,20 +117,34 @@ class StripeGateway:
         if item.allow_promotion_codes:
             # Only then may the webhook's total be less a discount (docs/billing.md).
             params["allow_promotion_codes"] = True
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        client = self.client
+        if on is not None:
+            client = on.client
+            if on.account is not None:
+                options["stripe_account"] = on.account
         try:
-            session = await self.client.v1.checkout.sessions.create_async(
+            session = await client.v1.checkout.sessions.create_async(
                 params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
+                options=options,
             )
         except stripe.StripeError as error:
             raise StripeUnavailable("Checkout could not be started; please try again.") from error
         assert session.url is not None
         return CheckoutLink(session.id, session.url)
 
-    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+    async def create_portal_session(
+        self, customer_id: str, return_url: str, on: StripeAccount | None = None
+    ) -> str:
+        """A Customer Portal session: on the platform's account, or `on` a seller's."""
+        client, options = self.client, stripe.RequestOptions()
+        if on is not None:
+            client = on.client
+            if on.account is not None:
+                options["stripe_account"] = on.account
         try:
-            session = await self.client.v1.billing_portal.sessions.create_async(
-                {"customer": customer_id, "return_url": return_url}
+            session = await client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_id, "return_url": return_url}, options=options
             )
         except stripe.StripeError as error:
             raise StripeUnavailable("The billing portal could not be opened.") from error

@@ -29,6 +29,8 @@ class StripeEvent(StripeObject):
     type: str = Field(min_length=1, max_length=200)
     created: int = Field(ge=0)
     livemode: bool = False
+    # The connected account the event happened in (Connect endpoints); None: the platform's.
+    account: str | None = Field(default=None, pattern=r"^acct_[A-Za-z0-9]{1,250}$")
     data: EventData
 
 

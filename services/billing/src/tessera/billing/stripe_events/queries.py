@@ -28,6 +28,8 @@ class Delivery:
     detail: str | None
     trace_headers: dict[str, str]
     tenant: Tenant
+    # The connected account it came from (its `account`); None: the platform's own.
+    stripe_account: str | None = None
 
 
 # A repeat delivery: its event id and the tenant it came for.
@@ -53,15 +55,15 @@ async def record_deliveries(
         """
         INSERT INTO stripe_events
                (id, type, livemode, stripe_created, payload, status, detail, trace_headers,
-                processed_at, attempts, seller_id, mode)
+                processed_at, attempts, seller_id, mode, stripe_account)
         SELECT d.id, d.type, d.livemode, to_timestamp(d.created), d.payload, d.status,
                d.detail, d.trace_headers,
                CASE WHEN d.status = 'received' THEN NULL ELSE clock_timestamp() END, d.attempts,
-               d.seller_id, d.mode
+               d.seller_id, d.mode, d.stripe_account
           FROM jsonb_to_recordset($1::jsonb)
                AS d(id text, type text, livemode bool, created float8, payload jsonb,
                     status text, detail text, trace_headers jsonb, attempts int,
-                    seller_id uuid, mode text)
+                    seller_id uuid, mode text, stripe_account text)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
         """,
@@ -106,6 +108,7 @@ def batch_document(batch: list[Delivery], deliveries_of: dict[str, int]) -> str:
                 "attempts": deliveries_of[d.event_id],
                 "seller_id": str(d.tenant.seller_id),
                 "mode": d.tenant.mode,
+                "stripe_account": d.stripe_account,
             }
         ).decode()
         rows.append(f'{fields[:-1]},"payload":{d.payload}}}')
@@ -202,6 +205,8 @@ class StoredEvent:
     type: str
     payload: dict[str, Any]
     status: str
+    # The connected account it came from (read by `lock_one` only).
+    stripe_account: str | None = None
 
 
 def to_stored(row: asyncpg.Record) -> StoredEvent:
@@ -225,13 +230,30 @@ async def lock_held(conn: asyncpg.Connection, tenant: Tenant, hold_key: str) -> 
 
 async def lock_one(conn: asyncpg.Connection, tenant: Tenant, event_id: str) -> StoredEvent | None:
     row = await conn.fetchrow(
-        "SELECT id, type, payload::text AS payload, status FROM stripe_events"
+        "SELECT id, type, payload::text AS payload, status, stripe_account FROM stripe_events"
         " WHERE id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE",
         event_id,
         tenant.seller_id,
         tenant.mode,
     )
-    return to_stored(row) if row else None
+    if row is None:
+        return None
+    stored = to_stored(row)
+    return StoredEvent(stored.id, stored.type, stored.payload, stored.status, row["stripe_account"])
+
+
+async def source_of(
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str
+) -> tuple[str | None, datetime | None]:
+    """The connected account a recorded event came from, and when Stripe made the event."""
+    row = await conn.fetchrow(
+        "SELECT stripe_account, stripe_created FROM stripe_events"
+        " WHERE id = $1 AND seller_id = $2 AND mode = $3",
+        event_id,
+        tenant.seller_id,
+        tenant.mode,
+    )
+    return (row["stripe_account"], row["stripe_created"]) if row else (None, None)
 
 
 class EventSummary(BaseModel):

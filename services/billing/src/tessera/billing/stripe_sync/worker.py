@@ -18,6 +18,7 @@ import stripe
 from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog import sync_queries as queries
 from tessera.billing.catalog.sync_queries import Due
+from tessera.billing.stripe import connections
 from tessera.billing.stripe.accounts import Accounts, StripeAccount
 from tessera.billing.stripe_sync import calls
 from tessera.shared.db.notified import NotifiedLoop
@@ -71,17 +72,21 @@ class CatalogSync:
         now: pending for the tenant the key serves, awaiting_connect for the others."""
         async with self.pool.acquire() as conn, conn.transaction():
             for tenant in await queries.tenants_in(conn, "local"):
-                state = self.accounts.initial_state(tenant)
+                state = await self.accounts.initial_state(conn, tenant)
                 if state != "local":
                     await queries.requeue(conn, tenant, "local", state)
         self.queued_local = True
 
     async def sync_one(self, due: Due) -> None:
-        account = self.accounts.account_for(due.tenant)
-        if not isinstance(account, StripeAccount):
-            async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Under the tenant's connection lock: a (dis)connection committing meanwhile
+            # sees this row's state after we set it (connect/service.py).
+            await connections.lock_tenant(conn, due.tenant, shared=True)
+            account = await self.accounts.account_for(conn, due.tenant)
+            if not isinstance(account, StripeAccount):
+                # Its seller disconnected since: it waits with the tenant's other rows.
                 await queries.finish(conn, due, account)
-            return
+                return
         try:
             if due.object_type == "product":
                 await self.sync_product(account, due)

@@ -15,16 +15,19 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Scope
 
 from tessera.billing.context import Billing
-from tessera.billing.webhooks.routes import PATH, limit_of
+from tessera.billing.webhooks.routes import CONNECT_PATH, PATH, limit_of
 from tessera.billing.webhooks.schemas import acknowledgement
 from tessera.billing.webhooks.service import ingest
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.middleware import header
+from tessera.shared.sellers import Tenant
 from tessera.shared.service import NotConnected
 
 
 class WebhookFastPath(FastPath):
+    """The platform endpoint's (`ConnectFastPath`: the Connect endpoint's)."""
+
     path = PATH
 
     def __init__(
@@ -52,7 +55,7 @@ class WebhookFastPath(FastPath):
                 billing.settings,
                 billing.deliveries,
                 pool,
-                billing.stripe_tenant,
+                self.platform(),
                 body,
                 stripe_signature.decode("latin-1") if stripe_signature is not None else None,
             )
@@ -60,3 +63,13 @@ class WebhookFastPath(FastPath):
             limiter.undo(hit)
             return None
         return Answer(acknowledgement(outcome))
+
+    def platform(self) -> Tenant | None:
+        return self.billing.stripe_tenant
+
+
+class ConnectFastPath(WebhookFastPath):
+    path = CONNECT_PATH
+
+    def platform(self) -> Tenant | None:
+        return None  # each event's account names its tenant

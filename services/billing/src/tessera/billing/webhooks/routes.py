@@ -1,4 +1,5 @@
-"""`POST /webhooks/stripe`: what Stripe sends, and nothing else."""
+"""`POST /webhooks/stripe` (the platform's events) and `POST /webhooks/stripe/connect`
+(connected accounts' events): what Stripe sends, and nothing else."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.schemas import WebhookAck, acknowledgement
 from tessera.shared.http.context import client_ip
+from tessera.shared.sellers import Tenant
 from tessera.shared.synced_limits import Rule
 
 router = APIRouter(tags=["stripe"])
 
 PATH = "/webhooks/stripe"
+CONNECT_PATH = "/webhooks/stripe/connect"
 
 
 @functools.cache
@@ -36,6 +39,21 @@ def limit_of(billing: Billing, ip: str) -> tuple[Rule, str]:
     responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
 )
 async def receive_stripe_event(request: Request, billing: BillingDep) -> Response:
+    return await _receive(request, billing, billing.stripe_tenant)
+
+
+@router.post(
+    CONNECT_PATH,
+    response_model=WebhookAck,
+    summary="Stripe Connect webhook ingress (connected accounts' events)",
+    responses={400: {"description": "Unsigned, stale, or malformed"}, 413: {}, 429: {}},
+)
+async def receive_connect_event(request: Request, billing: BillingDep) -> Response:
+    return await _receive(request, billing, None)
+
+
+async def _receive(request: Request, billing: Billing, platform: Tenant | None) -> Response:
+    """`platform`: the platform endpoint's tenant; None: the Connect endpoint."""
     billing.synced_limiter.enforce(limit_of(billing, client_ip(request)))
     payload = await request.body()
     try:
@@ -43,7 +61,7 @@ async def receive_stripe_event(request: Request, billing: BillingDep) -> Respons
             billing.settings,
             billing.deliveries,
             billing.pool,
-            billing.stripe_tenant,
+            platform,
             payload,
             request.headers.get("stripe-signature"),
         )

@@ -24,10 +24,11 @@ from opentelemetry import propagate
 from pydantic import ValidationError
 
 from tessera.billing.catalog.service import UnknownSku, get_buyable
+from tessera.billing.connect import service as connect
 from tessera.billing.orders import service as orders
 from tessera.billing.orders.service import Applied, NoOrderYet
 from tessera.billing.settings import BillingSettings
-from tessera.billing.stripe import signature
+from tessera.billing.stripe import connections, signature
 from tessera.billing.stripe.objects import (
     Charge,
     CheckoutSession,
@@ -38,8 +39,10 @@ from tessera.billing.stripe.objects import (
 from tessera.billing.stripe_events import queries
 from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
+from tessera.billing.webhooks import routing
 from tessera.billing.webhooks.metrics import delivered
-from tessera.shared.http.problems import NotFound
+from tessera.billing.webhooks.routing import Routed
+from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
 Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]
@@ -137,6 +140,17 @@ async def on_dispute_closed(
     return await orders.apply_dispute_closed(conn, tenant, event_id, Dispute.model_validate(obj))
 
 
+async def on_deauthorized(
+    conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
+) -> Applied:
+    """The seller removed the platform from its Stripe account: the connection ends."""
+    account, sent_at = await queries.source_of(conn, tenant, event_id)
+    if account is None:
+        raise Unusable("the event names no connected account")
+    ended = await connect.deauthorized(conn, tenant, account, sent_at)
+    return Applied(None, "disconnected" if ended else "no connection of that account to end")
+
+
 # The allowlist: every other type is acknowledged and recorded as ignored.
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": on_checkout_completed,
@@ -146,7 +160,11 @@ HANDLERS: dict[str, Handler] = {
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_dispute_created,
     "charge.dispute.closed": on_dispute_closed,
+    "account.application.deauthorized": on_deauthorized,
 }
+# Types only a connected account's events have (the Connect endpoint's list, not the
+# platform endpoint's).
+CONNECT_ONLY = frozenset({"account.application.deauthorized"})
 
 
 def payment_key(obj: dict[str, Any]) -> str | None:
@@ -201,10 +219,12 @@ async def save_outcome(
 Received = Literal["received", "duplicate", "ignored"]
 
 
-def delivery_of(event: StripeEvent, payload: str, tenant: Tenant) -> Delivery:
+def delivery_of(event: StripeEvent, payload: str, routed: Routed) -> Delivery:
     """What the ingress stores of a verified event, as the tenant's whose Stripe account
-    sent it. A type outside the allowlist is stored as `ignored` and never applied."""
-    handled = event.type in HANDLERS
+    sent it. A type outside the allowlist, or an event no tenant owns, is stored as
+    `ignored` and never applied."""
+    handled = event.type in HANDLERS and routed.unrouted is None
+    detail = routed.unrouted or f"{event.type} is not an event billing acts on"
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the applier continues this request's trace
     return Delivery(
@@ -214,22 +234,23 @@ def delivery_of(event: StripeEvent, payload: str, tenant: Tenant) -> Delivery:
         created=datetime.fromtimestamp(event.created, UTC),
         payload=payload,
         status="received" if handled else "ignored",
-        detail=None if handled else f"{event.type} is not an event billing acts on",
+        detail=None if handled else detail,
         trace_headers=trace_headers,
-        tenant=tenant,
+        tenant=routed.tenant,
+        stripe_account=event.account,
     )
 
 
 async def receive(
     recorder: DeliveryRecorder,
     pool: asyncpg.Pool,
-    tenant: Tenant,
+    routed: Routed,
     event: StripeEvent,
     payload: str,
 ) -> Outcome:
     """Record a verified event once (in the recorder's next batch) and return: the applier
     (webhooks/applier.py) applies it a moment later. A repeat delivery is `duplicate`."""
-    delivery = delivery_of(event, payload, tenant)
+    delivery = delivery_of(event, payload, routed)
     if not await recorder.record(pool, delivery):
         return Outcome("duplicate", "already received")
     status: Received = "received" if delivery.detail is None else "ignored"
@@ -240,25 +261,47 @@ async def ingest(
     settings: BillingSettings,
     recorder: DeliveryRecorder,
     pool: asyncpg.Pool,
-    tenant: Tenant,
+    platform: Tenant | None,
     payload: bytes,
     stripe_signature: str | None,
 ) -> Outcome:
-    """Verify, parse and record one delivery as `tenant`'s (the same for the fast path and
-    the full stack); raises the `SignatureProblem` that says what is wrong with it."""
+    """Verify, parse and record one delivery (the same for the fast path and the full
+    stack); raises the `SignatureProblem` that says what is wrong with it. `platform`: the
+    platform endpoint's tenant, whose the platform's events are; None: the Connect endpoint,
+    with its own secrets, where each event's account names its tenant (routing.py)."""
     signature.verify(
         payload,
         stripe_signature,
-        [s.get_secret_value() for s in settings.stripe_webhook_secrets],
+        endpoint_secrets(settings, connect=platform is None),
         settings.stripe_webhook_tolerance,
     )
     try:
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    outcome = await receive(recorder, pool, tenant, event, payload.decode())
+    routed = await routing.route(pool, platform, event)
+    outcome = await receive(recorder, pool, routed, event, payload.decode())
     delivered(outcome.status)  # once: the fast path hands on only what did not get here
     return outcome
+
+
+def endpoint_secrets(settings: BillingSettings, *, connect: bool) -> list[str]:
+    """The signing secrets of one endpoint. Without a Connect client id the Connect endpoint
+    has none (every delivery is refused): no account can be connected, and its dev default
+    secret must not open a door in production."""
+    if not connect:
+        secrets = settings.stripe_webhook_secrets
+    else:
+        secrets = (
+            settings.stripe_connect_webhook_secrets if settings.stripe_connect_client_id else []
+        )
+    return [s.get_secret_value() for s in secrets]
+
+
+class NotReplayable(Problem):
+    status = 409
+    slug = "not-replayable"
+    title = "This event is not this tenant's to apply"
 
 
 class UnknownEvent(NotFound):
@@ -274,6 +317,12 @@ async def replay(pool: asyncpg.Pool, tenant: Tenant, event_id: str) -> Outcome:
         stored = await queries.lock_one(conn, tenant, event_id)
         if stored is None:
             raise UnknownEvent(f"No webhook event {event_id!r} was received.")
+        if stored.stripe_account is not None and (
+            await connections.connected_account(conn, tenant) != stored.stripe_account
+        ):
+            # A connected account's event recorded here only to be seen (no seller had it
+            # connected), or one whose seller has disconnected since: never applied here.
+            raise NotReplayable("It came from a connected account this tenant has not connected.")
         outcome = await apply(
             conn, tenant, stored.id, stored.type, stored.payload["data"]["object"]
         )

@@ -1,0 +1,405 @@
+"""Stripe Connect against the Stripe stand-in through the official library: a seller
+connects its account (OAuth, a single-use state bound to the seller), its catalog is synced
+there and its checkout made there with the platform's fee, and the order comes back through
+the Connect endpoint into that seller's tenant only; two connected sellers' events never
+cross; an unknown account's event and a disconnected one's are recorded and ignored; a
+repeated delivery is applied once; `account.application.deauthorized` disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import httpx
+import jwt
+import nats
+import pytest
+
+from tessera.billing.checkout import stripe_shapes as shapes
+from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
+from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
+from tessera.devstack.stripe_standin.webhooks import Target
+from tessera.shared.api_keys import KeyBook, generate
+from tessera.shared.events.auth import ApiKeyChanged, SellerChanged
+from tessera.shared.events.topology import APIKEYS
+from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.sellers import HOME_SELLER_ID, Tenant
+
+pytestmark = pytest.mark.integration
+
+CONNECT_SECRET = "whsec_billing_connect_test"
+SELLER_A = UUID("00000000-0000-4000-8000-0000000000a1")
+SELLER_B = UUID("00000000-0000-4000-8000-0000000000b2")
+A_TEST, A_LIVE, B_TEST = (
+    Tenant(SELLER_A, "test"),
+    Tenant(SELLER_A, "live"),
+    Tenant(SELLER_B, "test"),
+)
+SKU = {
+    "sku": "tool-lifetime", "product": "tool", "name": "Tool, for life", "unit_amount": 4900,
+    "currency": "usd", "policy": "tool-lifetime",
+}  # fmt: skip
+
+
+@asynccontextmanager
+async def secret_keys(
+    billing: Any, tenants: tuple[Tenant, ...]
+) -> AsyncIterator[dict[Tenant, dict[str, str]]]:
+    """A secret key's headers per tenant, published on APIKEYS as auth would."""
+    nc = await nats.connect(billing.nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
+    book: KeyBook = billing.app.state.context.key_book
+    texts: dict[Tenant, str] = {}
+    for tenant in tenants:
+        issued = generate("secret", tenant.mode)
+        record = ApiKeyChanged(
+            seller_id=tenant.seller_id, mode=tenant.mode, key_id=uuid.uuid4(),
+            key_hash=issued.hash_hex, kind="secret", status="active", version=1,
+        )  # fmt: skip
+        await js.publish(
+            billing.namespace.subject(record.publish_subject()),
+            record.to_json(),
+            stream=billing.namespace.stream(APIKEYS),
+        )
+        texts[tenant] = issued.plaintext
+    await asyncio.wait_for(book.wait_ready(), 10)
+    for _ in range(500):
+        try:
+            for text in texts.values():
+                book.check(text)
+            break
+        except Exception:
+            await asyncio.sleep(0.01)
+    try:
+        yield {t: {"authorization": f"Bearer {text}"} for t, text in texts.items()}
+    finally:
+        await nc.close()
+
+
+@asynccontextmanager
+async def connect_stack(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> AsyncIterator[tuple[StandInServer, Any]]:
+    """The stand-in, and billing with its key, Connect client id and Connect endpoint, the
+    stand-in delivering connected accounts' events to that endpoint."""
+    async with running_standin() as standin:
+        billing = await billing_starter(
+            database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url,
+            stripe_connect_client_id="ca_standin", stripe_connect_webhook_secrets=[CONNECT_SECRET],
+            stripe_sync_retry_seconds=0.2, platform_fee_percent=Decimal("10"),
+        )  # fmt: skip
+        standin.standin.deliverer.add(
+            Target(f"{billing.url}/webhooks/stripe/connect", CONNECT_SECRET, True)
+        )
+        try:
+            yield standin, billing
+        finally:
+            await billing.stop()
+
+
+async def connect(billing: Any, standin: StandInServer, headers: dict[str, str]) -> str:
+    """Connect the key's tenant as its developer would: the URL billing gives, Stripe's
+    page, back to billing's callback. The connected account's id."""
+    started = await billing.client.post("/v1/stripe/connect", headers=headers)
+    assert started.status_code == 201, started.text
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(started.json()["url"])
+        action = page.text.split('action="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        back = await browser.post(standin.url + action)
+        assert back.headers["location"].startswith(f"{billing.url}/v1/stripe/connect/callback?")
+        done = await browser.get(back.headers["location"])
+        assert done.status_code == 200, done.text
+        assert (
+            (await browser.get(back.headers["location"]))
+            .json()["type"]
+            .endswith("connect-state-invalid")
+        )  # the state is used once
+    connection = done.json()
+    assert (connection["status"], connection["livemode"]) == ("connected", False)
+    return str(connection["account_id"])
+
+
+async def until(billing: Any, sql: str, *args: Any, want: Any, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (got := await billing.value(sql, *args)) != want:
+        assert asyncio.get_running_loop().time() < deadline, (sql, got)
+        await asyncio.sleep(0.05)
+
+
+async def test_a_connected_sellers_catalog_and_checkout_are_on_its_account(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST, A_LIVE)) as keys:
+        a = keys[A_TEST]
+        await billing.client.post("/v1/products", json={"code": "tool", "name": "T"}, headers=a)
+        made = await billing.client.post("/v1/one-time-prices", json=SKU, headers=a)
+        assert made.json()["prices"][0]["sync"]["state"] == "awaiting_connect"
+        assert (await billing.client.get("/v1/stripe/connection", headers=a)).json() == {
+            "status": "not_connected", "account_id": None, "livemode": None,
+            "connected_at": None, "disconnected_at": None, "disconnected_by": None,
+        }  # fmt: skip
+        unsold = await billing.client.post(
+            "/v1/checkout/sessions", json={"sku": "tool-lifetime"}, headers=a
+        )
+        assert unsold.json()["type"].endswith("not-connected")
+        # The platform's key is a test key: a live tenant cannot connect through it.
+        live = await billing.client.post("/v1/stripe/connect", headers=keys[A_LIVE])
+        assert live.status_code == 409
+        assert live.json()["type"].endswith("connect-unavailable")
+
+        account = await connect(billing, standin, a)
+        again = await billing.client.post("/v1/stripe/connect", headers=a)
+        assert again.json()["type"].endswith("already-connected")
+
+        # What waited for the account is synced to it, nothing to the platform's.
+        await until(
+            billing, "SELECT count(*) FROM stripe_sync WHERE seller_id = $1 AND state <> 'synced'",
+            SELLER_A, want=0,
+        )  # fmt: skip
+        stripe = standin.client()
+        on_a: Any = {"stripe_account": account}
+        [product] = (await stripe.v1.products.list_async(options=on_a)).data
+        assert product.metadata["tessera_seller"] == str(SELLER_A)
+        platform_names = {p.name for p in (await stripe.v1.products.list_async()).data}
+        assert "T" not in platform_names
+
+        # A checkout on A's account, with the platform's 10 % fee; the order comes back
+        # through the Connect endpoint into A's test tenant.
+        started = await billing.client.post(
+            "/v1/checkout/sessions", json={"sku": "tool-lifetime", "quantity": 2}, headers=a
+        )
+        assert started.status_code == 201, started.text
+        session = await stripe.v1.checkout.sessions.retrieve_async(
+            started.json()["id"], options=on_a
+        )
+        async with httpx.AsyncClient(base_url=standin.url) as raw:
+            paid = await raw.post(
+                f"/_standin/checkout/sessions/{session.id}/complete",
+                json={"email": "buyer@example.com"},
+            )
+        assert paid.status_code == 200, paid.text
+        await until(
+            billing, "SELECT status FROM orders WHERE checkout_session_id = $1", session.id,
+            want="paid",
+        )  # fmt: skip
+        [order] = await billing.fetch("SELECT seller_id, mode, amount_total FROM orders")
+        assert tuple(order) == (SELLER_A, "test", 9800)
+        intent = await stripe.v1.payment_intents.retrieve_async(
+            str(paid.json()["payment_intent"]), options=on_a
+        )
+        assert intent.application_fee_amount == 980
+        await until(
+            billing, "SELECT count(*) FROM accounts WHERE seller_id = $1 AND mode = 'test'",
+            SELLER_A, want=1,
+        )  # fmt: skip
+
+        # The buyer's billing portal opens on A's account (its Stripe customer is only there).
+        billing.app.state.context.sellers.apply(
+            SellerChanged(
+                seller_id=SELLER_A, mode="live", slug="seller-a", name="A",
+                signup_policy="closed", status="active", version=1,
+            )
+        )  # fmt: skip
+        buyer = await billing.value("SELECT id FROM accounts WHERE seller_id = $1", SELLER_A)
+        now = int(time.time())
+        claims = {
+            "iss": "tessera-auth", "aud": "tessera", "sub": str(uuid.uuid4()), "acc": str(buyer),
+            "role": "customer", "sid": "s", "jti": "j", "iat": now, "exp": now + 300,
+            "sel": "seller-a", "mod": "test",
+        }  # fmt: skip
+        token = jwt.encode(claims, billing.signing_key, algorithm="EdDSA", headers={"kid": "test"})
+        portal = await billing.client.post(
+            "/v1/me/billing-portal", headers={"authorization": f"Bearer {token}"}
+        )
+        assert portal.status_code == 200, portal.text
+        assert portal.json()["url"].startswith(standin.url)
+
+        # The seller disconnects: Stripe forgets the platform, the catalog waits again.
+        assert (await billing.client.delete("/v1/stripe/connection", headers=a)).status_code == 204
+        gone = (await billing.client.get("/v1/stripe/connection", headers=a)).json()
+        assert (gone["status"], gone["disconnected_by"]) == ("disconnected", "seller")
+        await billing.client.patch("/v1/products/tool", json={"name": "T2"}, headers=a)
+        tool = (await billing.client.get("/v1/products/tool", headers=a)).json()
+        assert tool["sync"]["state"] == "awaiting_connect"
+        assert (await billing.client.delete("/v1/stripe/connection", headers=a)).status_code == 404
+
+
+def purchase_on(account: str, sku: str = "tool-lifetime") -> dict[str, Any]:
+    ids = {k: shapes.stripe_id(p) for k, p in (("s", "cs"), ("pi", "pi"), ("c", "cus"))}
+    session = shapes.checkout_session(
+        session_id=ids["s"], email="buyer@example.com", sku=sku, quantity=1,
+        amount_total=4900, currency="usd", customer=ids["c"], payment_intent=ids["pi"],
+    )  # fmt: skip
+    return {**shapes.event("checkout.session.completed", session), "account": account}
+
+
+async def deliver(billing: Any, event: dict[str, Any]) -> dict[str, Any]:
+    body, header = shapes.signed(event, CONNECT_SECRET)
+    answer = await billing.client.post(
+        "/webhooks/stripe/connect",
+        content=body,
+        headers={"stripe-signature": header, "content-type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def test_connected_accounts_events_reach_their_own_seller_only(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST, B_TEST)) as keys:
+        for tenant in (A_TEST, B_TEST):
+            h = keys[tenant]
+            await billing.client.post("/v1/products", json={"code": "tool", "name": "T"}, headers=h)
+            await billing.client.post("/v1/one-time-prices", json=SKU, headers=h)
+        acct_a = await connect(billing, standin, keys[A_TEST])
+        acct_b = await connect(billing, standin, keys[B_TEST])
+
+        def orders_of(seller: UUID) -> Any:
+            return billing.value("SELECT count(*) FROM orders WHERE seller_id = $1", seller)
+
+        # A's event, delivered twice: one order, A's; B untouched.
+        event = purchase_on(acct_a)
+        assert (await deliver(billing, event))["status"] == "received"
+        assert (await deliver(billing, event))["status"] == "duplicate"
+        assert await billing.settled(event["id"]) == "processed"
+        assert (await orders_of(SELLER_A), await orders_of(SELLER_B)) == (1, 0)
+        row = await billing.fetch(
+            "SELECT seller_id, mode, stripe_account, attempts FROM stripe_events WHERE id = $1",
+            event["id"],
+        )
+        await until(
+            billing, "SELECT attempts FROM stripe_events WHERE id = $1", event["id"], want=2
+        )
+        assert tuple(row[0])[:3] == (SELLER_A, "test", acct_a)
+
+        # An account nobody connected: recorded (the operator sees it), applied nowhere.
+        stray = purchase_on("acct_1NobodyConnected")
+        answer = await deliver(billing, stray)
+        assert answer["status"] == "ignored" and "connected to no seller" in answer["detail"]
+        [stored] = await billing.fetch(
+            "SELECT seller_id, mode, status FROM stripe_events WHERE id = $1", stray["id"]
+        )
+        assert tuple(stored) == (HOME_SELLER_ID, "test", "ignored")
+        assert await billing.value("SELECT count(*) FROM orders") == 1
+
+        # Stripe's deauthorization (the seller removed the platform in its Dashboard):
+        # B is disconnected; an event of its account afterwards is ignored.
+        await asyncio.to_thread(standin.client().oauth.deauthorize, {"stripe_user_id": acct_b})
+        await until(
+            billing, "SELECT status FROM stripe_connections WHERE seller_id = $1", SELLER_B,
+            want="disconnected",
+        )  # fmt: skip
+        late = (await billing.client.get("/v1/stripe/connection", headers=keys[B_TEST])).json()
+        assert late["disconnected_by"] == "stripe"
+        after = await deliver(billing, purchase_on(acct_b))
+        assert after["status"] == "ignored"
+        assert (await orders_of(SELLER_A), await orders_of(SELLER_B)) == (1, 0)
+        # A deauthorization Stripe sent before A's connection was made (a late, reordered
+        # delivery) ends nothing.
+        stale = {
+            **shapes.event("account.application.deauthorized",
+                           {"id": "ca_standin", "object": "application"},
+                           created=int(time.time()) - 3600),
+            "account": acct_a,
+        }  # fmt: skip
+        await deliver(billing, stale)
+        assert await billing.settled(stale["id"]) == "processed"
+        assert (
+            await billing.value("SELECT detail FROM stripe_events WHERE id = $1", stale["id"])
+            == "no connection of that account to end"
+        )
+        # A, still connected, keeps working.
+        more = purchase_on(acct_a)
+        await deliver(billing, more)
+        assert await billing.settled(more["id"]) == "processed"
+        assert await orders_of(SELLER_A) == 2
+
+        # The platform endpoint never takes a connected account's event as its own.
+        body, header = shapes.signed(
+            purchase_on(acct_a), billing.settings.stripe_webhook_secrets[0].get_secret_value()
+        )
+        wrong = await billing.client.post(
+            "/webhooks/stripe", content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )  # fmt: skip
+        assert wrong.json()["status"] == "ignored"
+        assert await orders_of(HOME_SELLER_ID) == 0
+
+
+async def test_a_connect_state_is_the_sellers_own_and_refused_once_used_or_unknown(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    async with connect_stack(database_url, infra_settings, billing_starter) as (_, billing):
+        for query in (
+            "state=" + "x" * 43 + "&code=ac_123",
+            "state=" + "y" * 43 + "&error=access_denied",
+        ):
+            answer = await billing.client.get(f"/v1/stripe/connect/callback?{query}")
+            assert answer.status_code == 400
+            assert answer.json()["type"].endswith("connect-state-invalid")
+        assert (await billing.client.get("/v1/stripe/connect/callback")).status_code == 422
+        assert await billing.value("SELECT count(*) FROM stripe_connections") == 0
+
+        # The Connect endpoint checks its own secrets, through the same problems.
+        event = purchase_on("acct_1Anyone")
+        for secret, slug in (
+            (CONNECT_SECRET, None),
+            (billing.settings.stripe_webhook_secrets[0].get_secret_value(), "signature-mismatch"),
+        ):
+            body, header = shapes.signed(event, secret)
+            answer = await billing.client.post(
+                "/webhooks/stripe/connect", content=body,
+                headers={"stripe-signature": header, "content-type": "application/json"},
+            )  # fmt: skip
+            if slug is None:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert (answer.status_code, answer.json()["type"].split(":")[-1]) == (400, slug)
+        unsigned = await billing.client.post(
+            "/webhooks/stripe/connect", content=b"{}", headers={"content-type": "application/json"}
+        )
+        assert unsigned.json()["type"].endswith("signature-missing")
+
+
+async def test_without_a_client_id_the_connect_endpoint_takes_no_delivery(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_connect_webhook_secrets=[CONNECT_SECRET]
+    )
+    try:
+        body, header = shapes.signed(purchase_on("acct_1Anyone"), CONNECT_SECRET)
+        answer = await billing.client.post(
+            "/webhooks/stripe/connect", content=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+        )  # fmt: skip
+        assert (answer.status_code, answer.json()["type"].split(":")[-1]) == (
+            400, "signature-mismatch"
+        )  # fmt: skip
+        assert await billing.value("SELECT count(*) FROM stripe_events") == 0
+    finally:
+        await billing.stop()
+
+
+@pytest.mark.parametrize(
+    ("percent", "total", "fee"),
+    [("0", 4900, 0), ("10", 9800, 980), ("2.5", 999, 25), ("2.5", 980, 25), ("100", 4900, 4900)],
+)
+def test_the_platform_fee_is_the_percent_of_the_total_rounded_half_up(
+    percent: str, total: int, fee: int
+) -> None:
+    settings = BillingSettings(platform_fee_percent=Decimal(percent))
+    assert application_fee_amount(platform_fee_for(settings, A_TEST), total) == fee
+    assert platform_fee_for(settings, Tenant(HOME_SELLER_ID, "test")) == 0  # the platform's own
