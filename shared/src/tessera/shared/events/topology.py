@@ -19,6 +19,10 @@ from tessera.shared.events.billing import (
     OrderPaid,
     OrderRefunded,
     PurchaseCompleted,
+    SubscriptionChanged,
+    SubscriptionEnded,
+    SubscriptionRenewed,
+    SubscriptionStarted,
 )
 from tessera.shared.events.envelope import Event
 
@@ -83,6 +87,11 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="licensing", event=OrderRefunded, stream=BILLING),
     Subscription(service="licensing", event=OrderDisputed, stream=BILLING),
     Subscription(service="licensing", event=OrderDisputeClosed, stream=BILLING),
+    # One durable consumer per kind; licensing orders them by the event's `sequence`.
+    Subscription(service="licensing", event=SubscriptionStarted, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionChanged, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionRenewed, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionEnded, stream=BILLING),
 )
 
 
