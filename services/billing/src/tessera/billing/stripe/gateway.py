@@ -120,6 +120,19 @@ def _options(account: StripeAccount, idempotency_key: str | None) -> dict[str, s
     return options
 
 
+async def find_customer(account: StripeAccount, email: str) -> str | None:
+    """The account's newest Stripe customer with this email: a returning buyer keeps one
+    customer (one portal, one payment method) across subscriptions."""
+    try:
+        found = await account.client.v1.customers.list_async(
+            {"email": email, "limit": 1},
+            options=_options(account, None),  # type: ignore[arg-type]
+        )
+    except stripe.StripeError as error:
+        raise StripeUnavailable("Checkout could not be started; please try again.") from error
+    return found.data[0].id if found.data else None
+
+
 async def create_subscription_checkout(
     account: StripeAccount, params: dict[str, object], idempotency_key: str
 ) -> CheckoutLink:

@@ -320,7 +320,8 @@ async def start_checkout(
         "cancel_url": str(settings.site_url),
     }
     if email:
-        params["customer_email"] = email
+        customer = await gateway.find_customer(account, email)
+        params["customer" if customer else "customer_email"] = customer or email
     return await gateway.create_subscription_checkout(account, params, f"checkout-{uuid.uuid4()}")
 
 
