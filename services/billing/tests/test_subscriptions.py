@@ -87,19 +87,19 @@ async def lifecycle(billing: Any, standin: StandInServer) -> tuple[list[dict[str
         await stripe.v1.subscriptions.update_async(
             sub.id, {"items": [{"id": sub["items"].data[0].id, "price": team}]}
         )
-        # Cancel at the period's end, then take it back (a second apart: Stripe's events
-        # carry whole seconds).
+        # Cancel at the period's end, then (three days later on the clock) take it back.
         await stripe.v1.subscriptions.update_async(sub.id, {"cancel_at_period_end": True})
         await control.post(
             f"/_standin/customers/{customer.id}/payment_method", json={"failing": True}
         )
-    await asyncio.sleep(0)
+    trial_end = sub.trial_end
+    assert trial_end is not None
     await stripe.v1.test_helpers.test_clocks.advance_async(
-        clock.id, {"frozen_time": sub.trial_end + 3 * DAY}
+        clock.id, {"frozen_time": trial_end + 3 * DAY}
     )
     await stripe.v1.subscriptions.update_async(sub.id, {"cancel_at_period_end": False})
     await stage()
-    end = sub.trial_end + 31 * DAY
+    end = trial_end + 31 * DAY
     await stripe.v1.test_helpers.test_clocks.advance_async(clock.id, {"frozen_time": end + 3600})
     await stage()
     await stripe.v1.test_helpers.test_clocks.advance_async(
