@@ -26,7 +26,7 @@ from tessera.shared.sellers import HOME_LIVE
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-PRO = SubscriptionGrants(features=["export"], quotas={"api_calls": {"limit": 500}})  # type: ignore[dict-item]
+PRO = SubscriptionGrants(features=["export"], quotas={"api_calls": {"limit": 500}})
 TEAM = SubscriptionGrants(features=["export", "sso"], seats=5)
 
 
@@ -48,10 +48,10 @@ def lifecycle(account: uuid.UUID, subscription_id: str = "sub_1A") -> list[Subsc
         SubscriptionChanged(sequence=3, **{**base, **month, "tier": "team", "grants": TEAM}),
         SubscriptionChanged(
             sequence=4, **{**base, **month, **past_due, "tier": "team", "grants": TEAM}
-        ),  # fmt: skip
+        ),
         SubscriptionEnded(
             sequence=5, **{**base, **month, "status": "canceled", "tier": "team", "grants": TEAM}
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -108,9 +108,9 @@ async def test_a_late_event_of_an_ended_subscription_never_hides_the_new_one(
 
 def test_past_due_is_valid_only_until_its_grace_ends() -> None:
     row = {"ended": False, "status": "past_due", "grace_until": NOW}
-    assert is_valid(row, NOW - timedelta(seconds=1))  # type: ignore[arg-type]
-    assert not is_valid(row, NOW)  # type: ignore[arg-type]
+    assert is_valid(row, NOW - timedelta(seconds=1))
+    assert not is_valid(row, NOW)
     for status, valid in (("active", True), ("trialing", True), ("unpaid", False),
                           ("incomplete", False)):  # fmt: skip
-        assert is_valid({**row, "status": status}, NOW) == valid  # type: ignore[arg-type]
-    assert not is_valid({**row, "status": "active", "ended": True}, NOW)  # type: ignore[arg-type]
+        assert is_valid({**row, "status": status}, NOW) == valid
+    assert not is_valid({**row, "status": "active", "ended": True}, NOW)
