@@ -13,7 +13,7 @@ from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.accounts import OFFLINE, Accounts, platform_accounts
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
-from tessera.billing.subscriptions.service import DEFAULT_GRACE_DAYS
+from tessera.shared.events.auth import SellerSettings
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
@@ -48,7 +48,8 @@ class Billing(ServiceContext[BillingSettings]):
     def grace_days(self, tenant: Tenant) -> int:
         """The seller's `past_due_grace_days` (SellerBook; the default for one not known)."""
         entry = self.sellers.by_id(tenant.seller_id)
-        return entry.settings.past_due_grace_days if entry is not None else DEFAULT_GRACE_DAYS
+        settings = entry.settings if entry is not None else SellerSettings()
+        return settings.past_due_grace_days
 
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:

@@ -12,8 +12,6 @@ from fastapi import APIRouter, Header, Path, Request
 
 from tessera.billing.accounts import queries as accounts
 from tessera.billing.catalog.routes import KeyTenant, SecretTenant
-from tessera.billing.checkout.routes import limit_checkout
-from tessera.billing.checkout.schemas import CheckoutCreated
 from tessera.billing.context import BillingDep
 from tessera.billing.subscriptions import service
 from tessera.billing.subscriptions.schemas import (
@@ -21,9 +19,11 @@ from tessera.billing.subscriptions.schemas import (
     CancelRequest,
     ChangeRequest,
     PortalLink,
+    SubscriptionCheckoutCreated,
     SubscriptionCheckoutRequest,
     SubscriptionOut,
 )
+from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
@@ -55,13 +55,17 @@ class NoSubscriptionCustomer(Problem):
 )
 async def create_checkout(
     body: SubscriptionCheckoutRequest, request: Request, billing: BillingDep, tenant: KeyTenant
-) -> CheckoutCreated:
-    await limit_checkout(billing, request)
+) -> SubscriptionCheckoutCreated:
+    # Counted per address as one-time checkout is (a publishable key is public), and
+    # against the key's own budget (KeyTenant).
+    await billing.limiter.enforce(
+        billing.settings.checkout_rate_limit, "checkout", client_ip(request)
+    )
     link = await service.start_checkout(
         billing.pool, billing.accounts, billing.settings, tenant, body.tier, body.interval,
         str(body.email) if body.email else None,
     )  # fmt: skip
-    return CheckoutCreated(id=link.id, url=link.url, test_mode=False)
+    return SubscriptionCheckoutCreated(id=link.id, url=link.url)
 
 
 async def _customer(billing: BillingDep, tenant: Tenant, customer_id: UUID) -> None:

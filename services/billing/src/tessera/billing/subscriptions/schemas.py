@@ -24,6 +24,11 @@ class SubscriptionCheckoutRequest(Strict):
     email: EmailStr | None = None
 
 
+class SubscriptionCheckoutCreated(BaseModel):
+    id: str
+    url: str
+
+
 class CancelRequest(Strict):
     # True: at the end of the period (resumable until then); false: now.
     at_period_end: bool = True

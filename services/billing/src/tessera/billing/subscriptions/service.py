@@ -27,6 +27,7 @@ from tessera.billing.subscriptions import queries
 from tessera.billing.subscriptions.schemas import ChangeRequest
 from tessera.billing.subscriptions.state import FINAL, Folded, Logged, fold
 from tessera.shared import outbox
+from tessera.shared.events.auth import SellerSettings
 from tessera.shared.events.billing import (
     SubscriptionChanged,
     SubscriptionEnded,
@@ -40,11 +41,11 @@ from tessera.shared.sellers import Tenant
 
 # The seller's `past_due_grace_days` (from the SellerBook), by tenant.
 GraceDays = Callable[[Tenant], int]
-DEFAULT_GRACE_DAYS = 7
 
 
 def default_grace(tenant: Tenant) -> int:
-    return DEFAULT_GRACE_DAYS
+    """The default of the setting, for a caller with no SellerBook at hand."""
+    return SellerSettings().past_due_grace_days
 
 
 class NotOurs(Exception):
