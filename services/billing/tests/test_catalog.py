@@ -143,7 +143,12 @@ async def test_the_migration_turns_every_catalog_row_into_a_product_and_a_price(
                 )  # fmt: skip
         catalog_before = await conn.fetch("SELECT * FROM catalog ORDER BY seller_id, sku")
 
-        applied = await asyncio.to_thread(apply_migrations, database_url, MIGRATIONS)
+        upto = tmp_path / "upto"
+        upto.mkdir()
+        for path in MIGRATIONS.glob("*.sql"):
+            if path.stem <= THIS:
+                shutil.copy(path, upto / path.name)
+        applied = await asyncio.to_thread(apply_migrations, database_url, upto)
         assert applied == [THIS]
 
         assert await conn.fetch("SELECT * FROM catalog ORDER BY seller_id, sku") == catalog_before

@@ -227,7 +227,11 @@ async def apply(
     key = payment_key(obj)
     if key is not None:
         await queries.lock_payment(conn, key)
-    if event_type in SUBSCRIPTION_TYPES or obj.get("mode") == "subscription":
+    # A session in subscription mode that names its subscription is that subscription's
+    # checkout; one that names none is matched against the catalog (and held) as before.
+    if event_type in SUBSCRIPTION_TYPES or (
+        obj.get("mode") == "subscription" and obj.get("subscription")
+    ):
         return await apply_subscription_event(
             conn, tenant, event_id, event_type, obj, applying or Applying()
         )
