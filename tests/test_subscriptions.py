@@ -281,6 +281,26 @@ async def test_a_subscription_from_trial_to_its_end_and_the_entitlement_it_grant
     ent = await _entitled(world, account, lambda e: e["tier"] == "team")
     assert ent["grants"] == TEAM_GRANTS and ent["valid"]
 
+    # Cancel at the period's end, then (a day later on the clock) resume: both through the
+    # seller API, both only once Stripe's event says so.
+    sk = world.keys["secret"]
+    canceled = await world.billing.post(
+        f"/v1/subscriptions/{subscription_id}/cancel", json={"at_period_end": True}, headers=sk
+    )
+    assert canceled.status_code == 202 and not canceled.json()["cancel_at_period_end"]
+    await world.forward()
+    assert (await world.subscription(subscription_id))["cancel_at_period_end"]
+    ent = await _entitled(world, account, lambda e: e["cancel_at_period_end"])
+    assert ent["valid"]
+    await stripe.v1.test_helpers.test_clocks.advance_async(
+        clock.id, {"frozen_time": trial_end + DAY + 3600}
+    )
+    resumed = await world.billing.post(f"/v1/subscriptions/{subscription_id}/resume", headers=sk)
+    assert resumed.status_code == 202, resumed.text
+    await world.forward()
+    assert not (await world.subscription(subscription_id))["cancel_at_period_end"]
+    await _entitled(world, account, lambda e: not e["cancel_at_period_end"])
+
     # The card fails at the next renewal: past due, still valid for the seller's grace.
     period_end = ts(sub["current_period_end"])
     async with httpx.AsyncClient(base_url=world.standin.url) as control:

@@ -216,3 +216,12 @@ def test_the_fold_takes_the_newest_snapshot_whatever_the_order(order: str) -> No
     assert ended.status == "canceled"  # canceled is final: nothing after it revives it
     final = fold([a_snapshot(150, "canceled", 130), *events][:: 1 if order == "in-order" else -1])
     assert final.status == "canceled"
+
+
+async def test_a_tenant_with_no_stripe_account_gets_not_connected(billing: Any) -> None:
+    """No key configured (the test checkout), as for a seller that has not connected."""
+    context = billing.app.state.context
+    with pytest.raises(subscriptions.NotConnected):
+        await subscriptions.start_checkout(
+            billing.pool, context.accounts, billing.settings, HOME_LIVE, "platform", "month", None
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -169,6 +169,5 @@ async def set_published(
 
 
 def at(timestamp: int | None) -> datetime | None:
-    from datetime import UTC
-
+    """Stripe's unix seconds as a timestamp."""
     return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from tessera.billing.accounts.service import find_or_create_account
 from tessera.billing.catalog import queries as catalog
@@ -261,15 +262,11 @@ def _kind(previous: dict[str, Any] | None, now: dict[str, Any]) -> type[Subscrip
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import orjson
-
     loaded: dict[str, Any] = orjson.loads(value) if isinstance(value, str | bytes) else value
     return loaded
 
 
 def _dump(value: dict[str, Any]) -> str:
-    import orjson
-
     return orjson.dumps(value).decode()
 
 

@@ -39,7 +39,7 @@ from tessera.billing.stripe_events import queries
 from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.subscriptions import service as subscriptions
-from tessera.billing.subscriptions.state import Logged, subscription_id_of
+from tessera.billing.subscriptions.state import Logged, invoice_subscription, subscription_id_of
 from tessera.billing.webhooks.metrics import delivered
 from tessera.shared.http.problems import NotFound
 from tessera.shared.sellers import Tenant
@@ -205,8 +205,10 @@ def payment_key(obj: dict[str, Any]) -> str | None:
     one at a time."""
     if obj.get("object") == "subscription":
         key = obj.get("id")
-    elif obj.get("object") == "invoice" or obj.get("mode") == "subscription":
-        key = subscription_id_of("invoice." if obj.get("object") == "invoice" else "", obj)
+    elif obj.get("object") == "invoice":
+        key = invoice_subscription(obj)
+    elif obj.get("mode") == "subscription":
+        key = expandable_id(obj.get("subscription"))
     else:
         key = expandable_id(obj.get("payment_intent"))
     return key if isinstance(key, str) and key else None
