@@ -87,8 +87,10 @@ async def lifecycle(billing: Any, standin: StandInServer) -> tuple[list[dict[str
         await stripe.v1.subscriptions.update_async(
             sub.id, {"items": [{"id": sub["items"].data[0].id, "price": team}]}
         )
-        # Cancel at the period's end, then (three days later on the clock) take it back.
+        # Cancel at the period's end in the same second as the upgrade (the clock stands
+        # still), then three days later take it back.
         await stripe.v1.subscriptions.update_async(sub.id, {"cancel_at_period_end": True})
+        await stage()
         await control.post(
             f"/_standin/customers/{customer.id}/payment_method", json={"failing": True}
         )
@@ -121,7 +123,7 @@ async def apply_all(billing: Any, events: list[dict[str, Any]]) -> tuple[Any, li
         async with billing.pool.acquire() as conn, conn.transaction():
             await service.apply(
                 conn, HOME_LIVE, event["id"], event["type"], event["data"]["object"],
-                service.Applying(event["created"]),
+                service.Applying.of(event),
             )  # fmt: skip
     rows = await billing.fetch(f"SELECT {STATE} FROM subscriptions")  # noqa: S608 - constant
     subjects = await billing.fetch(
@@ -142,11 +144,12 @@ async def test_shuffled_and_doubled_events_end_in_the_same_state(
         types = {e["type"] for e in events}
         assert {"customer.subscription.deleted", "invoice.payment_failed",
                 "customer.subscription.trial_will_end", "invoice.paid"} <= types  # fmt: skip
-        statuses = []
+        statuses, cancels = [], []
         for stage in stages:
             # What billing knows after the events of each stage, in Stripe's order...
             [expected], announced = await apply_all(billing, events[:stage])
             statuses.append(expected["status"])
+            cancels.append(expected["cancel_at_period_end"])
             assert announced[0] == "started"
             last = json.loads(expected.pop("published"))
             # ... and in any other order, each event twice.
@@ -160,7 +163,8 @@ async def test_shuffled_and_doubled_events_end_in_the_same_state(
                 published = json.loads(state.pop("published"))
                 assert {**state, "sequence": 0} == {**expected, "sequence": 0}, (stage, name)
                 assert published == last, (stage, name)
-        assert statuses == ["trialing", "active", "active", "past_due", "canceled"]
+        assert statuses == ["trialing", "active", "active", "active", "past_due", "canceled"]
+        assert cancels == [False, False, True, False, False, False]
         [final], announced = await apply_all(billing, events)
         assert final["tier"] == "team" and not final["cancel_at_period_end"]
         assert announced.count("ended") == 1 and announced[-1] == "ended"
@@ -225,3 +229,20 @@ async def test_a_tenant_with_no_stripe_account_gets_not_connected(billing: Any) 
         await subscriptions.start_checkout(
             billing.pool, context.accounts, billing.settings, HOME_LIVE, "platform", "month", None
         )
+
+
+def test_changes_within_one_second_are_ordered_by_what_they_changed() -> None:
+    """An upgrade and a cancellation at period end in the same second: the cancellation's
+    `previous_attributes` are the upgrade's new values, so it came second."""
+    from tessera.billing.subscriptions.state import Logged, fold
+
+    base = a_snapshot(200, "active", 100).snapshot
+    upgraded = {**base, "items": {"data": [{**base["items"]["data"][0], "price": {"id": "p2"}}]}}
+    upgrade = Logged("evt_b_upgrade", "customer.subscription.updated", 200, upgraded,
+                     {"items": base["items"]})  # fmt: skip
+    cancel = Logged("evt_a_cancel", "customer.subscription.updated", 200,
+                    {**upgraded, "cancel_at_period_end": True},
+                    {"cancel_at_period_end": False})  # fmt: skip
+    for events in ([upgrade, cancel], [cancel, upgrade]):
+        state = fold(events)
+        assert (state.price_id, state.cancel_at_period_end) == ("p2", True)

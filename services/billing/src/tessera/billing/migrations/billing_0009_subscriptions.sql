@@ -54,6 +54,9 @@ CREATE TABLE subscription_events (
     type             text        NOT NULL,
     created          bigint      NOT NULL,  -- Stripe's event `created` (unix seconds)
     snapshot         jsonb       NOT NULL,
+    -- Stripe's `data.previous_attributes`: what the change changed, as it was. Within one
+    -- second it tells which change came first.
+    previous         jsonb,
     PRIMARY KEY (seller_id, mode, subscription_id, event_id),
     FOREIGN KEY (seller_id, mode, subscription_id) REFERENCES subscriptions (seller_id, mode, id)
 );

@@ -111,8 +111,8 @@ async def log_event(
     status = await conn.execute(
         """
         INSERT INTO subscription_events (seller_id, mode, subscription_id, event_id, type,
-                                         created, snapshot)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT DO NOTHING
+                                         created, snapshot, previous)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb) ON CONFLICT DO NOTHING
         """,
         tenant.seller_id,
         tenant.mode,
@@ -121,20 +121,28 @@ async def log_event(
         event.type,
         event.created,
         orjson.dumps(event.snapshot).decode(),
+        orjson.dumps(event.previous).decode() if event.previous is not None else None,
     )
     return bool(status.endswith(" 1"))
 
 
 async def logged(conn: asyncpg.Connection, tenant: Tenant, subscription_id: str) -> list[Logged]:
     rows = await conn.fetch(
-        "SELECT event_id, type, created, snapshot FROM subscription_events"
+        "SELECT event_id, type, created, snapshot, previous FROM subscription_events"
         " WHERE seller_id = $1 AND mode = $2 AND subscription_id = $3",
         tenant.seller_id,
         tenant.mode,
         subscription_id,
     )
     return [
-        Logged(r["event_id"], r["type"], r["created"], orjson.loads(r["snapshot"])) for r in rows
+        Logged(
+            r["event_id"],
+            r["type"],
+            r["created"],
+            orjson.loads(r["snapshot"]),
+            orjson.loads(r["previous"]) if r["previous"] is not None else None,
+        )
+        for r in rows
     ]
 
 

@@ -6,11 +6,15 @@ set of events received, never of the order they arrived in (docs/billing.md, "Th
 ordering rule"). The tie-break for events of the same second: the later period first
 (periods never move backwards), then the further status (`incomplete` < `trialing` <
 `active` < `past_due` < `unpaid` < `canceled`), then subscription snapshots before invoices,
-then the event id (arbitrary but fixed, so the result is still one)."""
+then, among changes still tied, the order the changes themselves tell: a change whose
+`previous_attributes` are another's new values came after it (a cancellation at period end
+taken back in the same second); and last the event id (arbitrary but fixed, so the result
+is still one)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 STATUS_RANK = {
@@ -37,6 +41,8 @@ class Logged:
     type: str
     created: int
     snapshot: dict[str, Any]
+    # Stripe's `data.previous_attributes` (on `*.updated`), or None.
+    previous: dict[str, Any] | None = None
 
 
 @dataclass
@@ -93,18 +99,47 @@ def subscription_id_of(event_type: str, obj: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def order_key(event: Logged) -> tuple[int, int, int, int, str]:
+def order_key(event: Logged) -> tuple[int, int, int, int]:
     snap = event.snapshot
     if event.type in SUBSCRIPTION_EVENTS:
         start, _ = period_of(snap)
-        return (event.created, start or 0, STATUS_RANK.get(snap.get("status", ""), 0), 0,
-                event.event_id)  # fmt: skip
-    return (event.created, 0, 0, 1, event.event_id)
+        return (event.created, start or 0, STATUS_RANK.get(snap.get("status", ""), 0), 0)
+    return (event.created, 0, 0, 1)
+
+
+def follows(later: Logged, earlier: Logged) -> bool:
+    """`later` changed what `earlier` left: its previous values are `earlier`'s new ones."""
+    previous = later.previous
+    if not previous:
+        return False
+    return all(earlier.snapshot.get(k) == v for k, v in previous.items())
+
+
+def chained(tied: list[Logged]) -> list[Logged]:
+    """Events tied on `order_key`, in the order their changes tell (then by event id): the
+    order depends only on the set, never on arrival."""
+    remaining = sorted(tied, key=lambda e: e.event_id)
+    ordered: list[Logged] = []
+    while remaining:
+        last = ordered[-1] if ordered else None
+        after = [e for e in remaining if last is not None and follows(e, last)]
+        heads = [e for e in remaining if not any(follows(e, o) for o in remaining if o is not e)]
+        chosen = (after or heads or remaining)[0]
+        ordered.append(chosen)
+        remaining.remove(chosen)
+    return ordered
+
+
+def in_stripe_order(events: list[Logged]) -> list[Logged]:
+    ordered: list[Logged] = []
+    for _, tied in groupby(sorted(events, key=order_key), key=order_key):
+        ordered.extend(chained(list(tied)))
+    return ordered
 
 
 def fold(events: list[Logged]) -> Folded:
     state = Folded()
-    for event in sorted(events, key=order_key):
+    for event in in_stripe_order(events):
         if event.type in SUBSCRIPTION_EVENTS:
             _apply_snapshot(state, event)
         elif event.type == "invoice.payment_failed":

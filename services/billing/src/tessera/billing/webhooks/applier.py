@@ -110,7 +110,7 @@ async def apply_one(
                     event.id,
                     event.type,
                     event.payload["data"]["object"],
-                    service.Applying(int(event.payload.get("created", 0)), grace_days),
+                    service.Applying.of(event.payload, grace_days),
                 )
                 await service.save_outcome(conn, event.tenant, event.id, outcome)
             return outcome

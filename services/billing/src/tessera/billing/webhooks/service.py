@@ -110,6 +110,22 @@ class Applying:
 
     created: int = 0
     grace_days: subscriptions.GraceDays = subscriptions.default_grace
+    # Stripe's `data.previous_attributes`, for an `*.updated` event.
+    previous: dict[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        payload: dict[str, Any],
+        grace_days: subscriptions.GraceDays = subscriptions.default_grace,
+    ) -> Applying:
+        """From a recorded event's whole payload."""
+        previous = payload["data"].get("previous_attributes")
+        return cls(
+            int(payload.get("created", 0)),
+            grace_days,
+            previous if isinstance(previous, dict) else None,
+        )
 
 
 # Subscription events: logged per subscription and folded (subscriptions/state.py).
@@ -142,7 +158,7 @@ async def apply_subscription_event(
                 conn, tenant, obj, subscription_id, applying.grace_days
             )
         else:
-            event = Logged(event_id, event_type, applying.created, obj)
+            event = Logged(event_id, event_type, applying.created, obj, applying.previous)
             detail = await subscriptions.apply_event(
                 conn, tenant, subscription_id, event, applying.grace_days
             )
@@ -354,7 +370,7 @@ async def replay(
             raise UnknownEvent(f"No webhook event {event_id!r} was received.")
         outcome = await apply(
             conn, tenant, stored.id, stored.type, stored.payload["data"]["object"],
-            Applying(int(stored.payload.get("created", 0)), grace_days),
+            Applying.of(stored.payload, grace_days),
         )  # fmt: skip
         await save_outcome(conn, tenant, stored.id, outcome)
     return outcome
