@@ -258,6 +258,10 @@ async def test_a_subscription_from_trial_to_its_end_and_the_entitlement_it_grant
     assert [s["id"] for s in listed.json()] == [subscription_id]
     ent = await _entitled(world, account, lambda e: e["status"] == "trialing")
     assert ent["valid"] and ent["tier"] == "pro" and ent["grants"] == PRO_GRANTS
+    portal = await world.billing.post(
+        f"/v1/customers/{account}/billing-portal", headers=world.keys["secret"]
+    )
+    assert portal.status_code == 200 and portal.json()["url"].startswith(world.standin.url)
 
     # Past the trial: renewed, active, a new period.
     trial_end = ts(sub["trial_end"])
@@ -356,3 +360,40 @@ async def _entitled(world: World, account: str, wanted: Any) -> dict[str, Any]:
             return dict(answer.json()[0])
         await asyncio.sleep(0.02)
     raise AssertionError(f"licensing never got there: {answer.text if answer else None}")
+
+
+async def test_a_subscription_canceled_now_ends_at_once(world: World) -> None:
+    await _tiers(world)
+    started = await world.billing.post(
+        "/v1/checkout/subscriptions",
+        json={"tier": "team", "interval": "month", "email": "now@example.com"},
+        headers=world.keys["publishable"],
+    )
+    assert started.status_code == 201, started.text
+    async with httpx.AsyncClient(base_url=world.standin.url) as control:
+        done = await control.post(
+            f"/_standin/checkout/sessions/{started.json()['id']}/complete", json={}
+        )
+        assert done.status_code == 200, done.text
+    await world.forward()
+    [subscription_id] = [
+        s.id for s in (await world.standin.client().v1.subscriptions.list_async()).data
+    ]
+    sub = await world.subscription(subscription_id)
+    assert (sub["status"], sub["tier"]) == ("active", "team")
+    ent = await _entitled(world, sub["customer_id"], lambda e: e["status"] == "active")
+    assert ent["grants"] == TEAM_GRANTS
+    canceled = await world.billing.post(
+        f"/v1/subscriptions/{subscription_id}/cancel", json={"at_period_end": False},
+        headers=world.keys["secret"],
+    )  # fmt: skip
+    assert canceled.status_code == 202, canceled.text
+    await world.forward()
+    assert (await world.subscription(subscription_id))["status"] == "canceled"
+    ent = await _entitled(world, sub["customer_id"], lambda e: e["ended"])
+    assert not ent["valid"]
+    # Ended is final: changing it is refused, and Stripe is not asked.
+    again = await world.billing.post(
+        f"/v1/subscriptions/{subscription_id}/resume", headers=world.keys["secret"]
+    )
+    assert again.status_code == 409 and again.json()["type"].endswith("subscription-ended")
