@@ -143,6 +143,10 @@ class Objects:
             "product_code": self.catalog_code,
             "tier_code": self.catalog_code,
             "sku_code": self.catalog_code,
+            # A checkout for a tier names the tenant's tier.
+            "tier": self.catalog_code,
+            # The tenant's subscription (seeded beside its order; Stripe's id).
+            "subscription_id": f"sub_{self.order.hex}",
         }
 
 
@@ -408,6 +412,12 @@ async def seed(stack: Stack, tenant: Tenant, js: Any, ns: Namespace) -> tuple[Ob
                     'admin', 'paid', now(), $3, $4)
             """,
             order, customer, tenant.seller_id, tenant.mode,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO subscriptions (seller_id, mode, id, account_id, status, tier, product,"
+            " \"interval\", item_id) VALUES ($1, $2, $3, $4, 'active', 'tool', 'tool', 'month',"
+            " 'si_1')",
+            tenant.seller_id, tenant.mode, f"sub_{order.hex}", customer,
         )  # fmt: skip
     finally:
         await conn.close()

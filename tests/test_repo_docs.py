@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.auth.links.errors import SignInFailed
-from tessera.billing.webhooks.service import CONNECT_ONLY, HANDLERS
+from tessera.billing.webhooks.service import CONNECT_ONLY, HANDLED
 from tessera.shared.http.problems import TYPE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,11 +72,11 @@ def test_the_stripe_walkthrough_enables_exactly_the_events_billing_acts_on() -> 
     setup = section((DOCS / "billing.md").read_text(encoding="utf-8"), "## Setting up Stripe")
     [dashboard] = [line for line in setup.split("   - ") if line.startswith("events to send")]
     listed = set(re.findall(r"`([a-z_.]+)`", dashboard))
-    assert listed == set(HANDLERS) - CONNECT_ONLY
+    assert listed == set(HANDLED) - CONNECT_ONLY
     [connect] = [line for line in setup.split("   - ") if line.startswith("Connect events to send")]
-    assert set(re.findall(r"`([a-z_.]+)`", connect)) == set(HANDLERS)
+    assert set(re.findall(r"`([a-z_.]+)`", connect)) == set(HANDLED)
     [listen] = re.findall(r"--events (\S+)", setup)
-    assert set(listen.split(",")) == set(HANDLERS) - CONNECT_ONLY
+    assert set(listen.split(",")) == set(HANDLED) - CONNECT_ONLY
     assert "stripe listen --forward-to localhost:8082/webhooks/stripe" in setup
     assert "sk_live_" in setup and "sk_test_" in setup
 

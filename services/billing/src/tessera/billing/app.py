@@ -20,6 +20,7 @@ from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
 from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.stripe_sync.worker import CatalogSync
+from tessera.billing.subscriptions import routes as subscription_routes
 from tessera.billing.webhooks import routes as webhook_routes
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import ConnectFastPath, WebhookFastPath
@@ -44,7 +45,7 @@ async def seed(billing: Billing) -> None:
 
 async def start_applier(billing: Billing) -> None:
     if billing.settings.run_workers:
-        applier = WebhookApplier(billing.pool)
+        applier = WebhookApplier(billing.pool, grace_days=billing.grace_days)
         billing.tasks.append(asyncio.create_task(applier.run()))
 
 
@@ -88,6 +89,7 @@ def create_app(
                 catalog_routes.seller_router,
                 connect_routes.router,
                 connect_routes.seller_router,
+                subscription_routes.router,
             ),
             on_startup=(seed, start_applier, start_catalog_sync),
             body_limits={

@@ -13,6 +13,7 @@ from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.accounts import OFFLINE, Accounts
 from tessera.billing.stripe.gateway import StripeGateway
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
+from tessera.shared.events.auth import SellerSettings
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import InfraSettings
@@ -44,6 +45,12 @@ class Billing(ServiceContext[BillingSettings]):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.per_seller_key = Rule.parse("seller-key", self.settings.seller_key_rate_limit)
+
+    def grace_days(self, tenant: Tenant) -> int:
+        """The seller's `past_due_grace_days` (SellerBook; the default for one not known)."""
+        entry = self.sellers.by_id(tenant.seller_id)
+        settings = entry.settings if entry is not None else SellerSettings()
+        return settings.past_due_grace_days
 
     @classmethod
     def of(cls, settings: BillingSettings, infra: InfraSettings) -> Billing:

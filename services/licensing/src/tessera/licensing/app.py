@@ -20,6 +20,8 @@ from tessera.licensing.customers import subscribers as customer_subscribers
 from tessera.licensing.desktop import routes as desktop_routes
 from tessera.licensing.desktop.fast_path import HeartbeatFastPath, ValidateFastPath
 from tessera.licensing.desktop.signature import SignedResponses
+from tessera.licensing.entitlements import routes as entitlement_routes
+from tessera.licensing.entitlements import subscribers as entitlement_subscribers
 from tessera.licensing.heartbeats import service as heartbeats
 from tessera.licensing.me import routes as me_routes
 from tessera.licensing.orders import subscribers as order_subscribers
@@ -41,6 +43,7 @@ SIGNED_PATHS = ("/v1/licenses/", "/v1/public-keys")
 def register_subscribers(licensing: Licensing, router: NatsRouter) -> None:
     customer_subscribers.register(licensing, router)
     order_subscribers.register(licensing, router)
+    entitlement_subscribers.register(licensing, router)
 
 
 async def open_read_pool(licensing: Licensing) -> None:
@@ -167,6 +170,8 @@ def create_app(
                 me_routes.router,
                 admin_routes.router,
                 seller_routes.router,
+                entitlement_routes.router,
+                entitlement_routes.me_router,
             ),
             subscribers=register_subscribers,
             on_startup=(start,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -109,3 +110,80 @@ class OrderDisputeClosed(BillingEvent):
     dispute_id: str
     outcome: Literal["won", "lost"]
     stripe: StripeRefs = StripeRefs()
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+class SubscriptionQuota(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    limit: int | None = Field(description="Units per billing period; null: unlimited.")
+
+
+class SubscriptionGrants(BaseModel):
+    """What the subscription's tier grants (billing's catalog, `tiers.grants`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features: list[str] = []
+    quotas: dict[str, SubscriptionQuota] = {}
+    rate_per_minute: int | None = None
+    seats: int = 1
+
+
+SubscriptionStatus = Literal[
+    "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled",
+    "unpaid", "paused",
+]  # fmt: skip
+
+
+class SubscriptionEvent(BillingEvent):
+    """A subscription's whole state as billing computed it (docs/billing.md, "Subscriptions").
+    `sequence` goes up by one with every event of the subscription: a consumer keeps the
+    highest it has seen, so late or repeated deliveries change nothing."""
+
+    subscription_id: str = Field(description="Stripe's subscription id.")
+    sequence: int = Field(ge=1)
+    account_id: UUID = Field(description="The customer (billing's account id).")
+    product: str
+    tier: str
+    grants: SubscriptionGrants
+    interval: Literal["month", "year"]
+    status: SubscriptionStatus
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool = False
+    trial_end: datetime | None = None
+    past_due_since: datetime | None = None
+    grace_until: datetime | None = Field(
+        default=None,
+        description="While past_due: past_due_since + the seller's past_due_grace_days.",
+    )
+    started_at: datetime
+    stripe_account: str | None = None
+    stripe_customer_id: str | None = None
+
+
+class SubscriptionStarted(SubscriptionEvent):
+    """A subscription's first state billing can announce (its customer known)."""
+
+    subject: ClassVar[str] = "billing.subscription.started.v1"
+
+
+class SubscriptionChanged(SubscriptionEvent):
+    """Its tier, interval, status, trial or cancellation changed."""
+
+    subject: ClassVar[str] = "billing.subscription.changed.v1"
+
+
+class SubscriptionRenewed(SubscriptionEvent):
+    """A new period began."""
+
+    subject: ClassVar[str] = "billing.subscription.renewed.v1"
+
+
+class SubscriptionEnded(SubscriptionEvent):
+    """It ended (canceled, or its first payment never came): final."""
+
+    subject: ClassVar[str] = "billing.subscription.ended.v1"

@@ -20,6 +20,10 @@ from tessera.shared.events.billing import (
     OrderPaid,
     OrderRefunded,
     PurchaseCompleted,
+    SubscriptionChanged,
+    SubscriptionEnded,
+    SubscriptionRenewed,
+    SubscriptionStarted,
 )
 from tessera.shared.events.envelope import Event
 
@@ -88,6 +92,11 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # seller routes before any purchase.
     Subscription(service="billing", event=UserCreated, stream=AUTH),
     Subscription(service="licensing", event=UserCreated, stream=AUTH),
+    # One durable consumer per kind; licensing orders them by the event's `sequence`.
+    Subscription(service="licensing", event=SubscriptionStarted, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionChanged, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionRenewed, stream=BILLING),
+    Subscription(service="licensing", event=SubscriptionEnded, stream=BILLING),
 )
 
 

@@ -195,7 +195,7 @@ async def replay_webhook_event(
 ) -> ReplayResult:
     await limit_admin(billing, admin)
     outcome = await service.replay_event(
-        billing.pool, OPERATOR_TENANT, event_id, actor(admin), ip(request)
+        billing.pool, OPERATOR_TENANT, event_id, actor(admin), ip(request), billing.grace_days
     )
     return ReplayResult(id=event_id, status=outcome.status, detail=outcome.detail)
 

@@ -26,6 +26,7 @@ from tessera.billing.audit import queries as audit
 from tessera.billing.catalog.service import get_buyable
 from tessera.billing.orders import queries as order_queries
 from tessera.billing.orders import service as orders
+from tessera.billing.subscriptions.service import GraceDays, default_grace
 from tessera.billing.webhooks import service as webhooks
 from tessera.billing.webhooks.service import Outcome
 from tessera.shared.http.problems import NotFound
@@ -64,9 +65,14 @@ async def seed_account(
 
 
 async def replay_event(
-    pool: asyncpg.Pool, tenant: Tenant, event_id: str, actor: str, ip: str | None
+    pool: asyncpg.Pool,
+    tenant: Tenant,
+    event_id: str,
+    actor: str,
+    ip: str | None,
+    grace_days: GraceDays = default_grace,
 ) -> Outcome:
-    outcome = await webhooks.replay(pool, tenant, event_id)
+    outcome = await webhooks.replay(pool, tenant, event_id, grace_days)
     async with pool.acquire() as conn:
         await audit.record(
             conn, tenant, actor, "webhook.replay", event_id,

@@ -386,6 +386,35 @@ async def find_price(conn: asyncpg.Connection, tenant: Tenant, price_id: str) ->
     return Price(**dict(row)) if row else None
 
 
+async def by_stripe_price(
+    conn: asyncpg.Connection, tenant: Tenant, stripe_price_id: str
+) -> Price | None:
+    """The tenant's price Stripe knows by this id (a subscription names the price it pays)."""
+    row = await conn.fetchrow(
+        f"SELECT {PRICE_COLUMNS} FROM prices"  # noqa: S608 - constants
+        " WHERE seller_id = $1 AND mode = $2 AND stripe_price_id = $3",
+        tenant.seller_id,
+        tenant.mode,
+        stripe_price_id,
+    )
+    return Price(**dict(row)) if row else None
+
+
+async def current_tier_price(
+    conn: asyncpg.Connection, tenant: Tenant, tier: str, interval: Interval
+) -> Price | None:
+    """The tier's current price for the interval (read only: what checkout sells)."""
+    row = await conn.fetchrow(
+        f"SELECT {PRICE_COLUMNS} FROM prices"  # noqa: S608 - constants
+        ' WHERE seller_id = $1 AND mode = $2 AND current AND tier = $3 AND "interval" = $4',
+        tenant.seller_id,
+        tenant.mode,
+        tier,
+        interval,
+    )
+    return Price(**dict(row)) if row else None
+
+
 async def set_price_state(
     conn: asyncpg.Connection, tenant: Tenant, price_id: str, *, active: bool, current: bool
 ) -> None:

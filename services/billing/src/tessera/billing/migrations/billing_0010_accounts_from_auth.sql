@@ -1,4 +1,4 @@
--- depends: billing_0007_products_tiers
+-- depends: billing_0009_subscriptions
 
 -- An account may also be learnt from auth (`auth.user.created.v1`: a customer a seller
 -- created with the customer API, or an address that signed up), with auth's account id.

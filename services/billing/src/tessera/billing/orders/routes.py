@@ -12,6 +12,7 @@ from tessera.billing.context import BillingDep
 from tessera.billing.orders import queries
 from tessera.billing.orders.schemas import BillingPortalLink, OrderOut
 from tessera.billing.stripe.accounts import StripeAccount
+from tessera.billing.subscriptions import service as subscriptions
 from tessera.shared.api_keys import SecretSellerDep
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
@@ -47,6 +48,13 @@ async def billing_portal(
         raise NoBillingPortal(
             "Stripe is not configured (test mode): receipts are in the order list."
         )
+    # A subscriber's portal is in the seller's own Stripe account (where it subscribed).
+    url = await subscriptions.portal(
+        billing.pool, billing.accounts, principal.tenant, principal.account_id,
+        str(billing.settings.portal_url),
+    )  # fmt: skip
+    if url is not None:
+        return BillingPortalLink(url=url)
     async with billing.pool.acquire() as conn:
         orders = await queries.list_for_account(conn, principal.tenant, principal.account_id)
         # The seller's customers are on the seller's Stripe account (Connect).

@@ -149,3 +149,93 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise StripeUnavailable("The billing portal could not be opened.") from error
         return session.url
+
+
+# ---------------------------------------------------------------- subscriptions
+# Calls made in a tenant's own Stripe account (`Accounts.account_for`): a connected
+# account's id goes as `Stripe-Account`. Each carries an idempotency key, so a retried
+# request (the library's own retries, or the caller's) changes Stripe once.
+
+
+def _options(account: StripeAccount, idempotency_key: str | None) -> dict[str, str]:
+    options: dict[str, str] = {}
+    if idempotency_key:
+        options["idempotency_key"] = idempotency_key
+    if account.account:
+        options["stripe_account"] = account.account
+    return options
+
+
+async def find_customer(account: StripeAccount, email: str) -> str | None:
+    """The account's newest Stripe customer with this email: a returning buyer keeps one
+    customer (one portal, one payment method) across subscriptions."""
+    try:
+        found = await account.client.v1.customers.list_async(
+            {"email": email, "limit": 1},
+            options=_options(account, None),  # type: ignore[arg-type]
+        )
+    except stripe.StripeError as error:
+        raise StripeUnavailable("Checkout could not be started; please try again.") from error
+    return found.data[0].id if found.data else None
+
+
+async def create_subscription_checkout(
+    account: StripeAccount, params: dict[str, object], idempotency_key: str
+) -> CheckoutLink:
+    """A Checkout Session in subscription mode (`params` as Stripe takes them)."""
+    try:
+        session = await account.client.v1.checkout.sessions.create_async(
+            {"mode": "subscription", **params},  # type: ignore[arg-type]
+            options=_options(account, idempotency_key),  # type: ignore[arg-type]
+        )
+    except stripe.StripeError as error:
+        raise StripeUnavailable("Checkout could not be started; please try again.") from error
+    assert session.url is not None
+    return CheckoutLink(session.id, session.url)
+
+
+async def update_subscription(
+    account: StripeAccount, subscription_id: str, params: dict[str, object], idempotency_key: str
+) -> None:
+    try:
+        await account.client.v1.subscriptions.update_async(
+            subscription_id,
+            params,  # type: ignore[arg-type]
+            options=_options(account, idempotency_key),  # type: ignore[arg-type]
+        )
+    except stripe.InvalidRequestError as error:
+        raise StripeRefused(error.user_message or "Stripe refused the change.") from error
+    except stripe.StripeError as error:
+        raise StripeUnavailable("The subscription could not be changed; try again.") from error
+
+
+async def cancel_subscription(
+    account: StripeAccount, subscription_id: str, idempotency_key: str
+) -> None:
+    """Cancel now (Stripe sends `customer.subscription.deleted`)."""
+    try:
+        await account.client.v1.subscriptions.cancel_async(
+            subscription_id,
+            options=_options(account, idempotency_key),  # type: ignore[arg-type]
+        )
+    except stripe.InvalidRequestError as error:
+        raise StripeRefused(error.user_message or "Stripe refused the cancellation.") from error
+    except stripe.StripeError as error:
+        raise StripeUnavailable("The subscription could not be canceled; try again.") from error
+
+
+async def create_portal(account: StripeAccount, customer_id: str, return_url: str) -> str:
+    try:
+        session = await account.client.v1.billing_portal.sessions.create_async(
+            {"customer": customer_id, "return_url": return_url},
+            options=_options(account, None),  # type: ignore[arg-type]
+        )
+    except stripe.StripeError as error:
+        raise StripeUnavailable("The billing portal could not be opened.") from error
+    return session.url
+
+
+class StripeRefused(Problem):
+    status = 409
+    slug = "stripe-refused"
+    title = "Stripe refused the request"

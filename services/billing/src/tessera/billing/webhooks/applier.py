@@ -22,6 +22,7 @@ from opentelemetry import propagate, trace
 
 from tessera.billing.stripe_events import queries
 from tessera.billing.stripe_events.queries import ReceivedEvent
+from tessera.billing.subscriptions.service import GraceDays, default_grace
 from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import applied
 from tessera.shared.db.notified import NotifiedLoop
@@ -42,8 +43,16 @@ TRANSIENT = (
 
 
 class WebhookApplier:
-    def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 25, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        batch_size: int = 25,
+        concurrency: int = 4,
+        grace_days: GraceDays = default_grace,
+    ) -> None:
         self.pool = pool
+        self.grace_days = grace_days
         self.batch_size = batch_size
         # Batches in flight at once (each on its own connection): applying is mostly waiting
         # for Postgres, so one batch at a time left the process idle under load.
@@ -75,13 +84,18 @@ class WebhookApplier:
             keys = [k for e in events if (k := service.payment_key(e.payload["data"]["object"]))]
             if keys:
                 await queries.lock_payments(conn, keys)
-            outcomes = [(event.type, (await apply_one(conn, event)).status) for event in events]
+            outcomes = [
+                (event.type, (await apply_one(conn, event, self.grace_days)).status)
+                for event in events
+            ]
         for event_type, status in outcomes:  # counted once the batch has committed
             applied(status, event_type)
         return len(events) >= self.batch_size
 
 
-async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.Outcome:
+async def apply_one(
+    conn: asyncpg.Connection, event: ReceivedEvent, grace_days: GraceDays = default_grace
+) -> service.Outcome:
     with tracer.start_as_current_span(
         f"stripe apply {event.type}",
         context=propagate.extract(event.trace_headers),
@@ -91,7 +105,12 @@ async def apply_one(conn: asyncpg.Connection, event: ReceivedEvent) -> service.O
         try:
             async with conn.transaction():
                 outcome = await service.apply(
-                    conn, event.tenant, event.id, event.type, event.payload["data"]["object"]
+                    conn,
+                    event.tenant,
+                    event.id,
+                    event.type,
+                    event.payload["data"]["object"],
+                    service.Applying.of(event.payload, grace_days),
                 )
                 await service.save_outcome(conn, event.tenant, event.id, outcome)
             return outcome

@@ -39,6 +39,8 @@ from tessera.billing.stripe.objects import (
 from tessera.billing.stripe_events import queries
 from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
+from tessera.billing.subscriptions import service as subscriptions
+from tessera.billing.subscriptions.state import Logged, invoice_subscription, subscription_id_of
 from tessera.billing.webhooks import routing
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.routing import Routed
@@ -104,6 +106,70 @@ async def on_checkout_completed(
     return await on_checkout(conn, tenant, event_id, obj, None)
 
 
+@dataclass(frozen=True)
+class Applying:
+    """What subscription events need beside their object: when Stripe made the event (their
+    order), and the seller's grace days for a past-due subscription (the SellerBook's)."""
+
+    created: int = 0
+    grace_days: subscriptions.GraceDays = subscriptions.default_grace
+    # Stripe's `data.previous_attributes`, for an `*.updated` event.
+    previous: dict[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        payload: dict[str, Any],
+        grace_days: subscriptions.GraceDays = subscriptions.default_grace,
+    ) -> Applying:
+        """From a recorded event's whole payload."""
+        previous = payload["data"].get("previous_attributes")
+        return cls(
+            int(payload.get("created", 0)),
+            grace_days,
+            previous if isinstance(previous, dict) else None,
+        )
+
+
+# Subscription events: logged per subscription and folded (subscriptions/state.py).
+SUBSCRIPTION_TYPES = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.trial_will_end",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
+
+
+async def apply_subscription_event(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    event_id: str,
+    event_type: str,
+    obj: dict[str, Any],
+    applying: Applying,
+) -> Outcome:
+    subscription_id = subscription_id_of(event_type, obj)
+    if subscription_id is None:  # an invoice of no subscription (billing makes none)
+        return Outcome("processed", "not about a subscription")
+    try:
+        if event_type == "checkout.session.completed":
+            detail = await subscriptions.link_checkout(
+                conn, tenant, obj, subscription_id, applying.grace_days
+            )
+        else:
+            event = Logged(event_id, event_type, applying.created, obj, applying.previous)
+            detail = await subscriptions.apply_event(
+                conn, tenant, subscription_id, event, applying.grace_days
+            )
+    except subscriptions.NotOurs as error:
+        return Outcome("failed", str(error))
+    return Outcome("processed", detail)
+
+
 async def on_async_succeeded(
     conn: asyncpg.Connection, tenant: Tenant, event_id: str, obj: dict[str, Any]
 ) -> Applied:
@@ -162,27 +228,50 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": on_dispute_closed,
     "account.application.deauthorized": on_deauthorized,
 }
+HANDLED = frozenset(HANDLERS) | SUBSCRIPTION_TYPES
 # Types only a connected account's events have (the Connect endpoint's list, not the
 # platform endpoint's).
 CONNECT_ONLY = frozenset({"account.application.deauthorized"})
 
 
 def payment_key(obj: dict[str, Any]) -> str | None:
-    """The payment an event's object belongs to (its events are applied one at a time)."""
-    key = expandable_id(obj.get("payment_intent"))
+    """The payment (or subscription) an event's object belongs to: its events are applied
+    one at a time."""
+    if obj.get("object") == "subscription":
+        key = obj.get("id")
+    elif obj.get("object") == "invoice":
+        key = invoice_subscription(obj)
+    elif obj.get("mode") == "subscription":
+        key = expandable_id(obj.get("subscription"))
+    else:
+        key = expandable_id(obj.get("payment_intent"))
     return key if isinstance(key, str) and key else None
 
 
 async def apply(
-    conn: asyncpg.Connection, tenant: Tenant, event_id: str, event_type: str, obj: dict[str, Any]
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    event_id: str,
+    event_type: str,
+    obj: dict[str, Any],
+    applying: Applying | None = None,
 ) -> Outcome:
     """Apply one recorded event to the data of the tenant it was recorded for."""
     handler = HANDLERS.get(event_type)
-    if handler is None:
+    if event_type not in HANDLED:
         return Outcome("ignored", f"{event_type} is not an event billing acts on")
     key = payment_key(obj)
     if key is not None:
         await queries.lock_payment(conn, key)
+    # A session in subscription mode that names its subscription is that subscription's
+    # checkout; one that names none is matched against the catalog (and held) as before.
+    if event_type in SUBSCRIPTION_TYPES or (
+        obj.get("mode") == "subscription" and obj.get("subscription")
+    ):
+        return await apply_subscription_event(
+            conn, tenant, event_id, event_type, obj, applying or Applying()
+        )
+    assert handler is not None
     try:
         # Every handler validates and reads before its first write, so each of these
         # refusals leaves nothing to undo (no savepoint needed on the hot path).
@@ -223,7 +312,7 @@ def delivery_of(event: StripeEvent, payload: str, routed: Routed) -> Delivery:
     """What the ingress stores of a verified event, as the tenant's whose Stripe account
     sent it. A type outside the allowlist, or an event no tenant owns, is stored as
     `ignored` and never applied."""
-    handled = event.type in HANDLERS and routed.unrouted is None
+    handled = event.type in HANDLED and routed.unrouted is None
     detail = routed.unrouted or f"{event.type} is not an event billing acts on"
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the applier continues this request's trace
@@ -309,7 +398,12 @@ class UnknownEvent(NotFound):
     title = "No such webhook event"
 
 
-async def replay(pool: asyncpg.Pool, tenant: Tenant, event_id: str) -> Outcome:
+async def replay(
+    pool: asyncpg.Pool,
+    tenant: Tenant,
+    event_id: str,
+    grace_days: subscriptions.GraceDays = subscriptions.default_grace,
+) -> Outcome:
     """Apply one of the tenant's recorded events again (after fixing the catalog, say).
     Every effect is idempotent, so replaying an event that was already processed changes
     nothing."""
@@ -324,7 +418,8 @@ async def replay(pool: asyncpg.Pool, tenant: Tenant, event_id: str) -> Outcome:
             # connected), or one whose seller has disconnected since: never applied here.
             raise NotReplayable("It came from a connected account this tenant has not connected.")
         outcome = await apply(
-            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"]
-        )
+            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"],
+            Applying.of(stored.payload, grace_days),
+        )  # fmt: skip
         await save_outcome(conn, tenant, stored.id, outcome)
     return outcome

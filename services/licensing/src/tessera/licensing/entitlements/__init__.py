@@ -1,0 +1,1 @@
+"""Entitlements: what a customer's subscriptions grant, from billing's subscription events."""
