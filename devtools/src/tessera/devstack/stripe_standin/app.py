@@ -272,6 +272,7 @@ def endpoints() -> list[Endpoint]:
         events,
         invoices,
         payments,
+        portal,
         subscriptions,
         webhook_endpoints,
     )
@@ -285,6 +286,7 @@ def endpoints() -> list[Endpoint]:
         *payments.ENDPOINTS,
         *clock.ENDPOINTS,
         *connect.ENDPOINTS,
+        *portal.ENDPOINTS,
         *webhook_endpoints.ENDPOINTS,
         *events.ENDPOINTS,
     ]

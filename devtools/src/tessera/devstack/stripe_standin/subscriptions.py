@@ -442,6 +442,8 @@ def update_subscription(call: Call) -> Obj:
         subscription["cancel_at_period_end"] = end_at_period
         subscription["cancel_at"] = current_period_end(subscription) if end_at_period else None
         subscription["canceled_at"] = at if end_at_period else None
+        reason = "cancellation_requested" if end_at_period else None
+        subscription["cancellation_details"]["reason"] = reason
     if params.has("cancel_at"):
         cancel_at = params.integer("cancel_at") if params.text("cancel_at") else None
         subscription["cancel_at"] = cancel_at
