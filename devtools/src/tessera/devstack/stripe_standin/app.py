@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from tessera.devstack.stripe_standin.wire import (
 )
 
 LIST_PARAMS = ("limit", "starting_after", "ending_before")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,6 +166,12 @@ class StandIn:
             return await self._handle(endpoint, request)
         except StripeApiError as error:
             return _json(error.body(), error.status)
+        except Exception:
+            # A bug of the stand-in: answered as Stripe answers its own (the state was
+            # restored), and logged so it gets fixed.
+            log.exception("the stand-in failed on %s %s", request.method, request.url.path)
+            unknown = StripeApiError(500, "An unknown error occurred", type="api_error")
+            return _json(unknown.body(), 500)
 
     async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
         key = _api_key(request, self.settings, self.store) if endpoint.api else "control"
@@ -208,6 +216,10 @@ class StandIn:
                     self.store.idempotency[scope] = Replay(
                         request.method, request.url.path, params.data, error.status, error.body()
                     )
+                raise
+            except Exception:
+                if saved is not None:
+                    self.store.restore(saved)
                 raise
             self.store.commit()
             if isinstance(result, Response):
