@@ -286,11 +286,14 @@ def endpoints() -> list[Endpoint]:
         invoices,
         payments,
         portal,
+        search,
         subscriptions,
         webhook_endpoints,
     )
 
     return [
+        # Before the resources: `/v1/products/search` is no product id.
+        *search.ENDPOINTS,
         *catalog.ENDPOINTS,
         *customers.ENDPOINTS,
         *checkout.ENDPOINTS,
