@@ -207,6 +207,10 @@ async def test_idempotency_keys_replay_or_refuse(client: stripe.StripeClient) ->
     assert again.last_response is not None
     assert again.last_response.headers["idempotent-replayed"] == "true"
     assert len((await client.v1.products.list_async()).data) == 1
+    # a replay answers what the first request did, not what the object has become since
+    await client.v1.products.update_async(first.id, {"name": "Renamed"})
+    replayed = await client.v1.products.create_async(params, options={"idempotency_key": "k1"})
+    assert replayed.name == "Once"
     with pytest.raises(stripe.IdempotencyError) as refused:
         await client.v1.products.create_async({"name": "Twice"}, options={"idempotency_key": "k1"})
     assert refused.value.http_status == 400

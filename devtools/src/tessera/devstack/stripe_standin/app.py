@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.settings import StandInSettings
-from tessera.devstack.stripe_standin.store import API_VERSION, PLATFORM, Replay, Store
+from tessera.devstack.stripe_standin.store import API_VERSION, PLATFORM, Replay, Store, snapshot
 from tessera.devstack.stripe_standin.webhooks import Deliverer
 from tessera.devstack.stripe_standin.wire import (
     Obj,
@@ -226,8 +226,9 @@ class StandIn:
                 return result
             body = self._expanded(result, account, params)
             if endpoint.api and idem is not None:
+                # A copy: a replay answers what the first request did, whatever came since.
                 self.store.idempotency[scope] = Replay(
-                    request.method, request.url.path, params.data, 200, body
+                    request.method, request.url.path, params.data, 200, snapshot(body)
                 )
             headers = {"Idempotency-Key": idem} if idem else None
             return _json(body, headers=headers, request_id=request_id)
