@@ -172,3 +172,25 @@ async def test_a_fault_of_the_stand_in_is_a_500_api_error_that_changes_nothing()
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "api_error"
     assert standin.store.find(PLATFORM, "prod_half") is None
+
+
+async def test_reset_forgets_everything_but_the_configured_endpoints(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    await client.v1.webhook_endpoints.create_async(
+        {"url": server.extra_url, "enabled_events": ["*"]}
+    )
+    await client.v1.products.create_async({"name": "Before"}, options={"idempotency_key": "r"})
+    await server.delivered()
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        assert (await raw.post("/_standin/reset")).status_code == 200
+    assert (await client.v1.products.list_async()).data == []
+    assert (await client.v1.webhook_endpoints.list_async()).data == []
+    after = await client.v1.products.create_async(
+        {"name": "After"}, options={"idempotency_key": "r"}
+    )
+    assert after.name == "After"  # the key is new again
+    await server.delivered()
+    assert server.platform.types()[-1] == "product.created"
+    [(body, _)] = server.extra.deliveries  # the endpoint made through the API went
+    assert '"Before"' in body
