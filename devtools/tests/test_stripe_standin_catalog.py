@@ -207,6 +207,10 @@ async def test_idempotency_keys_replay_or_refuse(client: stripe.StripeClient) ->
     assert again.last_response is not None
     assert again.last_response.headers["idempotent-replayed"] == "true"
     assert len((await client.v1.products.list_async()).data) == 1
+    # a replay answers what the first request did, not what the object has become since
+    await client.v1.products.update_async(first.id, {"name": "Renamed"})
+    replayed = await client.v1.products.create_async(params, options={"idempotency_key": "k1"})
+    assert replayed.name == "Once"
     with pytest.raises(stripe.IdempotencyError) as refused:
         await client.v1.products.create_async({"name": "Twice"}, options={"idempotency_key": "k1"})
     assert refused.value.http_status == 400
@@ -271,3 +275,38 @@ async def test_events_are_kept_and_delivered_signed(
         (delivered[0].id, 200),
         (delivered[1].id, 200),
     ]
+
+
+async def test_search_in_stripes_query_language(client: stripe.StripeClient) -> None:
+    pro = await client.v1.products.create_async(
+        {"name": "ChartGPT Pro", "metadata": {"sku": "pro"}}
+    )
+    basic = await client.v1.products.create_async(
+        {"name": "ChartGPT Basic", "metadata": {"sku": "basic"}}
+    )
+    await client.v1.products.update_async(basic.id, {"active": False})
+    by_sku = await client.v1.products.search_async({"query": "metadata['sku']:'pro'"})
+    assert by_sku.to_dict()["object"] == "search_result"
+    assert [p.id for p in by_sku.data] == [pro.id]
+    both = await client.v1.products.search_async({"query": "name~'chartgpt' AND -active:'false'"})
+    assert [p.id for p in both.data] == [pro.id]
+    either = await client.v1.products.search_async(
+        {"query": "metadata['sku']:'pro' OR metadata['sku']:'basic'", "limit": 1}
+    )
+    assert either.has_more is True and either.next_page is not None
+    assert [p.id async for p in either.auto_paging_iter()] == [basic.id, pro.id]
+    price = await client.v1.prices.create_async(
+        {"product": pro.id, "currency": "usd", "unit_amount": 900, "lookup_key": "pro-monthly"}
+    )
+    found = await client.v1.prices.search_async(
+        {"query": f"product:'{pro.id}' AND lookup_key:'pro-monthly'"}
+    )
+    assert [p.id for p in found.data] == [price.id]
+    for query, message in [
+        ("colour:'red'", "unsupported search field"),
+        ("name:'a' AND name:'b' OR name:'c'", "cannot combine"),
+        ("name~'ab'", "at least 3"),
+    ]:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            await client.v1.products.search_async({"query": query})
+        assert message in str(refused.value.user_message)

@@ -205,6 +205,22 @@ async def test_checkout_refuses_what_stripe_refuses(client: stripe.StripeClient)
             "line_items[0][price]",
         ),
         ({"mode": "payment"}, "line_items"),
+        (
+            {
+                "mode": "subscription",
+                "line_items": [{"price": monthly, "quantity": 1}],
+                "subscription_data": {"trial_days": 3},
+            },
+            "subscription_data[trial_days]",
+        ),
+        (
+            {
+                "mode": "subscription",
+                "line_items": [{"price": monthly, "quantity": 1}],
+                "subscription_data": {"trial_end": 1},
+            },
+            "subscription_data[trial_end]",
+        ),
     ]
     for params, param in cases:
         with pytest.raises(stripe.InvalidRequestError) as refused:

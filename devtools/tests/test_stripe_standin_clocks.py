@@ -242,3 +242,33 @@ async def test_a_downgrade_invoiced_at_once_leaves_a_credit_balance(
     ).data[0]
     assert (renewal.total, renewal.starting_balance, renewal.amount_due) == (1000, -500, 500)
     assert (await client.v1.customers.retrieve_async(customer)).balance == 0
+
+
+async def test_an_unpaid_first_invoice_expires_the_subscription_after_23_hours(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    clock = await client.v1.test_helpers.test_clocks.create_async({"frozen_time": START})
+    customer = await client.v1.customers.create_async({"test_clock": clock.id})
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        await raw.post(f"/_standin/customers/{customer.id}/payment_method", json={"failing": True})
+    subscription = await client.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": await recurring_price(client)}]}
+    )
+    assert subscription.status == "incomplete"
+    await client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, {"frozen_time": START + 22 * 3600}
+    )
+    assert (await client.v1.subscriptions.retrieve_async(subscription.id)).status == "incomplete"
+    await client.v1.test_helpers.test_clocks.advance_async(clock.id, {"frozen_time": START + DAY})
+    expired = await client.v1.subscriptions.retrieve_async(subscription.id)
+    assert (expired.status, expired.ended_at) == ("incomplete_expired", START + 23 * 3600)
+    invoice = await client.v1.invoices.retrieve_async(str(expired.latest_invoice))
+    assert invoice.status == "void"
+    await client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, {"frozen_time": START + 40 * DAY}
+    )
+    assert len((await client.v1.invoices.list_async({"subscription": subscription.id})).data) == 1
+    await server.delivered()
+    types = server.platform.types()
+    voided = types.index("invoice.voided")
+    assert types[voided : voided + 2] == ["invoice.voided", "customer.subscription.deleted"]

@@ -1,6 +1,5 @@
-"""Connect and the billing portal through the official library: accounts and account links,
-objects per connected account with their events on the Connect endpoint, OAuth token and
-deauthorize, portal sessions."""
+"""Connect through the official library: accounts and account links, objects per
+connected account with their events on the Connect endpoint, OAuth token and deauthorize."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 import stripe
 
-from tessera.devstack.stripe_standin.testing import StandInServer, recurring_price
+from tessera.devstack.stripe_standin.testing import StandInServer
 
 
 async def test_an_express_account_is_onboarded_through_its_account_link(
@@ -157,29 +156,3 @@ async def test_oauth_connects_and_deauthorizes_a_standard_account(
     await server.delivered()
     assert server.connect.types() == ["product.created", "account.application.deauthorized"]
     assert server.connect.events()[-1].account == token.stripe_user_id
-
-
-async def test_a_portal_session_opens_a_page_that_cancels_at_period_end(
-    server: StandInServer, client: stripe.StripeClient
-) -> None:
-    price = await recurring_price(client, 900)
-    customer = await client.v1.customers.create_async({"email": "p@example.com"})
-    subscription = await client.v1.subscriptions.create_async(
-        {"customer": customer.id, "items": [{"price": price}]}
-    )
-    session = await client.v1.billing_portal.sessions.create_async(
-        {"customer": customer.id, "return_url": "https://portal.example/account"}
-    )
-    assert session.id.startswith("bps_") and session.object == "billing_portal.session"
-    assert session.url.startswith(server.url)
-    async with httpx.AsyncClient() as browser:
-        page = await browser.get(session.url)
-        assert subscription.id in page.text
-        canceled = await browser.post(
-            f"{session.url}/cancel", data={"subscription": subscription.id}
-        )
-        assert canceled.status_code == 303
-    ending = await client.v1.subscriptions.retrieve_async(subscription.id)
-    assert (ending.cancel_at_period_end, ending.status) == (True, "active")
-    with pytest.raises(stripe.InvalidRequestError):
-        await client.v1.billing_portal.sessions.create_async({"customer": "cus_nobody"})

@@ -134,3 +134,62 @@ async def test_application_fees_apply_on_a_connected_account_only(
                 "application_fee_percent": 10,
             }
         )
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+async def test_a_dispute_is_opened_answered_and_decided(
+    server: StandInServer, client: stripe.StripeClient, outcome: str
+) -> None:
+    intent_id = await _paid_session(server, client)
+    charge_id = str((await client.v1.payment_intents.retrieve_async(intent_id)).latest_charge)
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        opened = await raw.post(
+            f"/_standin/charges/{charge_id}/dispute", json={"reason": "fraudulent"}
+        )
+        assert opened.status_code == 200
+        dispute_id = opened.json()["id"]
+        staged = await client.v1.disputes.update_async(
+            dispute_id, {"evidence": {"uncategorized_text": "Delivered."}, "submit": False}
+        )
+        assert (staged.status, staged.evidence_details.has_evidence) == ("needs_response", True)
+        submitted = await client.v1.disputes.update_async(dispute_id, {"submit": True})
+        assert submitted.status == "under_review"
+        decided = await raw.post(
+            f"/_standin/disputes/{dispute_id}/close", json={"outcome": outcome}
+        )
+        assert decided.status_code == 200
+        again = await raw.post(f"/_standin/disputes/{dispute_id}/close", json={"outcome": outcome})
+        assert again.status_code == 400
+    dispute = await client.v1.disputes.retrieve_async(dispute_id)
+    assert (dispute.status, dispute.charge, dispute.amount) == (outcome, charge_id, 10000)
+    assert (await client.v1.charges.retrieve_async(charge_id)).disputed is True
+    moved = sum(t.amount for t in dispute.balance_transactions)
+    assert moved == (0 if outcome == "won" else -10000)
+    assert [t.fee for t in dispute.balance_transactions] == [1500, 0][
+        : 2 if outcome == "won" else 1
+    ]
+    await server.delivered()
+    types = [t for t in server.platform.types() if t.startswith("charge.dispute.")]
+    assert types == [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.dispute.updated",
+        *(["charge.dispute.funds_reinstated"] if outcome == "won" else []),
+        "charge.dispute.closed",
+    ]
+
+
+async def test_accepting_a_dispute_loses_it(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    intent_id = await _paid_session(server, client)
+    charge_id = str((await client.v1.payment_intents.retrieve_async(intent_id)).latest_charge)
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        dispute_id = (await raw.post(f"/_standin/charges/{charge_id}/dispute", json={})).json()[
+            "id"
+        ]
+    closed = await client.v1.disputes.close_async(dispute_id)
+    assert (closed.status, closed.reason) == ("lost", "fraudulent")
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.disputes.close_async(dispute_id)

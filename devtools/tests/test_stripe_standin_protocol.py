@@ -11,14 +11,20 @@ import sys
 import httpx
 import pytest
 import stripe
+from starlette.applications import Starlette
 
 from tessera.devstack.infra import free_port, wait_for_port
+from tessera.devstack.stripe_standin.api import Call, Endpoint
+from tessera.devstack.stripe_standin.app import StandIn
+from tessera.devstack.stripe_standin.settings import StandInSettings
+from tessera.devstack.stripe_standin.store import PLATFORM
 from tessera.devstack.stripe_standin.testing import (
     API_KEY,
     StandInServer,
     recurring_price,
     running_standin,
 )
+from tessera.devstack.stripe_standin.wire import Obj
 
 
 async def test_concurrent_requests_with_one_idempotency_key_make_one_object(
@@ -150,3 +156,41 @@ async def test_lists_filter_by_created(client: stripe.StripeClient) -> None:
     assert [c.id for c in since.data] == [second.id]
     exact = await client.v1.customers.list_async({"created": 1_700_000_000})
     assert [c.id for c in exact.data] == [first.id]
+
+
+async def test_a_fault_of_the_stand_in_is_a_500_api_error_that_changes_nothing() -> None:
+    def half_done(call: Call) -> Obj:
+        call.store.add(PLATFORM, {"id": "prod_half", "object": "product", "created": 0})
+        raise RuntimeError("a bug")
+
+    standin = StandIn(StandInSettings())
+    app = Starlette(routes=[standin.route(Endpoint("POST", "/v1/faulty", half_done))])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://standin"
+    ) as raw:
+        response = await raw.post("/v1/faulty", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "api_error"
+    assert standin.store.find(PLATFORM, "prod_half") is None
+
+
+async def test_reset_forgets_everything_but_the_configured_endpoints(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    await client.v1.webhook_endpoints.create_async(
+        {"url": server.extra_url, "enabled_events": ["*"]}
+    )
+    await client.v1.products.create_async({"name": "Before"}, options={"idempotency_key": "r"})
+    await server.delivered()
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        assert (await raw.post("/_standin/reset")).status_code == 200
+    assert (await client.v1.products.list_async()).data == []
+    assert (await client.v1.webhook_endpoints.list_async()).data == []
+    after = await client.v1.products.create_async(
+        {"name": "After"}, options={"idempotency_key": "r"}
+    )
+    assert after.name == "After"  # the key is new again
+    await server.delivered()
+    assert server.platform.types()[-1] == "product.created"
+    [(body, _)] = server.extra.deliveries  # the endpoint made through the API went
+    assert '"Before"' in body

@@ -148,3 +148,37 @@ async def test_subscription_input_is_checked(client: stripe.StripeClient) -> Non
     with pytest.raises(stripe.InvalidRequestError) as missing:
         await client.v1.subscriptions.retrieve_async("sub_nothing")
     assert missing.value.http_status == 404
+
+
+async def test_the_portal_cancels_takes_it_back_and_switches_price(
+    server: StandInServer, client: stripe.StripeClient
+) -> None:
+    monthly, yearly = await _prices(client)
+    customer = await client.v1.customers.create_async({"email": "p@example.com"})
+    subscription = await client.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": monthly}]}
+    )
+    session = await client.v1.billing_portal.sessions.create_async(
+        {"customer": customer.id, "return_url": "https://portal.example/account"}
+    )
+    assert session.id.startswith("bps_") and session.object == "billing_portal.session"
+    assert session.url.startswith(server.url)
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(session.url)
+        assert subscription.id in page.text and "Switch to 190.00 a year" in page.text
+        form = {"subscription": subscription.id}
+        assert (await browser.post(f"{session.url}/cancel", data=form)).status_code == 303
+        ending = await client.v1.subscriptions.retrieve_async(subscription.id)
+        assert (ending.cancel_at_period_end, ending.status) == (True, "active")
+        assert ending.cancellation_details is not None
+        assert ending.cancellation_details.reason == "cancellation_requested"
+        await browser.post(f"{session.url}/renew", data=form)
+        assert (await client.v1.subscriptions.retrieve_async(subscription.id)).cancel_at is None
+        switched = await browser.post(f"{session.url}/switch", data={**form, "price": yearly})
+        assert switched.status_code == 303
+        refused = await browser.post(f"{session.url}/switch", data={**form, "price": "price_x"})
+        assert refused.status_code == 400
+    now = await client.v1.subscriptions.retrieve_async(subscription.id)
+    assert now["items"]["data"][0]["price"]["id"] == yearly
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.billing_portal.sessions.create_async({"customer": "cus_nobody"})

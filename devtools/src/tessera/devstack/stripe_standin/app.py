@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.settings import StandInSettings
-from tessera.devstack.stripe_standin.store import API_VERSION, PLATFORM, Replay, Store
+from tessera.devstack.stripe_standin.store import API_VERSION, PLATFORM, Replay, Store, snapshot
 from tessera.devstack.stripe_standin.webhooks import Deliverer
 from tessera.devstack.stripe_standin.wire import (
     Obj,
@@ -33,6 +34,7 @@ from tessera.devstack.stripe_standin.wire import (
 )
 
 LIST_PARAMS = ("limit", "starting_after", "ending_before")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,6 +166,12 @@ class StandIn:
             return await self._handle(endpoint, request)
         except StripeApiError as error:
             return _json(error.body(), error.status)
+        except Exception:
+            # A bug of the stand-in: answered as Stripe answers its own (the state was
+            # restored), and logged so it gets fixed.
+            log.exception("the stand-in failed on %s %s", request.method, request.url.path)
+            unknown = StripeApiError(500, "An unknown error occurred", type="api_error")
+            return _json(unknown.body(), 500)
 
     async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
         key = _api_key(request, self.settings, self.store) if endpoint.api else "control"
@@ -209,13 +217,18 @@ class StandIn:
                         request.method, request.url.path, params.data, error.status, error.body()
                     )
                 raise
+            except Exception:
+                if saved is not None:
+                    self.store.restore(saved)
+                raise
             self.store.commit()
             if isinstance(result, Response):
                 return result
             body = self._expanded(result, account, params)
             if endpoint.api and idem is not None:
+                # A copy: a replay answers what the first request did, whatever came since.
                 self.store.idempotency[scope] = Replay(
-                    request.method, request.url.path, params.data, 200, body
+                    request.method, request.url.path, params.data, 200, snapshot(body)
                 )
             headers = {"Idempotency-Key": idem} if idem else None
             return _json(body, headers=headers, request_id=request_id)
@@ -269,22 +282,29 @@ def endpoints() -> list[Endpoint]:
         clock,
         connect,
         customers,
+        disputes,
         events,
         invoices,
         payments,
+        portal,
+        search,
         subscriptions,
         webhook_endpoints,
     )
 
     return [
+        # Before the resources: `/v1/products/search` is no product id.
+        *search.ENDPOINTS,
         *catalog.ENDPOINTS,
         *customers.ENDPOINTS,
         *checkout.ENDPOINTS,
         *subscriptions.ENDPOINTS,
         *invoices.ENDPOINTS,
         *payments.ENDPOINTS,
+        *disputes.ENDPOINTS,
         *clock.ENDPOINTS,
         *connect.ENDPOINTS,
+        *portal.ENDPOINTS,
         *webhook_endpoints.ENDPOINTS,
         *events.ENDPOINTS,
     ]

@@ -18,12 +18,23 @@ from tessera.devstack.stripe_standin.wire import (
     Obj,
     Params,
     StripeApiError,
+    check_known,
     invalid,
     new_id,
     page,
 )
 
 DAY = 86400
+SUBSCRIPTION_DATA = (
+    "trial_period_days", "trial_end", "metadata", "application_fee_percent", "description",
+    "billing_cycle_anchor", "default_tax_rates", "on_behalf_of", "transfer_data",
+    "trial_settings", "proration_behavior", "invoice_settings", "billing_mode",
+)  # fmt: skip
+PAYMENT_INTENT_DATA = (
+    "metadata", "application_fee_amount", "capture_method", "description", "receipt_email",
+    "setup_future_usage", "statement_descriptor", "statement_descriptor_suffix",
+    "transfer_data", "transfer_group", "on_behalf_of", "shipping",
+)  # fmt: skip
 CREATE = (
     "mode", "line_items", "customer", "customer_email", "customer_creation", "metadata",
     "client_reference_id", "success_url", "cancel_url", "subscription_data",
@@ -129,7 +140,18 @@ def create_session(call: Call) -> Obj:
             "payment_intent_data", "`payment_intent_data` can only be used in `payment` mode."
         )
     if subscription_data is not None:
+        check_known(subscription_data, SUBSCRIPTION_DATA)
         fee_percent(call, subscription_data)
+        subscription_data.integer("trial_period_days", minimum=1)
+        trial_end = subscription_data.integer("trial_end")
+        if trial_end is not None and trial_end <= call.now(customer_id):
+            raise invalid(
+                subscription_data.name("trial_end"), "The trial end must be in the future."
+            )
+        subscription_data.metadata()
+    if payment_data is not None:
+        check_known(payment_data, PAYMENT_INTENT_DATA)
+        payment_data.metadata()
     if (
         payment_data is not None
         and payment_data.integer("application_fee_amount") is not None

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.store import PLATFORM, snapshot
-from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, invalid, new_id, page
+from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, new_id, page
 
 ONBOARDING_DUE = [
     "business_profile.url", "external_account", "tos_acceptance.date", "tos_acceptance.ip",
@@ -297,64 +297,6 @@ def oauth_deauthorize(call: Call) -> Response:
     return JSONResponse({"stripe_user_id": account_id})
 
 
-def portal_session(call: Call) -> Obj:
-    """`POST /v1/billing_portal/sessions`: a URL to a page that lists the customer's
-    subscriptions and cancels one at its period end (the portal's default)."""
-    params = call.params
-    customer = call.store.get(call.account, "customer", params.required("customer"), "customer")
-    session_id = new_id("bps_1")
-    session: Obj = {
-        "id": session_id,
-        "object": "billing_portal.session",
-        "configuration": "bpc_standin",
-        "created": call.now(customer["id"]),
-        "customer": customer["id"],
-        "flow": None,
-        "livemode": False,
-        "locale": params.text("locale"),
-        "on_behalf_of": params.text("on_behalf_of"),
-        "return_url": params.text("return_url"),
-        "url": f"{call.settings.public_url}/_standin/billing_portal/{session_id}",
-    }
-    return call.store.add(call.account, session)
-
-
-def portal_page(call: Call) -> Response:
-    account, session = call.store.locate("billing_portal.session", call.path["id"])
-    rows = "".join(
-        f"<li>{html.escape(s['id'])}: {html.escape(s['status'])}"
-        + ("" if s["cancel_at_period_end"] or s["status"] == "canceled" else
-           f'<form method="post" action="/_standin/billing_portal/{session["id"]}/cancel">'
-           f'<input type="hidden" name="subscription" value="{html.escape(s["id"])}">'
-           "<button>Cancel at period end</button></form>")
-        + "</li>"
-        for s in call.store.all(account, "subscription")
-        if s["customer"] == session["customer"]
-    )  # fmt: skip
-    back = html.escape(session["return_url"] or "/")
-    return HTMLResponse(
-        f'<!doctype html><title>Billing portal</title><ul>{rows}</ul><a href="{back}">Return</a>'
-    )
-
-
-def portal_cancel(call: Call) -> Response:
-    from tessera.devstack.stripe_standin.subscriptions import current_period_end, notify_updated
-
-    account, session = call.store.locate("billing_portal.session", call.path["id"])
-    located = call.at(account)
-    subscription = located.store.get(account, "subscription", call.params.required("subscription"))
-    if subscription["customer"] != session["customer"]:
-        raise invalid("subscription", "This subscription is not the customer's.")
-    before = snapshot(subscription)
-    at = located.now(subscription["customer"])
-    subscription.update(
-        cancel_at_period_end=True, cancel_at=current_period_end(subscription), canceled_at=at
-    )
-    subscription["cancellation_details"]["reason"] = "cancellation_requested"
-    notify_updated(located, subscription, before, at)
-    return RedirectResponse(f"/_standin/billing_portal/{session['id']}", status_code=303)
-
-
 ACCOUNT_FIELDS = ("type", "country", "email", "business_type", "capabilities", "metadata",
                   "controller", "business_profile", "settings", "tos_acceptance")  # fmt: skip
 
@@ -366,7 +308,6 @@ ENDPOINTS = [
     Endpoint("DELETE", "/v1/accounts/{id}", delete_account),
     Endpoint("GET", "/v1/account", own_account),
     Endpoint("POST", "/v1/account_links", create_account_link, ("account", "type", "return_url", "refresh_url", "collect", "collection_options")),
-    Endpoint("POST", "/v1/billing_portal/sessions", portal_session, ("customer", "return_url", "configuration", "flow_data", "locale", "on_behalf_of")),
     Endpoint("POST", "/oauth/token", oauth_token, ("grant_type", "code", "refresh_token", "scope", "assert_capabilities")),
     Endpoint("POST", "/oauth/deauthorize", oauth_deauthorize, ("client_id", "stripe_user_id")),
     Endpoint("GET", "/oauth/authorize", authorize_page, api=False),
@@ -376,6 +317,4 @@ ENDPOINTS = [
     Endpoint("POST", "/_standin/accounts/{id}/onboard", onboard_control, api=False),
     Endpoint("GET", "/_standin/connect/onboarding/{token}", onboarding_page, api=False),
     Endpoint("POST", "/_standin/connect/onboarding/{token}", onboarding_submit, api=False),
-    Endpoint("GET", "/_standin/billing_portal/{id}", portal_page, api=False),
-    Endpoint("POST", "/_standin/billing_portal/{id}/cancel", portal_cancel, api=False),
 ]  # fmt: skip

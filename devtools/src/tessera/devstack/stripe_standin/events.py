@@ -38,9 +38,21 @@ def list_events(call: Call) -> Obj:
     return page(events, params, "/v1/events", filtered=wanted)
 
 
+def reset(call: Call) -> Obj:
+    """Control: `POST /_standin/reset` forgets everything, as a restart would, but keeps the
+    webhook endpoints of the settings (those made through the API go too)."""
+    call.store.reset()
+    if call.store.deliverer is not None:
+        for target in list(call.store.deliverer.targets):
+            if target.endpoint_id is not None:
+                call.store.deliverer.remove(target.endpoint_id)
+    return {"reset": True}
+
+
 ENDPOINTS = [
     Endpoint("GET", "/v1/events", list_events, ("type", "types", "created", "delivery_success")),
     Endpoint("GET", "/v1/events/{id}", retrieve_event),
+    Endpoint("POST", "/_standin/reset", reset, api=False),
 ]
 
 

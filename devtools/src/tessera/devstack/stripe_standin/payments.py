@@ -17,7 +17,7 @@ def stripe_fee(amount: int) -> int:
     return round(amount * 0.029) + 30
 
 
-def _balance(call: Call, source: Obj, amount: int, kind: str, fees: list[Obj], at: int) -> str:
+def balance_entry(call: Call, source: Obj, amount: int, kind: str, fees: list[Obj], at: int) -> str:
     fee = sum(f["amount"] for f in fees)
     txn: Obj = {
         "id": new_id("txn_3"),
@@ -126,10 +126,10 @@ def pay(
         },
         "status": "succeeded",
     }
-    fees = [_fee(stripe_fee(amount), currency, "stripe_fee", "Stripe processing fees")]
+    fees = [fee(stripe_fee(amount), currency, "stripe_fee", "Stripe processing fees")]
     if application_fee_amount:
-        fees.append(_fee(application_fee_amount, currency, "application_fee", "Application fee"))
-    charge["balance_transaction"] = _balance(call, charge, amount, "charge", fees, at)
+        fees.append(fee(application_fee_amount, currency, "application_fee", "Application fee"))
+    charge["balance_transaction"] = balance_entry(call, charge, amount, "charge", fees, at)
     call.store.add(call.account, charge)
     call.store.emit(call.account, "charge.succeeded", charge, created=at)
     intent.update(status="succeeded", amount_received=amount, latest_charge=charge_id)
@@ -137,7 +137,7 @@ def pay(
     return intent
 
 
-def _fee(amount: int, currency: str, kind: str, description: str) -> Obj:
+def fee(amount: int, currency: str, kind: str, description: str) -> Obj:
     return {
         "amount": amount,
         "application": None,
@@ -224,7 +224,7 @@ def create_refund(call: Call) -> Obj:
         "reason": params.choice("reason", ("duplicate", "fraudulent", "requested_by_customer")),
         "status": "succeeded",
     }
-    refund["balance_transaction"] = _balance(call, refund, -amount, "refund", [], at)
+    refund["balance_transaction"] = balance_entry(call, refund, -amount, "refund", [], at)
     call.store.add(call.account, refund)
     call.store.emit(call.account, "refund.created", refund, created=at)
     before = snapshot(charge)
@@ -241,14 +241,14 @@ def create_refund(call: Call) -> Obj:
     return refund
 
 
-def _retrieve(kind: str) -> Callable[[Call], Obj]:
+def retriever(kind: str) -> Callable[[Call], Obj]:
     def retrieve(call: Call) -> Obj:
         return call.store.get(call.account, kind, call.path["id"])
 
     return retrieve
 
 
-def _list(kind: str, url: str, filters: tuple[str, ...]) -> Callable[[Call], Obj]:
+def lister(kind: str, url: str, filters: tuple[str, ...]) -> Callable[[Call], Obj]:
     def listed(call: Call) -> Obj:
         wanted = {key: call.params.text(key) for key in filters}
         return page(
@@ -263,13 +263,13 @@ def _list(kind: str, url: str, filters: tuple[str, ...]) -> Callable[[Call], Obj
 
 ENDPOINTS = [
     Endpoint("POST", "/v1/refunds", create_refund, ("charge", "payment_intent", "amount", "reason", "metadata")),
-    Endpoint("GET", "/v1/refunds", _list("refund", "/v1/refunds", ("charge", "payment_intent")), ("charge", "payment_intent", "created")),
-    Endpoint("GET", "/v1/refunds/{id}", _retrieve("refund")),
-    Endpoint("GET", "/v1/charges", _list("charge", "/v1/charges", ("customer", "payment_intent")), ("customer", "payment_intent", "created")),
-    Endpoint("GET", "/v1/charges/{id}", _retrieve("charge")),
-    Endpoint("GET", "/v1/payment_intents", _list("payment_intent", "/v1/payment_intents", ("customer",)), ("customer", "created")),
-    Endpoint("GET", "/v1/payment_intents/{id}", _retrieve("payment_intent")),
-    Endpoint("GET", "/v1/balance_transactions", _list("balance_transaction", "/v1/balance_transactions", ("source", "type")), ("source", "type", "created", "currency", "payout")),
-    Endpoint("GET", "/v1/balance_transactions/{id}", _retrieve("balance_transaction")),
+    Endpoint("GET", "/v1/refunds", lister("refund", "/v1/refunds", ("charge", "payment_intent")), ("charge", "payment_intent", "created")),
+    Endpoint("GET", "/v1/refunds/{id}", retriever("refund")),
+    Endpoint("GET", "/v1/charges", lister("charge", "/v1/charges", ("customer", "payment_intent")), ("customer", "payment_intent", "created")),
+    Endpoint("GET", "/v1/charges/{id}", retriever("charge")),
+    Endpoint("GET", "/v1/payment_intents", lister("payment_intent", "/v1/payment_intents", ("customer",)), ("customer", "created")),
+    Endpoint("GET", "/v1/payment_intents/{id}", retriever("payment_intent")),
+    Endpoint("GET", "/v1/balance_transactions", lister("balance_transaction", "/v1/balance_transactions", ("source", "type")), ("source", "type", "created", "currency", "payout")),
+    Endpoint("GET", "/v1/balance_transactions/{id}", retriever("balance_transaction")),
     Endpoint("GET", "/v1/invoice_payments", list_invoice_payments, ("invoice", "payment", "status", "created")),
 ]  # fmt: skip

@@ -163,6 +163,13 @@ class Store:
             setattr(self, name, state[name])
         self.pending.clear()
 
+    def reset(self) -> None:
+        """Forget every object, event and idempotency key (as a new stand-in)."""
+        fresh = Store()
+        for name in _STATE:
+            setattr(self, name, getattr(fresh, name))
+        self.idempotency.clear()
+
     def commit(self) -> None:
         """The request succeeded: its events go out."""
         for event in self.pending:

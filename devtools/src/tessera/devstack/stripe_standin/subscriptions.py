@@ -30,6 +30,7 @@ STATUSES = (
 )  # fmt: skip
 LIVE = ("trialing", "active", "past_due")
 TRIAL_WARNING = 3 * DAY  # customer.subscription.trial_will_end comes 3 days before
+INCOMPLETE_FOR = 23 * 3600  # then an unpaid first invoice makes it incomplete_expired
 
 
 def add_interval(start: int, interval: str, count: int) -> int:
@@ -218,6 +219,19 @@ def cancel(call: Call, subscription: Obj, at: int, reason: str) -> None:
     call.store.emit(call.account, "customer.subscription.deleted", subscription, created=at)
 
 
+def expire(call: Call, subscription: Obj, at: int) -> None:
+    """The first invoice went unpaid for 23 hours: it is voided and the subscription ends
+    as `incomplete_expired`, a terminal status."""
+    invoice = call.store.find(call.account, subscription["latest_invoice"] or "")
+    if invoice is not None and invoice["status"] == "open":
+        before = snapshot(invoice)
+        invoice.update(status="void", next_payment_attempt=None, amount_remaining=0)
+        invoice["status_transitions"]["voided_at"] = at
+        call.store.emit_update(call.account, "invoice.voided", invoice, before, at)
+    subscription.update(status="incomplete_expired", ended_at=at)
+    call.store.emit(call.account, "customer.subscription.deleted", subscription, created=at)
+
+
 def renew(call: Call, subscription: Obj, at: int) -> None:
     """The period (or trial) ends at `at`: cancel as asked, or bill the next period."""
     before = snapshot(subscription)
@@ -245,7 +259,10 @@ def bill_new_period(
 
 def next_moment(call: Call, subscription: Obj) -> tuple[int, str] | None:
     """When this subscription next changes by itself, and how: `warn` (trial_will_end),
-    `retry` (a failed invoice's next attempt) or `renew` (its period ends)."""
+    `retry` (a failed invoice's next attempt), `renew` (its period ends) or `expire` (an
+    `incomplete` one whose first invoice was not paid within 23 hours)."""
+    if subscription["status"] == "incomplete":
+        return subscription["created"] + INCOMPLETE_FOR, "expire"
     if subscription["status"] not in LIVE:
         return None
     moments: list[tuple[int, str]] = [(current_period_end(subscription), "renew")]
@@ -271,6 +288,8 @@ def step(call: Call, subscription: Obj, action: str, at: int) -> None:
         call.store.emit(
             call.account, "customer.subscription.trial_will_end", subscription, created=at
         )
+    elif action == "expire":
+        expire(call, subscription, at)
     elif action == "retry":
         invoice = call.store.get(call.account, "invoice", subscription["latest_invoice"])
         settle(call, invoice, attempt_payment(call, invoice, at), at)
@@ -442,6 +461,8 @@ def update_subscription(call: Call) -> Obj:
         subscription["cancel_at_period_end"] = end_at_period
         subscription["cancel_at"] = current_period_end(subscription) if end_at_period else None
         subscription["canceled_at"] = at if end_at_period else None
+        reason = "cancellation_requested" if end_at_period else None
+        subscription["cancellation_details"]["reason"] = reason
     if params.has("cancel_at"):
         cancel_at = params.integer("cancel_at") if params.text("cancel_at") else None
         subscription["cancel_at"] = cancel_at

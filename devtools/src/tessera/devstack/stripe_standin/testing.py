@@ -7,9 +7,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +18,11 @@ from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
 from tessera.devstack.stripe_standin.app import StandIn, create_app
 from tessera.devstack.stripe_standin.settings import StandInSettings, WebhookTarget
+
+if TYPE_CHECKING:
+    # The official library is the stand-in's client, not a dependency of the dev tools:
+    # it comes with billing, and only these helpers use it.
+    import stripe
 
 PLATFORM_SECRET = "whsec_platform_test"  # noqa: S105 (a test secret)
 CONNECT_SECRET = "whsec_connect_test"  # noqa: S105
@@ -44,6 +48,8 @@ class Receiver:
 
     def events(self) -> list[Any]:
         """Every delivered event, its signature checked by the official library."""
+        import stripe
+
         return [
             stripe.Webhook.construct_event(body, sig, self.secret) for body, sig in self.deliveries
         ]
@@ -68,6 +74,8 @@ class StandInServer:
 
     def client(self, api_key: str = API_KEY) -> stripe.StripeClient:
         """The official client, as billing builds it, pointed at the stand-in."""
+        import stripe
+
         return stripe.StripeClient(
             api_key,
             base_addresses={"api": self.url, "connect": self.url},

@@ -220,11 +220,12 @@ class Params:
 
 def check_known(params: Params, accepted: Iterable[str]) -> None:
     """Stripe refuses what it does not know; so does the stand-in (it keeps clients honest)."""
-    known = set(accepted) | {"expand"}
+    known = set(accepted) | ({"expand"} if not params.prefix else set())
     for key in params.data:
         if key not in known:
+            name = params.name(key)
             raise StripeApiError(
-                400, f"Received unknown parameter: {key}", code="parameter_unknown", param=key
+                400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
             )
 
 
