@@ -24,13 +24,15 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import nats
 import pytest
 
+from tessera.billing.revenue import service as revenue
+from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
 from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.events.auth import ApiKeyChanged
@@ -312,3 +314,30 @@ async def test_a_key_is_needed(seeded: Any) -> None:
     billing, _ = seeded
     response = await billing.client.get("/v1/revenue/summary")
     assert response.status_code == 401
+
+
+def test_past_due_then_paid_is_churn_then_reactivation() -> None:
+    """A failed renewal takes the MRR to 0 (churn); the paid retry brings it back
+    (reactivation, not new); the customer is not lost over the period."""
+    sub = snapshot("sub_retry", "active", 900, start=ts(10, 1))
+    failed = {"id": "in_1", "object": "invoice", "subscription": "sub_retry"}
+    paid = {**failed, "amount_paid": 900, "currency": "usd"}
+    log = [
+        Logged("evt_1", "customer.subscription.created", ts(10, 1), sub),
+        Logged("evt_2", "invoice.payment_failed", ts(11, 5), failed),
+        Logged("evt_3", "invoice.paid", ts(11, 8), paid),
+    ]
+    line = revenue.timeline("sub_retry", "cus_retry", log, {})
+    assert [(c.at, c.mrr) for c in line.changes] == [
+        (ts(10, 1), 900),
+        (ts(11, 5), 0),
+        (ts(11, 8), 900),
+    ]
+    start, end = (
+        revenue.instant(date(2026, 11, 1)),
+        revenue.instant(date(2026, 12, 1)),
+    )
+    block = revenue.summarise([line], "usd", start, end)
+    assert (block.moves.churned, block.moves.reactivation, block.moves.new) == (900, 900, 0)
+    assert (block.mrr_start, block.mrr_end, block.customers_churned) == (900, 900, 0)
+    assert block.revenue_churn_rate == 1.0

@@ -10,6 +10,7 @@ subscription path). The cost is reading the tenant's log per report, bounded by 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,12 +51,8 @@ class Timeline:
 
     def at(self, instant: int) -> Change | None:
         """The state in force at `instant` (changes strictly before it)."""
-        found = None
-        for change in self.changes:
-            if change.at >= instant:
-                break
-            found = change
-        return found
+        index = bisect_left(self.changes, instant, key=lambda c: c.at)
+        return self.changes[index - 1] if index else None
 
     def mrr_at(self, instant: int, currency: str) -> int:
         found = self.at(instant)
