@@ -1,0 +1,343 @@
+"""Revenue figures against hand-computed scenarios (docs/billing.md, "Revenue").
+
+November 2026, the home seller, live mode. Subscriptions are built from Stripe-shaped
+events applied through billing's applier (as Stripe's deliveries are), reversed and twice:
+
+  usd  yearly     active since 1 Oct, 12000 a year            MRR 1000 all month
+  usd  canceled   active since 5 Oct, 1900 a month; deleted 25 Nov    churn 1900
+  usd  past_due   active since 15 Oct, 900; past due since 20 Oct   0 all month
+  usd  upgraded   started 10 Nov at 900, upgraded 20 Nov to 2900   new 900, expansion 2000
+  usd  trial      trialing since 5 Nov (900), active from 19 Nov  new 900 from 19 Nov
+  eur  eur        active since 3 Nov, 5000 a month              new 5000 (eur only)
+
+  usd: start 1000 + 1900 = 2900; end 1000 + 2900 + 900 = 4800
+       new 1800, expansion 2000, churned 1900: 2900 + 1800 + 2000 - 1900 = 4800
+       customers 2 -> 3, one lost (0.5); revenue churn 1900 / 2900 = 0.6552; ARPU 4800 / 3
+  Another seller's subscription (99900 usd) and the home seller's test mode are never counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import nats
+import pytest
+
+from tessera.billing.revenue import service as revenue
+from tessera.billing.subscriptions.state import Logged
+from tessera.billing.webhooks import service
+from tessera.shared.api_keys import KeyBook, generate
+from tessera.shared.events.auth import ApiKeyChanged
+from tessera.shared.events.topology import APIKEYS
+from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.sellers import HOME_LIVE, Tenant
+
+pytestmark = pytest.mark.integration
+
+OTHER = Tenant(UUID("00000000-0000-4000-8000-0000000000b2"), "live")
+HOME_TEST = Tenant(HOME_LIVE.seller_id, "test")
+
+
+def ts(month: int, day: int) -> int:
+    return int(datetime(2026, month, day, 12, tzinfo=UTC).timestamp())
+
+
+def snapshot(
+    sid: str, status: str, amount: int, *, interval: str = "month", currency: str = "usd",
+    tier: str = "pro", start: int, price: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    period = 365 if interval == "year" else 30
+    return {
+        "id": sid, "object": "subscription", "status": status, "customer": f"cus_{sid}",
+        "start_date": start, "created": start, "cancel_at_period_end": False,
+        "metadata": {"tessera_tier": tier},
+        "items": {"data": [{
+            "id": f"si_{sid}", "quantity": 1,
+            "current_period_start": start, "current_period_end": start + period * 86400,
+            "price": {"id": price or f"price_{tier}_{interval}_{amount}", "unit_amount": amount,
+                      "currency": currency, "recurring": {"interval": interval,
+                                                          "interval_count": 1}},
+        }]},
+    }  # fmt: skip
+
+
+def event(kind: str, obj: dict[str, Any], created: int, previous: Any = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"object": obj}
+    if previous is not None:
+        data["previous_attributes"] = previous
+    return {"id": f"evt_{uuid.uuid4().hex}", "type": kind, "created": created, "data": data}
+
+
+def invoice_paid(sid: str, amount: int, currency: str, created: int) -> dict[str, Any]:
+    invoice = {"id": f"in_{uuid.uuid4().hex}", "object": "invoice", "amount_paid": amount,
+               "currency": currency, "customer": f"cus_{sid}", "status": "paid",
+               "parent": {"subscription_details": {"subscription": sid}}}  # fmt: skip
+    return event("invoice.paid", invoice, created)
+
+
+def created(obj: dict[str, Any], at: int) -> dict[str, Any]:
+    return event("customer.subscription.created", obj, at)
+
+
+def updated(obj: dict[str, Any], at: int, previous: dict[str, Any]) -> dict[str, Any]:
+    return event("customer.subscription.updated", obj, at, previous)
+
+
+def scenario() -> list[dict[str, Any]]:
+    yearly = snapshot("sub_yearly", "active", 12000, interval="year", start=ts(10, 1))
+    canceled = snapshot("sub_canceled", "active", 1900, tier="team", start=ts(10, 5))
+    past_due = snapshot("sub_pastdue", "active", 900, start=ts(10, 15))
+    upgraded = snapshot("sub_upgraded", "active", 900, start=ts(11, 10))
+    trial = snapshot("sub_trial", "trialing", 900, start=ts(11, 5))
+    eur = snapshot("sub_eur", "active", 5000, currency="eur", start=ts(11, 3))
+    return [
+        created(yearly, ts(10, 1)),
+        created(canceled, ts(10, 5)),
+        event(
+            "customer.subscription.deleted",
+            {**canceled, "status": "canceled", "ended_at": ts(11, 25)},
+            ts(11, 25),
+        ),
+        created(past_due, ts(10, 15)),
+        updated({**past_due, "status": "past_due"}, ts(10, 20), {"status": "active"}),
+        created(upgraded, ts(11, 10)),
+        invoice_paid("sub_upgraded", 900, "usd", ts(11, 10)),
+        updated(
+            snapshot("sub_upgraded", "active", 2900, tier="team", start=ts(11, 10)),
+            ts(11, 20),
+            {"items": upgraded["items"]},
+        ),
+        created(trial, ts(11, 5)),
+        updated({**trial, "status": "active"}, ts(11, 19), {"status": "trialing"}),
+        created(eur, ts(11, 3)),
+        invoice_paid("sub_eur", 5000, "eur", ts(11, 3)),
+    ]
+
+
+def elsewhere() -> list[tuple[Tenant, dict[str, Any]]]:
+    """Subscriptions of another seller, and of the home seller's test mode, in November."""
+    other = snapshot("sub_other", "active", 99900, start=ts(11, 2))
+    test = snapshot("sub_testmode", "active", 77700, start=ts(11, 2))
+    return [(OTHER, created(other, ts(11, 2))), (HOME_TEST, created(test, ts(11, 2)))]
+
+
+async def apply(billing: Any, tenant: Tenant, events: list[dict[str, Any]]) -> None:
+    for e in events:
+        async with billing.pool.acquire() as conn, conn.transaction():
+            outcome = await service.apply(
+                conn, tenant, e["id"], e["type"], e["data"]["object"], service.Applying.of(e)
+            )
+            assert outcome.status == "processed", outcome
+
+
+@asynccontextmanager
+async def secret_keys(billing: Any, tenants: list[Tenant]) -> AsyncIterator[dict[Tenant, str]]:
+    """A secret key per tenant, published as auth would, once the app's own book holds it."""
+    nc = await nats.connect(billing.nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
+    book: KeyBook = billing.app.state.context.key_book
+    keys: dict[Tenant, str] = {}
+    for tenant in tenants:
+        issued = generate("secret", tenant.mode)
+        record = ApiKeyChanged(
+            seller_id=tenant.seller_id, mode=tenant.mode, key_id=uuid.uuid4(),
+            key_hash=issued.hash_hex, kind="secret", status="active", version=1,
+        )  # fmt: skip
+        await js.publish(
+            billing.namespace.subject(record.publish_subject()),
+            record.to_json(),
+            stream=billing.namespace.stream(APIKEYS),
+        )
+        keys[tenant] = issued.plaintext
+    await asyncio.wait_for(book.wait_ready(), 10)
+    for _ in range(500):
+        if all(_holds(book, text) for text in keys.values()):
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield keys
+    finally:
+        await nc.close()
+
+
+def _holds(book: KeyBook, text: str) -> bool:
+    try:
+        book.check(text)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture
+async def seeded(billing: Any) -> AsyncIterator[tuple[Any, dict[Tenant, str]]]:
+    events = scenario()
+    # Out of order and twice, as Stripe may deliver: the log's fold decides, not arrival.
+    await apply(billing, HOME_LIVE, events[::-1] + events)
+    for tenant, e in elsewhere():
+        await apply(billing, tenant, [e])
+    async with secret_keys(billing, [HOME_LIVE, OTHER]) as keys:
+        yield billing, keys
+
+
+def auth(keys: dict[Tenant, str], tenant: Tenant = HOME_LIVE, **extra: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {keys[tenant]}", **extra}
+
+
+NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
+
+
+async def test_the_november_summary_matches_the_hand_computed_figures(seeded: Any) -> None:
+    billing, keys = seeded
+    response = await billing.client.get("/v1/revenue/summary", params=NOVEMBER, headers=auth(keys))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["from"], report["to"]) == ("2026-11-01", "2026-11-30")
+    eur, usd = report["currencies"]
+    assert usd["currency"] == "usd" and eur["currency"] == "eur"
+    assert (usd["mrr_start"], usd["mrr_end"]) == (2900, 4800)
+    assert usd["movements"] == {"new": 1800, "expansion": 2000, "contraction": 0,
+                                "churned": 1900, "reactivation": 0, "net": 1900}  # fmt: skip
+    assert (usd["customers_start"], usd["customers_end"], usd["customers_churned"]) == (2, 3, 1)
+    assert usd["customer_churn_rate"] == 0.5
+    assert usd["revenue_churn_rate"] == 0.6552
+    assert usd["arpu"] == 1600
+    assert usd["subscribers_by_tier"] == {"pro": 2, "team": 1}
+    assert (usd["invoices_gross"], usd["orders_gross"], usd["refunds"]) == (900, 0, 0)
+    assert usd["fees"] is None and usd["net"] == 900
+    assert any("fees" in note for note in usd["notes"])
+    # The euro subscription is counted in euros only, never added to dollars.
+    assert (eur["mrr_start"], eur["mrr_end"], eur["movements"]["new"]) == (0, 5000, 5000)
+    assert (eur["arpu"], eur["customers_end"], eur["gross"]) == (5000, 1, 5000)
+
+
+async def test_one_currency_and_the_other_seller_sees_only_its_own(seeded: Any) -> None:
+    billing, keys = seeded
+    params = {**NOVEMBER, "currency": "usd"}
+    response = await billing.client.get("/v1/revenue/summary", params=params, headers=auth(keys))
+    [usd] = response.json()["currencies"]
+    assert usd["mrr_end"] == 4800
+    theirs = await billing.client.get(
+        "/v1/revenue/summary", params=params, headers=auth(keys, OTHER)
+    )
+    [other] = theirs.json()["currencies"]
+    assert (other["mrr_start"], other["mrr_end"], other["movements"]["new"]) == (0, 99900, 99900)
+    assert other["subscribers_by_tier"] == {"pro": 1}
+
+
+async def test_the_mrr_series_excludes_trials_and_past_due(seeded: Any) -> None:
+    billing, keys = seeded
+    days = {"from": "2026-11-18", "to": "2026-11-19", "currency": "usd"}
+    response = await billing.client.get("/v1/revenue/mrr", params=days, headers=auth(keys))
+    assert response.status_code == 200, response.text
+    # 18 Nov: yearly 1000 + canceled 1900 + upgraded 900; the trial turns active on the 19th.
+    assert [(p["end"], p["mrr"], p["subscribers"]) for p in response.json()] == [
+        ("2026-11-18", 3800, 3), ("2026-11-19", 4700, 4),
+    ]  # fmt: skip
+    months = {"from": "2026-10-01", "to": "2026-11-30", "interval": "month", "currency": "usd"}
+    response = await billing.client.get("/v1/revenue/mrr", params=months, headers=auth(keys))
+    # End of October: yearly 1000 + canceled 1900 (the past-due one counts nothing).
+    assert [(p["start"], p["end"], p["mrr"]) for p in response.json()] == [
+        ("2026-10-01", "2026-10-31", 2900), ("2026-11-01", "2026-11-30", 4800),
+    ]  # fmt: skip
+
+
+async def test_csv_exports_have_the_documented_columns(seeded: Any) -> None:
+    billing, keys = seeded
+    by_path = await billing.client.get(
+        "/v1/revenue/summary.csv", params=NOVEMBER, headers=auth(keys)
+    )
+    by_accept = await billing.client.get(
+        "/v1/revenue/summary", params=NOVEMBER, headers=auth(keys, accept="text/csv")
+    )
+    for response in (by_path, by_accept):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["currency"] for r in rows] == ["eur", "usd"]
+        usd = rows[1]
+        assert (usd["mrr_start"], usd["mrr_end"], usd["expansion"], usd["fees"]) == (
+            "2900", "4800", "2000", ""
+        )  # fmt: skip
+    series = await billing.client.get(
+        "/v1/revenue/mrr.csv", params={**NOVEMBER, "interval": "month"}, headers=auth(keys)
+    )
+    assert series.text.splitlines()[0] == "start,end,currency,mrr,subscribers"
+    assert "2026-11-01,2026-11-30,usd,4800,3" in series.text
+
+
+async def test_a_refunded_one_time_order_counts_net_of_its_refund(
+    billing: Any, stripe_events: Any
+) -> None:
+    purchase, ids = stripe_events.purchase()
+    assert await billing.outcome(purchase) == "processed"
+    assert await billing.outcome(stripe_events.refund(ids, 4900)) == "processed"
+    today = datetime.now(UTC).date()
+    params = {"from": str(today - timedelta(days=1)), "to": str(today)}
+    async with secret_keys(billing, [HOME_LIVE]) as keys:
+        response = await billing.client.get(
+            "/v1/revenue/summary", params=params, headers=auth(keys)
+        )
+    [usd] = response.json()["currencies"]
+    price = stripe_events.price
+    assert (usd["orders_gross"], usd["refunds"], usd["net"]) == (price, 4900, price - 4900)
+    assert usd["mrr_end"] == 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2020-01-01", "to": "2026-01-01"},  # more than three years
+        {"from": "2026-11-02", "to": "2026-11-01"},  # backwards
+        {"from": "0"},  # not a date
+        {"currency": "USD"},  # not Stripe's lower-case code
+        {"interval": "week"},
+    ],
+    ids=["too-long", "backwards", "number", "upper-case-currency", "week"],
+)
+async def test_bad_input_is_a_problem(seeded: Any, params: dict[str, str]) -> None:
+    billing, keys = seeded
+    response = await billing.client.get("/v1/revenue/mrr", params=params, headers=auth(keys))
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_key_is_needed(seeded: Any) -> None:
+    billing, _ = seeded
+    response = await billing.client.get("/v1/revenue/summary")
+    assert response.status_code == 401
+
+
+def test_past_due_then_paid_is_churn_then_reactivation() -> None:
+    """A failed renewal takes the MRR to 0 (churn); the paid retry brings it back
+    (reactivation, not new); the customer is not lost over the period."""
+    sub = snapshot("sub_retry", "active", 900, start=ts(10, 1))
+    failed = {"id": "in_1", "object": "invoice", "subscription": "sub_retry"}
+    paid = {**failed, "amount_paid": 900, "currency": "usd"}
+    log = [
+        Logged("evt_1", "customer.subscription.created", ts(10, 1), sub),
+        Logged("evt_2", "invoice.payment_failed", ts(11, 5), failed),
+        Logged("evt_3", "invoice.paid", ts(11, 8), paid),
+    ]
+    line = revenue.timeline("sub_retry", "cus_retry", log, {})
+    assert [(c.at, c.mrr) for c in line.changes] == [
+        (ts(10, 1), 900),
+        (ts(11, 5), 0),
+        (ts(11, 8), 900),
+    ]
+    start, end = (
+        revenue.instant(date(2026, 11, 1)),
+        revenue.instant(date(2026, 12, 1)),
+    )
+    block = revenue.summarise([line], "usd", start, end)
+    assert (block.moves.churned, block.moves.reactivation, block.moves.new) == (900, 900, 0)
+    assert (block.mrr_start, block.mrr_end, block.customers_churned) == (900, 900, 0)
+    assert block.revenue_churn_rate == 1.0
