@@ -66,7 +66,12 @@ def up(
             standin_url = use_stripe_standin(env, STRIPE_STANDIN_PORT + port_offset)
             billing_url = f"http://127.0.0.1:{env['TESSERA_BILLING_PORT']}"
             processes.append(
-                start_stripe_standin(STRIPE_STANDIN_PORT + port_offset, billing_url, root / "logs")
+                start_stripe_standin(
+                    STRIPE_STANDIN_PORT + port_offset,
+                    billing_url,
+                    root / "logs",
+                    state_file=root / "stripe-standin.state",
+                )
             )
             wait_for_port("127.0.0.1", STRIPE_STANDIN_PORT + port_offset, "Stripe stand-in")
         processes += start_services(env, port_offset, root / "logs")
@@ -225,6 +230,11 @@ def stripe_standin(
         "whsec_standin_connect", envvar="TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_SECRET"
     ),
     client_id: str = typer.Option("ca_standin", envvar="TESSERA_STRIPE_STANDIN_CLIENT_ID"),
+    state_file: Path | None = typer.Option(
+        None,
+        envvar="TESSERA_STRIPE_STANDIN_STATE_FILE",
+        help="Keep the state here between runs (default: in memory only).",
+    ),
     clock_per_customer: bool = typer.Option(
         False,
         "--clock-per-customer",
@@ -243,6 +253,7 @@ def stripe_standin(
         api_key=api_key,
         client_id=client_id,
         clock_per_customer=clock_per_customer,
+        state_file=str(state_file) if state_file else None,
         platform_webhook=WebhookTarget(platform_webhook_url, platform_webhook_secret)
         if platform_webhook_url
         else None,

@@ -106,11 +106,12 @@ def use_stripe_standin(env: dict[str, str], standin_port: int) -> str:
 
 
 def start_stripe_standin(
-    standin_port: int, billing_url: str, logs: Path
+    standin_port: int, billing_url: str, logs: Path, *, state_file: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """The Stripe stand-in (`./dev stripe-standin`) as `use_stripe_standin` set billing up
     for: it sends the platform's and connected accounts' events to billing's two webhook
-    endpoints, and puts each new customer on a test clock of its own."""
+    endpoints, and puts each new customer on a test clock of its own. With `state_file`
+    it remembers its objects between runs, as billing's database remembers their ids."""
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / "stripe-standin.log", "ab")  # noqa: SIM115 - handed to the child
     env = {
@@ -123,6 +124,8 @@ def start_stripe_standin(
         "TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_URL": f"{billing_url}/webhooks/stripe/connect",
         "TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_SECRET": STANDIN_CONNECT_WEBHOOK_SECRET,
     }
+    if state_file is not None:
+        env["TESSERA_STRIPE_STANDIN_STATE_FILE"] = str(state_file)
     return subprocess.Popen(
         [sys.executable, "-m", "tessera.devstack.cli", "stripe-standin", "--clock-per-customer"],
         env=env,

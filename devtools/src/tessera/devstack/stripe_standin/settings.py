@@ -36,6 +36,9 @@ class StandInSettings:
     # time it was made), so `./dev up`'s offline subscriptions can be advanced by hand
     # (`./dev stripe clock advance`). Stripe never does this; only the stand-in's flag does.
     clock_per_customer: bool = False
+    # Where the state is kept between runs (loaded at start, written at shutdown); None:
+    # memory only. `./dev up` keeps one beside its databases, whose rows name Stripe's ids.
+    state_file: str | None = None
     max_body_bytes: int = 256 * 1024
     # Requests per second per key before a 429 (Stripe allows 25 in test mode).
     rate_limit: int = 100
