@@ -45,3 +45,16 @@ def test_up_points_billing_at_the_stripe_standin_only_when_no_stripe_key_is_set(
     )
     assert not settings.test_checkout and not settings.live
     assert settings.stripe_connect_client_id == env[f"{prefix}STRIPE_CONNECT_CLIENT_ID"]
+
+
+def test_the_stripe_commands_say_when_no_standin_answers() -> None:
+    from typer.testing import CliRunner
+
+    from tessera.devstack.cli import app
+    from tessera.devstack.infra import free_port
+    from tessera.devstack.stack import STRIPE_STANDIN_PORT
+
+    offset = str(free_port() - STRIPE_STANDIN_PORT)
+    for args in (["clock", "advance", "--days", "1"], ["card", "fail", "--customer", "a@b.co"]):
+        result = CliRunner().invoke(app, ["stripe", *args, "--port-offset", offset])
+        assert result.exit_code == 1 and "is `./dev up` running" in result.output, result.output

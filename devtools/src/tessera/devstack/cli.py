@@ -282,6 +282,15 @@ def standin_url(port_offset: int) -> str:
     return f"http://127.0.0.1:{STRIPE_STANDIN_PORT + port_offset}"
 
 
+def _hint(error: Exception, port_offset: int) -> str:
+    if isinstance(error, httpx.ConnectError):
+        return (
+            f" (nothing at {standin_url(port_offset)}: is `./dev up` running with no Stripe "
+            "key, and with this --port-offset?)"
+        )
+    return ""
+
+
 @clock_app.command("advance")
 def clock_advance(
     days: float = typer.Option(..., "--days", help="How far to move the clock on."),
@@ -295,7 +304,7 @@ def clock_advance(
     try:
         moved = advance(standin_url(port_offset), days, customer)
     except (ControlError, httpx.HTTPError) as error:
-        typer.echo(f"stripe clock: {error}")
+        typer.echo(f"stripe clock: {error}{_hint(error, port_offset)}")
         raise typer.Exit(1) from error
     for done in moved:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(done.frozen_time))
@@ -309,7 +318,7 @@ def _card(email: str, failing: bool, port_offset: int) -> None:
     try:
         ids = set_failing(standin_url(port_offset), email, failing)
     except (ControlError, httpx.HTTPError) as error:
-        typer.echo(f"stripe card: {error}")
+        typer.echo(f"stripe card: {error}{_hint(error, port_offset)}")
         raise typer.Exit(1) from error
     typer.echo(f"{email} ({', '.join(ids)}): {'declines' if failing else 'pays'}")
 
