@@ -204,6 +204,46 @@ async def all_streams(infra_settings: InfraSettings) -> None:
         await nc.close()
 
 
+async def publish_home_keys(infra_settings: InfraSettings) -> dict[str, dict[str, str]]:
+    """A secret and a publishable key of the home seller (live), published as auth would;
+    each as the `authorization` header that carries it."""
+    import uuid
+
+    from tessera.shared.api_keys import generate
+    from tessera.shared.events.auth import ApiKeyChanged
+    from tessera.shared.events.topology import APIKEYS, Namespace
+    from tessera.shared.messaging import ensure_stream, stream_config
+    from tessera.shared.sellers import HOME_LIVE
+
+    namespace = Namespace(infra_settings.namespace)
+    nc = await nats.connect(str(infra_settings.nats_url))
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream_config(APIKEYS, namespace))
+        keys = {}
+        for kind in ("secret", "publishable"):
+            issued = generate(kind, "live")
+            record = ApiKeyChanged(
+                seller_id=HOME_LIVE.seller_id, mode="live", key_id=uuid.uuid4(),
+                key_hash=issued.hash_hex, kind=kind, status="active", version=1,
+            )  # fmt: skip
+            await js.publish(
+                namespace.subject(record.publish_subject()),
+                record.to_json(),
+                stream=namespace.stream(APIKEYS),
+            )
+            keys[kind] = {"authorization": f"Bearer {issued.plaintext}"}
+        return keys
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(name="home_keys")
+def home_keys_fixture(infra_settings: InfraSettings) -> Any:
+    """`await home_keys()`: publish a home-seller key pair (see publish_home_keys)."""
+    return lambda: publish_home_keys(infra_settings)
+
+
 @asynccontextmanager
 async def run_app(app: FastAPI) -> AsyncIterator[FastAPI]:
     """Run an app's lifespan (migrations, pool, broker, relay) for the block."""

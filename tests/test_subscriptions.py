@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -31,11 +30,7 @@ from tessera.devstack.stripe_standin.testing import (
 )
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
-from tessera.shared.api_keys import generate
-from tessera.shared.events.auth import ApiKeyChanged
-from tessera.shared.events.topology import APIKEYS, BILLING, Namespace
-from tessera.shared.messaging import ensure_stream, stream_config
-from tessera.shared.sellers import HOME_LIVE
+from tessera.shared.events.topology import BILLING, Namespace
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -113,33 +108,13 @@ class World:
             await nc.close()
 
 
-async def _publish_keys(nats_url: str, namespace: Namespace) -> dict[str, dict[str, str]]:
-    """A secret and a publishable key of the home seller (live), published as auth would."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_stream(js, stream_config(APIKEYS, namespace))
-        keys = {}
-        for kind in ("secret", "publishable"):
-            issued = generate(kind, "live")
-            record = ApiKeyChanged(
-                seller_id=HOME_LIVE.seller_id, mode="live", key_id=uuid.uuid4(),
-                key_hash=issued.hash_hex, kind=kind, status="active", version=1,
-            )  # fmt: skip
-            await js.publish(
-                namespace.subject(record.publish_subject()),
-                record.to_json(),
-                stream=namespace.stream(APIKEYS),
-            )
-            keys[kind] = {"authorization": f"Bearer {issued.plaintext}"}
-        return keys
-    finally:
-        await nc.close()
-
-
 @pytest.fixture
 async def world(
-    database_factory: Any, infra_settings: InfraSettings, running: Any, all_streams: None
+    database_factory: Any,
+    infra_settings: InfraSettings,
+    running: Any,
+    all_streams: None,
+    home_keys: Any,
 ) -> AsyncIterator[World]:
     async with running_standin() as standin, AsyncExitStack() as exits:
         billing = create_billing(
@@ -164,7 +139,7 @@ async def world(
                 )
             )
         namespace = Namespace(infra_settings.namespace)
-        keys = await _publish_keys(str(infra_settings.nats_url), namespace)
+        keys = await home_keys()
         for app in (billing, licensing):
             book = app.state.context.key_book
             await asyncio.wait_for(book.wait_ready(), 10)

@@ -5,6 +5,7 @@ the end of the retry schedule."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -272,3 +273,52 @@ async def test_an_unpaid_first_invoice_expires_the_subscription_after_23_hours(
     types = server.platform.types()
     voided = types.index("invoice.voided")
     assert types[voided : voided + 2] == ["invoice.voided", "customer.subscription.deleted"]
+
+
+async def test_with_clock_per_customer_each_new_customer_is_on_a_clock_of_its_own() -> None:
+    """`./dev up`'s stand-in: a customer made without `test_clock` (a checkout's buyer too)
+    gets a new clock at the time it was made; one made with a clock keeps that one."""
+    async with running_standin(clock_per_customer=True) as server:
+        client = server.client()
+        first = await client.v1.customers.create_async({"email": "a@example.com"})
+        second = await client.v1.customers.create_async({"email": "b@example.com"})
+        assert isinstance(first.test_clock, str) and isinstance(second.test_clock, str)
+        assert first.test_clock != second.test_clock
+        clock = await client.v1.test_helpers.test_clocks.retrieve_async(first.test_clock)
+        assert (clock.name, clock.frozen_time) == ("a@example.com", first.created)
+        chosen = await client.v1.test_helpers.test_clocks.create_async({"frozen_time": START})
+        kept = await client.v1.customers.create_async({"test_clock": chosen.id})
+        assert kept.test_clock == chosen.id
+        session = await client.v1.checkout.sessions.create_async(
+            {
+                "mode": "subscription",
+                "line_items": [{"price": await recurring_price(client), "quantity": 1}],
+                "success_url": "http://127.0.0.1/done",
+            }
+        )
+        async with httpx.AsyncClient(base_url=server.url) as control:
+            done = await control.post(
+                f"/_standin/checkout/sessions/{session.id}/complete", json={"email": "c@x.com"}
+            )
+        assert done.status_code == 200, done.text
+        buyer = await client.v1.customers.retrieve_async(done.json()["customer"])
+        assert buyer.test_clock not in (None, first.test_clock, second.test_clock)
+
+
+async def test_without_it_a_customer_is_on_no_clock(client: stripe.StripeClient) -> None:
+    customer = await client.v1.customers.create_async({"email": "a@example.com"})
+    assert customer.test_clock is None
+
+
+async def test_with_a_state_file_it_remembers_its_objects_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """`./dev up` keeps a state file: billing's database names Stripe ids across runs."""
+    state = str(tmp_path / "stripe-standin.state")
+    async with running_standin(state_file=state) as server:
+        price = await recurring_price(server.client())
+    async with running_standin(state_file=state) as server:
+        assert (await server.client().v1.prices.retrieve_async(price)).id == price
+    async with running_standin() as server:
+        with pytest.raises(stripe.InvalidRequestError):
+            await server.client().v1.prices.retrieve_async(price)

@@ -14,15 +14,19 @@ from pathlib import Path
 import httpx
 import typer
 
-from tessera.devstack.infra import infrastructure
+from tessera.devstack.infra import infrastructure, wait_for_port
 from tessera.devstack.stack import (
     MAIL_HTTP_PORT,
     SERVICES,
+    STRIPE_STANDIN_PORT,
     create_databases,
     stack_env,
     start_mailcatcher,
     start_services,
+    start_stripe_standin,
     stop_processes,
+    stripe_configured,
+    use_stripe_standin,
     wait_ready,
 )
 
@@ -54,7 +58,23 @@ def up(
         create_databases(infra)
         env = stack_env(infra, port_offset, root)
         mail = start_mailcatcher(port_offset, root / "logs")
-        processes = start_services(env, port_offset, root / "logs")
+        processes = []
+        standin_url = None
+        if not stripe_configured(env):
+            # No Stripe key: billing talks to the local stand-in, through the same code
+            # that talks to Stripe (docs/stripe-standin.md, "Offline: ./dev up").
+            standin_url = use_stripe_standin(env, STRIPE_STANDIN_PORT + port_offset)
+            billing_url = f"http://127.0.0.1:{env['TESSERA_BILLING_PORT']}"
+            processes.append(
+                start_stripe_standin(
+                    STRIPE_STANDIN_PORT + port_offset,
+                    billing_url,
+                    root / "logs",
+                    state_file=root / "stripe-standin.state",
+                )
+            )
+            wait_for_port("127.0.0.1", STRIPE_STANDIN_PORT + port_offset, "Stripe stand-in")
+        processes += start_services(env, port_offset, root / "logs")
         try:
             status = wait_ready(port_offset)
             for svc in SERVICES:
@@ -69,6 +89,8 @@ def up(
                 else "exited (see mail.log)"
             )
             typer.echo(f"  {'dev mail':<11}{mail_url:<26}{mail_status}")
+            stripe = f"stand-in {standin_url}" if standin_url else "Stripe (your key)"
+            typer.echo(f"  {'stripe':<11}{stripe}")
             ready = all(s == "ready" for s in status.values())
             if smoke:
                 if not ready:
@@ -207,6 +229,17 @@ def stripe_standin(
     connect_webhook_secret: str = typer.Option(
         "whsec_standin_connect", envvar="TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_SECRET"
     ),
+    client_id: str = typer.Option("ca_standin", envvar="TESSERA_STRIPE_STANDIN_CLIENT_ID"),
+    state_file: Path | None = typer.Option(
+        None,
+        envvar="TESSERA_STRIPE_STANDIN_STATE_FILE",
+        help="Keep the state here between runs (default: in memory only).",
+    ),
+    clock_per_customer: bool = typer.Option(
+        False,
+        "--clock-per-customer",
+        help="Put every new customer on a test clock of its own (`./dev stripe clock advance`).",
+    ),
 ) -> None:
     """Serve the Stripe API stand-in (docs/stripe-standin.md): point the stripe library's
     `base_addresses` at it."""
@@ -218,6 +251,9 @@ def stripe_standin(
     settings = StandInSettings(
         public_url=public_url or f"http://{host}:{port}",
         api_key=api_key,
+        client_id=client_id,
+        clock_per_customer=clock_per_customer,
+        state_file=str(state_file) if state_file else None,
         platform_webhook=WebhookTarget(platform_webhook_url, platform_webhook_secret)
         if platform_webhook_url
         else None,
@@ -227,6 +263,82 @@ def stripe_standin(
     )
     typer.echo(f"Stripe stand-in on http://{host}:{port}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+stripe_app = typer.Typer(
+    help="Drive the Stripe stand-in `./dev up` runs with no Stripe key.", no_args_is_help=True
+)
+clock_app = typer.Typer(help="Test clocks: move subscriptions through time.", no_args_is_help=True)
+card_app = typer.Typer(help="Make a customer's card decline, or pay again.", no_args_is_help=True)
+stripe_app.add_typer(clock_app, name="clock")
+stripe_app.add_typer(card_app, name="card")
+app.add_typer(stripe_app, name="stripe")
+
+STANDIN_OFFSET = typer.Option(0, "--port-offset", help="The offset `./dev up` was given.")
+CUSTOMER = typer.Option(None, "--customer", help="The customer's email (default: everyone).")
+
+
+def standin_url(port_offset: int) -> str:
+    return f"http://127.0.0.1:{STRIPE_STANDIN_PORT + port_offset}"
+
+
+def _hint(error: Exception, port_offset: int) -> str:
+    if isinstance(error, httpx.ConnectError):
+        return (
+            f" (nothing at {standin_url(port_offset)}: is `./dev up` running with no Stripe "
+            "key, and with this --port-offset?)"
+        )
+    return ""
+
+
+@clock_app.command("advance")
+def clock_advance(
+    days: float = typer.Option(..., "--days", help="How far to move the clock on."),
+    customer: str | None = CUSTOMER,
+    port_offset: int = STANDIN_OFFSET,
+) -> None:
+    """Advance the test clock of a customer (or of every customer) bought offline: renewals,
+    failed renewals, retries and period ends happen and reach billing as Stripe's events."""
+    from tessera.devstack.stripe_control import ControlError, advance
+
+    try:
+        moved = advance(standin_url(port_offset), days, customer)
+    except (ControlError, httpx.HTTPError) as error:
+        typer.echo(f"stripe clock: {error}{_hint(error, port_offset)}")
+        raise typer.Exit(1) from error
+    for done in moved:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(done.frozen_time))
+        where = f" (account {done.account})" if done.account else ""
+        typer.echo(f"{done.clock}{where} now at {when}: {', '.join(done.customers)}")
+
+
+def _card(email: str, failing: bool, port_offset: int) -> None:
+    from tessera.devstack.stripe_control import ControlError, set_failing
+
+    try:
+        ids = set_failing(standin_url(port_offset), email, failing)
+    except (ControlError, httpx.HTTPError) as error:
+        typer.echo(f"stripe card: {error}{_hint(error, port_offset)}")
+        raise typer.Exit(1) from error
+    typer.echo(f"{email} ({', '.join(ids)}): {'declines' if failing else 'pays'}")
+
+
+@card_app.command("fail")
+def card_fail(
+    customer: str = typer.Option(..., "--customer", help="The customer's email."),
+    port_offset: int = STANDIN_OFFSET,
+) -> None:
+    """From now on the customer's payments decline (renewals fail: past_due, retries)."""
+    _card(customer, True, port_offset)
+
+
+@card_app.command("fix")
+def card_fix(
+    customer: str = typer.Option(..., "--customer", help="The customer's email."),
+    port_offset: int = STANDIN_OFFSET,
+) -> None:
+    """The customer's payments succeed again (the next retry pays)."""
+    _card(customer, False, port_offset)
 
 
 @app.command()
@@ -249,3 +361,7 @@ def lint(
     if failed:
         typer.echo(f"lint failed: {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -38,6 +38,13 @@ SERVICES = (
 )
 
 
+STRIPE_STANDIN_PORT = 12111
+# What `./dev up` gives billing and the Stripe stand-in when no Stripe key is configured:
+# both sides of the same (dev-only) secrets.
+STANDIN_API_KEY = "sk_test_tessera_standin"
+STANDIN_WEBHOOK_SECRET = "whsec_tessera_standin_platform"  # noqa: S105
+STANDIN_CONNECT_WEBHOOK_SECRET = "whsec_tessera_standin_connect"  # noqa: S105
+STANDIN_CLIENT_ID = "ca_tesserastandin"
 MAIL_SMTP_PORT = 1025
 MAIL_HTTP_PORT = 8025
 REPO = Path(__file__).resolve().parents[4]
@@ -76,6 +83,52 @@ def start_mailcatcher(
             "--http-port",
             str(http_port),
         ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stripe_configured(env: Mapping[str, str]) -> bool:
+    """Whether billing is given a Stripe key (then `./dev up` talks to real Stripe)."""
+    return bool(env.get("TESSERA_BILLING_STRIPE_SECRET_KEY", "").strip())
+
+
+def use_stripe_standin(env: dict[str, str], standin_port: int) -> str:
+    """Point billing at the Stripe stand-in on `standin_port` (its API base, key, both
+    webhook endpoints' secrets, the Connect client id); the stand-in's URL."""
+    url = f"http://127.0.0.1:{standin_port}"
+    env["TESSERA_BILLING_STRIPE_SECRET_KEY"] = STANDIN_API_KEY
+    env["TESSERA_BILLING_STRIPE_API_BASE"] = url
+    env["TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS"] = STANDIN_WEBHOOK_SECRET
+    env["TESSERA_BILLING_STRIPE_CONNECT_WEBHOOK_SECRETS"] = STANDIN_CONNECT_WEBHOOK_SECRET
+    env["TESSERA_BILLING_STRIPE_CONNECT_CLIENT_ID"] = STANDIN_CLIENT_ID
+    return url
+
+
+def start_stripe_standin(
+    standin_port: int, billing_url: str, logs: Path, *, state_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The Stripe stand-in (`./dev stripe-standin`) as `use_stripe_standin` set billing up
+    for: it sends the platform's and connected accounts' events to billing's two webhook
+    endpoints, and puts each new customer on a test clock of its own. With `state_file`
+    it remembers its objects between runs, as billing's database remembers their ids."""
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / "stripe-standin.log", "ab")  # noqa: SIM115 - handed to the child
+    env = {
+        **os.environ,
+        "TESSERA_STRIPE_STANDIN_PORT": str(standin_port),
+        "TESSERA_STRIPE_STANDIN_API_KEY": STANDIN_API_KEY,
+        "TESSERA_STRIPE_STANDIN_CLIENT_ID": STANDIN_CLIENT_ID,
+        "TESSERA_STRIPE_STANDIN_WEBHOOK_URL": f"{billing_url}/webhooks/stripe",
+        "TESSERA_STRIPE_STANDIN_WEBHOOK_SECRET": STANDIN_WEBHOOK_SECRET,
+        "TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_URL": f"{billing_url}/webhooks/stripe/connect",
+        "TESSERA_STRIPE_STANDIN_CONNECT_WEBHOOK_SECRET": STANDIN_CONNECT_WEBHOOK_SECRET,
+    }
+    if state_file is not None:
+        env["TESSERA_STRIPE_STANDIN_STATE_FILE"] = str(state_file)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tessera.devstack.cli", "stripe-standin", "--clock-per-customer"],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

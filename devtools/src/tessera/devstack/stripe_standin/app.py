@@ -10,6 +10,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -316,8 +317,15 @@ def create_app(settings: StandInSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with standin.deliverer.running():
-            yield
+        state = Path(standin.settings.state_file) if standin.settings.state_file else None
+        if state is not None:
+            standin.store.load(state)
+        try:
+            async with standin.deliverer.running():
+                yield
+        finally:
+            if state is not None:
+                standin.store.save(state)
 
     handlers: dict[Any, Any] = {404: _unrecognised, 405: _unrecognised}
     from tessera.devstack.stripe_standin.events import deliveries

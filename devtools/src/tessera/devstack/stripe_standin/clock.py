@@ -5,12 +5,10 @@ the retry schedule (canceled or unpaid)."""
 
 from __future__ import annotations
 
-import time
-
 from tessera.devstack.stripe_standin.api import Call, Endpoint
-from tessera.devstack.stripe_standin.invoices import DAY
+from tessera.devstack.stripe_standin.customers import new_clock
 from tessera.devstack.stripe_standin.subscriptions import next_moment, step
-from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, invalid, new_id, page
+from tessera.devstack.stripe_standin.wire import Obj, StripeApiError, invalid, page
 
 KIND = "test_helpers.test_clock"
 # A clock that would need more steps than this is advanced too far at once for a dev tool.
@@ -20,19 +18,7 @@ MAX_STEPS = 5000
 def create_clock(call: Call) -> Obj:
     frozen = call.params.integer("frozen_time", required=True)
     assert frozen is not None
-    now = int(time.time())
-    clock: Obj = {
-        "id": new_id("clock_1"),
-        "object": KIND,
-        "created": now,
-        "deletes_after": now + 30 * DAY,
-        "frozen_time": frozen,
-        "livemode": False,
-        "name": call.params.text("name"),
-        "status": "ready",
-        "status_details": {},
-    }
-    return call.store.add(call.account, clock)
+    return new_clock(call, frozen, call.params.text("name"))
 
 
 def retrieve_clock(call: Call) -> Obj:

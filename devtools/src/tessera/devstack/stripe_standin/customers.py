@@ -3,6 +3,8 @@ method decline (`POST /_standin/customers/{id}/payment_method`)."""
 
 from __future__ import annotations
 
+import time
+
 from tessera.devstack.stripe_standin.api import Call, Endpoint
 from tessera.devstack.stripe_standin.store import snapshot
 from tessera.devstack.stripe_standin.wire import Obj, Params, StripeApiError, new_id, page
@@ -21,8 +23,27 @@ def _apply(params: Params, customer: Obj) -> None:
         customer["invoice_settings"]["default_payment_method"] = method
 
 
+def new_clock(call: Call, frozen_time: int, name: str | None) -> Obj:
+    """A test clock (`/v1/test_helpers/test_clocks`), ready, at `frozen_time`."""
+    now = int(time.time())
+    clock: Obj = {
+        "id": new_id("clock_1"),
+        "object": "test_helpers.test_clock",
+        "created": now,
+        "deletes_after": now + 30 * 86400,
+        "frozen_time": frozen_time,
+        "livemode": False,
+        "name": name,
+        "status": "ready",
+        "status_details": {},
+    }
+    return call.store.add(call.account, clock)
+
+
 def new_customer(call: Call, params: Params, *, test_clock: str | None = None) -> Obj:
     now = call.store.now(call.account)
+    if test_clock is None and call.settings.clock_per_customer:
+        test_clock = new_clock(call, now, params.text("email"))["id"]
     if test_clock is not None:
         now = int(
             call.store.get(call.account, "test_helpers.test_clock", test_clock, "test_clock")[

@@ -32,6 +32,13 @@ class StandInSettings:
     # subscription (Stripe's Billing settings: "cancel" or "unpaid").
     payment_retry_days: tuple[int, ...] = (3, 5, 7)
     after_retries: str = "cancel"
+    # Put every customer created without a `test_clock` on a test clock of its own (at the
+    # time it was made), so `./dev up`'s offline subscriptions can be advanced by hand
+    # (`./dev stripe clock advance`). Stripe never does this; only the stand-in's flag does.
+    clock_per_customer: bool = False
+    # Where the state is kept between runs (loaded at start, written at shutdown); None:
+    # memory only. `./dev up` keeps one beside its databases, whose rows name Stripe's ids.
+    state_file: str | None = None
     max_body_bytes: int = 256 * 1024
     # Requests per second per key before a 429 (Stripe allows 25 in test mode).
     rate_limit: int = 100

@@ -9,6 +9,7 @@ import copy
 import pickle
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tessera.devstack.stripe_standin.wire import Obj, missing, new_id
@@ -162,6 +163,18 @@ class Store:
         for name in _STATE:
             setattr(self, name, state[name])
         self.pending.clear()
+
+    def load(self, path: Path) -> None:
+        """The state `save` wrote (a dev file of the stand-in's own), if there is one."""
+        if path.exists():
+            self.restore(path.read_bytes())
+
+    def save(self, path: Path) -> None:
+        """The state to `path`, whole or not at all (written beside it, then renamed)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(self.checkpoint())
+        partial.replace(path)
 
     def reset(self) -> None:
         """Forget every object, event and idempotency key (as a new stand-in)."""
