@@ -18,6 +18,7 @@ from tessera.billing.connect import routes as connect_routes
 from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
+from tessera.billing.platform_plan import routes as platform_plan_routes
 from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.stripe_sync.worker import CatalogSync
 from tessera.billing.subscriptions import routes as subscription_routes
@@ -90,6 +91,7 @@ def create_app(
                 connect_routes.router,
                 connect_routes.seller_router,
                 subscription_routes.router,
+                platform_plan_routes.router,
             ),
             on_startup=(seed, start_applier, start_catalog_sync),
             body_limits={
