@@ -4,6 +4,9 @@ The app's service context holds its `KeyBook` (`app.state.context.key_book`, fol
 the kernel's lifespan). Every refusal is the same 401 with one
 generic detail (malformed, unknown, revoked and expired alike: the answer must not tell a
 prober which keys exist), and nothing here logs, echoes or raises with the key's text.
+A valid live key of a non-home seller whose platform plan is not in force is a 402
+`platform-plan-inactive` (the seller directory, `app.state.context.sellers`, says so; the
+key is real, so naming the reason tells a prober nothing it could use).
 """
 
 from __future__ import annotations
