@@ -16,11 +16,14 @@ import os
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Annotated
+from uuid import UUID
 
 import nats
 from fastapi import Depends, FastAPI, Request, Response
 
 from tessera.shared.api_keys import KeyBook, SecretSellerDep
+from tessera.shared.directory.sellers import SellerBook
+from tessera.shared.events.auth import SellerChanged
 from tessera.shared.events.topology import Namespace
 from tessera.shared.http.problems import install_problem_handlers
 
@@ -73,8 +76,19 @@ def keyed() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
-    # As a service holds it: the key dependencies read `app.state.context.key_book`.
-    app.state.context = SimpleNamespace(key_book=book)
+    # The keys' seller (api_keys.SELLER) with its platform plan active, as the directory
+    # would hold it: a live key's check includes the plan's dictionary lookup.
+    sellers = SellerBook()
+    sellers.apply(
+        SellerChanged(
+            seller_id=UUID("0193a3c0-0000-7000-8000-00000000beef"), mode="live",
+            slug="bench-seller", name="Bench", signup_policy="closed", status="active",
+            version=1, plan_status="active",
+        )
+    )  # fmt: skip
+    # As a service holds them: the key dependencies read `app.state.context.key_book` and
+    # `app.state.context.sellers`.
+    app.state.context = SimpleNamespace(key_book=book, sellers=sellers)
 
     @app.get("/readyz")
     async def ready(response: Response) -> dict[str, str]:

@@ -21,6 +21,7 @@ from tessera.auth.settings import AuthSettings
 from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
+from tessera.devstack.platform_plan import pay_platform_plans
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.accounts import account_id_for
@@ -133,6 +134,10 @@ async def test_a_customer_created_at_auth_is_granted_a_license_and_has_no_orders
         # The other mode's key does not see the customer (no such account in live).
         live = await api_keys.issue_pair(auth, seller.id, "prod", "live", None)
         live_sk = {"authorization": f"Bearer {live.secret.key}"}
+        books = [app.state.context.sellers for app in apps.values()]
+        await pay_platform_plans(
+            str(infra_settings.nats_url), infra_settings.namespace, [seller.id], books
+        )
 
         async def live_ready() -> bool:
             return knows(apps["billing"], live.secret.key, seller.id)

@@ -53,6 +53,7 @@ from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
+from tessera.devstack.platform_plan import pay_platform_plans
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.events.billing import AccountCreated
@@ -368,6 +369,11 @@ async def stack(
         built = Stack(http, databases, apps["auth"].state.context, {}, {})
         for seller_id in SLUGS:
             await make_seller(built, seller_id)
+        # Their live keys work while their platform plans are paid (docs/sellers.md).
+        books = [app.state.context.sellers for app in apps.values()]
+        await pay_platform_plans(
+            str(infra_settings.nats_url), infra_settings.namespace, SLUGS, books
+        )
         jwks = (await http["auth"].get("/.well-known/jwks.json")).json()
         deadline = time.monotonic() + 15
         for name, app in apps.items():

@@ -22,6 +22,7 @@ from tessera.auth.settings import AuthSettings
 from tessera.auth.users import service as users
 from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
+from tessera.devstack.platform_plan import pay_platform_plans
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.topology import BILLING, Namespace
@@ -133,6 +134,13 @@ class Harness:
     @property
     def auth(self) -> Any:
         return self.app.state.context
+
+    async def pay_plan(self, seller_id: UUID) -> None:
+        """The seller's platform plan paid, as billing announces it (its live keys work)."""
+        infra = self.auth.infra
+        await pay_platform_plans(
+            str(infra.nats_url), infra.namespace, [seller_id], [self.auth.sellers]
+        )
 
     def client_from(self, ip: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=(ip, 40000))

@@ -296,6 +296,7 @@ async def test_last_used_reaches_the_listing_and_only_moves_forward(harness: Any
     async with harness() as h:
         h.auth.key_use_seconds = 0.1
         token = await developer_token(h, h.new_email(), "keys-used")
+        await h.pay_plan(await seller_id_of(h, "keys-used"))
         pair = await new_pair(h, token, "keys-used")
         await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
         used = await h.client.get("/v1/customers", headers=bearer(pair["secret"]["key"]))

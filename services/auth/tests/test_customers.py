@@ -27,6 +27,7 @@ async def seller_keys(h: Any, slug: str) -> dict[str, Any]:
     """A new seller's live and test pairs: {"live": {...}, "test": {...}}."""
     await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
     token = await developer_token(h, h.new_email(), slug)
+    await h.pay_plan(await seller_id_of(h, slug))
     return {mode: await new_pair(h, token, slug, mode, mode) for mode in ("live", "test")}
 
 

@@ -50,7 +50,8 @@ async def test_a_publishable_test_key_signs_a_customer_in_at_its_seller_in_test_
 async def test_only_a_valid_publishable_key_starts_a_seller_s_sign_in(harness: Any) -> None:
     async with harness() as h:
         await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
-        owner, _ = await open_seller(h, "pk-refuse")
+        owner, seller_id = await open_seller(h, "pk-refuse")
+        await h.pay_plan(seller_id)
         pair = await new_pair(h, owner, "pk-refuse", "web", "live")
         revoked = await new_pair(h, owner, "pk-refuse", "old", "live")
         gone = await h.client.delete(
@@ -101,6 +102,7 @@ async def test_the_code_finishes_a_sign_in_started_with_a_publishable_key(
     async with harness() as h:
         await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
         owner, seller_id = await open_seller(h, f"code-{mode}")
+        await h.pay_plan(seller_id)
         pk = (await new_pair(h, owner, f"code-{mode}", "web", mode))["publishable"]["key"]
         email, same_slug = h.new_email(), h.new_email()
         _, verified = await code_sign_in(h, pk, email)

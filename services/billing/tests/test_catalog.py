@@ -23,6 +23,7 @@ import pytest
 from tessera.billing.app import MIGRATIONS
 from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog.service import seed_catalog
+from tessera.devstack.platform_plan import publish_paid_sellers
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.db.migrate import apply_migrations
@@ -80,6 +81,9 @@ async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], dict[
             )
             texts[(tenant, kind)] = issued.plaintext
     await asyncio.wait_for(book.wait_ready(), 10)
+    sellers = billing.app.state.context.sellers
+    paying = {t.seller_id for t in TENANTS if not t.is_home}
+    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
     for _ in range(500):
         if all(_holds(book, t) for t in texts.values()):
             break

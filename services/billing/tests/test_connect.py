@@ -24,6 +24,7 @@ import pytest
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
+from tessera.devstack.platform_plan import publish_paid_sellers
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target
 from tessera.shared.api_keys import KeyBook, generate
@@ -71,6 +72,9 @@ async def secret_keys(
         )
         texts[tenant] = issued.plaintext
     await asyncio.wait_for(book.wait_ready(), 10)
+    sellers = billing.app.state.context.sellers
+    paying = {t.seller_id for t in tenants if not t.is_home}
+    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
     for _ in range(500):
         try:
             for text in texts.values():
@@ -206,7 +210,7 @@ async def test_a_connected_sellers_catalog_and_checkout_are_on_its_account(
         billing.app.state.context.sellers.apply(
             SellerChanged(
                 seller_id=SELLER_A, mode="live", slug="seller-a", name="A",
-                signup_policy="closed", status="active", version=1,
+                signup_policy="closed", status="active", version=2, plan_status="active",
             )
         )  # fmt: skip
         buyer = await billing.value("SELECT id FROM accounts WHERE seller_id = $1", SELLER_A)

@@ -15,6 +15,7 @@ from uuid import UUID
 import nats
 import pytest
 
+from tessera.devstack.platform_plan import publish_paid_sellers
 from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS
@@ -62,6 +63,9 @@ async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], str]]
             )
             by[(tenant, kind)] = issued.plaintext
     await asyncio.wait_for(book.wait_ready(), 10)
+    sellers = billing.app.state.context.sellers
+    paying = {t.seller_id for t in TENANTS if not t.is_home}
+    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
     for _ in range(500):
         if all(_holds(book, text) for text in by.values()):
             break

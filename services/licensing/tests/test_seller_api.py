@@ -17,6 +17,7 @@ from uuid import UUID
 import pytest
 from licensing_factories import Harness  # type: ignore[import-not-found]
 
+from tessera.devstack.platform_plan import publish_paid_sellers
 from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.billing import AccountCreated
@@ -76,6 +77,9 @@ async def keys_for(harness: Harness) -> AsyncIterator[Keys]:
             )
             by[(tenant, kind)] = issued.plaintext
     await asyncio.wait_for(book.wait_ready(), 10)
+    sellers = harness.app.state.context.sellers
+    paying = {A_LIVE.seller_id, B_LIVE.seller_id}
+    await publish_paid_sellers(harness.js, harness.ns, paying, [sellers])
     await harness.until(lambda: _known(book, by.values()))
     yield Keys(by)
 

@@ -19,6 +19,7 @@ from tessera.auth.mail.sender import MailSender
 from tessera.auth.members import routes as member_routes
 from tessera.auth.secrets import LegacySealed
 from tessera.auth.sellers import service as sellers
+from tessera.auth.sellers import subscribers as seller_subscribers
 from tessera.auth.sessions import routes as session_routes
 from tessera.auth.settings import AuthSettings, refuse_dev_secrets
 from tessera.auth.signing_keys import ring
@@ -34,6 +35,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def register_subscribers(auth: Auth, router: NatsRouter) -> None:
     user_subscribers.register(auth, router)
     api_key_subscribers.register(auth, router)
+    seller_subscribers.register(auth, router)
 
 
 async def start(auth: Auth) -> None:

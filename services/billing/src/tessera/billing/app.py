@@ -18,6 +18,7 @@ from tessera.billing.connect import routes as connect_routes
 from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
+from tessera.billing.platform_plan import routes as platform_plan_routes
 from tessera.billing.revenue import routes as revenue_routes
 from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.stripe_sync.worker import CatalogSync
@@ -92,6 +93,7 @@ def create_app(
                 connect_routes.seller_router,
                 subscription_routes.router,
                 revenue_routes.router,
+                platform_plan_routes.router,
             ),
             on_startup=(seed, start_applier, start_catalog_sync),
             body_limits={

@@ -15,7 +15,7 @@ from typing import Literal
 from uuid import UUID
 
 from tessera.shared.directory.follower import RecordFollower
-from tessera.shared.events.auth import SellerChanged, SellerSettings
+from tessera.shared.events.auth import PlanStatus, SellerChanged, SellerSettings
 from tessera.shared.events.topology import SELLERS
 
 
@@ -29,10 +29,20 @@ class SellerEntry:
     version: int
     # What billing, licensing and the portal read in memory (e.g. `upgrade_url`).
     settings: SellerSettings
+    plan_status: PlanStatus = "none"
+    plan_grace_until: float | None = None  # epoch seconds
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def plan_in_force(self, now: float) -> bool:
+        """The seller's platform plan lets its live keys work: paid up, or past due but
+        still within its grace (docs/sellers.md, "Platform plan")."""
+        if self.plan_status == "active":
+            return True
+        grace = self.plan_grace_until
+        return self.plan_status == "past_due" and grace is not None and now < grace
 
 
 # How long after its replay a book still waits a moment for a seller it does not know: at a
@@ -71,6 +81,10 @@ class SellerBook:
             status=record.status,
             version=record.version,
             settings=record.settings,
+            plan_status=record.plan_status,
+            plan_grace_until=(
+                record.plan_grace_until.timestamp() if record.plan_grace_until else None
+            ),
         )
         if held is not None and held.slug != entry.slug:
             self._by_slug.pop(held.slug, None)

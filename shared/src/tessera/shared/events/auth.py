@@ -134,6 +134,9 @@ class SellerSettings(BaseModel):
     )
 
 
+PlanStatus = Literal["none", "active", "past_due", "ended"]
+
+
 class SellerChanged(AuthEvent):
     """A seller's whole public record, as the directory holds it: created, renamed, its
     signup policy, status or settings changed.
@@ -156,6 +159,12 @@ class SellerChanged(AuthEvent):
     version: int = Field(ge=1, description="Grows with every change of this seller")
     # A record from before settings carries none: the defaults.
     settings: SellerSettings = SellerSettings()
+    # The seller's platform plan (docs/sellers.md, "Platform plan"); a record from before
+    # plans carries none. Live keys of a non-home seller work only while it is in force.
+    plan_status: PlanStatus = "none"
+    plan_grace_until: AwareDatetime | None = Field(
+        default=None, description="While past_due: the plan works until then"
+    )
 
     def publish_subject(self) -> str:
         return f"sellers.{self.seller_id}"

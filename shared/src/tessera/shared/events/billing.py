@@ -163,6 +163,11 @@ class SubscriptionEvent(BillingEvent):
     started_at: datetime
     stripe_account: str | None = None
     stripe_customer_id: str | None = None
+    platform_for: UUID | None = Field(
+        default=None,
+        description="A platform plan (the home seller's live tier `platform`): the seller "
+        'paying for it (docs/sellers.md, "Platform plan").',
+    )
 
 
 class SubscriptionStarted(SubscriptionEvent):

@@ -97,6 +97,12 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="licensing", event=SubscriptionChanged, stream=BILLING),
     Subscription(service="licensing", event=SubscriptionRenewed, stream=BILLING),
     Subscription(service="licensing", event=SubscriptionEnded, stream=BILLING),
+    # The platform plan: auth keeps each seller's plan status from the home seller's
+    # subscriptions to tier `platform` (docs/sellers.md, "Platform plan").
+    Subscription(service="auth", event=SubscriptionStarted, stream=BILLING),
+    Subscription(service="auth", event=SubscriptionChanged, stream=BILLING),
+    Subscription(service="auth", event=SubscriptionRenewed, stream=BILLING),
+    Subscription(service="auth", event=SubscriptionEnded, stream=BILLING),
 )
 
 

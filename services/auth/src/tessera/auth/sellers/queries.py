@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 # `settings` is jsonb, handed over as text (the pool sets no codec).
-SELLER_COLUMNS = "id, slug, name, signup_policy, status, settings, version, created_at"
+SELLER_COLUMNS = (
+    "id, slug, name, signup_policy, status, settings, version, created_at,"
+    " plan_status, plan_grace_until"
+)
 
 
 async def insert_if_absent(
@@ -122,5 +126,39 @@ async def set_settings(conn: asyncpg.Connection, seller_id: UUID, settings: str)
         """,  # noqa: S608 - constant columns
         seller_id,
         settings,
+    )
+    return row
+
+
+async def set_plan(
+    conn: asyncpg.Connection,
+    seller_id: UUID,
+    subscription_id: str,
+    sequence: int,
+    started_at: datetime,
+    status: str,
+    grace_until: datetime | None,
+) -> asyncpg.Record | None:
+    """Take a subscription event's plan state unless the row holds a newer one: a later
+    event of the same subscription, or a subscription started later (ties by id). None when
+    it changed nothing (the seller unknown, or the event stale)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE sellers
+           SET plan_status = $5, plan_grace_until = $6, plan_subscription = $2,
+               plan_sequence = $3, plan_started_at = $4, version = version + 1
+         WHERE id = $1
+           AND (plan_subscription IS NULL
+                OR (plan_subscription = $2 AND plan_sequence < $3)
+                OR (plan_subscription <> $2
+                    AND (plan_started_at, plan_subscription) < ($4, $2)))
+        RETURNING {SELLER_COLUMNS}
+        """,  # noqa: S608 - constant columns
+        seller_id,
+        subscription_id,
+        sequence,
+        started_at,
+        status,
+        grace_until,
     )
     return row

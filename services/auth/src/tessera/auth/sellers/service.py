@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from tessera.auth.sellers import queries
 from tessera.shared import outbox
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.api_keys.dependencies import INVALID_KEY
-from tessera.shared.events.auth import SellerChanged, SellerSettings
+from tessera.shared.events.auth import PlanStatus, SellerChanged, SellerSettings
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 from tessera.shared.tokens import Unauthorized
@@ -47,6 +48,8 @@ class Seller:
     status: Literal["active", "suspended"]
     version: int
     settings: SellerSettings
+    plan_status: PlanStatus = "none"
+    plan_grace_until: datetime | None = None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Seller:
@@ -58,6 +61,8 @@ class Seller:
             status="active" if row["status"] == "active" else "suspended",
             version=row["version"],
             settings=SellerSettings.model_validate_json(row["settings"]),
+            plan_status=row["plan_status"],
+            plan_grace_until=row["plan_grace_until"],
         )
 
     def record(self) -> SellerChanged:
@@ -69,6 +74,8 @@ class Seller:
             status=self.status,
             version=self.version,
             settings=self.settings,
+            plan_status=self.plan_status,
+            plan_grace_until=self.plan_grace_until,
         )
 
 

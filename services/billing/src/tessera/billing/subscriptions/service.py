@@ -39,7 +39,7 @@ from tessera.shared.events.billing import (
     SubscriptionStarted,
 )
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.sellers import Tenant
+from tessera.shared.sellers import HOME_LIVE, Tenant
 
 # The seller's `past_due_grace_days` (from the SellerBook), by tenant.
 GraceDays = Callable[[Tenant], int]
@@ -77,6 +77,10 @@ class SubscriptionOver(Problem):
     title = "The subscription has ended"
 
 
+# The metadata key of a platform plan's subscription naming the seller who pays for it.
+PLATFORM_FOR = "tessera_platform_for"
+
+
 def metadata_for(
     tenant: Tenant, tier: str, interval: Interval, account: StripeAccount
 ) -> dict[str, str]:
@@ -104,6 +108,18 @@ def account_of(metadata: dict[str, Any] | None) -> str | None:
     The delivery was already routed to this tenant by its account (webhooks/routing.py)."""
     account = (metadata or {}).get("tessera_account")
     return None if account in (None, "platform") else str(account)
+
+
+def platform_for(tenant: Tenant, metadata: dict[str, str] | None) -> UUID | None:
+    """The seller a platform plan is for: named by the metadata of a subscription in the
+    home seller's live tenant only (docs/sellers.md, "Platform plan")."""
+    named = (metadata or {}).get(PLATFORM_FOR)
+    if named is None or tenant != HOME_LIVE:
+        return None
+    try:
+        return UUID(named)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- Stripe's events in
@@ -173,8 +189,9 @@ async def refresh(
         return f"{state.status}; tier {tier!r} is not in the catalog"
     grants = SubscriptionGrants.model_validate(found.grants.model_dump())
     return await _publish(
-        conn, tenant, row, account_id, values, product, grants, grace_days(tenant)
-    )
+        conn, tenant, row, account_id, values, product, grants, grace_days(tenant),
+        platform_for(tenant, state.metadata),
+    )  # fmt: skip
 
 
 async def _tier_of(
@@ -224,6 +241,7 @@ async def _publish(
     product: str,
     grants: SubscriptionGrants,
     grace_days: int,
+    paying_seller: UUID | None,
 ) -> str:
     since: datetime | None = values["past_due_since"]
     grace = since + timedelta(days=grace_days) if since and values["status"] == "past_due" else None
@@ -237,7 +255,7 @@ async def _publish(
         "past_due_since": since, "grace_until": grace,
         "started_at": values["started_at"] or datetime.now(UTC),
         "stripe_account": row["stripe_account"], "stripe_customer_id": values["stripe_customer_id"],
-        "seller_id": tenant.seller_id, "mode": tenant.mode,
+        "seller_id": tenant.seller_id, "mode": tenant.mode, "platform_for": paying_seller,
     }  # fmt: skip
     probe = SubscriptionChanged(sequence=1, **state)
     now = probe.model_dump(mode="json", exclude={"event_id", "occurred_at", "sequence"})
@@ -302,8 +320,10 @@ async def start_checkout(
     tier_code: str,
     interval: Interval,
     email: str | None,
+    paying_seller: UUID | None = None,
 ) -> CheckoutLink:
-    """A Checkout Session in subscription mode for the tier's current price."""
+    """A Checkout Session in subscription mode for the tier's current price (a platform
+    plan's names the seller who pays, `paying_seller`)."""
     account = await stripe_account(pool, accounts, tenant)
     async with pool.acquire() as conn:
         tier = await catalog.find_tier(conn, tenant, tier_code)
@@ -315,6 +335,8 @@ async def start_checkout(
     if price.stripe_price_id is None:
         raise PriceNotInStripe("The tier's price is still being synced to Stripe; try again soon.")
     metadata = metadata_for(tenant, tier_code, interval, account)
+    if paying_seller is not None:
+        metadata[PLATFORM_FOR] = str(paying_seller)
     portal = str(settings.portal_url).rstrip("/")
     subscription_data: dict[str, object] = {"metadata": metadata}
     if tier.trial_days:

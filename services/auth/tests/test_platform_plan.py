@@ -1,0 +1,154 @@
+"""The platform plan (docs/sellers.md, "Platform plan"): a seller's live keys work only while
+its plan (the home seller's live tier `platform`, paid for by the seller) is in force; test
+keys always. Auth learns the plan from billing's subscription events, delivered twice and
+in any order. Real Postgres, Redis, NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from test_api_keys import new_pair  # type: ignore[import-not-found]
+from test_sellers import bearer, developer_token, seller_id_of  # type: ignore[import-not-found]
+
+from tessera.auth.sellers import plan
+from tessera.devstack.platform_plan import platform_plan_event, publish_events
+from tessera.shared.events.billing import (
+    SubscriptionChanged,
+    SubscriptionEnded,
+    SubscriptionEvent,
+    SubscriptionRenewed,
+)
+from tessera.shared.sellers import HOME_SELLER_ID
+
+pytestmark = pytest.mark.integration
+
+
+async def plan_of(h: Any, seller_id: UUID) -> tuple[str, int]:
+    row = await h.auth.pool.fetchrow(
+        "SELECT plan_status, plan_sequence FROM sellers WHERE id = $1", seller_id
+    )
+    return row["plan_status"], row["plan_sequence"]
+
+
+async def until_book(h: Any, seller_id: UUID, sequence: int) -> None:
+    """Until auth has applied the plan's event `sequence` and its book holds the record."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        status, seen = await plan_of(h, seller_id)
+        entry = h.auth.sellers.by_id(seller_id)
+        if seen == sequence and entry is not None and entry.plan_status == status:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"event #{sequence} never applied"
+        await asyncio.sleep(0.05)
+
+
+async def test_live_keys_work_only_while_the_plan_is_in_force(harness: Any) -> None:
+    async with harness() as h:
+        await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
+        token = await developer_token(h, h.new_email(), "plan-keys")
+        seller_id = await seller_id_of(h, "plan-keys")
+        live = bearer((await new_pair(h, token, "plan-keys", "live", "live"))["secret"]["key"])
+        test = bearer((await new_pair(h, token, "plan-keys", "test", "test"))["secret"]["key"])
+        infra = h.auth.infra
+
+        async def answers() -> tuple[int, int]:
+            got_live = await h.client.get("/v1/customers", headers=live)
+            got_test = await h.client.get("/v1/customers", headers=test)
+            return got_live.status_code, got_test.status_code
+
+        async def send(event: SubscriptionEvent) -> tuple[int, int]:
+            await publish_events(str(infra.nats_url), infra.namespace, [event])
+            await until_book(h, seller_id, event.sequence)
+            return await answers()
+
+        refused = await h.client.get("/v1/customers", headers=live)
+        without = await answers()
+        now = datetime.now(UTC)
+        paid = await send(platform_plan_event(seller_id, "active", 1))
+        in_grace = await send(
+            platform_plan_event(
+                seller_id, "past_due", 2, SubscriptionChanged,
+                past_due_since=now, grace_until=now + timedelta(days=3),
+            )
+        )  # fmt: skip
+        past_grace = await send(
+            platform_plan_event(
+                seller_id, "past_due", 3, SubscriptionChanged,
+                past_due_since=now - timedelta(days=8), grace_until=now - timedelta(days=1),
+            )
+        )  # fmt: skip
+        renewed = await send(platform_plan_event(seller_id, "active", 4, SubscriptionRenewed))
+        ended = await send(platform_plan_event(seller_id, "canceled", 5, SubscriptionEnded))
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["type"].endswith("platform-plan-inactive")
+    assert without == (402, 200)
+    assert paid == (200, 200)
+    assert in_grace == (200, 200)
+    assert past_grace == (402, 200)
+    assert renewed == (200, 200)
+    assert ended == (402, 200)
+
+
+def lifecycle(seller_id: UUID) -> list[SubscriptionEvent]:
+    """One plan's life: paid, a failed payment, paid again, canceled."""
+    now = datetime.now(UTC)
+    return [
+        platform_plan_event(seller_id, "active", 1),
+        platform_plan_event(
+            seller_id, "past_due", 2, SubscriptionChanged,
+            past_due_since=now, grace_until=now + timedelta(days=3),
+        ),
+        platform_plan_event(seller_id, "active", 3, SubscriptionRenewed),
+        platform_plan_event(seller_id, "canceled", 4, SubscriptionEnded),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+async def test_events_twice_and_shuffled_end_in_the_same_state(harness: Any, seed: int) -> None:
+    async with harness() as h:
+        await developer_token(h, h.new_email(), f"plan-order-{seed}")
+        seller_id = await seller_id_of(h, f"plan-order-{seed}")
+        old = lifecycle(seller_id)
+        # A new subscription, started after the old one ended, wins whatever the order.
+        renewed = platform_plan_event(
+            seller_id, "active", 1, subscription_id="sub_plan_again",
+            started_at=datetime.now(UTC) + timedelta(days=40),
+        )  # fmt: skip
+        events = old * 2
+        random.Random(seed).shuffle(events)
+        applied = [await plan.on_subscription(h.auth.pool, e) for e in events]
+        after_old = await plan_of(h, seller_id)
+        late = [renewed, *old]
+        random.Random(seed).shuffle(late)
+        for event in late:
+            await plan.on_subscription(h.auth.pool, event)
+        final = await h.auth.pool.fetchrow(
+            "SELECT plan_status, plan_subscription FROM sellers WHERE id = $1", seller_id
+        )
+    assert after_old == ("ended", 4)
+    assert sum(1 for a in applied if a is not None) <= 4
+    assert (final["plan_status"], final["plan_subscription"]) == ("active", "sub_plan_again")
+
+
+async def test_only_the_home_sellers_live_platform_subscriptions_count(harness: Any) -> None:
+    async with harness() as h:
+        await developer_token(h, h.new_email(), "plan-forged")
+        seller_id = await seller_id_of(h, "plan-forged")
+        other = uuid4()
+        forged = [
+            # Another seller's customer subscription naming a seller.
+            platform_plan_event(seller_id, seller_id=other),
+            # The home seller's test mode.
+            platform_plan_event(seller_id, mode="test"),
+            # The home seller paying for itself.
+            platform_plan_event(HOME_SELLER_ID),
+        ]
+        applied = [await plan.on_subscription(h.auth.pool, e) for e in forged]
+        held = await plan_of(h, seller_id)
+    assert applied == [None, None, None]
+    assert held == ("none", 0)

@@ -1,0 +1,1 @@
+"""The platform plan sellers pay for (docs/sellers.md, "Platform plan")."""
