@@ -34,6 +34,7 @@ import pytest
 from tessera.billing.revenue import service as revenue
 from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
+from tessera.devstack.platform_plan import publish_paid_sellers
 from tessera.shared.api_keys import KeyBook, generate
 from tessera.shared.events.auth import ApiKeyChanged
 from tessera.shared.events.topology import APIKEYS
@@ -159,6 +160,9 @@ async def secret_keys(billing: Any, tenants: list[Tenant]) -> AsyncIterator[dict
         )
         keys[tenant] = issued.plaintext
     await asyncio.wait_for(book.wait_ready(), 10)
+    # A seller's live key works only while its platform plan is in force.
+    paying = {t.seller_id for t in tenants if not t.is_home and t.mode == "live"}
+    await publish_paid_sellers(js, billing.namespace, paying, [billing.app.state.context.sellers])
     for _ in range(500):
         if all(_holds(book, text) for text in keys.values()):
             break

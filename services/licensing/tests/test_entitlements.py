@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from licensing_factories import Harness  # type: ignore[import-not-found]
 
-from tessera.licensing.entitlements.service import is_valid
+from tessera.licensing.entitlements.service import PERIOD_LAPSE, is_valid
 from tessera.shared.events.billing import (
     SubscriptionChanged,
     SubscriptionEnded,
@@ -114,3 +114,11 @@ def test_past_due_is_valid_only_until_its_grace_ends() -> None:
                           ("incomplete", False)):  # fmt: skip
         assert is_valid({**row, "status": status}, NOW) == valid
     assert not is_valid({**row, "status": "active", "ended": True}, NOW)
+
+
+def test_an_active_subscription_without_a_renewal_lapses_after_its_period() -> None:
+    end = NOW + timedelta(days=30)
+    row = {"ended": False, "status": "active", "grace_until": None, "current_period_end": end}
+    assert is_valid(row, end + PERIOD_LAPSE - timedelta(seconds=1))
+    assert not is_valid(row, end + PERIOD_LAPSE)
+    assert not is_valid({**row, "status": "trialing"}, end + PERIOD_LAPSE)

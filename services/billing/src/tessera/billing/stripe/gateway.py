@@ -114,8 +114,10 @@ class StripeGateway:
         }
         if email:
             params["customer_email"] = email
-        if item.allow_promotion_codes:
-            # Only then may the webhook's total be less a discount (docs/billing.md).
+        if item.allow_promotion_codes and not application_fee:
+            # Only then may the webhook's total be less a discount (docs/billing.md). Not
+            # with a platform fee: the fee is a fixed amount of the undiscounted total, so a
+            # discount would raise its share, or make the payment fail below it.
             params["allow_promotion_codes"] = True
         options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
         client = self.client

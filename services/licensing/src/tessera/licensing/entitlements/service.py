@@ -3,7 +3,7 @@ sequence kept), and what a customer is entitled to now."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -30,12 +30,22 @@ async def on_subscription(pool: asyncpg.Pool, event: SubscriptionEvent) -> bool:
         return await queries.keep_newest(conn, event, ended)
 
 
+# How long past its period's end an active subscription stays valid without a renewal
+# event: Stripe bills a renewal about an hour after the period ends and retries a failed
+# webhook for days; past due has its own grace (`grace_until`).
+PERIOD_LAPSE = timedelta(days=3)
+
+
 def is_valid(row: asyncpg.Record, now: datetime) -> bool:
-    """Valid while active or trialing, or past due until its grace ends; never once ended."""
+    """Valid while active or trialing (up to its period's end and `PERIOD_LAPSE`), or past
+    due until its grace ends; never once ended."""
     if row["ended"]:
         return False
     if row["status"] in ("active", "trialing"):
-        return True
+        # A renewal extends the period; without one (an event lost, the seller's Stripe
+        # account disconnected, so its later events are never applied) access lapses.
+        period_end: datetime | None = row.get("current_period_end")
+        return period_end is None or now < period_end + PERIOD_LAPSE
     grace: datetime | None = row["grace_until"]
     return row["status"] == "past_due" and grace is not None and now < grace
 
