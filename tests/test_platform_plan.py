@@ -155,6 +155,9 @@ async def test_a_seller_buys_its_plan_and_its_live_keys_work_while_it_lasts(
     await until(20, lambda: plan_is("active"))
     paid = await codes()
     shown_paid = (await apps["billing"].get("/v1/platform/subscription", headers=live_sk)).json()
+    again = await apps["billing"].post(
+        "/v1/platform/subscription/checkout", json={}, headers=live_sk
+    )
 
     [subscription] = (await stripe.v1.subscriptions.list_async({"customer": customer.id})).data
     await stripe.v1.subscriptions.cancel_async(subscription.id)
@@ -168,6 +171,7 @@ async def test_a_seller_buys_its_plan_and_its_live_keys_work_while_it_lasts(
     assert shown_before == {"status": "none", "grace_until": None, "in_force": False}
     assert paid == (200, 200)
     assert shown_paid["status"] == "active" and shown_paid["in_force"] is True
+    assert again.status_code == 409 and again.json()["type"].endswith("platform-plan-in-force")
     assert ended == (402, 200)
     assert unkeyed.status_code == 401
 

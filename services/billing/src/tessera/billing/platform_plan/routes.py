@@ -29,6 +29,12 @@ class HomeNeedsNoPlan(Problem):
     title = "The home seller needs no platform plan"
 
 
+class PlanAlreadyInForce(Problem):
+    status = 409
+    slug = "platform-plan-in-force"
+    title = "The seller's platform plan is already in force"
+
+
 class PlanCheckoutRequest(Strict):
     interval: Literal["month", "year"] = "month"
     # Where the seller's invoices go (the home seller's customer, in its live tenant).
@@ -45,7 +51,12 @@ class PlanOut(BaseModel):
     "/subscription/checkout",
     status_code=201,
     summary="Start a checkout for the seller's platform plan",
-    responses={409: {"description": "The home seller, or the platform has no Stripe account"}},
+    responses={
+        409: {
+            "description": "The home seller, a plan already in force, or the platform has"
+            " no Stripe account"
+        }
+    },
 )
 async def plan_checkout(
     body: PlanCheckoutRequest,
@@ -55,6 +66,10 @@ async def plan_checkout(
 ) -> SubscriptionCheckoutCreated:
     if seller.seller_id == HOME_SELLER_ID:
         raise HomeNeedsNoPlan("The home seller's keys work without a plan.")
+    entry = billing.sellers.by_id(seller.seller_id)
+    if entry is not None and entry.plan_in_force(datetime.now(UTC).timestamp()):
+        # A second plan would not add anything, and its end would read as the plan's end.
+        raise PlanAlreadyInForce("Change or cancel the plan you have instead.")
     await billing.limiter.enforce(
         billing.settings.checkout_rate_limit, "checkout", client_ip(request)
     )
