@@ -246,3 +246,35 @@ def test_changes_within_one_second_are_ordered_by_what_they_changed() -> None:
     for events in ([upgrade, cancel], [cancel, upgrade]):
         state = fold(events)
         assert (state.price_id, state.cancel_at_period_end) == ("p2", True)
+
+
+@pytest.mark.parametrize("invoice_first", [True, False], ids=["invoice-first", "snapshot-first"])
+async def test_the_account_is_the_verified_deliverys_whatever_the_order(
+    billing: Any, invoice_first: bool
+) -> None:
+    """The connected account a subscription lives on comes from the delivery (routing
+    matched its `account` to the tenant), not from metadata its seller may edit, and an
+    invoice that arrives first (invoices carry no subscription metadata) does not fix it
+    to the platform's."""
+    now = int(time.time())
+    snapshot = {"id": "sub_1OnAcct", "object": "subscription", "status": "active",
+                "customer": "cus_1OnAcct", "metadata": {"tessera_account": "acct_1Edited"},
+                "items": {"data": []}}  # fmt: skip
+    invoice = {"id": "in_1OnAcct", "object": "invoice", "customer": "cus_1OnAcct",
+               "subscription": "sub_1OnAcct", "status": "paid"}  # fmt: skip
+    events: list[dict[str, Any]] = [
+        {"id": "evt_1SubMade", "type": "customer.subscription.created", "created": now,
+         "account": "acct_1Seller", "data": {"object": snapshot}},
+        {"id": "evt_1InvPaid", "type": "invoice.paid", "created": now,
+         "account": "acct_1Seller", "data": {"object": invoice}},
+    ]  # fmt: skip
+    for event in events[::-1] if invoice_first else events:
+        async with billing.pool.acquire() as conn, conn.transaction():
+            await service.apply(
+                conn, HOME_LIVE, event["id"], event["type"], event["data"]["object"],
+                service.Applying.of(event),
+            )  # fmt: skip
+    account = await billing.value(
+        "SELECT stripe_account FROM subscriptions WHERE id = 'sub_1OnAcct'"
+    )
+    assert account == "acct_1Seller"

@@ -23,10 +23,14 @@ COLUMNS = (
 async def ensure(
     conn: asyncpg.Connection, tenant: Tenant, subscription_id: str, stripe_account: str | None
 ) -> asyncpg.Record:
-    """The subscription's row, made if this is the first event about it, and locked."""
+    """The subscription's row, made if this is the first event about it, and locked. Its
+    account, once an event names one, stays (every delivery of one subscription comes from
+    the same account, so the first that names it sets it, in any order)."""
     await conn.execute(
         "INSERT INTO subscriptions (seller_id, mode, id, stripe_account) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT (seller_id, mode, id) DO UPDATE"
+        " SET stripe_account = coalesce(subscriptions.stripe_account, EXCLUDED.stripe_account)"
+        " WHERE subscriptions.stripe_account IS NULL AND EXCLUDED.stripe_account IS NOT NULL",
         tenant.seller_id,
         tenant.mode,
         subscription_id,

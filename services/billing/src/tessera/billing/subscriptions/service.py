@@ -103,13 +103,6 @@ def check_metadata(tenant: Tenant, metadata: dict[str, Any] | None) -> None:
         raise NotOurs("the subscription's metadata names another seller or mode")
 
 
-def account_of(metadata: dict[str, Any] | None) -> str | None:
-    """The connected account the checkout sold on (None: the platform's own, or unknown).
-    The delivery was already routed to this tenant by its account (webhooks/routing.py)."""
-    account = (metadata or {}).get("tessera_account")
-    return None if account in (None, "platform") else str(account)
-
-
 def platform_for(tenant: Tenant, metadata: dict[str, str] | None) -> UUID | None:
     """The seller a platform plan is for: named by the metadata of a subscription in the
     home seller's live tenant only (docs/sellers.md, "Platform plan")."""
@@ -131,11 +124,14 @@ async def apply_event(
     subscription_id: str,
     event: Logged,
     grace_days: GraceDays,
+    stripe_account: str | None = None,
 ) -> str:
-    """Log a subscription or invoice event and bring the subscription to the fold of its log."""
+    """Log a subscription or invoice event and bring the subscription to the fold of its log.
+    `stripe_account`: the connected account the verified delivery came from (None: the
+    platform's), never the subscription's metadata, which its seller may edit."""
     if event.type.startswith("customer.subscription."):
         check_metadata(tenant, event.snapshot.get("metadata"))
-    await queries.ensure(conn, tenant, subscription_id, account_of(event.snapshot.get("metadata")))
+    await queries.ensure(conn, tenant, subscription_id, stripe_account)
     await queries.log_event(conn, tenant, subscription_id, event)
     return await refresh(conn, tenant, subscription_id, grace_days)
 
@@ -146,6 +142,7 @@ async def link_checkout(
     session: dict[str, Any],
     subscription_id: str,
     grace_days: GraceDays,
+    stripe_account: str | None = None,
 ) -> str:
     """A completed checkout in subscription mode names the buyer: their account (made if
     new, `billing.account.created.v1` in this transaction) becomes the subscription's."""
@@ -156,7 +153,7 @@ async def link_checkout(
         raise NotOurs("the session carries no customer email")
     customer = session.get("customer")
     customer_id = customer.get("id") if isinstance(customer, dict) else customer
-    await queries.ensure(conn, tenant, subscription_id, account_of(session.get("metadata")))
+    await queries.ensure(conn, tenant, subscription_id, stripe_account)
     account = await find_or_create_account(conn, tenant, email, "purchase")
     await queries.set_account(conn, tenant, subscription_id, account.id, email, customer_id)
     return await refresh(conn, tenant, subscription_id, grace_days)

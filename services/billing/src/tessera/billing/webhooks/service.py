@@ -115,6 +115,9 @@ class Applying:
     grace_days: subscriptions.GraceDays = subscriptions.default_grace
     # Stripe's `data.previous_attributes`, for an `*.updated` event.
     previous: dict[str, Any] | None = None
+    # The connected account the event came from (its `account`, which routing matched to
+    # the tenant); None: the platform's own account.
+    account: str | None = None
 
     @classmethod
     def of(
@@ -124,10 +127,12 @@ class Applying:
     ) -> Applying:
         """From a recorded event's whole payload."""
         previous = payload["data"].get("previous_attributes")
+        account = payload.get("account")
         return cls(
             int(payload.get("created", 0)),
             grace_days,
             previous if isinstance(previous, dict) else None,
+            account if isinstance(account, str) else None,
         )
 
 
@@ -158,12 +163,12 @@ async def apply_subscription_event(
     try:
         if event_type == "checkout.session.completed":
             detail = await subscriptions.link_checkout(
-                conn, tenant, obj, subscription_id, applying.grace_days
+                conn, tenant, obj, subscription_id, applying.grace_days, applying.account
             )
         else:
             event = Logged(event_id, event_type, applying.created, obj, applying.previous)
             detail = await subscriptions.apply_event(
-                conn, tenant, subscription_id, event, applying.grace_days
+                conn, tenant, subscription_id, event, applying.grace_days, applying.account
             )
     except subscriptions.NotOurs as error:
         return Outcome("failed", str(error))
