@@ -278,3 +278,24 @@ async def test_the_account_is_the_verified_deliverys_whatever_the_order(
         "SELECT stripe_account FROM subscriptions WHERE id = 'sub_1OnAcct'"
     )
     assert account == "acct_1Seller"
+
+
+async def test_a_subscription_on_an_account_no_longer_connected_is_out_of_reach(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url
+    )
+    try:
+        await billing.value(
+            "INSERT INTO subscriptions (seller_id, mode, id, stripe_account, status)"
+            " VALUES ($1, $2, 'sub_1Elsewhere', 'acct_1Old', 'active')",
+            HOME_LIVE.seller_id, HOME_LIVE.mode,
+        )  # fmt: skip
+        accounts = billing.app.state.context.accounts
+        with pytest.raises(subscriptions.NotConnected):
+            await subscriptions.cancel(
+                billing.pool, accounts, HOME_LIVE, "sub_1Elsewhere", True, None
+            )
+    finally:
+        await billing.stop()

@@ -375,6 +375,19 @@ def _key(tenant: Tenant, subscription_id: str, action: str, idempotency_key: str
     return f"tessera-sub-{tenant.seller_id}-{tenant.mode}-{subscription_id}-{action}-{idempotency_key or uuid.uuid4()}"
 
 
+async def _its_account(
+    pool: asyncpg.Pool, accounts: Accounts, tenant: Tenant, row: asyncpg.Record
+) -> StripeAccount:
+    """The Stripe account the subscription lives on, which must be the tenant's account now:
+    after the seller connected another one, the old account is out of reach (409)."""
+    account = await stripe_account(pool, accounts, tenant)
+    if row["stripe_account"] != account.account:
+        raise NotConnected(
+            "The subscription is on a Stripe account this seller no longer has connected."
+        )
+    return account
+
+
 async def _live(pool: asyncpg.Pool, tenant: Tenant, subscription_id: str) -> asyncpg.Record:
     row = await get(pool, tenant, subscription_id)
     if row["status"] in FINAL:
@@ -388,7 +401,7 @@ async def cancel(
 ) -> asyncpg.Record:  # fmt: skip
     """Ask Stripe to cancel at the period's end (resumable until then) or now."""
     row = await _live(pool, tenant, subscription_id)
-    account = await stripe_account(pool, accounts, tenant)
+    account = await _its_account(pool, accounts, tenant, row)
     key = _key(tenant, subscription_id, f"cancel-{at_period_end}", idempotency_key)
     if at_period_end:
         await gateway.update_subscription(
@@ -405,7 +418,7 @@ async def resume(
 ) -> asyncpg.Record:  # fmt: skip
     """Take back a cancellation at the period's end."""
     row = await _live(pool, tenant, subscription_id)
-    account = await stripe_account(pool, accounts, tenant)
+    account = await _its_account(pool, accounts, tenant, row)
     key = _key(tenant, subscription_id, "resume", idempotency_key)
     await gateway.update_subscription(
         account, subscription_id, {"cancel_at_period_end": False}, key
@@ -419,7 +432,7 @@ async def change(
 ) -> asyncpg.Record:  # fmt: skip
     """Move to another tier or interval at its current price; Stripe prorates."""
     row = await _live(pool, tenant, subscription_id)
-    account = await stripe_account(pool, accounts, tenant)
+    account = await _its_account(pool, accounts, tenant, row)
     tier = body.tier or row["tier"]
     interval = body.interval or row["interval"]
     if tier is None or interval is None or row["item_id"] is None:
