@@ -343,6 +343,20 @@ def test_a_test_mode_key_is_refused_where_live_mode_is_configured(
     assert "a live key is refused" in message
 
 
+def test_production_talks_to_stripe_itself(environment: pytest.MonkeyPatch) -> None:
+    for base in (
+        "http://127.0.0.1:12111",
+        "https://stripe.com.evil.example",
+        "http://api.stripe.com",
+    ):
+        message = refusal(environment, "billing", "TESSERA_BILLING_STRIPE_API_BASE", base)
+        assert "TESSERA_BILLING_STRIPE_API_BASE: production talks to Stripe itself" in message
+    assert (
+        start(environment, "billing", TESSERA_BILLING_STRIPE_API_BASE="https://api.stripe.com")
+        is not None
+    )
+
+
 def test_several_problems_are_one_line_naming_each_variable(
     environment: pytest.MonkeyPatch,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -91,6 +92,14 @@ class BillingSettings(DatabaseSettings):
         return key.startswith(LIVE_PREFIXES)
 
 
+def _stripe_host(base: str | None) -> bool:
+    """True when `base` is unset or names a host under stripe.com."""
+    if base is None:
+        return True
+    host = urlsplit(base).hostname or ""
+    return host == "stripe.com" or host.endswith(".stripe.com")
+
+
 def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
     """Production takes real Stripe credentials (tessera.shared.secret_policy): no
     placeholder or dev secret, nothing too short or too regular, no test key where live
@@ -137,6 +146,13 @@ def check_production(settings: BillingSettings, infra: InfraSettings) -> None:
         audit.secret(test_name, test_key, STRIPE_KEY)
         if test_key.startswith(LIVE_PREFIXES):
             audit.problems.append(f"{test_name}: must be a test-mode key (sk_test_ or rk_test_)")
+    base = settings.stripe_api_base
+    if base is not None and (urlsplit(base).scheme != "https" or not _stripe_host(base)):
+        # The stand-in's address (`./dev up`) must never receive a production key.
+        audit.problems.append(
+            f"{env_name(BillingSettings, 'stripe_api_base')}: production talks to Stripe"
+            " itself (unset it, or an https address under stripe.com)"
+        )
     audit.url(
         env_name(BillingSettings, "database_url"),
         settings.database_url,
