@@ -189,6 +189,18 @@ async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float
     )
 
 
+async def renew_lease(conn: asyncpg.Connection, due: Due, lease_seconds: float) -> None:
+    await conn.execute(
+        "UPDATE stripe_sync SET leased_until = clock_timestamp() + make_interval(secs => $5)"
+        " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4",
+        due.tenant.seller_id,
+        due.tenant.mode,
+        due.object_type,
+        due.object_key,
+        lease_seconds,
+    )
+
+
 async def defer(conn: asyncpg.Connection, due: Due, retry_in: float) -> None:
     """Not this object's fault (its product is not in Stripe yet): try again soon."""
     await conn.execute(

@@ -14,8 +14,13 @@ from tessera.billing.stripe.accounts import StripeAccount
 from tessera.shared.sellers import Tenant
 
 
-def idempotency_key(tenant: Tenant, object_type: str, key: str, version: int) -> str:
-    return f"tessera-catalog-{tenant.seller_id}-{tenant.mode}-{object_type}-{key}-v{version}"
+def idempotency_key(
+    tenant: Tenant, object_type: str, key: str, version: int, account: StripeAccount
+) -> str:
+    # The account is in the key: after the seller connects another account, the same
+    # version is made there anew, not answered from the old account's cached response.
+    on = account.account or "platform"
+    return f"tessera-catalog-{tenant.seller_id}-{tenant.mode}-{on}-{object_type}-{key}-v{version}"
 
 
 def _options(account: StripeAccount, key: str) -> RequestOptions:

@@ -87,6 +87,8 @@ class CatalogSync:
                 # Its seller disconnected since: it waits with the tenant's other rows.
                 await queries.finish(conn, due, account)
                 return
+            # The batch's lease was taken for all its rows at once: this row's runs from now.
+            await queries.renew_lease(conn, due, self.lease_seconds)
         try:
             if due.object_type == "product":
                 await self.sync_product(account, due)
@@ -101,6 +103,17 @@ class CatalogSync:
             async with self.pool.acquire() as conn:
                 await queries.failed(conn, due, message, self.backoff(due.attempts))
 
+    async def still_on(self, conn: asyncpg.Connection, due: Due, account: StripeAccount) -> bool:
+        """Whether the tenant is still on the account just called (under its connection
+        lock); if it connected another meanwhile, the ids made on the old one are dropped
+        and the row is tried again soon, on the new one."""
+        await connections.lock_tenant(conn, due.tenant, shared=True)
+        now = await self.accounts.account_for(conn, due.tenant)
+        if isinstance(now, StripeAccount) and now.account == account.account:
+            return True
+        await queries.defer(conn, due, 0)
+        return False
+
     async def sync_product(self, account: StripeAccount, due: Due) -> None:
         async with self.pool.acquire() as conn:
             found = await catalog.product_for_sync(conn, due.tenant, due.object_key)
@@ -108,9 +121,11 @@ class CatalogSync:
             return
         version, product = found
         due = Due(due.tenant, due.object_type, due.object_key, version, due.attempts)
-        key = calls.idempotency_key(due.tenant, "product", product.code, version)
+        key = calls.idempotency_key(due.tenant, "product", product.code, version, account)
         stripe_id = await calls.put_product(account, due.tenant, product, key)
         async with self.pool.acquire() as conn, conn.transaction():
+            if not await self.still_on(conn, due, account):
+                return
             await catalog.set_stripe_product(conn, due.tenant, product.code, stripe_id)
             await queries.finish(conn, due, "synced")
 
@@ -126,9 +141,11 @@ class CatalogSync:
                 await queries.defer(conn, due, self.retry_seconds)
             return
         due = Due(due.tenant, due.object_type, due.object_key, version, due.attempts)
-        key = calls.idempotency_key(due.tenant, "price", price.id, version)
+        key = calls.idempotency_key(due.tenant, "price", price.id, version, account)
         stripe_id = await calls.put_price(account, due.tenant, price, stripe_product, nickname, key)
         async with self.pool.acquire() as conn, conn.transaction():
+            if not await self.still_on(conn, due, account):
+                return
             if stripe_id is not None and price.stripe_price_id is None:
                 await catalog.set_stripe_price_id(conn, due.tenant, price.id, stripe_id)
                 if price.sku is not None:
