@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,13 +22,10 @@ import pytest
 from tessera.billing.app import MIGRATIONS
 from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog.service import seed_catalog
-from tessera.devstack.platform_plan import publish_paid_sellers
+from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
-from tessera.shared.api_keys import KeyBook, generate
+from tessera.shared.api_keys.format import Kind
 from tessera.shared.db.migrate import apply_migrations
-from tessera.shared.events.auth import ApiKeyChanged
-from tessera.shared.events.topology import APIKEYS
-from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 
 pytestmark = pytest.mark.integration
@@ -52,6 +48,7 @@ PRO = {
     "grants": {"features": ["export", "alerts"], "quotas": {"api_calls": {"limit": 500},
                "minutes": {"limit": None}}, "rate_per_minute": 60, "seats": 3},
 }  # fmt: skip
+KINDS: tuple[Kind, ...] = ("secret", "publishable")
 LIFETIME = {
     "sku": "tool-lifetime", "product": "tool", "name": "Tool, for life", "unit_amount": 4900,
     "currency": "usd", "policy": "tool-lifetime",
@@ -63,43 +60,15 @@ async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], dict[
     """Headers with a secret and a publishable key per tenant, published on APIKEYS as
     auth would, once billing's own key book holds them."""
     nc = await nats.connect(billing.nats_url)
-    js = nc.jetstream()
-    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
-    book: KeyBook = billing.app.state.context.key_book
-    texts: dict[tuple[Tenant, str], str] = {}
-    for tenant in TENANTS:
-        for kind in ("secret", "publishable"):
-            issued = generate(kind, tenant.mode)
-            record = ApiKeyChanged(
-                seller_id=tenant.seller_id, mode=tenant.mode, key_id=uuid.uuid4(),
-                key_hash=issued.hash_hex, kind=kind, status="active", version=1,
-            )  # fmt: skip
-            await js.publish(
-                billing.namespace.subject(record.publish_subject()),
-                record.to_json(),
-                stream=billing.namespace.stream(APIKEYS),
-            )
-            texts[(tenant, kind)] = issued.plaintext
-    await asyncio.wait_for(book.wait_ready(), 10)
-    sellers = billing.app.state.context.sellers
-    paying = {t.seller_id for t in TENANTS if not t.is_home}
-    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
-    for _ in range(500):
-        if all(_holds(book, t) for t in texts.values()):
-            break
-        await asyncio.sleep(0.01)
+    context = billing.app.state.context
     try:
+        texts = await publish_seller_keys(
+            nc.jetstream(), billing.namespace, context.key_book, context.sellers,
+            [(tenant, kind) for tenant in TENANTS for kind in KINDS],
+        )  # fmt: skip
         yield {k: {"authorization": f"Bearer {t}"} for k, t in texts.items()}
     finally:
         await nc.close()
-
-
-def _holds(book: KeyBook, text: str) -> bool:
-    try:
-        book.check(text)
-    except Exception:
-        return False
-    return True
 
 
 async def catalog_rows(billing: Any) -> list[str]:

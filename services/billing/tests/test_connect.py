@@ -24,13 +24,10 @@ import pytest
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
-from tessera.devstack.platform_plan import publish_paid_sellers
+from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target
-from tessera.shared.api_keys import KeyBook, generate
-from tessera.shared.events.auth import ApiKeyChanged, SellerChanged
-from tessera.shared.events.topology import APIKEYS
-from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.shared.events.auth import SellerChanged
 from tessera.shared.sellers import HOME_SELLER_ID, Tenant
 
 pytestmark = pytest.mark.integration
@@ -55,35 +52,13 @@ async def secret_keys(
 ) -> AsyncIterator[dict[Tenant, dict[str, str]]]:
     """A secret key's headers per tenant, published on APIKEYS as auth would."""
     nc = await nats.connect(billing.nats_url)
-    js = nc.jetstream()
-    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
-    book: KeyBook = billing.app.state.context.key_book
-    texts: dict[Tenant, str] = {}
-    for tenant in tenants:
-        issued = generate("secret", tenant.mode)
-        record = ApiKeyChanged(
-            seller_id=tenant.seller_id, mode=tenant.mode, key_id=uuid.uuid4(),
-            key_hash=issued.hash_hex, kind="secret", status="active", version=1,
-        )  # fmt: skip
-        await js.publish(
-            billing.namespace.subject(record.publish_subject()),
-            record.to_json(),
-            stream=billing.namespace.stream(APIKEYS),
-        )
-        texts[tenant] = issued.plaintext
-    await asyncio.wait_for(book.wait_ready(), 10)
-    sellers = billing.app.state.context.sellers
-    paying = {t.seller_id for t in tenants if not t.is_home}
-    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
-    for _ in range(500):
-        try:
-            for text in texts.values():
-                book.check(text)
-            break
-        except Exception:
-            await asyncio.sleep(0.01)
+    context = billing.app.state.context
     try:
-        yield {t: {"authorization": f"Bearer {text}"} for t, text in texts.items()}
+        texts = await publish_seller_keys(
+            nc.jetstream(), billing.namespace, context.key_book, context.sellers,
+            [(tenant, "secret") for tenant in tenants],
+        )  # fmt: skip
+        yield {t: {"authorization": f"Bearer {text}"} for (t, _), text in texts.items()}
     finally:
         await nc.close()
 

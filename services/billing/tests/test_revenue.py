@@ -18,7 +18,6 @@ events applied through billing's applier (as Stripe's deliveries are), reversed 
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
@@ -34,11 +33,7 @@ import pytest
 from tessera.billing.revenue import service as revenue
 from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
-from tessera.devstack.platform_plan import publish_paid_sellers
-from tessera.shared.api_keys import KeyBook, generate
-from tessera.shared.events.auth import ApiKeyChanged
-from tessera.shared.events.topology import APIKEYS
-from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 pytestmark = pytest.mark.integration
@@ -143,42 +138,15 @@ async def apply(billing: Any, tenant: Tenant, events: list[dict[str, Any]]) -> N
 async def secret_keys(billing: Any, tenants: list[Tenant]) -> AsyncIterator[dict[Tenant, str]]:
     """A secret key per tenant, published as auth would, once the app's own book holds it."""
     nc = await nats.connect(billing.nats_url)
-    js = nc.jetstream()
-    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
-    book: KeyBook = billing.app.state.context.key_book
-    keys: dict[Tenant, str] = {}
-    for tenant in tenants:
-        issued = generate("secret", tenant.mode)
-        record = ApiKeyChanged(
-            seller_id=tenant.seller_id, mode=tenant.mode, key_id=uuid.uuid4(),
-            key_hash=issued.hash_hex, kind="secret", status="active", version=1,
-        )  # fmt: skip
-        await js.publish(
-            billing.namespace.subject(record.publish_subject()),
-            record.to_json(),
-            stream=billing.namespace.stream(APIKEYS),
-        )
-        keys[tenant] = issued.plaintext
-    await asyncio.wait_for(book.wait_ready(), 10)
-    # A seller's live key works only while its platform plan is in force.
-    paying = {t.seller_id for t in tenants if not t.is_home and t.mode == "live"}
-    await publish_paid_sellers(js, billing.namespace, paying, [billing.app.state.context.sellers])
-    for _ in range(500):
-        if all(_holds(book, text) for text in keys.values()):
-            break
-        await asyncio.sleep(0.01)
+    context = billing.app.state.context
     try:
-        yield keys
+        texts = await publish_seller_keys(
+            nc.jetstream(), billing.namespace, context.key_book, context.sellers,
+            [(tenant, "secret") for tenant in tenants],
+        )  # fmt: skip
+        yield {tenant: text for (tenant, _), text in texts.items()}
     finally:
         await nc.close()
-
-
-def _holds(book: KeyBook, text: str) -> bool:
-    try:
-        book.check(text)
-    except Exception:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Keys are real records on the APIKEYS stream, which the app's own KeyBook follows
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +14,8 @@ from uuid import UUID
 import nats
 import pytest
 
-from tessera.devstack.platform_plan import publish_paid_sellers
-from tessera.shared.api_keys import KeyBook, generate
-from tessera.shared.events.auth import ApiKeyChanged
-from tessera.shared.events.topology import APIKEYS
-from tessera.shared.messaging import ensure_stream, stream_config
+from tessera.devstack.seller_keys import publish_seller_keys
+from tessera.shared.api_keys.format import Kind
 from tessera.shared.sellers import HOME_SELLER_ID, Tenant
 
 pytestmark = pytest.mark.integration
@@ -33,58 +29,25 @@ A_LIVE, A_TEST, B_LIVE = (
 )
 HOME = Tenant(HOME_SELLER_ID, "live")
 TENANTS = (A_LIVE, A_TEST, B_LIVE, HOME)
+KINDS: tuple[Kind, ...] = ("secret", "publishable")
 
 
 @asynccontextmanager
-async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, str], str]]:
+async def keys_for(billing: Any) -> AsyncIterator[dict[tuple[Tenant, Kind], str]]:
     """A secret and a publishable key per tenant, published as auth would, once the app's
     own book holds them."""
     nc = await nats.connect(billing.nats_url)
-    js = nc.jetstream()
-    await ensure_stream(js, stream_config(APIKEYS, billing.namespace))
-    book: KeyBook = billing.app.state.context.key_book
-    by: dict[tuple[Tenant, str], str] = {}
-    for tenant in TENANTS:
-        for kind in ("secret", "publishable"):
-            issued = generate(kind, tenant.mode)
-            record = ApiKeyChanged(
-                seller_id=tenant.seller_id,
-                mode=tenant.mode,
-                key_id=uuid.uuid4(),
-                key_hash=issued.hash_hex,
-                kind=kind,
-                status="active",
-                version=1,
-            )
-            await js.publish(
-                billing.namespace.subject(record.publish_subject()),
-                record.to_json(),
-                stream=billing.namespace.stream(APIKEYS),
-            )
-            by[(tenant, kind)] = issued.plaintext
-    await asyncio.wait_for(book.wait_ready(), 10)
-    sellers = billing.app.state.context.sellers
-    paying = {t.seller_id for t in TENANTS if not t.is_home}
-    await publish_paid_sellers(js, billing.namespace, paying, [sellers])
-    for _ in range(500):
-        if all(_holds(book, text) for text in by.values()):
-            break
-        await asyncio.sleep(0.01)
+    context = billing.app.state.context
     try:
-        yield by
+        yield await publish_seller_keys(
+            nc.jetstream(), billing.namespace, context.key_book, context.sellers,
+            [(tenant, kind) for tenant in TENANTS for kind in KINDS],
+        )  # fmt: skip
     finally:
         await nc.close()
 
 
-def _holds(book: KeyBook, text: str) -> bool:
-    try:
-        book.check(text)
-    except Exception:
-        return False
-    return True
-
-
-def bearer(keys: dict[tuple[Tenant, str], str], tenant: Tenant, kind: str = "secret") -> Any:
+def bearer(keys: dict[tuple[Tenant, Kind], str], tenant: Tenant, kind: Kind = "secret") -> Any:
     return {"authorization": f"Bearer {keys[(tenant, kind)]}"}
 
 

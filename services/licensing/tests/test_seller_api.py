@@ -17,12 +17,9 @@ from uuid import UUID
 import pytest
 from licensing_factories import Harness  # type: ignore[import-not-found]
 
-from tessera.devstack.platform_plan import publish_paid_sellers
-from tessera.shared.api_keys import KeyBook, generate
-from tessera.shared.events.auth import ApiKeyChanged
+from tessera.devstack.seller_keys import publish_seller_keys
+from tessera.shared.api_keys.format import Kind
 from tessera.shared.events.billing import AccountCreated
-from tessera.shared.events.topology import APIKEYS
-from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.sellers import Tenant
 
 pytestmark = pytest.mark.integration
@@ -41,9 +38,9 @@ SELLER_TABLES = ("customers", "licenses", "activations", "audit_log", "seller_gr
 class Keys:
     """Plaintext keys per (tenant, kind), each published as a record the app's book follows."""
 
-    by: dict[tuple[Tenant, str], str]
+    by: dict[tuple[Tenant, Kind], str]
 
-    def bearer(self, tenant: Tenant, kind: str = "secret") -> dict[str, str]:
+    def bearer(self, tenant: Tenant, kind: Kind = "secret") -> dict[str, str]:
         return {"authorization": f"Bearer {self.by[(tenant, kind)]}"}
 
 
@@ -55,42 +52,14 @@ async def keys(harness: Harness) -> AsyncIterator[Keys]:
 
 @asynccontextmanager
 async def keys_for(harness: Harness) -> AsyncIterator[Keys]:
-    await ensure_stream(harness.js, stream_config(APIKEYS, harness.ns))
-    book: KeyBook = harness.app.state.context.key_book
-    by: dict[tuple[Tenant, str], str] = {}
-    for tenant in (A_LIVE, A_TEST, B_LIVE):
-        for kind in ("secret", "publishable"):
-            issued = generate(kind, tenant.mode)
-            record = ApiKeyChanged(
-                seller_id=tenant.seller_id,
-                mode=tenant.mode,
-                key_id=uuid.uuid4(),
-                key_hash=issued.hash_hex,
-                kind=kind,
-                status="active",
-                version=1,
-            )
-            await harness.js.publish(
-                harness.ns.subject(record.publish_subject()),
-                record.to_json(),
-                stream=harness.ns.stream(APIKEYS),
-            )
-            by[(tenant, kind)] = issued.plaintext
-    await asyncio.wait_for(book.wait_ready(), 10)
-    sellers = harness.app.state.context.sellers
-    paying = {A_LIVE.seller_id, B_LIVE.seller_id}
-    await publish_paid_sellers(harness.js, harness.ns, paying, [sellers])
-    await harness.until(lambda: _known(book, by.values()))
-    yield Keys(by)
-
-
-async def _known(book: KeyBook, texts: Any) -> bool:
-    try:
-        for text in texts:
-            book.check(text)
-    except Exception:
-        return False
-    return True
+    context = harness.app.state.context
+    wanted: list[tuple[Tenant, Kind]] = [
+        (tenant, kind) for tenant in (A_LIVE, A_TEST, B_LIVE) for kind in ("secret", "publishable")
+    ]
+    texts = await publish_seller_keys(
+        harness.js, harness.ns, context.key_book, context.sellers, wanted
+    )
+    yield Keys(texts)
 
 
 async def catalog(h: Harness, tenant: Tenant) -> None:
