@@ -26,7 +26,14 @@ from test_sellers import (  # type: ignore[import-not-found]
 )
 
 from tessera.auth.api_keys import queries
-from tessera.shared.api_keys import ExpiredKey, KeyBook, RevokedKey, UnknownKey, hash_key
+from tessera.shared.api_keys import (
+    ExpiredKey,
+    KeyBook,
+    KeyRefused,
+    RevokedKey,
+    UnknownKey,
+    hash_key,
+)
 from tessera.shared.directory import follow_with_own_connection
 from tessera.shared.events.topology import APIKEYS, Namespace
 from tessera.shared.settings import InfraSettings
@@ -56,12 +63,16 @@ async def replica(infra_settings: InfraSettings) -> AsyncIterator[Callable[[], A
 
 
 async def refused_within(seconds: float, book: KeyBook, key: str, error: type[Exception]) -> float:
+    """Seconds until `book` refuses `key` with `error`. Any other answer (accepted, or
+    unknown because the outbox has not yet delivered the key) means not yet."""
     started = time.perf_counter()
     while True:
         try:
             book.check(key)
         except error:
             return time.perf_counter() - started
+        except KeyRefused:
+            pass
         assert time.perf_counter() - started < seconds, f"{error.__name__} not within {seconds} s"
         await asyncio.sleep(0.005)
 
