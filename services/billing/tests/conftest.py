@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,10 @@ from tessera.devstack.serving import LoopServer
 from tessera.shared.events.topology import AUTH, BILLING, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
+
+# --import-mode=importlib puts no test folder on sys.path; the Connect and catalog helpers
+# of test_connect and test_catalog are shared with test_stripe_sync.
+sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[3]
 CATALOG = REPO / "deploy" / "catalog.json"

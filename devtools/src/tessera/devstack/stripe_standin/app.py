@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,10 +161,18 @@ class StandIn:
         self.deliverer = Deliverer(settings)
         self.store.deliverer = self.deliverer
         self.limiter = RateLimiter(settings.rate_limit)
+        # Awaited before each API request is handled (`gate`) and after, before its answer
+        # is sent (`answered`): tests hold or slow Stripe with them, to have a call in flight
+        # while something else happens, before or after Stripe acted on it.
+        self.gate: Callable[[Request], Awaitable[None]] | None = None
+        self.answered: Callable[[Request], Awaitable[None]] | None = None
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
         try:
-            return await self._handle(endpoint, request)
+            response = await self._handle(endpoint, request)
+            if endpoint.api and self.answered is not None:
+                await self.answered(request)
+            return response
         except StripeApiError as error:
             return _json(error.body(), error.status)
         except Exception:
@@ -184,6 +192,8 @@ class StandIn:
                 code="rate_limit",
             )
         params = await _params(request, self.settings, api=endpoint.api)
+        if endpoint.api and self.gate is not None:
+            await self.gate(request)
         accepted = endpoint.accepts + (LIST_PARAMS if endpoint.method == "GET" else ())
         if endpoint.api:
             check_known(params, accepted)

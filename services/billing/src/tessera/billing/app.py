@@ -55,7 +55,10 @@ async def start_catalog_sync(billing: Billing) -> None:
     # Without a Stripe key the catalog stays `local`: there is nothing to call.
     if billing.settings.run_workers and billing.accounts.platform is not None:
         worker = CatalogSync(
-            billing.pool, billing.accounts, retry_seconds=billing.settings.stripe_sync_retry_seconds
+            billing.pool,
+            billing.accounts,
+            retry_seconds=billing.settings.stripe_sync_retry_seconds,
+            lease_seconds=billing.settings.stripe_sync_lease_seconds,
         )
         billing.tasks.append(asyncio.create_task(worker.run()))
 

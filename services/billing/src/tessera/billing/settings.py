@@ -56,6 +56,9 @@ class BillingSettings(DatabaseSettings):
     # The catalog's Stripe sync: the first retry of a failed call, in seconds (it doubles
     # on each failure, up to an hour).
     stripe_sync_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # How long a claimed row is left to the replica calling Stripe for it before another
+    # may take it (the replica died); renewed as each row's turn comes.
+    stripe_sync_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Rate limits (`limits` notation), per client IP.
     webhook_rate_limit: str = "1200/minute"
     checkout_rate_limit: str = "30/minute"

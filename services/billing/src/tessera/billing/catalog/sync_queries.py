@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -20,13 +21,14 @@ STATE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Due:
-    """A claimed row: which object, at which version."""
+    """A claimed row: which object, at which version, under which claim's lease."""
 
     tenant: Tenant
     object_type: ObjectType
     object_key: str
     version: int
     attempts: int
+    lease: UUID
 
 
 async def changed(
@@ -95,8 +97,9 @@ async def states(
 
 async def claim(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Due]:
     """Due rows, products first (a price needs its product's Stripe id); each is leased
-    so another replica leaves it while this one calls Stripe (two calls for one object
-    could land in Stripe in the wrong order), and taken again if this one dies."""
+    to this claim so another replica leaves it while this one calls Stripe (two calls for
+    one object could land in Stripe in the wrong order), and taken again if this one dies."""
+    lease = uuid4()
     rows = await conn.fetch(
         """
         WITH due AS (
@@ -107,7 +110,7 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> l
             LIMIT $1 FOR UPDATE SKIP LOCKED
         )
         UPDATE stripe_sync s
-        SET leased_until = clock_timestamp() + make_interval(secs => $2)
+        SET leased_until = clock_timestamp() + make_interval(secs => $2), leased_by = $3
         FROM due
         WHERE s.seller_id = due.seller_id AND s.mode = due.mode
           AND s.object_type = due.object_type AND s.object_key = due.object_key
@@ -115,6 +118,7 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> l
         """,
         limit,
         lease_seconds,
+        lease,
     )
     due = [
         Due(
@@ -123,6 +127,7 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> l
             r["object_key"],
             r["version"],
             r["attempts"],
+            lease,
         )
         for r in rows
     ]
@@ -189,16 +194,21 @@ async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float
     )
 
 
-async def renew_lease(conn: asyncpg.Connection, due: Due, lease_seconds: float) -> None:
-    await conn.execute(
+async def renew_lease(conn: asyncpg.Connection, due: Due, lease_seconds: float) -> bool:
+    """The row's lease runs from now, if this claim still holds it: False when it ran out
+    and another replica has claimed the row since (that one calls Stripe for it)."""
+    status = await conn.execute(
         "UPDATE stripe_sync SET leased_until = clock_timestamp() + make_interval(secs => $5)"
-        " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4",
+        " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4"
+        " AND leased_by = $6",
         due.tenant.seller_id,
         due.tenant.mode,
         due.object_type,
         due.object_key,
         lease_seconds,
+        due.lease,
     )
+    return bool(status.endswith(" 1"))
 
 
 async def defer(conn: asyncpg.Connection, due: Due, retry_in: float) -> None:

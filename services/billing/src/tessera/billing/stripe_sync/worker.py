@@ -10,6 +10,7 @@ put, so a Stripe outage loses nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import asyncpg
@@ -82,13 +83,19 @@ class CatalogSync:
             # Under the tenant's connection lock: a (dis)connection committing meanwhile
             # sees this row's state after we set it (connect/service.py).
             await connections.lock_tenant(conn, due.tenant, shared=True)
+            # The batch's lease was taken for all its rows at once: this row's runs from
+            # now, unless it ran out and another replica has the row (it calls, not us).
+            if not await queries.renew_lease(conn, due, self.lease_seconds):
+                log.info(
+                    "billing.stripe_sync.lease_lost",
+                    extra={"object": f"{due.object_type}:{due.object_key}"},
+                )
+                return
             account = await self.accounts.account_for(conn, due.tenant)
             if not isinstance(account, StripeAccount):
                 # Its seller disconnected since: it waits with the tenant's other rows.
                 await queries.finish(conn, due, account)
                 return
-            # The batch's lease was taken for all its rows at once: this row's runs from now.
-            await queries.renew_lease(conn, due, self.lease_seconds)
         try:
             if due.object_type == "product":
                 await self.sync_product(account, due)
@@ -120,7 +127,7 @@ class CatalogSync:
         if found is None:  # cannot happen (products are never deleted); not retried
             return
         version, product = found
-        due = Due(due.tenant, due.object_type, due.object_key, version, due.attempts)
+        due = dataclasses.replace(due, version=version)
         key = calls.idempotency_key(due.tenant, "product", product.code, version, account)
         stripe_id = await calls.put_product(account, due.tenant, product, key)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -140,7 +147,7 @@ class CatalogSync:
             async with self.pool.acquire() as conn:
                 await queries.defer(conn, due, self.retry_seconds)
             return
-        due = Due(due.tenant, due.object_type, due.object_key, version, due.attempts)
+        due = dataclasses.replace(due, version=version)
         key = calls.idempotency_key(due.tenant, "price", price.id, version, account)
         stripe_id = await calls.put_price(account, due.tenant, price, stripe_product, nickname, key)
         async with self.pool.acquire() as conn, conn.transaction():
