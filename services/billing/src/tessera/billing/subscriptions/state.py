@@ -107,7 +107,8 @@ INVOICE_RANK = {"invoice.payment_failed": 0, "invoice.paid": 1}
 
 def billed_period_start(invoice: dict[str, Any]) -> int:
     """The start of the period an invoice bills: the latest of its lines' periods (the
-    subscription item's line; proration lines lie inside the period before), else the
+    subscription item's line; on a renewal's invoice, proration lines lie inside the period
+    before, and on a change's they start later in the same period), else the
     invoice's own `period_end` (a subscription invoice's period looks back one period, so its
     end is the billed period's start)."""
     lines = (invoice.get("lines") or {}).get("data") or []
