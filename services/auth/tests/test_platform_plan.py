@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -154,3 +155,158 @@ async def test_only_the_home_sellers_live_platform_subscriptions_count(harness: 
         held = await plan_of(h, seller_id)
     assert applied == [None, None, None]
     assert held == ("none", 0)
+
+
+def second_plan(seller_id: UUID) -> list[SubscriptionEvent]:
+    """A second platform subscription of the same seller (made in Stripe's dashboard, say),
+    started a day after the first, then canceled."""
+    later = datetime.now(UTC) + timedelta(days=1)
+    values: dict[str, Any] = {"subscription_id": "sub_plan_dashboard", "started_at": later}
+    return [
+        platform_plan_event(seller_id, "active", 1, **values),
+        platform_plan_event(seller_id, "canceled", 2, SubscriptionEnded, **values),
+    ]
+
+
+def first_plan(seller_id: UUID, *, ends: bool) -> list[SubscriptionEvent]:
+    """The seller's plan bought through Tessera: paid, renewed, and (if `ends`) canceled."""
+    events = [
+        platform_plan_event(seller_id, "active", 1),
+        platform_plan_event(seller_id, "active", 2, SubscriptionRenewed),
+    ]
+    if ends:
+        events.append(platform_plan_event(seller_id, "canceled", 3, SubscriptionEnded))
+    return events
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("first_ends", [False, True], ids=["one-ends", "both-end"])
+async def test_a_seller_is_on_the_plan_while_any_of_its_subscriptions_is(
+    harness: Any, seed: int, first_ends: bool
+) -> None:
+    """Two platform subscriptions: the later one ending leaves the seller on the plan the
+    other still pays for; both ending ends it. Each event twice, in any order; the
+    directory record (what every key check reads) says the same."""
+    async with harness() as h:
+        slug = f"plan-two-{seed}-{'both' if first_ends else 'one'}"
+        await developer_token(h, h.new_email(), slug)
+        seller_id = await seller_id_of(h, slug)
+        events = (first_plan(seller_id, ends=first_ends) + second_plan(seller_id)) * 2
+        random.Random(seed).shuffle(events)
+        for event in events:
+            await plan.on_subscription(h.auth.pool, event)
+        row = await h.auth.pool.fetchrow(
+            "SELECT plan_status, plan_subscription, version FROM sellers WHERE id = $1",
+            seller_id,
+        )
+        deadline = asyncio.get_running_loop().time() + 20
+        while (entry := h.auth.sellers.by_id(seller_id)) is None or entry.version < row["version"]:
+            assert asyncio.get_running_loop().time() < deadline, "the record never arrived"
+            await asyncio.sleep(0.05)
+    if first_ends:
+        assert row["plan_status"] == "ended"
+        assert entry.plan_status == "ended" and not entry.plan_in_force(time.time())
+    else:
+        assert (row["plan_status"], row["plan_subscription"]) == (
+            "active", f"sub_plan_{seller_id.hex[:12]}",
+        )  # fmt: skip
+        assert entry.plan_status == "active" and entry.plan_in_force(time.time())
+
+
+async def test_a_past_due_subscription_gives_way_to_one_in_force_and_its_grace_counts(
+    harness: Any,
+) -> None:
+    async with harness() as h:
+        await developer_token(h, h.new_email(), "plan-grace")
+        seller_id = await seller_id_of(h, "plan-grace")
+        now = datetime.now(UTC)
+        grace = now + timedelta(days=3)
+        late = platform_plan_event(
+            seller_id, "past_due", 2, SubscriptionChanged, past_due_since=now, grace_until=grace
+        )
+        await plan.on_subscription(h.auth.pool, late)
+        held_past_due = await h.auth.pool.fetchrow(
+            "SELECT plan_status, plan_grace_until FROM sellers WHERE id = $1", seller_id
+        )
+        [paid, ended] = second_plan(seller_id)
+        await plan.on_subscription(h.auth.pool, paid)
+        with_paid = await plan_of(h, seller_id)
+        await plan.on_subscription(h.auth.pool, ended)
+        after_end = await h.auth.pool.fetchrow(
+            "SELECT plan_status, plan_grace_until FROM sellers WHERE id = $1", seller_id
+        )
+    assert (held_past_due["plan_status"], held_past_due["plan_grace_until"]) == ("past_due", grace)
+    assert with_paid == ("active", 1)
+    assert (after_end["plan_status"], after_end["plan_grace_until"]) == ("past_due", grace)
+
+
+async def test_a_subscription_to_another_tier_naming_a_seller_is_no_plan(harness: Any) -> None:
+    """Metadata naming a seller on a home-seller subscription to any tier but `platform`
+    pays for nothing; a platform subscription moved to another tier stops counting."""
+    async with harness() as h:
+        await developer_token(h, h.new_email(), "plan-other-tier")
+        seller_id = await seller_id_of(h, "plan-other-tier")
+        version = await h.auth.pool.fetchval("SELECT version FROM sellers WHERE id = $1", seller_id)
+        other: dict[str, Any] = {"subscription_id": "sub_plan_pro", "tier": "pro"}
+        applied = [
+            await plan.on_subscription(h.auth.pool, platform_plan_event(seller_id, **other)),
+            await plan.on_subscription(
+                h.auth.pool,
+                platform_plan_event(seller_id, "active", 2, SubscriptionRenewed, **other),
+            ),
+        ]
+        untouched = await h.auth.pool.fetchrow(
+            "SELECT plan_status, version FROM sellers WHERE id = $1", seller_id
+        )
+        moved = [
+            platform_plan_event(seller_id, "active", 1),
+            platform_plan_event(seller_id, "active", 2, SubscriptionChanged, tier="pro"),
+        ]
+        for event in moved[::-1]:  # the move first: the older platform event is stale
+            await plan.on_subscription(h.auth.pool, event)
+        after_move = await plan_of(h, seller_id)
+    assert applied == [None, None]
+    assert (untouched["plan_status"], untouched["version"]) == ("none", version)
+    assert plan.is_platform_plan(moved[0]) and not plan.is_platform_plan(moved[1])
+    assert after_move == ("none", 0)
+
+
+async def test_concurrent_events_of_a_sellers_subscriptions_see_each_other(harness: Any) -> None:
+    """Four subscriptions ending while a fifth starts, all applied at the same moment on
+    their own connections (rounds of it): each sees the others' states (the seller's row is
+    locked before they are read), so the seller stays on the plan the fifth pays for."""
+    async with harness() as h:
+        await developer_token(h, h.new_email(), "plan-race")
+        seller_id = await seller_id_of(h, "plan-race")
+        start = datetime.now(UTC)
+        finals = []
+        for turn in range(8):
+            at = start + timedelta(days=turn)
+            ending = [f"sub_race_{turn}_{i}" for i in range(4)]
+            for sub in ending:
+                await plan.on_subscription(
+                    h.auth.pool,
+                    platform_plan_event(seller_id, "active", 1, subscription_id=sub, started_at=at),
+                )
+            new = f"sub_race_{turn}_new"
+            racing = [
+                platform_plan_event(
+                    seller_id, "canceled", 2, SubscriptionEnded, subscription_id=sub, started_at=at
+                )
+                for sub in ending
+            ]
+            racing.insert(turn % 5, platform_plan_event(
+                seller_id, "active", 1, subscription_id=new, started_at=at - timedelta(hours=1)
+            ))  # fmt: skip
+            await asyncio.gather(*(plan.on_subscription(h.auth.pool, e) for e in racing))
+            finals.append(await h.auth.pool.fetchrow(
+                "SELECT plan_status, plan_subscription FROM sellers WHERE id = $1", seller_id
+            ))  # fmt: skip
+            await plan.on_subscription(
+                h.auth.pool,
+                platform_plan_event(seller_id, "canceled", 2, SubscriptionEnded,
+                                    subscription_id=new, started_at=at - timedelta(hours=1)),
+            )  # fmt: skip
+    assert [(f["plan_status"], f["plan_subscription"]) for f in finals] == [
+        ("active", f"sub_race_{turn}_new") for turn in range(8)
+    ]

@@ -39,16 +39,9 @@ async def standin() -> AsyncIterator[StandInServer]:
         yield server
 
 
-async def lifecycle(billing: Any, standin: StandInServer) -> tuple[list[dict[str, Any]], list[int]]:
-    """Every event the stand-in sent for one subscription's life, in Stripe's order, and
-    how many there were at each stage (trialing, active, upgraded and resumed, past due,
-    canceled)."""
-    stages: list[int] = []
-
-    async def stage() -> None:
-        await standin.delivered()
-        stages.append(len(standin.platform.deliveries))
-
+async def sell_tiers(billing: Any) -> None:
+    """The home seller's product `tool` with tiers `pro` (14 days' trial) and `team`, synced
+    to the stand-in."""
     context = billing.app.state.context
     await catalog.create_product(
         billing.pool, context.accounts, HOME_LIVE, ProductIn(code="tool", name="Tool")
@@ -62,6 +55,20 @@ async def lifecycle(billing: Any, standin: StandInServer) -> tuple[list[dict[str
         if not await billing.value("SELECT count(*) FROM stripe_sync WHERE state <> 'synced'"):
             break
         await asyncio.sleep(0.05)
+
+
+async def lifecycle(billing: Any, standin: StandInServer) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every event the stand-in sent for one subscription's life, in Stripe's order, and
+    how many there were at each stage (trialing, active, upgraded and resumed, past due,
+    canceled)."""
+    stages: list[int] = []
+
+    async def stage() -> None:
+        await standin.delivered()
+        stages.append(len(standin.platform.deliveries))
+
+    context = billing.app.state.context
+    await sell_tiers(billing)
     stripe = standin.client()
     clock = await stripe.v1.test_helpers.test_clocks.create_async({"frozen_time": int(time.time())})
     customer = await stripe.v1.customers.create_async(
@@ -168,6 +175,66 @@ async def test_shuffled_and_doubled_events_end_in_the_same_state(
         [final], announced = await apply_all(billing, events)
         assert final["tier"] == "team" and not final["cancel_at_period_end"]
         assert announced.count("ended") == 1 and announced[-1] == "ended"
+    finally:
+        await billing.stop()
+
+
+async def test_a_recovery_in_the_second_of_its_failure_ends_active_in_any_order(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """What Stripe sends when a renewal fails and the customer pays at once (the test clock
+    stands still, so every event has one `created`): the period's update, then
+    `invoice.payment_failed` and the update to past_due, then `invoice.paid` and the update
+    back to active. In every order, and doubled, the subscription ends active."""
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url,
+        run_workers=True, stripe_sync_retry_seconds=0.2,
+    )  # fmt: skip
+    try:
+        await sell_tiers(billing)
+        stripe = standin.client()
+        clock = await stripe.v1.test_helpers.test_clocks.create_async(
+            {"frozen_time": int(time.time())}
+        )
+        customer = await stripe.v1.customers.create_async(
+            {"email": "recovers@example.com", "test_clock": clock.id}
+        )
+        link = await subscriptions.start_checkout(
+            billing.pool, billing.app.state.context.accounts, billing.settings, HOME_LIVE,
+            "team", "month", "recovers@example.com",
+        )  # fmt: skip
+        async with httpx.AsyncClient(base_url=standin.url) as control:
+            await control.post(f"/_standin/checkout/sessions/{link.id}/complete", json={})
+            [sub] = (await stripe.v1.subscriptions.list_async({"customer": customer.id})).data
+            method = f"/_standin/customers/{customer.id}/payment_method"
+            await control.post(method, json={"failing": True})
+            renewal = sub["items"].data[0].current_period_end
+            await stripe.v1.test_helpers.test_clocks.advance_async(
+                clock.id, {"frozen_time": renewal}
+            )
+            await control.post(method, json={"failing": False})
+        sub = await stripe.v1.subscriptions.retrieve_async(sub.id)
+        await stripe.v1.invoices.pay_async(str(sub.latest_invoice))
+        await standin.delivered()
+        events = [json.loads(body) for body, _ in standin.platform.deliveries]
+        handled = [e for e in events if e["type"] in service.SUBSCRIPTION_TYPES]
+        last_second = [e["type"] for e in handled if e["created"] == renewal]
+        assert last_second == [
+            "customer.subscription.updated", "invoice.payment_failed",
+            "customer.subscription.updated", "invoice.paid", "customer.subscription.updated",
+        ]  # fmt: skip
+        [expected], _ = await apply_all(billing, events)
+        assert (expected["status"], expected["past_due_since"]) == ("active", None)
+        expected.pop("published")
+        orders = {"reversed": events[::-1]}
+        for seed in (1, 2, 3, 4):
+            doubled = events * 2
+            random.Random(seed).shuffle(doubled)
+            orders[f"shuffled-{seed}"] = doubled
+        for name, order in orders.items():
+            [state], _ = await apply_all(billing, order)
+            state.pop("published")
+            assert {**state, "sequence": 0} == {**expected, "sequence": 0}, name
     finally:
         await billing.stop()
 

@@ -17,6 +17,9 @@ from typing import Literal
 from uuid import UUID
 
 HOME_SELLER_ID = UUID("00000000-0000-4000-8000-000000000001")
+# The home seller's tier sellers subscribe to for Tessera itself (the platform plan,
+# docs/sellers.md): billing's checkout sells it, auth counts only subscriptions to it.
+PLATFORM_TIER = "platform"
 
 Mode = Literal["test", "live"]
 MODES: tuple[Mode, ...] = ("test", "live")

@@ -165,8 +165,8 @@ class SubscriptionEvent(BillingEvent):
     stripe_customer_id: str | None = None
     platform_for: UUID | None = Field(
         default=None,
-        description="A platform plan (the home seller's live tier `platform`): the seller "
-        'paying for it (docs/sellers.md, "Platform plan").',
+        description="The paying seller a home-seller live subscription's metadata names; "
+        'a platform plan only when `tier` is `platform` (docs/sellers.md, "Platform plan").',
     )
 
 

@@ -130,28 +130,87 @@ async def set_settings(conn: asyncpg.Connection, seller_id: UUID, settings: str)
     return row
 
 
-async def set_plan(
+async def lock_plan_subscription(conn: asyncpg.Connection, subscription_id: str) -> UUID | None:
+    """The seller a platform-plan subscription's row names (None for a new one), locked."""
+    seller_id: UUID | None = await conn.fetchval(
+        "SELECT seller_id FROM platform_plan_subscriptions WHERE subscription_id = $1 FOR UPDATE",
+        subscription_id,
+    )
+    return seller_id
+
+
+async def lock_sellers(conn: asyncpg.Connection, seller_ids: list[UUID]) -> set[UUID]:
+    """Lock the sellers' rows, in id order (so two transactions never wait on each other in
+    a circle); the ids that exist."""
+    rows = await conn.fetch(
+        "SELECT id FROM sellers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        sorted(seller_ids),
+    )
+    return {row["id"] for row in rows}
+
+
+async def save_plan_subscription(
     conn: asyncpg.Connection,
-    seller_id: UUID,
     subscription_id: str,
+    seller_id: UUID,
     sequence: int,
     started_at: datetime,
     status: str,
     grace_until: datetime | None,
+) -> bool:
+    """Take a subscription event's state unless its row holds a later one (the seller too:
+    the newest event names it). Whether it changed anything."""
+    changed: bool | None = await conn.fetchval(
+        """
+        INSERT INTO platform_plan_subscriptions AS held
+               (subscription_id, seller_id, sequence, status, grace_until, started_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (subscription_id) DO UPDATE
+           SET seller_id = EXCLUDED.seller_id, sequence = EXCLUDED.sequence,
+               status = EXCLUDED.status, grace_until = EXCLUDED.grace_until,
+               started_at = EXCLUDED.started_at, updated_at = now()
+         WHERE held.sequence < EXCLUDED.sequence
+        RETURNING true
+        """,
+        subscription_id,
+        seller_id,
+        sequence,
+        status,
+        grace_until,
+        started_at,
+    )
+    return bool(changed)
+
+
+async def plan_subscriptions(conn: asyncpg.Connection, seller_id: UUID) -> list[asyncpg.Record]:
+    """Every platform-plan subscription of the seller that is a plan (not `none`)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT subscription_id, sequence, status, grace_until, started_at"
+        " FROM platform_plan_subscriptions WHERE seller_id = $1 AND status <> 'none'",
+        seller_id,
+    )
+    return rows
+
+
+async def set_plan(
+    conn: asyncpg.Connection,
+    seller_id: UUID,
+    subscription_id: str | None,
+    sequence: int,
+    started_at: datetime | None,
+    status: str,
+    grace_until: datetime | None,
 ) -> asyncpg.Record | None:
-    """Take a subscription event's plan state unless the row holds a newer one: a later
-    event of the same subscription, or a subscription started later (ties by id). None when
-    it changed nothing (the seller unknown, or the event stale)."""
+    """Make the deciding subscription's state the seller's plan; the row (its version grown),
+    or None when it already was."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"""
         UPDATE sellers
            SET plan_status = $5, plan_grace_until = $6, plan_subscription = $2,
                plan_sequence = $3, plan_started_at = $4, version = version + 1
          WHERE id = $1
-           AND (plan_subscription IS NULL
-                OR (plan_subscription = $2 AND plan_sequence < $3)
-                OR (plan_subscription <> $2
-                    AND (plan_started_at, plan_subscription) < ($4, $2)))
+           AND (plan_status, plan_grace_until, plan_subscription, plan_sequence, plan_started_at)
+               IS DISTINCT FROM ($5, $6, $2, $3, $4)
         RETURNING {SELLER_COLUMNS}
         """,  # noqa: S608 - constant columns
         seller_id,

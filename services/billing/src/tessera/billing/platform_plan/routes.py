@@ -16,11 +16,9 @@ from tessera.billing.subscriptions.schemas import Strict, SubscriptionCheckoutCr
 from tessera.shared.api_keys.dependencies import PlanFreeSecretSellerDep
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import Problem
-from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID
+from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, PLATFORM_TIER
 
 router = APIRouter(prefix="/v1/platform", tags=["seller"])
-
-PLATFORM_TIER = "platform"
 
 
 class HomeNeedsNoPlan(Problem):
@@ -68,7 +66,7 @@ async def plan_checkout(
         raise HomeNeedsNoPlan("The home seller's keys work without a plan.")
     entry = billing.sellers.by_id(seller.seller_id)
     if entry is not None and entry.plan_in_force(datetime.now(UTC).timestamp()):
-        # A second plan would not add anything, and its end would read as the plan's end.
+        # A second plan would add nothing but a second charge (auth counts the best of them).
         raise PlanAlreadyInForce("Change or cancel the plan you have instead.")
     await billing.limiter.enforce(
         billing.settings.checkout_rate_limit, "checkout", client_ip(request)

@@ -3,13 +3,12 @@
 Why a fold: Stripe sends events at least once and in no promised order. Folding the whole
 log, sorted by the event's `created` and a tie-break, makes the state a function of the
 set of events received, never of the order they arrived in (docs/billing.md, "The
-ordering rule"). The tie-break for events of the same second: the later period first
-(periods never move backwards), then the further status (`incomplete` < `trialing` <
-`active` < `past_due` < `unpaid` < `canceled`), then subscription snapshots before invoices,
-then, among changes still tied, the order the changes themselves tell: a change whose
-`previous_attributes` are another's new values came after it (a cancellation at period end
-taken back in the same second); and last the event id (arbitrary but fixed, so the result
-is still one)."""
+ordering rule"). Within one second: the earlier period first (periods never move
+backwards); within one period, subscription snapshots before invoice events (an invoice
+only nudges the status, and Stripe sends the subscription's own update with it); among
+snapshots, the order their changes tell (`previous_attributes`), starting from the
+snapshot folded last before that second; the status rank and the event id only for what
+that chain cannot order."""
 
 from __future__ import annotations
 
@@ -99,12 +98,43 @@ def subscription_id_of(event_type: str, obj: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def order_key(event: Logged) -> tuple[int, int, int, int]:
-    snap = event.snapshot
+# The kinds of logged event, in the order they take within one second and period.
+SNAPSHOT, INVOICE = 0, 1
+# Between two events of one invoice in the same second: a failed attempt came before the
+# payment (a paid invoice is never attempted again).
+INVOICE_RANK = {"invoice.payment_failed": 0, "invoice.paid": 1}
+
+
+def billed_period_start(invoice: dict[str, Any]) -> int:
+    """The start of the period an invoice bills: the latest of its lines' periods (the
+    subscription item's line; on a renewal's invoice, proration lines lie inside the period
+    before, and on a change's they start later in the same period), else the
+    invoice's own `period_end` (a subscription invoice's period looks back one period, so its
+    end is the billed period's start)."""
+    lines = (invoice.get("lines") or {}).get("data") or []
+    starts = [(line.get("period") or {}).get("start") for line in lines if isinstance(line, dict)]
+    found = [start for start in starts if isinstance(start, int)]
+    if found:
+        return max(found)
+    end = invoice.get("period_end")
+    return end if isinstance(end, int) else 0
+
+
+def order_key(event: Logged) -> tuple[int, int, int]:
+    """(second, period start, kind): events tied on it are ordered by `chained`."""
     if event.type in SUBSCRIPTION_EVENTS:
-        start, _ = period_of(snap)
-        return (event.created, start or 0, STATUS_RANK.get(snap.get("status", ""), 0), 0)
-    return (event.created, 0, 0, 1)
+        start, _ = period_of(event.snapshot)
+        return (event.created, start or 0, SNAPSHOT)
+    return (event.created, billed_period_start(event.snapshot), INVOICE)
+
+
+def tie_break(event: Logged) -> tuple[int, str]:
+    """The last resort for events the chain of changes cannot order: the further status
+    later (a snapshot), a payment after a failure (an invoice), then the event id, arbitrary
+    but fixed so that even a true tie has one answer."""
+    if event.type in SUBSCRIPTION_EVENTS:
+        return STATUS_RANK.get(event.snapshot.get("status", ""), 0), event.event_id
+    return INVOICE_RANK.get(event.type, 0), event.event_id
 
 
 def follows(later: Logged, earlier: Logged) -> bool:
@@ -115,35 +145,63 @@ def follows(later: Logged, earlier: Logged) -> bool:
     return all(earlier.snapshot.get(k) == v for k, v in previous.items())
 
 
-def chained(tied: list[Logged]) -> list[Logged]:
-    """Events tied on `order_key`, in the order their changes tell (then by event id): the
-    order depends only on the set, never on arrival."""
-    remaining = sorted(tied, key=lambda e: e.event_id)
+def chained(tied: list[Logged], before: Logged | None = None) -> list[Logged]:
+    """Events tied on `order_key`, in the order their changes tell, walking from `before`
+    (the snapshot folded last before them): next is an event that changed what the last one
+    left, preferring one that follows no other event still waiting; else one that follows
+    none; the tie-break decides among those. Starting from `before` is what unties a pair
+    that undo each other in one second: past_due (previous: active) and active (previous:
+    past_due) came in the order that fits the state they started from."""
+    remaining = sorted(tied, key=tie_break)
     ordered: list[Logged] = []
+    last = before
     while remaining:
-        last = ordered[-1] if ordered else None
-        after = [e for e in remaining if last is not None and follows(e, last)]
         heads = [e for e in remaining if not any(follows(e, o) for o in remaining if o is not e)]
-        chosen = (after or heads or remaining)[0]
+        after = [e for e in remaining if last is not None and follows(e, last)]
+        chosen = ([e for e in after if e in heads] or after or heads or remaining)[0]
         ordered.append(chosen)
         remaining.remove(chosen)
+        last = chosen
     return ordered
 
 
 def in_stripe_order(events: list[Logged]) -> list[Logged]:
+    """The events (each id once: the log is a set) in the order Stripe made them."""
+    unique = {e.event_id: e for e in events}.values()
     ordered: list[Logged] = []
-    for _, tied in groupby(sorted(events, key=order_key), key=order_key):
-        ordered.extend(chained(list(tied)))
+    last_snapshot: Logged | None = None
+    for key, tied in groupby(sorted(unique, key=order_key), key=order_key):
+        if key[2] == SNAPSHOT:
+            group = chained(list(tied), last_snapshot)
+            last_snapshot = group[-1]
+        else:  # an invoice's changes are the invoice's, never the subscription's
+            group = chained(list(tied))
+        ordered.extend(group)
     return ordered
+
+
+def recoveries(events: list[Logged]) -> set[tuple[int, int]]:
+    """(second, period start) of each snapshot that took the subscription out of past_due."""
+    return {
+        order_key(e)[:2]
+        for e in events
+        if e.type in SUBSCRIPTION_EVENTS
+        and (e.previous or {}).get("status") == "past_due"
+        and e.snapshot.get("status") in ("active", "trialing")
+    }
 
 
 def fold(events: list[Logged]) -> Folded:
     state = Folded()
+    recovered = recoveries(events)
     for event in in_stripe_order(events):
         if event.type in SUBSCRIPTION_EVENTS:
             _apply_snapshot(state, event)
         elif event.type == "invoice.payment_failed":
-            _payment_failed(state, event)
+            # Invoices fold after the snapshots of their second and period: a failure the
+            # subscription's own update already shows recovered from is not news.
+            if order_key(event)[:2] not in recovered:
+                _payment_failed(state, event)
         elif event.type == "invoice.paid":
             _paid(state, event)
     return state
