@@ -84,9 +84,14 @@ async def connect_stack(
             await billing.stop()
 
 
-async def connect(billing: Any, standin: StandInServer, headers: dict[str, str]) -> str:
-    """Connect the key's tenant as its developer would: the URL billing gives, Stripe's
-    page, back to billing's callback. The connected account's id."""
+JSON = {"accept": "application/json"}
+
+
+async def authorize(
+    billing: Any, standin: StandInServer, headers: dict[str, str], *, browser_accept: str = ""
+) -> dict[str, Any]:
+    """Whoever holds the link the key's tenant got completes Stripe's page: the callback
+    answers the pending authorization (as JSON; the page when `browser_accept` says HTML)."""
     started = await billing.client.post("/v1/stripe/connect", headers=headers)
     assert started.status_code == 201, started.text
     async with httpx.AsyncClient() as browser:
@@ -94,15 +99,38 @@ async def connect(billing: Any, standin: StandInServer, headers: dict[str, str])
         action = page.text.split('action="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
         back = await browser.post(standin.url + action)
         assert back.headers["location"].startswith(f"{billing.url}/v1/stripe/connect/callback?")
-        done = await browser.get(back.headers["location"])
+        if browser_accept:
+            done = await browser.get(back.headers["location"], headers={"accept": browser_accept})
+            assert done.status_code == 200, done.text
+            return {"page": done}
+        done = await browser.get(back.headers["location"], headers=JSON)
         assert done.status_code == 200, done.text
-        assert (
-            (await browser.get(back.headers["location"]))
-            .json()["type"]
-            .endswith("connect-state-invalid")
-        )  # the state is used once
-    connection = done.json()
+        again = await browser.get(back.headers["location"], headers=JSON)
+        assert again.json()["type"].endswith("connect-state-invalid")  # the state is used once
+    pending: dict[str, Any] = done.json()
+    assert (pending["status"], pending["livemode"]) == ("pending_confirmation", False)
+    return pending
+
+
+async def confirm(billing: Any, pending: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    answer: httpx.Response = await billing.client.post(
+        f"/v1/stripe/connect/pending/{pending['id']}/confirm", headers=headers
+    )
+    return answer
+
+
+async def connect(billing: Any, standin: StandInServer, headers: dict[str, str]) -> str:
+    """Connect the key's tenant as its developer would: the URL billing gives, Stripe's
+    page, back to billing's callback, then the seller's confirmation. The account's id."""
+    pending = await authorize(billing, standin, headers)
+    assert (
+        pending["confirm_url"] == f"{billing.url}/v1/stripe/connect/pending/{pending['id']}/confirm"
+    )
+    confirmed = await confirm(billing, pending, headers)
+    assert confirmed.status_code == 200, confirmed.text
+    connection = confirmed.json()
     assert (connection["status"], connection["livemode"]) == ("connected", False)
+    assert connection["account_id"] == pending["account_id"]
     return str(connection["account_id"])
 
 
@@ -263,18 +291,20 @@ async def test_connected_accounts_events_reach_their_own_seller_only(
         )
         assert tuple(row[0])[:3] == (SELLER_A, "test", acct_a)
 
-        # An account nobody connected: recorded (the operator sees it), applied nowhere.
+        # An account nobody connected: recorded (the operator sees it), waiting for a
+        # connection of that account, applied nowhere meanwhile.
         stray = purchase_on("acct_1NobodyConnected")
         answer = await deliver(billing, stray)
-        assert answer["status"] == "ignored" and "connected to no seller" in answer["detail"]
+        assert answer["status"] == "held" and "connected to no seller" in answer["detail"]
         [stored] = await billing.fetch(
-            "SELECT seller_id, mode, status FROM stripe_events WHERE id = $1", stray["id"]
+            "SELECT seller_id, mode, status, hold_key FROM stripe_events WHERE id = $1",
+            stray["id"],
         )
-        assert tuple(stored) == (HOME_SELLER_ID, "test", "ignored")
+        assert tuple(stored) == (HOME_SELLER_ID, "test", "held", "awaiting-connection")
         assert await billing.value("SELECT count(*) FROM orders") == 1
 
         # Stripe's deauthorization (the seller removed the platform in its Dashboard):
-        # B is disconnected; an event of its account afterwards is ignored.
+        # B is disconnected; an event of its account afterwards waits, applied nowhere.
         await asyncio.to_thread(standin.client().oauth.deauthorize, {"stripe_user_id": acct_b})
         await until(
             billing, "SELECT status FROM stripe_connections WHERE seller_id = $1", SELLER_B,
@@ -283,7 +313,7 @@ async def test_connected_accounts_events_reach_their_own_seller_only(
         late = (await billing.client.get("/v1/stripe/connection", headers=keys[B_TEST])).json()
         assert late["disconnected_by"] == "stripe"
         after = await deliver(billing, purchase_on(acct_b))
-        assert after["status"] == "ignored"
+        assert after["status"] == "held"
         assert (await orders_of(SELLER_A), await orders_of(SELLER_B)) == (1, 0)
         # A deauthorization Stripe sent before A's connection was made (a late, reordered
         # delivery) ends nothing.
@@ -325,7 +355,7 @@ async def test_a_connect_state_is_the_sellers_own_and_refused_once_used_or_unkno
             "state=" + "x" * 43 + "&code=ac_123",
             "state=" + "y" * 43 + "&error=access_denied",
         ):
-            answer = await billing.client.get(f"/v1/stripe/connect/callback?{query}")
+            answer = await billing.client.get(f"/v1/stripe/connect/callback?{query}", headers=JSON)
             assert answer.status_code == 400
             assert answer.json()["type"].endswith("connect-state-invalid")
         assert (await billing.client.get("/v1/stripe/connect/callback")).status_code == 422
