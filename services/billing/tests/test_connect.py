@@ -1,9 +1,12 @@
 """Stripe Connect against the Stripe stand-in through the official library: a seller
-connects its account (OAuth, a single-use state bound to the seller), its catalog is synced
-there and its checkout made there with the platform's fee, and the order comes back through
-the Connect endpoint into that seller's tenant only; two connected sellers' events never
-cross; an unknown account's event and a disconnected one's are recorded and ignored; a
-repeated delivery is applied once; `account.application.deauthorized` disconnects."""
+connects its account (OAuth, a single-use state bound to the seller, then the seller's own
+confirmation: whoever completes its link connects nothing), its catalog is synced there and
+its checkout made there with the platform's fee, and the order comes back through the
+Connect endpoint into that seller's tenant only; two connected sellers' events never cross;
+an unknown account's event and a disconnected one's are recorded and held, never applied
+elsewhere; an account's events before its connection wait, through restarts and races, and
+are applied once after; a repeated delivery is applied once;
+`account.application.deauthorized` disconnects; the callback is a page for a browser."""
 
 from __future__ import annotations
 
