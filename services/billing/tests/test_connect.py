@@ -107,7 +107,7 @@ async def authorize(
             done = await browser.get(back.headers["location"], headers={"accept": browser_accept})
             assert done.status_code == 200, done.text
             return {"page": done}
-        done = await browser.get(back.headers["location"], headers=JSON)
+        done = await browser.get(back.headers["location"])  # a script's `*/*`: JSON
         assert done.status_code == 200, done.text
         again = await browser.get(back.headers["location"], headers=JSON)
         assert again.json()["type"].endswith("connect-state-invalid")  # the state is used once
@@ -493,15 +493,22 @@ async def test_the_callback_is_a_page_for_a_browser(
         assert 'href="/v1/stripe/connect/assets/checkout.css"' in page.text
         assert "Test mode: no real payment" not in page.text  # the test checkout's banner
 
-        # Refusals are pages too, with the status and what to do next; `*/*` is a browser.
-        for accept in (browser_accept, "*/*"):
-            used = await billing.client.get(
+        # Refusals are pages too, with the status and what to do next; anything but a
+        # browser gets problem+json, as from every route.
+        used = await billing.client.get(
+            "/v1/stripe/connect/callback?state=" + "z" * 43 + "&code=ac_1",
+            headers={"accept": browser_accept},
+        )
+        assert used.status_code == 400
+        assert used.headers["content-type"].startswith("text/html")
+        assert "What to do next" in used.text and "POST /v1/stripe/connect" in used.text
+        for accept in ("*/*", "application/json"):
+            script = await billing.client.get(
                 "/v1/stripe/connect/callback?state=" + "z" * 43 + "&code=ac_1",
                 headers={"accept": accept},
             )
-            assert used.status_code == 400
-            assert used.headers["content-type"].startswith("text/html")
-            assert "What to do next" in used.text and "POST /v1/stripe/connect" in used.text
+            assert script.status_code == 400
+            assert script.headers["content-type"] == "application/problem+json"
 
 
 def settings_of(standin: StandInServer) -> dict[str, Any]:

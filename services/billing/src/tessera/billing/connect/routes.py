@@ -44,22 +44,22 @@ async def start_connect(
 
 CALLBACK_PAGE: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The authorization waits for the seller's confirmation. A page for a "
-        "browser; this JSON for `Accept: application/json`.",
+        "description": "The authorization waits for the seller's confirmation: a page for a "
+        "browser (`Accept` lists `text/html`), this JSON for anything else.",
         "content": {"text/html": {"schema": {"type": "string"}}},
     },
     400: {
         "description": "Unknown, used or expired state; denied; bad code (a page for a "
-        "browser, problem+json for `Accept: application/json`)"
+        "browser, problem+json for anything else)"
     },
 }
 
 
-def wants_json(request: Request) -> bool:
-    """JSON for a client that asks for it and not for HTML; a page for a browser (and for
-    `*/*`: a person following Stripe's redirect is the callback's usual visitor)."""
-    accept = request.headers.get("accept", "").lower()
-    return "json" in accept and "text/html" not in accept
+def wants_page(request: Request) -> bool:
+    """A page for a browser (every browser's navigation lists `text/html`, and a person
+    following Stripe's redirect is the callback's usual visitor); JSON (problem+json for a
+    refusal, as every route) for anything else: `application/json`, `*/*`, a script."""
+    return "text/html" in request.headers.get("accept", "").lower()
 
 
 @router.get(
@@ -85,13 +85,13 @@ async def connect_callback(
             billing.pool, billing.accounts, billing.settings, state, code, error
         )
     except Problem as problem:
-        if wants_json(request):
+        if not wants_page(request):
             raise
         return pages.page(
             "connect_error.html", problem.status, problem=problem, next=NEXT.get(problem.slug),
             stylesheet=STYLESHEET_PATH,
         )  # fmt: skip
-    if wants_json(request):
+    if not wants_page(request):
         return Response(pending.model_dump_json(), media_type="application/json")
     return pages.page(
         "connect_pending.html", pending=pending, mode="live" if pending.livemode else "test",
