@@ -55,6 +55,19 @@ CALLBACK_PAGE: dict[int | str, dict[str, Any]] = {
 }
 
 
+# What the person on the callback page can do about each refusal.
+NEXT = {
+    "connect-state-invalid": "This link was used already, or is older than 15 minutes. "
+    "Ask for a new one: POST /v1/stripe/connect with the seller's secret key.",
+    "connect-denied": "Nothing was connected. To connect after all, start again with a new "
+    "link (POST /v1/stripe/connect).",
+    "connect-code-invalid": "Stripe did not accept the authorization. Start again with a new "
+    "link (POST /v1/stripe/connect).",
+    "stripe-unavailable": "Stripe did not answer. Start again with a new link in a moment.",
+    "rate-limited": "Too many attempts from this address: wait a minute, then start again.",
+}
+
+
 def wants_page(request: Request) -> bool:
     """A page for a browser (every browser's navigation lists `text/html`, and a person
     following Stripe's redirect is the callback's usual visitor); JSON (problem+json for a
@@ -97,19 +110,6 @@ async def connect_callback(
         "connect_pending.html", pending=pending, mode="live" if pending.livemode else "test",
         stylesheet=STYLESHEET_PATH,
     )  # fmt: skip
-
-
-# What the person on the callback page can do about each refusal.
-NEXT = {
-    "connect-state-invalid": "This link was used already, or is older than 15 minutes. "
-    "Ask for a new one: POST /v1/stripe/connect with the seller's secret key.",
-    "connect-denied": "Nothing was connected. To connect after all, start again with a new "
-    "link (POST /v1/stripe/connect).",
-    "connect-code-invalid": "Stripe did not accept the authorization. Start again with a new "
-    "link (POST /v1/stripe/connect).",
-    "stripe-unavailable": "Stripe did not answer. Start again with a new link in a moment.",
-    "rate-limited": "Too many attempts from this address: wait a minute, then start again.",
-}
 
 
 @router.get(STYLESHEET, include_in_schema=False)
