@@ -1,9 +1,12 @@
 """Stripe Connect against the Stripe stand-in through the official library: a seller
-connects its account (OAuth, a single-use state bound to the seller), its catalog is synced
-there and its checkout made there with the platform's fee, and the order comes back through
-the Connect endpoint into that seller's tenant only; two connected sellers' events never
-cross; an unknown account's event and a disconnected one's are recorded and ignored; a
-repeated delivery is applied once; `account.application.deauthorized` disconnects."""
+connects its account (OAuth, a single-use state bound to the seller, then the seller's own
+confirmation: whoever completes its link connects nothing), its catalog is synced there and
+its checkout made there with the platform's fee, and the order comes back through the
+Connect endpoint into that seller's tenant only; two connected sellers' events never cross;
+an unknown account's event and a disconnected one's are recorded and held, never applied
+elsewhere; an account's events before its connection wait, through restarts and races, and
+are applied once after; a repeated delivery is applied once;
+`account.application.deauthorized` disconnects; the callback is a page for a browser."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import pytest
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
+from tessera.billing.webhooks import awaiting
 from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target
@@ -84,9 +88,14 @@ async def connect_stack(
             await billing.stop()
 
 
-async def connect(billing: Any, standin: StandInServer, headers: dict[str, str]) -> str:
-    """Connect the key's tenant as its developer would: the URL billing gives, Stripe's
-    page, back to billing's callback. The connected account's id."""
+JSON = {"accept": "application/json"}
+
+
+async def authorize(
+    billing: Any, standin: StandInServer, headers: dict[str, str], *, browser_accept: str = ""
+) -> dict[str, Any]:
+    """Whoever holds the link the key's tenant got completes Stripe's page: the callback
+    answers the pending authorization (as JSON; the page when `browser_accept` says HTML)."""
     started = await billing.client.post("/v1/stripe/connect", headers=headers)
     assert started.status_code == 201, started.text
     async with httpx.AsyncClient() as browser:
@@ -94,15 +103,38 @@ async def connect(billing: Any, standin: StandInServer, headers: dict[str, str])
         action = page.text.split('action="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
         back = await browser.post(standin.url + action)
         assert back.headers["location"].startswith(f"{billing.url}/v1/stripe/connect/callback?")
-        done = await browser.get(back.headers["location"])
+        if browser_accept:
+            done = await browser.get(back.headers["location"], headers={"accept": browser_accept})
+            assert done.status_code == 200, done.text
+            return {"page": done}
+        done = await browser.get(back.headers["location"])  # a script's `*/*`: JSON
         assert done.status_code == 200, done.text
-        assert (
-            (await browser.get(back.headers["location"]))
-            .json()["type"]
-            .endswith("connect-state-invalid")
-        )  # the state is used once
-    connection = done.json()
+        again = await browser.get(back.headers["location"], headers=JSON)
+        assert again.json()["type"].endswith("connect-state-invalid")  # the state is used once
+    pending: dict[str, Any] = done.json()
+    assert (pending["status"], pending["livemode"]) == ("pending_confirmation", False)
+    return pending
+
+
+async def confirm(billing: Any, pending: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    answer: httpx.Response = await billing.client.post(
+        f"/v1/stripe/connect/pending/{pending['id']}/confirm", headers=headers
+    )
+    return answer
+
+
+async def connect(billing: Any, standin: StandInServer, headers: dict[str, str]) -> str:
+    """Connect the key's tenant as its developer would: the URL billing gives, Stripe's
+    page, back to billing's callback, then the seller's confirmation. The account's id."""
+    pending = await authorize(billing, standin, headers)
+    assert (
+        pending["confirm_url"] == f"{billing.url}/v1/stripe/connect/pending/{pending['id']}/confirm"
+    )
+    confirmed = await confirm(billing, pending, headers)
+    assert confirmed.status_code == 200, confirmed.text
+    connection = confirmed.json()
     assert (connection["status"], connection["livemode"]) == ("connected", False)
+    assert connection["account_id"] == pending["account_id"]
     return str(connection["account_id"])
 
 
@@ -263,18 +295,20 @@ async def test_connected_accounts_events_reach_their_own_seller_only(
         )
         assert tuple(row[0])[:3] == (SELLER_A, "test", acct_a)
 
-        # An account nobody connected: recorded (the operator sees it), applied nowhere.
+        # An account nobody connected: recorded (the operator sees it), waiting for a
+        # connection of that account, applied nowhere meanwhile.
         stray = purchase_on("acct_1NobodyConnected")
         answer = await deliver(billing, stray)
-        assert answer["status"] == "ignored" and "connected to no seller" in answer["detail"]
+        assert answer["status"] == "held" and "connected to no seller" in answer["detail"]
         [stored] = await billing.fetch(
-            "SELECT seller_id, mode, status FROM stripe_events WHERE id = $1", stray["id"]
+            "SELECT seller_id, mode, status, hold_key FROM stripe_events WHERE id = $1",
+            stray["id"],
         )
-        assert tuple(stored) == (HOME_SELLER_ID, "test", "ignored")
+        assert tuple(stored) == (HOME_SELLER_ID, "test", "held", "awaiting-connection")
         assert await billing.value("SELECT count(*) FROM orders") == 1
 
         # Stripe's deauthorization (the seller removed the platform in its Dashboard):
-        # B is disconnected; an event of its account afterwards is ignored.
+        # B is disconnected; an event of its account afterwards waits, applied nowhere.
         await asyncio.to_thread(standin.client().oauth.deauthorize, {"stripe_user_id": acct_b})
         await until(
             billing, "SELECT status FROM stripe_connections WHERE seller_id = $1", SELLER_B,
@@ -283,7 +317,7 @@ async def test_connected_accounts_events_reach_their_own_seller_only(
         late = (await billing.client.get("/v1/stripe/connection", headers=keys[B_TEST])).json()
         assert late["disconnected_by"] == "stripe"
         after = await deliver(billing, purchase_on(acct_b))
-        assert after["status"] == "ignored"
+        assert after["status"] == "held"
         assert (await orders_of(SELLER_A), await orders_of(SELLER_B)) == (1, 0)
         # A deauthorization Stripe sent before A's connection was made (a late, reordered
         # delivery) ends nothing.
@@ -325,7 +359,7 @@ async def test_a_connect_state_is_the_sellers_own_and_refused_once_used_or_unkno
             "state=" + "x" * 43 + "&code=ac_123",
             "state=" + "y" * 43 + "&error=access_denied",
         ):
-            answer = await billing.client.get(f"/v1/stripe/connect/callback?{query}")
+            answer = await billing.client.get(f"/v1/stripe/connect/callback?{query}", headers=JSON)
             assert answer.status_code == 400
             assert answer.json()["type"].endswith("connect-state-invalid")
         assert (await billing.client.get("/v1/stripe/connect/callback")).status_code == 422
@@ -382,3 +416,262 @@ def test_the_platform_fee_is_the_percent_of_the_total_rounded_half_up(
     settings = BillingSettings(platform_fee_percent=Decimal(percent))
     assert application_fee_amount(platform_fee_for(settings, A_TEST), total) == fee
     assert platform_fee_for(settings, Tenant(HOME_SELLER_ID, "test")) == 0  # the platform's own
+
+
+async def test_whoever_completes_a_sellers_link_connects_nothing_until_the_seller_confirms(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST, B_TEST)) as keys:
+        a, b = keys[A_TEST], keys[B_TEST]
+        # A's link reaches an attacker, who completes Stripe's page with their own account.
+        theirs = await authorize(billing, standin, a)
+        assert await billing.value("SELECT count(*) FROM stripe_connections") == 0
+        assert (await billing.client.get("/v1/stripe/connection", headers=a)).json()[
+            "status"
+        ] == "not_connected"
+        # Only A's own key confirms it: none, another seller's, a made-up id are refused.
+        assert (await confirm(billing, theirs, {})).status_code == 401
+        for headers, pending_id in ((b, theirs["id"]), (a, str(uuid.uuid4()))):
+            refused = await confirm(billing, {"id": pending_id}, headers)
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["type"].endswith("no-pending-connection")
+        assert (await billing.client.get("/v1/stripe/connect/pending", headers=b)).json() == []
+        assert await billing.value("SELECT count(*) FROM stripe_connections") == 0
+
+        # A lists what waits (the account id to check in its Dashboard); its own link, its
+        # own account, confirmed: that one is connected, the attacker's is dropped.
+        own = await authorize(billing, standin, a)
+        listed = (await billing.client.get("/v1/stripe/connect/pending", headers=a)).json()
+        assert {p["account_id"] for p in listed} == {theirs["account_id"], own["account_id"]}
+        confirmed = await confirm(billing, own, a)
+        assert confirmed.status_code == 200, confirmed.text
+        assert confirmed.json()["account_id"] == own["account_id"]
+        assert (await billing.client.get("/v1/stripe/connect/pending", headers=a)).json() == []
+        late = await confirm(billing, theirs, a)
+        assert late.json()["type"].endswith("no-pending-connection")
+        [(account, by_seller)] = await billing.fetch(
+            "SELECT account_id, seller_id FROM stripe_connections WHERE status = 'connected'"
+        )
+        assert (account, by_seller) == (own["account_id"], SELLER_A)
+
+        # B cannot take an account A has connected (its events could not say whose). The
+        # stand-in makes a new account per authorization: the same account authorizing B's
+        # link is written in.
+        twice = await authorize(billing, standin, b)
+        await billing.value(
+            "UPDATE stripe_connect_pending SET account_id = $1 WHERE id = $2",
+            own["account_id"], UUID(twice["id"]),
+        )  # fmt: skip
+        in_use = await confirm(billing, twice, b)
+        assert in_use.json()["type"].endswith("account-in-use")
+        # Refused whole: B's authorization still waits, B has no connection.
+        assert len((await billing.client.get("/v1/stripe/connect/pending", headers=b)).json()) == 1
+        assert (await billing.client.get("/v1/stripe/connection", headers=b)).json()[
+            "status"
+        ] == "not_connected"
+
+
+async def test_the_callback_is_a_page_for_a_browser(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST,)) as keys:
+        browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        page = (await authorize(billing, standin, keys[A_TEST], browser_accept=browser_accept))[
+            "page"
+        ]
+        assert page.headers["content-type"].startswith("text/html")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        [pending] = (
+            await billing.client.get("/v1/stripe/connect/pending", headers=keys[A_TEST])
+        ).json()
+        assert "not connected yet" in page.text
+        assert pending["account_id"] in page.text and pending["confirm_url"] in page.text
+        css = await billing.client.get("/v1/stripe/connect/assets/checkout.css")
+        assert (css.status_code, css.headers["content-type"].split(";")[0]) == (200, "text/css")
+        assert 'href="/v1/stripe/connect/assets/checkout.css"' in page.text
+        assert "Test mode: no real payment" not in page.text  # the test checkout's banner
+
+        # Refusals are pages too, with the status and what to do next; anything but a
+        # browser gets problem+json, as from every route.
+        used = await billing.client.get(
+            "/v1/stripe/connect/callback?state=" + "z" * 43 + "&code=ac_1",
+            headers={"accept": browser_accept},
+        )
+        assert used.status_code == 400
+        assert used.headers["content-type"].startswith("text/html")
+        assert "What to do next" in used.text and "POST /v1/stripe/connect" in used.text
+        for accept in ("*/*", "application/json"):
+            script = await billing.client.get(
+                "/v1/stripe/connect/callback?state=" + "z" * 43 + "&code=ac_1",
+                headers={"accept": accept},
+            )
+            assert script.status_code == 400
+            assert script.headers["content-type"] == "application/problem+json"
+
+
+def settings_of(standin: StandInServer) -> dict[str, Any]:
+    return {
+        "stripe_secret_key": API_KEY, "stripe_api_base": standin.url,
+        "stripe_connect_client_id": "ca_standin", "stripe_connect_webhook_secrets": [CONNECT_SECRET],
+    }  # fmt: skip
+
+
+async def status_of(billing: Any, event: dict[str, Any]) -> tuple[Any, ...]:
+    [row] = await billing.fetch(
+        "SELECT status, seller_id, mode, hold_key FROM stripe_events WHERE id = $1", event["id"]
+    )
+    return tuple(row)
+
+
+async def test_an_accounts_events_before_its_connection_wait_and_are_applied_once_after(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    async with running_standin() as standin:
+        first = await billing_starter(database_url, infra_settings, **settings_of(standin))
+        async with secret_keys(first, (A_TEST,)) as keys:
+            a = keys[A_TEST]
+            await first.client.post("/v1/products", json={"code": "tool", "name": "T"}, headers=a)
+            await first.client.post("/v1/one-time-prices", json=SKU, headers=a)
+            pending = await authorize(first, standin, a)
+            account = pending["account_id"]
+            # Stripe sends the account's events as soon as it authorized the platform: they
+            # wait (delivered twice: recorded once), and so does a late event from before
+            # this authorization; a type billing does not act on is ignored at once.
+            early = purchase_on(account)
+            assert (await deliver(first, early))["status"] == "held"
+            assert (await deliver(first, early))["status"] == "duplicate"
+            before = {**purchase_on(account), "created": int(time.time()) - 3600}
+            assert (await deliver(first, before))["status"] == "held"
+            noise = {**shapes.event("account.updated", {"id": account, "object": "account"}),
+                     "account": account}  # fmt: skip
+            assert (await deliver(first, noise))["status"] == "ignored"
+            assert await status_of(first, early) == (
+                "held", HOME_SELLER_ID, "test", "awaiting-connection"
+            )  # fmt: skip
+        await first.stop()  # a restart while they wait
+
+        # Confirmed on a replica that applies nothing (run_workers off), which then stops:
+        # the hand-over committed with the connection, the events wait as `received`.
+        second = await billing_starter(
+            database_url, infra_settings, run_workers=False, **settings_of(standin)
+        )
+        async with secret_keys(second, (A_TEST,)) as keys:
+            assert (await confirm(second, pending, keys[A_TEST])).status_code == 200
+        assert await status_of(second, early) == ("received", SELLER_A, "test", None)
+        assert await second.value("SELECT count(*) FROM orders") == 0
+        await second.stop()
+
+        third = await billing_starter(database_url, infra_settings, **settings_of(standin))
+        try:
+            assert await third.settled(early["id"]) == "processed"
+            assert (await deliver(third, early))["status"] == "duplicate"
+            await until(third, "SELECT attempts FROM stripe_events WHERE id = $1", early["id"],
+                        want=3)  # fmt: skip
+            [order] = await third.fetch("SELECT seller_id, mode FROM orders")
+            assert tuple(order) == (SELLER_A, "test")
+            # The late one belonged to an earlier connection of the account, if any: never
+            # this seller's.
+            assert (await status_of(third, before))[:2] == ("ignored", HOME_SELLER_ID)
+            assert "before" in await third.value(
+                "SELECT detail FROM stripe_events WHERE id = $1", before["id"]
+            )
+            assert await third.value("SELECT count(*) FROM orders") == 1
+        finally:
+            await third.stop()
+
+
+async def test_an_event_recorded_while_its_connection_commits_is_never_left_waiting(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST,)) as keys:
+        a = keys[A_TEST]
+        await billing.client.post("/v1/products", json={"code": "tool", "name": "T"}, headers=a)
+        await billing.client.post("/v1/one-time-prices", json=SKU, headers=a)
+        pending = await authorize(billing, standin, a)
+        event = purchase_on(pending["account_id"])
+        # The worst interleaving, made to happen: the confirmation has written the
+        # connection and looked for waiting events (none yet) but not committed (its audit
+        # entry waits for this lock) when the event arrives, finds no connection, and is
+        # recorded as waiting. The account's lock makes the ingress look again once the
+        # connection commits.
+        async with billing.pool.acquire() as blocker:
+            audit_lock = blocker.transaction()
+            await audit_lock.start()
+            await blocker.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+            confirming = asyncio.create_task(confirm(billing, pending, a))
+            await until(
+                billing, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
+                "audit_log", want=1,
+            )  # fmt: skip
+            delivering = asyncio.create_task(deliver(billing, event))
+            await until(
+                billing, "SELECT status FROM stripe_events WHERE id = $1", event["id"], want="held"
+            )
+            await audit_lock.rollback()
+        confirmed, delivered = await confirming, await delivering
+        assert confirmed.status_code == 200, confirmed.text
+        assert delivered["status"] == "held"
+        assert await billing.settled(event["id"]) == "processed"
+        assert (
+            await billing.value("SELECT count(*) FROM orders WHERE seller_id = $1", SELLER_A) == 1
+        )
+
+
+async def test_waiting_events_are_swept_to_their_connection_or_given_up_after_three_days(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST,)) as keys:
+        a = keys[A_TEST]
+        await billing.client.post("/v1/products", json={"code": "tool", "name": "T"}, headers=a)
+        await billing.client.post("/v1/one-time-prices", json=SKU, headers=a)
+        account = await connect(billing, standin, a)
+        # A crash between recording an event as waiting and looking for its connection
+        # (which committed meanwhile) leaves it held: the applier's sweep hands it over.
+        left = purchase_on(account)
+        body, _ = shapes.signed(left, CONNECT_SECRET)
+        await billing.value(
+            "INSERT INTO stripe_events (id, type, livemode, stripe_created, payload, status,"
+            " detail, seller_id, mode, stripe_account, hold_key) VALUES ($1, $2, false,"
+            " clock_timestamp(), $3::jsonb, 'held', 'waiting', $4, 'test', $5,"
+            " 'awaiting-connection')",
+            left["id"], left["type"], body.decode(), HOME_SELLER_ID, account,
+        )  # fmt: skip
+        # Nobody ever connects this one: after three days it is given up, with the reason.
+        stray = purchase_on("acct_1NeverConnects")
+        assert (await deliver(billing, stray))["status"] == "held"
+        await billing.value(
+            "UPDATE stripe_events SET received_at = received_at - interval '73 hours'"
+            " WHERE id = $1",
+            stray["id"],
+        )
+        await awaiting.sweep(billing.pool)
+        assert await billing.settled(left["id"]) == "processed"
+        assert await status_of(billing, stray) == ("ignored", HOME_SELLER_ID, "test", None)
+        detail = await billing.value("SELECT detail FROM stripe_events WHERE id = $1", stray["id"])
+        assert detail.startswith(
+            "no seller connected acct_1NeverConnects in test mode within 3 days"
+        )
+        assert await billing.value("SELECT count(*) FROM orders") == 1
+
+
+async def test_a_deauthorization_between_authorizing_and_confirming_ends_the_connection(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    stack = connect_stack(database_url, infra_settings, billing_starter)
+    async with stack as (standin, billing), secret_keys(billing, (A_TEST,)) as keys:
+        pending = await authorize(billing, standin, keys[A_TEST])
+        # The account's owner removes the platform before the seller confirms: Stripe's
+        # event waits for the connection, and ends it as soon as it is made.
+        await asyncio.to_thread(
+            standin.client().oauth.deauthorize, {"stripe_user_id": pending["account_id"]}
+        )
+        await until(billing, "SELECT count(*) FROM stripe_events WHERE status = 'held'", want=1)
+        assert (await confirm(billing, pending, keys[A_TEST])).status_code == 200
+        await until(
+            billing, "SELECT status FROM stripe_connections WHERE seller_id = $1", SELLER_A,
+            want="disconnected",
+        )  # fmt: skip

@@ -197,3 +197,49 @@ async def test_an_unpaid_unknown_sku_is_recorded_as_failed_without_retries(
     row = (await billing.fetch("SELECT status, detail FROM stripe_events"))[0]
     assert row["status"] == "failed" and "no-such-thing" in row["detail"]
     assert await billing.value("SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize(
+    ("platform_key", "applied_mode"),
+    [(None, False), ("sk_test_" + "k" * 24, False), ("sk_live_" + "k" * 24, True)],
+    ids=["no-key", "test-key", "live-key"],
+)
+async def test_a_platform_event_of_the_other_mode_than_the_key_is_recorded_not_applied(
+    database_url: str,
+    infra_settings: Any,
+    billing_starter: Any,
+    stripe_events: Any,
+    platform_key: str | None,
+    applied_mode: bool,
+) -> None:
+    """The platform key's mode decides (no key: the test checkout's, test), not the tenant's:
+    the home seller's live tenant runs on a test key in development."""
+    keyed = {"stripe_secret_key": platform_key, "stripe_api_base": "http://127.0.0.1:9"}
+    billing = await billing_starter(database_url, infra_settings, **(keyed if platform_key else {}))
+    try:
+        wrong, _ = stripe_events.purchase()
+        wrong = {**wrong, "livemode": not applied_mode}
+        answer = await billing.deliver(wrong)
+        assert answer.json()["status"] == "ignored"
+        key_mode = "live" if applied_mode else "test"
+        assert f"on a platform with a {key_mode}-mode key" in answer.json()["detail"]
+        [row] = await billing.fetch(
+            "SELECT status, mode, livemode FROM stripe_events WHERE id = $1", wrong["id"]
+        )
+        assert tuple(row) == ("ignored", "test" if applied_mode else "live", not applied_mode)
+        # The operator's replay (of the home seller's live tenant, where it is moved to be
+        # found) refuses it too.
+        await billing.value("UPDATE stripe_events SET mode = 'live' WHERE id = $1", wrong["id"])
+        replay = await billing.client.post(
+            f"/v1/admin/webhook-events/{wrong['id']}/replay",
+            headers={"authorization": f"Bearer {billing.token(role='admin')}"},
+        )
+        assert problem_type(replay) == "not-replayable", replay.text
+        assert await billing.value("SELECT count(*) FROM orders") == 0
+
+        right, _ = stripe_events.purchase()
+        right = {**right, "livemode": applied_mode}
+        assert await billing.outcome(right) == "processed"
+        assert await billing.value("SELECT count(*) FROM orders") == 1
+    finally:
+        await billing.stop()

@@ -75,7 +75,10 @@ def seed(
 @events.command("replay")
 def replay(event_id: str) -> None:
     """Apply a recorded Stripe event again (idempotent)."""
-    outcome = with_pool(lambda pool: replay_event(pool, OPERATOR_TENANT, event_id, OPERATOR, None))
+    mode = load_settings(BillingSettings).platform_mode
+    outcome = with_pool(
+        lambda pool: replay_event(pool, OPERATOR_TENANT, event_id, OPERATOR, None, mode)
+    )
     typer.echo(f"{event_id}: {outcome.status} ({outcome.detail})")
 
 

@@ -11,7 +11,14 @@ from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tessera.shared.secret_policy import LIVE_PREFIXES, STRIPE_KEY, WEBHOOK_SECRET, production_audit
+from tessera.shared.sellers import Mode
 from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
+
+
+def key_mode(key: str) -> Mode:
+    """The Stripe mode of a secret or restricted key."""
+    return "live" if key.startswith(LIVE_PREFIXES) else "test"
+
 
 DEV_WEBHOOK_SECRET = "whsec_tessera_dev_only_do_not_use_in_production"  # noqa: S105 - refused in production
 DEV_CONNECT_WEBHOOK_SECRET = "whsec_tessera_connect_dev_only_not_for_production"  # noqa: S105 - refused in production
@@ -93,6 +100,14 @@ class BillingSettings(DatabaseSettings):
             return self.stripe_mode == "live"
         key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
         return key.startswith(LIVE_PREFIXES)
+
+    @property
+    def platform_mode(self) -> Mode:
+        """The Stripe mode of the platform's key, which its account's events carry
+        (`livemode`), whatever `stripe_mode` says the stack sells in. No key: test (the
+        test checkout sends test-mode events)."""
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return key_mode(key)
 
 
 def _stripe_host(base: str | None) -> bool:

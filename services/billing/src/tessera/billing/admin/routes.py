@@ -195,8 +195,9 @@ async def replay_webhook_event(
 ) -> ReplayResult:
     await limit_admin(billing, admin)
     outcome = await service.replay_event(
-        billing.pool, OPERATOR_TENANT, event_id, actor(admin), ip(request), billing.grace_days
-    )
+        billing.pool, OPERATOR_TENANT, event_id, actor(admin), ip(request),
+        billing.settings.platform_mode, billing.grace_days,
+    )  # fmt: skip
     return ReplayResult(id=event_id, status=outcome.status, detail=outcome.detail)
 
 

@@ -30,7 +30,7 @@ from tessera.billing.subscriptions.service import GraceDays, default_grace
 from tessera.billing.webhooks import service as webhooks
 from tessera.billing.webhooks.service import Outcome
 from tessera.shared.http.problems import NotFound
-from tessera.shared.sellers import Tenant
+from tessera.shared.sellers import Mode, Tenant
 
 
 class UnknownHeldOrder(NotFound):
@@ -70,9 +70,10 @@ async def replay_event(
     event_id: str,
     actor: str,
     ip: str | None,
+    platform_mode: Mode,
     grace_days: GraceDays = default_grace,
 ) -> Outcome:
-    outcome = await webhooks.replay(pool, tenant, event_id, grace_days)
+    outcome = await webhooks.replay(pool, tenant, event_id, platform_mode, grace_days)
     async with pool.acquire() as conn:
         await audit.record(
             conn, tenant, actor, "webhook.replay", event_id,

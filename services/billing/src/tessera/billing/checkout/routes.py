@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from tessera.billing.catalog.queries import find as find_item
@@ -20,6 +18,7 @@ from tessera.billing.checkout.schemas import (
     CheckoutRequest,
 )
 from tessera.billing.context import PUBLIC_TENANT, Billing, BillingDep
+from tessera.billing.pages import page, stylesheet
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.api_keys.dependencies import credential_of
 from tessera.shared.http.context import client_ip
@@ -28,12 +27,6 @@ from tessera.shared.sellers import Tenant
 
 router = APIRouter(tags=["checkout"])
 
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
-    autoescape=select_autoescape(),
-)
-# The test checkout's pages: one same-origin stylesheet, forms that post to themselves.
-PAGE_CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
 EMAIL = TypeAdapter(EmailStr)
 
 
@@ -127,13 +120,6 @@ def require_test_mode(billing: Billing) -> None:
         raise NotFound()
 
 
-def page(template: str, status_code: int = 200, **context: object) -> HTMLResponse:
-    html = TEMPLATES.get_template(template).render(**context)
-    return HTMLResponse(
-        html, status_code=status_code, headers={"content-security-policy": PAGE_CSP}
-    )
-
-
 @router.get(
     "/v1/checkout/sessions/{session_id}",
     response_model=CheckoutOutcome,
@@ -164,10 +150,9 @@ TEST_CHECKOUT_FORM: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/test-checkout/assets/checkout.css", include_in_schema=False)
-async def stylesheet(billing: BillingDep) -> PlainTextResponse:
+async def test_checkout_stylesheet(billing: BillingDep) -> PlainTextResponse:
     require_test_mode(billing)
-    css = (Path(__file__).parent.parent / "templates" / "checkout.css").read_text()
-    return PlainTextResponse(css, media_type="text/css", headers={"cache-control": "max-age=3600"})
+    return stylesheet()
 
 
 @router.get("/test-checkout/{session_id}", include_in_schema=False)

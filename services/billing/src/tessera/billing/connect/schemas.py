@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tessera.billing.connect.queries import Pending
 from tessera.billing.stripe.connections import Connection
 
 
@@ -42,4 +44,29 @@ class StripeConnection(BaseModel):
             connected_at=connection.connected_at,
             disconnected_at=connection.disconnected_at,
             disconnected_by=connection.disconnected_by,
+        )
+
+
+class PendingConnection(BaseModel):
+    """A Stripe account that authorized the platform through the seller's link, waiting for
+    the seller to confirm it (`POST confirm_url` with its secret key) before `expires_at`.
+    Not the seller's connection until then: whoever held the link may have authorized it."""
+
+    status: Literal["pending_confirmation"] = "pending_confirmation"
+    id: UUID
+    account_id: str
+    livemode: bool
+    authorized_at: datetime
+    expires_at: datetime
+    confirm_url: str
+
+    @classmethod
+    def of(cls, pending: Pending, confirm_url: str) -> PendingConnection:
+        return cls(
+            id=pending.id,
+            account_id=pending.account_id,
+            livemode=pending.livemode,
+            authorized_at=pending.authorized_at,
+            expires_at=pending.expires_at,
+            confirm_url=confirm_url,
         )

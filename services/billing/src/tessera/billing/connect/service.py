@@ -1,12 +1,21 @@
-"""Connect verbs: start a connection (Stripe's OAuth page for Standard accounts), finish it
-at the callback, read it, end it (the seller, or Stripe's `account.application.deauthorized`).
+"""Connect verbs: start a connection (Stripe's OAuth page for Standard accounts), take the
+authorization at the callback, confirm it (the seller), read it, end it (the seller, or
+Stripe's `account.application.deauthorized`).
 
 The `state` sent through Stripe is a random secret stored (hashed) with the tenant that
 started it, used once and for 15 minutes: the callback's tenant comes from it alone, never
-from anything else in the callback's URL. A connection and the catalog rows waiting for it
-change in one transaction, under the tenant's connection lock (`stripe/connections.py`):
-on connect the tenant's `awaiting_connect` rows become `pending` (the sync worker pushes
-them to the account), on disconnect its `pending` and `failed` rows wait again."""
+from anything else in the callback's URL. But the state proves only which link was used,
+not who used it: whoever completes Stripe's page with the link (a link that leaked, or a
+seller phished into opening an attacker's session) authorizes *their* account. So the
+callback connects nothing: it stores the authorization as pending, and only the seller's
+own credential (`confirm`, secret key, naming the pending id) makes it the connection
+(docs/billing.md, "Connect", says why this and not a browser cookie).
+
+A connection and the catalog rows waiting for it change in one transaction, under the
+tenant's connection lock (`stripe/connections.py`): on connect the tenant's
+`awaiting_connect` rows become `pending` (the sync worker pushes them to the account) and
+the account's waiting events are released (webhooks/awaiting.py), on disconnect its
+`pending` and `failed` rows wait again."""
 
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import asyncpg
 import stripe
@@ -23,18 +33,23 @@ from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog import sync_queries as sync
 from tessera.billing.catalog.schemas import SyncStateName
 from tessera.billing.connect import queries
-from tessera.billing.connect.schemas import ConnectStarted, StripeConnection
+from tessera.billing.connect.queries import Pending
+from tessera.billing.connect.schemas import ConnectStarted, PendingConnection, StripeConnection
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe import connections
 from tessera.billing.stripe.accounts import Accounts
 from tessera.billing.stripe.gateway import StripeUnavailable
+from tessera.billing.webhooks import awaiting
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
 log = logging.getLogger("tessera.billing.connect")
 
 STATE_TTL = timedelta(minutes=15)
+# Long enough for the link's finisher to reach whoever holds the seller's secret key.
+PENDING_TTL = timedelta(hours=24)
 CALLBACK_PATH = "/v1/stripe/connect/callback"
+PENDING_PATH = "/v1/stripe/connect/pending"
 
 
 class ConnectUnavailable(Problem):
@@ -64,6 +79,11 @@ class AccountInUse(Problem):
 class NoConnection(NotFound):
     slug = "no-connection"
     title = "No Stripe account is connected"
+
+
+class NoPendingConnection(NotFound):
+    slug = "no-pending-connection"
+    title = "No such authorization waits for confirmation"
 
 
 class ConnectStateInvalid(Problem):
@@ -130,9 +150,11 @@ async def finish(
     state: str,
     code: str | None,
     error: str | None,
-) -> StripeConnection:
+) -> PendingConnection:
     """The callback: the state names the tenant (once); the code is exchanged for the
-    connected account's id, which is recorded as the tenant's."""
+    account's id (the code is single-use and short-lived, so now), which waits for the
+    tenant's confirmation (`confirm`). Not connected here: whoever holds the link can
+    complete Stripe's page, with any Stripe account."""
     async with pool.acquire() as conn:
         tenant = await queries.take_state(conn, state)
     if tenant is None:
@@ -152,26 +174,55 @@ async def finish(
     if account_id is None or livemode != (tenant.mode == "live"):
         # Cannot happen: the key of the tenant's mode made the exchange.
         raise StripeUnavailable("Stripe's answer does not fit this mode.")
+    async with pool.acquire() as conn:
+        pending = await queries.add_pending(
+            conn, tenant, account_id, livemode, token.scope, PENDING_TTL
+        )
+    return PendingConnection.of(pending, confirm_url(settings, pending))
+
+
+async def pending(
+    pool: asyncpg.Pool, settings: BillingSettings, tenant: Tenant
+) -> list[PendingConnection]:
+    """The authorizations waiting for the tenant's confirmation."""
+    async with pool.acquire() as conn:
+        waiting = await queries.list_pending(conn, tenant)
+    return [PendingConnection.of(p, confirm_url(settings, p)) for p in waiting]
+
+
+async def confirm(pool: asyncpg.Pool, tenant: Tenant, pending_id: UUID) -> StripeConnection:
+    """The seller (its secret key) makes a pending authorization its connection: then, and
+    only then, the account is the tenant's, its catalog goes there and its waiting events
+    are applied (webhooks/awaiting.py), all in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await connections.lock_tenant(conn, tenant, shared=False)
+        chosen = await queries.take_pending(conn, tenant, pending_id)
+        if chosen is None:
+            raise NoPendingConnection("Nothing waits for confirmation under this id.")
         before = await connections.find(conn, tenant)
         if before is not None and before.status == "connected":
-            if before.account_id == account_id:
-                return StripeConnection.of(before)  # the same account, connected twice
+            if before.account_id == chosen.account_id:
+                return StripeConnection.of(before)  # the same account, confirmed twice
             raise AlreadyConnected("Disconnect the connected account first.")
         try:
             async with conn.transaction():
                 connection = await connections.connect(
-                    conn, tenant, account_id, livemode, token.scope
-                )
+                    conn, tenant, chosen.account_id, chosen.livemode, chosen.scope,
+                    chosen.authorized_at,
+                )  # fmt: skip
         except asyncpg.UniqueViolationError:
             raise AccountInUse(
                 "This Stripe account is connected to another seller; use another account."
             ) from None
-        moved = before is not None and before.account_id != account_id
+        moved = before is not None and before.account_id != chosen.account_id
         await _queue_connected(conn, tenant, moved)
-        await audit.record(conn, tenant, "seller", "stripe.connected", account_id)
+        await awaiting.release(conn, connection)
+        await audit.record(conn, tenant, "seller", "stripe.connected", chosen.account_id)
     return StripeConnection.of(connection)
+
+
+def confirm_url(settings: BillingSettings, pending: Pending) -> str:
+    return f"{str(settings.public_url).rstrip('/')}{PENDING_PATH}/{pending.id}/confirm"
 
 
 async def _queue_connected(conn: asyncpg.Connection, tenant: Tenant, moved: bool) -> None:

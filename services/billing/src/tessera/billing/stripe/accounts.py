@@ -18,6 +18,7 @@ from typing import Literal
 import asyncpg
 import stripe
 
+from tessera.billing.settings import key_mode
 from tessera.billing.stripe import connections
 from tessera.shared.sellers import HOME_LIVE, Mode, Tenant
 
@@ -74,11 +75,6 @@ class Accounts:
         await connections.lock_tenant(conn, tenant, shared=True)
         account = await self.account_for(conn, tenant)
         return "pending" if isinstance(account, StripeAccount) else account
-
-
-def key_mode(key: str) -> Mode:
-    """The Stripe mode of a secret or restricted key."""
-    return "live" if key.startswith(("sk_live_", "rk_live_")) else "test"
 
 
 def platform_accounts(

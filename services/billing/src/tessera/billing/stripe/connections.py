@@ -19,7 +19,7 @@ Status = Literal["connected", "disconnected"]
 DisconnectedBy = Literal["seller", "stripe"]
 COLUMNS = (
     "seller_id, mode, account_id, livemode, status, scope, connected_at, disconnected_at,"
-    " disconnected_by"
+    " disconnected_by, COALESCE(authorized_at, connected_at) AS authorized_at"
 )
 
 
@@ -33,6 +33,8 @@ class Connection:
     connected_at: datetime
     disconnected_at: datetime | None
     disconnected_by: DisconnectedBy | None
+    # When the account authorized the platform (before the seller confirmed: `connected_at`).
+    authorized_at: datetime
 
 
 def _connection(row: asyncpg.Record) -> Connection:
@@ -45,6 +47,7 @@ def _connection(row: asyncpg.Record) -> Connection:
         row["connected_at"],
         row["disconnected_at"],
         row["disconnected_by"],
+        row["authorized_at"],
     )
 
 
@@ -55,6 +58,17 @@ async def lock_tenant(conn: asyncpg.Connection, tenant: Tenant, *, shared: bool)
         f"SELECT {lock}(hashtextextended('stripe-connect:' || $1::uuid::text || ':' || $2::text, 0))",
         tenant.seller_id,
         tenant.mode,
+    )
+
+
+async def lock_account(conn: asyncpg.Connection, account_id: str, mode: Mode) -> None:
+    """The account's lock in a mode, to the end of the transaction: a connection that
+    commits and an event of the account recorded meanwhile as waiting for one take it before
+    they look for each other, so one of them always sees the other (webhooks/awaiting.py)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('stripe-account:' || $1 || ':' || $2, 0))",
+        account_id,
+        mode,
     )
 
 
@@ -92,19 +106,37 @@ async def tenant_of(
     return Tenant(row["seller_id"], mode) if row else None
 
 
+async def of_account(conn: asyncpg.Connection, account_id: str, mode: Mode) -> Connection | None:
+    """The connection that has the account in this mode now, whoever's it is (as `tenant_of`)."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM stripe_connections"  # noqa: S608 - constant columns
+        " WHERE account_id = $1 AND mode = $2 AND status = 'connected'",
+        account_id,
+        mode,
+    )
+    return _connection(row) if row else None
+
+
 async def connect(
-    conn: asyncpg.Connection, tenant: Tenant, account_id: str, livemode: bool, scope: str | None
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    account_id: str,
+    livemode: bool,
+    scope: str | None,
+    authorized_at: datetime,
 ) -> Connection:
     """Record the tenant's connection (a reconnection replaces the disconnected row).
     Raises `asyncpg.UniqueViolationError` when another seller has the account connected."""
     row = await conn.fetchrow(
         f"""
         INSERT INTO stripe_connections
-               (seller_id, mode, account_id, livemode, status, scope, connected_at)
-        VALUES ($1, $2, $3, $4, 'connected', $5, clock_timestamp())
+               (seller_id, mode, account_id, livemode, status, scope, connected_at,
+                authorized_at)
+        VALUES ($1, $2, $3, $4, 'connected', $5, clock_timestamp(), $6)
         ON CONFLICT (seller_id, mode) DO UPDATE SET
             account_id = EXCLUDED.account_id, livemode = EXCLUDED.livemode,
             status = 'connected', scope = EXCLUDED.scope, connected_at = EXCLUDED.connected_at,
+            authorized_at = EXCLUDED.authorized_at,
             disconnected_at = NULL, disconnected_by = NULL, updated_at = clock_timestamp()
         RETURNING {COLUMNS}
         """,  # noqa: S608 - constant columns
@@ -113,6 +145,7 @@ async def connect(
         account_id,
         livemode,
         scope,
+        authorized_at,
     )
     assert row is not None
     return _connection(row)
@@ -126,15 +159,17 @@ async def disconnect(
     not_after: datetime | None = None,
 ) -> bool:
     """Mark the tenant's connection to `account_id` ended; False if it was not connected
-    to it. `not_after`: only a connection made at or before then (a deauthorization sent
-    before a reconnection must not end the new connection)."""
+    to it. `not_after`: only a connection the account authorized at or before then (a
+    deauthorization sent before a reconnection must not end the new connection; one sent
+    after the authorization but before the seller confirmed it must)."""
     done = await conn.fetchval(
         """
         UPDATE stripe_connections
            SET status = 'disconnected', disconnected_at = clock_timestamp(),
                disconnected_by = $4, updated_at = clock_timestamp()
          WHERE seller_id = $1 AND mode = $2 AND account_id = $3 AND status = 'connected'
-           AND ($5::timestamptz IS NULL OR date_trunc('second', connected_at) <= $5)
+           AND ($5::timestamptz IS NULL
+                OR date_trunc('second', COALESCE(authorized_at, connected_at)) <= $5)
         RETURNING true
         """,
         tenant.seller_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -24,12 +24,15 @@ class Delivery:
     livemode: bool
     created: datetime
     payload: str
-    status: str  # received, or ignored for a type outside the allowlist
+    # received; ignored (a type outside the allowlist, an event no tenant owns); held (a
+    # connected account's event waiting for its connection, `hold_key` AWAITING_CONNECTION)
+    status: str
     detail: str | None
     trace_headers: dict[str, str]
     tenant: Tenant
     # The connected account it came from (its `account`); None: the platform's own.
     stripe_account: str | None = None
+    hold_key: str | None = None
 
 
 # A repeat delivery: its event id and the tenant it came for.
@@ -55,15 +58,15 @@ async def record_deliveries(
         """
         INSERT INTO stripe_events
                (id, type, livemode, stripe_created, payload, status, detail, trace_headers,
-                processed_at, attempts, seller_id, mode, stripe_account)
+                processed_at, attempts, seller_id, mode, stripe_account, hold_key)
         SELECT d.id, d.type, d.livemode, to_timestamp(d.created), d.payload, d.status,
                d.detail, d.trace_headers,
                CASE WHEN d.status = 'received' THEN NULL ELSE clock_timestamp() END, d.attempts,
-               d.seller_id, d.mode, d.stripe_account
+               d.seller_id, d.mode, d.stripe_account, d.hold_key
           FROM jsonb_to_recordset($1::jsonb)
                AS d(id text, type text, livemode bool, created float8, payload jsonb,
                     status text, detail text, trace_headers jsonb, attempts int,
-                    seller_id uuid, mode text, stripe_account text)
+                    seller_id uuid, mode text, stripe_account text, hold_key text)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
         """,
@@ -109,6 +112,7 @@ def batch_document(batch: list[Delivery], deliveries_of: dict[str, int]) -> str:
                 "seller_id": str(d.tenant.seller_id),
                 "mode": d.tenant.mode,
                 "stripe_account": d.stripe_account,
+                "hold_key": d.hold_key,
             }
         ).decode()
         rows.append(f'{fields[:-1]},"payload":{d.payload}}}')
@@ -205,8 +209,9 @@ class StoredEvent:
     type: str
     payload: dict[str, Any]
     status: str
-    # The connected account it came from (read by `lock_one` only).
+    # The connected account it came from, and its Stripe mode (read by `lock_one` only).
     stripe_account: str | None = None
+    livemode: bool = False
 
 
 def to_stored(row: asyncpg.Record) -> StoredEvent:
@@ -230,7 +235,8 @@ async def lock_held(conn: asyncpg.Connection, tenant: Tenant, hold_key: str) -> 
 
 async def lock_one(conn: asyncpg.Connection, tenant: Tenant, event_id: str) -> StoredEvent | None:
     row = await conn.fetchrow(
-        "SELECT id, type, payload::text AS payload, status, stripe_account FROM stripe_events"
+        "SELECT id, type, payload::text AS payload, status, stripe_account, livemode"
+        " FROM stripe_events"
         " WHERE id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE",
         event_id,
         tenant.seller_id,
@@ -239,7 +245,10 @@ async def lock_one(conn: asyncpg.Connection, tenant: Tenant, event_id: str) -> S
     if row is None:
         return None
     stored = to_stored(row)
-    return StoredEvent(stored.id, stored.type, stored.payload, stored.status, row["stripe_account"])
+    return StoredEvent(
+        stored.id, stored.type, stored.payload, stored.status, row["stripe_account"],
+        row["livemode"],
+    )  # fmt: skip
 
 
 async def source_of(
@@ -295,3 +304,94 @@ async def search(
         tenant.mode,
     )
     return [EventSummary.model_validate(dict(r)) for r in rows]
+
+
+# What the applier listens on: the table's insert trigger (billing_0003) and `wake_applier`.
+NOTIFY_CHANNEL = "billing_stripe_events"
+
+
+async def wake_applier(conn: asyncpg.Connection) -> None:
+    """At commit: rows became `received` other than by an insert (which the trigger tells)."""
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+# The `hold_key` of a connected account's event that waits for a connection of its account.
+# Written out in the SQL below (not a parameter), so the planner matches the partial index
+# `stripe_events_awaiting_connection` whatever plan it caches.
+AWAITING_CONNECTION = "awaiting-connection"
+
+
+async def release_awaiting(
+    conn: asyncpg.Connection,
+    waiting_under: Tenant,
+    account_id: str,
+    tenant: Tenant,
+    authorized_at: datetime,
+) -> tuple[int, int]:
+    """Hand the account's waiting events (recorded under `waiting_under`, the home seller
+    in the connection's mode) to the tenant that has now connected it, to be applied
+    (`received`; the caller wakes the applier). Only events Stripe made once the account
+    authorized the platform (to the second, Stripe's precision) are the connection's: an
+    older one is a late delivery from an earlier connection of the account, perhaps another
+    seller's, and is ignored. Returns (released, ignored)."""
+    rows = await conn.fetch(
+        """
+        UPDATE stripe_events
+           SET status = CASE WHEN e.mine THEN 'received' ELSE 'ignored' END,
+               detail = CASE WHEN e.mine THEN NULL
+                        ELSE 'made before ' || $3 || ' authorized its current connection;'
+                             || ' recorded, not applied' END,
+               seller_id = CASE WHEN e.mine THEN $5 ELSE seller_id END,
+               mode = CASE WHEN e.mine THEN $6 ELSE mode END,
+               hold_key = NULL,
+               processed_at = CASE WHEN e.mine THEN NULL ELSE clock_timestamp() END
+          FROM (SELECT id, stripe_created >= date_trunc('second', $4::timestamptz) AS mine
+                  FROM stripe_events
+                 WHERE seller_id = $1 AND mode = $2 AND stripe_account = $3
+                   AND status = 'held' AND hold_key = 'awaiting-connection'
+                   FOR UPDATE) AS e
+         WHERE stripe_events.id = e.id
+        RETURNING e.mine
+        """,
+        waiting_under.seller_id,
+        waiting_under.mode,
+        account_id,
+        authorized_at,
+        tenant.seller_id,
+        tenant.mode,
+    )
+    released = sum(1 for r in rows if r["mine"])
+    return released, len(rows) - released
+
+
+async def accounts_awaiting(conn: asyncpg.Connection) -> list[tuple[str, Mode]]:
+    """Every (account, mode) some event waits for. Across tenants on purpose: a waiting
+    event has no tenant yet."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT stripe_account, mode FROM stripe_events"
+        " WHERE status = 'held' AND hold_key = 'awaiting-connection'"
+        " AND stripe_account IS NOT NULL"
+    )
+    return [(r["stripe_account"], cast(Mode, r["mode"])) for r in rows]
+
+
+async def expire_awaiting(conn: asyncpg.Connection, older_than: timedelta) -> int:
+    """Waiting events received more than `older_than` ago are given up: `ignored`."""
+    done = await conn.fetch(
+        """
+        UPDATE stripe_events
+           SET status = 'ignored', hold_key = NULL, processed_at = clock_timestamp(),
+               detail = 'no seller connected ' || stripe_account || ' in ' || mode
+                        || ' mode within ' || $1 || '; recorded, not applied'
+         WHERE status = 'held' AND hold_key = 'awaiting-connection'
+           AND received_at < clock_timestamp() - $2::interval
+        RETURNING id
+        """,
+        _days(older_than),
+        older_than,
+    )
+    return len(done)
+
+
+def _days(span: timedelta) -> str:
+    return f"{span.days} days" if span.days else f"{int(span.total_seconds())} seconds"

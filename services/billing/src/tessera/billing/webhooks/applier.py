@@ -23,7 +23,7 @@ from opentelemetry import propagate, trace
 from tessera.billing.stripe_events import queries
 from tessera.billing.stripe_events.queries import ReceivedEvent
 from tessera.billing.subscriptions.service import GraceDays, default_grace
-from tessera.billing.webhooks import service
+from tessera.billing.webhooks import awaiting, service
 from tessera.billing.webhooks.metrics import applied
 from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.http.problems import dependency_errors
@@ -31,7 +31,7 @@ from tessera.shared.http.problems import dependency_errors
 log = logging.getLogger("tessera.billing.webhooks")
 tracer = trace.get_tracer("tessera.billing.webhooks")
 
-NOTIFY_CHANNEL = "billing_stripe_events"
+NOTIFY_CHANNEL = queries.NOTIFY_CHANNEL
 
 # Worth retrying as a whole batch: the database or the connection failed, not the event.
 TRANSIENT = (
@@ -57,7 +57,11 @@ class WebhookApplier:
         # Batches in flight at once (each on its own connection): applying is mostly waiting
         # for Postgres, so one batch at a time left the process idle under load.
         self.concurrency = concurrency
-        self.loop = NotifiedLoop(pool, NOTIFY_CHANNEL, self.apply_batches, name="billing.applier")
+        self.loop = NotifiedLoop(
+            pool, NOTIFY_CHANNEL, self.apply_batches, name="billing.applier",
+            every_so_often=self.sweep_awaiting,
+        )  # fmt: skip
+        self.swept = False
 
     async def run(self) -> None:
         await self.loop.run()
@@ -65,8 +69,16 @@ class WebhookApplier:
     async def close(self) -> None:
         await self.loop.close()
 
+    async def sweep_awaiting(self) -> None:
+        """Connected accounts' events waiting for their connection (webhooks/awaiting.py):
+        at start (a restart loses none) and every so often (they expire)."""
+        await awaiting.sweep(self.pool)
+        self.swept = True
+
     async def apply_batches(self) -> bool:
         """Up to `concurrency` batches at once; True when any was full."""
+        if not self.swept:
+            await self.sweep_awaiting()
         results = await asyncio.gather(
             *(self.apply_batch() for _ in range(self.concurrency)), return_exceptions=True
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import asyncpg
@@ -41,11 +41,11 @@ from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.subscriptions import service as subscriptions
 from tessera.billing.subscriptions.state import Logged, invoice_subscription, subscription_id_of
-from tessera.billing.webhooks import routing
+from tessera.billing.webhooks import awaiting, routing
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.routing import Routed
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.sellers import Tenant
+from tessera.shared.sellers import Mode, Tenant
 
 Status = Literal["received", "processed", "duplicate", "ignored", "held", "failed"]
 
@@ -310,15 +310,22 @@ async def save_outcome(
     )
 
 
-Received = Literal["received", "duplicate", "ignored"]
+Received = Literal["received", "duplicate", "ignored", "held"]
 
 
 def delivery_of(event: StripeEvent, payload: str, routed: Routed) -> Delivery:
     """What the ingress stores of a verified event, as the tenant's whose Stripe account
     sent it. A type outside the allowlist, or an event no tenant owns, is stored as
-    `ignored` and never applied."""
-    handled = event.type in HANDLED and routed.unrouted is None
-    detail = routed.unrouted or f"{event.type} is not an event billing acts on"
+    `ignored` and never applied; an event of an account not connected yet waits for its
+    connection (`held`, webhooks/awaiting.py)."""
+    status: Received = "received"
+    detail = hold_key = None
+    if routed.unrouted is not None:
+        status, detail = "ignored", routed.unrouted
+    elif event.type not in HANDLED:  # nothing to apply, now or once connected
+        status, detail = "ignored", f"{event.type} is not an event billing acts on"
+    elif routed.waiting is not None:
+        status, detail, hold_key = "held", routed.waiting, queries.AWAITING_CONNECTION
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the applier continues this request's trace
     return Delivery(
@@ -327,11 +334,12 @@ def delivery_of(event: StripeEvent, payload: str, routed: Routed) -> Delivery:
         livemode=event.livemode,
         created=datetime.fromtimestamp(event.created, UTC),
         payload=payload,
-        status="received" if handled else "ignored",
-        detail=None if handled else detail,
+        status=status,
+        detail=detail,
         trace_headers=trace_headers,
         tenant=routed.tenant,
         stripe_account=event.account,
+        hold_key=hold_key,
     )
 
 
@@ -347,7 +355,10 @@ async def receive(
     delivery = delivery_of(event, payload, routed)
     if not await recorder.record(pool, delivery):
         return Outcome("duplicate", "already received")
-    status: Received = "received" if delivery.detail is None else "ignored"
+    status = cast(Received, delivery.status)
+    if status == "held" and event.account is not None:
+        # A connection that committed since routing looked takes it now (awaiting.py).
+        await awaiting.recheck(pool, event.account, routed.tenant.mode)
     return Outcome(status, delivery.detail or "recorded; it is applied in the background")
 
 
@@ -373,7 +384,7 @@ async def ingest(
         event = StripeEvent.model_validate_json(payload)
     except ValidationError:
         raise signature.PayloadMalformed("The body is not a Stripe event object.") from None
-    routed = await routing.route(pool, platform, event)
+    routed = await routing.route(pool, platform, settings.platform_mode, event)
     outcome = await receive(recorder, pool, routed, event, payload.decode())
     delivered(outcome.status)  # once: the fast path hands on only what did not get here
     return outcome
@@ -407,11 +418,13 @@ async def replay(
     pool: asyncpg.Pool,
     tenant: Tenant,
     event_id: str,
+    platform_mode: Mode,
     grace_days: subscriptions.GraceDays = subscriptions.default_grace,
 ) -> Outcome:
     """Apply one of the tenant's recorded events again (after fixing the catalog, say).
     Every effect is idempotent, so replaying an event that was already processed changes
-    nothing."""
+    nothing. `platform_mode`: the platform key's Stripe mode (`BillingSettings.platform_mode`):
+    a platform event of the other mode is never applied."""
     async with pool.acquire() as conn, conn.transaction():
         stored = await queries.lock_one(conn, tenant, event_id)
         if stored is None:
@@ -422,6 +435,10 @@ async def replay(
             # A connected account's event recorded here only to be seen (no seller had it
             # connected), or one whose seller has disconnected since: never applied here.
             raise NotReplayable("It came from a connected account this tenant has not connected.")
+        if stored.stripe_account is None and stored.livemode != (platform_mode == "live"):
+            raise NotReplayable(
+                f"The platform's key is {platform_mode}-mode; this event is of the other mode."
+            )
         outcome = await apply(
             conn, tenant, stored.id, stored.type, stored.payload["data"]["object"],
             Applying.of(stored.payload, grace_days),
