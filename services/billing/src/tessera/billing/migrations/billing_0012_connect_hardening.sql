@@ -1,4 +1,4 @@
--- depends: billing_0010_accounts_from_auth
+-- depends: billing_0011_sync_lease_owner
 
 -- Connect hardening (docs/billing.md, "Connect"): a connection is committed only when the
 -- seller confirms it; a connected account's events that come before its connection wait.
