@@ -32,6 +32,10 @@ from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 OPERATOR_TENANT = HOME_LIVE
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(eq=False, kw_only=True)
 class Licensing(ServiceContext[LicensingSettings]):
     name: str = "licensing"
@@ -47,7 +51,7 @@ class Licensing(ServiceContext[LicensingSettings]):
     per_usage_caller: Rule = field(init=False)
     # The usage API's clock: which period a record counts in. Tests replace it to cross a
     # period's boundary (docs/usage.md).
-    usage_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), init=False)
+    usage_clock: Callable[[], datetime] = field(default_factory=lambda: utc_now, init=False)
     _read_pool: asyncpg.Pool | None = field(default=None, init=False)
     # Heartbeats heard, written in batches (heartbeats/service.py).
     heartbeats: Heartbeats = field(default_factory=Heartbeats, init=False)

@@ -137,7 +137,7 @@ def _over_limit(caller: Caller, meter: Meter, used: int, now: datetime) -> Usage
     return UsageLimitExceeded(
         f"This customer's {meter.feature} limit for the period is reached; nothing was counted.",
         headers=headers, code=UsageLimitExceeded.slug, upgrade_url=caller.upgrade_url,
-        **_usage(caller.customer, meter, used),
+        **UsageOut(**_usage(caller.customer, meter, used)).model_dump(mode="json"),
     )  # fmt: skip
 
 
