@@ -6,6 +6,7 @@ counter reconciles with its record rows."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -452,3 +453,68 @@ async def test_assigning_a_tier_needs_a_known_customer_and_valid_grants(
     assert (paid.json()["source"], paid.json()["limit"]) == ("subscription", 500)
     assert (await harness.http.delete(path, headers=seller.secret)).status_code == 204
     assert (await harness.http.delete(path, headers=seller.secret)).status_code == 404
+
+
+async def threshold_events(h: Harness, account: UUID) -> list[tuple[int, int, str]]:
+    """(threshold, used, period start) of the customer's events in the outbox."""
+    rows = await h.fetch(
+        "SELECT payload FROM outbox WHERE subject = 'licensing.usage.threshold_reached.v1'"
+        " AND payload->>'account_id' = $1",
+        str(account),
+    )
+    payloads = [json.loads(r["payload"]) for r in rows]
+    return sorted((p["threshold"], p["used"], p["period_start"][:10]) for p in payloads)
+
+
+async def test_each_threshold_is_announced_once_per_period_by_the_record_reaching_it(
+    harness: Harness, seller: Seller
+) -> None:
+    account = await seller.customer()
+    plan = {"tier": "free", "grants": {"quotas": {"api_calls": {"limit": 10}}}}
+    await harness.http.put(f"/v1/customers/{account}/usage-plan", json=plan, headers=seller.secret)
+    january = datetime(2027, 1, 20, tzinfo=UTC)
+    harness.app.state.context.usage_clock = lambda: january
+    answers = await asyncio.gather(*(seller.record(account, key=f"k{n}") for n in range(30)))
+    assert Counter(a.status_code for a in answers) == {200: 10, 403: 20}
+    assert await threshold_events(harness, account) == [(80, 8, "2027-01-01"),
+                                                        (100, 10, "2027-01-01")]  # fmt: skip
+    # Down below both and up again: nothing more this period.
+    for accepted in [a for a in answers if a.status_code == 200][:3]:
+        path = f"/v1/usage/{accepted.json()['record_id']}/revert"
+        assert (await harness.http.post(path, headers=seller.secret)).status_code == 200
+    for _ in range(3):
+        assert (await seller.record(account)).status_code == 200
+    assert len(await threshold_events(harness, account)) == 2
+    # A new period announces them again.
+    harness.app.state.context.usage_clock = lambda: datetime(2027, 2, 3, tzinfo=UTC)
+    for _ in range(8):
+        await seller.record(account)
+    assert (80, 8, "2027-02-01") in await threshold_events(harness, account)
+    assert len(await threshold_events(harness, account)) == 3
+    # The relay publishes them.
+    published = await harness.until(lambda: harness.fetchval(
+        "SELECT count(*) = 3 FROM outbox WHERE subject = 'licensing.usage.threshold_reached.v1'"
+        " AND published_at IS NOT NULL"))  # fmt: skip
+    assert published
+
+
+async def test_a_seller_chooses_its_thresholds(harness: Harness, seller: Seller) -> None:
+    record = SellerChanged(
+        seller_id=SELLER, mode="live", slug=SLUG, name="Usage seller", signup_policy="open",
+        status="active", version=1001, plan_status="active",
+        settings=SellerSettings(upgrade_url=UPGRADE, usage_thresholds=[25, 50]),
+    )  # fmt: skip
+    h = harness
+    await h.js.publish(
+        h.ns.subject(record.publish_subject()), record.to_json(), stream=h.ns.stream(SELLERS)
+    )
+    book = h.app.state.context.sellers
+
+    async def held() -> bool:
+        return bool(book.by_id(SELLER).version == 1001)
+
+    await h.until(held)
+    account = await seller.subscriber(limit=4)
+    for _ in range(4):
+        await seller.record(account)
+    assert [t for t, _, _ in await threshold_events(h, account)] == [25, 50]

@@ -51,3 +51,16 @@ CREATE TABLE usage_records (
 
 CREATE INDEX usage_records_counter ON usage_records
     (seller_id, mode, account_id, feature, period_start);
+
+-- The thresholds (percent of the limit) each customer's feature reached in a period: the
+-- event goes out once per row, written by the record that reached it.
+CREATE TABLE usage_thresholds (
+    seller_id     uuid        NOT NULL,
+    mode          text        NOT NULL CHECK (mode IN ('test', 'live')),
+    account_id    uuid        NOT NULL,
+    feature       text        NOT NULL,
+    period_start  timestamptz NOT NULL,
+    threshold     integer     NOT NULL CHECK (threshold BETWEEN 1 AND 100),
+    reached_at    timestamptz NOT NULL,
+    PRIMARY KEY (seller_id, mode, account_id, feature, period_start, threshold)
+);

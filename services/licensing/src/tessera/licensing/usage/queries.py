@@ -168,3 +168,23 @@ async def remove_plan(conn: asyncpg.Connection, tenant: Tenant, account: UUID) -
         tenant.seller_id, tenant.mode, account,
     )  # fmt: skip
     return bool(status != "DELETE 0")
+
+
+async def first_reached(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    account: UUID,
+    feature: str,
+    period_start: datetime,
+    thresholds: list[int],
+    now: datetime,
+) -> list[int]:
+    """Of `thresholds` (all reached now), those not reached before in this period."""
+    rows = await conn.fetch(
+        "INSERT INTO usage_thresholds"
+        " (seller_id, mode, account_id, feature, period_start, threshold, reached_at)"
+        " SELECT $1, $2, $3, $4, $5, t, $7 FROM unnest($6::int[]) AS t"
+        " ON CONFLICT DO NOTHING RETURNING threshold",
+        tenant.seller_id, tenant.mode, account, feature, period_start, thresholds, now,
+    )  # fmt: skip
+    return sorted(r["threshold"] for r in rows)

@@ -79,8 +79,13 @@ def caller(licensing: LicensingDep, auth: UsageAuth, customer: UUID | None) -> s
     else:
         acting = auth.account
     entry = licensing.sellers.by_id(auth.tenant.seller_id)
-    upgrade_url = entry.settings.upgrade_url if entry is not None else None
-    return service.Caller(auth.tenant, acting, licensing.synced_limiter, upgrade_url)
+    if entry is None:  # not in the directory (yet): the defaults
+        return service.Caller(auth.tenant, acting, licensing.synced_limiter, None)
+    settings = entry.settings
+    return service.Caller(
+        auth.tenant, acting, licensing.synced_limiter, settings.upgrade_url,
+        tuple(settings.usage_thresholds),
+    )  # fmt: skip
 
 
 def seller_only(auth: UsageAuth) -> Tenant:

@@ -30,6 +30,8 @@ from tessera.licensing.usage.schemas import (
     RevertOut,
     UsageOut,
 )
+from tessera.shared import outbox
+from tessera.shared.events.licensing import UsageThresholdReached
 from tessera.shared.http.problems import NotFound, Problem, RateLimited
 from tessera.shared.sellers import Tenant
 from tessera.shared.synced_limits import Rule, SyncedLimiter
@@ -71,6 +73,8 @@ class Caller:
     customer: UUID
     limiter: SyncedLimiter
     upgrade_url: str | None
+    # The seller's `usage_thresholds` (percents of a limit), ascending.
+    thresholds: tuple[int, ...] = (80, 100)
 
     @property
     def rate_ident(self) -> str:
@@ -173,6 +177,7 @@ async def record(
                     )  # fmt: skip
                     if used_after is None or counted is None:
                         raise _Refused
+                    await _announce_thresholds(conn, caller, meter, used_after, now)
             except _Refused:
                 used_after = None
         if used_after is not None:
@@ -193,6 +198,36 @@ async def record(
             conn, caller.tenant, caller.customer, meter.feature, meter.period_start
         )
         raise _over_limit(caller, meter, used, now)
+
+
+def reached(thresholds: tuple[int, ...], used: int, limit: int | None) -> list[int]:
+    """The thresholds (percents) a count has reached under a limit."""
+    if not limit:
+        return []  # unlimited, or a limit of 0 that no record can reach
+    return [t for t in thresholds if used * 100 >= t * limit]
+
+
+async def _announce_thresholds(
+    conn: asyncpg.Connection, caller: Caller, meter: Meter, used: int, now: datetime
+) -> None:
+    """In the record's transaction: an event for each threshold reached for the first time
+    this period. "Reached", not "crossed by this record", so a downgrade that leaves the
+    count past a threshold announces it with the next record."""
+    shares = reached(caller.thresholds, used, meter.limit)
+    if not shares:
+        return
+    tenant, limit = caller.tenant, meter.limit
+    assert limit is not None  # `reached` is empty without a limit
+    first = await queries.first_reached(
+        conn, tenant, caller.customer, meter.feature, meter.period_start, shares, now
+    )
+    for threshold in first:
+        event = UsageThresholdReached(
+            seller_id=tenant.seller_id, mode=tenant.mode, account_id=caller.customer,
+            feature=meter.feature, threshold=threshold, used=used, limit=limit,
+            tier=meter.tier, period_start=meter.period_start, period_end=meter.period_end,
+        )  # fmt: skip
+        await outbox.add(conn, event)
 
 
 def _rate_limited(
