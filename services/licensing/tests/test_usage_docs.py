@@ -3,8 +3,6 @@ against licensing serving on a real port, with real Postgres, Redis and NATS."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 from pathlib import Path
 
@@ -12,36 +10,17 @@ import pytest
 from licensing_factories import Harness  # type: ignore[import-not-found]
 from test_usage import UPGRADE, seller_for  # type: ignore[import-not-found]
 
+from tessera.devstack.doc_scripts import sh, sh_blocks
 from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
 
 pytestmark = pytest.mark.integration
 
 DOC = Path(__file__).parents[3] / "docs" / "usage.md"
-SECTION = "## Try it"
-BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
-
-
-def try_it_blocks() -> list[str]:
-    text = DOC.read_text()
-    section = text[text.index(SECTION) :]
-    end = section.find("\n## ", len(SECTION))
-    return BLOCK.findall(section if end < 0 else section[:end])
-
-
-async def sh(script: str, env: dict[str, str]) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", script,
-        env={"PATH": os.environ["PATH"], **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
 
 
 async def test_try_it_runs_as_written(harness: Harness) -> None:
-    blocks = try_it_blocks()
+    blocks = sh_blocks(DOC, "## Try it")
     assert len(blocks) == 3
     seller = await seller_for(harness)
     customer = await seller.customer()
