@@ -388,6 +388,21 @@ async def test_a_plan_change_applies_the_new_limit_to_the_usage_already_counted(
     assert "RateLimit" not in unlimited.headers  # no limit, no rate: nothing to advertise
 
 
+async def test_a_late_older_plan_and_a_repeated_one_change_no_limit(
+    harness: Harness, seller: Seller
+) -> None:
+    """Billing's events out of order and twice: the newest sequence's limit meters."""
+    account = uuid.uuid4()
+    newer = subscription(account, 2, sequence=2, kind=SubscriptionChanged)
+    for event, msg_id in ((newer, "a"), (subscription(account, 10), "b"), (newer, "c")):
+        await harness.publish(event, msg_id=f"{event.event_id}-{msg_id}")
+    await harness.until(lambda: harness.fetchval(
+        "SELECT count(*) = 2 FROM inbox WHERE consumer = 'licensing.entitlements'"))  # fmt: skip
+    answers = [await seller.record(account) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    assert answers[-1].json()["limit"] == 2
+
+
 BAD_BODIES: list[tuple[str, dict[str, Any], int, str]] = [
     ("amount-zero", {"amount": 0}, 422, "validation-failed"),
     ("amount-huge", {"amount": 10**12}, 422, "validation-failed"),
