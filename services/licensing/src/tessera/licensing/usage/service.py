@@ -155,31 +155,14 @@ async def record(
     """Count `amount` within the limit, once per idempotency key."""
     async with pool.acquire() as conn:
         meter = await _meter(conn, caller, body.feature, now)
-        rate = (
-            (rate_rule(meter.rate_per_minute), caller.rate_ident) if meter.rate_per_minute else None
-        )
-        if rate is not None:
-            decision = caller.limiter.hit(rate)
-            if not decision.allowed:
-                used = await queries.used(
-                    conn, caller.tenant, caller.customer, meter.feature, meter.period_start
-                )
-                raise _rate_limited(caller, meter, used, decision.retry_after, now)
+        rate = _hit_rate(caller, meter)
+        if rate is not None and not (decision := caller.limiter.hit(rate)).allowed:
+            used = await queries.used(
+                conn, caller.tenant, caller.customer, meter.feature, meter.period_start
+            )
+            raise _rate_limited(caller, meter, used, decision.retry_after, now)
         record_id = uuid.uuid4()
-        used_after: int | None = None
-        if meter.limit is None or body.amount <= meter.limit:
-            try:
-                async with conn.transaction():
-                    used_after, counted = await queries.count(
-                        conn, caller.tenant, caller.customer, meter.feature,
-                        (meter.period_start, meter.period_end), body.amount, meter.limit,
-                        record_id, body.idempotency_key, now,
-                    )  # fmt: skip
-                    if used_after is None or counted is None:
-                        raise _Refused
-                    await _announce_thresholds(conn, caller, meter, used_after, now)
-            except _Refused:
-                used_after = None
+        used_after = await _count(conn, caller, meter, body, record_id, now)
         if used_after is not None:
             out = RecordOut(
                 **_usage(caller.customer, meter, used_after), record_id=record_id,
@@ -198,6 +181,41 @@ async def record(
             conn, caller.tenant, caller.customer, meter.feature, meter.period_start
         )
         raise _over_limit(caller, meter, used, now)
+
+
+def _hit_rate(caller: Caller, meter: Meter) -> tuple[Rule, str] | None:
+    """What a record counts against the tier's rate; None without one."""
+    if meter.rate_per_minute is None:
+        return None
+    return rate_rule(meter.rate_per_minute), caller.rate_ident
+
+
+async def _count(
+    conn: asyncpg.Connection,
+    caller: Caller,
+    meter: Meter,
+    body: RecordRequest,
+    record_id: UUID,
+    now: datetime,
+) -> int | None:
+    """One transaction: the counter raised within the limit, the record written under its
+    key, the thresholds it reached announced. The counter's new total; None (nothing
+    written) when over the limit or when the key was used already."""
+    if meter.limit is not None and body.amount > meter.limit:
+        return None  # cannot fit even in an empty period
+    try:
+        async with conn.transaction():
+            used_after, counted = await queries.count(
+                conn, caller.tenant, caller.customer, meter.feature,
+                (meter.period_start, meter.period_end), body.amount, meter.limit, record_id,
+                body.idempotency_key, now,
+            )  # fmt: skip
+            if used_after is None or counted is None:
+                raise _Refused
+            await _announce_thresholds(conn, caller, meter, used_after, now)
+            return used_after
+    except _Refused:
+        return None
 
 
 def reached(thresholds: tuple[int, ...], used: int, limit: int | None) -> list[int]:
