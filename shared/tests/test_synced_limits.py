@@ -41,6 +41,26 @@ async def test_a_burst_lets_exactly_the_limit_through_and_says_when_to_retry(
     assert replica.hit((rule, "198.51.100.1")).allowed  # another caller has its own budget
 
 
+async def test_standing_says_what_hit_would_allow_and_when_the_window_ends(
+    redis: Redis, namespace: str
+) -> None:
+    clock = Clock(6000.0)
+    replica = limiter(redis, namespace, clock)
+    rule = Rule("usage", 3, 60)
+    assert replica.standing(rule, "c") == (3, 60)
+    replica.hit((rule, "c"))
+    replica.hit((rule, "c"))
+    clock.now += 20
+    assert replica.standing(rule, "c") == (1, 40)
+    replica.hit((rule, "c"))
+    assert replica.standing(rule, "c") == (0, 40)
+    assert not replica.hit((rule, "c")).allowed
+    # Next window: the previous one's 3 weigh by the share of it still overlapping.
+    clock.now = 6090.0
+    assert replica.standing(rule, "c") == (1, 30)  # 3 - ceil(3 x 0.5)
+    assert replica.standing(rule, "other") == (3, 30)
+
+
 async def test_a_refusal_by_one_rule_counts_against_none(redis: Redis, namespace: str) -> None:
     replica = limiter(redis, namespace)
     per_ip, per_key = Rule("ip", 2, 60), Rule("key", 10, 60)

@@ -148,6 +148,14 @@ class SyncedLimiter:
                 counter.pending -= 1
                 self._dirty.add(self._key(rule, ident))
 
+    def standing(self, rule: Rule, ident: str) -> tuple[int, int]:
+        """(hits left now, seconds until the current window ends) for a rule and
+        identifier, as `hit` would judge them: what an answer's RateLimit fields say."""
+        now = self.clock()
+        counter = self._counter(self._key(rule, ident), rule, now)
+        left = max(0, rule.limit - math.ceil(self._estimate(counter, now)))
+        return left, self._seconds_left(counter, now)
+
     def enforce(self, *hits: tuple[Rule, str]) -> None:
         """Count the hits; raise `RateLimited` (429 with Retry-After) when any is over."""
         retry_after = self.hit(*hits).retry_after

@@ -28,6 +28,7 @@ from tessera.licensing.orders import subscribers as order_subscribers
 from tessera.licensing.seller_api import routes as seller_routes
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
+from tessera.licensing.usage import routes as usage_routes
 from tessera.shared import stalls
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
 from tessera.shared.keys import Signer
@@ -172,6 +173,7 @@ def create_app(
                 seller_routes.router,
                 entitlement_routes.router,
                 entitlement_routes.me_router,
+                usage_routes.router,
             ),
             subscribers=register_subscribers,
             on_startup=(start,),

@@ -8,7 +8,9 @@ reads it off the app), subscribers and start-up hooks receive it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
@@ -30,6 +32,10 @@ from tessera.shared.tokens import AccessTokenVerifier, JwksCache
 OPERATOR_TENANT = HOME_LIVE
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(eq=False, kw_only=True)
 class Licensing(ServiceContext[LicensingSettings]):
     name: str = "licensing"
@@ -42,6 +48,10 @@ class Licensing(ServiceContext[LicensingSettings]):
     # Heartbeats and check-ins count per key apart from validate and activate/checkout.
     per_key_beat: Rule = field(init=False)
     per_seller_key: Rule = field(init=False)
+    per_usage_caller: Rule = field(init=False)
+    # The usage API's clock: which period a record counts in. Tests replace it to cross a
+    # period's boundary (docs/usage.md).
+    usage_clock: Callable[[], datetime] = field(default_factory=lambda: utc_now, init=False)
     _read_pool: asyncpg.Pool | None = field(default=None, init=False)
     # Heartbeats heard, written in batches (heartbeats/service.py).
     heartbeats: Heartbeats = field(default_factory=Heartbeats, init=False)
@@ -56,6 +66,7 @@ class Licensing(ServiceContext[LicensingSettings]):
         self.per_key = Rule("key", self.settings.rate_per_key, window)
         self.per_key_beat = Rule("beat", self.settings.rate_per_key, window)
         self.per_seller_key = Rule("seller-key", self.settings.rate_per_seller_key, window)
+        self.per_usage_caller = Rule("usage-caller", self.settings.rate_per_usage_caller, window)
 
     @classmethod
     def of(cls, settings: LicensingSettings, infra: InfraSettings) -> Licensing:

@@ -34,6 +34,10 @@ class LicensingSettings(DatabaseSettings):
     rate_per_key: int = Field(default=120, ge=1)
     # The seller API's budget per API key (its key id), in the same window.
     rate_per_seller_key: int = Field(default=600, ge=1)
+    # The usage API's budget per caller (a seller key, or a customer's account), in the same
+    # window: it is called on every billable action, so far above the seller API's; each
+    # customer's own rate is its tier's `rate_per_minute` (docs/usage.md).
+    rate_per_usage_caller: int = Field(default=60_000, ge=1)
     # Connections of validate's own read-only pool (beside the main pool, db_pool_max).
     read_pool_max: int = Field(default=8, ge=1, le=200)
     # validate's in-memory view of licenses: forgotten at once on any committed change

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 from uuid import UUID
+
+from pydantic import Field
 
 from tessera.shared.events.envelope import Event
 
@@ -62,3 +65,20 @@ class MachineDeactivated(ActivationEvent):
 
     # heartbeat: the sweeper, for a machine silent past its policy's heartbeat and grace.
     by: Literal["customer", "desktop", "admin", "heartbeat"]
+
+
+class UsageThresholdReached(LicensingEvent):
+    """A customer's usage of a metered feature reached a share of its period's limit (the
+    seller's `usage_thresholds`, 80 and 100 % by default): once per period and threshold,
+    written by the record that reached it (docs/usage.md, "Thresholds")."""
+
+    subject: ClassVar[str] = "licensing.usage.threshold_reached.v1"
+
+    account_id: UUID
+    feature: str
+    threshold: int = Field(ge=1, le=100, description="The percent of the limit reached")
+    used: int
+    limit: int
+    tier: str
+    period_start: datetime
+    period_end: datetime
