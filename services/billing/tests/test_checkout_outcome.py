@@ -14,6 +14,7 @@ from uuid import UUID
 import httpx
 import nats
 import pytest
+from test_subscriptions import apply_all  # type: ignore[import-not-found]
 
 from tessera.billing.catalog import service as catalog
 from tessera.billing.catalog.schemas import ProductIn, TierIn
@@ -94,21 +95,6 @@ async def outcome_until(billing: Any, session_id: str, state: str) -> dict[str, 
     raise AssertionError(f"{session_id} never became {state}: {found}")
 
 
-async def apply_in_order(billing: Any, events: list[dict[str, Any]]) -> None:
-    """From a clean slate of subscriptions, apply `events` as the applier does."""
-    async with billing.pool.acquire() as conn:
-        await conn.execute(
-            "DELETE FROM outbox WHERE subject LIKE '%billing.subscription.%';"
-            " DELETE FROM subscription_events; DELETE FROM subscriptions"
-        )
-    for event in events:
-        async with billing.pool.acquire() as conn, conn.transaction():
-            await webhooks.apply(
-                conn, HOME_LIVE, event["id"], event["type"], event["data"]["object"],
-                webhooks.Applying.of(event),
-            )  # fmt: skip
-
-
 async def test_a_subscription_checkout_ends_in_its_trial_whatever_the_order(
     on_standin: Any, standin: StandInServer
 ) -> None:
@@ -144,10 +130,10 @@ async def test_a_subscription_checkout_ends_in_its_trial_whatever_the_order(
     rest = [e for e in events if e["type"] != "checkout.session.completed"]
     assert completed and rest
     # The subscription's own events before its checkout: nothing says whose session yet.
-    await apply_in_order(billing, rest)
+    await apply_all(billing, rest)
     assert (await outcome_of(billing, session_id))["kind"] is None
     # The checkout before the subscription's own events: a subscription, status unknown.
-    await apply_in_order(billing, completed)
+    await apply_all(billing, completed)
     early = await outcome_of(billing, session_id)
     assert (early["state"], early["kind"], early["email_hint"]) == (
         "pending", "subscription", "s•••@e•••.com",
@@ -159,7 +145,7 @@ async def test_a_subscription_checkout_ends_in_its_trial_whatever_the_order(
         random.Random(shuffle).shuffle(doubled)
         orders[f"shuffled-{shuffle}"] = doubled
     for name, order in orders.items():
-        await apply_in_order(billing, order)
+        await apply_all(billing, order)
         assert await outcome_of(billing, session_id) == seen, name
 
 

@@ -375,7 +375,8 @@ async def test_a_sellers_return_page_and_a_subscriptions_success_page_in_chromiu
     checkout's Pay lands the browser there, the session id filled in (the page's CSP lets
     the form's redirect go to the seller's origin). A subscription's success page, open while
     billing waits for Stripe, turns into "trial started" by itself and then stops asking."""
-    from .test_checkout_success import deliver_signed, subscription_checkout
+    from .test_admin_held_orders import signed
+    from .test_checkout_success import subscription_checkout
 
     shop = "shop.example.test"
     watch = Watch({urlsplit(u).netloc for u in (stack.portal_url, stack.billing_url)} | {shop})
@@ -413,7 +414,7 @@ async def test_a_sellers_return_page_and_a_subscriptions_success_page_in_chromiu
     await page.get_by_text("Confirming your payment").wait_for()
     events = subscription_checkout(subscription, "trial@example.com", "trialing", trial_days=7)
     for event in events:
-        await deliver_signed(stack, event)
+        await signed(stack, event)
     await page.get_by_text("Your trial has started").wait_for(timeout=20000)
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if "/checkout/success" in r.url else None)

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from .test_admin_held_orders import signed
+
 pytestmark = pytest.mark.integration
 
 KEY = re.compile(r'<code class="key" id="key-[^"]+">([0-9A-Z\-]{29})</code>')
@@ -125,21 +127,13 @@ async def signed_checkout_event(
     amount_total: int = 14900,
 ) -> None:
     from tessera.billing.checkout import stripe_shapes as shapes
-    from tessera.billing.settings import DEV_WEBHOOK_SECRET
 
     session = shapes.checkout_session(
         session_id=session_id, email=email, sku="chartgpt-lifetime", quantity=quantity,
         amount_total=amount_total, currency="usd", customer="cus_test_" + secrets.token_hex(8),
         payment_intent=payment_intent, payment_status=payment_status,
     )  # fmt: skip
-    body, header = shapes.signed(shapes.event(event_type, session), DEV_WEBHOOK_SECRET)
-    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=10) as stripe:
-        sent = await stripe.post(
-            "/webhooks/stripe",
-            content=body,
-            headers={"stripe-signature": header, "content-type": "application/json"},
-        )
-    assert sent.status_code == 200, sent.text
+    await signed(stack, shapes.event(event_type, session))
 
 
 def new_session() -> tuple[str, str, str]:
@@ -231,20 +225,6 @@ async def test_a_paid_order_still_says_payment_received(stack: Any) -> None:
 # --- a subscription checkout: no order, the subscription (or its trial) started -----------
 
 
-async def deliver_signed(stack: Any, event: dict[str, Any]) -> None:
-    from tessera.billing.checkout import stripe_shapes as shapes
-    from tessera.billing.settings import DEV_WEBHOOK_SECRET
-
-    body, header = shapes.signed(event, DEV_WEBHOOK_SECRET)
-    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=10) as stripe:
-        sent = await stripe.post(
-            "/webhooks/stripe",
-            content=body,
-            headers={"stripe-signature": header, "content-type": "application/json"},
-        )
-    assert sent.status_code == 200, sent.text
-
-
 def subscription_checkout(
     session_id: str, email: str, status: str, *, trial_days: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -288,13 +268,13 @@ async def test_a_subscription_checkout_says_the_trial_started_and_stops_polling(
     url = f"/checkout/success?session_id={session_id}"
     browser = stack.browser()
     # The checkout first (twice): a subscription, its status not known yet; still polling.
-    await deliver_signed(stack, completed)
-    await deliver_signed(stack, completed)
+    await signed(stack, completed)
+    await signed(stack, completed)
     waiting = await page_until(browser, url, "Confirming your subscription")
     assert "<title>Confirming your subscription" in waiting
     assert 'hx-trigger="every 3s"' in waiting and REFRESH in waiting
     # Then the subscription's own event: the trial has started, and nothing more to wait for.
-    await deliver_signed(stack, created)
+    await signed(stack, created)
     page = await page_until(browser, url, "Your trial has started")
     assert "<title>Trial started" in page
     trial_end = time.strftime("%Y-%m-%d", time.gmtime(created["data"]["object"]["trial_end"]))
@@ -312,10 +292,10 @@ async def test_a_subscription_without_trial_says_it_started_whatever_the_order(
     completed, created = subscription_checkout(session_id, email, "active")
     url = f"/checkout/success?session_id={session_id}"
     # The subscription's event before its checkout's: still only "confirming your payment".
-    await deliver_signed(stack, created)
+    await signed(stack, created)
     early = await stack.browser().get(url)
     assert "Confirming your payment" in early.text and 'hx-trigger="every 3s"' in early.text
-    await deliver_signed(stack, completed)
+    await signed(stack, completed)
     page = await page_until(stack.browser(), url, "Subscription started")
     assert "<title>Subscription started" in page and "billed every month" in page
     assert "trial" not in page.lower()
@@ -335,7 +315,7 @@ async def test_each_subscription_state_has_its_words(
 ) -> None:
     session_id, _, email = new_session()
     for event in subscription_checkout(session_id, email, status):
-        await deliver_signed(stack, event)
+        await signed(stack, event)
     page = await page_until(stack.browser(), f"/checkout/success?session_id={session_id}", words)
     assert "Subscription started" not in page and PAID_LINE not in page
     if poll is None:
