@@ -28,6 +28,8 @@ from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.serving import LoopServer
+from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
+from tessera.devstack.stripe_standin.webhooks import Target
 from tessera.shared.events.topology import AUTH, BILLING, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
@@ -258,3 +260,27 @@ def billing_starter() -> Any:
     """`await billing_starter(database_url, infra, **settings)` starts another billing
     (`await it.stop()` when done)."""
     return start_billing
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandInServer]:
+    """The Stripe stand-in on a real port (its own webhook receivers record deliveries)."""
+    async with running_standin() as server:
+        yield server
+
+
+@pytest.fixture
+async def on_standin(
+    database_url: str, infra_settings: InfraSettings, standin: StandInServer
+) -> AsyncIterator[Billing]:
+    """Billing with a key for the Stripe stand-in, which also delivers the platform's events
+    to billing's ingress (and checkout outcomes may be polled freely)."""
+    billing = await start_billing(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url,
+        stripe_sync_retry_seconds=0.2, checkout_status_rate_limit="10000/minute",
+    )  # fmt: skip
+    standin.standin.deliverer.add(Target(f"{billing.url}/webhooks/stripe", SECRET, False))
+    try:
+        yield billing
+    finally:
+        await billing.stop()

@@ -23,7 +23,7 @@ from tessera.billing.app import MIGRATIONS
 from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog.service import seed_catalog
 from tessera.devstack.seller_keys import publish_seller_keys
-from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
+from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer
 from tessera.shared.api_keys.format import Kind
 from tessera.shared.db.migrate import apply_migrations
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
@@ -328,12 +328,6 @@ async def test_seeding_again_changes_nothing_and_leaves_the_sellers_own_rows(bil
 
 
 # ---------------------------------------------------------------- the sync to Stripe
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[StandInServer]:
-    async with running_standin() as server:
-        yield server
 
 
 async def synced(billing: Any, *, timeout: float = 15.0, waiting: str = "pending") -> None:

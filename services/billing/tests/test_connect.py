@@ -183,15 +183,23 @@ async def test_a_connected_sellers_catalog_and_checkout_are_on_its_account(
         platform_names = {p.name for p in (await stripe.v1.products.list_async()).data}
         assert "T" not in platform_names
 
-        # A checkout on A's account, with the platform's 10 % fee; the order comes back
-        # through the Connect endpoint into A's test tenant.
+        # A checkout on A's account, with the platform's 10 % fee, returning to A's own
+        # pages (a test-mode key may name http ones); the order comes back through the
+        # Connect endpoint into A's test tenant.
+        own = {"success_url": "http://shop-a.example:8080/thanks?cs={CHECKOUT_SESSION_ID}",
+               "cancel_url": "http://shop-a.example:8080/pricing"}  # fmt: skip
         started = await billing.client.post(
-            "/v1/checkout/sessions", json={"sku": "tool-lifetime", "quantity": 2}, headers=a
+            "/v1/checkout/sessions",
+            json={"sku": "tool-lifetime", "quantity": 2, **own},
+            headers=a,
         )
         assert started.status_code == 201, started.text
         session = await stripe.v1.checkout.sessions.retrieve_async(
             started.json()["id"], options=on_a
         )
+        assert (session.success_url, session.cancel_url) == (own["success_url"], own["cancel_url"])
+        outcome = f"/v1/checkout/sessions/{session.id}"
+        assert (await billing.client.get(outcome)).json()["state"] == "pending"
         async with httpx.AsyncClient(base_url=standin.url) as raw:
             paid = await raw.post(
                 f"/_standin/checkout/sessions/{session.id}/complete",
@@ -204,6 +212,10 @@ async def test_a_connected_sellers_catalog_and_checkout_are_on_its_account(
         )  # fmt: skip
         [order] = await billing.fetch("SELECT seller_id, mode, amount_total FROM orders")
         assert tuple(order) == (SELLER_A, "test", 9800)
+        # Its success page (which knows only the session id) finds the seller's order.
+        seen = (await billing.client.get(outcome)).json()
+        assert (seen["state"], seen["kind"], seen["sku"]) == ("paid", "payment", "tool-lifetime")
+        assert seen["email_hint"] == "b•••@e•••.com" and "buyer@" not in str(seen)
         intent = await stripe.v1.payment_intents.retrieve_async(
             str(paid.json()["payment_intent"]), options=on_a
         )

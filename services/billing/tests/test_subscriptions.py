@@ -10,7 +10,6 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from tessera.billing.catalog import service as catalog
 from tessera.billing.catalog.schemas import ProductIn, TierIn
 from tessera.billing.subscriptions import service as subscriptions
 from tessera.billing.webhooks import service
-from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
+from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 pytestmark = pytest.mark.integration
@@ -31,12 +30,6 @@ STATE = (
     " current_period_start, current_period_end, cancel_at_period_end, trial_end,"
     " past_due_since, started_at, ended_at, published::text, sequence"
 )
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[StandInServer]:
-    async with running_standin() as server:
-        yield server
 
 
 async def sell_tiers(billing: Any) -> None:

@@ -366,3 +366,59 @@ async def test_revenue_tables_show_the_net_column_on_a_phone(stack: Any, chromiu
     await shoot(admin, "admin-revenue", "phone")
     await context.close()
     assert watch.errors == [] and watch.foreign == []
+
+
+async def test_a_sellers_return_page_and_a_subscriptions_success_page_in_chromium(
+    stack: Any, chromium: Browser, home_keys: Any
+) -> None:
+    """A checkout made with a secret key and the seller's own return pages: the test
+    checkout's Pay lands the browser there, the session id filled in (the page's CSP lets
+    the form's redirect go to the seller's origin). A subscription's success page, open while
+    billing waits for Stripe, turns into "trial started" by itself and then stops asking."""
+    from .test_admin_held_orders import signed
+    from .test_checkout_success import subscription_checkout
+
+    shop = "shop.example.test"
+    watch = Watch({urlsplit(u).netloc for u in (stack.portal_url, stack.billing_url)} | {shop})
+    keys = await home_keys()
+    own = {"sku": "chartgpt-lifetime", "success_url": f"https://{shop}/thanks?cs={{CHECKOUT_SESSION_ID}}",
+           "cancel_url": f"https://{shop}/pricing"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=20) as api:
+        for _ in range(100):  # until billing's key book has the new key
+            made = await api.post("/v1/checkout/sessions", json=own, headers=keys["secret"])
+            if made.status_code not in (401, 503):
+                break
+            await asyncio.sleep(0.1)
+    assert made.status_code == 201, made.text
+    session_id = made.json()["id"]
+    context, page = await new_page(chromium, watch)
+    landed: list[str] = []
+
+    async def the_shop(route: Any) -> None:
+        landed.append(route.request.url)
+        await route.fulfill(content_type="text/html", body="<!doctype html><h1>Thanks, shop</h1>")
+
+    await context.route(f"https://{shop}/**", the_shop)
+    await page.goto(made.json()["url"])
+    assert (
+        await page.get_by_role("link", name="Cancel and go back").get_attribute("href")
+        == (own["cancel_url"])
+    )
+    await page.get_by_label("Email").fill(f"shop-{secrets.token_hex(4)}@example.com")
+    await page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    await page.get_by_text("Thanks, shop").wait_for()
+    assert landed == [f"https://{shop}/thanks?cs={session_id}"]
+
+    subscription = "cs_test_" + secrets.token_hex(12)
+    await page.goto(f"{stack.portal_url}/checkout/success?session_id={subscription}")
+    await page.get_by_text("Confirming your payment").wait_for()
+    events = subscription_checkout(subscription, "trial@example.com", "trialing", trial_days=7)
+    for event in events:
+        await signed(stack, event)
+    await page.get_by_text("Your trial has started").wait_for(timeout=20000)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/checkout/success" in r.url else None)
+    await asyncio.sleep(4)  # longer than the 3 s poll
+    assert asked == []
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()

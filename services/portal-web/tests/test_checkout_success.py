@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from typing import Any
 
 import httpx
 import pytest
+
+from .test_admin_held_orders import signed
 
 pytestmark = pytest.mark.integration
 
@@ -124,21 +127,13 @@ async def signed_checkout_event(
     amount_total: int = 14900,
 ) -> None:
     from tessera.billing.checkout import stripe_shapes as shapes
-    from tessera.billing.settings import DEV_WEBHOOK_SECRET
 
     session = shapes.checkout_session(
         session_id=session_id, email=email, sku="chartgpt-lifetime", quantity=quantity,
         amount_total=amount_total, currency="usd", customer="cus_test_" + secrets.token_hex(8),
         payment_intent=payment_intent, payment_status=payment_status,
     )  # fmt: skip
-    body, header = shapes.signed(shapes.event(event_type, session), DEV_WEBHOOK_SECRET)
-    async with httpx.AsyncClient(base_url=stack.billing_url, timeout=10) as stripe:
-        sent = await stripe.post(
-            "/webhooks/stripe",
-            content=body,
-            headers={"stripe-signature": header, "content-type": "application/json"},
-        )
-    assert sent.status_code == 200, sent.text
+    await signed(stack, shapes.event(event_type, session))
 
 
 def new_session() -> tuple[str, str, str]:
@@ -225,3 +220,105 @@ async def test_a_paid_order_still_says_payment_received(stack: Any) -> None:
     )
     assert "<title>Payment received" in page and "is confirmed" in page
     assert REFRESH not in page
+
+
+# --- a subscription checkout: no order, the subscription (or its trial) started -----------
+
+
+def subscription_checkout(
+    session_id: str, email: str, status: str, *, trial_days: int = 0
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stripe's `checkout.session.completed` of a subscription checkout made by billing for
+    the home seller's tier `platform`, and the subscription's `customer.subscription.created`."""
+    from tessera.billing.checkout import stripe_shapes as shapes
+    from tessera.shared.sellers import HOME_LIVE
+
+    now = int(time.time())
+    subscription, customer = "sub_test_" + secrets.token_hex(8), "cus_test_" + secrets.token_hex(8)
+    metadata = {"tessera_seller": str(HOME_LIVE.seller_id), "tessera_mode": "live",
+                "tessera_tier": "platform", "tessera_interval": "month",
+                "tessera_account": "platform"}  # fmt: skip
+    session = shapes.checkout_session(
+        session_id=session_id, email=email, sku="", quantity=1, amount_total=0,
+        currency="usd", customer=customer, payment_intent="",
+    )  # fmt: skip
+    session |= {"mode": "subscription", "subscription": subscription, "payment_intent": None,
+                "metadata": metadata}  # fmt: skip
+    trial_end = now + trial_days * 86400 if trial_days else None
+    snapshot = {
+        "id": subscription, "object": "subscription", "status": status, "customer": customer,
+        "start_date": now, "trial_end": trial_end, "cancel_at_period_end": False,
+        "metadata": metadata,
+        "items": {"data": [{"id": "si_" + secrets.token_hex(6),
+                            "price": {"id": "price_elsewhere", "recurring": {"interval": "month"}},
+                            "current_period_start": now,
+                            "current_period_end": trial_end or now + 30 * 86400}]},
+    }  # fmt: skip
+    return (
+        shapes.event("checkout.session.completed", session),
+        shapes.event("customer.subscription.created", snapshot),
+    )
+
+
+async def test_a_subscription_checkout_says_the_trial_started_and_stops_polling(
+    stack: Any,
+) -> None:
+    session_id, _, email = new_session()
+    completed, created = subscription_checkout(session_id, email, "trialing", trial_days=14)
+    url = f"/checkout/success?session_id={session_id}"
+    browser = stack.browser()
+    # The checkout first (twice): a subscription, its status not known yet; still polling.
+    await signed(stack, completed)
+    await signed(stack, completed)
+    waiting = await page_until(browser, url, "Confirming your subscription")
+    assert "<title>Confirming your subscription" in waiting
+    assert 'hx-trigger="every 3s"' in waiting and REFRESH in waiting
+    # Then the subscription's own event: the trial has started, and nothing more to wait for.
+    await signed(stack, created)
+    page = await page_until(browser, url, "Your trial has started")
+    assert "<title>Trial started" in page
+    trial_end = time.strftime("%Y-%m-%d", time.gmtime(created["data"]["object"]["trial_end"]))
+    assert f"until <strong>{trial_end}" in page
+    assert "<strong>platform</strong> subscription" in page
+    assert "b•••@e•••.com" in page and email not in page
+    assert PAID_LINE not in page and "Confirming" not in page
+    assert REFRESH not in page and "hx-trigger" not in page
+
+
+async def test_a_subscription_without_trial_says_it_started_whatever_the_order(
+    stack: Any,
+) -> None:
+    session_id, _, email = new_session()
+    completed, created = subscription_checkout(session_id, email, "active")
+    url = f"/checkout/success?session_id={session_id}"
+    # The subscription's event before its checkout's: still only "confirming your payment".
+    await signed(stack, created)
+    early = await stack.browser().get(url)
+    assert "Confirming your payment" in early.text and 'hx-trigger="every 3s"' in early.text
+    await signed(stack, completed)
+    page = await page_until(stack.browser(), url, "Subscription started")
+    assert "<title>Subscription started" in page and "billed every month" in page
+    assert "trial" not in page.lower()
+    assert REFRESH not in page and "hx-trigger" not in page
+
+
+@pytest.mark.parametrize(
+    ("status", "words", "poll"),
+    [
+        ("incomplete", "Your payment is processing", 'hx-trigger="every 30s"'),
+        ("past_due", "Your subscription needs a payment", None),
+        ("incomplete_expired", "This subscription has ended", None),
+    ],
+)
+async def test_each_subscription_state_has_its_words(
+    stack: Any, status: str, words: str, poll: str | None
+) -> None:
+    session_id, _, email = new_session()
+    for event in subscription_checkout(session_id, email, status):
+        await signed(stack, event)
+    page = await page_until(stack.browser(), f"/checkout/success?session_id={session_id}", words)
+    assert "Subscription started" not in page and PAID_LINE not in page
+    if poll is None:
+        assert REFRESH not in page and "hx-trigger" not in page
+    else:
+        assert poll in page

@@ -14,11 +14,16 @@ TEMPLATES = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select
 PAGE_CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
 
 
-def page(template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+def page(
+    template: str, status_code: int = 200, form_target: str | None = None, **context: object
+) -> HTMLResponse:
+    """A page. `form_target`: the origin of a seller's URL that the page's form answer
+    redirects to (a browser holds a form's redirects to the page's `form-action`)."""
     html = TEMPLATES.get_template(template).render(**context)
-    return HTMLResponse(
-        html, status_code=status_code, headers={"content-security-policy": PAGE_CSP}
-    )
+    csp = PAGE_CSP
+    if form_target is not None:
+        csp = csp.replace("form-action 'self'", f"form-action 'self' {form_target}")
+    return HTMLResponse(html, status_code=status_code, headers={"content-security-policy": csp})
 
 
 def stylesheet() -> PlainTextResponse:

@@ -19,6 +19,7 @@ from tessera.billing.checkout.schemas import (
 )
 from tessera.billing.context import PUBLIC_TENANT, Billing, BillingDep
 from tessera.billing.pages import page, stylesheet
+from tessera.billing.stripe import return_urls
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.api_keys.dependencies import credential_of
 from tessera.shared.http.context import client_ip
@@ -86,7 +87,11 @@ def checkout_tenant(seller: SellerCredential | None) -> Tenant:
     summary="Create a checkout session",
     # The key is optional: without one, the home seller's checkout (as before keys).
     openapi_extra={"security": [{"apiKey": []}, {}]},
-    responses={409: {"description": "The key's seller cannot take payments yet"}},
+    responses={
+        403: {"description": "success_url or cancel_url without a secret key"},
+        409: {"description": "The key's seller cannot take payments yet"},
+        422: {"description": "A bad body, or a return URL that is not one (invalid-return-url)"},
+    },
 )
 async def create_session(
     body: CheckoutRequest,
@@ -99,14 +104,20 @@ async def create_session(
     await limit_checkout(billing, request)
     if seller is not None:
         billing.synced_limiter.enforce((billing.per_seller_key, str(seller.key_id)))
+    tenant = checkout_tenant(seller)
+    return_to = return_urls.chosen(
+        billing.settings, body.success_url, body.cancel_url,
+        secret_key=seller is not None and seller.is_secret, mode=tenant.mode,
+    )  # fmt: skip
     link = await service.start_checkout(
         billing.pool,
-        checkout_tenant(seller),
+        tenant,
         billing.settings,
         billing.stripe,
         body.sku,
         body.quantity,
         str(body.email) if body.email else None,
+        return_to,
     )
     return CheckoutCreated(id=link.id, url=link.url, test_mode=billing.stripe is None)
 
@@ -133,7 +144,7 @@ async def checkout_outcome(
     await billing.limiter.enforce(
         billing.settings.checkout_status_rate_limit, "checkout-status", client_ip(request)
     )
-    return await service.outcome(billing.pool, PUBLIC_TENANT, session_id)
+    return await service.outcome(billing.pool, session_id)
 
 
 # The built-in stand-in for Stripe's hosted checkout (no Stripe key configured: dev and
@@ -162,7 +173,15 @@ async def checkout_page(session_id: str, request: Request, billing: BillingDep) 
         session = await standin.get_session(conn, PUBLIC_TENANT, session_id)
         item = await find_item(conn, PUBLIC_TENANT, session.sku)
     assert item is not None
-    return page("test_checkout.html", session=session, item=item, error=None)
+    target = session.success_target()
+    return page(
+        "test_checkout.html",
+        form_target=return_urls.origin(target) if target is not None else None,
+        session=session,
+        item=item,
+        error=None,
+        cancel_url=session.cancel_url or str(billing.settings.site_url),
+    )
 
 
 @router.post(
@@ -192,7 +211,9 @@ async def pay(
     receipt = f"{str(settings.public_url).rstrip('/')}/test-checkout/{session_id}/receipt"
     if session.status == "open":
         await standin.deliver(settings, standin.payment_events(session, address, receipt))
-    return RedirectResponse(f"/test-checkout/{session_id}/complete", status_code=303)
+    # As Stripe does: on to the seller's success page, else the test checkout's own.
+    target = session.success_target() or f"/test-checkout/{session_id}/complete"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/test-checkout/{session_id}/complete", include_in_schema=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from tessera.billing.stripe.return_urls import ReturnUrl
 
 
 class CheckoutRequest(BaseModel):
@@ -14,6 +17,8 @@ class CheckoutRequest(BaseModel):
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(default=1, ge=1, le=100)
     email: EmailStr | None = None
+    success_url: ReturnUrl | None = None
+    cancel_url: ReturnUrl | None = None
 
 
 class CheckoutCreated(BaseModel):
@@ -27,13 +32,21 @@ SESSION_ID = r"^cs_(test|live)_[A-Za-z0-9]{8,200}$"
 
 
 class CheckoutOutcome(BaseModel):
-    """What became of a checkout, for its success page. Whoever holds the session id (it is
-    in the success URL) may read this, so the address is masked and nothing here opens
-    anything: the license itself is shown only to its signed-in owner."""
+    """What became of a checkout, for its success page, whichever seller it was made for.
+    Whoever holds the session id (it is in the success URL) may read this, so the address is
+    masked and nothing here opens anything: the license itself is shown only to its
+    signed-in owner."""
 
     session_id: str
-    # pending: no completed payment recorded yet (or no such session); otherwise the order's.
+    # pending: no completed checkout recorded yet (or no such session), or a subscription
+    # whose own events have not arrived; otherwise the order's status (kind `payment`) or
+    # the subscription's Stripe status (kind `subscription`: trialing, active, incomplete…).
     state: Literal["pending", "paid", "refunded", "partially_refunded", "disputed"] | str
+    kind: Literal["payment", "subscription"] | None = Field(
+        default=None,
+        description="What the checkout bought: a one-time `payment` (an order) or a "
+        "`subscription`; null until billing has recorded the completed checkout.",
+    )
     order_id: UUID | None = None
     product: str | None = None
     sku: str | None = None
@@ -44,3 +57,7 @@ class CheckoutOutcome(BaseModel):
     )
     # The buyer's account exists: its welcome mail (with a sign-in link) is on its way.
     account_ready: bool = False
+    # A subscription's tier and interval, and when its trial ends (null: no trial).
+    tier: str | None = None
+    interval: Literal["month", "year"] | None = None
+    trial_end: datetime | None = None

@@ -13,9 +13,12 @@ from tessera.billing.checkout.schemas import CheckoutOutcome
 from tessera.billing.context import PUBLIC_TENANT
 from tessera.billing.orders import queries as orders
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe import return_urls
 from tessera.billing.stripe.accounts import StripeAccount
 from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
 from tessera.billing.stripe.gateway import CheckoutLink, StripeGateway
+from tessera.billing.stripe.return_urls import ReturnUrls
+from tessera.billing.subscriptions import queries as subscriptions
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import Tenant
 
@@ -46,10 +49,12 @@ async def start_checkout(
     sku: str,
     quantity: int,
     email: str | None,
+    return_to: ReturnUrls | None = None,
 ) -> CheckoutLink:
     """A checkout URL for `quantity` x the tenant's `sku`: Stripe's (on the platform's
     account, or on the seller's connected one with the platform's fee), or the test
-    checkout's."""
+    checkout's. The buyer returns to `return_to` (None: the defaults; on the test checkout,
+    its own confirmation page)."""
     async with pool.acquire() as conn:
         if gateway is None and tenant != PUBLIC_TENANT:
             # The test checkout delivers its events as the platform's (the home seller's,
@@ -66,7 +71,7 @@ async def start_checkout(
         if quantity > item.max_quantity:
             raise QuantityNotAllowed(f"At most {item.max_quantity} per order.")
         if gateway is None:
-            session = await standin.create_session(conn, tenant, item, quantity, email)
+            session = await standin.create_session(conn, tenant, item, quantity, email, return_to)
             base = str(settings.public_url).rstrip("/")
             return CheckoutLink(session.id, f"{base}/test-checkout/{session.id}")
     assert on is not None
@@ -80,19 +85,30 @@ async def start_checkout(
         quantity,
         email,
         idempotency_key=f"checkout-{uuid.uuid4()}",
+        return_to=return_to or return_urls.defaults(settings),
         on=on,
         application_fee=fee,
     )
 
 
-async def outcome(pool: asyncpg.Pool, tenant: Tenant, session_id: str) -> CheckoutOutcome:
-    """The checkout's order as its success page may show it to whoever holds the URL."""
-    order = await orders.find_by_checkout_session(pool, tenant, session_id)
-    if order is None:
-        return CheckoutOutcome(session_id=session_id, state="pending")
+async def outcome(pool: asyncpg.Pool, session_id: str) -> CheckoutOutcome:
+    """The checkout's order or subscription, whichever seller's it is, as its success page
+    may show it to whoever holds the URL."""
+    async with pool.acquire() as conn:
+        order = await orders.find_by_checkout_session_of_any_tenant(conn, session_id)
+        if order is not None:
+            return order_outcome(session_id, order)
+        subscription = await subscriptions.by_checkout_session_of_any_tenant(conn, session_id)
+    if subscription is not None:
+        return subscription_outcome(session_id, subscription)
+    return CheckoutOutcome(session_id=session_id, state="pending")
+
+
+def order_outcome(session_id: str, order: orders.Order) -> CheckoutOutcome:
     return CheckoutOutcome(
         session_id=session_id,
         state=order.status,
+        kind="payment",
         order_id=order.id,
         product=order.product,
         sku=order.sku,
@@ -100,6 +116,23 @@ async def outcome(pool: asyncpg.Pool, tenant: Tenant, session_id: str) -> Checko
         seats=order.seats,
         email_hint=mask_email(order.email),
         account_ready=order.account_id is not None,
+    )
+
+
+def subscription_outcome(session_id: str, row: asyncpg.Record) -> CheckoutOutcome:
+    """A subscription is `pending` until its own events have told billing its status (the
+    completed checkout may arrive first)."""
+    email: str | None = row["email"]
+    return CheckoutOutcome(
+        session_id=session_id,
+        state=row["status"] or "pending",
+        kind="subscription",
+        product=row["product"],
+        tier=row["tier"],
+        interval=row["interval"],
+        trial_end=row["trial_end"],
+        email_hint=mask_email(email) if email else None,
+        account_ready=row["account_id"] is not None,
     )
 
 

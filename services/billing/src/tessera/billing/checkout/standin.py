@@ -17,6 +17,7 @@ import httpx
 from tessera.billing.catalog.schemas import CatalogItem
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
+from tessera.billing.stripe.return_urls import SESSION_PLACEHOLDER, ReturnUrls
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
@@ -44,16 +45,31 @@ class StandInSession:
     payment_intent_id: str
     charge_id: str
     customer_id: str
+    # The seller's own return pages (None: the test checkout's confirmation page, the site).
+    success_url: str | None = None
+    cancel_url: str | None = None
+
+    def success_target(self) -> str | None:
+        """Where Pay sends the buyer, as Stripe does: the success URL, its
+        `{CHECKOUT_SESSION_ID}` filled in."""
+        if self.success_url is None:
+            return None
+        return self.success_url.replace(SESSION_PLACEHOLDER, self.id)
 
 
 COLUMNS = (
     "id, sku, quantity, email, amount_total, currency, status, payment_intent_id, charge_id,"
-    " customer_id"
+    " customer_id, success_url, cancel_url"
 )
 
 
 async def create_session(
-    conn: asyncpg.Connection, tenant: Tenant, item: CatalogItem, quantity: int, email: str | None
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    item: CatalogItem,
+    quantity: int,
+    email: str | None,
+    return_to: ReturnUrls | None = None,
 ) -> StandInSession:
     session = StandInSession(
         id=shapes.stripe_id("cs"),
@@ -66,10 +82,12 @@ async def create_session(
         payment_intent_id=shapes.stripe_id("pi"),
         charge_id=shapes.stripe_id("ch"),
         customer_id=shapes.stripe_id("cus"),
+        success_url=return_to.success_url if return_to else None,
+        cancel_url=return_to.cancel_url if return_to else None,
     )
     await conn.execute(
         f"INSERT INTO test_checkout_sessions ({COLUMNS}, seller_id, mode)"  # noqa: S608
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         session.id,
         session.sku,
         session.quantity,
@@ -80,6 +98,8 @@ async def create_session(
         session.payment_intent_id,
         session.charge_id,
         session.customer_id,
+        session.success_url,
+        session.cancel_url,
         tenant.seller_id,
         tenant.mode,
     )

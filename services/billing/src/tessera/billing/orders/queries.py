@@ -115,16 +115,17 @@ async def upsert_locked(conn: asyncpg.Connection, tenant: Tenant, order: NewOrde
     return Order(**dict(row))
 
 
-async def find_by_checkout_session(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, session_id: str
+async def find_by_checkout_session_of_any_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: str
 ) -> Order | None:
+    """The order of a Checkout Session, whichever seller's it is: Stripe's session ids are
+    unique across accounts (the success page knows only the id). Oldest first, so the answer
+    is fixed even if two tenants ever held the same id."""
     return to_order(
         await conn.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM orders"  # noqa: S608
-            " WHERE checkout_session_id = $1 AND seller_id = $2 AND mode = $3",
+            " WHERE checkout_session_id = $1 ORDER BY created_at, id LIMIT 1",
             session_id,
-            tenant.seller_id,
-            tenant.mode,
         )
     )
 

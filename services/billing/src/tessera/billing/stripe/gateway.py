@@ -9,6 +9,7 @@ import stripe
 
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.accounts import Accounts, StripeAccount, platform_accounts
+from tessera.billing.stripe.return_urls import ReturnUrls
 from tessera.shared.http.problems import Problem
 
 
@@ -81,13 +82,14 @@ class StripeGateway:
         quantity: int,
         email: str | None,
         idempotency_key: str,
+        return_to: ReturnUrls,
         on: StripeAccount | None = None,
         application_fee: int = 0,
     ) -> CheckoutLink:
         """A Checkout Session in payment mode whose metadata alone says what was bought: on
         the platform's account, or `on` a seller's connected account with the platform's
-        `application_fee` (minor units) taken from the payment."""
-        portal = str(self.settings.portal_url).rstrip("/")
+        `application_fee` (minor units) taken from the payment; the buyer returns to
+        `return_to`."""
         line_item: dict[str, object] = (
             {"price": item.stripe_price_id, "quantity": quantity}
             if item.stripe_price_id
@@ -109,8 +111,8 @@ class StripeGateway:
                 "metadata": {"sku": item.sku},
                 **({"application_fee_amount": application_fee} if application_fee else {}),
             },
-            "success_url": f"{portal}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": str(self.settings.site_url),
+            "success_url": return_to.success_url,
+            "cancel_url": return_to.cancel_url,
         }
         if email:
             params["customer_email"] = email

@@ -16,7 +16,7 @@ COLUMNS = (
     "id, stripe_account, stripe_customer_id, account_id, email, item_id, price_id, product,"
     ' tier, "interval", status, current_period_start, current_period_end,'
     " cancel_at_period_end, trial_end, past_due_since, started_at, ended_at, published,"
-    " sequence, created_at, updated_at"
+    " sequence, created_at, updated_at, checkout_session_id"
 )
 
 
@@ -105,6 +105,33 @@ async def set_account(
         account_id,
         email,
         stripe_customer_id,
+    )
+
+
+async def set_checkout_session(
+    conn: asyncpg.Connection, tenant: Tenant, subscription_id: str, session_id: str
+) -> None:
+    """The Checkout Session that started the subscription (its success page asks by it);
+    the first one named stays."""
+    await conn.execute(
+        "UPDATE subscriptions SET checkout_session_id = coalesce(checkout_session_id, $4)"
+        " WHERE seller_id = $1 AND mode = $2 AND id = $3",
+        tenant.seller_id,
+        tenant.mode,
+        subscription_id,
+        session_id,
+    )
+
+
+async def by_checkout_session_of_any_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: str
+) -> asyncpg.Record | None:
+    """The subscription a Checkout Session started, whichever seller's it is (Stripe's
+    session ids are unique across accounts); oldest first, so the answer is fixed."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM subscriptions"  # noqa: S608 - constants
+        " WHERE checkout_session_id = $1 ORDER BY created_at, seller_id, mode, id LIMIT 1",
+        session_id,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Path, Request
 from tessera.billing.accounts import queries as accounts
 from tessera.billing.catalog.routes import KeyTenant, SecretTenant
 from tessera.billing.context import BillingDep
+from tessera.billing.stripe import return_urls
 from tessera.billing.subscriptions import service
 from tessera.billing.subscriptions.schemas import (
     SUBSCRIPTION_ID,
@@ -23,6 +24,7 @@ from tessera.billing.subscriptions.schemas import (
     SubscriptionCheckoutRequest,
     SubscriptionOut,
 )
+from tessera.shared.api_keys import SellerDep
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
@@ -50,20 +52,30 @@ class NoSubscriptionCustomer(Problem):
     status_code=201,
     summary="Start a checkout for a tier (subscription mode)",
     responses={
-        409: {"description": "The seller has no Stripe account, or the price is not in Stripe yet"}
+        403: {"description": "success_url or cancel_url with a publishable key"},
+        409: {"description": "The seller has no Stripe account, or the price is not in Stripe yet"},
+        422: {"description": "A bad body, or a return URL that is not one (invalid-return-url)"},
     },
 )
 async def create_checkout(
-    body: SubscriptionCheckoutRequest, request: Request, billing: BillingDep, tenant: KeyTenant
+    body: SubscriptionCheckoutRequest,
+    request: Request,
+    billing: BillingDep,
+    tenant: KeyTenant,
+    seller: SellerDep,  # KeyTenant's own (FastAPI resolves it once): is it a secret key?
 ) -> SubscriptionCheckoutCreated:
     # Counted per address as one-time checkout is (a publishable key is public), and
     # against the key's own budget (KeyTenant).
     await billing.limiter.enforce(
         billing.settings.checkout_rate_limit, "checkout", client_ip(request)
     )
+    return_to = return_urls.chosen(
+        billing.settings, body.success_url, body.cancel_url,
+        secret_key=seller.is_secret, mode=tenant.mode,
+    )  # fmt: skip
     link = await service.start_checkout(
         billing.pool, billing.accounts, billing.settings, tenant, body.tier, body.interval,
-        str(body.email) if body.email else None,
+        str(body.email) if body.email else None, return_to=return_to,
     )  # fmt: skip
     return SubscriptionCheckoutCreated(id=link.id, url=link.url)
 

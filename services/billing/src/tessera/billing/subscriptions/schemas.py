@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from tessera.billing.catalog.schemas import EXISTING_CODE, Interval
+from tessera.billing.stripe.return_urls import ReturnUrl
 
 # Stripe's subscription id.
 SUBSCRIPTION_ID = r"^sub_[A-Za-z0-9_]{1,250}$"
@@ -22,6 +23,8 @@ class SubscriptionCheckoutRequest(Strict):
     tier: str = Field(pattern=EXISTING_CODE, max_length=100)
     interval: Interval = "month"
     email: EmailStr | None = None
+    success_url: ReturnUrl | None = None
+    cancel_url: ReturnUrl | None = None
 
 
 class SubscriptionCheckoutCreated(BaseModel):

@@ -21,10 +21,11 @@ from tessera.billing.catalog import queries as catalog
 from tessera.billing.catalog.schemas import Interval
 from tessera.billing.catalog.service import UnknownTier
 from tessera.billing.settings import BillingSettings
-from tessera.billing.stripe import gateway
+from tessera.billing.stripe import gateway, return_urls
 from tessera.billing.stripe.accounts import Accounts, StripeAccount
 from tessera.billing.stripe.fees import platform_fee_for
 from tessera.billing.stripe.gateway import CheckoutLink
+from tessera.billing.stripe.return_urls import ReturnUrls
 from tessera.billing.subscriptions import queries
 from tessera.billing.subscriptions.schemas import ChangeRequest
 from tessera.billing.subscriptions.state import FINAL, Folded, Logged, fold
@@ -156,6 +157,8 @@ async def link_checkout(
     await queries.ensure(conn, tenant, subscription_id, stripe_account)
     account = await find_or_create_account(conn, tenant, email, "purchase")
     await queries.set_account(conn, tenant, subscription_id, account.id, email, customer_id)
+    if isinstance(session.get("id"), str):
+        await queries.set_checkout_session(conn, tenant, subscription_id, session["id"])
     return await refresh(conn, tenant, subscription_id, grace_days)
 
 
@@ -318,9 +321,11 @@ async def start_checkout(
     interval: Interval,
     email: str | None,
     paying_seller: UUID | None = None,
+    return_to: ReturnUrls | None = None,
 ) -> CheckoutLink:
     """A Checkout Session in subscription mode for the tier's current price (a platform
-    plan's names the seller who pays, `paying_seller`)."""
+    plan's names the seller who pays, `paying_seller`); the buyer returns to `return_to`
+    (the defaults: the portal's success page, the site)."""
     account = await stripe_account(pool, accounts, tenant)
     async with pool.acquire() as conn:
         tier = await catalog.find_tier(conn, tenant, tier_code)
@@ -334,7 +339,7 @@ async def start_checkout(
     metadata = metadata_for(tenant, tier_code, interval, account)
     if paying_seller is not None:
         metadata[PLATFORM_FOR] = str(paying_seller)
-    portal = str(settings.portal_url).rstrip("/")
+    return_to = return_to or return_urls.defaults(settings)
     subscription_data: dict[str, object] = {"metadata": metadata}
     if tier.trial_days:
         subscription_data["trial_period_days"] = tier.trial_days
@@ -346,8 +351,8 @@ async def start_checkout(
         "line_items": [{"price": price.stripe_price_id, "quantity": 1}],
         "metadata": metadata,
         "subscription_data": subscription_data,
-        "success_url": f"{portal}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": str(settings.site_url),
+        "success_url": return_to.success_url,
+        "cancel_url": return_to.cancel_url,
     }
     if email:
         customer = await gateway.find_customer(account, email)

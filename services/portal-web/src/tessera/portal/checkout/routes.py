@@ -1,5 +1,7 @@
 """Where Stripe sends a buyer after paying (the Checkout Session's `success_url`):
-payment received, where the welcome mail went, and the license once it is issued.
+payment received, where the welcome mail went, and the license once it is issued; or, for a
+subscription, that it (or its trial) has started. Any seller's checkout: billing finds the
+session whoever sold it.
 
 Whoever holds the URL (it carries the session id) may see this page, so it shows the buyer's
 address masked (billing masks it) and the license key only to its signed-in owner: for
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tessera.portal.context import PortalDep
 from tessera.portal.upstream.base import UpstreamError
+from tessera.portal.upstream.billing import CheckoutOutcome
 from tessera.portal.upstream.licensing import License
 from tessera.portal.web.pages import error_page, limit_lookups, render
 from tessera.portal.web.viewer import MaybeViewerDep, caller_of
@@ -33,6 +36,18 @@ SETTLED = {"refunded", "partially_refunded", "disputed", "payment_failed", "reje
 PROCESSING = "awaiting_payment"
 POLL_SECONDS = 3
 POLL_PROCESSING_SECONDS = 30
+# A subscription's Stripe status, once billing knows it: started (or its trial), over, or
+# waiting for a payment. Only `incomplete` (its first payment not through yet, say a bank
+# debit or a card check) can still change by itself, slowly.
+SUBSCRIPTION_SETTLED = {
+    "trialing",
+    "active",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "incomplete_expired",
+}
+SUBSCRIPTION_PROCESSING = "incomplete"
 
 
 @router.get("/checkout/success", dependencies=[Depends(limit_lookups)])
@@ -63,15 +78,7 @@ async def checkout_success(
             except UpstreamError:
                 mine = []  # licensing away for a moment: the page asks again
             licenses = [lic for lic in mine if lic.order_id == outcome.order_id]
-    poll: int | None = POLL_SECONDS
-    if outcome.state in SETTLED or (
-        outcome.state == "paid" and outcome.account_ready and (not owner or bool(licenses))
-    ):
-        poll = None
-    elif outcome.state == PROCESSING:
-        poll = POLL_PROCESSING_SECONDS
-    elif outcome.state not in ("pending", "paid"):
-        poll = None  # a state this page does not know: say so once, do not poll
+    poll = polling(outcome, owner, bool(licenses))
     return render(
         request,
         "checkout/success.html",
@@ -81,3 +88,24 @@ async def checkout_success(
         poll=poll,
         self_url=f"/checkout/success?session_id={session_id}",
     )
+
+
+def polling(outcome: CheckoutOutcome, owner: bool, licensed: bool) -> int | None:
+    """How often the page asks again, in seconds; None once nothing more will happen by
+    itself (or the state is one the page does not know: said once, not polled)."""
+    if outcome.kind == "subscription":
+        if outcome.state in SUBSCRIPTION_SETTLED:
+            return None
+        if outcome.state == SUBSCRIPTION_PROCESSING:
+            return POLL_PROCESSING_SECONDS
+        return POLL_SECONDS if outcome.state == "pending" else None
+    poll: int | None = POLL_SECONDS
+    if outcome.state in SETTLED or (
+        outcome.state == "paid" and outcome.account_ready and (not owner or licensed)
+    ):
+        poll = None
+    elif outcome.state == PROCESSING:
+        poll = POLL_PROCESSING_SECONDS
+    elif outcome.state not in ("pending", "paid"):
+        poll = None  # a state this page does not know: say so once, do not poll
+    return poll

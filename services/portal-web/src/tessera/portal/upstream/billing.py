@@ -119,6 +119,11 @@ class CheckoutOutcome(Loose):
     seats: int | None = None
     email_hint: str | None = None
     account_ready: bool = False
+    # `payment` (an order) or `subscription`; None until billing recorded the checkout.
+    kind: str | None = None
+    tier: str | None = None
+    interval: str | None = None
+    trial_end: datetime | None = None
 
 
 class BillingClient:
