@@ -1,0 +1,126 @@
+"""The worker's reads from Stripe, through the official library, on the account the
+payment lives on: which charge paid it, and the balance transactions of that charge and
+its refunds (Stripe's fees). Reads only: nothing here changes Stripe, so no idempotency
+keys are needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from tessera.billing.payments.queries import BalanceEntry, Payment
+from tessera.billing.stripe.accounts import StripeAccount
+
+
+class Unreachable(Exception):
+    """Stripe has nothing billing can read for this payment: its fee stays unknown."""
+
+
+class NotYet(Exception):
+    """Stripe has not made the balance transaction yet (it may for some methods): later."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    payment_intent: str | None
+    charge: str
+    entries: list[BalanceEntry]
+    # How much of the charge the fetched refunds (with their balance transactions) cover.
+    refunds_fetched: int
+
+
+def _options(account: StripeAccount) -> stripe.RequestOptions:
+    # A connected seller's objects live on ITS account: the event's, sent as Stripe-Account.
+    options: stripe.RequestOptions = {}
+    if account.account is not None:
+        options["stripe_account"] = account.account
+    return options
+
+
+def _id(value: Any) -> str | None:
+    found = value.get("id") if isinstance(value, dict) else value
+    return found if isinstance(found, str) and found else None
+
+
+def entry(txn: Any, object_id: str) -> BalanceEntry:
+    return BalanceEntry(
+        id=str(txn["id"]),
+        object_id=object_id,
+        type=str(txn["type"]),
+        created=datetime.fromtimestamp(int(txn["created"]), UTC),
+        currency=str(txn["currency"]).lower(),
+        amount=int(txn["amount"]),
+        fee=int(txn["fee"]),
+    )
+
+
+async def invoice_payment(account: StripeAccount, invoice: str) -> tuple[str | None, str | None]:
+    """The payment intent (or, for an old-style payment, the charge) that paid the invoice
+    (`/v1/invoice_payments`: Stripe's API since 2025 names no charge on the invoice)."""
+    listed = await account.client.v1.invoice_payments.list_async(
+        {"invoice": invoice, "limit": 10}, options=_options(account)
+    )
+    for paid in listed.data:
+        if paid["status"] == "paid":
+            payment = paid["payment"] or {}
+            return _id(payment.get("payment_intent")), _id(payment.get("charge"))
+    raise Unreachable(f"Stripe lists no paid payment of invoice {invoice}")
+
+
+async def charge_with_balance(
+    account: StripeAccount, payment_intent: str | None, charge: str | None
+) -> Any:
+    """The charge, its balance transaction expanded."""
+    expand = {"expand": ["latest_charge.balance_transaction"]}
+    if payment_intent is not None:
+        intent = await account.client.v1.payment_intents.retrieve_async(
+            payment_intent,
+            expand,  # type: ignore[arg-type]
+            options=_options(account),
+        )
+        found = intent["latest_charge"]
+        if not isinstance(found, dict):
+            raise NotYet(f"payment intent {payment_intent} has no charge yet")
+        return found
+    assert charge is not None
+    return await account.client.v1.charges.retrieve_async(
+        charge, {"expand": ["balance_transaction"]}, options=_options(account)
+    )
+
+
+async def refunds_with_balance(account: StripeAccount, charge: str) -> tuple[list[Any], int]:
+    """The charge's succeeded refunds that have a balance transaction, and their total."""
+    listed = await account.client.v1.refunds.list_async(
+        {"charge": charge, "limit": 100, "expand": ["data.balance_transaction"]},
+        options=_options(account),
+    )
+    done = [r for r in listed.data if isinstance(r["balance_transaction"], dict)]
+    return done, sum(int(r["amount"]) for r in done)
+
+
+async def fetch(account: StripeAccount, payment: Payment) -> Fetched:
+    """What Stripe says of the payment's charge and refunds. Raises `Unreachable` (a 404 or
+    a refused account: it will not get better), `NotYet`, or the library's errors."""
+    try:
+        intent, charge_id = payment.payment_intent_id, payment.charge_id
+        if intent is None and charge_id is None:
+            intent, charge_id = await invoice_payment(account, payment.source)
+        charge = await charge_with_balance(account, intent, charge_id)
+        txn = charge["balance_transaction"]
+        if not isinstance(txn, dict):
+            raise NotYet(f"charge {charge['id']} has no balance transaction yet")
+        entries = [entry(txn, str(charge["id"]))]
+        fetched = 0
+        if int(charge["amount_refunded"] or 0) > 0:
+            refunds, fetched = await refunds_with_balance(account, str(charge["id"]))
+            entries += [entry(r["balance_transaction"], str(r["id"])) for r in refunds]
+    except stripe.InvalidRequestError as error:
+        if error.http_status == 404:
+            raise Unreachable(f"Stripe: {error.user_message or error}") from error
+        raise
+    except stripe.PermissionError as error:
+        raise Unreachable(f"Stripe refused the account: {error.user_message or error}") from error
+    return Fetched(intent, str(charge["id"]), entries, fetched)
