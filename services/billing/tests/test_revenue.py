@@ -18,8 +18,12 @@ events applied through billing's applier (as Stripe's deliveries are), reversed 
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import io
+import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 import nats
 import pytest
 
@@ -34,6 +39,12 @@ from tessera.billing.revenue import service as revenue
 from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
 from tessera.devstack.seller_keys import publish_seller_keys
+from tessera.devstack.stripe_standin.testing import (
+    API_KEY,
+    StandInServer,
+    recurring_price,
+    running_standin,
+)
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 pytestmark = pytest.mark.integration
@@ -313,3 +324,163 @@ def test_past_due_then_paid_is_churn_then_reactivation() -> None:
     assert (block.moves.churned, block.moves.reactivation, block.moves.new) == (900, 900, 0)
     assert (block.mrr_start, block.mrr_end, block.customers_churned) == (900, 900, 0)
     assert block.revenue_churn_rate == 1.0
+
+
+# ---------------------------------------------------------------- fees and invoice refunds
+# Built in the Stripe stand-in through the official library, then delivered to billing's
+# webhook as Stripe would: a one-time sale (14900), a subscription's first invoice (2900)
+# and a partial refund of that invoice's charge (1000). The stand-in charges Stripe's US
+# card price, 2.9% + 30 (payments.py), into each charge's balance transaction, and keeps
+# the fee on a refund (its balance transaction's fee is 0):
+#
+#   gross   14900 + 2900                        = 17800
+#   refunds 1000 (of the subscription invoice)  =  1000
+#   fees    (432 + 30) + (84 + 30) + 0          =   576   (14900 * 0.029 = 432.1; 2900 * 0.029 = 84.1)
+#   net     17800 - 1000 - 576                  = 16224
+MONEY = {
+    "gross": 17800, "orders_gross": 14900, "invoices_gross": 2900, "refunds": 1000,
+    "order_refunds": 0, "invoice_refunds": 1000, "fees": 576, "fees_recorded": 576,
+    "payments_without_fee": 0, "net": 16224, "mrr_end": 2900, "notes": [],
+}  # fmt: skip
+SUB_PRICE, SUB_REFUND = 2900, 1000
+
+
+async def a_month_of_money(standin: StandInServer, sku: str, price: int) -> list[dict[str, Any]]:
+    """The stand-in's events, in the order it sent them, for the three payments above."""
+    stripe = standin.client()
+    session = await stripe.v1.checkout.sessions.create_async(
+        {
+            "mode": "payment", "customer_email": "once@example.com",
+            "customer_creation": "always", "metadata": {"sku": sku, "quantity": "1"},
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "usd", "unit_amount": price, "product_data": {"name": "Once"}}}],
+            "success_url": "https://example.com/done", "cancel_url": "https://example.com/",
+        }
+    )  # fmt: skip
+    async with httpx.AsyncClient(base_url=standin.url) as control:
+        done = await control.post(f"/_standin/checkout/sessions/{session.id}/complete", json={})
+        assert done.status_code == 200, done.text
+    customer = await stripe.v1.customers.create_async({"email": "monthly@example.com"})
+    sub = await stripe.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": await recurring_price(stripe, SUB_PRICE)}]}
+    )
+    [invoice] = (await stripe.v1.invoices.list_async({"subscription": sub.id})).data
+    [paid] = (await stripe.v1.invoice_payments.list_async({"invoice": invoice.id})).data
+    intent = paid["payment"]["payment_intent"]
+    await stripe.v1.refunds.create_async({"payment_intent": intent, "amount": SUB_REFUND})
+    await standin.delivered()
+    return [json.loads(body) for body, _ in standin.platform.deliveries]
+
+
+MONEY_FIELDS = tuple(MONEY)
+
+
+async def usd_today(billing: Any) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))}
+    async with secret_keys(billing, [HOME_LIVE]) as keys:
+        response = await billing.client.get(
+            "/v1/revenue/summary", params={**params, "currency": "usd"}, headers=auth(keys)
+        )
+    assert response.status_code == 200, response.text
+    [usd] = response.json()["currencies"]
+    return {k: usd[k] for k in MONEY_FIELDS}
+
+
+async def fees_settled(billing: Any, timeout: float = 15.0) -> None:
+    """Until the fee worker has fetched every payment and no event waits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    sql = (
+        "SELECT (SELECT count(*) FROM payments WHERE state <> 'known')"
+        " + (SELECT count(*) FROM stripe_events WHERE status IN ('received', 'held'))"
+    )
+    while await billing.value(sql):
+        assert asyncio.get_running_loop().time() < deadline, await billing.fetch(
+            "SELECT source, state, error FROM payments"
+        )
+        await asyncio.sleep(0.05)
+
+
+def arranged(events: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    if order == "as-sent":
+        return events
+    if order == "reversed-twice":
+        return events[::-1] * 2
+    doubled = events * 2
+    random.Random(int(order.rsplit("-", 1)[1])).shuffle(doubled)
+    return doubled
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandInServer]:
+    async with running_standin() as server:
+        yield server
+
+
+@asynccontextmanager
+async def billing_on(
+    standin: StandInServer, database_url: str, infra_settings: Any, billing_starter: Any
+) -> AsyncIterator[Any]:
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url,
+        stripe_sync_retry_seconds=0.1,
+    )  # fmt: skip
+    try:
+        yield billing
+    finally:
+        await billing.stop()
+
+
+@pytest.mark.parametrize("order", ["as-sent", "reversed-twice", "shuffled-twice-1",
+                                   "shuffled-twice-2"])  # fmt: skip
+async def test_fees_and_an_invoice_refund_match_the_hand_computed_figures(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer,
+    stripe_events: Any, order: str,
+) -> None:  # fmt: skip
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        events = await a_month_of_money(standin, stripe_events.sku, stripe_events.price)
+        for event in arranged(events, order):
+            assert (await billing.deliver(event)).status_code == 200
+        await fees_settled(billing)
+        assert await usd_today(billing) == MONEY
+        # Applied once more (an admin's replay of every event): nothing changes.
+        for event in events:
+            await service.replay(billing.pool, HOME_LIVE, event["id"])
+        assert await usd_today(billing) == MONEY
+        fetched = await billing.fetch(
+            "SELECT kind, type, fee FROM payment_balance JOIN payments USING (seller_id, mode, source)"
+            " ORDER BY kind, type"
+        )
+        assert [tuple(r) for r in fetched] == [
+            ("invoice", "charge", 114), ("invoice", "refund", 0), ("order", "charge", 462),
+        ]  # fmt: skip
+
+
+async def test_while_stripe_is_away_fees_are_unknown_and_nothing_is_lost(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer,
+    stripe_events: Any,
+) -> None:  # fmt: skip
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        events = await a_month_of_money(standin, stripe_events.sku, stripe_events.price)
+        # Stripe refuses the platform's key from now on: no fee can be fetched.
+        working = standin.standin.settings
+        standin.standin.settings = dataclasses.replace(working, api_key="sk_test_another")
+        for event in arranged(events, "reversed-twice"):
+            assert (await billing.deliver(event)).status_code == 200
+        errors: list[str] = []
+        while len(errors) < 2:  # both payments tried, and refused
+            errors = [r["error"] for r in await billing.fetch(
+                "SELECT error FROM payments WHERE error IS NOT NULL")]  # fmt: skip
+            await asyncio.sleep(0.05)
+        assert all(e.startswith("AuthenticationError") for e in errors)
+        away = await usd_today(billing)
+        # Gross is known; the fees are not (never a made-up 0), and the invoice's refund
+        # waits until billing learns which charge paid the invoice.
+        assert (away["gross"], away["fees"], away["fees_recorded"]) == (17800, None, 0)
+        assert (away["payments_without_fee"], away["invoice_refunds"]) == (2, 0)
+        assert away["net"] == 17800 and "no known Stripe fee" in away["notes"][0]
+        held = await billing.fetch("SELECT type FROM stripe_events WHERE status = 'held'")
+        assert {r["type"] for r in held} == {"charge.succeeded", "charge.refunded"}
+        standin.standin.settings = working  # Stripe is back: the worker catches up
+        await fees_settled(billing)
+        assert await usd_today(billing) == MONEY

@@ -174,11 +174,14 @@ async def record_fetched(
     payment_intent: str | None,
     charge: str,
     entries: list[BalanceEntry],
-    refunds_fetched: int,
+    refunds: tuple[int, int],
+    retry_in: float,
 ) -> None:
-    """What Stripe said: the charge, the balance transactions, and how much of the refunded
-    amount they cover. Known when they cover all that is refunded by now (a refund that
-    came meanwhile leaves it pending)."""
+    """What Stripe said: the charge, the balance transactions, and (`refunds`) how much of
+    the charge is refunded and how much of that the fetched refunds cover. Known when they
+    cover all that is refunded, by Stripe's word or an event's (a refund that came
+    meanwhile, or one without a balance transaction yet, leaves it pending: fetched
+    again in `retry_in` seconds)."""
     tenant = payment.tenant
     await conn.executemany(
         """
@@ -205,13 +208,22 @@ async def record_fetched(
     )
     await conn.execute(
         """
+        WITH now_refunded AS (
+            SELECT greatest(amount_refunded, $6) AS total FROM payments
+             WHERE seller_id = $1 AND mode = $2 AND source = $3 FOR UPDATE
+        )
         UPDATE payments
            SET payment_intent_id = coalesce($4, payment_intent_id), charge_id = $5,
-               refunds_fetched = greatest(refunds_fetched, $6),
-               amount_refunded = greatest(amount_refunded, $6),
-               state = CASE WHEN amount_refunded <= $6 THEN 'known' ELSE 'pending' END,
-               attempts = 0, leased_until = NULL, error = NULL, next_attempt_at = now(),
-               updated_at = now()
+               refunds_fetched = $7,
+               amount_refunded = now_refunded.total,
+               state = CASE WHEN now_refunded.total <= $7 THEN 'known' ELSE 'pending' END,
+               attempts = CASE WHEN now_refunded.total <= $7 THEN 0 ELSE attempts + 1 END,
+               next_attempt_at = clock_timestamp() + CASE WHEN now_refunded.total <= $7
+                   THEN interval '0' ELSE make_interval(secs => $8) END,
+               error = CASE WHEN now_refunded.total <= $7 THEN NULL
+                            ELSE 'a refund has no balance transaction yet' END,
+               leased_until = NULL, updated_at = now()
+          FROM now_refunded
          WHERE seller_id = $1 AND mode = $2 AND source = $3
         """,
         tenant.seller_id,
@@ -219,7 +231,9 @@ async def record_fetched(
         payment.source,
         payment_intent,
         charge,
-        refunds_fetched,
+        refunds[0],
+        refunds[1],
+        retry_in,
     )
 
 

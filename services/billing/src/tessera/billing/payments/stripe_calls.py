@@ -28,7 +28,9 @@ class Fetched:
     payment_intent: str | None
     charge: str
     entries: list[BalanceEntry]
-    # How much of the charge the fetched refunds (with their balance transactions) cover.
+    # How much of the charge Stripe says is refunded, and how much of that the fetched
+    # refunds (with their balance transactions) cover.
+    refunded: int
     refunds_fetched: int
 
 
@@ -45,7 +47,7 @@ def _id(value: Any) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def entry(txn: Any, object_id: str) -> BalanceEntry:
+def entry(txn: dict[str, Any], object_id: str) -> BalanceEntry:
     return BalanceEntry(
         id=str(txn["id"]),
         object_id=object_id,
@@ -63,17 +65,17 @@ async def invoice_payment(account: StripeAccount, invoice: str) -> tuple[str | N
     listed = await account.client.v1.invoice_payments.list_async(
         {"invoice": invoice, "limit": 10}, options=_options(account)
     )
-    for paid in listed.data:
-        if paid["status"] == "paid":
-            payment = paid["payment"] or {}
+    for paid in (p.to_dict() for p in listed.data):
+        if paid.get("status") == "paid":
+            payment = paid.get("payment") or {}
             return _id(payment.get("payment_intent")), _id(payment.get("charge"))
     raise Unreachable(f"Stripe lists no paid payment of invoice {invoice}")
 
 
 async def charge_with_balance(
     account: StripeAccount, payment_intent: str | None, charge: str | None
-) -> Any:
-    """The charge, its balance transaction expanded."""
+) -> dict[str, Any]:
+    """The charge, its balance transaction expanded (as plain data)."""
     expand = {"expand": ["latest_charge.balance_transaction"]}
     if payment_intent is not None:
         intent = await account.client.v1.payment_intents.retrieve_async(
@@ -81,23 +83,28 @@ async def charge_with_balance(
             expand,  # type: ignore[arg-type]
             options=_options(account),
         )
-        found = intent["latest_charge"]
+        found = intent.to_dict().get("latest_charge")
         if not isinstance(found, dict):
             raise NotYet(f"payment intent {payment_intent} has no charge yet")
         return found
     assert charge is not None
-    return await account.client.v1.charges.retrieve_async(
+    retrieved = await account.client.v1.charges.retrieve_async(
         charge, {"expand": ["balance_transaction"]}, options=_options(account)
     )
+    return retrieved.to_dict()
 
 
-async def refunds_with_balance(account: StripeAccount, charge: str) -> tuple[list[Any], int]:
-    """The charge's succeeded refunds that have a balance transaction, and their total."""
+async def refunds_with_balance(
+    account: StripeAccount, charge: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The charge's refunds that have a balance transaction, and their total (a refund
+    still pending has none yet: the payment stays pending until it does)."""
     listed = await account.client.v1.refunds.list_async(
         {"charge": charge, "limit": 100, "expand": ["data.balance_transaction"]},
         options=_options(account),
     )
-    done = [r for r in listed.data if isinstance(r["balance_transaction"], dict)]
+    refunds = [r.to_dict() for r in listed.data]
+    done = [r for r in refunds if isinstance(r.get("balance_transaction"), dict)]
     return done, sum(int(r["amount"]) for r in done)
 
 
@@ -113,8 +120,8 @@ async def fetch(account: StripeAccount, payment: Payment) -> Fetched:
         if not isinstance(txn, dict):
             raise NotYet(f"charge {charge['id']} has no balance transaction yet")
         entries = [entry(txn, str(charge["id"]))]
-        fetched = 0
-        if int(charge["amount_refunded"] or 0) > 0:
+        fetched, refunded = 0, int(charge.get("amount_refunded") or 0)
+        if refunded > 0:
             refunds, fetched = await refunds_with_balance(account, str(charge["id"]))
             entries += [entry(r["balance_transaction"], str(r["id"])) for r in refunds]
     except stripe.InvalidRequestError as error:
@@ -123,4 +130,4 @@ async def fetch(account: StripeAccount, payment: Payment) -> Fetched:
         raise
     except stripe.PermissionError as error:
         raise Unreachable(f"Stripe refused the account: {error.user_message or error}") from error
-    return Fetched(intent, str(charge["id"]), entries, fetched)
+    return Fetched(intent, str(charge["id"]), entries, refunded, fetched)

@@ -103,7 +103,9 @@ class FeeFetcher:
             async with self.pool.acquire() as conn:
                 await queries.unavailable(conn, payment, str(error))
             return
-        except (NotYet, stripe.StripeError) as error:
+        except (NotYet, stripe.StripeError, ValueError, KeyError, TypeError) as error:
+            # Stripe away or refusing, or an answer not understood: tried again later, so one
+            # payment never holds up the others.
             message = f"{type(error).__name__}: {error}"
             log.warning(
                 "billing.payment_fees.failed", extra={"payment": payment.source, "error": message}
@@ -123,7 +125,8 @@ class FeeFetcher:
                 # meanwhile either sees the charge recorded or is held and released here.
                 await events.lock_payment(conn, intent)
             await queries.record_fetched(
-                conn, payment, intent, fetched.charge, fetched.entries, fetched.refunds_fetched
-            )
+                conn, payment, intent, fetched.charge, fetched.entries,
+                (fetched.refunded, fetched.refunds_fetched), self.backoff(payment.attempts),
+            )  # fmt: skip
             if payment.kind == "invoice":
                 await self.release(conn, payment.tenant, intent or fetched.charge)
