@@ -484,3 +484,85 @@ async def test_while_stripe_is_away_fees_are_unknown_and_nothing_is_lost(
         standin.standin.settings = working  # Stripe is back: the worker catches up
         await fees_settled(billing)
         assert await usd_today(billing) == MONEY
+
+
+OTHER_TEST = Tenant(OTHER.seller_id, "test")
+
+
+async def a_connected_subscription(standin: StandInServer, account: str, email: str) -> None:
+    """A subscription of 2900 a month on the connected `account`, its first invoice paid
+    with the platform's 10% application fee (a direct charge: the fee is the seller's)."""
+    stripe, on = standin.client(), {"stripe_account": account}
+    product = await stripe.v1.products.create_async({"name": "Seller's"}, options=on)  # type: ignore[arg-type]
+    price = await stripe.v1.prices.create_async(
+        {"product": product.id, "currency": "usd", "unit_amount": SUB_PRICE,
+         "recurring": {"interval": "month"}},
+        options=on,  # type: ignore[arg-type]
+    )  # fmt: skip
+    customer = await stripe.v1.customers.create_async({"email": email}, options=on)  # type: ignore[arg-type]
+    await stripe.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": price.id}], "application_fee_percent": 10},
+        options=on,  # type: ignore[arg-type]
+    )
+    await standin.delivered()
+
+
+async def apply_connected(billing: Any, standin: StandInServer, seen: int) -> int:
+    """Apply the connected account's subscription events from the `seen`-th on to
+    OTHER_TEST, as the Connect endpoint's routing would (their `account` says where their
+    objects live). Its charge events are left out: unrecorded, they could not be held."""
+    events = [json.loads(body) for body, _ in standin.connect.deliveries]
+    assert all(e["account"] for e in events)
+    wanted = [e for e in events[seen:] if e["type"] in service.SUBSCRIPTION_TYPES]
+    await apply(billing, OTHER_TEST, wanted)
+    return len(events)
+
+
+async def payment_states(billing: Any, want: int) -> list[tuple[str, str | None]]:
+    """The tenant's payments' states, once `want` of them are fetched (or given up)."""
+    for _ in range(300):
+        rows = await billing.fetch(
+            "SELECT state, error FROM payments WHERE seller_id = $1 AND mode = 'test'"
+            " ORDER BY updated_at", OTHER.seller_id,
+        )  # fmt: skip
+        if sum(r["state"] != "pending" for r in rows) >= want:
+            return [(r["state"], r["error"]) for r in rows]
+        await asyncio.sleep(0.05)
+    raise AssertionError(rows)
+
+
+async def test_a_connected_sellers_fees_are_read_on_its_own_account(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """The fee is fetched on the account the event came from (the invoice, its charge and
+    balance transaction exist only there): Stripe's 2.9% + 30 (114) and the platform's
+    10% (290). Once the seller revokes the platform, a new payment's fee cannot be read:
+    unknown, never 0."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        stripe = standin.client()
+        account = (await stripe.v1.accounts.create_async({"type": "standard"})).id
+        await a_connected_subscription(standin, account, "first@example.com")
+        seen = await apply_connected(billing, standin, 0)
+        assert await payment_states(billing, 1) == [("known", None)]
+        async with secret_keys(billing, [OTHER_TEST]) as keys:
+            today = datetime.now(UTC).date()
+            params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(1))}
+
+            async def usd() -> dict[str, Any]:
+                got = await billing.client.get(
+                    "/v1/revenue/summary", params=params, headers=auth(keys, OTHER_TEST)
+                )
+                [block] = got.json()["currencies"]
+                return {k: block[k] for k in ("gross", "fees", "fees_recorded",
+                                              "payments_without_fee", "net")}  # fmt: skip
+
+            assert await usd() == {"gross": 2900, "fees": 404, "fees_recorded": 404,
+                                   "payments_without_fee": 0, "net": 2496}  # fmt: skip
+            await a_connected_subscription(standin, account, "second@example.com")
+            standin.standin.store.revoked.add(account)  # the seller removed the platform
+            await apply_connected(billing, standin, seen)
+            states = await payment_states(billing, 2)
+            assert [s for s, _ in states] == ["known", "unavailable"]
+            assert "refused the account" in str(states[1][1])
+            assert await usd() == {"gross": 5800, "fees": None, "fees_recorded": 404,
+                                   "payments_without_fee": 1, "net": 5396}  # fmt: skip
