@@ -35,6 +35,8 @@ import httpx
 import nats
 import pytest
 
+from tessera.billing.payments import queries as payment_queries
+from tessera.billing.payments import service as payments
 from tessera.billing.revenue import service as revenue
 from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
@@ -566,3 +568,32 @@ async def test_a_connected_sellers_fees_are_read_on_its_own_account(
             assert "refused the account" in str(states[1][1])
             assert await usd() == {"gross": 5800, "fees": None, "fees_recorded": 404,
                                    "payments_without_fee": 1, "net": 5396}  # fmt: skip
+
+
+async def test_two_fee_workers_at_once_never_take_the_same_payment(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    """Replicas' workers claim at the same moment: each payment goes to one of them (the
+    other skips it while it is locked, and after, while it is leased)."""
+    billing = await billing_starter(database_url, infra_settings, run_workers=False)
+    try:
+        await claim_concurrently(billing)
+    finally:
+        await billing.stop()
+
+
+async def claim_concurrently(billing: Any) -> None:
+    async with billing.pool.acquire() as conn:
+        for n in range(30):
+            invoice = {"id": f"in_claimed_{n}", "amount_paid": 900, "currency": "usd"}
+            await payments.invoice_paid(conn, OTHER_TEST, invoice, ts(11, 1), None)
+
+    async def claim() -> list[str]:
+        async with billing.pool.acquire() as conn, conn.transaction():
+            claimed = await payment_queries.claim(conn, 20, 60)
+            await asyncio.sleep(0.1)  # both hold their claim at once
+            return [p.source for p in claimed]
+
+    first, second = await asyncio.gather(claim(), claim())
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(f"in_claimed_{n}" for n in range(30))
