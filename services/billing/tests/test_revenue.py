@@ -481,6 +481,7 @@ async def test_while_stripe_is_away_fees_are_unknown_and_nothing_is_lost(
         assert (away["gross"], away["fees"], away["fees_recorded"]) == (17800, None, 0)
         assert (away["payments_without_fee"], away["invoice_refunds"]) == (2, 0)
         assert away["net"] == 17800 and "no known Stripe fee" in away["notes"][0]
+        assert away["notes"][1].startswith("1 charge(s) refunded in the period wait")
         held = await billing.fetch("SELECT type FROM stripe_events WHERE status = 'held'")
         assert {r["type"] for r in held} == {"charge.succeeded", "charge.refunded"}
         standin.standin.settings = working  # Stripe is back: the worker catches up

@@ -196,3 +196,26 @@ async def fee_known(conn: asyncpg.Connection, tenant: Tenant, sources: list[str]
         sources,
     )
     return {r["source"] for r in rows}
+
+
+async def held_refunds(
+    conn: asyncpg.Connection, tenant: Tenant, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Per currency: `charge.refunded` events Stripe made in [start, end) that are held
+    because billing cannot place their charge yet (an order that has not arrived, or a
+    subscription invoice whose charge the fee worker has not learnt): not counted yet."""
+    rows = await conn.fetch(
+        """
+        SELECT lower(payload->'data'->'object'->>'currency') AS currency,
+               count(DISTINCT hold_key) AS held
+          FROM stripe_events
+         WHERE seller_id = $1 AND mode = $2 AND status = 'held' AND type = 'charge.refunded'
+           AND stripe_created >= $3 AND stripe_created < $4
+         GROUP BY 1
+        """,
+        tenant.seller_id,
+        tenant.mode,
+        start,
+        end,
+    )
+    return {r["currency"]: int(r["held"]) for r in rows if r["currency"]}

@@ -244,6 +244,13 @@ def fees_unknown_note(count: int) -> str:
     )
 
 
+def held_refunds_note(count: int) -> str:
+    return (
+        f"{count} charge(s) refunded in the period wait for billing to learn what they paid"
+        " (held): their refunds are not counted yet."
+    )
+
+
 @dataclass
 class Money:
     """The period's payments, refunds and fees per currency, as the database has them."""
@@ -256,11 +263,12 @@ class Money:
     # Per currency: the payments paid or refunded in the period (invoice or payment intent).
     payments: dict[str, set[str]]
     fee_known: set[str]
+    held_refunds: dict[str, int]
 
     def currencies(self) -> set[str]:
-        return set(self.orders) | set(self.order_refunds) | set(self.invoices) | set(
-            self.invoice_refunds
-        ) | set(self.fees)  # fmt: skip
+        found = (self.orders, self.order_refunds, self.invoices, self.invoice_refunds,
+                 self.fees, self.held_refunds)  # fmt: skip
+        return set().union(*found)
 
 
 async def money(conn: asyncpg.Connection, tenant: Tenant, start: int, end: int,
@@ -295,6 +303,7 @@ async def money(conn: asyncpg.Connection, tenant: Tenant, start: int, end: int,
         },
         payments=dict(payments),
         fee_known=await queries.fee_known(conn, tenant, every),
+        held_refunds=await queries.held_refunds(conn, tenant, start_at, end_at),
     )
 
 
@@ -312,9 +321,11 @@ def add_money(block: CurrencySummary, found: Money) -> None:
     # A fee never known is never taken as 0: the total is given only when it is whole.
     block.fees = None if block.payments_without_fee else block.fees_recorded
     block.net = block.gross - block.refunds - block.fees_recorded
+    held = found.held_refunds.get(name, 0)
     block.notes = (
         [fees_unknown_note(block.payments_without_fee)] if block.payments_without_fee else []
     )
+    block.notes += [held_refunds_note(held)] if held else []
 
 
 def instant(day: date) -> int:
