@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -598,3 +599,22 @@ async def claim_concurrently(billing: Any) -> None:
     first, second = await asyncio.gather(claim(), claim())
     assert not set(first) & set(second)
     assert sorted(first + second) == sorted(f"in_claimed_{n}" for n in range(30))
+
+
+async def test_an_invoice_stripe_has_no_charge_for_has_an_unknown_fee(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """An invoice.paid Stripe lists no charge for (paid out of band, or not Stripe's at
+    all): given up on at once, the fee unknown, never 0."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        async with billing.pool.acquire() as conn:
+            invoice = {"id": "in_out_of_band", "amount_paid": 900, "currency": "usd"}
+            await payments.invoice_paid(conn, HOME_LIVE, invoice, int(time.time()), None)
+        for _ in range(200):
+            row = await billing.fetch("SELECT state, error FROM payments")
+            if row[0]["state"] != "pending":
+                break
+            await asyncio.sleep(0.05)
+        assert (row[0]["state"], row[0]["error"]) == (
+            "unavailable", "Stripe lists no paid charge of invoice in_out_of_band"
+        )  # fmt: skip

@@ -66,10 +66,12 @@ async def invoice_payment(account: StripeAccount, invoice: str) -> tuple[str | N
         {"invoice": invoice, "limit": 10}, options=_options(account)
     )
     for paid in (p.to_dict() for p in listed.data):
-        if paid.get("status") == "paid":
-            payment = paid.get("payment") or {}
-            return _id(payment.get("payment_intent")), _id(payment.get("charge"))
-    raise Unreachable(f"Stripe lists no paid payment of invoice {invoice}")
+        payment = paid.get("payment") or {}
+        found = _id(payment.get("payment_intent")), _id(payment.get("charge"))
+        if paid.get("status") == "paid" and found != (None, None):
+            return found
+    # Paid out of band, or by a payment record: no Stripe charge, so no fee to read.
+    raise Unreachable(f"Stripe lists no paid charge of invoice {invoice}")
 
 
 async def charge_with_balance(
