@@ -618,3 +618,41 @@ async def test_an_invoice_stripe_has_no_charge_for_has_an_unknown_fee(
         assert (row[0]["state"], row[0]["error"]) == (
             "unavailable", "Stripe lists no paid charge of invoice in_out_of_band"
         )  # fmt: skip
+
+
+async def test_a_renewal_on_the_stand_ins_clock_is_a_payment_with_its_fee(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """The stand-in's clock renews a subscription: its renewal invoice is paid by a charge
+    with a balance transaction too, so each month's invoice has its fee (114 each)."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        stripe = standin.client()
+        now = int(time.time())
+        clock = await stripe.v1.test_helpers.test_clocks.create_async({"frozen_time": now})
+        customer = await stripe.v1.customers.create_async(
+            {"email": "renews@example.com", "test_clock": clock.id}
+        )
+        price = await recurring_price(stripe, SUB_PRICE)
+        await stripe.v1.subscriptions.create_async(
+            {"customer": customer.id, "items": [{"price": price}]}
+        )
+        await stripe.v1.test_helpers.test_clocks.advance_async(
+            clock.id, {"frozen_time": now + 32 * 86400}
+        )
+        await standin.delivered()
+        for body, _ in standin.platform.deliveries:
+            assert (await billing.deliver(json.loads(body))).status_code == 200
+        await fees_settled(billing)
+        fetched = await billing.fetch(
+            "SELECT p.kind, b.type, b.fee FROM payment_balance b"
+            " JOIN payments p USING (seller_id, mode, source)"
+        )
+        assert [tuple(r) for r in fetched] == [("invoice", "charge", 114)] * 2
+        today = datetime.now(UTC).date()
+        params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=40))}
+        async with secret_keys(billing, [HOME_LIVE]) as keys:
+            response = await billing.client.get(
+                "/v1/revenue/summary", params=params, headers=auth(keys)
+            )
+        [usd] = response.json()["currencies"]
+        assert (usd["invoices_gross"], usd["fees"], usd["net"]) == (5800, 228, 5572)
