@@ -255,6 +255,11 @@ async def test_approve_provisions_once_even_when_clicked_twice_at_once(
     assert len(await paid_events_for(billing, order["id"])) == 1
     stored = await order_of(billing, event)
     assert stored["status"] == "paid" and stored["provisioned_at"] is not None
+    # Paid once approved: one payment whose Stripe fees revenue waits for (docs/billing.md).
+    payments = await billing.fetch(
+        "SELECT kind, amount FROM payments WHERE source = $1", stored["payment_intent_id"]
+    )
+    assert [tuple(r) for r in payments] == [("order", PRICE - 100)]
     trail = await billing.fetch(
         "SELECT action, detail->>'reason' AS reason FROM audit_log WHERE subject = $1",
         str(order["id"]),

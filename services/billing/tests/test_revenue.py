@@ -18,8 +18,13 @@ events applied through billing's applier (as Stripe's deliveries are), reversed 
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import io
+import json
+import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,13 +32,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 import nats
 import pytest
 
+from tessera.billing.payments import queries as payment_queries
+from tessera.billing.payments import service as payments
 from tessera.billing.revenue import service as revenue
 from tessera.billing.subscriptions.state import Logged
 from tessera.billing.webhooks import service
 from tessera.devstack.seller_keys import publish_seller_keys
+from tessera.devstack.stripe_standin.testing import (
+    API_KEY,
+    StandInServer,
+    recurring_price,
+    running_standin,
+)
 from tessera.shared.sellers import HOME_LIVE, Tenant
 
 pytestmark = pytest.mark.integration
@@ -313,3 +327,334 @@ def test_past_due_then_paid_is_churn_then_reactivation() -> None:
     assert (block.moves.churned, block.moves.reactivation, block.moves.new) == (900, 900, 0)
     assert (block.mrr_start, block.mrr_end, block.customers_churned) == (900, 900, 0)
     assert block.revenue_churn_rate == 1.0
+
+
+# ---------------------------------------------------------------- fees and invoice refunds
+# Built in the Stripe stand-in through the official library, then delivered to billing's
+# webhook as Stripe would: a one-time sale (14900), a subscription's first invoice (2900)
+# and a partial refund of that invoice's charge (1000). The stand-in charges Stripe's US
+# card price, 2.9% + 30 (payments.py), into each charge's balance transaction, and keeps
+# the fee on a refund (its balance transaction's fee is 0):
+#
+#   gross   14900 + 2900                        = 17800
+#   refunds 1000 (of the subscription invoice)  =  1000
+#   fees    (432 + 30) + (84 + 30) + 0          =   576   (14900 * 0.029 = 432.1; 2900 * 0.029 = 84.1)
+#   net     17800 - 1000 - 576                  = 16224
+MONEY = {
+    "gross": 17800, "orders_gross": 14900, "invoices_gross": 2900, "refunds": 1000,
+    "order_refunds": 0, "invoice_refunds": 1000, "fees": 576, "fees_recorded": 576,
+    "payments_without_fee": 0, "net": 16224, "mrr_end": 2900, "notes": [],
+}  # fmt: skip
+SUB_PRICE, SUB_REFUND = 2900, 1000
+
+
+async def a_month_of_money(standin: StandInServer, sku: str, price: int) -> list[dict[str, Any]]:
+    """The stand-in's events, in the order it sent them, for the three payments above."""
+    stripe = standin.client()
+    session = await stripe.v1.checkout.sessions.create_async(
+        {
+            "mode": "payment", "customer_email": "once@example.com",
+            "customer_creation": "always", "metadata": {"sku": sku, "quantity": "1"},
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "usd", "unit_amount": price, "product_data": {"name": "Once"}}}],
+            "success_url": "https://example.com/done", "cancel_url": "https://example.com/",
+        }
+    )  # fmt: skip
+    async with httpx.AsyncClient(base_url=standin.url) as control:
+        done = await control.post(f"/_standin/checkout/sessions/{session.id}/complete", json={})
+        assert done.status_code == 200, done.text
+    customer = await stripe.v1.customers.create_async({"email": "monthly@example.com"})
+    sub = await stripe.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": await recurring_price(stripe, SUB_PRICE)}]}
+    )
+    [invoice] = (await stripe.v1.invoices.list_async({"subscription": sub.id})).data
+    [paid] = (await stripe.v1.invoice_payments.list_async({"invoice": invoice.id})).data
+    intent = paid["payment"]["payment_intent"]
+    await stripe.v1.refunds.create_async({"payment_intent": intent, "amount": SUB_REFUND})
+    await standin.delivered()
+    return [json.loads(body) for body, _ in standin.platform.deliveries]
+
+
+MONEY_FIELDS = tuple(MONEY)
+
+
+async def usd_today(billing: Any) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))}
+    async with secret_keys(billing, [HOME_LIVE]) as keys:
+        response = await billing.client.get(
+            "/v1/revenue/summary", params={**params, "currency": "usd"}, headers=auth(keys)
+        )
+    assert response.status_code == 200, response.text
+    [usd] = response.json()["currencies"]
+    return {k: usd[k] for k in MONEY_FIELDS}
+
+
+async def fees_settled(billing: Any, timeout: float = 15.0) -> None:
+    """Until the fee worker has fetched every payment and no event waits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    sql = (
+        "SELECT (SELECT count(*) FROM payments WHERE state <> 'known')"
+        " + (SELECT count(*) FROM stripe_events WHERE status IN ('received', 'held'))"
+    )
+    while await billing.value(sql):
+        assert asyncio.get_running_loop().time() < deadline, await billing.fetch(
+            "SELECT source, state, error FROM payments"
+        )
+        await asyncio.sleep(0.05)
+
+
+def arranged(events: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    if order == "as-sent":
+        return events
+    if order == "reversed-twice":
+        return events[::-1] * 2
+    doubled = events * 2
+    random.Random(int(order.rsplit("-", 1)[1])).shuffle(doubled)
+    return doubled
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandInServer]:
+    async with running_standin() as server:
+        yield server
+
+
+@asynccontextmanager
+async def billing_on(
+    standin: StandInServer, database_url: str, infra_settings: Any, billing_starter: Any
+) -> AsyncIterator[Any]:
+    billing = await billing_starter(
+        database_url, infra_settings, stripe_secret_key=API_KEY, stripe_api_base=standin.url,
+        stripe_sync_retry_seconds=0.1,
+    )  # fmt: skip
+    try:
+        yield billing
+    finally:
+        await billing.stop()
+
+
+@pytest.mark.parametrize("order", ["as-sent", "reversed-twice", "shuffled-twice-1",
+                                   "shuffled-twice-2"])  # fmt: skip
+async def test_fees_and_an_invoice_refund_match_the_hand_computed_figures(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer,
+    stripe_events: Any, order: str,
+) -> None:  # fmt: skip
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        events = await a_month_of_money(standin, stripe_events.sku, stripe_events.price)
+        for event in arranged(events, order):
+            assert (await billing.deliver(event)).status_code == 200
+        await fees_settled(billing)
+        assert await usd_today(billing) == MONEY
+        # Applied once more (an admin's replay of every event): nothing changes.
+        for event in events:
+            await service.replay(
+                billing.pool, HOME_LIVE, event["id"], billing.settings.platform_mode
+            )
+        assert await usd_today(billing) == MONEY
+        fetched = await billing.fetch(
+            "SELECT kind, type, fee FROM payment_balance JOIN payments USING (seller_id, mode, source)"
+            " ORDER BY kind, type"
+        )
+        assert [tuple(r) for r in fetched] == [
+            ("invoice", "charge", 114), ("invoice", "refund", 0), ("order", "charge", 462),
+        ]  # fmt: skip
+
+
+async def test_while_stripe_is_away_fees_are_unknown_and_nothing_is_lost(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer,
+    stripe_events: Any,
+) -> None:  # fmt: skip
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        events = await a_month_of_money(standin, stripe_events.sku, stripe_events.price)
+        # Stripe refuses the platform's key from now on: no fee can be fetched.
+        working = standin.standin.settings
+        standin.standin.settings = dataclasses.replace(working, api_key="sk_test_another")
+        for event in arranged(events, "reversed-twice"):
+            assert (await billing.deliver(event)).status_code == 200
+        errors: list[str] = []
+        while len(errors) < 2:  # both payments tried, and refused
+            errors = [r["error"] for r in await billing.fetch(
+                "SELECT error FROM payments WHERE error IS NOT NULL")]  # fmt: skip
+            await asyncio.sleep(0.05)
+        assert all(e.startswith("AuthenticationError") for e in errors)
+        away = await usd_today(billing)
+        # Gross is known; the fees are not (never a made-up 0), and the invoice's refund
+        # waits until billing learns which charge paid the invoice.
+        assert (away["gross"], away["fees"], away["fees_recorded"]) == (17800, None, 0)
+        assert (away["payments_without_fee"], away["invoice_refunds"]) == (2, 0)
+        assert away["net"] == 17800 and "no known Stripe fee" in away["notes"][0]
+        assert away["notes"][1].startswith("1 charge(s) refunded in the period wait")
+        held = await billing.fetch("SELECT type FROM stripe_events WHERE status = 'held'")
+        assert {r["type"] for r in held} == {"charge.succeeded", "charge.refunded"}
+        standin.standin.settings = working  # Stripe is back: the worker catches up
+        await fees_settled(billing)
+        assert await usd_today(billing) == MONEY
+
+
+OTHER_TEST = Tenant(OTHER.seller_id, "test")
+
+
+async def a_connected_subscription(standin: StandInServer, account: str, email: str) -> None:
+    """A subscription of 2900 a month on the connected `account`, its first invoice paid
+    with the platform's 10% application fee (a direct charge: the fee is the seller's)."""
+    stripe, on = standin.client(), {"stripe_account": account}
+    product = await stripe.v1.products.create_async({"name": "Seller's"}, options=on)  # type: ignore[arg-type]
+    price = await stripe.v1.prices.create_async(
+        {"product": product.id, "currency": "usd", "unit_amount": SUB_PRICE,
+         "recurring": {"interval": "month"}},
+        options=on,  # type: ignore[arg-type]
+    )  # fmt: skip
+    customer = await stripe.v1.customers.create_async({"email": email}, options=on)  # type: ignore[arg-type]
+    await stripe.v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": price.id}], "application_fee_percent": 10},
+        options=on,  # type: ignore[arg-type]
+    )
+    await standin.delivered()
+
+
+async def apply_connected(billing: Any, standin: StandInServer, seen: int) -> int:
+    """Apply the connected account's subscription events from the `seen`-th on to
+    OTHER_TEST, as the Connect endpoint's routing would (their `account` says where their
+    objects live). Its charge events are left out: unrecorded, they could not be held."""
+    events = [json.loads(body) for body, _ in standin.connect.deliveries]
+    assert all(e["account"] for e in events)
+    wanted = [e for e in events[seen:] if e["type"] in service.SUBSCRIPTION_TYPES]
+    await apply(billing, OTHER_TEST, wanted)
+    return len(events)
+
+
+async def payment_states(billing: Any, want: int) -> list[tuple[str, str | None]]:
+    """The tenant's payments' states, once `want` of them are fetched (or given up)."""
+    for _ in range(300):
+        rows = await billing.fetch(
+            "SELECT state, error FROM payments WHERE seller_id = $1 AND mode = 'test'"
+            " ORDER BY updated_at", OTHER.seller_id,
+        )  # fmt: skip
+        if sum(r["state"] != "pending" for r in rows) >= want:
+            return [(r["state"], r["error"]) for r in rows]
+        await asyncio.sleep(0.05)
+    raise AssertionError(rows)
+
+
+async def test_a_connected_sellers_fees_are_read_on_its_own_account(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """The fee is fetched on the account the event came from (the invoice, its charge and
+    balance transaction exist only there): Stripe's 2.9% + 30 (114) and the platform's
+    10% (290). Once the seller revokes the platform, a new payment's fee cannot be read:
+    unknown, never 0."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        stripe = standin.client()
+        account = (await stripe.v1.accounts.create_async({"type": "standard"})).id
+        await a_connected_subscription(standin, account, "first@example.com")
+        seen = await apply_connected(billing, standin, 0)
+        assert await payment_states(billing, 1) == [("known", None)]
+        async with secret_keys(billing, [OTHER_TEST]) as keys:
+            today = datetime.now(UTC).date()
+            params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(1))}
+
+            async def usd() -> dict[str, Any]:
+                got = await billing.client.get(
+                    "/v1/revenue/summary", params=params, headers=auth(keys, OTHER_TEST)
+                )
+                [block] = got.json()["currencies"]
+                return {k: block[k] for k in ("gross", "fees", "fees_recorded",
+                                              "payments_without_fee", "net")}  # fmt: skip
+
+            assert await usd() == {"gross": 2900, "fees": 404, "fees_recorded": 404,
+                                   "payments_without_fee": 0, "net": 2496}  # fmt: skip
+            await a_connected_subscription(standin, account, "second@example.com")
+            standin.standin.store.revoked.add(account)  # the seller removed the platform
+            await apply_connected(billing, standin, seen)
+            states = await payment_states(billing, 2)
+            assert [s for s, _ in states] == ["known", "unavailable"]
+            assert "refused the account" in str(states[1][1])
+            assert await usd() == {"gross": 5800, "fees": None, "fees_recorded": 404,
+                                   "payments_without_fee": 1, "net": 5396}  # fmt: skip
+
+
+async def test_two_fee_workers_at_once_never_take_the_same_payment(
+    database_url: str, infra_settings: Any, billing_starter: Any
+) -> None:
+    """Replicas' workers claim at the same moment: each payment goes to one of them (the
+    other skips it while it is locked, and after, while it is leased)."""
+    billing = await billing_starter(database_url, infra_settings, run_workers=False)
+    try:
+        await claim_concurrently(billing)
+    finally:
+        await billing.stop()
+
+
+async def claim_concurrently(billing: Any) -> None:
+    async with billing.pool.acquire() as conn:
+        for n in range(30):
+            invoice = {"id": f"in_claimed_{n}", "amount_paid": 900, "currency": "usd"}
+            await payments.invoice_paid(conn, OTHER_TEST, invoice, ts(11, 1), None)
+
+    async def claim() -> list[str]:
+        async with billing.pool.acquire() as conn, conn.transaction():
+            claimed = await payment_queries.claim(conn, 20, 60)
+            await asyncio.sleep(0.1)  # both hold their claim at once
+            return [p.source for p in claimed]
+
+    first, second = await asyncio.gather(claim(), claim())
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(f"in_claimed_{n}" for n in range(30))
+
+
+async def test_an_invoice_stripe_has_no_charge_for_has_an_unknown_fee(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """An invoice.paid Stripe lists no charge for (paid out of band, or not Stripe's at
+    all): given up on at once, the fee unknown, never 0."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        async with billing.pool.acquire() as conn:
+            invoice = {"id": "in_out_of_band", "amount_paid": 900, "currency": "usd"}
+            await payments.invoice_paid(conn, HOME_LIVE, invoice, int(time.time()), None)
+        for _ in range(200):
+            row = await billing.fetch("SELECT state, error FROM payments")
+            if row[0]["state"] != "pending":
+                break
+            await asyncio.sleep(0.05)
+        assert (row[0]["state"], row[0]["error"]) == (
+            "unavailable", "Stripe lists no paid charge of invoice in_out_of_band"
+        )  # fmt: skip
+
+
+async def test_a_renewal_on_the_stand_ins_clock_is_a_payment_with_its_fee(
+    database_url: str, infra_settings: Any, billing_starter: Any, standin: StandInServer
+) -> None:
+    """The stand-in's clock renews a subscription: its renewal invoice is paid by a charge
+    with a balance transaction too, so each month's invoice has its fee (114 each)."""
+    async with billing_on(standin, database_url, infra_settings, billing_starter) as billing:
+        stripe = standin.client()
+        now = int(time.time())
+        clock = await stripe.v1.test_helpers.test_clocks.create_async({"frozen_time": now})
+        customer = await stripe.v1.customers.create_async(
+            {"email": "renews@example.com", "test_clock": clock.id}
+        )
+        price = await recurring_price(stripe, SUB_PRICE)
+        await stripe.v1.subscriptions.create_async(
+            {"customer": customer.id, "items": [{"price": price}]}
+        )
+        await stripe.v1.test_helpers.test_clocks.advance_async(
+            clock.id, {"frozen_time": now + 32 * 86400}
+        )
+        await standin.delivered()
+        for body, _ in standin.platform.deliveries:
+            assert (await billing.deliver(json.loads(body))).status_code == 200
+        await fees_settled(billing)
+        fetched = await billing.fetch(
+            "SELECT p.kind, b.type, b.fee FROM payment_balance b"
+            " JOIN payments p USING (seller_id, mode, source)"
+        )
+        assert [tuple(r) for r in fetched] == [("invoice", "charge", 114)] * 2
+        today = datetime.now(UTC).date()
+        params = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=40))}
+        async with secret_keys(billing, [HOME_LIVE]) as keys:
+            response = await billing.client.get(
+                "/v1/revenue/summary", params=params, headers=auth(keys)
+            )
+        [usd] = response.json()["currencies"]
+        assert (usd["invoices_gross"], usd["fees"], usd["net"]) == (5800, 228, 5572)

@@ -18,12 +18,14 @@ from tessera.billing.connect import routes as connect_routes
 from tessera.billing.context import OPERATOR_TENANT, Billing
 from tessera.billing.orders import routes as order_routes
 from tessera.billing.orders import subscribers as order_subscribers
+from tessera.billing.payments.worker import FeeFetcher
 from tessera.billing.platform_plan import routes as platform_plan_routes
 from tessera.billing.revenue import routes as revenue_routes
 from tessera.billing.settings import BillingSettings, check_production
 from tessera.billing.stripe_sync.worker import CatalogSync
 from tessera.billing.subscriptions import routes as subscription_routes
 from tessera.billing.webhooks import routes as webhook_routes
+from tessera.billing.webhooks import service as webhook_service
 from tessera.billing.webhooks.applier import WebhookApplier
 from tessera.billing.webhooks.fast_path import ConnectFastPath, WebhookFastPath
 from tessera.shared.service import ServiceSpec, create_service_app
@@ -63,6 +65,16 @@ async def start_catalog_sync(billing: Billing) -> None:
         billing.tasks.append(asyncio.create_task(worker.run()))
 
 
+async def start_fee_fetcher(billing: Billing) -> None:
+    # Also without a Stripe key: it marks what it cannot fetch `unavailable` (fees unknown).
+    if billing.settings.run_workers:
+        worker = FeeFetcher(
+            billing.pool, billing.accounts, release=webhook_service.release_held,
+            retry_seconds=billing.settings.stripe_sync_retry_seconds,
+        )  # fmt: skip
+        billing.tasks.append(asyncio.create_task(worker.run()))
+
+
 def create_app(
     settings: BillingSettings | None = None, infra: InfraSettings | None = None
 ) -> FastAPI:
@@ -98,7 +110,7 @@ def create_app(
                 revenue_routes.router,
                 platform_plan_routes.router,
             ),
-            on_startup=(seed, start_applier, start_catalog_sync),
+            on_startup=(seed, start_applier, start_catalog_sync, start_fee_fetcher),
             body_limits={
                 webhook_routes.PATH: settings.webhook_max_bytes,
                 webhook_routes.CONNECT_PATH: settings.webhook_max_bytes,

@@ -26,6 +26,8 @@ from tessera.billing.audit import queries as audit
 from tessera.billing.catalog.service import get_buyable
 from tessera.billing.orders import queries as order_queries
 from tessera.billing.orders import service as orders
+from tessera.billing.payments import service as payments
+from tessera.billing.stripe_events import queries as stripe_events
 from tessera.billing.subscriptions.service import GraceDays, default_grace
 from tessera.billing.webhooks import service as webhooks
 from tessera.billing.webhooks.service import Outcome
@@ -108,6 +110,9 @@ async def review_held(
             raise UnknownHeldOrder(f"No order {order_id} was held for review.")
         if decision == "approve":
             await orders.approve_held(conn, order, actor, reason)
+            # Paid now: its Stripe fees are fetched, on the account its checkout came from.
+            held_on, _ = await stripe_events.source_of(conn, tenant, order.hold_event_id or "")
+            await payments.order_paid(conn, tenant, order.id, held_on)
         else:
             await orders.reject_held(conn, order, actor, reason)
         await audit.record(

@@ -97,3 +97,125 @@ async def refunds(
             end,
         )
     )
+
+
+async def invoice_refunds(
+    conn: asyncpg.Connection, tenant: Tenant, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Per subscription invoice refunded in [start, end): its currency and what was
+    refunded in the period (each `charge.refunded` carries the total so far, by Stripe's
+    time, so it is the total at the end less the one at the start)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT p.source, p.currency, (a.upto_end - a.upto_start)::bigint AS amount
+              FROM (SELECT source,
+                           coalesce(max(amount_refunded) FILTER (WHERE created < $4), 0)
+                               AS upto_end,
+                           coalesce(max(amount_refunded) FILTER (WHERE created < $3), 0)
+                               AS upto_start
+                      FROM payment_refunds
+                     WHERE seller_id = $1 AND mode = $2
+                     GROUP BY source) a
+              JOIN payments p ON p.seller_id = $1 AND p.mode = $2 AND p.source = a.source
+             WHERE a.upto_end > a.upto_start
+            """,
+            tenant.seller_id,
+            tenant.mode,
+            start,
+            end,
+        )
+    )
+
+
+async def order_payments(
+    conn: asyncpg.Connection, tenant: Tenant, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """The one-time orders paid or refunded in [start, end): currency and payment (its
+    payment intent, the key of its fees; the order's id when it has none)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT DISTINCT o.currency, coalesce(o.payment_intent_id, o.id::text) AS source
+              FROM orders o
+             WHERE o.seller_id = $1 AND o.mode = $2 AND o.source = 'purchase'
+               AND o.amount_total > 0
+               AND ((o.paid_at >= $3 AND o.paid_at < $4)
+                    OR EXISTS (SELECT 1 FROM order_adjustments a
+                                WHERE a.seller_id = $1 AND a.mode = $2 AND a.order_id = o.id
+                                  AND a.kind = 'refund'
+                                  AND a.created_at >= $3 AND a.created_at < $4))
+            """,
+            tenant.seller_id,
+            tenant.mode,
+            start,
+            end,
+        )
+    )
+
+
+async def fees(
+    conn: asyncpg.Connection, tenant: Tenant, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Per currency: Stripe's fees of the balance transactions (the payments' charges and
+    refunds) made in [start, end). One settled in another currency than its payment's (a
+    conversion) is left out here and counted as a fee not known (`fee_known`)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT p.currency, sum(b.fee)::bigint AS fees
+              FROM payment_balance b
+              JOIN payments p ON p.seller_id = b.seller_id AND p.mode = b.mode
+                             AND p.source = b.source
+             WHERE b.seller_id = $1 AND b.mode = $2 AND b.created >= $3 AND b.created < $4
+               AND b.currency = p.currency
+             GROUP BY p.currency
+            """,
+            tenant.seller_id,
+            tenant.mode,
+            start,
+            end,
+        )
+    )
+
+
+async def fee_known(conn: asyncpg.Connection, tenant: Tenant, sources: list[str]) -> set[str]:
+    """Which of these payments have every fee known: all their balance transactions are
+    fetched, in the payment's own currency."""
+    rows = await conn.fetch(
+        """
+        SELECT p.source FROM payments p
+         WHERE p.seller_id = $1 AND p.mode = $2 AND p.source = ANY($3::text[])
+           AND p.state = 'known'
+           AND NOT EXISTS (SELECT 1 FROM payment_balance b
+                            WHERE b.seller_id = $1 AND b.mode = $2 AND b.source = p.source
+                              AND b.currency <> p.currency)
+        """,
+        tenant.seller_id,
+        tenant.mode,
+        sources,
+    )
+    return {r["source"] for r in rows}
+
+
+async def held_refunds(
+    conn: asyncpg.Connection, tenant: Tenant, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Per currency: `charge.refunded` events Stripe made in [start, end) that are held
+    because billing cannot place their charge yet (an order that has not arrived, or a
+    subscription invoice whose charge the fee worker has not learnt): not counted yet."""
+    rows = await conn.fetch(
+        """
+        SELECT lower(payload->'data'->'object'->>'currency') AS currency,
+               count(DISTINCT hold_key) AS held
+          FROM stripe_events
+         WHERE seller_id = $1 AND mode = $2 AND status = 'held' AND type = 'charge.refunded'
+           AND stripe_created >= $3 AND stripe_created < $4
+         GROUP BY 1
+        """,
+        tenant.seller_id,
+        tenant.mode,
+        start,
+        end,
+    )
+    return {r["currency"]: int(r["held"]) for r in rows if r["currency"]}

@@ -39,9 +39,18 @@ class RevenueSummary(BaseModel):
     gross: int = Field(description="orders_gross + invoices_gross")
     orders_gross: int = Field(description="One-time purchases paid in the period")
     invoices_gross: int = Field(description="Subscription invoices paid in the period")
-    refunds: int = Field(description="Refunded on orders in the period")
-    fees: int | None = Field(description="Stripe fees; null: not recorded (see notes)")
-    net: int = Field(description="gross - refunds - fees (fees when recorded)")
+    refunds: int = Field(description="order_refunds + invoice_refunds")
+    order_refunds: int = Field(description="Refunded on one-time orders in the period")
+    invoice_refunds: int = Field(description="Refunded on subscription invoices in the period")
+    fees: int | None = Field(
+        description="Stripe's fees from the balance transactions of the period's payments and"
+        " refunds; null when any of them is not known (payments_without_fee)"
+    )
+    fees_recorded: int = Field(description="The fees known (all of them when fees is not null)")
+    payments_without_fee: int = Field(
+        description="Payments paid or refunded in the period whose fee is not known"
+    )
+    net: int = Field(description="gross - refunds - fees_recorded")
     notes: list[str]
 
     @classmethod
@@ -71,7 +80,11 @@ class RevenueSummary(BaseModel):
             orders_gross=block.orders_gross,
             invoices_gross=block.invoices_gross,
             refunds=block.refunds,
+            order_refunds=block.order_refunds,
+            invoice_refunds=block.invoice_refunds,
             fees=block.fees,
+            fees_recorded=block.fees_recorded,
+            payments_without_fee=block.payments_without_fee,
             net=block.net,
             notes=block.notes,
         )
@@ -109,6 +122,8 @@ SUMMARY_COLUMNS = (
     "churned", "reactivation", "net_mrr_movement", "customers_start", "customers_end",
     "customers_churned", "customer_churn_rate", "revenue_churn_rate", "arpu", "gross",
     "orders_gross", "invoices_gross", "refunds", "fees", "net",
+    # Added after the first release: at the end, so a reader by position keeps working.
+    "order_refunds", "invoice_refunds", "fees_recorded", "payments_without_fee",
 )  # fmt: skip
 MRR_COLUMNS = ("start", "end", "currency", "mrr", "subscribers")
 
@@ -120,5 +135,6 @@ def summary_row(first: date, last: date, s: RevenueSummary) -> list[object]:
         first, last, s.currency, s.mrr_start, s.mrr_end, m.new, m.expansion, m.contraction,
         m.churned, m.reactivation, m.net, s.customers_start, s.customers_end,
         s.customers_churned, s.customer_churn_rate, s.revenue_churn_rate, s.arpu, s.gross,
-        s.orders_gross, s.invoices_gross, s.refunds, s.fees, s.net,
+        s.orders_gross, s.invoices_gross, s.refunds, s.fees, s.net, s.order_refunds,
+        s.invoice_refunds, s.fees_recorded, s.payments_without_fee,
     ]  # fmt: skip

@@ -192,7 +192,11 @@ class CurrencySummary:
     orders_gross: int = 0
     invoices_gross: int = 0
     refunds: int = 0
+    order_refunds: int = 0
+    invoice_refunds: int = 0
     fees: int | None = None
+    fees_recorded: int = 0
+    payments_without_fee: int = 0
     net: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -218,28 +222,110 @@ def summarise(found: list[Timeline], currency: str, start: int, end: int) -> Cur
     )
 
 
-def invoices_paid(logs: Iterable[list[Logged]], start: int, end: int) -> dict[str, int]:
-    """Per currency: subscription invoices paid in [start, end) (Stripe's `amount_paid`)."""
-    totals: dict[str, int] = defaultdict(int)
+def invoices_paid(logs: Iterable[list[Logged]], start: int, end: int) -> dict[str, dict[str, int]]:
+    """Per currency, per invoice: subscription invoices paid in [start, end) (Stripe's
+    `amount_paid`), each once however often its event came."""
+    paid: dict[str, dict[str, int]] = defaultdict(dict)
     for events in logs:
-        seen: set[str] = set()
         for event in events:
             invoice = event.snapshot
             key = str(invoice.get("id") or event.event_id)
-            if event.type != "invoice.paid" or not start <= event.created < end or key in seen:
-                continue
-            seen.add(key)
             currency = str(invoice.get("currency") or "").lower()
-            if currency:
-                totals[currency] += int(invoice.get("amount_paid") or 0)
-    return dict(totals)
+            if event.type == "invoice.paid" and start <= event.created < end and currency:
+                paid[currency].setdefault(key, int(invoice.get("amount_paid") or 0))
+    return dict(paid)
 
 
-FEES_MISSING = (
-    "Stripe fees are not recorded yet (billing keeps no balance transactions): net is gross"
-    " less refunds, before fees."
-)
-INVOICE_REFUNDS_MISSING = "Refunds of subscription invoices are not recorded: only orders' are."
+def fees_unknown_note(count: int) -> str:
+    return (
+        f"{count} payment(s) of the period have no known Stripe fee (not fetched from Stripe"
+        " yet, or Stripe has no balance transaction billing can reach): `fees` is null,"
+        " `fees_recorded` leaves them out, and `net` is before their fees."
+    )
+
+
+def held_refunds_note(count: int) -> str:
+    return (
+        f"{count} charge(s) refunded in the period wait for billing to learn what they paid"
+        " (held): their refunds are not counted yet."
+    )
+
+
+@dataclass
+class Money:
+    """The period's payments, refunds and fees per currency, as the database has them."""
+
+    orders: dict[str, int]
+    order_refunds: dict[str, int]
+    invoices: dict[str, dict[str, int]]
+    invoice_refunds: dict[str, dict[str, int]]
+    fees: dict[str, int]
+    # Per currency: the payments paid or refunded in the period (invoice or payment intent).
+    payments: dict[str, set[str]]
+    fee_known: set[str]
+    held_refunds: dict[str, int]
+
+    def currencies(self) -> set[str]:
+        found = (self.orders, self.order_refunds, self.invoices, self.invoice_refunds,
+                 self.fees, self.held_refunds)  # fmt: skip
+        return set().union(*found)
+
+
+async def money(conn: asyncpg.Connection, tenant: Tenant, start: int, end: int,
+                logs: Iterable[list[Logged]]) -> Money:  # fmt: skip
+    start_at, end_at = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    invoices = invoices_paid(logs, start, end)
+    invoice_refunds: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in await queries.invoice_refunds(conn, tenant, start_at, end_at):
+        invoice_refunds[r["currency"]][r["source"]] = r["amount"]
+    payments: dict[str, set[str]] = defaultdict(set)
+    for name, paid in invoices.items():
+        payments[name] |= {source for source, amount in paid.items() if amount > 0}
+    for name, refunded in invoice_refunds.items():
+        payments[name] |= set(refunded)
+    for r in await queries.order_payments(conn, tenant, start_at, end_at):
+        payments[r["currency"].lower()].add(r["source"])
+    every = sorted(set().union(*payments.values())) if payments else []
+    return Money(
+        orders={
+            r["currency"].lower(): int(r["amount"] or 0)
+            for r in await queries.paid_orders(conn, tenant, start_at, end_at)
+        },
+        order_refunds={
+            r["currency"].lower(): int(r["amount"] or 0)
+            for r in await queries.refunds(conn, tenant, start_at, end_at)
+        },
+        invoices=invoices,
+        invoice_refunds=dict(invoice_refunds),
+        fees={
+            r["currency"]: int(r["fees"])
+            for r in await queries.fees(conn, tenant, start_at, end_at)
+        },
+        payments=dict(payments),
+        fee_known=await queries.fee_known(conn, tenant, every),
+        held_refunds=await queries.held_refunds(conn, tenant, start_at, end_at),
+    )
+
+
+def add_money(block: CurrencySummary, found: Money) -> None:
+    """Gross, refunds, Stripe's fees and net of one currency (docs/billing.md, "Revenue")."""
+    name = block.currency
+    block.orders_gross = found.orders.get(name, 0)
+    block.invoices_gross = sum(found.invoices.get(name, {}).values())
+    block.gross = block.orders_gross + block.invoices_gross
+    block.order_refunds = found.order_refunds.get(name, 0)
+    block.invoice_refunds = sum(found.invoice_refunds.get(name, {}).values())
+    block.refunds = block.order_refunds + block.invoice_refunds
+    block.fees_recorded = found.fees.get(name, 0)
+    block.payments_without_fee = len(found.payments.get(name, set()) - found.fee_known)
+    # A fee never known is never taken as 0: the total is given only when it is whole.
+    block.fees = None if block.payments_without_fee else block.fees_recorded
+    block.net = block.gross - block.refunds - block.fees_recorded
+    held = found.held_refunds.get(name, 0)
+    block.notes = (
+        [fees_unknown_note(block.payments_without_fee)] if block.payments_without_fee else []
+    )
+    block.notes += [held_refunds_note(held)] if held else []
 
 
 def instant(day: date) -> int:
@@ -252,31 +338,17 @@ async def summary(
 ) -> list[CurrencySummary]:
     """The period from the start of `first` to the end of `last` (UTC), per currency."""
     start, end = instant(first), instant(last + timedelta(days=1))
-    start_at, end_at = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
     async with pool.acquire() as conn:
         logs = await queries.subscription_logs(conn, tenant, end)
         tiers = await queries.tiers_by_stripe_price(conn, tenant)
-        orders = {
-            r["currency"].lower(): r["amount"]
-            for r in await queries.paid_orders(conn, tenant, start_at, end_at)
-        }
-        refunded = {
-            r["currency"].lower(): r["amount"]
-            for r in await queries.refunds(conn, tenant, start_at, end_at)
-        }
+        found_money = await money(conn, tenant, start, end, (e for _, e in logs.values()))
     found = [timeline(sid, customer, events, tiers) for sid, (customer, events) in logs.items()]
-    invoices = invoices_paid((events for _, events in logs.values()), start, end)
-    names = set(currencies(found)) | set(orders) | set(refunded) | set(invoices)
+    names = set(currencies(found)) | found_money.currencies()
     wanted = sorted(names if currency is None else {currency} & names or {currency})
     out = []
     for name in wanted:
         block = summarise(found, name, start, end)
-        block.orders_gross = int(orders.get(name) or 0)
-        block.invoices_gross = invoices.get(name, 0)
-        block.gross = block.orders_gross + block.invoices_gross
-        block.refunds = int(refunded.get(name) or 0)
-        block.net = block.gross - block.refunds
-        block.notes = [FEES_MISSING, INVOICE_REFUNDS_MISSING]
+        add_money(block, found_money)
         out.append(block)
     return out
 

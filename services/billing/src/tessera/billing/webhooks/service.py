@@ -27,6 +27,7 @@ from tessera.billing.catalog.service import UnknownSku, get_buyable
 from tessera.billing.connect import service as connect
 from tessera.billing.orders import service as orders
 from tessera.billing.orders.service import Applied, NoOrderYet
+from tessera.billing.payments import service as payments
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe import connections, signature
 from tessera.billing.stripe.objects import (
@@ -170,6 +171,8 @@ async def apply_subscription_event(
             detail = await subscriptions.apply_event(
                 conn, tenant, subscription_id, event, applying.grace_days, applying.account
             )
+            if event_type == "invoice.paid":  # its fees are fetched (payments/worker.py)
+                await payments.invoice_paid(conn, tenant, obj, applying.created, applying.account)
     except subscriptions.NotOurs as error:
         return Outcome("failed", str(error))
     return Outcome("processed", detail)
@@ -277,27 +280,56 @@ async def apply(
             conn, tenant, event_id, event_type, obj, applying or Applying()
         )
     assert handler is not None
+    applying = applying or Applying()
     try:
         # Every handler validates and reads before its first write, so each of these
         # refusals leaves nothing to undo (no savepoint needed on the hot path).
-        applied = await handler(conn, tenant, event_id, obj)
+        applied = await invoice_charge(
+            conn, tenant, event_id, event_type, obj, applying
+        ) or await handler(conn, tenant, event_id, obj)
     except NoOrderYet as held:
         return Outcome("held", "waiting for its purchase", hold_key=held.hold_key)
     except ValidationError as error:
         return Outcome("failed", f"payload not understood: {error.error_count()} problem(s)")
     except (Unusable, UnknownSku) as error:
         return Outcome("failed", str(error.detail if isinstance(error, UnknownSku) else error))
+    if applied.order_id is not None and event_type in CHECKOUT_PAID:
+        # A paid one-time order: its fees are fetched (payments/worker.py).
+        await payments.order_paid(conn, tenant, applied.order_id, applying.account)
     if applied.release_hold_key:
         await release_held(conn, tenant, applied.release_hold_key)
     return Outcome("processed", applied.detail, applied.order_id)
 
 
+# The checkout events after which an order may be paid.
+CHECKOUT_PAID = frozenset(
+    {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+)
+
+
+async def invoice_charge(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    event_id: str,
+    event_type: str,
+    obj: dict[str, Any],
+    applying: Applying,
+) -> Applied | None:
+    """A charge event about a subscription invoice's charge (payments/): not an order's."""
+    if event_type not in ("charge.succeeded", "charge.refunded"):
+        return None
+    charge = Charge.model_validate(obj)
+    return await payments.charge_event(conn, tenant, event_id, event_type, charge, applying.created)
+
+
 async def release_held(conn: asyncpg.Connection, tenant: Tenant, hold_key: str) -> None:
-    """Apply, in arrival order, the events that were waiting for this payment's order."""
+    """Apply, in arrival order, the events that were waiting for this payment's order (or,
+    for a subscription invoice's charge, for billing to learn which charge paid it)."""
     for stored in await queries.lock_held(conn, tenant, hold_key):
         outcome = await apply(
-            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"]
-        )
+            conn, tenant, stored.id, stored.type, stored.payload["data"]["object"],
+            Applying.of(stored.payload),
+        )  # fmt: skip
         await save_outcome(conn, tenant, stored.id, outcome)
 
 
