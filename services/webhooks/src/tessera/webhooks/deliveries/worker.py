@@ -1,0 +1,135 @@
+"""The delivery worker: claims due deliveries and runs each attempt as its own task.
+
+At most `max_in_flight` attempts run at once in a process, and at most
+`max_in_flight_per_endpoint` for any one endpoint (the claim counts this process's own), so
+a slow or hung endpoint holds its own few slots, for one attempt timeout at most, and every
+other endpoint's deliveries go on. Replicas share the queue: each row is leased by one
+claim (`FOR UPDATE SKIP LOCKED`), and a replica that dies leaves its leases to run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+import httpx
+
+from tessera.webhooks.catalogue import service as catalogue
+from tessera.webhooks.deliveries import queries, service
+from tessera.webhooks.deliveries.sender import Attempt, Outcome, send
+from tessera.webhooks.deliveries.targets import Resolver
+from tessera.webhooks.settings import WebhooksSettings
+
+log = logging.getLogger("tessera.webhooks.worker")
+
+
+@dataclass(eq=False)
+class Worker:
+    pool: asyncpg.Pool
+    settings: WebhooksSettings
+    production: bool
+    resolver: Resolver
+    # Set when there may be work: a fan-out here, a finished attempt (a slot is free).
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    rng: random.Random = field(default_factory=random.Random)
+    in_flight: Counter[UUID] = field(default_factory=Counter)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def lease_seconds(self) -> float:
+        # Longer than any attempt can take, so a live attempt never loses its row.
+        return self.settings.attempt_timeout_seconds * 2 + 10
+
+    def client(self) -> httpx.AsyncClient:
+        settings = self.settings
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: the target is the checked IP
+            timeout=httpx.Timeout(
+                settings.attempt_timeout_seconds, connect=settings.connect_timeout_seconds
+            ),
+            # No keep-alive: a pooled connection is keyed by address, and reusing one made
+            # for another host name on that address would skip this host's TLS check.
+            limits=httpx.Limits(
+                max_connections=settings.max_in_flight, max_keepalive_connections=0
+            ),
+        )
+
+    async def run(self) -> None:
+        async with self.client() as client:
+            try:
+                while True:
+                    self.wake.clear()
+                    claimed = await self._claim_and_start(client)
+                    if claimed:
+                        continue  # more may be due
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), self.settings.poll_seconds)
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=5)
+
+    async def _claim_and_start(self, client: httpx.AsyncClient) -> int:
+        free = self.settings.max_in_flight - len(self._tasks)
+        if free <= 0:
+            return 0
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await queries.claim_due(
+                    conn, free, self.settings.max_in_flight_per_endpoint,
+                    dict(self.in_flight), self.lease_seconds,
+                )  # fmt: skip
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("webhooks.worker.claim_failed", extra={"error": repr(error)})
+            await asyncio.sleep(self.settings.poll_seconds)
+            return 0
+        for row in rows:
+            self.in_flight[row["endpoint_id"]] += 1
+            task = asyncio.create_task(self._deliver(client, row))
+            self._tasks.add(task)
+            task.add_done_callback(self._done(row["endpoint_id"]))
+        return len(rows)
+
+    def _done(self, endpoint_id: UUID) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self.in_flight[endpoint_id] -= 1
+            if self.in_flight[endpoint_id] <= 0:
+                del self.in_flight[endpoint_id]
+            self.wake.set()
+
+        return done
+
+    async def _deliver(self, client: httpx.AsyncClient, row: asyncpg.Record) -> None:
+        secrets = [row["secret"]] + ([row["previous_secret"]] if row["previous_secret"] else [])
+        attempt = Attempt(
+            url=row["url"], webhook_id=catalogue.public_id(row["event_id"]), body=row["body"],
+            secrets=secrets,
+        )  # fmt: skip
+        outcome: Outcome = await send(
+            client, attempt, resolver=self.resolver, production=self.production,
+            timeout=self.settings.attempt_timeout_seconds,
+            excerpt_bytes=self.settings.response_excerpt_bytes,
+        )  # fmt: skip
+        settings = self.settings
+        retry_in = None
+        if not outcome.ok:
+            retry_in = service.retry_delay(
+                row["attempts"] + 1, settings.retry_schedule, settings.retry_jitter, self.rng
+            )
+        try:
+            await service.record_outcome(
+                self.pool, row, outcome, retry_in, settings.disable_after_seconds
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            # The lease runs out and the row is tried again: at least once, never lost.
+            log.warning("webhooks.worker.record_failed", extra={"error": repr(error)})
