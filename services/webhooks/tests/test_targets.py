@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from webhooks_factories import A_LIVE, order_paid, receiving, until  # type: ignore[import-not-found]
 
-from tessera.webhooks.deliveries.targets import TargetRefused, check_url, resolve
+from tessera.webhooks.targets import TargetRefused, check_url, resolve
 
 
 def answering(*addresses: str) -> Any:
@@ -105,9 +105,7 @@ async def test_a_delivery_connects_to_the_resolved_address_with_the_name_as_host
 async def test_in_production_a_refused_target_is_logged_not_sent(start_webhooks: Any) -> None:
     # The worker's policy, not the API's: a name that resolves privately at delivery time.
     resolver = answering("10.0.0.9")
-    async with start_webhooks(resolver=resolver) as h:
-        worker = h.app.state.context.worker
-        worker.production = True
+    async with start_webhooks(resolver=resolver, public_targets_only=True) as h:
         created = await h.endpoint(A_LIVE, "https://rebind.example.com/hooks")
         await h.publish(order_paid(A_LIVE))
 

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
-from tessera.webhooks.catalogue import subscribers as catalogue_subscribers
 from tessera.webhooks.context import Webhooks
-from tessera.webhooks.deliveries import routes as delivery_routes
-from tessera.webhooks.endpoints import routes as endpoint_routes
+from tessera.webhooks.deliveries.worker import Worker
+from tessera.webhooks.intake import subscribers
+from tessera.webhooks.seller_api import deliveries as delivery_routes
+from tessera.webhooks.seller_api import routes as endpoint_routes
 from tessera.webhooks.settings import WebhooksSettings, refuse_dev_secrets
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,7 +23,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def start(webhooks: Webhooks) -> None:
     # Replicas that only serve HTTP (run_workers false) deliver nothing.
     if webhooks.settings.run_workers:
-        webhooks.tasks.append(asyncio.create_task(webhooks.start_worker().run()))
+        worker = Worker(
+            webhooks.pool, webhooks.settings, webhooks.public_targets_only, webhooks.resolver,
+            wake=webhooks.wake,
+        )  # fmt: skip
+        webhooks.tasks.append(asyncio.create_task(worker.run()))
 
 
 def create_app(
@@ -40,7 +45,7 @@ def create_app(
             version="0.1.0",
             migrations=MIGRATIONS,
             routers=(endpoint_routes.router, delivery_routes.router),
-            subscribers=catalogue_subscribers.register,
+            subscribers=subscribers.register,
             on_startup=(start,),
         )
     )

@@ -49,6 +49,9 @@ class WebhooksSettings(DatabaseSettings):
     max_in_flight_per_endpoint: int = Field(default=4, ge=1, le=100)
     # How often the worker looks for due deliveries when nothing woke it (seconds).
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Deliver only to https URLs whose addresses are all public (docs/webhooks.md, "Safety"):
+    # always in production; true enforces it elsewhere too (a staging stack).
+    public_targets_only: bool = False
     # Longest a rotation's overlap may be (seconds; 7 days).
     max_rotation_overlap_seconds: int = Field(default=7 * 86400, ge=0)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from tessera.webhooks.deliveries.targets import Resolver, TargetRefused, resolve
+from tessera.webhooks.targets import Resolver, TargetRefused, resolve
 
 USER_AGENT = "Tessera-Webhooks/1 (+https://www.standardwebhooks.com/)"
 

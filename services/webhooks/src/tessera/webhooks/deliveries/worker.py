@@ -24,8 +24,8 @@ import httpx
 from tessera.webhooks.catalogue import service as catalogue
 from tessera.webhooks.deliveries import queries, service
 from tessera.webhooks.deliveries.sender import Attempt, Outcome, send
-from tessera.webhooks.deliveries.targets import Resolver
 from tessera.webhooks.settings import WebhooksSettings
+from tessera.webhooks.targets import Resolver
 
 log = logging.getLogger("tessera.webhooks.worker")
 
@@ -34,7 +34,8 @@ log = logging.getLogger("tessera.webhooks.worker")
 class Worker:
     pool: asyncpg.Pool
     settings: WebhooksSettings
-    production: bool
+    # https and public addresses only (always in production).
+    public_targets_only: bool
     resolver: Resolver
     # Set when there may be work: a fan-out here, a finished attempt (a slot is free).
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -116,7 +117,7 @@ class Worker:
             secrets=secrets,
         )  # fmt: skip
         outcome: Outcome = await send(
-            client, attempt, resolver=self.resolver, production=self.production,
+            client, attempt, resolver=self.resolver, production=self.public_targets_only,
             timeout=self.settings.attempt_timeout_seconds,
             excerpt_bytes=self.settings.response_excerpt_bytes,
         )  # fmt: skip

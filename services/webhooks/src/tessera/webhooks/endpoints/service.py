@@ -19,7 +19,6 @@ from tessera.shared.sellers import Tenant
 from tessera.webhooks.catalogue.schemas import TestData, WebhookTest
 from tessera.webhooks.catalogue.service import public_id
 from tessera.webhooks.deliveries import service as deliveries
-from tessera.webhooks.deliveries.targets import TargetRefused, check_url
 from tessera.webhooks.endpoints import queries
 from tessera.webhooks.endpoints.schemas import (
     EndpointCreate,
@@ -28,6 +27,7 @@ from tessera.webhooks.endpoints.schemas import (
     EndpointUpdate,
     RotatedSecret,
 )
+from tessera.webhooks.targets import TargetRefused, check_url
 
 
 class BadUrl(Problem):

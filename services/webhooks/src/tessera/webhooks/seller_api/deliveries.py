@@ -12,7 +12,7 @@ from tessera.webhooks.context import WebhooksDep
 from tessera.webhooks.deliveries import service
 from tessera.webhooks.deliveries.schemas import AttemptOut, Replayed, ReplayRequest
 from tessera.webhooks.endpoints import service as endpoints
-from tessera.webhooks.endpoints.routes import SellerKey, tenant
+from tessera.webhooks.seller_api.routes import SellerKey, tenant
 
 router = APIRouter(prefix="/v1/webhook-endpoints", tags=["seller"])
 

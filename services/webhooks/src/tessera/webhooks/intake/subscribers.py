@@ -1,5 +1,6 @@
-"""Webhooks consumes every bus event it has a public translation for (catalogue/service.py)
-and fans each out to the tenant's endpoints, once per bus event (inbox)."""
+"""The intake: webhooks consumes every bus event it has a public translation for
+(catalogue/service.py) and fans each out to the tenant's endpoints, once per bus event
+(inbox)."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def tenant(seller: SellerCredential) -> Tenant:
 
 @router.post("", status_code=201, summary="Register an endpoint (its secret is shown once)")
 async def create(body: EndpointCreate, webhooks: WebhooksDep, seller: SellerKey) -> EndpointCreated:
-    return await service.create(webhooks.pool, tenant(seller), body, webhooks.production)
+    return await service.create(webhooks.pool, tenant(seller), body, webhooks.public_targets_only)
 
 
 @router.get("", summary="The tenant's endpoints")
@@ -59,7 +59,7 @@ async def update(
     endpoint_id: UUID, body: EndpointUpdate, webhooks: WebhooksDep, seller: SellerKey
 ) -> EndpointOut:
     updated = await service.update(
-        webhooks.pool, tenant(seller), endpoint_id, body, webhooks.production
+        webhooks.pool, tenant(seller), endpoint_id, body, webhooks.public_targets_only
     )
     webhooks.wake_worker()  # turned on: its queued deliveries are due
     return updated
