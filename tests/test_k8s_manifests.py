@@ -36,6 +36,7 @@ from tessera.licensing.settings import LicensingSettings
 from tessera.portal.settings import PortalSettings
 from tessera.shared.settings import InfraSettings, env_name
 from tessera.site.settings import SiteSettings
+from tessera.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -77,6 +78,9 @@ SERVICES: dict[str, Svc] = {
     "licensing": Svc(
         8084, "LICENSING", LicensingSettings, "tessera.licensing.cli", "licensing", True, True
     ),
+    "webhooks": Svc(
+        8085, "WEBHOOKS", WebhooksSettings, "tessera.webhooks.cli", "webhooks", True, False
+    ),
 }
 CLI_NAMES = {
     "tessera-site": "site",
@@ -84,6 +88,7 @@ CLI_NAMES = {
     "tessera-billing": "billing",
     "tessera-auth": "auth",
     "tessera-licensing": "licensing",
+    "tessera-webhooks": "webhooks",
 }
 
 Doc = dict[str, Any]
