@@ -23,7 +23,7 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SELLER = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 
 SUBSCRIPTION: dict[str, Any] = {
-    "subscription_id": "sub_1", "sequence": 1, "account_id": uuid.uuid4(), "product": "tool",
+    "subscription_id": "sub_1", "sequence": 7, "account_id": uuid.uuid4(), "product": "tool",
     "tier": "pro", "grants": {"features": ["sync"], "seats": 3}, "interval": "month",
     "status": "active", "current_period_start": NOW, "current_period_end": NOW,
     "started_at": NOW, "stripe_customer_id": "cus_secret", "platform_for": uuid.uuid4(),
@@ -71,8 +71,16 @@ def test_each_bus_event_becomes_a_valid_public_event(event_type: type[Event]) ->
     body = out.model_dump_json()
     assert model.model_validate_json(body) == out  # the body is what its schema describes
     # Internal details stay inside: Stripe's ids, the platform plan, the producer, the seller.
-    for secret in ("cus_secret", "ch_secret", "platform_for", "producer", str(SELLER), "sequence"):
+    for secret in ("cus_secret", "ch_secret", "platform_for", "producer", str(SELLER)):
         assert secret not in body
+
+
+def test_a_subscription_event_says_where_it_stands_in_its_sequence() -> None:
+    event = billing.SubscriptionRenewed(**SUBSCRIPTION, seller_id=SELLER, occurred_at=NOW)
+    out = translate(event)
+    assert isinstance(out, public.SubscriptionRenewed)
+    assert out.data.sequence == 7  # receivers order out-of-order deliveries by it
+    assert out.data.features == ["sync"] and out.data.seats == 3
 
 
 def test_an_admin_user_is_no_customer_event() -> None:

@@ -204,6 +204,22 @@ async def test_tenants_never_see_each_others_events_or_endpoints(harness: Harnes
         assert response.status_code == 404
 
 
+async def test_an_event_larger_than_a_webhook_may_be_is_not_sent(start_webhooks: Any) -> None:
+    async with start_webhooks(max_payload_bytes=1024) as h, receiving() as receiver:
+        endpoint = await h.endpoint(A_LIVE, receiver.url)
+        receiver.secrets.append(endpoint["secret"])
+        huge = order_paid(A_LIVE, sku="x" * 2000)
+        small = order_paid(A_LIVE)
+        await h.publish(huge)
+        await h.publish(small)
+        await until(lambda: receiver.ids() == {f"evt_{small.event_id.hex}"})
+        claimed = "SELECT count(*) FROM inbox WHERE event_id = $1"
+        await until(lambda: h.fetchval(claimed, huge.event_id))  # consumed, not retried
+        await asyncio.sleep(0.3)
+        assert receiver.ids() == {f"evt_{small.event_id.hex}"}
+        assert await h.fetchval("SELECT count(*) FROM events") == 1
+
+
 async def test_two_replicas_deliver_each_event_once(start_webhooks: Any) -> None:
     async with start_webhooks() as first, start_webhooks(), receiving() as receiver:
         endpoint = await first.endpoint(A_LIVE, receiver.url)

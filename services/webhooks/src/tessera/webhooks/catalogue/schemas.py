@@ -68,6 +68,11 @@ class OrderDisputeClosedData(PublicModel):
 
 class SubscriptionData(PublicModel):
     id: str = Field(description="The subscription's id.")
+    sequence: int = Field(
+        ge=1,
+        description="Grows by one with each event of this subscription: events may arrive "
+        "out of order, so keep the state with the highest.",
+    )
     customer: UUID
     product: str
     tier: str

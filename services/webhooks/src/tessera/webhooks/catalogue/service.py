@@ -73,7 +73,8 @@ def _order_dispute_closed(event: billing.OrderDisputeClosed) -> public.PublicEve
 
 def _subscription_data(event: billing.SubscriptionEvent) -> public.SubscriptionData:
     return public.SubscriptionData(
-        id=event.subscription_id, customer=event.account_id, product=event.product,
+        id=event.subscription_id, sequence=event.sequence, customer=event.account_id,
+        product=event.product,
         tier=event.tier, interval=event.interval, status=event.status,
         features=list(event.grants.features), seats=event.grants.seats,
         current_period_start=event.current_period_start,
