@@ -406,7 +406,7 @@ def filled(variable: str, value: str) -> str:
     """A placeholder replaced by something of the right shape, as an operator would."""
     if "REPLACE_ME" not in value:
         return value
-    if variable == "TESSERA_LICENSING_KEY_ENCRYPTION_KEY":
+    if variable in ("TESSERA_LICENSING_KEY_ENCRYPTION_KEY", "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY"):
         return base64.b64encode(bytes(range(32))).decode()
     if value != "REPLACE_ME":  # a URL with REPLACE_ME in its password or host
         return value.replace("REPLACE_ME", "operator")
@@ -452,6 +452,7 @@ def test_the_code_accepts_the_configuration(
         ("TESSERA_LICENSING_DATABASE_URL", LicensingSettings),
         ("TESSERA_LICENSING_KEY_ENCRYPTION_KEY", LicensingSettings),
         ("TESSERA_PORTAL_SECRET_KEY", PortalSettings),
+        ("TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY", WebhooksSettings),
     ],
 )
 def test_a_forgotten_placeholder_stops_start_up(

@@ -1,5 +1,5 @@
 """What webhooks holds while it runs, beside the kernel's connections: its settings, the
-seller API's rate rule, the DNS resolver deliveries use (tests put in their own) and the
+seller API's rate rule, the sealer of signing secrets, the DNS resolver deliveries use (tests put in their own) and the
 delivery worker's wake-up (the worker itself is started in `app.start`).
 
 Built in `app.create_app`; routes reach it with `WebhooksDep`, subscribers and start-up
@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from tessera.shared.keys import Sealer
 from tessera.shared.service import ServiceContext, context_dependency
 from tessera.shared.settings import Environment, InfraSettings
 from tessera.shared.synced_limits import Rule
@@ -24,12 +25,15 @@ from tessera.webhooks.targets import Resolver, system_resolver
 class Webhooks(ServiceContext[WebhooksSettings]):
     name: str = "webhooks"
     resolver: Resolver = system_resolver
+    # Seals the endpoints' signing secrets at rest (settings.key_encryption_key).
+    sealer: Sealer = field(init=False)
     per_seller_key: Rule = field(init=False)
     # Set when there may be work for this process's worker: a fan-out, a replay, a test.
     wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.sealer = Sealer(self.settings.kek)
         window = float(self.settings.rate_window_seconds)
         self.per_seller_key = Rule("seller-key", self.settings.rate_per_seller_key, window)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.shared.secret_policy import production_audit
 from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
+
+# Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
+DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-webhooks-kek!!!").decode()
 
 # The retry schedule after the first attempt, in seconds (docs/webhooks.md, "Retries"):
 # Svix's published schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), extended as Stripe
@@ -23,6 +29,8 @@ class WebhooksSettings(DatabaseSettings):
     database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/webhooks")
     # The seller API's bodies are an endpoint's settings: small.
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # 32 bytes, base64: seals the endpoints' signing secrets at rest.
+    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
     # The seller API's budget per API key (its key id), per window.
     rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_per_seller_key: int = Field(default=600, ge=1)
@@ -55,6 +63,21 @@ class WebhooksSettings(DatabaseSettings):
     # Longest a rotation's overlap may be (seconds; 7 days).
     max_rotation_overlap_seconds: int = Field(default=7 * 86400, ge=0)
 
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _thirty_two_bytes(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("must be base64") from None
+        if len(raw) != 32:
+            raise ValueError("must decode to exactly 32 bytes")
+        return value
+
+    @property
+    def kek(self) -> bytes:
+        return base64.b64decode(self.key_encryption_key)
+
     @field_validator("retry_schedule")
     @classmethod
     def _positive(cls, value: list[float]) -> list[float]:
@@ -64,10 +87,18 @@ class WebhooksSettings(DatabaseSettings):
 
 
 def refuse_dev_secrets(settings: WebhooksSettings, infra: InfraSettings) -> None:
-    """Production brings real passwords in URLs (tessera.shared.secret_policy)."""
+    """Production brings its own key-encryption key (not the public dev default, no
+    placeholder, 32 random-looking bytes) and real passwords in URLs
+    (tessera.shared.secret_policy)."""
     audit = production_audit(infra)
     if audit is None:
         return
+    audit.raw_key(
+        env_name(WebhooksSettings, "key_encryption_key"),
+        settings.key_encryption_key,
+        settings.kek,
+        [DEV_KEY_ENCRYPTION_KEY],
+    )
     audit.url(
         env_name(WebhooksSettings, "database_url"),
         settings.database_url,

@@ -129,9 +129,9 @@ async def claim_due(
         FROM picked, events ev, endpoints e
         WHERE d.id = picked.id AND ev.id = d.event_id AND e.id = d.endpoint_id
         RETURNING d.id, d.claim, d.attempts, d.endpoint_id, d.event_id, ev.body, e.url,
-                  e.secret,
+                  e.secret_sealed,
                   CASE WHEN e.previous_secret_until > clock_timestamp()
-                       THEN e.previous_secret END AS previous_secret
+                       THEN e.previous_secret_sealed END AS previous_secret_sealed
         """,
         limit,
         per_endpoint,

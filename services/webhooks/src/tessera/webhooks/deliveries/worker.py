@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
+from tessera.shared.keys import Sealer, SealingError
 from tessera.webhooks.catalogue import service as catalogue
 from tessera.webhooks.deliveries import queries, service
 from tessera.webhooks.deliveries.sender import Attempt, Outcome, send
@@ -37,6 +38,7 @@ class Worker:
     # https and public addresses only (always in production).
     public_targets_only: bool
     resolver: Resolver
+    sealer: Sealer
     # Set when there may be work: a fan-out here, a finished attempt (a slot is free).
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     rng: random.Random = field(default_factory=random.Random)
@@ -111,16 +113,23 @@ class Worker:
         return done
 
     async def _deliver(self, client: httpx.AsyncClient, row: asyncpg.Record) -> None:
-        secrets = [row["secret"]] + ([row["previous_secret"]] if row["previous_secret"] else [])
-        attempt = Attempt(
-            url=row["url"], webhook_id=catalogue.public_id(row["event_id"]), body=row["body"],
-            secrets=secrets,
-        )  # fmt: skip
-        outcome: Outcome = await send(
-            client, attempt, resolver=self.resolver, production=self.public_targets_only,
-            timeout=self.settings.attempt_timeout_seconds,
-            excerpt_bytes=self.settings.response_excerpt_bytes,
-        )  # fmt: skip
+        sealed = [row["secret_sealed"], row["previous_secret_sealed"]]
+        try:
+            secrets = [self.sealer.open(s).decode() for s in sealed if s is not None]
+        except SealingError:
+            # A key-encryption key that is not the one that sealed it: nothing is sent
+            # unsigned; the attempt fails (and is logged) until the operator fixes the key.
+            outcome = Outcome(None, 0, "", "the signing secret does not open with this key")
+        else:
+            attempt = Attempt(
+                url=row["url"], webhook_id=catalogue.public_id(row["event_id"]),
+                body=row["body"], secrets=secrets,
+            )  # fmt: skip
+            outcome = await send(
+                client, attempt, resolver=self.resolver, production=self.public_targets_only,
+                timeout=self.settings.attempt_timeout_seconds,
+                excerpt_bytes=self.settings.response_excerpt_bytes,
+            )  # fmt: skip
         settings = self.settings
         retry_in = None
         if not outcome.ok:

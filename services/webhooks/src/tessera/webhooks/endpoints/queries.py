@@ -22,17 +22,17 @@ async def insert(
     event_types: list[str] | None,
     description: str,
     enabled: bool,
-    secret: str,
+    secret_sealed: bytes,
 ) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"""
         INSERT INTO endpoints (id, seller_id, mode, url, event_types, description, enabled,
-                               disabled_reason, secret)
+                               disabled_reason, secret_sealed)
         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE 'seller' END, $8)
         RETURNING {COLUMNS}
         """,  # noqa: S608 - constant SQL; values are parameters
         endpoint_id, tenant.seller_id, tenant.mode, url, event_types, description, enabled,
-        secret,
+        secret_sealed,
     )  # fmt: skip
     return row
 
@@ -62,8 +62,7 @@ async def lock(
     """The endpoint's row, locked for the transaction (a change reads, then writes)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         """
-        SELECT url, event_types, description, enabled, disabled_reason, secret,
-               previous_secret, previous_secret_until
+        SELECT url, event_types, description, enabled, disabled_reason
         FROM endpoints WHERE id = $1 AND seller_id = $2 AND mode = $3 FOR UPDATE
         """,
         endpoint_id,
@@ -98,19 +97,20 @@ async def save(
 
 
 async def rotate(
-    conn: asyncpg.Connection, endpoint_id: UUID, secret: str, previous_until: datetime | None
+    conn: asyncpg.Connection, endpoint_id: UUID, sealed: bytes, previous_until: datetime | None
 ) -> datetime | None:
     """The new secret signs from now; the old one too until `previous_until` (None: not)."""
     until: datetime | None = await conn.fetchval(
         """
         UPDATE endpoints
-        SET previous_secret = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE secret END,
-            previous_secret_until = $3, secret = $2, updated_at = clock_timestamp()
+        SET previous_secret_sealed = CASE WHEN $3::timestamptz IS NULL THEN NULL
+                                          ELSE secret_sealed END,
+            previous_secret_until = $3, secret_sealed = $2, updated_at = clock_timestamp()
         WHERE id = $1
         RETURNING previous_secret_until
         """,
         endpoint_id,
-        secret,
+        sealed,
         previous_until,
     )
     return until

@@ -15,6 +15,7 @@ import asyncpg
 
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.http.problems import NotFound, Problem
+from tessera.shared.keys import Sealer
 from tessera.shared.sellers import Tenant
 from tessera.webhooks.catalogue.schemas import TestData, WebhookTest
 from tessera.webhooks.catalogue.service import public_id
@@ -60,14 +61,14 @@ def unknown() -> NotFound:
 
 
 async def create(
-    pool: asyncpg.Pool, tenant: Tenant, body: EndpointCreate, production: bool
+    pool: asyncpg.Pool, tenant: Tenant, body: EndpointCreate, production: bool, sealer: Sealer
 ) -> EndpointCreated:
     url = allowed_url(body.url, production)
     secret = new_secret()
     async with pool.acquire() as conn:
         row = await queries.insert(
             conn, tenant, UUID(str(new_event_id())), url, body.event_types, body.description,
-            body.enabled, secret,
+            body.enabled, sealer.seal(secret.encode()),
         )  # fmt: skip
     return EndpointCreated(**dict(row), secret=secret)
 
@@ -124,7 +125,12 @@ async def delete(pool: asyncpg.Pool, tenant: Tenant, endpoint_id: UUID) -> None:
 
 
 async def rotate_secret(
-    pool: asyncpg.Pool, tenant: Tenant, endpoint_id: UUID, overlap_seconds: int, max_overlap: int
+    pool: asyncpg.Pool,
+    tenant: Tenant,
+    endpoint_id: UUID,
+    overlap_seconds: int,
+    max_overlap: int,
+    sealer: Sealer,
 ) -> RotatedSecret:
     """A new secret signs from now on; the old one also signs (both signatures are sent)
     until the overlap ends, so receivers can switch without a gap."""
@@ -135,7 +141,7 @@ async def rotate_secret(
     async with pool.acquire() as conn, conn.transaction():
         if await queries.lock(conn, tenant, endpoint_id) is None:
             raise unknown()
-        expires = await queries.rotate(conn, endpoint_id, secret, until)
+        expires = await queries.rotate(conn, endpoint_id, sealer.seal(secret.encode()), until)
     return RotatedSecret(secret=secret, previous_secret_expires_at=expires)
 
 

@@ -13,10 +13,10 @@ CREATE TABLE endpoints (
     enabled                  boolean     NOT NULL DEFAULT true,
     -- Why it is off: 'seller' (turned off through the API) or 'failing' (by the worker).
     disabled_reason          text        CHECK (disabled_reason IN ('seller', 'failing')),
-    -- `whsec_…`: the signing secret; the previous one is still signed with until
-    -- previous_secret_until (a rotation's overlap).
-    secret                   text        NOT NULL,
-    previous_secret          text,
+    -- The signing secret (`whsec_…`), sealed with the key-encryption key; the previous one
+    -- still signs until previous_secret_until (a rotation's overlap).
+    secret_sealed            bytea       NOT NULL,
+    previous_secret_sealed   bytea,
     previous_secret_until    timestamptz,
     -- Since when every attempt failed (NULL after any success): disabled past a limit.
     failing_since            timestamptz,

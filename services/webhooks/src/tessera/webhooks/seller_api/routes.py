@@ -41,7 +41,9 @@ def tenant(seller: SellerCredential) -> Tenant:
 
 @router.post("", status_code=201, summary="Register an endpoint (its secret is shown once)")
 async def create(body: EndpointCreate, webhooks: WebhooksDep, seller: SellerKey) -> EndpointCreated:
-    return await service.create(webhooks.pool, tenant(seller), body, webhooks.public_targets_only)
+    return await service.create(
+        webhooks.pool, tenant(seller), body, webhooks.public_targets_only, webhooks.sealer
+    )
 
 
 @router.get("", summary="The tenant's endpoints")
@@ -78,7 +80,7 @@ async def rotate_secret(
     overlap = (body or RotateRequest()).overlap_seconds
     return await service.rotate_secret(
         webhooks.pool, tenant(seller), endpoint_id, overlap,
-        webhooks.settings.max_rotation_overlap_seconds,
+        webhooks.settings.max_rotation_overlap_seconds, webhooks.sealer,
     )  # fmt: skip
 
 
