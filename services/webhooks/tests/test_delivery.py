@@ -229,3 +229,48 @@ async def test_two_replicas_deliver_each_event_once(start_webhooks: Any) -> None
         await until(lambda: len(receiver.ids()) == 30)
         await asyncio.sleep(0.5)
         assert len(receiver.received) == 30  # none twice: each row leased by one replica
+
+
+async def test_a_delivery_is_given_up_after_the_schedule_and_a_replay_sends_it_again(
+    start_webhooks: Any,
+) -> None:
+    async with start_webhooks(retry_schedule=[0.1, 0.1]) as h, receiving(mode="fail") as receiver:
+        endpoint = await h.endpoint(A_LIVE, receiver.url)
+        receiver.secrets.append(endpoint["secret"])
+        event = order_paid(A_LIVE)
+        await h.publish(event)
+        given_up = "SELECT attempts FROM deliveries WHERE status = 'failed'"
+        assert await until(lambda: h.fetchval(given_up)) == 3  # the first, then two retries
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 3  # nothing after giving up
+        receiver.mode = "ok"
+        replayed = await h.http.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/replay",
+            json={"event_id": f"evt_{event.event_id.hex}"},
+            headers=h.keys[A_LIVE],
+        )
+        assert replayed.status_code == 202
+        await until(
+            lambda: (
+                receiver.ids() == {f"evt_{event.event_id.hex}"}
+                and receiver.received[-1].verified_with
+            )
+        )
+        await until(lambda: _all_delivered(h))
+
+
+async def test_a_hanging_receiver_is_cut_off_at_the_attempt_timeout_and_retried(
+    start_webhooks: Any,
+) -> None:
+    async with (
+        start_webhooks(attempt_timeout_seconds=1.0) as h,
+        receiving(mode="hang") as receiver,
+    ):
+        endpoint = await h.endpoint(A_LIVE, receiver.url)
+        await h.publish(order_paid(A_LIVE))
+        timed_out = "SELECT count(*) FROM attempts WHERE error LIKE 'timed out after 1s'"
+        await until(lambda: h.fetchval(timed_out), timeout=10)
+        latency = await h.fetchval("SELECT latency_ms FROM attempts ORDER BY id LIMIT 1")
+        assert 900 <= latency < 3000
+        await until(lambda: len(receiver.received) >= 2, timeout=10)  # retried
+        assert endpoint["id"]
