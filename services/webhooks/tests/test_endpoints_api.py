@@ -165,7 +165,9 @@ async def test_test_event_log_and_replays(harness: Harness) -> None:
 async def test_an_endpoint_failing_for_too_long_is_disabled(start_webhooks: Any) -> None:
     async with start_webhooks(disable_after_seconds=1.0) as h, receiving(mode="fail") as receiver:
         created = await h.endpoint(A_LIVE, receiver.url)
-        await h.publish(order_paid(A_LIVE))
+        receiver.secrets.append(created["secret"])
+        first = order_paid(A_LIVE)
+        await h.publish(first)
 
         async def disabled() -> bool:
             page = await h.http.get(f"{PATH}/{created['id']}", headers=h.keys[A_LIVE])
@@ -182,6 +184,9 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(start_webhooks: Any)
             f"{PATH}/{created['id']}", json={"enabled": True}, headers=h.keys[A_LIVE]
         )
         assert response.json()["enabled"] is True
+        # What was queued before it went off is delivered; what came while off was not queued
+        # (a replay `since` recovers it).
+        await until(lambda: receiver.ids() == {f"evt_{first.event_id.hex}"})
 
 
 async def test_a_redirect_is_not_followed_and_the_answer_read_is_bounded(

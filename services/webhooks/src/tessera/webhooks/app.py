@@ -25,7 +25,7 @@ async def start(webhooks: Webhooks) -> None:
     if webhooks.settings.run_workers:
         worker = Worker(
             webhooks.pool, webhooks.settings, webhooks.public_targets_only, webhooks.resolver,
-            webhooks.sealer, wake=webhooks.wake,
+            webhooks.sealer,
         )  # fmt: skip
         webhooks.tasks.append(asyncio.create_task(worker.run()))
 

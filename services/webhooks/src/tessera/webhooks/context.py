@@ -1,13 +1,12 @@
 """What webhooks holds while it runs, beside the kernel's connections: its settings, the
-seller API's rate rule, the sealer of signing secrets, the DNS resolver deliveries use (tests put in their own) and the
-delivery worker's wake-up (the worker itself is started in `app.start`).
+seller API's rate rule, the sealer of signing secrets and the DNS resolver deliveries use (tests put in their own).
+The delivery worker is started in `app.start`.
 
 Built in `app.create_app`; routes reach it with `WebhooksDep`, subscribers and start-up
 hooks receive it."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -28,8 +27,6 @@ class Webhooks(ServiceContext[WebhooksSettings]):
     # Seals the endpoints' signing secrets at rest (settings.key_encryption_key).
     sealer: Sealer = field(init=False)
     per_seller_key: Rule = field(init=False)
-    # Set when there may be work for this process's worker: a fan-out, a replay, a test.
-    wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,11 +43,6 @@ class Webhooks(ServiceContext[WebhooksSettings]):
         """https and public addresses only (docs/webhooks.md, "Safety"): always in
         production, and wherever the operator asks for it."""
         return self.infra.env == Environment.PRODUCTION or self.settings.public_targets_only
-
-    def wake_worker(self) -> None:
-        """There may be new work: a fan-out or a replay in this process (other replicas
-        find it at their next poll)."""
-        self.wake.set()
 
 
 WebhooksDep = Annotated[Webhooks, Depends(context_dependency(Webhooks))]

@@ -53,6 +53,11 @@ async def fan_out(conn: asyncpg.Connection, tenant: Tenant, event_id: UUID, even
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def notify_due(conn: asyncpg.Connection) -> None:
+    """Wake every replica's worker at commit (as the deliveries' insert trigger does)."""
+    await conn.execute("SELECT pg_notify('webhooks_deliveries', '')")
+
+
 async def queue_one(conn: asyncpg.Connection, endpoint_id: UUID, event_id: UUID) -> None:
     """Queue (or queue again) one event for one endpoint."""
     await conn.execute(

@@ -48,6 +48,11 @@ async def fan_out(
     return await queries.fan_out(conn, tenant, event_id, event.type)
 
 
+async def wake_workers(conn: asyncpg.Connection) -> None:
+    """An endpoint turned on: its queued deliveries are due now, on every replica."""
+    await queries.notify_due(conn)
+
+
 async def queue_test(
     conn: asyncpg.Connection, tenant: Tenant, endpoint_id: UUID, event: PublicEvent
 ) -> None:

@@ -5,12 +5,13 @@ At most `max_in_flight` attempts run at once in a process, and at most
 a slow or hung endpoint holds its own few slots, for one attempt timeout at most, and every
 other endpoint's deliveries go on. Replicas share the queue: each row is leased by one
 claim (`FOR UPDATE SKIP LOCKED`), and a replica that dies leaves its leases to run out.
+Every replica wakes at the commit of new deliveries (a trigger NOTIFYs `webhooks_deliveries`),
+polling as a fallback; the kernel's `NotifiedLoop` runs the rounds and backs off on errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import Counter
@@ -21,6 +22,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
+from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.keys import Sealer, SealingError
 from tessera.webhooks.catalogue import service as catalogue
 from tessera.webhooks.deliveries import queries, service
@@ -29,6 +31,8 @@ from tessera.webhooks.settings import WebhooksSettings
 from tessera.webhooks.targets import Resolver
 
 log = logging.getLogger("tessera.webhooks.worker")
+
+NOTIFY_CHANNEL = "webhooks_deliveries"
 
 
 @dataclass(eq=False)
@@ -39,11 +43,17 @@ class Worker:
     public_targets_only: bool
     resolver: Resolver
     sealer: Sealer
-    # Set when there may be work: a fan-out here, a finished attempt (a slot is free).
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     rng: random.Random = field(default_factory=random.Random)
     in_flight: Counter[UUID] = field(default_factory=Counter)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    loop: NotifiedLoop = field(init=False)
+    _client: httpx.AsyncClient | None = field(default=None, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.loop = NotifiedLoop(
+            self.pool, NOTIFY_CHANNEL, self.claim_and_start, name="webhooks.worker",
+            poll_interval=self.settings.poll_seconds,
+        )  # fmt: skip
 
     @property
     def lease_seconds(self) -> float:
@@ -67,40 +77,32 @@ class Worker:
 
     async def run(self) -> None:
         async with self.client() as client:
+            self._client = client
             try:
-                while True:
-                    self.wake.clear()
-                    claimed = await self._claim_and_start(client)
-                    if claimed:
-                        continue  # more may be due
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), self.settings.poll_seconds)
+                await self.loop.run()
             finally:
                 for task in self._tasks:
                     task.cancel()
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=5)
 
-    async def _claim_and_start(self, client: httpx.AsyncClient) -> int:
+    async def claim_and_start(self) -> bool:
+        """One round: lease what is due, as many as there are free slots, and start an
+        attempt for each. True when every free slot was filled (more may be due)."""
         free = self.settings.max_in_flight - len(self._tasks)
-        if free <= 0:
-            return 0
-        try:
-            async with self.pool.acquire() as conn:
-                rows = await queries.claim_due(
-                    conn, free, self.settings.max_in_flight_per_endpoint,
-                    dict(self.in_flight), self.lease_seconds,
-                )  # fmt: skip
-        except (OSError, asyncpg.PostgresError) as error:
-            log.warning("webhooks.worker.claim_failed", extra={"error": repr(error)})
-            await asyncio.sleep(self.settings.poll_seconds)
-            return 0
+        if free <= 0 or self._client is None:
+            return False  # a finishing attempt wakes the loop
+        async with self.pool.acquire() as conn:
+            rows = await queries.claim_due(
+                conn, free, self.settings.max_in_flight_per_endpoint, dict(self.in_flight),
+                self.lease_seconds,
+            )  # fmt: skip
         for row in rows:
             self.in_flight[row["endpoint_id"]] += 1
-            task = asyncio.create_task(self._deliver(client, row))
+            task = asyncio.create_task(self._deliver(self._client, row))
             self._tasks.add(task)
             task.add_done_callback(self._done(row["endpoint_id"]))
-        return len(rows)
+        return len(rows) == free
 
     def _done(self, endpoint_id: UUID) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -108,7 +110,7 @@ class Worker:
             self.in_flight[endpoint_id] -= 1
             if self.in_flight[endpoint_id] <= 0:
                 del self.in_flight[endpoint_id]
-            self.wake.set()
+            self.loop.wake()  # a slot is free
 
         return done
 
@@ -140,6 +142,6 @@ class Worker:
             await service.record_outcome(
                 self.pool, row, outcome, retry_in, settings.disable_after_seconds
             )
-        except (OSError, asyncpg.PostgresError) as error:
+        except Exception as error:
             # The lease runs out and the row is tried again: at least once, never lost.
             log.warning("webhooks.worker.record_failed", extra={"error": repr(error)})

@@ -115,6 +115,8 @@ async def update(
             enabled,
             reason,
         )
+        if enabled and not current["enabled"]:
+            await deliveries.wake_workers(conn)
     return EndpointOut(**dict(row))
 
 

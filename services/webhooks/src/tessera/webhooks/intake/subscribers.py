@@ -26,12 +26,10 @@ async def on_event(webhooks: Webhooks, event: Event) -> int:
     async with inbox.first_delivery(webhooks.pool, event, CONSUMER) as conn:
         if conn is None or public is None:
             return 0
-        queued = await deliveries.fan_out(
+        # The deliveries' insert NOTIFYs every replica's worker at commit.
+        return await deliveries.fan_out(
             conn, event.tenant, public, webhooks.settings.max_payload_bytes
         )
-    if queued:
-        webhooks.wake_worker()
-    return queued
 
 
 def handler_for(webhooks: Webhooks, event_type: type[Event]) -> Callable[[Any], Awaitable[None]]:

@@ -57,6 +57,17 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 
+-- Wake every replica's worker at commit (fan-out, replay, test) instead of its next poll.
+CREATE FUNCTION deliveries_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('webhooks_deliveries', '');
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER deliveries_notify AFTER INSERT ON deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION deliveries_notify();
+
 -- The delivery log: one row per attempt.
 CREATE TABLE attempts (
     id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -44,5 +44,4 @@ async def replay(
         else:
             assert body.since is not None
             queued = await service.replay_since(conn, endpoint_id, body.since)
-    webhooks.wake_worker()
     return Replayed(queued=queued)

@@ -60,11 +60,9 @@ async def read(endpoint_id: UUID, webhooks: WebhooksDep, seller: SellerKey) -> E
 async def update(
     endpoint_id: UUID, body: EndpointUpdate, webhooks: WebhooksDep, seller: SellerKey
 ) -> EndpointOut:
-    updated = await service.update(
+    return await service.update(
         webhooks.pool, tenant(seller), endpoint_id, body, webhooks.public_targets_only
     )
-    webhooks.wake_worker()  # turned on: its queued deliveries are due
-    return updated
 
 
 @router.delete("/{endpoint_id}", status_code=204, summary="Delete an endpoint and its log")
@@ -87,5 +85,4 @@ async def rotate_secret(
 @router.post("/{endpoint_id}/test", status_code=202, summary="Send a `webhook.test` event")
 async def send_test(endpoint_id: UUID, webhooks: WebhooksDep, seller: SellerKey) -> TestSent:
     event_id = await service.send_test(webhooks.pool, tenant(seller), endpoint_id)
-    webhooks.wake_worker()
     return TestSent(event_id=event_id)
