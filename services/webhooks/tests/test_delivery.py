@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -274,3 +275,45 @@ async def test_a_hanging_receiver_is_cut_off_at_the_attempt_timeout_and_retried(
         assert 900 <= latency < 3000
         await until(lambda: len(receiver.received) >= 2, timeout=10)  # retried
         assert endpoint["id"]
+
+
+async def test_the_worker_is_woken_by_the_commit_not_its_poll(start_webhooks: Any) -> None:
+    # Polls far apart: only the deliveries' NOTIFY (and the freed slots' wake-ups) can make
+    # these arrive within seconds.
+    async with start_webhooks(poll_seconds=30.0) as consumer, receiving() as receiver:
+        endpoint = await consumer.endpoint(A_LIVE, receiver.url)
+        receiver.secrets.append(endpoint["secret"])
+        started = time.monotonic()
+        events = [order_paid(A_LIVE) for _ in range(3)]
+        for event in events:
+            await consumer.publish(event)
+        await until(lambda: len(receiver.ids()) == 3, timeout=10)
+        assert time.monotonic() - started < 10
+
+
+async def test_subscription_events_out_of_order_each_arrive_with_their_sequence(
+    harness: Harness,
+) -> None:
+    from tessera.shared.events.billing import SubscriptionChanged
+
+    async with receiving() as receiver:
+        endpoint = await harness.endpoint(
+            A_LIVE, receiver.url, event_types=["subscription.changed"]
+        )
+        receiver.secrets.append(endpoint["secret"])
+        now = datetime.now(UTC)
+        state: dict[str, Any] = {
+            "subscription_id": "sub_1", "account_id": uuid.uuid4(), "product": "tool",
+            "tier": "pro", "grants": {"seats": 1}, "interval": "month",
+            "current_period_start": now, "current_period_end": now, "started_at": now,
+            "seller_id": A_LIVE.seller_id, "mode": A_LIVE.mode,
+        }  # fmt: skip
+        later = SubscriptionChanged(**state, sequence=3, status="past_due")
+        earlier = SubscriptionChanged(**state, sequence=2, status="active")
+        await harness.publish(later)
+        await harness.publish(earlier)
+        await until(lambda: len(receiver.ids()) == 2)
+        by_sequence = {
+            r.json["data"]["sequence"]: r.json["data"]["status"] for r in receiver.verified()
+        }
+        assert by_sequence == {3: "past_due", 2: "active"}  # the receiver keeps the highest
