@@ -196,8 +196,12 @@ async def test_a_redirect_is_not_followed_and_the_answer_read_is_bounded(
         start_webhooks(response_excerpt_bytes=64) as h,
         receiving(mode=302) as redirecting,
         receiving() as big,
+        receiving() as odd,
     ):
         big.answer_body = b"x" * 5_000_000
+        odd.answer_body = b"ok\x00\xff"  # a NUL and a byte that is no UTF-8
+        strange = await h.endpoint(A_LIVE, odd.url)
+        odd.secrets.append(strange["secret"])
         moved = await h.endpoint(A_LIVE, redirecting.url)
         large = await h.endpoint(A_LIVE, big.url)
         big.secrets.append(large["secret"])
@@ -214,3 +218,7 @@ async def test_a_redirect_is_not_followed_and_the_answer_read_is_bounded(
         answered = await until(lambda: first_attempt(large))
         assert answered["status_code"] == 200
         assert answered["response_excerpt"] == "x" * 64
+        logged = await until(lambda: first_attempt(strange))
+        assert logged["status_code"] == 200
+        assert logged["response_excerpt"] == "ok\ufffd\ufffd"
+        assert logged["delivery_status"] == "delivered"

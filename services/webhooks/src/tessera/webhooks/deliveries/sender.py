@@ -46,19 +46,23 @@ def signed_headers(
         "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
+        # The excerpt is read raw: ask for an answer that is not compressed.
+        "accept-encoding": "identity",
     }
 
 
 async def read_excerpt(response: httpx.Response, limit: int) -> str:
-    """At most `limit` bytes of the body (decoded), never more read."""
+    """At most `limit` bytes of the body as sent (raw: a compressed answer is never
+    inflated), never more read, as text Postgres can store (no NUL)."""
     chunks, size = [], 0
     if limit > 0:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             chunks.append(chunk)
             size += len(chunk)
             if size >= limit:
                 break
-    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+    text = b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+    return text.replace("\x00", "\ufffd")
 
 
 @dataclass(frozen=True)
