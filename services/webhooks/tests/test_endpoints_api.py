@@ -63,15 +63,29 @@ async def test_register_read_change_delete(harness: Harness) -> None:
         {"url": "https://hooks.example.com/x", "event_types": ["order.paid", "order.paid"]},
         {"url": "https://hooks.example.com/x", "surprise": True},
         {"url": "https://hooks.example.com/x", "description": "x" * 501},
+        {"url": "http://[::1/x"},
+        {"url": "http:///nohost"},
+        {"url": "https://hooks.example.com:99999/x"},
+        {"url": "https://hooks.example.com/x#part"},
     ],
-    ids=["scheme", "credentials", "unknown-type", "no-types", "repeated-type", "extra", "long"],
-)
+    ids=["scheme", "credentials", "unknown-type", "no-types", "repeated-type", "extra", "long",
+         "bracket", "no-host", "port", "fragment"],
+)  # fmt: skip
 async def test_bad_input_is_a_4xx_and_writes_nothing(
     harness: Harness, body: dict[str, Any]
 ) -> None:
     response = await harness.http.post(PATH, json=body, headers=harness.keys[A_LIVE])
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert await harness.fetchval("SELECT count(*) FROM endpoints") == 0
+
+
+async def test_a_nul_character_is_a_400_not_a_500(harness: Harness) -> None:
+    response = await harness.http.post(
+        PATH, json={"url": "https://hooks.example.com/x", "description": "a\x00b"},
+        headers=harness.keys[A_LIVE],
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
     assert await harness.fetchval("SELECT count(*) FROM endpoints") == 0
 
 

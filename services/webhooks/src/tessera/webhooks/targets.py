@@ -69,11 +69,15 @@ def is_public(address: IpAddress) -> bool:
 def check_url(url: str, *, production: bool) -> tuple[str, int]:
     """The URL's host and port, if its form is allowed (the scheme; a literal address);
     raises TargetRefused otherwise. Names are judged after resolution (`resolve`)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise TargetRefused("the URL does not parse") from None
     allowed = ("https",) if production else ("https", "http")
     if parts.scheme not in allowed:
         raise TargetRefused(f"the URL must be {' or '.join(allowed)}")
-    if not parts.hostname:
+    if not hostname:
         raise TargetRefused("the URL has no host")
     if parts.username or parts.password:
         raise TargetRefused("the URL may not carry a user or password")
@@ -85,14 +89,14 @@ def check_url(url: str, *, production: bool) -> tuple[str, int]:
         raise TargetRefused("the URL's port is not a number from 0 to 65535") from None
     if production:
         try:
-            literal = ipaddress.ip_address(parts.hostname)
+            literal = ipaddress.ip_address(hostname)
         except ValueError:
             literal = None
         if literal is not None and not is_public(literal):
             raise TargetRefused("the URL points at a private, loopback or link-local address")
-        if parts.hostname.lower() == "localhost" or parts.hostname.lower().endswith(".localhost"):
+        if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
             raise TargetRefused("the URL points at a loopback address")
-    return parts.hostname, port
+    return hostname, port
 
 
 async def resolve(url: str, resolver: Resolver, *, production: bool) -> Target:
