@@ -3,6 +3,7 @@
 #   docker build --target billing    -t tessera/billing .
 #   docker build --target auth       -t tessera/auth .
 #   docker build --target licensing  -t tessera/licensing .
+#   docker build --target webhooks   -t tessera/webhooks .
 #   docker build --target portal-web -t tessera/portal-web .
 #   docker build --target site       -t tessera/site .
 #
@@ -40,6 +41,7 @@ COPY shared/pyproject.toml shared/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/billing/pyproject.toml services/billing/
 COPY services/licensing/pyproject.toml services/licensing/
+COPY services/webhooks/pyproject.toml services/webhooks/
 COPY services/portal-web/pyproject.toml services/portal-web/
 COPY services/site/pyproject.toml services/site/
 COPY devtools/pyproject.toml devtools/
@@ -70,6 +72,13 @@ COPY services/licensing/src services/licensing/src
 COPY clients/licensing-client/src clients/licensing-client/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package tessera-licensing
+
+FROM builder AS webhooks-build
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --no-install-workspace --package tessera-webhooks
+COPY services/webhooks/src services/webhooks/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tessera-webhooks
 
 FROM builder AS portal-web-build
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -131,6 +140,17 @@ EXPOSE 8084
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['TESSERA_LICENSING_PORT'], timeout=4)"]
 ENTRYPOINT ["tessera-licensing"]
+CMD ["serve", "--host", "0.0.0.0"]
+
+FROM runtime AS webhooks
+COPY --from=webhooks-build /app/venv /app/venv
+ENV TESSERA_WEBHOOKS_HOST=0.0.0.0 \
+    TESSERA_WEBHOOKS_PORT=8085
+USER tessera
+EXPOSE 8085
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['TESSERA_WEBHOOKS_PORT'], timeout=4)"]
+ENTRYPOINT ["tessera-webhooks"]
 CMD ["serve", "--host", "0.0.0.0"]
 
 FROM runtime AS portal-web

@@ -29,7 +29,12 @@ def test_each_document_names_the_subjects_its_service_consumes() -> None:
 EVENT_MODULES = {"auth": auth, "billing": billing, "licensing": licensing}
 
 
-@pytest.mark.parametrize("service", SERVICES)
+def test_webhooks_publishes_no_bus_event() -> None:
+    """Webhooks only consumes: what it sends goes to sellers' endpoints, not the bus."""
+    assert produced_by("webhooks") == []
+
+
+@pytest.mark.parametrize("service", EVENT_MODULES)
 def test_each_document_publishes_every_event_its_service_produces(service: str) -> None:
     """Each event class of `tessera.shared.events.<service>` is something the service's
     outbox publishes: its document has a `send` operation on that subject, with the

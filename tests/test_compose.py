@@ -30,6 +30,7 @@ from tessera.licensing.settings import LicensingSettings
 from tessera.portal.settings import PortalSettings
 from tessera.shared.settings import InfraSettings
 from tessera.site.settings import SiteSettings
+from tessera.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -55,10 +56,11 @@ APPS: dict[str, App] = {
     "billing": App(BillingSettings, 8082, "tessera-billing", "billing"),
     "auth": App(AuthSettings, 8083, "tessera-auth", "auth"),
     "licensing": App(LicensingSettings, 8084, "tessera-licensing", "licensing"),
+    "webhooks": App(WebhooksSettings, 8085, "tessera-webhooks", "webhooks"),
     "portal-web": App(PortalSettings, 8081, "tessera-portal"),
     "site": App(SiteSettings, 8080, "tessera-site"),
 }
-DATABASES = {"auth", "billing", "licensing"}
+DATABASES = {"auth", "billing", "licensing", "webhooks"}
 INFRA = {"nats", "postgres", "redis", "mailpit", "otel-collector"}
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     InfraSettings,
@@ -73,6 +75,7 @@ DESIGN_PORTS: dict[str, set[int]] = {
     "billing": {8082},
     "auth": {8083},
     "licensing": {8084},
+    "webhooks": {8085},
     "mailpit": {8025, 1025},
     "nats": {4222},
     "postgres": {5432},
@@ -416,6 +419,7 @@ PRODUCTION_SECRETS: dict[str, set[str]] = {
     "auth": {"TESSERA_AUTH_SECRET_KEY", "TESSERA_AUTH_KEY_ENCRYPTION_KEY"},
     "billing": {"TESSERA_BILLING_STRIPE_SECRET_KEY", "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS"},
     "licensing": {"TESSERA_LICENSING_KEY_ENCRYPTION_KEY"},
+    "webhooks": {"TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY"},
 }
 
 

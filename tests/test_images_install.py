@@ -24,6 +24,7 @@ SERVICES = {
     "auth": ("tessera-auth", "tessera.auth"),
     "billing": ("tessera-billing", "tessera.billing"),
     "licensing": ("tessera-licensing", "tessera.licensing"),
+    "webhooks": ("tessera-webhooks", "tessera.webhooks"),
     "portal-web": ("tessera-portal", "tessera.portal"),
     "site": ("tessera-site", "tessera.site"),
 }

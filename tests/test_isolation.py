@@ -60,13 +60,15 @@ from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.topology import BILLING, Namespace
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.settings import InfraSettings
+from tessera.webhooks.app import create_app as create_webhooks
+from tessera.webhooks.settings import WebhooksSettings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAPI = REPO / "docs" / "openapi"
 CATALOG = REPO / "deploy" / "catalog.json"
-SERVICES = ("auth", "billing", "licensing")
+SERVICES = ("auth", "billing", "licensing", "webhooks")
 SECURED = {"apiKey", "bearer"}
 
 SELLER_A = UUID("00000000-0000-4000-8000-00000000a001")
@@ -119,6 +121,8 @@ class Objects:
     # The customer's id as auth's customer API answers it.
     auth_customer: str
     seller: SellerObjects
+    # The tenant's webhook endpoint.
+    endpoint: UUID = field(default_factory=uuid.uuid4)
     # A session of the customer's, opened just before the calls (sessions are in Redis).
     session: str = ""
     handle: str = ""
@@ -148,6 +152,7 @@ class Objects:
             "tier": self.catalog_code,
             # The tenant's subscription (seeded beside its order; Stripe's id).
             "subscription_id": f"sub_{self.order.hex}",
+            "endpoint_id": str(self.endpoint),
         }
 
 
@@ -174,6 +179,8 @@ PLAIN_FIELDS: dict[str, Any] = {
     "unit_amount": 100,
     "currency": "usd",
     "prices": {"month": {"amount": 100, "currency": "usd"}},
+    # A webhook endpoint's URL (a create names no object of another tenant).
+    "url": "https://hooks.example.com/isolation",
 }
 
 
@@ -262,7 +269,7 @@ async def fingerprint(database: str, tenant: Tenant) -> dict[str, str]:
         for name, query in queries.items():
             rows = await conn.fetch(query + " ORDER BY 1", tenant.seller_id, tenant.mode)
             out[name] = hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
-        assert {"licenses", "orders", "users"} & set(out)
+        assert {"licenses", "orders", "users", "endpoints"} & set(out)
         return out
     finally:
         await conn.close()
@@ -349,6 +356,9 @@ async def stack(
         ),
         "licensing": create_licensing(
             LicensingSettings(database_url=databases["licensing"]), infra_settings
+        ),
+        "webhooks": create_webhooks(
+            WebhooksSettings(database_url=databases["webhooks"]), infra_settings
         ),
     }
     async with AsyncExitStack() as exits:
@@ -481,9 +491,35 @@ async def seed(stack: Stack, tenant: Tenant, js: Any, ns: Namespace) -> tuple[Ob
     objects = Objects(
         customer, UUID(license["id"]), UUID(activation), order,
         found.json()["data"][0]["id"], stack.sellers[tenant.seller_id],
-        catalog_code=await seed_catalog(stack, sk),
+        catalog_code=await seed_catalog(stack, sk), endpoint=await seed_webhooks(stack, tenant),
     )  # fmt: skip
     return objects, token
+
+
+async def seed_webhooks(stack: Stack, tenant: Tenant) -> UUID:
+    """A webhook endpoint for a type no call makes happen (no delivery, so no attempt, may
+    change its row during the calls), once webhooks holds the public events the seeding
+    made (the customer created, the license issued): none lands between the hashes."""
+    made = await stack.http["webhooks"].post(
+        "/v1/webhook-endpoints",
+        json={"url": "https://hooks.example.com/tenant", "event_types": ["order.dispute_closed"]},
+        headers=bearer(stack.keys[(tenant, "secret")]),
+    )
+    assert made.status_code == 201, made.text
+    conn = await asyncpg.connect(stack.databases["webhooks"])
+    try:
+        for _ in range(500):
+            kinds = await conn.fetchval(
+                "SELECT count(DISTINCT type) FROM events WHERE seller_id = $1 AND mode = $2",
+                tenant.seller_id, tenant.mode,
+            )  # fmt: skip
+            if kinds == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert kinds == 2, "webhooks never took the seeding's events"
+    finally:
+        await conn.close()
+    return UUID(made.json()["id"])
 
 
 async def seed_catalog(stack: Stack, sk: dict[str, str]) -> str:

@@ -36,6 +36,7 @@ from tessera.licensing.settings import LicensingSettings
 from tessera.portal.settings import PortalSettings
 from tessera.shared.settings import InfraSettings, env_name
 from tessera.site.settings import SiteSettings
+from tessera.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -77,6 +78,9 @@ SERVICES: dict[str, Svc] = {
     "licensing": Svc(
         8084, "LICENSING", LicensingSettings, "tessera.licensing.cli", "licensing", True, True
     ),
+    "webhooks": Svc(
+        8085, "WEBHOOKS", WebhooksSettings, "tessera.webhooks.cli", "webhooks", True, False
+    ),
 }
 CLI_NAMES = {
     "tessera-site": "site",
@@ -84,6 +88,7 @@ CLI_NAMES = {
     "tessera-billing": "billing",
     "tessera-auth": "auth",
     "tessera-licensing": "licensing",
+    "tessera-webhooks": "webhooks",
 }
 
 Doc = dict[str, Any]
@@ -401,7 +406,7 @@ def filled(variable: str, value: str) -> str:
     """A placeholder replaced by something of the right shape, as an operator would."""
     if "REPLACE_ME" not in value:
         return value
-    if variable == "TESSERA_LICENSING_KEY_ENCRYPTION_KEY":
+    if variable in ("TESSERA_LICENSING_KEY_ENCRYPTION_KEY", "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY"):
         return base64.b64encode(bytes(range(32))).decode()
     if value != "REPLACE_ME":  # a URL with REPLACE_ME in its password or host
         return value.replace("REPLACE_ME", "operator")
@@ -447,6 +452,7 @@ def test_the_code_accepts_the_configuration(
         ("TESSERA_LICENSING_DATABASE_URL", LicensingSettings),
         ("TESSERA_LICENSING_KEY_ENCRYPTION_KEY", LicensingSettings),
         ("TESSERA_PORTAL_SECRET_KEY", PortalSettings),
+        ("TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY", WebhooksSettings),
     ],
 )
 def test_a_forgotten_placeholder_stops_start_up(

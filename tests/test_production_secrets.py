@@ -23,6 +23,7 @@ from tessera.licensing.app import create_app as licensing_app
 from tessera.portal.app import create_app as portal_app
 from tessera.shared.secret_policy import ENV_EXAMPLE_PLACEHOLDERS
 from tessera.shared.settings import ConfigurationError
+from tessera.webhooks.app import create_app as webhooks_app
 
 REPO = Path(__file__).resolve().parents[1]
 APPS: dict[str, Callable[[], Any]] = {
@@ -30,6 +31,7 @@ APPS: dict[str, Callable[[], Any]] = {
     "billing": billing_app,
     "licensing": licensing_app,
     "portal": portal_app,
+    "webhooks": webhooks_app,
 }
 DB_URL = "postgresql://{user}:{password}@127.0.0.1:5432/{user}"
 
@@ -55,6 +57,8 @@ def strong_environment() -> dict[str, str]:
             user="licensing", password=strong_password()
         ),
         "TESSERA_PORTAL_SECRET_KEY": secrets.token_urlsafe(48),
+        "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "TESSERA_WEBHOOKS_DATABASE_URL": DB_URL.format(user="webhooks", password=strong_password()),
     }
 
 
@@ -74,11 +78,11 @@ def read_env_example() -> tuple[dict[str, str], dict[str, str]]:
 
 
 # Where each compose secret of .env.example ends up: (service, variable, template).
-EVERY = ("auth", "billing", "licensing", "portal")
+EVERY = ("auth", "billing", "licensing", "portal", "webhooks")
 PLACES: dict[str, list[tuple[str, str, str]]] = {
     "POSTGRES_PASSWORD": [
         (s, f"TESSERA_{s.upper()}_DATABASE_URL", DB_URL.replace("{user}", s))
-        for s in ("auth", "billing", "licensing")
+        for s in ("auth", "billing", "licensing", "webhooks")
     ],
     "AUTH_DB_PASSWORD": [("auth", "TESSERA_AUTH_DATABASE_URL", DB_URL.replace("{user}", "auth"))],
     "BILLING_DB_PASSWORD": [
@@ -86,6 +90,9 @@ PLACES: dict[str, list[tuple[str, str, str]]] = {
     ],
     "LICENSING_DB_PASSWORD": [
         ("licensing", "TESSERA_LICENSING_DATABASE_URL", DB_URL.replace("{user}", "licensing"))
+    ],
+    "WEBHOOKS_DB_PASSWORD": [
+        ("webhooks", "TESSERA_WEBHOOKS_DATABASE_URL", DB_URL.replace("{user}", "webhooks"))
     ],
     "NATS_PASSWORD": [
         (s, "TESSERA_NATS_URL", "nats://tessera:{password}@nats:4222") for s in EVERY
@@ -99,6 +106,9 @@ PLACES: dict[str, list[tuple[str, str, str]]] = {
         ("licensing", "TESSERA_LICENSING_KEY_ENCRYPTION_KEY", "{password}")
     ],
     "PORTAL_SECRET_KEY": [("portal", "TESSERA_PORTAL_SECRET_KEY", "{password}")],
+    "WEBHOOKS_KEY_ENCRYPTION_KEY": [
+        ("webhooks", "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY", "{password}")
+    ],
 }
 NOT_SECRETS = {"AUTH_BOOTSTRAP_ADMINS"}
 
@@ -197,6 +207,12 @@ def test_dev_and_test_start_on_the_defaults(
         (
             "licensing",
             "TESSERA_LICENSING_KEY_ENCRYPTION_KEY",
+            base64.b64encode(b"own-key-of-thirty-two-bytes-ok!!").decode(),
+            "too little entropy",
+        ),
+        (
+            "webhooks",
+            "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY",
             base64.b64encode(b"own-key-of-thirty-two-bytes-ok!!").decode(),
             "too little entropy",
         ),
@@ -380,6 +396,7 @@ def test_several_problems_are_one_line_naming_each_variable(
         ("tessera-billing", "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS"),
         ("tessera-licensing", "TESSERA_LICENSING_KEY_ENCRYPTION_KEY"),
         ("tessera-portal", "TESSERA_PORTAL_SECRET_KEY"),
+        ("tessera-webhooks", "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY"),
     ],
 )
 def test_the_cli_refuses_to_serve_with_a_placeholder(command: str, variable: str) -> None:
@@ -389,6 +406,7 @@ def test_the_cli_refuses_to_serve_with_a_placeholder(command: str, variable: str
         "TESSERA_BILLING_STRIPE_WEBHOOK_SECRETS": compose["STRIPE_WEBHOOK_SECRETS"],
         "TESSERA_LICENSING_KEY_ENCRYPTION_KEY": compose["LICENSING_KEY_ENCRYPTION_KEY"],
         "TESSERA_PORTAL_SECRET_KEY": compose["PORTAL_SECRET_KEY"],
+        "TESSERA_WEBHOOKS_KEY_ENCRYPTION_KEY": compose["WEBHOOKS_KEY_ENCRYPTION_KEY"],
     }[variable]
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TESSERA_")}
     env.update(strong_environment())

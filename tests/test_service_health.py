@@ -19,6 +19,8 @@ from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.service import NotConnected
 from tessera.shared.settings import InfraSettings
+from tessera.webhooks.app import create_app as create_webhooks
+from tessera.webhooks.settings import WebhooksSettings
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +35,10 @@ SERVICES: dict[str, tuple[Factory, str]] = {
     "licensing": (
         lambda url, infra: create_licensing(LicensingSettings(database_url=url), infra),
         "customers",
+    ),
+    "webhooks": (
+        lambda url, infra: create_webhooks(WebhooksSettings(database_url=url), infra),
+        "deliveries",
     ),
 }
 

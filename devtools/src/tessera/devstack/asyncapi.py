@@ -22,6 +22,7 @@ from tessera.shared.events.envelope import Event
 from tessera.shared.events.topology import stream_for_subject
 from tessera.shared.service import ServiceSpec, build_broker
 from tessera.shared.settings import InfraSettings
+from tessera.webhooks.app import create_app as create_webhooks
 
 # The services whose events the documents describe, built as they run (their own settings,
 # their own context): the document is read off the app's broker, never a second copy.
@@ -29,6 +30,7 @@ SERVICES: dict[str, Callable[..., FastAPI]] = {
     "billing": create_billing,
     "auth": create_auth,
     "licensing": create_licensing,
+    "webhooks": create_webhooks,
 }
 
 

@@ -195,14 +195,18 @@ def asyncapi(
 def openapi(
     out: Path = typer.Option(REPO / "docs" / "openapi", help="Folder for the documents."),
 ) -> None:
-    """Write each HTTP service's OpenAPI document to docs/openapi/, and the AsyncAPI ones
-    to docs/asyncapi/ (the contracts tests/test_openapi.py and tests/test_asyncapi.py hold
-    the code to)."""
+    """Write each HTTP service's OpenAPI document to docs/openapi/, the AsyncAPI ones to
+    docs/asyncapi/ (the contracts tests/test_openapi.py and tests/test_asyncapi.py hold the
+    code to), and the webhook event catalogue's JSON Schemas into docs/webhooks.md."""
     from tessera.devstack.asyncapi import write_documents as write_asyncapi
     from tessera.devstack.openapi import write_documents
+    from tessera.webhooks.catalogue.service import with_catalogue
 
     for path in [*write_documents(out), *write_asyncapi(out.parent / "asyncapi")]:
         typer.echo(path)
+    catalogue = out.parent / "webhooks.md"
+    catalogue.write_text(with_catalogue(catalogue.read_text(encoding="utf-8")), encoding="utf-8")
+    typer.echo(catalogue)
 
 
 @app.command("stripe-standin")

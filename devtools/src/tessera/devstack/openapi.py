@@ -34,11 +34,19 @@ def _licensing(infra: InfraSettings) -> FastAPI:
     return create_app(LicensingSettings(), infra)
 
 
+def _webhooks(infra: InfraSettings) -> FastAPI:
+    from tessera.webhooks.app import create_app
+    from tessera.webhooks.settings import WebhooksSettings
+
+    return create_app(WebhooksSettings(), infra)
+
+
 # The portal and the site publish none: they serve HTML pages to browsers.
 APPS: dict[str, Callable[[InfraSettings], FastAPI]] = {
     "auth": _auth,
     "billing": _billing,
     "licensing": _licensing,
+    "webhooks": _webhooks,
 }
 
 COMMAND = "./dev openapi"

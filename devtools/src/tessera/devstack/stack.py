@@ -17,7 +17,7 @@ import httpx
 from tessera.devstack.infra import Infra, port_open
 from tessera.shared.db.pool import ensure_database, with_database
 
-DATABASES = ("auth", "billing", "licensing")
+DATABASES = ("auth", "billing", "licensing", "webhooks")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ SERVICES = (
     ServiceProcess("billing", "tessera.billing.app", 8082, "TESSERA_BILLING_", "billing"),
     ServiceProcess("auth", "tessera.auth.app", 8083, "TESSERA_AUTH_", "auth"),
     ServiceProcess("licensing", "tessera.licensing.app", 8084, "TESSERA_LICENSING_", "licensing"),
+    ServiceProcess("webhooks", "tessera.webhooks.app", 8085, "TESSERA_WEBHOOKS_", "webhooks"),
     ServiceProcess("portal-web", "tessera.portal.app", 8081, "TESSERA_PORTAL_"),
     ServiceProcess("site", "tessera.site.app", 8080, "TESSERA_SITE_"),
 )

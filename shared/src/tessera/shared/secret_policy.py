@@ -43,6 +43,7 @@ ENV_EXAMPLE_PLACEHOLDERS: frozenset[str] = frozenset(
         "change-me-auth",
         "change-me-billing",
         "change-me-licensing",
+        "change-me-webhooks",
         "change-me-nats",
         "change-me-redis",
         "whsec_change-me",
@@ -50,11 +51,13 @@ ENV_EXAMPLE_PLACEHOLDERS: frozenset[str] = frozenset(
         "change-me-auth-secret-key-at-least-32-characters",
         "change-me-auth-key-encryption-key-32-characters",
         "Y2hhbmdlLW1lLWNoYW5nZS1tZS1jaGFuZ2UtbWUtISE=",
+        "Y2hhbmdlLW1lLWNoYW5nZS1tZS13ZWJob29rcy1rZWs=",
         "change-me-portal-secret-key-at-least-32-characters",
         "whsec_tessera_dev_only_do_not_use_in_production",
         "dev-only-auth-secret-key-change-me-0000000000",
         "dev-only-auth-key-encryption-key-change-me-00",
         "dGVzc2VyYS1kZXYtb25seS1saWNlbnNpbmcta2VrISE=",
+        "dGVzc2VyYS1kZXYtb25seS13ZWJob29rcy1rZWshISE=",
         "dev-only-portal-secret-key-change-me-00000000",
     }
 )

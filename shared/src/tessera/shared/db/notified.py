@@ -83,6 +83,11 @@ class NotifiedLoop:
     async def close(self) -> None:
         await self._drop_listener()
 
+    def wake(self) -> None:
+        """Run a round now rather than at the next notification or poll (the owner knows of
+        new work itself, e.g. a slot came free)."""
+        self._wake.set()
+
     async def _sleep_until_woken(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)

@@ -26,6 +26,12 @@ from tessera.shared.events.billing import (
     SubscriptionStarted,
 )
 from tessera.shared.events.envelope import Event
+from tessera.shared.events.licensing import (
+    LicenseIssued,
+    LicenseReinstated,
+    LicenseRevoked,
+    LicenseSuspended,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,21 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="auth", event=SubscriptionChanged, stream=BILLING),
     Subscription(service="auth", event=SubscriptionRenewed, stream=BILLING),
     Subscription(service="auth", event=SubscriptionEnded, stream=BILLING),
+    # Webhooks turns these into the public events sellers' endpoints receive
+    # (docs/webhooks.md): one durable consumer per kind, each event fanned out once (inbox).
+    Subscription(service="webhooks", event=UserCreated, stream=AUTH),
+    Subscription(service="webhooks", event=OrderPaid, stream=BILLING),
+    Subscription(service="webhooks", event=OrderRefunded, stream=BILLING),
+    Subscription(service="webhooks", event=OrderDisputed, stream=BILLING),
+    Subscription(service="webhooks", event=OrderDisputeClosed, stream=BILLING),
+    Subscription(service="webhooks", event=SubscriptionStarted, stream=BILLING),
+    Subscription(service="webhooks", event=SubscriptionChanged, stream=BILLING),
+    Subscription(service="webhooks", event=SubscriptionRenewed, stream=BILLING),
+    Subscription(service="webhooks", event=SubscriptionEnded, stream=BILLING),
+    Subscription(service="webhooks", event=LicenseIssued, stream=LICENSING),
+    Subscription(service="webhooks", event=LicenseSuspended, stream=LICENSING),
+    Subscription(service="webhooks", event=LicenseReinstated, stream=LICENSING),
+    Subscription(service="webhooks", event=LicenseRevoked, stream=LICENSING),
 )
 
 

@@ -1,0 +1,1 @@
+"""Tessera webhooks: outbound, signed, retried deliveries of public events to sellers."""

@@ -1,0 +1,256 @@
+"""SQL of `events`, `deliveries` (the queue) and `attempts` (the delivery log)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from tessera.shared.sellers import Tenant
+
+# A row queued afresh: due now, its attempts counted from zero, any lease dropped.
+REQUEUE = """status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
+    locked_until = NULL, claim = NULL"""
+
+
+async def insert_event(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    event_id: UUID,
+    event_type: str,
+    body: str,
+    occurred_at: datetime,
+) -> bool:
+    """Keep a public event; False if it is already kept (its deliveries were queued then)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO events (id, seller_id, mode, type, body, occurred_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING true
+        """,
+        event_id, tenant.seller_id, tenant.mode, event_type, body, occurred_at,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+async def fan_out(conn: asyncpg.Connection, tenant: Tenant, event_id: UUID, event_type: str) -> int:
+    """One queued delivery per enabled endpoint of the tenant that wants the type."""
+    status: str = await conn.execute(
+        """
+        INSERT INTO deliveries (endpoint_id, event_id)
+        SELECT id, $1 FROM endpoints
+        WHERE seller_id = $2 AND mode = $3 AND enabled
+          AND (event_types IS NULL OR $4 = ANY (event_types))
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING
+        """,
+        event_id,
+        tenant.seller_id,
+        tenant.mode,
+        event_type,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def notify_due(conn: asyncpg.Connection) -> None:
+    """Wake every replica's worker at commit (as the deliveries' insert trigger does)."""
+    await conn.execute("SELECT pg_notify('webhooks_deliveries', '')")
+
+
+async def queue_one(conn: asyncpg.Connection, endpoint_id: UUID, event_id: UUID) -> None:
+    """Queue (or queue again) one event for one endpoint."""
+    await conn.execute(
+        f"""
+        INSERT INTO deliveries (endpoint_id, event_id) VALUES ($1, $2)
+        ON CONFLICT (endpoint_id, event_id) DO UPDATE SET {REQUEUE}
+        """,  # noqa: S608 - constant SQL; values are parameters
+        endpoint_id,
+        event_id,
+    )
+
+
+async def tenant_has_event(conn: asyncpg.Connection, tenant: Tenant, event_id: UUID) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM events WHERE id = $1 AND seller_id = $2 AND mode = $3",
+        event_id,
+        tenant.seller_id,
+        tenant.mode,
+    )
+    return bool(found)
+
+
+async def queue_since(conn: asyncpg.Connection, endpoint_id: UUID, since: datetime) -> int:
+    """Queue again every event of the endpoint's tenant since `since` that it wants."""
+    status: str = await conn.execute(
+        f"""
+        INSERT INTO deliveries (endpoint_id, event_id)
+        SELECT e.id, ev.id
+        FROM endpoints e
+        JOIN events ev ON ev.seller_id = e.seller_id AND ev.mode = e.mode
+        WHERE e.id = $1 AND ev.occurred_at >= $2 AND ev.type <> 'webhook.test'
+          AND (e.event_types IS NULL OR ev.type = ANY (e.event_types))
+        ON CONFLICT (endpoint_id, event_id) DO UPDATE SET {REQUEUE}
+        """,  # noqa: S608 - constant SQL; values are parameters
+        endpoint_id,
+        since,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def claim_due(
+    conn: asyncpg.Connection,
+    limit: int,
+    per_endpoint: int,
+    in_flight: dict[UUID, int],
+    lease_seconds: float,
+) -> list[asyncpg.Record]:
+    """Lease up to `limit` due deliveries of enabled endpoints, at most `per_endpoint` in
+    flight per endpoint counting those this process already has (`in_flight`): a slow
+    endpoint's backlog never takes the slots the others need."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        WITH busy AS (
+            SELECT * FROM unnest($3::uuid[], $4::int[]) AS b (endpoint_id, n)
+        ), candidates AS (
+            SELECT d.id, d.endpoint_id, d.next_attempt_at,
+                   row_number() OVER (PARTITION BY d.endpoint_id
+                                      ORDER BY d.next_attempt_at, d.id) AS rank
+            FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+              AND (d.locked_until IS NULL OR d.locked_until < clock_timestamp())
+              AND e.enabled
+        ), picked AS (
+            SELECT d.id FROM deliveries d
+            JOIN candidates c ON c.id = d.id
+            LEFT JOIN busy ON busy.endpoint_id = c.endpoint_id
+            WHERE c.rank <= $2 - coalesce(busy.n, 0)
+            ORDER BY c.next_attempt_at, c.id
+            LIMIT $1
+            FOR UPDATE OF d SKIP LOCKED
+        )
+        UPDATE deliveries d
+        SET locked_until = clock_timestamp() + make_interval(secs => $5), claim = gen_random_uuid()
+        FROM picked, events ev, endpoints e
+        WHERE d.id = picked.id AND ev.id = d.event_id AND e.id = d.endpoint_id
+        RETURNING d.id, d.claim, d.attempts, d.endpoint_id, d.event_id, ev.body, e.url,
+                  e.secret_sealed,
+                  CASE WHEN e.previous_secret_until > clock_timestamp()
+                       THEN e.previous_secret_sealed END AS previous_secret_sealed
+        """,
+        limit,
+        per_endpoint,
+        list(in_flight),
+        list(in_flight.values()),
+        lease_seconds,
+    )
+    return rows
+
+
+async def log_attempt(
+    conn: asyncpg.Connection,
+    delivery_id: int,
+    endpoint_id: UUID,
+    event_id: UUID,
+    attempt: int,
+    status_code: int | None,
+    latency_ms: int,
+    excerpt: str,
+    error: str | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO attempts (delivery_id, endpoint_id, event_id, attempt, status_code,
+                              latency_ms, response_excerpt, error)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        """,
+        delivery_id, endpoint_id, event_id, attempt, status_code, latency_ms, excerpt, error,
+    )  # fmt: skip
+
+
+async def mark_delivered(conn: asyncpg.Connection, delivery_id: int, claim: UUID) -> bool:
+    done = await conn.fetchval(
+        """
+        UPDATE deliveries
+        SET status = 'delivered', attempts = attempts + 1, locked_until = NULL, claim = NULL
+        WHERE id = $1 AND claim = $2
+        RETURNING true
+        """,
+        delivery_id,
+        claim,
+    )
+    return bool(done)
+
+
+async def mark_failed_attempt(
+    conn: asyncpg.Connection, delivery_id: int, claim: UUID, retry_in: float | None
+) -> bool:
+    """Count a failed attempt: due again in `retry_in` seconds, or given up (None)."""
+    done = await conn.fetchval(
+        """
+        UPDATE deliveries
+        SET attempts = attempts + 1, locked_until = NULL, claim = NULL,
+            status = CASE WHEN $3::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+            next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
+                                   ELSE clock_timestamp() + make_interval(secs => $3) END
+        WHERE id = $1 AND claim = $2
+        RETURNING true
+        """,
+        delivery_id,
+        claim,
+        retry_in,
+    )
+    return bool(done)
+
+
+async def endpoint_succeeded(conn: asyncpg.Connection, endpoint_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+        endpoint_id,
+    )
+
+
+async def endpoint_failed(
+    conn: asyncpg.Connection, endpoint_id: UUID, disable_after_seconds: float
+) -> bool:
+    """Note that the endpoint is failing; disable it once it has failed for longer than
+    `disable_after_seconds` with no success. True if this disabled it."""
+    disabled = await conn.fetchval(
+        """
+        UPDATE endpoints
+        SET failing_since = coalesce(failing_since, clock_timestamp()),
+            enabled = CASE WHEN failing_since < clock_timestamp() - make_interval(secs => $2)
+                           THEN false ELSE enabled END,
+            disabled_reason = CASE
+                WHEN enabled AND failing_since < clock_timestamp() - make_interval(secs => $2)
+                THEN 'failing' ELSE disabled_reason END
+        WHERE id = $1
+        RETURNING enabled = false AND disabled_reason = 'failing'
+                  AND failing_since < clock_timestamp() - make_interval(secs => $2)
+        """,
+        endpoint_id,
+        disable_after_seconds,
+    )
+    return bool(disabled)
+
+
+async def attempts_of(
+    conn: asyncpg.Connection, endpoint_id: UUID, limit: int, before: int | None
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT a.id, a.event_id, ev.type AS event_type, a.attempt, a.attempted_at,
+               a.status_code, a.latency_ms, a.response_excerpt, a.error,
+               d.status AS delivery_status
+        FROM attempts a
+        JOIN deliveries d ON d.id = a.delivery_id
+        JOIN events ev ON ev.id = a.event_id
+        WHERE a.endpoint_id = $1 AND ($3::bigint IS NULL OR a.id < $3)
+        ORDER BY a.id DESC
+        LIMIT $2
+        """,
+        endpoint_id,
+        limit,
+        before,
+    )
+    return rows
