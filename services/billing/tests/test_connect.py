@@ -27,7 +27,7 @@ import pytest
 from tessera.billing.checkout import stripe_shapes as shapes
 from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe.fees import application_fee_amount, platform_fee_for
-from tessera.billing.webhooks import awaiting
+from tessera.billing.stripe_events import awaiting
 from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.devstack.stripe_standin.testing import API_KEY, StandInServer, running_standin
 from tessera.devstack.stripe_standin.webhooks import Target

@@ -14,7 +14,7 @@ own credential (`confirm`, secret key, naming the pending id) makes it the conne
 A connection and the catalog rows waiting for it change in one transaction, under the
 tenant's connection lock (`stripe/connections.py`): on connect the tenant's
 `awaiting_connect` rows become `pending` (the sync worker pushes them to the account) and
-the account's waiting events are released (webhooks/awaiting.py), on disconnect its
+the account's waiting events are released (stripe_events/awaiting.py), on disconnect its
 `pending` and `failed` rows wait again."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tessera.billing.settings import BillingSettings
 from tessera.billing.stripe import connections
 from tessera.billing.stripe.accounts import Accounts
 from tessera.billing.stripe.gateway import StripeUnavailable
-from tessera.billing.webhooks import awaiting
+from tessera.billing.stripe_events import awaiting
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
@@ -193,7 +193,7 @@ async def pending(
 async def confirm(pool: asyncpg.Pool, tenant: Tenant, pending_id: UUID) -> StripeConnection:
     """The seller (its secret key) makes a pending authorization its connection: then, and
     only then, the account is the tenant's, its catalog goes there and its waiting events
-    are applied (webhooks/awaiting.py), all in one transaction."""
+    are applied (stripe_events/awaiting.py), all in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await connections.lock_tenant(conn, tenant, shared=False)
         chosen = await queries.take_pending(conn, tenant, pending_id)

@@ -64,7 +64,7 @@ async def lock_tenant(conn: asyncpg.Connection, tenant: Tenant, *, shared: bool)
 async def lock_account(conn: asyncpg.Connection, account_id: str, mode: Mode) -> None:
     """The account's lock in a mode, to the end of the transaction: a connection that
     commits and an event of the account recorded meanwhile as waiting for one take it before
-    they look for each other, so one of them always sees the other (webhooks/awaiting.py)."""
+    they look for each other, so one of them always sees the other (stripe_events/awaiting.py)."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('stripe-account:' || $1 || ':' || $2, 0))",
         account_id,

@@ -20,10 +20,10 @@ import logging
 import asyncpg
 from opentelemetry import propagate, trace
 
-from tessera.billing.stripe_events import queries
+from tessera.billing.stripe_events import awaiting, queries
 from tessera.billing.stripe_events.queries import ReceivedEvent
 from tessera.billing.subscriptions.service import GraceDays, default_grace
-from tessera.billing.webhooks import awaiting, service
+from tessera.billing.webhooks import service
 from tessera.billing.webhooks.metrics import applied
 from tessera.shared.db.notified import NotifiedLoop
 from tessera.shared.http.problems import dependency_errors
@@ -70,7 +70,7 @@ class WebhookApplier:
         await self.loop.close()
 
     async def sweep_awaiting(self) -> None:
-        """Connected accounts' events waiting for their connection (webhooks/awaiting.py):
+        """Connected accounts' events waiting for their connection (stripe_events/awaiting.py):
         at start (a restart loses none) and every so often (they expire)."""
         await awaiting.sweep(self.pool)
         self.swept = True

@@ -4,7 +4,7 @@ platform key's; a Connect endpoint's event names its connected `account`, and is
 that has that account connected in the event's mode (`livemode`).
 
 An event of an account no seller has connected in that mode waits for one (`held`,
-webhooks/awaiting.py): Stripe sends an account's events as soon as it authorizes the
+stripe_events/awaiting.py): Stripe sends an account's events as soon as it authorizes the
 platform, before the seller has confirmed the connection. Any other event no tenant owns (a
 platform event of the other Stripe mode than the platform key's, a connected account's
 event on the platform endpoint, a Connect event without `account`) is recorded under the
@@ -20,7 +20,7 @@ import asyncpg
 
 from tessera.billing.stripe import connections
 from tessera.billing.stripe.objects import StripeEvent
-from tessera.billing.webhooks.awaiting import EXPIRY, waiting_tenant
+from tessera.billing.stripe_events.awaiting import EXPIRY, waiting_tenant
 from tessera.shared.sellers import HOME_SELLER_ID, Mode, Tenant
 
 log = logging.getLogger("tessera.billing.webhooks")

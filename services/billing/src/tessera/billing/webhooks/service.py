@@ -37,12 +37,12 @@ from tessera.billing.stripe.objects import (
     StripeEvent,
     expandable_id,
 )
-from tessera.billing.stripe_events import queries
+from tessera.billing.stripe_events import awaiting, queries
 from tessera.billing.stripe_events.queries import Delivery
 from tessera.billing.stripe_events.recorder import DeliveryRecorder
 from tessera.billing.subscriptions import service as subscriptions
 from tessera.billing.subscriptions.state import Logged, invoice_subscription, subscription_id_of
-from tessera.billing.webhooks import awaiting, routing
+from tessera.billing.webhooks import routing
 from tessera.billing.webhooks.metrics import delivered
 from tessera.billing.webhooks.routing import Routed
 from tessera.shared.http.problems import NotFound, Problem
@@ -349,7 +349,7 @@ def delivery_of(event: StripeEvent, payload: str, routed: Routed) -> Delivery:
     """What the ingress stores of a verified event, as the tenant's whose Stripe account
     sent it. A type outside the allowlist, or an event no tenant owns, is stored as
     `ignored` and never applied; an event of an account not connected yet waits for its
-    connection (`held`, webhooks/awaiting.py)."""
+    connection (`held`, stripe_events/awaiting.py)."""
     status: Received = "received"
     detail = hold_key = None
     if routed.unrouted is not None:
