@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 from test_api_keys import new_pair  # type: ignore[import-not-found]
 from test_sellers import bearer, developer_token, seller_id_of  # type: ignore[import-not-found]
 
+from tessera.auth.app import MIGRATIONS
 from tessera.auth.sellers import plan
 from tessera.devstack.platform_plan import platform_plan_event, publish_events
+from tessera.shared.db.migrate import apply_migrations
 from tessera.shared.events.billing import (
     SubscriptionChanged,
     SubscriptionEnded,
@@ -310,3 +315,42 @@ async def test_concurrent_events_of_a_sellers_subscriptions_see_each_other(harne
     assert [(f["plan_status"], f["plan_subscription"]) for f in finals] == [
         ("active", f"sub_race_{turn}_new") for turn in range(8)
     ]
+
+
+async def test_the_migration_keeps_one_row_per_subscription_when_two_sellers_held_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Before auth_0007 a subscription whose metadata was edited to name another seller left
+    both sellers' rows holding it; the migration gives it to the row with its latest event."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in MIGRATIONS.glob("*.sql"):
+        if path.name < "auth_0007":
+            shutil.copy(path, before / path.name)
+    apply_migrations(database_url, before)
+    first, second, third = uuid4(), uuid4(), uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for seller, slug, sub, sequence in (
+            (first, "plan-first", "sub_shared", 3), (second, "plan-second", "sub_shared", 5),
+            (third, "plan-third", "sub_own", 2),
+        ):  # fmt: skip
+            await conn.execute(
+                "INSERT INTO sellers (id, slug, name, plan_status, plan_subscription,"
+                " plan_sequence) VALUES ($1, $2, $2, 'active', $3, $4)",
+                seller, slug, sub, sequence,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+
+    apply_migrations(database_url, MIGRATIONS)
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT subscription_id, seller_id, sequence FROM platform_plan_subscriptions"
+            " ORDER BY subscription_id"
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("sub_own", third, 2), ("sub_shared", second, 5)]

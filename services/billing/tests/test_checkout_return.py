@@ -95,6 +95,8 @@ BAD = [
     ("placeholder-in-cancel", "cancel_url", "https://shop.example.com/{CHECKOUT_SESSION_ID}", INVALID),
     ("placeholder-in-host", "success_url", "https://{CHECKOUT_SESSION_ID}.example.com/", INVALID),
     ("port-out-of-range", "success_url", "https://shop.example.com:70000/", INVALID),
+    ("unbalanced-ipv6", "success_url", "https://[abc/x", INVALID),
+    ("not-ipv6", "cancel_url", "https://[zz]/x", INVALID),
     ("empty", "cancel_url", "", "urn:tessera:problem:validation-failed"),
     ("too-long", "success_url", "https://shop.example.com/" + "a" * 2048,
      "urn:tessera:problem:validation-failed"),

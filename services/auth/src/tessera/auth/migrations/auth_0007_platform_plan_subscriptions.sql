@@ -20,10 +20,14 @@ CREATE TABLE platform_plan_subscriptions (
 );
 CREATE INDEX platform_plan_subscriptions_seller ON platform_plan_subscriptions (seller_id);
 
--- The one subscription each seller's row holds today becomes its first.
+-- The one subscription each seller's row holds today becomes its first. Two sellers' rows
+-- may hold the same subscription (its metadata was edited in Stripe to name another seller):
+-- the row with its latest event keeps it.
 INSERT INTO platform_plan_subscriptions
        (subscription_id, seller_id, sequence, status, grace_until, started_at)
-SELECT plan_subscription, id, plan_sequence, plan_status, plan_grace_until,
+SELECT DISTINCT ON (plan_subscription)
+       plan_subscription, id, plan_sequence, plan_status, plan_grace_until,
        coalesce(plan_started_at, created_at)
   FROM sellers
- WHERE plan_subscription IS NOT NULL;
+ WHERE plan_subscription IS NOT NULL
+ ORDER BY plan_subscription, plan_sequence DESC, id;

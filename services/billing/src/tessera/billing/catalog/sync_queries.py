@@ -150,7 +150,9 @@ async def version_of(conn: asyncpg.Connection, due: Due) -> int | None:
 
 async def finish(conn: asyncpg.Connection, due: Due, state: SyncStateName) -> None:
     """`due.version` is in Stripe (`synced`), or waits for an account (`awaiting_connect`);
-    a newer version written meanwhile stays pending."""
+    a newer version written meanwhile stays pending. Only the claim holding the row's lease
+    records an outcome: one whose lease ran out mid-call leaves the row to the replica that
+    took it (which calls again, with the same idempotency key), never clearing its lease."""
     await conn.execute(
         """
         UPDATE stripe_sync SET
@@ -160,6 +162,7 @@ async def finish(conn: asyncpg.Connection, due: Due, state: SyncStateName) -> No
             attempts = 0, last_error = NULL, leased_until = NULL,
             next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4
+          AND leased_by = $7
         """,
         due.tenant.seller_id,
         due.tenant.mode,
@@ -167,6 +170,7 @@ async def finish(conn: asyncpg.Connection, due: Due, state: SyncStateName) -> No
         due.object_key,
         due.version,
         state,
+        due.lease,
     )
 
 
@@ -183,6 +187,7 @@ async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float
                 + CASE WHEN version = $5 THEN make_interval(secs => $7) ELSE interval '0' END,
             leased_until = NULL, updated_at = clock_timestamp()
         WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4
+          AND leased_by = $8
         """,
         due.tenant.seller_id,
         due.tenant.mode,
@@ -191,6 +196,7 @@ async def failed(conn: asyncpg.Connection, due: Due, error: str, retry_in: float
         due.version,
         error[:1000],
         retry_in,
+        due.lease,
     )
 
 
@@ -216,12 +222,14 @@ async def defer(conn: asyncpg.Connection, due: Due, retry_in: float) -> None:
     await conn.execute(
         "UPDATE stripe_sync SET leased_until = NULL,"
         " next_attempt_at = greatest(next_attempt_at, clock_timestamp() + make_interval(secs => $5))"
-        " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4",
+        " WHERE seller_id = $1 AND mode = $2 AND object_type = $3 AND object_key = $4"
+        " AND leased_by = $6",
         due.tenant.seller_id,
         due.tenant.mode,
         due.object_type,
         due.object_key,
         retry_in,
+        due.lease,
     )
 
 

@@ -203,13 +203,16 @@ async def held_refunds(
 ) -> dict[str, int]:
     """Per currency: `charge.refunded` events Stripe made in [start, end) that are held
     because billing cannot place their charge yet (an order that has not arrived, or a
-    subscription invoice whose charge the fee worker has not learnt): not counted yet."""
+    subscription invoice whose charge the fee worker has not learnt): not counted yet.
+    Events of Stripe accounts no seller has connected yet are held under the home seller
+    too (`awaiting-connection`): they are no refund of its own."""
     rows = await conn.fetch(
         """
         SELECT lower(payload->'data'->'object'->>'currency') AS currency,
                count(DISTINCT hold_key) AS held
           FROM stripe_events
          WHERE seller_id = $1 AND mode = $2 AND status = 'held' AND type = 'charge.refunded'
+           AND hold_key IS DISTINCT FROM 'awaiting-connection'
            AND stripe_created >= $3 AND stripe_created < $4
          GROUP BY 1
         """,

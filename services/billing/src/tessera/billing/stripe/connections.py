@@ -92,22 +92,11 @@ async def connected_account(conn: asyncpg.Connection, tenant: Tenant) -> str | N
     return account
 
 
-async def tenant_of(
+async def of_account(
     conn: asyncpg.Connection | asyncpg.Pool, account_id: str, mode: Mode
-) -> Tenant | None:
-    """Whose the account is in this mode: the seller that has it connected now, or None.
-    One of the reads across tenants on purpose: a Connect event names only its account."""
-    row = await conn.fetchrow(
-        "SELECT seller_id FROM stripe_connections"
-        " WHERE account_id = $1 AND mode = $2 AND status = 'connected'",
-        account_id,
-        mode,
-    )
-    return Tenant(row["seller_id"], mode) if row else None
-
-
-async def of_account(conn: asyncpg.Connection, account_id: str, mode: Mode) -> Connection | None:
-    """The connection that has the account in this mode now, whoever's it is (as `tenant_of`)."""
+) -> Connection | None:
+    """The connection that has the account in this mode now, whoever's it is. One of the
+    reads across tenants on purpose: a Connect event names only its account."""
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM stripe_connections"  # noqa: S608 - constant columns
         " WHERE account_id = $1 AND mode = $2 AND status = 'connected'",

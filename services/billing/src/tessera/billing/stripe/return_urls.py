@@ -114,7 +114,10 @@ def url_problem(field: str, url: str, mode: Mode) -> str | None:
         return f"is longer than {MAX_LENGTH} characters"
     if not URL_CHARS.fullmatch(url):
         return "has characters a URL cannot carry (spaces, quotes, backslashes, non-ASCII…)"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced or malformed [IPv6] host
+        return "does not name a valid host and port"
     schemes = ("https",) if mode == "live" else ("http", "https")
     if parts.scheme not in schemes or not parts.netloc:
         return "must be an absolute " + (

@@ -73,7 +73,15 @@ async def route(
         return Routed(platform)
     if event.account is None:
         return _unrouted(event, mode, "an event without `account` on the Connect endpoint")
-    tenant = await connections.tenant_of(pool, event.account, mode)
-    if tenant is None:
+    connection = await connections.of_account(pool, event.account, mode)
+    if connection is None:
         return _waiting(event.account, mode)
-    return Routed(tenant)
+    if event.created < int(connection.authorized_at.timestamp()):
+        # Made before this connection was authorized: a late delivery from an earlier
+        # connection of the account, perhaps another seller's (the rule held events follow).
+        return _unrouted(
+            event,
+            mode,
+            f"made before {event.account} authorized its current connection",
+        )
+    return Routed(connection.tenant)
