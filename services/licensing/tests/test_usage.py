@@ -326,6 +326,56 @@ async def test_revert_takes_an_amount_back_once(harness: Harness, seller: Seller
     assert missing.status_code == 404
 
 
+async def test_retries_racing_a_revert_of_their_key_never_deadlock(
+    harness: Harness, seller: Seller
+) -> None:
+    """A client that retries on a timeout while its failure handler reverts: the revert and
+    the retries take the counter's and the record's locks in one order, so every answer is
+    a 200 (a deadlock would be a 500 after Postgres's timeout)."""
+    account = await seller.subscriber(limit=None)
+    codes: set[int] = set()
+    for n in range(30):
+        key = f"race-{n}"
+        assert (await seller.record(account, key=key)).status_code == 200
+        answers = await asyncio.gather(
+            harness.http.post("/v1/usage/revert", json={"idempotency_key": key},
+                              headers=seller.secret),
+            *(seller.record(account, key=key) for _ in range(3)),
+        )  # fmt: skip
+        codes |= {a.status_code for a in answers}
+    assert codes == {200}
+    assert await used(harness, account) == 0
+    assert await reconcile(harness) == []
+
+
+async def test_a_customer_token_cannot_take_a_key_the_seller_will_use(
+    harness: Harness, seller: Seller
+) -> None:
+    """Keys are scoped to who sends them: a customer's token recording `job-42` neither
+    blocks the seller's `job-42` for another customer nor is what the seller's revert of
+    `job-42` takes back."""
+    customer, other = await seller.subscriber(limit=100), await seller.subscriber(limit=100)
+    taken = await harness.http.post(
+        "/v1/usage", json={"feature": "api_calls", "idempotency_key": "job-42"},
+        headers=seller.token(customer),
+    )  # fmt: skip
+    assert taken.status_code == 200, taken.text
+    real = await seller.record(other, key="job-42")
+    assert (real.status_code, real.json()["replayed"]) == (200, False)
+    reverted = await harness.http.post(
+        "/v1/usage/revert", json={"idempotency_key": "job-42"}, headers=seller.secret
+    )
+    assert reverted.json()["customer"] == str(other)
+    assert (await used(harness, customer), await used(harness, other)) == (1, 0)
+    # The customer's own retry still replays its own record.
+    again = await harness.http.post(
+        "/v1/usage", json={"feature": "api_calls", "idempotency_key": "job-42"},
+        headers=seller.token(customer),
+    )  # fmt: skip
+    assert (again.status_code, again.json()["replayed"]) == (200, True)
+    assert await used(harness, customer) == 1
+
+
 async def test_over_the_rate_is_429_with_retry_after_and_nothing_counted(
     harness: Harness, seller: Seller
 ) -> None:

@@ -127,6 +127,16 @@ async def record_by_id(
     )  # fmt: skip
 
 
+async def lock_counter(
+    conn: asyncpg.Connection, tenant: Tenant, account: UUID, feature: str, period_start: datetime
+) -> None:
+    await conn.execute(
+        "SELECT 1 FROM usage_counters WHERE seller_id = $1 AND mode = $2 AND account_id = $3"
+        " AND feature = $4 AND period_start = $5 FOR UPDATE",
+        tenant.seller_id, tenant.mode, account, feature, period_start,
+    )  # fmt: skip
+
+
 async def mark_reverted(
     conn: asyncpg.Connection, tenant: Tenant, record_id: UUID, now: datetime
 ) -> asyncpg.Record | None:

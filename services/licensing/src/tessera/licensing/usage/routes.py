@@ -78,13 +78,16 @@ def caller(licensing: LicensingDep, auth: UsageAuth, customer: UUID | None) -> s
         raise Forbidden("A customer's token records and reads only its own usage.")
     else:
         acting = auth.account
+    # A space never occurs in a key (printable ASCII without it): a token's space and the
+    # seller's can never meet.
+    scope = "" if auth.account is None else f"token {auth.account} "
     entry = licensing.sellers.by_id(auth.tenant.seller_id)
     if entry is None:  # not in the directory (yet): the defaults
-        return service.Caller(auth.tenant, acting, licensing.synced_limiter, None)
+        return service.Caller(auth.tenant, acting, licensing.synced_limiter, None, key_scope=scope)
     settings = entry.settings
     return service.Caller(
         auth.tenant, acting, licensing.synced_limiter, settings.upgrade_url,
-        tuple(settings.usage_thresholds),
+        tuple(settings.usage_thresholds), key_scope=scope,
     )  # fmt: skip
 
 

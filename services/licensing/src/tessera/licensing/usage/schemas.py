@@ -30,7 +30,8 @@ class RecordRequest(BaseModel):
     feature: Feature
     amount: Amount = 1
     idempotency_key: IdempotencyKey = Field(
-        description="Unique per seller and mode: a retry with the same key counts once and "
+        description="Unique per seller and mode among the seller's secret-key calls, and "
+        "per customer among a customer token's: a retry with the same key counts once and "
         "gets the first answer again."
     )
 

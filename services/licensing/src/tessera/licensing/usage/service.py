@@ -75,6 +75,13 @@ class Caller:
     upgrade_url: str | None
     # The seller's `usage_thresholds` (percents of a limit), ascending.
     thresholds: tuple[int, ...] = (80, 100)
+    # Whose idempotency keys these are: the seller's secret keys share one space; a
+    # customer's access token has its own, so a customer cannot take (and so block, or
+    # have reverted) a key the seller's server will use for another customer.
+    key_scope: str = ""
+
+    def scoped(self, idempotency_key: str) -> str:
+        return self.key_scope + idempotency_key
 
     @property
     def rate_ident(self) -> str:
@@ -172,7 +179,7 @@ async def record(
                 [(meter, used_after)], (meter, caller.rate_standing(meter)), now
             )
         # Refused: either the key counted before (replay its answer) or over the limit.
-        held = await queries.record_by_key(conn, caller.tenant, body.idempotency_key)
+        held = await queries.record_by_key(conn, caller.tenant, caller.scoped(body.idempotency_key))
         if held is not None:
             if rate is not None:
                 caller.limiter.undo(rate)  # a retry is not another call
@@ -208,7 +215,7 @@ async def _count(
             used_after, counted = await queries.count(
                 conn, caller.tenant, caller.customer, meter.feature,
                 (meter.period_start, meter.period_end), body.amount, meter.limit, record_id,
-                body.idempotency_key, now,
+                caller.scoped(body.idempotency_key), now,
             )  # fmt: skip
             if used_after is None or counted is None:
                 raise _Refused
@@ -330,10 +337,17 @@ async def revert(
         if record_id is None:
             assert idempotency_key is not None
             found = await queries.record_by_key(conn, tenant, idempotency_key)
-            record_id = found["id"] if found is not None else None
-        held = await queries.record_by_id(conn, tenant, record_id, lock=True) if record_id else None
-        if held is None:
+        else:
+            found = await queries.record_by_id(conn, tenant, record_id)
+        if found is None:
             raise NotFound("No such usage record.")
+        # Locks in the order a record takes them, its counter first, then the record row
+        # (a retry of the same key waits on the row's insert): never a deadlock between them.
+        await queries.lock_counter(
+            conn, tenant, found["account_id"], found["feature"], found["period_start"]
+        )
+        held = await queries.record_by_id(conn, tenant, found["id"], lock=True)
+        assert held is not None  # records are never deleted
         if held["reverted_at"] is None:
             held = await queries.mark_reverted(conn, tenant, held["id"], now)
             assert held is not None  # the row is locked: nobody reverted it meanwhile
