@@ -52,6 +52,10 @@ SAMPLES: dict[type[Event], dict[str, Any]] = {
     licensing.LicenseSuspended: {**LICENSE, "reason": "dispute"},
     licensing.LicenseReinstated: {**LICENSE, "reason": "won"},
     licensing.LicenseRevoked: {**LICENSE, "reason": "refund"},
+    licensing.UsageThresholdReached: {
+        "account_id": uuid.uuid4(), "feature": "api_calls", "threshold": 80, "used": 400,
+        "limit": 500, "tier": "pro", "period_start": NOW, "period_end": NOW,
+    },
 }  # fmt: skip
 
 

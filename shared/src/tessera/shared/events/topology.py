@@ -31,6 +31,7 @@ from tessera.shared.events.licensing import (
     LicenseReinstated,
     LicenseRevoked,
     LicenseSuspended,
+    UsageThresholdReached,
 )
 
 
@@ -124,6 +125,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="webhooks", event=LicenseSuspended, stream=LICENSING),
     Subscription(service="webhooks", event=LicenseReinstated, stream=LICENSING),
     Subscription(service="webhooks", event=LicenseRevoked, stream=LICENSING),
+    Subscription(service="webhooks", event=UsageThresholdReached, stream=LICENSING),
 )
 
 

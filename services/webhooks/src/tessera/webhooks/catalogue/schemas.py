@@ -108,6 +108,17 @@ class LicenseStatusData(LicenseData):
     reason: str
 
 
+class UsageThresholdData(PublicModel):
+    customer: UUID
+    feature: str = Field(description="The metered feature (as in `POST /v1/usage`).")
+    threshold: int = Field(ge=1, le=100, description="The percent of the limit reached.")
+    used: int = Field(ge=0, description="The period's count when it was reached.")
+    limit: int = Field(ge=0)
+    tier: str
+    period_start: datetime
+    period_end: datetime
+
+
 class TestData(PublicModel):
     endpoint: UUID = Field(description="The endpoint the test was asked for.")
     message: str
@@ -219,6 +230,14 @@ class LicenseRevoked(PublicEvent):
     data: LicenseStatusData
 
 
+class UsageThresholdReached(PublicEvent):
+    """A customer's usage of a metered feature reached one of the seller's thresholds (80
+    and 100 % of the period's limit by default): once per period and threshold."""
+
+    type: Literal["usage.threshold_reached"] = "usage.threshold_reached"
+    data: UsageThresholdData
+
+
 class WebhookTest(PublicEvent):
     """Sent by `POST /v1/webhook-endpoints/{id}/test` to that endpoint only."""
 
@@ -242,6 +261,7 @@ CATALOGUE: dict[str, type[PublicEvent]] = {
         LicenseSuspended,
         LicenseReinstated,
         LicenseRevoked,
+        UsageThresholdReached,
         WebhookTest,
     )
 }

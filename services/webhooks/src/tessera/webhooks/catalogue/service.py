@@ -114,6 +114,15 @@ def _license_status(
     return translate
 
 
+def _usage_threshold(event: licensing.UsageThresholdReached) -> public.PublicEvent:
+    data = public.UsageThresholdData(
+        customer=event.account_id, feature=event.feature, threshold=event.threshold,
+        used=event.used, limit=event.limit, tier=event.tier, period_start=event.period_start,
+        period_end=event.period_end,
+    )  # fmt: skip
+    return public.UsageThresholdReached(**_envelope(event), data=data)
+
+
 # Every bus event webhooks consumes, and its translation (None: nothing public to say).
 TRANSLATIONS: dict[type[Event], Callable[[Any], public.PublicEvent | None]] = {
     auth.UserCreated: _customer,
@@ -129,6 +138,7 @@ TRANSLATIONS: dict[type[Event], Callable[[Any], public.PublicEvent | None]] = {
     licensing.LicenseSuspended: _license_status(public.LicenseSuspended),
     licensing.LicenseReinstated: _license_status(public.LicenseReinstated),
     licensing.LicenseRevoked: _license_status(public.LicenseRevoked),
+    licensing.UsageThresholdReached: _usage_threshold,
 }
 
 
