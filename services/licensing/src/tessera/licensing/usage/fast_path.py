@@ -29,7 +29,7 @@ from tessera.licensing.context import Licensing
 from tessera.licensing.seller_api.routes import tenant
 from tessera.licensing.usage import service
 from tessera.licensing.usage.routes import KEY_PREFIXES, UsageAuth, caller
-from tessera.licensing.usage.schemas import RecordRequest
+from tessera.licensing.usage.schemas import RecordOut, RecordRequest
 from tessera.shared.api_keys import KeyRefused, SellerCredential
 from tessera.shared.http.fast_path import Answer, FastPath
 from tessera.shared.http.middleware import header
@@ -50,11 +50,8 @@ class RecordFastPath(FastPath):
         seller = self.secret_seller(scope)
         if seller is None:
             return None
-        try:
-            request = RecordRequest.model_validate_json(body)
-        except ValidationError:
-            return None
-        if request.customer is None:
+        request = parsed(body)
+        if request is None:
             return None
         licensing = self.licensing
         budget = (licensing.per_usage_caller, f"key:{seller.key_id}")
@@ -68,8 +65,7 @@ class RecordFastPath(FastPath):
         except Problem:
             licensing.synced_limiter.undo(budget)
             return None
-        extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-        return Answer(out.model_dump_json().encode(), headers=extra)
+        return rendered(out, headers)
 
     def secret_seller(self, scope: Scope) -> SellerCredential | None:
         """The seller behind a secret key that may record now; None for anything the full
@@ -95,3 +91,19 @@ class RecordFastPath(FastPath):
             if entry is None or not entry.plan_in_force(time.time()):
                 return None
         return seller
+
+
+def parsed(body: bytes) -> RecordRequest | None:
+    """The record asked for, when well-formed and naming its customer (a secret key must)."""
+    try:
+        request = RecordRequest.model_validate_json(body)
+    except ValidationError:
+        return None
+    return request if request.customer is not None else None
+
+
+def rendered(out: RecordOut, headers: dict[str, str]) -> Answer:
+    """The route's answer: its JSON body (as FastAPI serialises the model) and the RateLimit
+    fields."""
+    fields = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    return Answer(out.model_dump_json().encode(), headers=fields)
