@@ -62,9 +62,13 @@ class RecordFastPath(FastPath):
             out, headers = await service.record(
                 licensing.pool, who, request, licensing.usage_clock(), give_back=True
             )
-        except Problem:
+        except Exception as error:
+            # Handed on, refused or failed: the full stack counts the caller's budget again
+            # (and renders the refusal, or meets the error itself).
             licensing.synced_limiter.undo(budget)
-            return None
+            if isinstance(error, Problem):
+                return None
+            raise  # `safe_answer` logs it and hands the request on
         return rendered(out, headers)
 
     def secret_seller(self, scope: Scope) -> SellerCredential | None:
