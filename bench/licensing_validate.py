@@ -145,10 +145,11 @@ class RawConnection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
-    async def post(self, host: str, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, host: str, path: str, body: bytes, extra: str = "") -> tuple[int, bytes]:
+        """`extra`: more header lines, each ending in CRLF (an Authorization, say)."""
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readline()

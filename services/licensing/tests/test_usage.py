@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -583,3 +584,57 @@ async def test_a_seller_chooses_its_thresholds(harness: Harness, seller: Seller)
     for _ in range(4):
         await seller.record(account)
     assert [t for t, _, _ in await threshold_events(h, account)] == [25, 50]
+
+
+async def test_a_record_answered_in_front_of_the_stack_is_the_routes_answer(
+    harness: Harness, seller: Seller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret key's record is answered by the fast path (usage/fast_path.py); a
+    customer's token goes down the full stack. Both answers carry the same members and the
+    same headers."""
+    from tessera.licensing.usage.fast_path import RecordFastPath
+
+    answered: list[bool] = []
+    original = RecordFastPath.answer
+
+    async def spy(self: RecordFastPath, scope: Any, body: bytes) -> Any:
+        answer = await original(self, scope, body)
+        answered.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(RecordFastPath, "answer", spy)
+    fast_customer = await seller.subscriber(limit=5, rate=100)
+    stack_customer = await seller.subscriber(limit=5, rate=100)
+    fast = await seller.record(fast_customer, key="front-1")
+    body = {"feature": "api_calls", "idempotency_key": "stack-1"}
+    stack = await harness.http.post("/v1/usage", json=body, headers=seller.token(stack_customer))
+    assert answered == [True, False], "the secret key's record answered in front, not the token's"
+    assert (fast.status_code, stack.status_code) == (200, 200)
+    assert fast.json().keys() == stack.json().keys()
+    assert {k: v for k, v in fast.json().items() if k not in ("customer", "record_id")} == {
+        k: v for k, v in stack.json().items() if k not in ("customer", "record_id")
+    }
+    assert set(fast.headers) == set(stack.headers)
+
+    def without_resets(field: str) -> str:
+        return re.sub(r";t=\d+", "", field)  # seconds to the reset: the two ran apart
+
+    assert without_resets(fast.headers["RateLimit"]) == without_resets(stack.headers["RateLimit"])
+    assert fast.headers["RateLimit-Policy"] == stack.headers["RateLimit-Policy"]
+    assert fast.headers["content-type"] == stack.headers["content-type"] == "application/json"
+    replay = await seller.record(fast_customer, key="front-1")
+    assert (replay.json()["replayed"], replay.json()["record_id"]) == (
+        True, fast.json()["record_id"],
+    )  # fmt: skip
+
+
+async def test_a_refusal_handed_to_the_stack_counts_against_the_rate_once(
+    harness: Harness, seller: Seller
+) -> None:
+    """Over the limit, the fast path hands the record to the full stack, which renders the
+    403: the tier's rate counts that record once, not once per layer."""
+    account = await seller.subscriber(limit=1, rate=3)
+    answers = [(await seller.record(account)).status_code for _ in range(4)]
+    # 1 counted, 2 refused over the limit (each one hit of the rate), the 4th over the rate.
+    assert answers == [200, 403, 403, 429]
+    assert await used(harness, account) == 1

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tessera.licensing.usage.meters import add_months, calendar_month, meters, subscription_period
-from tessera.licensing.usage.service import ratelimit_headers
+from tessera.licensing.usage.service import quick_ceiling, ratelimit_headers, reached
 
 T = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -79,3 +79,30 @@ def test_ratelimit_fields_name_each_limited_feature_and_the_rate() -> None:
     assert headers["RateLimit"] == '"api_calls";r=3;t=1728000, "rate_per_minute";r=59;t=42'
     unlimited = meters([row(grants='{"quotas": {"api_calls": {"limit": null}}}')], T)["api_calls"]
     assert ratelimit_headers([(unlimited, 9)], None, T) == {}
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "limit", "ceiling"),
+    [
+        ((80, 100), 10, 7),
+        ((80, 100), 5, 3),
+        ((80, 100), 1, 0),
+        ((50,), 3, 1),
+        ((), 10, 10),
+        ((80, 100), None, None),
+        ((80, 100), 0, 0),
+        ((1,), 1000, 9),
+    ],
+    ids=["ten", "five", "one", "half-of-three", "no-thresholds", "unlimited", "zero", "one-pct"],
+)
+def test_the_one_statement_path_stops_just_below_the_first_threshold(
+    thresholds: tuple[int, ...], limit: int | None, ceiling: int | None
+) -> None:
+    """A record that reaches a threshold must take the full transaction (it announces it):
+    the quick path's ceiling is the highest total that reaches none, and never the limit's
+    far side."""
+    assert quick_ceiling(thresholds, limit) == ceiling
+    if limit:
+        assert ceiling is not None
+        assert reached(thresholds, ceiling, limit) == []
+        assert ceiling == limit or reached(thresholds, ceiling + 1, limit) != []

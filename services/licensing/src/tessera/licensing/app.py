@@ -29,6 +29,7 @@ from tessera.licensing.seller_api import routes as seller_routes
 from tessera.licensing.settings import LicensingSettings, refuse_dev_secrets
 from tessera.licensing.signing import service as signing
 from tessera.licensing.usage import routes as usage_routes
+from tessera.licensing.usage.fast_path import RecordFastPath
 from tessera.shared import stalls
 from tessera.shared.db.pool import asyncpg_dsn, roll_back_if_open
 from tessera.shared.keys import Signer
@@ -155,9 +156,10 @@ def create_app(
     traced = settings.trace_validate
 
     def fast_path(whole: ASGIApp) -> ValidateFastPath:
-        # validate's and heartbeat's common cases go in front of the whole app
-        # (desktop/fast_path.py).
-        behind = HeartbeatFastPath(whole, licensing, hsts=hsts, traced=traced)
+        # validate's, heartbeat's and the usage record's common cases go in front of the
+        # whole app (desktop/fast_path.py, usage/fast_path.py).
+        record = RecordFastPath(whole, licensing, hsts=hsts)
+        behind = HeartbeatFastPath(record, licensing, hsts=hsts, traced=traced)
         return ValidateFastPath(behind, licensing, hsts=hsts, traced=traced)
 
     app = create_service_app(

@@ -101,6 +101,54 @@ async def count(
     return row["used"], row["id"]
 
 
+# The common case in one statement outside any explicit transaction: one round trip, the
+# counter raised and the record written atomically and committed before it returns (instead
+# of BEGIN, COUNT, COMMIT). The counter is raised only while the new total stays within
+# `$12` (the service's ceiling: the limit, or below the first threshold, whose announcement
+# needs the full transaction). The record row is inserted without ON CONFLICT: a key used
+# already raises a unique violation, which aborts the whole statement, the counter's raise
+# with it (a concurrent record with the same key is waited for first).
+COUNT_QUICK = """
+WITH counter AS (
+    INSERT INTO usage_counters
+        (seller_id, mode, account_id, feature, period_start, period_end, used)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (seller_id, mode, account_id, feature, period_start) DO UPDATE
+        SET used = usage_counters.used + EXCLUDED.used, period_end = EXCLUDED.period_end
+        WHERE $12::bigint IS NULL OR usage_counters.used + EXCLUDED.used <= $12::bigint
+    RETURNING used
+)
+INSERT INTO usage_records (id, seller_id, mode, account_id, feature, period_start,
+                           period_end, amount, idempotency_key, used_after, limit_at, recorded_at)
+SELECT $9, $1, $2, $3, $4, $5, $6, $7, $10, counter.used, $8, $11 FROM counter
+RETURNING used_after
+"""
+
+
+async def count_quick(
+    conn: asyncpg.Connection,
+    tenant: Tenant,
+    account: UUID,
+    feature: str,
+    period: tuple[datetime, datetime],
+    amount: int,
+    limit: int | None,
+    ceiling: int | None,
+    record_id: UUID,
+    idempotency_key: str,
+    now: datetime,
+) -> int | None:
+    """The counter's new total, or None when it would pass `ceiling` (nothing written).
+    Raises `asyncpg.UniqueViolationError` when the key was used already (nothing written).
+    Must run outside a transaction: its own commit is what makes the record durable."""
+    assert not conn.is_in_transaction()
+    value = await conn.fetchval(
+        COUNT_QUICK, tenant.seller_id, tenant.mode, account, feature, period[0], period[1],
+        amount, limit, record_id, idempotency_key, now, ceiling,
+    )  # fmt: skip
+    return None if value is None else int(value)
+
+
 RECORD_COLUMNS = (
     "id, account_id, feature, period_start, period_end, amount, idempotency_key, used_after,"
     " limit_at, recorded_at, reverted_at"

@@ -1,9 +1,10 @@
 """Usage verbs: record (exactly, durably, within the limit), check, read, revert, and the
 seller's assignment of a tier without a subscription (docs/usage.md).
 
-Postgres is the truth: a record is one transaction whose conditional upsert raises the
-customer's counter only while it stays within the limit, and writes the record row under a
-unique idempotency key. Redis holds only the per-minute rate (the kernel's `SyncedLimiter`,
+Postgres is the truth: a record is committed before it is answered, by a conditional upsert
+that raises the customer's counter only while it stays within the limit and writes the
+record row under a unique idempotency key (one statement below the first threshold, else
+one transaction that also announces the thresholds reached). Redis holds only the per-minute rate (the kernel's `SyncedLimiter`,
 decided in memory), so nothing counted depends on it."""
 
 from __future__ import annotations
@@ -157,9 +158,16 @@ class _Refused(Exception):
 
 
 async def record(
-    pool: asyncpg.Pool, caller: Caller, body: RecordRequest, now: datetime
+    pool: asyncpg.Pool,
+    caller: Caller,
+    body: RecordRequest,
+    now: datetime,
+    *,
+    give_back: bool = False,
 ) -> tuple[RecordOut, dict[str, str]]:
-    """Count `amount` within the limit, once per idempotency key."""
+    """Count `amount` within the limit, once per idempotency key. With `give_back` (the
+    fast path, which hands refusals to the full stack to render), a record refused over the
+    limit takes its hit of the rate back, so the full stack's own attempt counts it once."""
     async with pool.acquire() as conn:
         meter = await _meter(conn, caller, body.feature, now)
         rate = _hit_rate(caller, meter)
@@ -184,6 +192,8 @@ async def record(
             if rate is not None:
                 caller.limiter.undo(rate)  # a retry is not another call
             return _replay(caller, meter, held, body, now)
+        if give_back and rate is not None:
+            caller.limiter.undo(rate)
         used = await queries.used(
             conn, caller.tenant, caller.customer, meter.feature, meter.period_start
         )
@@ -205,11 +215,18 @@ async def _count(
     record_id: UUID,
     now: datetime,
 ) -> int | None:
-    """One transaction: the counter raised within the limit, the record written under its
-    key, the thresholds it reached announced. The counter's new total; None (nothing
+    """The counter raised within the limit and the record written under its key, atomically:
+    one statement when the total stays below the first threshold, else one transaction
+    that also announces the thresholds reached. The counter's new total; None (nothing
     written) when over the limit or when the key was used already."""
     if meter.limit is not None and body.amount > meter.limit:
         return None  # cannot fit even in an empty period
+    try:
+        quick = await _count_quick(conn, caller, meter, body, record_id, now)
+    except asyncpg.UniqueViolationError:
+        return None  # the key counted before: the caller replays its answer
+    if quick is not None:
+        return quick
     try:
         async with conn.transaction():
             used_after, counted = await queries.count(
@@ -223,6 +240,36 @@ async def _count(
             return used_after
     except _Refused:
         return None
+
+
+def quick_ceiling(thresholds: tuple[int, ...], limit: int | None) -> int | None:
+    """The highest total a record may leave through the one-statement path: the limit, and
+    below the first threshold (reaching one is announced in the full transaction). None:
+    no bound (unlimited)."""
+    if not limit:
+        return limit  # unlimited (None), or 0: nothing fits
+    first = min(((t * limit + 99) // 100 for t in thresholds), default=limit + 1)
+    return min(limit, first - 1)
+
+
+async def _count_quick(
+    conn: asyncpg.Connection,
+    caller: Caller,
+    meter: Meter,
+    body: RecordRequest,
+    record_id: UUID,
+    now: datetime,
+) -> int | None:
+    """The common case, below the first threshold: one statement, committed on its own (one
+    round trip instead of three). None: not counted this way (the full transaction decides)."""
+    ceiling = quick_ceiling(caller.thresholds, meter.limit)
+    if ceiling is not None and body.amount > ceiling:
+        return None
+    return await queries.count_quick(
+        conn, caller.tenant, caller.customer, meter.feature,
+        (meter.period_start, meter.period_end), body.amount, meter.limit, ceiling, record_id,
+        body.idempotency_key, now,
+    )  # fmt: skip
 
 
 def reached(thresholds: tuple[int, ...], used: int, limit: int | None) -> list[int]:
