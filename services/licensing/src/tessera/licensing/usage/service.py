@@ -268,7 +268,7 @@ async def _count_quick(
     return await queries.count_quick(
         conn, caller.tenant, caller.customer, meter.feature,
         (meter.period_start, meter.period_end), body.amount, meter.limit, ceiling, record_id,
-        body.idempotency_key, now,
+        caller.scoped(body.idempotency_key), now,
     )  # fmt: skip
 
 
