@@ -153,6 +153,8 @@ class Objects:
             # The tenant's subscription (seeded beside its order; Stripe's id).
             "subscription_id": f"sub_{self.order.hex}",
             "endpoint_id": str(self.endpoint),
+            # The tenant's pending Connect authorization (seeded with the order's id).
+            "pending_id": str(self.order),
         }
 
 
@@ -179,6 +181,8 @@ PLAIN_FIELDS: dict[str, Any] = {
     "unit_amount": 100,
     "currency": "usd",
     "prices": {"month": {"amount": 100, "currency": "usd"}},
+    # A tier a seller assigns to a customer itself (licensing's usage plan).
+    "grants": {"quotas": {"api_calls": {"limit": 5}}},
     # A webhook endpoint's URL (a create names no object of another tenant).
     "url": "https://hooks.example.com/isolation",
 }
@@ -434,6 +438,11 @@ async def seed(stack: Stack, tenant: Tenant, js: Any, ns: Namespace) -> tuple[Ob
             " \"interval\", item_id) VALUES ($1, $2, $3, $4, 'active', 'tool', 'tool', 'month',"
             " 'si_1')",
             tenant.seller_id, tenant.mode, f"sub_{order.hex}", customer,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO stripe_connect_pending (id, seller_id, mode, account_id, livemode,"
+            " expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '1 day')",
+            order, tenant.seller_id, tenant.mode, f"acct_{order.hex}", tenant.mode == "live",
         )  # fmt: skip
     finally:
         await conn.close()

@@ -213,7 +213,7 @@ async def test_a_seller_is_on_the_plan_while_any_of_its_subscriptions_is(
         assert entry.plan_status == "ended" and not entry.plan_in_force(time.time())
     else:
         assert (row["plan_status"], row["plan_subscription"]) == (
-            "active", f"sub_plan_{seller_id.hex[:12]}",
+            "active", f"sub_plan_{seller_id.hex}",
         )  # fmt: skip
         assert entry.plan_status == "active" and entry.plan_in_force(time.time())
 

@@ -67,7 +67,7 @@ def platform_plan_event(
     `paying`, as billing publishes it."""
     now = datetime.now(UTC)
     fields: dict[str, Any] = {
-        "subscription_id": f"sub_plan_{paying.hex[:12]}", "account_id": uuid4(),
+        "subscription_id": f"sub_plan_{paying.hex}", "account_id": uuid4(),
         "product": "tessera", "tier": "platform", "grants": SubscriptionGrants(),
         "interval": "month", "current_period_start": now,
         "current_period_end": now + timedelta(days=30), "started_at": now,
