@@ -79,7 +79,7 @@ from tessera.portal.settings import PortalSettings
 from tessera.portal.web.security import BROWSER_COOKIE, SESSION_COOKIE, csrf_token
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.events.topology import BILLING, SELLERS, Namespace
+from tessera.shared.events.topology import BILLING, SELLERS, WEBHOOKS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.sellers import HOME_SELLER_ID
 from tessera.shared.settings import InfraSettings
@@ -369,7 +369,8 @@ async def billing_stream(infra: InfraSettings) -> None:
     it; the tests without billing declare it as billing would)."""
     nc = await nats.connect(str(infra.nats_url))
     try:
-        await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra.namespace)))
+        for stream in (BILLING, WEBHOOKS):
+            await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(infra.namespace)))
     finally:
         await nc.close()
 

@@ -212,26 +212,30 @@ async def endpoint_succeeded(conn: asyncpg.Connection, endpoint_id: UUID) -> Non
 
 async def endpoint_failed(
     conn: asyncpg.Connection, endpoint_id: UUID, disable_after_seconds: float
-) -> bool:
+) -> asyncpg.Record | None:
     """Note that the endpoint is failing; disable it once it has failed for longer than
-    `disable_after_seconds` with no success. True if this disabled it."""
-    disabled = await conn.fetchval(
+    `disable_after_seconds` with no success. The endpoint's row (tenant, url, description,
+    failing_since) if this disabled it, else None."""
+    # `was` is the row before this update (locked first): only the attempt that turns the
+    # endpoint off reports it, not one finishing after, so the seller hears of it once.
+    row: asyncpg.Record | None = await conn.fetchrow(
         """
-        UPDATE endpoints
-        SET failing_since = coalesce(failing_since, clock_timestamp()),
-            enabled = CASE WHEN failing_since < clock_timestamp() - make_interval(secs => $2)
-                           THEN false ELSE enabled END,
+        UPDATE endpoints e
+        SET failing_since = coalesce(e.failing_since, clock_timestamp()),
+            enabled = CASE WHEN e.failing_since < clock_timestamp() - make_interval(secs => $2)
+                           THEN false ELSE e.enabled END,
             disabled_reason = CASE
-                WHEN enabled AND failing_since < clock_timestamp() - make_interval(secs => $2)
-                THEN 'failing' ELSE disabled_reason END
-        WHERE id = $1
-        RETURNING enabled = false AND disabled_reason = 'failing'
-                  AND failing_since < clock_timestamp() - make_interval(secs => $2)
+                WHEN e.enabled AND e.failing_since < clock_timestamp() - make_interval(secs => $2)
+                THEN 'failing' ELSE e.disabled_reason END
+        FROM (SELECT enabled FROM endpoints WHERE id = $1 FOR UPDATE) AS was
+        WHERE e.id = $1
+        RETURNING was.enabled AND NOT e.enabled AS disabled,
+                  e.id, e.seller_id, e.mode, e.url, e.description, e.failing_since
         """,
         endpoint_id,
         disable_after_seconds,
     )
-    return bool(disabled)
+    return row if row is not None and row["disabled"] else None
 
 
 async def attempts_of(
