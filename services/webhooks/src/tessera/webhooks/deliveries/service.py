@@ -74,7 +74,8 @@ async def replay_one(
         raise NotFound("No such event.") from None
     if not await queries.tenant_has_event(conn, tenant, event_id):
         raise NotFound("No such event.")
-    await queries.queue_one(conn, endpoint_id, event_id)
+    if not await queries.queue_one(conn, endpoint_id, event_id):
+        raise NotFound("No such event.")  # swept by retention meanwhile
     return 1
 
 
