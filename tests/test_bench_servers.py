@@ -1,7 +1,8 @@
 """The benches' `--server` option (bench/harness.py): the kernel's app served by the command
 the benches use, on uvicorn (as production runs it) and on granian, answers the same: the
 lifespan ran, the forwarded-header rule names the client, a problem renders with its
-headers. So a granian measurement measures the same app, not a half-working one."""
+headers. So a granian measurement measures the same app, not a half-working one. And the
+fan-out bench's receivers count a webhook only when its signature verifies."""
 
 from __future__ import annotations
 
