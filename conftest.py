@@ -188,6 +188,32 @@ def infra_settings(namespace: str, jetstream_cleanup: None, redis: Redis) -> Inf
     )
 
 
+async def declare_streams(nats_url: str, namespace: str, names: tuple[str, ...]) -> None:
+    """Declare the named streams as their producers would: a test running a consumer without
+    the producer stands in for it (consumers wait for a producer's stream to exist)."""
+    from tessera.shared.events.topology import STREAMS, Namespace
+    from tessera.shared.messaging import ensure_stream, stream_config
+
+    nc = await nats.connect(nats_url)
+    try:
+        for stream in STREAMS:
+            if stream.name in names:
+                await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(namespace)))
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def stand_in_streams(namespace: str) -> Any:
+    """`await stand_in_streams(nats_url, "WEBHOOKS", ...)`: those streams declared on that
+    server in this test's namespace, as their producers would (see `declare_streams`)."""
+
+    async def declare(nats_url: str, *names: str) -> None:
+        await declare_streams(nats_url, namespace, names)
+
+    return declare
+
+
 @pytest.fixture
 async def all_streams(infra_settings: InfraSettings) -> None:
     """Every stream declared, as the producers that own them would: a test running some of

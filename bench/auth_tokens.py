@@ -23,7 +23,7 @@ from tessera.devstack.mailcatcher import MailCatcher
 from tessera.shared.db.pool import asyncpg_dsn, ensure_database, with_database
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import BILLING, WEBHOOKS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 
 CODE = re.compile(r"enter this code: (\d{6})")
@@ -90,10 +90,12 @@ async def main(args: argparse.Namespace) -> None:
     await ensure_database(infra.postgres.url, database)
     database_url = with_database(infra.postgres.url, database)
     namespace = f"bench{run}"
-    # Auth consumes from BILLING; billing is not running here, so stand in for its stream
+    # Auth consumes from BILLING and WEBHOOKS; neither producer runs here, so stand in for
+    # their streams
     # (auth's messaging, and so /readyz, waits for the stream to exist).
     nc = await nats.connect(infra.nats.url)
-    await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(namespace)))
+    for stream in (BILLING, WEBHOOKS):
+        await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(namespace)))
     await nc.close()
     catcher = MailCatcher("127.0.0.1", harness.free_port(), harness.free_port())
     await catcher.start()

@@ -61,8 +61,9 @@ from tessera.licensing.settings import LicensingSettings
 from tessera.shared.db.pool import asyncpg_dsn, ensure_database, with_database
 from tessera.shared.events.billing import OrderPaid
 from tessera.shared.events.licensing import LicenseIssued
-from tessera.shared.events.topology import Namespace
+from tessera.shared.events.topology import WEBHOOKS, Namespace
 from tessera.shared.keys import Sealer
+from tessera.shared.messaging import ensure_stream, stream_config
 
 SECRET = "whsec_bench_system_load"  # noqa: S105 - a throwaway secret for a throwaway stack
 SKU = "chartgpt-lifetime"
@@ -770,6 +771,16 @@ async def warm_up(
 # --- end to end: NATS ---------------------------------------------------------------------------
 
 
+async def declare_webhooks_stream(nats_url: str, ns: Namespace) -> None:
+    """Auth consumes webhooks' stream and waits for it to exist; webhooks is not run here,
+    so stand in for its owner."""
+    nc = await nats.connect(nats_url)
+    try:
+        await ensure_stream(nc.jetstream(), stream_config(WEBHOOKS, ns))
+    finally:
+        await nc.close()
+
+
 class Watcher:
     """Core NATS subscriptions on order.paid and license.issued; each message is kept raw
     with its arrival time and parsed only after the run, so watching costs the generator's
@@ -1184,6 +1195,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             return result
         for db in names.values():
             await ensure_database(infra.postgres.url, db)
+        await declare_webhooks_stream(infra.nats.url, ns)
         smtp_port = harness.free_port()
         sink = start_sink(smtp_port, logs)
         ports = {svc: harness.free_port() for svc in SERVICES}

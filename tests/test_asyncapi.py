@@ -6,7 +6,7 @@ from urllib.parse import unquote
 import pytest
 
 from tessera.devstack.asyncapi import SERVICES, document, produced_by, render
-from tessera.shared.events import auth, billing, licensing
+from tessera.shared.events import auth, billing, licensing, webhooks
 from tessera.shared.events.envelope import Event
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"
@@ -26,12 +26,7 @@ def test_each_document_names_the_subjects_its_service_consumes() -> None:
     assert any("billing.account.created.v1" in str(c) for c in channels.values())
 
 
-EVENT_MODULES = {"auth": auth, "billing": billing, "licensing": licensing}
-
-
-def test_webhooks_publishes_no_bus_event() -> None:
-    """Webhooks only consumes: what it sends goes to sellers' endpoints, not the bus."""
-    assert produced_by("webhooks") == []
+EVENT_MODULES = {"auth": auth, "billing": billing, "licensing": licensing, "webhooks": webhooks}
 
 
 @pytest.mark.parametrize("service", EVENT_MODULES)

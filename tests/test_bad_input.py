@@ -71,6 +71,7 @@ from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
 from tessera.devstack.mailcatcher import MailCatcher
+from tessera.devstack.seller_keys import publish_seller_keys
 from tessera.devstack.serving import LoopServer
 from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.settings import LicensingSettings
@@ -79,12 +80,14 @@ from tessera.portal.settings import PortalSettings
 from tessera.portal.web.security import BROWSER_COOKIE, SESSION_COOKIE, csrf_token
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.events.topology import BILLING, SELLERS, Namespace
+from tessera.shared.events.topology import BILLING, SELLERS, WEBHOOKS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
-from tessera.shared.sellers import HOME_SELLER_ID
+from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID
 from tessera.shared.settings import InfraSettings
 from tessera.site.app import create_app as create_site
 from tessera.site.settings import SiteSettings
+from tessera.webhooks.app import create_app as create_webhooks
+from tessera.webhooks.settings import WebhooksSettings
 
 pytestmark = [
     pytest.mark.integration,
@@ -202,6 +205,10 @@ class Stack:
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     people: dict[str, User] = field(default_factory=dict)
     portal_secret: str = ""
+    # Webhooks' callers are sellers' servers: the home seller's secret key for the role its
+    # routes are for ("customer" in the fuzzing's terms), its publishable key for the wrong
+    # one ("admin": a 403).
+    seller_keys: dict[str, str] = field(default_factory=dict)
 
     async def snapshot(self, services: Iterable[str]) -> Snapshot:
         names = [s for s in services if s in self.fingerprints]
@@ -245,6 +252,9 @@ class Stack:
             return await self.browser_headers(who)
         if service == "site":
             return {}  # static files: nobody signs in
+        if service == "webhooks":
+            key = self.seller_keys.get(who)
+            return {"authorization": f"Bearer {key}"} if key else {}
         return await self.api_headers(who)
 
 
@@ -264,6 +274,12 @@ def settings_for(
             webhook_rate_limit=ROOMY, checkout_rate_limit=ROOMY, api_rate_limit=ROOMY,
             run_workers=workers,
         )  # fmt: skip
+    if name == "webhooks":
+        # Without its workers: no event lands in its database mid-request, and no
+        # delivery is attempted (a request's writes are all there is to compare).
+        return WebhooksSettings(
+            database_url=database, rate_per_seller_key=100_000, run_workers=False
+        )
     return LicensingSettings(
         database_url=database, auth_jwks_url=url["auth"] + "/.well-known/jwks.json",
         rate_per_ip=100_000, rate_per_key=100_000, run_workers=workers,
@@ -273,6 +289,7 @@ def settings_for(
 def create(name: str, settings: Any, infra: InfraSettings) -> FastAPI:
     factories: dict[str, Callable[[Any, InfraSettings], FastAPI]] = {
         "auth": create_auth, "billing": create_billing, "licensing": create_licensing,
+        "webhooks": create_webhooks,
     }  # fmt: skip
     return factories[name](settings, infra)
 
@@ -295,7 +312,7 @@ def start_stack(database_factory: Any, infra_settings: InfraSettings) -> Any:
 
     @asynccontextmanager
     async def start(*names: str) -> AsyncIterator[Stack]:
-        wanted = ["auth", *[n for n in ("billing", "licensing") if n in names]]
+        wanted = ["auth", *[n for n in ("billing", "licensing", "webhooks") if n in names]]
         if "portal" in names:
             wanted = ["auth", "billing", "licensing"]
         ports = {n: free_port() for n in (*wanted, "portal")}
@@ -315,7 +332,8 @@ def start_stack(database_factory: Any, infra_settings: InfraSettings) -> Any:
                     name, settings_for(name, url, database, mail, "portal" not in names), infra
                 )
                 await _run(exits, app, ports[name])
-                if "portal" not in names:  # /readyz says 503 until NATS is joined
+                # /readyz says 503 until NATS is joined (webhooks runs no workers: never).
+                if "portal" not in names and name != "webhooks":
                     await asyncio.wait_for(app.state.context.messaging_ready.wait(), 30)
                 stack.apps[name] = app
                 stack.fingerprints[name] = await Fingerprint.of(database)
@@ -333,9 +351,27 @@ def start_stack(database_factory: Any, infra_settings: InfraSettings) -> Any:
                 stack.apps["portal"] = create_portal(portal_settings, infra)
                 await _run(exits, stack.apps["portal"], ports["portal"])
             await directories_replayed(stack, infra)
+            if "webhooks" in names:
+                await home_seller_keys(stack, infra)
             yield stack
 
     return start
+
+
+async def home_seller_keys(stack: Stack, infra: InfraSettings) -> None:
+    """The home seller's secret and publishable key (live), published as auth would."""
+    context = stack.apps["webhooks"].state.context
+    nc = await nats.connect(str(infra.nats_url))
+    try:
+        texts = await publish_seller_keys(
+            nc.jetstream(), Namespace(infra.namespace), context.key_book, context.sellers,
+            [(HOME_LIVE, "secret"), (HOME_LIVE, "publishable")],
+        )  # fmt: skip
+    finally:
+        await nc.close()
+    stack.seller_keys = {
+        "customer": texts[(HOME_LIVE, "secret")], "admin": texts[(HOME_LIVE, "publishable")],
+    }  # fmt: skip
 
 
 async def directories_replayed(stack: Stack, infra: InfraSettings, timeout: float = 15.0) -> None:
@@ -369,7 +405,8 @@ async def billing_stream(infra: InfraSettings) -> None:
     it; the tests without billing declare it as billing would)."""
     nc = await nats.connect(str(infra.nats_url))
     try:
-        await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra.namespace)))
+        for stream in (BILLING, WEBHOOKS):
+            await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(infra.namespace)))
     finally:
         await nc.close()
 
@@ -840,8 +877,10 @@ async def probe_json_routes(prober: Prober, fuzzed: Fuzz, limit_for: Callable[[s
     for route in routes:
         role = "admin" if "/admin" in route.template else "customer"
         for bad in bad_json_bodies(fuzzed.openapi, route):
-            await prober.send(route.method, route.path, bad, await stack.api_headers(role))
-        headers = await stack.api_headers(role)
+            await prober.send(
+                route.method, route.path, bad, await stack.headers(prober.service, role)
+            )
+        headers = await stack.headers(prober.service, role)
         await prober.cut_off(route.method, route.path, dumps(route.example), headers)
 
 
@@ -987,6 +1026,21 @@ async def test_billing_refuses_bad_input_cleanly(start_stack: Any, unhandled: An
     assert not fuzzed.failures + probed.failures + webhooks.failures, report(
         fuzzed, probed, webhooks
     )
+    assert not unhandled(), unhandled()
+
+
+async def test_webhooks_refuses_bad_input_cleanly(start_stack: Any, unhandled: Any) -> None:
+    async with (
+        start_stack("webhooks") as stack,
+        Prober(stack, "webhooks", ["webhooks"]) as probed,
+    ):
+        fuzzed = await fuzz(stack, "webhooks", ["webhooks"])
+        await probe_json_routes(probed, fuzzed, lambda _: 16 * 1024)
+        await probe_nul_parameters(probed, fuzzed)
+    assert fuzzed.calls > 50 and probed.calls > 50
+    # The secret key's code was reached (not only the 401 and 403).
+    assert {"POST /v1/webhook-endpoints", "GET /v1/webhook-endpoints"} <= set(fuzzed.accepted())
+    assert not fuzzed.failures + probed.failures, report(fuzzed, probed)
     assert not unhandled(), unhandled()
 
 

@@ -1,7 +1,8 @@
 """The benches' `--server` option (bench/harness.py): the kernel's app served by the command
 the benches use, on uvicorn (as production runs it) and on granian, answers the same: the
 lifespan ran, the forwarded-header rule names the client, a problem renders with its
-headers. So a granian measurement measures the same app, not a half-working one."""
+headers. So a granian measurement measures the same app, not a half-working one. And the
+fan-out bench's receivers count a webhook only when its signature verifies."""
 
 from __future__ import annotations
 
@@ -110,3 +111,50 @@ def test_the_server_option_refuses_an_unknown_server() -> None:
     harness.use_server("granian")
     assert harness.service_command("m:f", 1)[2] == "granian"
     assert sys.executable == harness.service_command("m:f", 1)[0]
+
+
+def load_bench_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_fanout_receivers_count_only_what_verifies() -> None:
+    """bench/webhooks_fanout.py counts a delivery only when its receiver verified the
+    signature under that endpoint's secret (bench/webhooks_receiver.py): a webhook signed
+    with another endpoint's secret, or unsigned, is refused and reported, not counted."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    receiver = load_bench_module("webhooks_receiver")
+    secrets = {
+        "0": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "1": "whsec_" + "c2Vjb25kLXNlY3JldC1ieXRlcy0xMjM0",
+    }
+    body = b'{"type":"order.paid"}'
+    now = datetime.now(UTC)
+
+    def signed(secret: str, webhook_id: str) -> dict[str, str]:
+        return {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(webhook_id, now, body.decode()),
+        }
+
+    transport = httpx.ASGITransport(app=receiver.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+        assert (await http.put("/secrets", json=secrets)).json() == {"endpoints": 2}
+        good = await http.post("/r/0", content=body, headers=signed(secrets["0"], "evt_1"))
+        crossed = await http.post("/r/1", content=body, headers=signed(secrets["0"], "evt_2"))
+        unsigned = await http.post("/r/1", content=body, headers={"webhook-id": "evt_3"})
+        unknown = await http.post("/r/7", content=body, headers=signed(secrets["0"], "evt_4"))
+        taken = (await http.post("/receipts/take")).json()
+        again = (await http.post("/receipts/take")).json()
+    assert good.status_code == 204
+    assert [crossed.status_code, unsigned.status_code, unknown.status_code] == [400, 400, 400]
+    assert [(n, hook) for n, hook, _ in taken["receipts"]] == [(0, "evt_1")]
+    assert taken["refused"] == 3
+    assert again == {"receipts": [], "refused": 0}

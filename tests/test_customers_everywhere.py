@@ -65,7 +65,7 @@ async def a_catalog(licensing: FastAPI, tenant: Tenant) -> None:
 
 
 async def test_a_customer_created_at_auth_is_granted_a_license_and_has_no_orders(
-    database_factory: Any, infra_settings: InfraSettings, running: Any
+    database_factory: Any, infra_settings: InfraSettings, running: Any, all_streams: None
 ) -> None:
     apps = {
         # Welcome mails go nowhere (a closed port); none is sent for an API-made customer.

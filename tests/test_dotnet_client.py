@@ -49,7 +49,8 @@ from tessera.shared.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "clients" / "licensing-dotnet" / "build.sh"
-SERVICES = ("billing", "auth", "licensing", "portal-web")
+# Webhooks too: auth consumes its stream (webhooks.endpoint.disabled.v1) and waits for it.
+SERVICES = ("billing", "auth", "licensing", "webhooks", "portal-web")
 # What the offline suite holds today: a lost fixture or an emptied vector block shows here.
 OFFLINE_TESTS = 50
 LIVE_TESTS = 12

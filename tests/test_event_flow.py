@@ -32,12 +32,18 @@ SPANS = InMemorySpanExporter()
 
 @pytest.fixture
 async def stack(
-    database_factory: Any, own_nats: Any, namespace: str, infra_on: Any, running: Any
+    database_factory: Any,
+    own_nats: Any,
+    namespace: str,
+    infra_on: Any,
+    running: Any,
+    stand_in_streams: Any,
 ) -> AsyncIterator[dict[str, Any]]:
     configure_tracing(
         "tests", extra_processors=(SimpleSpanProcessor(SPANS),), instrument_clients=True
     )
     infra = infra_on(own_nats.url)
+    await stand_in_streams(own_nats.url, "WEBHOOKS")  # auth consumes it; webhooks is not run
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(BillingSettings(database_url=urls["billing"]), infra)
     auth = create_auth(AuthSettings(database_url=urls["auth"]), infra)
@@ -221,9 +227,15 @@ async def _equals(awaitable: Any, expected: int) -> bool:
 
 
 async def test_two_replicas_of_a_consumer_apply_each_event_once(
-    database_factory: Any, own_nats: Any, infra_on: Any, running: Any, eventually: Any
+    database_factory: Any,
+    own_nats: Any,
+    infra_on: Any,
+    running: Any,
+    eventually: Any,
+    stand_in_streams: Any,
 ) -> None:
     infra = infra_on(own_nats.url)
+    await stand_in_streams(own_nats.url, "WEBHOOKS")  # auth consumes it; webhooks is not run
     billing_url = await database_factory("billing")
     auth_url = await database_factory("auth")
     billing = create_billing(BillingSettings(database_url=billing_url), infra)

@@ -39,7 +39,15 @@ from tessera.licensing.app import create_app as create_licensing
 from tessera.licensing.licenses import keyformat
 from tessera.licensing.settings import LicensingSettings
 from tessera.shared.events import topology
-from tessera.shared.events.topology import BILLING, LICENSING, STREAMS, Namespace, Stream
+from tessera.shared.events.topology import (
+    BILLING,
+    LICENSING,
+    STREAMS,
+    WEBHOOKS,
+    Namespace,
+    Stream,
+)
+from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
 pytestmark = pytest.mark.integration
@@ -245,6 +253,12 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     urls = {name: await database_factory(name) for name in ORDER}
     built = Stack(infra_on(own_nats.url), own_nats, urls, running, licensing=licensing)
+    # Auth consumes webhooks' stream; webhooks is not run here, so stand in for its owner.
+    nc = await nats.connect(own_nats.url)
+    try:
+        await ensure_stream(nc.jetstream(), stream_config(WEBHOOKS, built.ns))
+    finally:
+        await nc.close()
     try:
         for name in ORDER:
             await built.start(name, ready=False)

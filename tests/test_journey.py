@@ -49,7 +49,8 @@ from tessera.shared.settings import InfraSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-SERVICES = ("billing", "auth", "licensing", "portal-web")
+# Webhooks too: auth consumes its stream (webhooks.endpoint.disabled.v1) and waits for it.
+SERVICES = ("billing", "auth", "licensing", "webhooks", "portal-web")
 ACCOUNT_CREATED = "billing.account.created.v1 process"
 
 

@@ -43,12 +43,13 @@ class Services:
 
 @pytest.fixture
 async def services(
-    database_factory: Any, own_nats: Any, infra_on: Any, running: Any
+    database_factory: Any, own_nats: Any, infra_on: Any, running: Any, stand_in_streams: Any
 ) -> AsyncIterator[Services]:
     configure_tracing(
         "tests", extra_processors=(SimpleSpanProcessor(SPANS),), instrument_clients=True
     )
     infra = infra_on(own_nats.url)
+    await stand_in_streams(own_nats.url, "WEBHOOKS")  # auth consumes it; webhooks is not run
     urls = {name: await database_factory(name) for name in ("billing", "auth", "licensing")}
     billing = create_billing(
         BillingSettings(database_url=urls["billing"], catalog_file=CATALOG), infra

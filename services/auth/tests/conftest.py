@@ -25,7 +25,7 @@ from tessera.devstack.mailcatcher import MailCatcher
 from tessera.devstack.platform_plan import pay_platform_plans
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.events.topology import BILLING, Namespace
+from tessera.shared.events.topology import BILLING, WEBHOOKS, Namespace
 from tessera.shared.messaging import ensure_stream, stream_config
 from tessera.shared.settings import InfraSettings
 
@@ -196,7 +196,8 @@ async def declare_billing_stream(infra: InfraSettings) -> None:
     its outbox, the seller directory included) once the streams it consumes exist."""
     nc = await nats.connect(str(infra.nats_url))
     try:
-        await ensure_stream(nc.jetstream(), stream_config(BILLING, Namespace(infra.namespace)))
+        for stream in (BILLING, WEBHOOKS):
+            await ensure_stream(nc.jetstream(), stream_config(stream, Namespace(infra.namespace)))
     finally:
         await nc.close()
 

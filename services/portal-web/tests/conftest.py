@@ -152,7 +152,11 @@ def new_email() -> str:
 
 
 @pytest.fixture
-async def stack(database_factory: Any, infra_settings: InfraSettings) -> AsyncIterator[Stack]:
+async def stack(
+    database_factory: Any,
+    infra_settings: InfraSettings,
+    all_streams: None,  # webhooks' stream, which auth consumes (webhooks is not run here)
+) -> AsyncIterator[Stack]:
     ports = {name: free_port() for name in ("auth", "billing", "licensing", "portal")}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     infra = infra_settings.model_copy(

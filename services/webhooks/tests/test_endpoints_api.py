@@ -5,8 +5,11 @@ nor a partial write)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import nats
 import pytest
 from webhooks_factories import (  # type: ignore[import-not-found]
     A_LIVE,
@@ -15,6 +18,9 @@ from webhooks_factories import (  # type: ignore[import-not-found]
     receiving,
     until,
 )
+
+from tessera.shared.events.topology import WEBHOOKS
+from tessera.shared.events.webhooks import EndpointDisabled
 
 pytestmark = pytest.mark.integration
 
@@ -178,16 +184,31 @@ async def test_test_event_log_and_replays(harness: Harness) -> None:
 
 async def test_an_endpoint_failing_for_too_long_is_disabled(start_webhooks: Any) -> None:
     async with start_webhooks(disable_after_seconds=1.0) as h, receiving(mode="fail") as receiver:
-        created = await h.endpoint(A_LIVE, receiver.url)
+        created = await h.endpoint(A_LIVE, receiver.url, description="order sync")
         receiver.secrets.append(created["secret"])
-        first = order_paid(A_LIVE)
-        await h.publish(first)
+        # Several queued, so attempts are in flight together when it turns off: only the
+        # one that turns it off reports it.
+        events = [order_paid(A_LIVE) for _ in range(4)]
+        for event in events:
+            await h.publish(event)
 
         async def disabled() -> bool:
             page = await h.http.get(f"{PATH}/{created['id']}", headers=h.keys[A_LIVE])
             return bool(page.json()["disabled_reason"] == "failing")
 
         await until(disabled)
+        # The seller's owners are mailed by auth, from webhooks' event (through the outbox).
+        message = await until(lambda: last_disabled_event(h))
+        await asyncio.sleep(1.0)  # attempts that were in flight finish meanwhile
+        reported = await h.fetchval(
+            "SELECT count(*) FROM outbox WHERE subject = $1", EndpointDisabled.subject
+        )
+        assert reported == 1
+        notice = EndpointDisabled.model_validate_json(message)
+        assert notice.endpoint_id == uuid.UUID(created["id"])
+        assert notice.tenant == A_LIVE and notice.url == receiver.url
+        assert notice.description == "order sync"
+        assert notice.failing_since < datetime.now(UTC) - timedelta(seconds=1)
         count = len(receiver.received)
         await h.publish(order_paid(A_LIVE))
         await asyncio.sleep(1.0)
@@ -200,7 +221,19 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(start_webhooks: Any)
         assert response.json()["enabled"] is True
         # What was queued before it went off is delivered; what came while off was not queued
         # (a replay `since` recovers it).
-        await until(lambda: receiver.ids() == {f"evt_{first.event_id.hex}"})
+        await until(lambda: receiver.ids() == {f"evt_{e.event_id.hex}" for e in events})
+
+
+async def last_disabled_event(h: Any) -> bytes | None:
+    """The last `webhooks.endpoint.disabled.v1` on webhooks' stream, if any."""
+    try:
+        message = await h.js.get_last_msg(
+            h.ns.stream(WEBHOOKS), h.ns.subject(EndpointDisabled.subject)
+        )
+    except nats.js.errors.NotFoundError:
+        return None
+    data: bytes | None = message.data
+    return data
 
 
 async def test_a_redirect_is_not_followed_and_the_answer_read_is_bounded(

@@ -17,6 +17,7 @@ from tessera.auth.device import routes as device_routes
 from tessera.auth.links import routes as link_routes
 from tessera.auth.mail.sender import MailSender
 from tessera.auth.members import routes as member_routes
+from tessera.auth.members import subscribers as member_subscribers
 from tessera.auth.secrets import LegacySealed
 from tessera.auth.sellers import service as sellers
 from tessera.auth.sellers import subscribers as seller_subscribers
@@ -36,6 +37,7 @@ def register_subscribers(auth: Auth, router: NatsRouter) -> None:
     user_subscribers.register(auth, router)
     api_key_subscribers.register(auth, router)
     seller_subscribers.register(auth, router)
+    member_subscribers.register(auth, router)
 
 
 async def start(auth: Auth) -> None:

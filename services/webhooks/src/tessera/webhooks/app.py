@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tessera.shared.service import ServiceSpec, create_service_app
 from tessera.shared.settings import InfraSettings, load_settings
 from tessera.webhooks.context import Webhooks
+from tessera.webhooks.deliveries import retention
 from tessera.webhooks.deliveries.worker import Worker
 from tessera.webhooks.intake import subscribers
 from tessera.webhooks.seller_api import deliveries as delivery_routes
@@ -28,6 +29,12 @@ async def start(webhooks: Webhooks) -> None:
             webhooks.sealer,
         )  # fmt: skip
         webhooks.tasks.append(asyncio.create_task(worker.run()))
+        settings = webhooks.settings
+        sweeping = retention.run(
+            webhooks.pool, settings.retention_seconds, settings.retention_batch,
+            settings.retention_sweep_seconds,
+        )  # fmt: skip
+        webhooks.tasks.append(asyncio.create_task(sweeping))
 
 
 def create_app(

@@ -60,6 +60,13 @@ class WebhooksSettings(DatabaseSettings):
     # Deliver only to https URLs whose addresses are all public (docs/webhooks.md, "Safety"):
     # always in production; true enforces it elsewhere too (a staging stack).
     public_targets_only: bool = False
+    # Retention (docs/webhooks.md, "Retention"): the delivery log and the events kept for
+    # replays are swept once older than this (seconds; 90 days, as Svix keeps messages),
+    # never what is still due. At least the retry window, so a log outlives its retries.
+    retention_seconds: float = Field(default=90 * 86400, gt=0)
+    # Rows deleted per transaction, and how often a worker sweeps (seconds).
+    retention_batch: int = Field(default=1000, ge=1, le=100_000)
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0)
     # Longest a rotation's overlap may be (seconds; 7 days).
     max_rotation_overlap_seconds: int = Field(default=7 * 86400, ge=0)
 

@@ -33,6 +33,7 @@ from tessera.shared.events.licensing import (
     LicenseSuspended,
     UsageThresholdReached,
 )
+from tessera.shared.events.webhooks import EndpointDisabled
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ APIKEYS = Stream(name="APIKEYS", root="apikeys", owner="auth", max_age=None, max
 # Auth owns it; nobody has a durable consumer on it.
 SELLERS = Stream(name="SELLERS", root="sellers", owner="auth", max_age=None, max_msgs_per_subject=1)
 
-STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS, SELLERS)
+WEBHOOKS = Stream(name="WEBHOOKS", root="webhooks", owner="webhooks")
+
+STREAMS: tuple[Stream, ...] = (BILLING, AUTH, LICENSING, APIKEYS, SELLERS, WEBHOOKS)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(service="webhooks", event=LicenseReinstated, stream=LICENSING),
     Subscription(service="webhooks", event=LicenseRevoked, stream=LICENSING),
     Subscription(service="webhooks", event=UsageThresholdReached, stream=LICENSING),
+    # An endpoint the delivery worker disabled: auth mails the seller's owners.
+    Subscription(service="auth", event=EndpointDisabled, stream=WEBHOOKS),
 )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -160,10 +161,24 @@ class MailSender:
             return templates.seller_invite(
                 s.product_name, invite.seller_name, invite.role, url, days
             )
+        if kind == "webhook_endpoint_disabled":
+            return await self._endpoint_disabled(payload)
         if kind == "new_device":
             url = f"{s.portal_url.rstrip('/')}/account/sessions"
             return templates.new_device(product, url, payload["ip"], payload["device"])
         raise Drop(f"unknown kind {kind!r}")
+
+    async def _endpoint_disabled(self, payload: dict[str, Any]) -> Rendered:
+        s = self.auth.settings
+        seller = await sellers.by_id(self.auth.pool, UUID(payload["seller_id"]))
+        if seller is None:
+            raise Drop("the seller no longer exists")
+        since = datetime.fromisoformat(payload["failing_since"])
+        days = max(1, round((datetime.now(UTC) - since).total_seconds() / 86400))
+        return templates.webhook_endpoint_disabled(
+            s.product_name, seller.name, payload["endpoint_id"], payload["url"], payload.get("description", ""),
+            payload["mode"], days,
+        )  # fmt: skip
 
     async def _active_user_by_id(self, user_id: str) -> User:
         row = await user_queries.find_by_id(self.auth.pool, UUID(user_id))

@@ -90,3 +90,29 @@ def seller_invite(product: str, seller: str, role: str, link: str, days: int) ->
         [escape(intro), f"The link works once, within {days} days."], button=("Join", link)
     )
     return Rendered(subject=f"Join {seller} on {product}", text=text, html=html)
+
+
+def webhook_endpoint_disabled(
+    product: str,
+    seller: str,
+    endpoint_id: str,
+    url: str,
+    description: str,
+    mode: str,
+    days: int,
+) -> Rendered:
+    named = f"{url} ({description})" if description else url
+    intro = (
+        f"A webhook endpoint of {seller} on {product} was turned off: every delivery to it "
+        f"has failed for {days} day{'' if days == 1 else 's'}."
+    )
+    detail = f"Endpoint ({mode} mode): {named}"
+    advice = (
+        "Events that arrive while it is off are not sent to it. Once it answers again, turn "
+        f"it back on (PATCH /v1/webhook-endpoints/{endpoint_id} with enabled: true): what "
+        "was queued "
+        "before goes out, and a replay since a time recovers the rest."
+    )
+    text = f"{intro}\n\n{detail}\n\n{advice}\n"
+    html = _html([escape(intro), escape(detail), escape(advice)])
+    return Rendered(subject=f"{seller}: a webhook endpoint was turned off", text=text, html=html)

@@ -176,3 +176,16 @@ async def take_invite(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Reco
         token_hash,
     )
     return row
+
+
+async def active_owner_emails(conn: asyncpg.Connection, seller_id: UUID) -> list[str]:
+    """The addresses of the seller's owners whose users are not disabled."""
+    rows = await conn.fetch(
+        """
+        SELECT u.email FROM seller_members m JOIN users u ON u.id = m.user_id
+         WHERE m.seller_id = $1 AND m.role = 'owner' AND u.disabled_at IS NULL
+         ORDER BY u.email
+        """,
+        seller_id,
+    )
+    return [row["email"] for row in rows]

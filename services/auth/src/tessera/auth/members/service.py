@@ -34,14 +34,19 @@ from tessera.auth.sessions import service as sessions
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
+from tessera.shared import inbox
 from tessera.shared.accounts import normalize_email
 from tessera.shared.events.auth import SellerSettings
 from tessera.shared.events.envelope import new_event_id
+from tessera.shared.events.webhooks import EndpointDisabled
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import HOME_LIVE, Tenant
 from tessera.shared.tokens import Forbidden, Principal
 
 log = logging.getLogger("tessera.auth.members")
+
+# The inbox consumer of webhooks' events (a redelivered event mails no one twice).
+WEBHOOKS_CONSUMER = "auth.webhook_notices"
 
 # Slugs that read as words of the API rather than as a seller.
 RESERVED_SLUGS = frozenset({"mine", "sign-up", "invites", "admin", "api", "www", "home"})
@@ -341,3 +346,22 @@ async def update_settings(
     if fields:
         auth.sellers.apply(changed.record())
     return changed.settings
+
+
+async def mail_endpoint_disabled(auth: Auth, event: EndpointDisabled) -> int:
+    """Queue a mail to each active owner of the endpoint's seller, once per event (inbox):
+    the endpoint was disabled after failing for days. Returns how many were queued."""
+    payload = {
+        "seller_id": str(event.seller_id), "mode": event.mode,
+        "endpoint_id": str(event.endpoint_id), "url": event.url,
+        "description": event.description, "failing_since": event.failing_since.isoformat(),
+    }  # fmt: skip
+    async with inbox.first_delivery(auth.pool, event, WEBHOOKS_CONSUMER) as conn:
+        if conn is None:
+            return 0
+        owners = await queries.active_owner_emails(conn, event.seller_id)
+        for address in owners:
+            # Owners are home users: the mail is the platform's, about their seller.
+            await mail.enqueue(conn, HOME_LIVE, "webhook_endpoint_disabled", address, payload)
+    auth.mail_wakeup.set()
+    return len(owners)

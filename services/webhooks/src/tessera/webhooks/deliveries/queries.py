@@ -58,16 +58,20 @@ async def notify_due(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_notify('webhooks_deliveries', '')")
 
 
-async def queue_one(conn: asyncpg.Connection, endpoint_id: UUID, event_id: UUID) -> None:
-    """Queue (or queue again) one event for one endpoint."""
-    await conn.execute(
+async def queue_one(conn: asyncpg.Connection, endpoint_id: UUID, event_id: UUID) -> bool:
+    """Queue (or queue again) one event for one endpoint; False if the event is gone (the
+    retention sweep took it). The event is held (`FOR KEY SHARE`) until commit, so the sweep,
+    which locks an event before deleting it, never deletes one a replay is queueing."""
+    status: str = await conn.execute(
         f"""
-        INSERT INTO deliveries (endpoint_id, event_id) VALUES ($1, $2)
+        INSERT INTO deliveries (endpoint_id, event_id)
+        SELECT $1, id FROM events WHERE id = $2 FOR KEY SHARE
         ON CONFLICT (endpoint_id, event_id) DO UPDATE SET {REQUEUE}
         """,  # noqa: S608 - constant SQL; values are parameters
         endpoint_id,
         event_id,
     )
+    return status.rsplit(" ", 1)[-1] != "0"
 
 
 async def tenant_has_event(conn: asyncpg.Connection, tenant: Tenant, event_id: UUID) -> bool:
@@ -90,6 +94,7 @@ async def queue_since(conn: asyncpg.Connection, endpoint_id: UUID, since: dateti
         JOIN events ev ON ev.seller_id = e.seller_id AND ev.mode = e.mode
         WHERE e.id = $1 AND ev.occurred_at >= $2 AND ev.type <> 'webhook.test'
           AND (e.event_types IS NULL OR ev.type = ANY (e.event_types))
+        FOR KEY SHARE OF ev
         ON CONFLICT (endpoint_id, event_id) DO UPDATE SET {REQUEUE}
         """,  # noqa: S608 - constant SQL; values are parameters
         endpoint_id,
@@ -212,26 +217,30 @@ async def endpoint_succeeded(conn: asyncpg.Connection, endpoint_id: UUID) -> Non
 
 async def endpoint_failed(
     conn: asyncpg.Connection, endpoint_id: UUID, disable_after_seconds: float
-) -> bool:
+) -> asyncpg.Record | None:
     """Note that the endpoint is failing; disable it once it has failed for longer than
-    `disable_after_seconds` with no success. True if this disabled it."""
-    disabled = await conn.fetchval(
+    `disable_after_seconds` with no success. The endpoint's row (tenant, url, description,
+    failing_since) if this disabled it, else None."""
+    # `was` is the row before this update (locked first): only the attempt that turns the
+    # endpoint off reports it, not one finishing after, so the seller hears of it once.
+    row: asyncpg.Record | None = await conn.fetchrow(
         """
-        UPDATE endpoints
-        SET failing_since = coalesce(failing_since, clock_timestamp()),
-            enabled = CASE WHEN failing_since < clock_timestamp() - make_interval(secs => $2)
-                           THEN false ELSE enabled END,
+        UPDATE endpoints e
+        SET failing_since = coalesce(e.failing_since, clock_timestamp()),
+            enabled = CASE WHEN e.failing_since < clock_timestamp() - make_interval(secs => $2)
+                           THEN false ELSE e.enabled END,
             disabled_reason = CASE
-                WHEN enabled AND failing_since < clock_timestamp() - make_interval(secs => $2)
-                THEN 'failing' ELSE disabled_reason END
-        WHERE id = $1
-        RETURNING enabled = false AND disabled_reason = 'failing'
-                  AND failing_since < clock_timestamp() - make_interval(secs => $2)
+                WHEN e.enabled AND e.failing_since < clock_timestamp() - make_interval(secs => $2)
+                THEN 'failing' ELSE e.disabled_reason END
+        FROM (SELECT enabled FROM endpoints WHERE id = $1 FOR UPDATE) AS was
+        WHERE e.id = $1
+        RETURNING was.enabled AND NOT e.enabled AS disabled,
+                  e.id, e.seller_id, e.mode, e.url, e.description, e.failing_since
         """,
         endpoint_id,
         disable_after_seconds,
     )
-    return bool(disabled)
+    return row if row is not None and row["disabled"] else None
 
 
 async def attempts_of(
@@ -254,3 +263,79 @@ async def attempts_of(
         before,
     )
     return rows
+
+
+# --- retention (deliveries/retention.py) -----------------------------------------------
+
+
+# A delivery of event `ev` still due, or tried within the horizon ($1 seconds).
+STILL_LIVE = """
+    SELECT 1 FROM deliveries d
+    WHERE d.event_id = ev.id
+      AND (d.status = 'pending' OR EXISTS (
+          SELECT 1 FROM attempts a
+          WHERE a.delivery_id = d.id
+            AND a.attempted_at >= clock_timestamp() - make_interval(secs => $1)
+      ))
+"""
+
+
+async def sweep_attempts(conn: asyncpg.Connection, horizon_seconds: float, batch: int) -> int:
+    """Delete up to `batch` log rows older than the horizon whose delivery is over
+    (delivered or failed). The delivery is held (`FOR SHARE`) while its rows go, so one a
+    replay queues again meanwhile keeps its log; a pending one is never touched."""
+    status: str = await conn.execute(
+        """
+        DELETE FROM attempts WHERE id IN (
+            SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+            WHERE a.attempted_at < clock_timestamp() - make_interval(secs => $1)
+              AND d.status <> 'pending'
+            ORDER BY a.id
+            LIMIT $2
+            FOR UPDATE OF a SKIP LOCKED
+            FOR SHARE OF d SKIP LOCKED
+        )
+        """,
+        horizon_seconds,
+        batch,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def lock_old_events(
+    conn: asyncpg.Connection, horizon_seconds: float, batch: int
+) -> list[UUID]:
+    """Lock up to `batch` events kept before the horizon that look finished (oldest first),
+    skipping any a replay holds. A replay locks its event before queueing it, so once these
+    are locked no delivery of theirs can become due until this transaction ends; whether
+    they are finished is checked again after the lock (`delete_finished_events`)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT ev.id FROM events ev
+        WHERE ev.created_at < clock_timestamp() - make_interval(secs => $1)
+          AND NOT EXISTS ({STILL_LIVE})
+        ORDER BY ev.created_at
+        LIMIT $2
+        FOR UPDATE OF ev SKIP LOCKED
+        """,  # noqa: S608 - constant SQL; values are parameters
+        horizon_seconds,
+        batch,
+    )
+    return [row["id"] for row in rows]
+
+
+async def delete_finished_events(
+    conn: asyncpg.Connection, event_ids: list[UUID], horizon_seconds: float
+) -> int:
+    """Delete those of `event_ids` (locked by `lock_old_events`) with no delivery still due
+    and no attempt within the horizon; their deliveries and log go with them (cascade).
+    A statement of its own after the lock, so it sees every replay committed before."""
+    status: str = await conn.execute(
+        f"""
+        DELETE FROM events ev
+        WHERE ev.id = ANY ($2::uuid[]) AND NOT EXISTS ({STILL_LIVE})
+        """,  # noqa: S608 - constant SQL; values are parameters
+        horizon_seconds,
+        event_ids,
+    )
+    return int(status.rsplit(" ", 1)[-1])

@@ -15,6 +15,8 @@ from uuid import UUID
 
 import asyncpg
 
+from tessera.shared import outbox
+from tessera.shared.events.webhooks import EndpointDisabled
 from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 from tessera.webhooks.catalogue import service as catalogue
@@ -72,7 +74,8 @@ async def replay_one(
         raise NotFound("No such event.") from None
     if not await queries.tenant_has_event(conn, tenant, event_id):
         raise NotFound("No such event.")
-    await queries.queue_one(conn, endpoint_id, event_id)
+    if not await queries.queue_one(conn, endpoint_id, event_id):
+        raise NotFound("No such event.")  # swept by retention meanwhile
     return 1
 
 
@@ -111,9 +114,20 @@ async def record_outcome(
             await queries.endpoint_succeeded(conn, row["endpoint_id"])
             return
         await queries.mark_failed_attempt(conn, row["id"], row["claim"], retry_in)
-        if await queries.endpoint_failed(conn, row["endpoint_id"], disable_after_seconds):
-            # Emailing the seller is still to do (docs/webhooks.md, "Disabled endpoints").
+        disabled = await queries.endpoint_failed(conn, row["endpoint_id"], disable_after_seconds)
+        if disabled is not None:
+            # In this transaction: the seller's owners are mailed (by auth) exactly when the
+            # endpoint is off.
+            await outbox.add(conn, endpoint_disabled(disabled))
             log.warning("webhooks.endpoint.disabled", extra={"endpoint": str(row["endpoint_id"])})
+
+
+def endpoint_disabled(endpoint: asyncpg.Record) -> EndpointDisabled:
+    return EndpointDisabled(
+        seller_id=endpoint["seller_id"], mode=endpoint["mode"], endpoint_id=endpoint["id"],
+        url=endpoint["url"], description=endpoint["description"],
+        failing_since=endpoint["failing_since"],
+    )  # fmt: skip
 
 
 async def attempts(

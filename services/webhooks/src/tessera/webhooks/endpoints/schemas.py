@@ -22,7 +22,11 @@ def _known_types(value: list[str] | None) -> list[str] | None:
     return sorted(value)
 
 
-EndpointUrl = Annotated[str, StringConstraints(min_length=8, max_length=2000, pattern=r"^\S+$")]
+# The scheme in the pattern too: the schema says what a URL must look like (the full check,
+# host and port and, in production, https only, is targets.py's).
+EndpointUrl = Annotated[
+    str, StringConstraints(min_length=8, max_length=2000, pattern=r"^https?://\S+$")
+]
 EventTypes = Annotated[
     list[str] | None,
     Field(min_length=1, max_length=50, description="null (or absent): every event type."),
