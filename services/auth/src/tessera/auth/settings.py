@@ -64,6 +64,7 @@ class AuthSettings(DatabaseSettings):
         "/orders",
         "/device",
         "/admin",
+        "/seller",  # the seller dashboard (docs/portal.md)
     ]
 
     # --- sessions ------------------------------------------------------------------------
