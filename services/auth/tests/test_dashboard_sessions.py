@@ -90,6 +90,15 @@ async def test_a_member_acts_for_its_own_seller_and_mode_only(harness: Any) -> N
             ("test", "developer"),
         ]
         assert len({r["actor_id"] for r in rows}) == 2
+        # What a session does is audited as the member's, not as a key's.
+        [created] = await h.auth.pool.fetch(
+            "SELECT actor_id, detail FROM audit_events WHERE seller_id = $1 AND mode = 'test'"
+            " AND action = 'user.created'",
+            await seller_id_of(h, "dash-a"),
+        )
+        assert created["actor_id"] == rows[0]["actor_id"]
+        assert json.loads(created["detail"])["member_role"] == "owner"
+        assert "key_id" not in json.loads(created["detail"])
 
 
 async def test_what_is_not_a_member_s_live_session_is_refused(harness: Any) -> None:

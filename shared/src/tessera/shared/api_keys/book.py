@@ -66,6 +66,13 @@ class SellerCredential:
         return self.kind == "secret"
 
     @property
+    def audit_fields(self) -> dict[str, str]:
+        """What an audit entry's detail records of this caller: the key, or the member."""
+        if self.member_id is None:
+            return {"key_id": str(self.key_id)}
+        return {"member_id": str(self.member_id), "member_role": str(self.member_role)}
+
+    @property
     def actor_role(self) -> str:
         """What an audit entry calls this caller: a key, or a member of the seller."""
         return "seller_key" if self.member_id is None else f"seller_{self.member_role}"

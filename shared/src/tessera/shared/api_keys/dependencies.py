@@ -75,11 +75,22 @@ def require_plan(sellers: SellerBook | None, credential: SellerCredential) -> No
 
 async def seller_credential(request: Request, *, plan: bool = True) -> SellerCredential:
     """The seller behind a key, or behind a member's seller-session token (the dashboard's
-    way in, docs/sellers.md "Dashboard sessions"), with the same plan rule for live mode."""
-    if not looks_like_session(request):
+    way in, docs/sellers.md "Dashboard sessions"), with the same plan rule for live mode.
+    A key is tried first, so a keyed request pays nothing for sessions; only a bearer the
+    key check refused is looked at as a session."""
+    try:
         return credential_of(request, plan=plan)
+    except Unauthorized:
+        if not looks_like_session(request):
+            raise
     context = getattr(request.app.state, "context", None)
-    credential = await session_credential(request, bearer_token(request))
+    if getattr(context, "token_verifier", None) is None:
+        raise Unauthorized(INVALID_KEY)  # a process that verifies no tokens takes no session
+    try:
+        credential = await session_credential(request, bearer_token(request))
+    except Unauthorized:
+        # The one answer a refused key gets: a prober learns nothing from the difference.
+        raise Unauthorized(INVALID_KEY) from None
     if plan and credential.mode == "live" and credential.seller_id != HOME_SELLER_ID:
         require_plan(getattr(context, "sellers", None), credential)
     return credential
