@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tessera.auth.api_keys import service as api_keys
 from tessera.auth.app import create_app as create_auth
 from tessera.auth.sellers import service as sellers
 from tessera.auth.settings import AuthSettings
+from tessera.auth.tokens import service as tokens
 from tessera.billing.app import create_app as create_billing
 from tessera.billing.settings import BillingSettings
 from tessera.devstack.infra import free_port
@@ -182,3 +184,47 @@ def _holds(book: Any, text: str) -> bool:
     except Exception:
         return False
     return True
+
+
+async def test_only_an_owner_s_dashboard_session_buys_the_plan(apps: dict[str, Any]) -> None:
+    """Members act in the dashboard with auth's seller-session tokens (docs/sellers.md,
+    "Dashboard sessions"): billing takes them as the seller's secret key, but buying the
+    plan spends the seller's money, so a developer's session is refused (403) where the
+    owner's goes through; either may read the plan, and a live session waits for it."""
+    auth = apps["auth_app"].state.context
+    billing_ctx = apps["billing_app"].state.context
+    async with auth.pool.acquire() as conn, conn.transaction():
+        seller = await sellers.create(conn, new_event_id(), "plan-team", "Plan team")
+    # Billing checks auth's signatures against auth's JWKS (here handed over, not fetched).
+    billing_ctx.token_verifier.jwks.load(await auth.keyring.jwks())
+
+    async def session(role: str, mode: str) -> dict[str, str]:
+        minted = await tokens.mint_seller_session(
+            auth, uuid4(), "plan-team", role, mode, "sid-" + role
+        )
+        return {"authorization": f"Bearer {minted.token}"}
+
+    async def known() -> bool:
+        return billing_ctx.sellers.by_id(seller.id) is not None
+
+    await until(15, known)
+
+    async def synced() -> bool:
+        return not await billing_ctx.pool.fetchval(
+            "SELECT count(*) FROM stripe_sync WHERE state IN ('pending', 'local', 'failed')"
+        )
+
+    await until(30, synced)
+    developer, owner = await session("developer", "test"), await session("owner", "test")
+    read = await apps["billing"].get("/v1/platform/subscription", headers=developer)
+    refused = await apps["billing"].post(
+        "/v1/platform/subscription/checkout", json={}, headers=developer
+    )
+    bought = await apps["billing"].post(
+        "/v1/platform/subscription/checkout", json={}, headers=owner
+    )
+    live = await apps["billing"].get("/v1/products", headers=await session("owner", "live"))
+    assert read.status_code == 200 and read.json()["status"] == "none"
+    assert refused.status_code == 403 and refused.json()["type"].endswith("owner-required")
+    assert bought.status_code == 201, bought.text
+    assert live.status_code == 402

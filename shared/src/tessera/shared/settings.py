@@ -75,6 +75,9 @@ class InfraSettings(BaseSettings):
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     token_issuer: str = "tessera-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "tessera"  # noqa: S105 - an audience name
+    # The audience of a member's seller-session token (docs/sellers.md, "Dashboard
+    # sessions"): never `token_audience`, so a customer route refuses such a token.
+    seller_session_audience: str = "tessera-seller"
     # Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated):
     # none by default, so a peer's own X-Forwarded-For is ignored (shared/http/forwarded.py).
     forwarded_allow_ips: Annotated[list[str], NoDecode] = []

@@ -46,6 +46,9 @@ class AuthSettings(DatabaseSettings):
     token_issuer: str = "tessera-auth"  # noqa: S105
     token_audience: str = "tessera"  # noqa: S105
     access_token_ttl_seconds: int = Field(default=300, ge=1, le=3600)
+    # A member's seller-session token (the dashboard's, docs/sellers.md): short, because it
+    # has a secret key's powers and a removed member keeps it until it ends.
+    seller_session_ttl_seconds: int = Field(default=300, ge=1, le=900)
     # How long a replica keeps using its cached idea of the active signing key.
     signing_key_cache_seconds: int = Field(default=10, ge=0, le=300)
 
@@ -61,6 +64,7 @@ class AuthSettings(DatabaseSettings):
         "/orders",
         "/device",
         "/admin",
+        "/seller",  # the seller dashboard (docs/portal.md)
     ]
 
     # --- sessions ------------------------------------------------------------------------

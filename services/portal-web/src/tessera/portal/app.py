@@ -17,6 +17,7 @@ from tessera.portal.admin import routes as admin_routes
 from tessera.portal.checkout import routes as checkout_routes
 from tessera.portal.context import Portal
 from tessera.portal.downloads import routes as download_routes
+from tessera.portal.seller import routes as seller_routes
 from tessera.portal.settings import PortalSettings, refuse_dev_secrets
 from tessera.portal.signin import routes as signin_routes
 from tessera.portal.upstream.health import upstream_checks
@@ -81,6 +82,7 @@ def create_app(
                 checkout_routes.router,
                 admin_routes.router,
                 held_order_routes.router,
+                seller_routes.router,
             ),
             on_startup=(start,),
             extra_checks=lambda portal: upstream_checks(portal.settings),

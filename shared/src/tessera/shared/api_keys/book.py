@@ -55,10 +55,27 @@ class SellerCredential:
     key_id: UUID
     kind: Kind
     mode: Mode
+    # A member acting through a seller-session token (docs/sellers.md, "Dashboard
+    # sessions") rather than a key: their home user id and role. `key_id` is then the
+    # member's id too, so rate budgets and audits are per member.
+    member_id: UUID | None = None
+    member_role: str | None = None
 
     @property
     def is_secret(self) -> bool:
         return self.kind == "secret"
+
+    @property
+    def audit_fields(self) -> dict[str, str]:
+        """What an audit entry's detail records of this caller: the key, or the member."""
+        if self.member_id is None:
+            return {"key_id": str(self.key_id)}
+        return {"member_id": str(self.member_id), "member_role": str(self.member_role)}
+
+    @property
+    def actor_role(self) -> str:
+        """What an audit entry calls this caller: a key, or a member of the seller."""
+        return "seller_key" if self.member_id is None else f"seller_{self.member_role}"
 
 
 @dataclass(frozen=True, slots=True)

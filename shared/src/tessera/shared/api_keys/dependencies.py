@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 
 from tessera.shared.api_keys.book import KeyBook, SellerCredential
 from tessera.shared.api_keys.format import KeyRefused
+from tessera.shared.api_keys.sessions import looks_like_session, session_credential
 from tessera.shared.directory.sellers import SellerBook
 from tessera.shared.http.problems import Problem, ServiceUnavailable
 from tessera.shared.sellers import HOME_SELLER_ID
@@ -72,25 +73,50 @@ def require_plan(sellers: SellerBook | None, credential: SellerCredential) -> No
     raise PlatformPlanInactive()
 
 
+async def seller_credential(request: Request, *, plan: bool = True) -> SellerCredential:
+    """The seller behind a key, or behind a member's seller-session token (the dashboard's
+    way in, docs/sellers.md "Dashboard sessions"), with the same plan rule for live mode.
+    A key is tried first, so a keyed request pays nothing for sessions; only a bearer the
+    key check refused is looked at as a session."""
+    try:
+        return credential_of(request, plan=plan)
+    except Unauthorized:
+        if not looks_like_session(request):
+            raise
+    context = getattr(request.app.state, "context", None)
+    if getattr(context, "token_verifier", None) is None:
+        raise Unauthorized(INVALID_KEY)  # a process that verifies no tokens takes no session
+    try:
+        credential = await session_credential(request, bearer_token(request))
+    except Unauthorized:
+        # The one answer a refused key gets: a prober learns nothing from the difference.
+        raise Unauthorized(INVALID_KEY) from None
+    if plan and credential.mode == "live" and credential.seller_id != HOME_SELLER_ID:
+        require_plan(getattr(context, "sellers", None), credential)
+    return credential
+
+
 # Two dependencies side by side rather than one on top of the other: each level of
 # FastAPI's dependency resolution costs a request several µs, more than the check itself.
 async def current_seller(request: Request) -> SellerCredential:
-    """The seller behind a publishable or a secret key."""
-    return credential_of(request)
+    """The seller behind a publishable or a secret key (or a member's session)."""
+    return await seller_credential(request)
 
 
 async def current_secret_seller(request: Request) -> SellerCredential:
-    """The seller behind a secret key; a publishable key (meant for browsers) gets 403."""
-    credential = credential_of(request)
+    """The seller behind a secret key (or a member's session); a publishable key (meant
+    for browsers) gets 403."""
+    credential = await seller_credential(request)
     if not credential.is_secret:
         raise Forbidden("This route needs a secret key.")
     return credential
 
 
 async def current_secret_seller_without_plan(request: Request) -> SellerCredential:
-    """A secret key, live or test, whether or not its seller's platform plan is in force:
-    for the routes where a seller buys or reads its plan (docs/sellers.md)."""
-    credential = credential_of(request, plan=False)
+    """A secret key (or a member's session), live or test, whether or not its seller's
+    platform plan is in force: for the routes where a seller buys or reads its plan
+    (docs/sellers.md)."""
+    credential = await seller_credential(request, plan=False)
     if not credential.is_secret:
         raise Forbidden("This route needs a secret key.")
     return credential

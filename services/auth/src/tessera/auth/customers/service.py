@@ -58,8 +58,8 @@ async def create(
             return Customer.of(raced), False
         await outbox.add(conn, users.created(user_id, account_id, email, "customer", tenant))
         await audit.record(
-            conn, "user.created", tenant, user_id=user_id, ip=ip, source="api",
-            key_id=str(key.key_id),
+            conn, "user.created", tenant, user_id=user_id, actor_id=key.member_id, ip=ip,
+            source="api", **key.audit_fields,
         )  # fmt: skip
     return Customer.of(row), True
 
@@ -101,7 +101,8 @@ async def update(
         if body.name is not None or body.metadata is not None:
             await queries.update_customer(conn, user.id, body.name, body.metadata)
             await audit.record(
-                conn, "user.updated", tenant, user_id=user.id, ip=ip, key_id=str(key.key_id),
+                conn, "user.updated", tenant, user_id=user.id, actor_id=key.member_id, ip=ip,
+                **key.audit_fields,
                 fields=sorted(body.model_dump(exclude_none=True, exclude={"disabled"})),
             )  # fmt: skip
         disabled = False

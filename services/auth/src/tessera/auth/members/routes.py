@@ -16,6 +16,8 @@ from tessera.auth.links.routes import UnsafeNext
 from tessera.auth.links.schemas import SignedIn, VerifyRequest, safe_next
 from tessera.auth.members import service
 from tessera.auth.members.schemas import (
+    DashboardToken,
+    DashboardTokenRequest,
     InviteAccept,
     InviteOut,
     InviteRequest,
@@ -29,6 +31,7 @@ from tessera.auth.members.schemas import (
 from tessera.auth.requests import client_ip, user_agent
 from tessera.auth.sellers.schemas import SettingsPatch, Slug
 from tessera.auth.sellers.service import SlugTaken
+from tessera.shared.api_keys.dependencies import PlatformPlanInactive
 from tessera.shared.events.auth import SellerSettings
 from tessera.shared.http.openapi import problems
 from tessera.shared.tokens import Forbidden, Principal, PrincipalDep
@@ -145,3 +148,22 @@ async def remove_member(
     caller = await _developer(auth, principal)
     await service.remove_member(auth, caller, slug, user_id, ip=client_ip(request))
     return Response(status_code=204)
+
+
+@router.post(
+    "/{slug}/dashboard-token",
+    responses=problems(service.NoSuchSeller, PlatformPlanInactive, Forbidden),
+)
+async def dashboard_token(
+    slug: Slug,
+    body: DashboardTokenRequest,
+    auth: AuthDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> DashboardToken:
+    """A short-lived seller-session token for a member (owner or developer) of the seller,
+    in the mode asked: billing, licensing and auth accept it wherever the seller's secret
+    key is accepted, for the same tenant (docs/sellers.md, "Dashboard sessions"). Live mode
+    needs the seller's platform plan in force (402)."""
+    caller = await _developer(auth, principal)
+    return await service.dashboard_token(auth, caller, slug, body.mode, ip=client_ip(request))

@@ -97,3 +97,20 @@ class InviteAccept(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")
     browser: str = Browser
+
+
+class DashboardTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["test", "live"]
+
+
+class DashboardToken(BaseModel):
+    """A member's seller-session token: the dashboard's stand-in for the seller's secret
+    key at billing, licensing and auth's seller routes, for `expires_in` seconds."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a scheme name
+    expires_in: int
+    slug: str
+    mode: Literal["test", "live"]
+    role: MemberRole

@@ -8,6 +8,7 @@ is meant, so naming someone else's slug reads as "no such seller"."""
 from __future__ import annotations
 
 import logging
+from typing import Literal
 from uuid import UUID
 
 from tessera.auth.audit import service as audit
@@ -19,6 +20,7 @@ from tessera.auth.links.store import Consumed
 from tessera.auth.mail_queue import queries as mail
 from tessera.auth.members import queries
 from tessera.auth.members.schemas import (
+    DashboardToken,
     InviteOut,
     InviteRequest,
     MemberList,
@@ -31,16 +33,19 @@ from tessera.auth.sellers import service as sellers
 from tessera.auth.sellers.schemas import SettingsPatch
 from tessera.auth.sellers.service import Seller, SlugTaken
 from tessera.auth.sessions import service as sessions
+from tessera.auth.tokens import service as tokens
 from tessera.auth.users import queries as user_queries
 from tessera.auth.users import service as users
 from tessera.auth.users.schemas import User
 from tessera.shared import inbox
 from tessera.shared.accounts import normalize_email
+from tessera.shared.api_keys.book import SellerCredential
+from tessera.shared.api_keys.dependencies import require_plan
 from tessera.shared.events.auth import SellerSettings
 from tessera.shared.events.envelope import new_event_id
 from tessera.shared.events.webhooks import EndpointDisabled
 from tessera.shared.http.problems import NotFound, Problem
-from tessera.shared.sellers import HOME_LIVE, Tenant
+from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 from tessera.shared.tokens import Forbidden, Principal
 
 log = logging.getLogger("tessera.auth.members")
@@ -365,3 +370,28 @@ async def mail_endpoint_disabled(auth: Auth, event: EndpointDisabled) -> int:
             await mail.enqueue(conn, HOME_LIVE, "webhook_endpoint_disabled", address, payload)
     auth.mail_wakeup.set()
     return len(owners)
+
+
+async def dashboard_token(
+    auth: Auth, principal: Principal, slug: str, mode: Literal["test", "live"], *, ip: str
+) -> DashboardToken:
+    """A short-lived seller-session token for a member of `slug` (docs/sellers.md,
+    "Dashboard sessions"). Live mode only while the seller's plan is in force, as for its
+    live keys (402, the same problem); a non-member's slug is a 404."""
+    seller, role = await membership(auth, principal, slug)
+    if mode == "live" and seller.id != HOME_SELLER_ID:
+        # The same directory check every service makes for the token later.
+        require_plan(auth.sellers, SellerCredential(seller.id, principal.user_id, "secret", mode))
+    minted = await tokens.mint_seller_session(
+        auth, principal.user_id, seller.slug, role, mode, principal.session_id
+    )
+    # Which member opened a session for which seller and mode, when: billing's and
+    # licensing's own audits then name the member for what the session did.
+    await audit.record(
+        auth.pool, "seller.dashboard_session", Tenant(seller.id, mode),
+        actor_id=principal.user_id, ip=ip, role=role, session=principal.session_id,
+    )  # fmt: skip
+    return DashboardToken(
+        access_token=minted.token, expires_in=minted.expires_in, slug=seller.slug, mode=mode,
+        role="owner" if role == "owner" else "developer",
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from tessera.billing.context import BillingDep
 from tessera.billing.subscriptions import service as subscriptions
 from tessera.billing.subscriptions.schemas import Strict, SubscriptionCheckoutCreated
 from tessera.shared.api_keys.dependencies import PlanFreeSecretSellerDep
+from tessera.shared.api_keys.sessions import require_owner
 from tessera.shared.http.context import client_ip
 from tessera.shared.http.problems import Problem
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, PLATFORM_TIER
@@ -53,7 +54,8 @@ class PlanOut(BaseModel):
         409: {
             "description": "The home seller, a plan already in force, or the platform has"
             " no Stripe account"
-        }
+        },
+        403: {"description": "A developer's dashboard session: buying the plan is an owner's"},
     },
 )
 async def plan_checkout(
@@ -62,6 +64,7 @@ async def plan_checkout(
     billing: BillingDep,
     seller: PlanFreeSecretSellerDep,
 ) -> SubscriptionCheckoutCreated:
+    require_owner(seller)  # it spends the seller's money (docs/sellers.md)
     if seller.seller_id == HOME_SELLER_ID:
         raise HomeNeedsNoPlan("The home seller's keys work without a plan.")
     entry = billing.sellers.by_id(seller.seller_id)

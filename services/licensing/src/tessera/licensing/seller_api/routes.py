@@ -37,7 +37,7 @@ def tenant(seller: SellerCredential) -> Tenant:
 
 
 def actor(seller: SellerCredential) -> admin.Actor:
-    return admin.Actor(seller.key_id, "seller_key")
+    return admin.Actor(seller.key_id, seller.actor_role)
 
 
 @router.post("/licenses", status_code=201, summary="Grant licenses to a customer")

@@ -175,3 +175,93 @@ class AuthClient:
             params={"user_id": str(user_id), "limit": 50},
         )
         return [AuditEntry.model_validate(e) for e in response.json()["entries"]]
+
+
+# --- a seller's members (the seller dashboard, docs/sellers.md) -----------------------------
+class Membership(Loose):
+    slug: str
+    name: str
+    role: Literal["owner", "developer"]
+    status: str
+
+
+class DashboardToken(Loose):
+    access_token: str
+    expires_in: int
+    mode: Literal["test", "live"]
+    role: Literal["owner", "developer"]
+
+
+class SellerKey(Loose):
+    id: UUID
+    pair_id: UUID
+    name: str
+    mode: Literal["test", "live"]
+    kind: Literal["publishable", "secret"]
+    prefix: str
+    last4: str
+    status: str
+    not_after: datetime | None = None
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class NewKey(Loose):
+    id: UUID
+    key: str
+
+
+class NewPair(Loose):
+    pair_id: UUID
+    name: str
+    mode: Literal["test", "live"]
+    publishable: NewKey
+    secret: NewKey
+
+
+class SellerAuth:
+    """Auth's member routes, with the member's own access token (never a key)."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.up = upstream
+
+    async def mine(self, caller: Caller, token: str) -> list[Membership]:
+        response = await self.up.call("GET", "/v1/sellers/mine", caller=caller, token=token)
+        return [Membership.model_validate(m) for m in response.json()["sellers"]]
+
+    async def dashboard_token(
+        self, caller: Caller, token: str, slug: str, mode: str
+    ) -> DashboardToken:
+        response = await self.up.call(
+            "POST", f"/v1/sellers/{slug}/dashboard-token", caller=caller, token=token,
+            json={"mode": mode},
+        )  # fmt: skip
+        return DashboardToken.model_validate(response.json())
+
+    async def keys(self, caller: Caller, token: str, slug: str) -> list[SellerKey]:
+        response = await self.up.call("GET", f"/v1/sellers/{slug}/keys", caller=caller, token=token)
+        return [SellerKey.model_validate(k) for k in response.json()["keys"]]
+
+    async def create_keys(
+        self, caller: Caller, token: str, slug: str, name: str, mode: str
+    ) -> NewPair:
+        response = await self.up.call(
+            "POST", f"/v1/sellers/{slug}/keys", caller=caller, token=token,
+            json={"name": name, "mode": mode}, expect=(201,),
+        )  # fmt: skip
+        return NewPair.model_validate(response.json())
+
+    async def rotate_keys(
+        self, caller: Caller, token: str, slug: str, pair_id: UUID, overlap_seconds: int
+    ) -> NewPair:
+        response = await self.up.call(
+            "POST", f"/v1/sellers/{slug}/keys/{pair_id}/rotate", caller=caller, token=token,
+            json={"overlap_seconds": overlap_seconds}, expect=(201,),
+        )  # fmt: skip
+        return NewPair.model_validate(response.json())
+
+    async def revoke_keys(self, caller: Caller, token: str, slug: str, pair_id: UUID) -> None:
+        await self.up.call(
+            "DELETE", f"/v1/sellers/{slug}/keys/{pair_id}", caller=caller, token=token,
+            expect=(204,),
+        )  # fmt: skip

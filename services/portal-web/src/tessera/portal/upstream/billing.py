@@ -251,3 +251,33 @@ async def fetch_catalog(client: BillingClient, caller: Caller) -> list[CatalogIt
     """Billing's public catalog (no token)."""
     response = await client.up.call("GET", "/v1/catalog", caller=caller)
     return [CatalogItem.model_validate(x) for x in response.json()]
+
+
+# --- the seller API, with a member's seller-session token (docs/sellers.md) -----------------
+class PlatformPlan(Loose):
+    status: str
+    in_force: bool
+
+
+class SellerBilling:
+    """Billing's seller routes as the dashboard reads them: the `session` is auth's
+    short-lived seller-session token for one seller and mode, never a key."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.up = upstream
+
+    async def plan(self, caller: Caller, session: str) -> PlatformPlan:
+        response = await self.up.call(
+            "GET", "/v1/platform/subscription", caller=caller, token=session
+        )
+        return PlatformPlan.model_validate(response.json())
+
+    async def stripe_connected(self, caller: Caller, session: str) -> bool:
+        response = await self.up.call(
+            "GET", "/v1/connection", caller=caller, token=session, expect=(200, 404)
+        )
+        return response.status_code == 200
+
+    async def tier_count(self, caller: Caller, session: str) -> int:
+        response = await self.up.call("GET", "/v1/tiers", caller=caller, token=session)
+        return len(response.json())

@@ -23,7 +23,7 @@ COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_\-]{22,128}$")
 BROWSER_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers honour
 
 # Where a `next` may send someone after sign-in: the portal's own pages, nothing else.
-NEXT_PREFIXES = ("/licenses", "/downloads", "/orders", "/account", "/device", "/admin")
+NEXT_PREFIXES = ("/licenses", "/downloads", "/orders", "/account", "/device", "/admin", "/seller")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9/_\-.]*(\?[A-Za-z0-9=&_\-.%]*)?$")
 DEFAULT_NEXT = "/licenses"
 
