@@ -97,6 +97,20 @@ def revert_usage(
     )  # fmt: skip
 
 
+def set_usage_plan(customer: UUID | str, tier: str, grants: dict[str, Any]) -> Op[dict[str, Any]]:
+    return Op(
+        "licensing", "PUT", f"/v1/customers/{_id(customer)}/usage-plan", _body,
+        json={"tier": tier, "grants": grants}, retry=True,
+    )  # fmt: skip
+
+
+def remove_usage_plan(customer: UUID | str) -> Op[None]:
+    return Op(
+        "licensing", "DELETE", f"/v1/customers/{_id(customer)}/usage-plan", lambda r: None,
+        retry=True,
+    )  # fmt: skip
+
+
 def create_customer(email: str, name: str | None, metadata: dict[str, str] | None) -> Op[Customer]:
     body: dict[str, Any] = {"email": email}
     if name is not None:

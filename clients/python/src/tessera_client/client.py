@@ -205,6 +205,16 @@ class AsyncTessera:
     ) -> UsageRevert:
         return await self._send(_ops.revert_usage(record_id, idempotency_key))
 
+    async def set_usage_plan(
+        self, customer: UUID | str, tier: str, grants: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Give a customer a tier of the seller's own (a free tier): `grants` as a tier's,
+        `{"quotas": {"api_calls": {"limit": 500}}, "rate_per_minute": 60}`."""
+        return await self._send(_ops.set_usage_plan(customer, tier, grants))
+
+    async def remove_usage_plan(self, customer: UUID | str) -> None:
+        await self._send(_ops.remove_usage_plan(customer))
+
     # Customers ------------------------------------------------------------------------
 
     async def create_customer(
@@ -324,6 +334,14 @@ class Tessera:
         self, record_id: UUID | str | None = None, *, idempotency_key: str | None = None
     ) -> UsageRevert:
         return self._send(_ops.revert_usage(record_id, idempotency_key))
+
+    def set_usage_plan(
+        self, customer: UUID | str, tier: str, grants: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._send(_ops.set_usage_plan(customer, tier, grants))
+
+    def remove_usage_plan(self, customer: UUID | str) -> None:
+        self._send(_ops.remove_usage_plan(customer))
 
     def create_customer(
         self, email: str, *, name: str | None = None, metadata: dict[str, str] | None = None
