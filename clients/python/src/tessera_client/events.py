@@ -147,8 +147,8 @@ class WebhookEvent:
         except (KeyError, TypeError, ValueError):
             raise InvalidWebhook("not a Tessera event") from None
 
-    # Typed views of `data`, for the types with more than one reader in practice; each
-    # refuses an event of another type rather than lying about its shape.
+    # Typed views of `data`, one per shape; each refuses an event of another type rather
+    # than lying about its shape.
     def _as(self, types: tuple[str, ...]) -> Any:
         if self.type not in types:
             raise TypeError(f"a {self.type} event, not {' or '.join(types)}")
@@ -159,6 +159,15 @@ class WebhookEvent:
 
     def order(self) -> OrderData:
         return cast(OrderData, self._as(("order.paid",)))
+
+    def order_refund(self) -> OrderRefundData:
+        return cast(OrderRefundData, self._as(("order.refunded",)))
+
+    def order_dispute(self) -> OrderDisputeData:
+        return cast(OrderDisputeData, self._as(("order.disputed",)))
+
+    def order_dispute_closed(self) -> OrderDisputeClosedData:
+        return cast(OrderDisputeClosedData, self._as(("order.dispute_closed",)))
 
     def subscription(self) -> SubscriptionData:
         return cast(
