@@ -9,8 +9,10 @@ RFC 8941 these fields use is parsed: a list of strings or tokens with integer pa
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,24 @@ class Quota:
 @dataclass(frozen=True)
 class RateLimit:
     """The quotas of one answer, by name (the feature, or `rate_per_minute`). Empty when
-    the answer carried neither field (an unlimited feature with no rate, or no meter)."""
+    the answer carried neither field (an unlimited feature with no rate, or no meter).
 
-    quotas: dict[str, Quota] = field(default_factory=dict)
+    Parsed on first use: a caller that never looks pays nothing for it."""
+
+    policy: str | None = None
+    state: str | None = None
+
+    @functools.cached_property
+    def quotas(self) -> dict[str, Quota]:
+        items: dict[str, dict[str, int]] = {}
+        for name, params in _items(self.policy or ""):
+            items.setdefault(name, {}).update({k: v for k, v in params.items() if k in "qw"})
+        for name, params in _items(self.state or ""):
+            items.setdefault(name, {}).update({k: v for k, v in params.items() if k in "rt"})
+        return {
+            name: Quota(name, p.get("q"), p.get("w"), p.get("r"), p.get("t"))
+            for name, p in items.items()
+        }
 
     def __getitem__(self, name: str) -> Quota:
         return self.quotas[name]
@@ -43,61 +60,24 @@ class RateLimit:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
-        policy = headers.get("ratelimit-policy")
-        state = headers.get("ratelimit")
-        if not policy and not state:
-            return cls()
-        items: dict[str, dict[str, int]] = {}
-        for name, params in _items(policy or ""):
-            items.setdefault(name, {}).update({k: v for k, v in params.items() if k in "qw"})
-        for name, params in _items(state or ""):
-            items.setdefault(name, {}).update({k: v for k, v in params.items() if k in "rt"})
-        return cls(
-            {
-                name: Quota(name, p.get("q"), p.get("w"), p.get("r"), p.get("t"))
-                for name, p in items.items()
-            }
-        )
+        return cls(headers.get("ratelimit-policy"), headers.get("ratelimit"))
+
+
+# A list member: a string (which may hold `,` or `;`) or a token, then `;key=value`
+# parameters, up to the next `,`.
+_MEMBER = re.compile(
+    r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z*][!#$%&\'*+.^_`|~0-9A-Za-z:/-]*))([^,]*)(?:,|$)'
+)
+_PARAM = re.compile(r";\s*([a-z*][a-z0-9_.*-]*)=(-?\d+)")
 
 
 def _items(value: str) -> list[tuple[str, dict[str, int]]]:
     """`"a";q=1;w=2, b;q=3` → [("a", {"q": 1, "w": 2}), ("b", {"q": 3})]; a malformed
     member is skipped rather than failing the call it came with."""
     out: list[tuple[str, dict[str, int]]] = []
-    for member in _split_outside_quotes(value, ","):
-        parts = _split_outside_quotes(member, ";")
-        if not parts:
-            continue
-        name = parts[0].strip()
-        if len(name) >= 2 and name[0] == name[-1] == '"':
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        if not name:
-            continue
-        params: dict[str, int] = {}
-        for param in parts[1:]:
-            key, _, raw = param.strip().partition("=")
-            raw = raw.strip()
-            if raw.lstrip("-").isdigit():
-                params[key.strip()] = int(raw)
-        out.append((name, params))
+    for match in _MEMBER.finditer(value):
+        quoted, token, params = match.groups()
+        name = quoted.replace('\\"', '"').replace("\\\\", "\\") if quoted is not None else token
+        if name:
+            out.append((name, {k: int(v) for k, v in _PARAM.findall(params)}))
     return out
-
-
-def _split_outside_quotes(value: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
