@@ -46,6 +46,7 @@ COPY services/portal-web/pyproject.toml services/portal-web/
 COPY services/site/pyproject.toml services/site/
 COPY devtools/pyproject.toml devtools/
 COPY clients/licensing-client/pyproject.toml clients/licensing-client/
+COPY clients/python/pyproject.toml clients/python/
 
 # The shared kernel's source, which every service installs.
 COPY shared/src shared/src
