@@ -224,7 +224,19 @@ async def test_only_an_owner_s_dashboard_session_buys_the_plan(apps: dict[str, A
         "/v1/platform/subscription/checkout", json={}, headers=owner
     )
     live = await apps["billing"].get("/v1/products", headers=await session("owner", "live"))
+    # Where the customers' money goes is the owner's call too: Connect's start, confirm and
+    # disconnect refuse a developer's session before anything else.
+    connect = [
+        await apps["billing"].post("/v1/stripe/connect", headers=developer),
+        await apps["billing"].post(
+            f"/v1/stripe/connect/pending/{uuid4()}/confirm", headers=developer
+        ),
+        await apps["billing"].delete("/v1/stripe/connection", headers=developer),
+    ]
     assert read.status_code == 200 and read.json()["status"] == "none"
     assert refused.status_code == 403 and refused.json()["type"].endswith("owner-required")
+    assert [(a.status_code, a.json()["type"].rsplit(":", 1)[-1]) for a in connect] == [
+        (403, "owner-required")
+    ] * 3
     assert bought.status_code == 201, bought.text
     assert live.status_code == 402

@@ -67,6 +67,8 @@ def tampered(delivery: Delivery) -> list[tuple[str, bytes, dict[str, str], float
         ("no-signature", body, {k: v for k, v in h.items() if k != "webhook-signature"}, None),
         ("other-version", body, {**h, "webhook-signature": h["webhook-signature"].replace(
             "v1,", "v2,")}, None),
+        ("superscript-timestamp", body, {**h, "webhook-timestamp": "²"}, None),
+        ("huge-timestamp", body, {**h, "webhook-timestamp": "9" * 5000}, None),
     ]  # fmt: skip
 
 
@@ -86,6 +88,13 @@ async def test_a_tampered_stale_or_foreign_delivery_is_refused(stack: Stack) -> 
     with pytest.raises(InvalidWebhook):
         WebhookVerifier(foreign).verify(delivery.body, delivery.headers)
     assert refused == [name for name, *_ in tampered(delivery)]
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_", "whsec_QUJD"])
+def test_an_empty_or_short_secret_is_refused_not_trusted(secret: str) -> None:
+    """An unset secret would make every signature made over an empty key verify."""
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        WebhookVerifier(secret)
 
 
 async def test_during_a_rotation_either_secret_verifies(stack: Stack) -> None:

@@ -14,9 +14,11 @@ import pytest
 from test_api_keys import new_pair  # type: ignore[import-not-found]
 from test_sellers import bearer, developer_token, seller_id_of  # type: ignore[import-not-found]
 
+from tessera.auth.api_keys import service as api_keys
 from tessera.auth.sellers import service as sellers
 from tessera.auth.users import service as users
 from tessera.shared.accounts import account_id_for
+from tessera.shared.api_keys import UnknownKey
 from tessera.shared.events.billing import AccountCreated
 from tessera.shared.sellers import HOME_LIVE, HOME_SELLER_ID, Tenant
 
@@ -330,3 +332,52 @@ async def test_a_sign_up_derives_the_account_id(harness: Any) -> None:
             HOME_SELLER_ID, email.lower(),
         )  # fmt: skip
     assert account == account_id_for(HOME_LIVE, email)
+
+
+async def test_the_home_sellers_customer_api_never_shows_or_changes_an_operator(
+    harness: Any,
+) -> None:
+    """The home seller's tenant also holds the platform's admins: its key (or a member's
+    session) finds customers only, so it can neither list an admin nor disable one."""
+    async with harness() as h:
+        await asyncio.wait_for(h.auth.key_book.wait_ready(), 20)
+        pair = await api_keys.issue_pair(h.auth, HOME_SELLER_ID, "ops", "live", None)
+        home = bearer(pair.secret.key)
+        await asyncio.wait_for(_known(h, pair.secret.key), 20)
+        buyer = await h.client.post("/v1/customers", json={"email": "buyer@home.example"},
+                                    headers=home)  # fmt: skip
+        operator = await h.client.post("/v1/customers", json={"email": "ops@home.example"},
+                                       headers=home)  # fmt: skip
+        assert buyer.status_code == operator.status_code == 201
+        await users.set_role(h.auth.pool, "ops@home.example", "admin")
+        admin_id = operator.json()["id"]
+        listed = (await h.client.get("/v1/customers", headers=home)).json()["data"]
+        found = await h.client.get(
+            "/v1/customers", params={"email": "ops@home.example"}, headers=home
+        )
+        got = await h.client.get(f"/v1/customers/{admin_id}", headers=home)
+        disabled = await h.client.patch(
+            f"/v1/customers/{admin_id}", json={"disabled": True}, headers=home
+        )
+        again = await h.client.post(
+            "/v1/customers", json={"email": "ops@home.example"}, headers=home
+        )
+        still = await h.auth.pool.fetchval(
+            "SELECT disabled_at FROM users WHERE account_id = $1", UUID(admin_id)
+        )
+    assert [c["email"] for c in listed if c["email"].endswith("@home.example")] == [
+        "buyer@home.example"
+    ]
+    assert found.json()["data"] == []
+    assert got.status_code == disabled.status_code == 404
+    assert again.status_code == 409 and again.json()["type"].endswith("not-a-customer")
+    assert still is None
+
+
+async def _known(h: Any, key: str) -> None:
+    while True:
+        try:
+            h.auth.key_book.check(key)
+            return
+        except UnknownKey:
+            await asyncio.sleep(0.02)

@@ -157,3 +157,35 @@ async def test_what_is_not_a_member_s_live_session_is_refused(harness: Any) -> N
             token = key.jws({**good, **forged})
             answer = await h.client.get("/v1/customers", headers=bearer(token))
             assert answer.status_code == 401, forged
+
+
+async def test_only_an_owner_makes_or_rotates_a_live_key(harness: Any) -> None:
+    """A live secret key acts for the seller in full (it connects the Stripe account the
+    customers pay into), so a developer makes test keys only; an owner makes live ones."""
+    async with harness() as h:
+        owner = await developer_token(h, h.new_email(), "dash-keys")
+        developer = await join_as_developer(h, owner, "dash-keys")
+        await h.pay_plan(await seller_id_of(h, "dash-keys"))
+        path = "/v1/sellers/dash-keys/keys"
+        live = await h.client.post(
+            path, json={"name": "prod", "mode": "live"}, headers=bearer(developer)
+        )
+        assert live.status_code == 403 and live.json()["type"].endswith("owner-required")
+        test = await h.client.post(
+            path, json={"name": "dev", "mode": "test"}, headers=bearer(developer)
+        )
+        assert test.status_code == 201, test.text
+        owners = await h.client.post(
+            path, json={"name": "prod", "mode": "live"}, headers=bearer(owner)
+        )
+        assert owners.status_code == 201, owners.text
+        rotated = await h.client.post(
+            f"{path}/{owners.json()['pair_id']}/rotate", json={"overlap_seconds": 0},
+            headers=bearer(developer),
+        )  # fmt: skip
+        assert rotated.status_code == 403
+        listed = (await h.client.get(path, headers=bearer(owner))).json()["keys"]
+        assert {(k["mode"], k["status"]) for k in listed} == {
+            ("test", "active"),
+            ("live", "active"),
+        }

@@ -95,11 +95,19 @@ async def _new_pair(
     return created, records
 
 
+def require_owner_for_live(role: str, mode: str) -> None:
+    if mode == "live" and role != "owner":
+        raise members.OwnerRequired()
+
+
 async def create_pair(
     auth: Auth, principal: Principal, slug: str, body: PairRequest, *, ip: str
 ) -> PairCreated:
-    """A new named pair for a mode; its keys are in this answer only."""
-    seller, _ = await members.membership(auth, principal, slug)
+    """A new named pair for a mode; its keys are in this answer only. A live secret key
+    acts for the seller in full (it can connect a Stripe account, where the customers'
+    money goes): only an owner makes one; developers make test keys."""
+    seller, role = await members.membership(auth, principal, slug)
+    require_owner_for_live(role, body.mode)
     return await issue_pair(auth, seller.id, body.name, body.mode, principal.user_id, ip=ip)
 
 
@@ -129,13 +137,14 @@ async def rotate(
 ) -> PairCreated:
     """A new pair with the old one's name and mode; the old pair works `overlap_seconds`
     longer (0: it stops now). Rotating a pair twice only ever shortens its overlap."""
-    seller, _ = await members.membership(auth, principal, slug)
+    seller, role = await members.membership(auth, principal, slug)
     async with auth.pool.acquire() as conn, conn.transaction():
         old = [
             r for r in await queries.lock_pair(conn, seller.id, pair_id) if r["status"] == "active"
         ]
         if not old:
             raise NoSuchPair()
+        require_owner_for_live(role, old[0]["mode"])  # a rotation shows a new secret
         not_after = await conn.fetchval("SELECT clock_timestamp()") + timedelta(
             seconds=overlap_seconds
         )

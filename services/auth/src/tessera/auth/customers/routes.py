@@ -41,7 +41,7 @@ async def _limited(auth: AuthDep, key: SecretSellerDep) -> SellerCredential:
             "model": Customer,
             "description": "The address is a customer already: that customer.",
         },
-        **problems(Forbidden),
+        **problems(Forbidden, service.NotACustomer),
     },
 )
 async def create_customer(

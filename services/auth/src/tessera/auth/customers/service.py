@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
+
 from tessera.auth.audit import service as audit
 from tessera.auth.context import Auth
 from tessera.auth.customers.schemas import Customer, CustomerCreate, CustomerPage, CustomerUpdate
@@ -18,7 +20,7 @@ from tessera.shared import outbox
 from tessera.shared.accounts import account_id_for, normalize_email
 from tessera.shared.api_keys import SellerCredential
 from tessera.shared.events.envelope import new_event_id
-from tessera.shared.http.problems import NotFound
+from tessera.shared.http.problems import NotFound, Problem
 from tessera.shared.sellers import Tenant
 
 
@@ -34,6 +36,19 @@ def tenant_of(key: SellerCredential) -> Tenant:
     return Tenant(key.seller_id, key.mode)
 
 
+def customer_row(row: asyncpg.Record | None) -> asyncpg.Record | None:
+    """The row if it is a customer's. The home seller's tenant also holds the platform's
+    operators (admins): the customer API neither shows nor changes them, so a home-seller
+    key or member session can never read, disable or sign out an admin."""
+    return row if row is not None and row["role"] == "customer" else None
+
+
+class NotACustomer(Problem):
+    status = 409
+    slug = "not-a-customer"
+    title = "Not a customer"
+
+
 async def create(
     auth: Auth, key: SellerCredential, body: CustomerCreate, *, ip: str
 ) -> tuple[Customer, bool]:
@@ -45,6 +60,8 @@ async def create(
     async with auth.pool.acquire() as conn, conn.transaction():
         existing = await queries.find_by_email(conn, tenant, email)
         if existing is not None:
+            if customer_row(existing) is None:
+                raise NotACustomer("This address belongs to an operator of the platform.")
             return Customer.of(existing), False
         # Derived, not drawn: a purchase of the same address in billing, racing this,
         # makes the same account id (tessera.shared.accounts).
@@ -65,14 +82,18 @@ async def create(
 
 
 async def get(auth: Auth, key: SellerCredential, customer_id: UUID) -> Customer:
-    row = await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id, by="account_id")
+    row = customer_row(
+        await queries.find_in_tenant(auth.pool, tenant_of(key), customer_id, by="account_id")
+    )
     if row is None:
         raise NoSuchCustomer()
     return Customer.of(row)
 
 
 async def find(auth: Auth, key: SellerCredential, email: str) -> CustomerPage:
-    row = await queries.find_by_email(auth.pool, tenant_of(key), normalize_email(email))
+    row = customer_row(
+        await queries.find_by_email(auth.pool, tenant_of(key), normalize_email(email))
+    )
     return CustomerPage(data=[Customer.of(row)] if row else [], has_more=False, next_cursor=None)
 
 
@@ -92,8 +113,10 @@ async def update(
     customer's sessions after the commit."""
     tenant = tenant_of(key)
     async with auth.pool.acquire() as conn, conn.transaction():
-        row = await queries.find_in_tenant(
-            conn, tenant, customer_id, by="account_id", for_update=True
+        row = customer_row(
+            await queries.find_in_tenant(
+                conn, tenant, customer_id, by="account_id", for_update=True
+            )
         )
         if row is None:
             raise NoSuchCustomer()

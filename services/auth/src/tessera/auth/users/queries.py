@@ -206,13 +206,14 @@ async def insert_customer(
 async def customers_after(
     conn: asyncpg.Connection | asyncpg.Pool, tenant: Tenant, after: UUID | None, limit: int
 ) -> list[asyncpg.Record]:
-    """Oldest first by (created_at, id), after the customer whose account is `after`
+    """The tenant's customers (never an admin), oldest first by (created_at, id), after the
+    customer whose account is `after`
     (keyset pagination: a page stays right while customers are added). An `after` not in
     the tenant gives none."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""
         SELECT {USER_COLUMNS} FROM users u
-         WHERE u.seller_id = $1 AND u.mode = $2
+         WHERE u.seller_id = $1 AND u.mode = $2 AND u.role = 'customer'
            AND ($3::uuid IS NULL OR (u.created_at, u.id) > (
                 SELECT c.created_at, c.id FROM users c
                  WHERE c.account_id = $3 AND c.seller_id = $1 AND c.mode = $2))

@@ -30,6 +30,7 @@ from tessera.billing.catalog.schemas import (
 )
 from tessera.billing.context import PUBLIC_TENANT, BillingDep
 from tessera.shared.api_keys import SecretSellerDep, SellerCredential, SellerDep
+from tessera.shared.api_keys.sessions import require_owner
 from tessera.shared.http.context import client_ip
 from tessera.shared.sellers import Tenant
 
@@ -60,12 +61,20 @@ async def any_key_tenant(billing: BillingDep, seller: SellerDep) -> Tenant:
     return _counted(billing, seller)
 
 
+async def owner_tenant(billing: BillingDep, seller: SecretSellerDep) -> Tenant:
+    """The tenant of a secret key or of an owner's dashboard session: for what decides
+    where the seller's money goes (a developer's session is refused, docs/sellers.md)."""
+    require_owner(seller)
+    return _counted(billing, seller)
+
+
 def _counted(billing: BillingDep, seller: SellerCredential) -> Tenant:
     billing.synced_limiter.enforce((billing.per_seller_key, str(seller.key_id)))
     return Tenant(seller.seller_id, seller.mode)
 
 
 SecretTenant = Annotated[Tenant, Depends(secret_tenant)]
+OwnerTenant = Annotated[Tenant, Depends(owner_tenant)]
 KeyTenant = Annotated[Tenant, Depends(any_key_tenant)]
 
 

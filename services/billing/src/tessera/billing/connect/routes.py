@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from tessera.billing import pages
-from tessera.billing.catalog.routes import SecretTenant
+from tessera.billing.catalog.routes import OwnerTenant, SecretTenant
 from tessera.billing.connect import service
 from tessera.billing.connect.schemas import (
     ConnectStart,
@@ -37,7 +37,7 @@ STYLESHEET_PATH = router.prefix + STYLESHEET
     responses={409: {"description": "Connected already, or Connect unavailable in this mode"}},
 )
 async def start_connect(
-    billing: BillingDep, tenant: SecretTenant, body: ConnectStart | None = None
+    billing: BillingDep, tenant: OwnerTenant, body: ConnectStart | None = None
 ) -> ConnectStarted:
     return await service.start(billing.pool, billing.accounts, billing.settings, tenant)
 
@@ -137,7 +137,7 @@ async def list_pending(billing: BillingDep, tenant: SecretTenant) -> list[Pendin
     },
 )
 async def confirm_pending(
-    pending_id: UUID, billing: BillingDep, tenant: SecretTenant
+    pending_id: UUID, billing: BillingDep, tenant: OwnerTenant
 ) -> StripeConnection:
     return await service.confirm(billing.pool, tenant, pending_id)
 
@@ -153,6 +153,6 @@ async def get_connection(billing: BillingDep, tenant: SecretTenant) -> StripeCon
     summary="Disconnect the seller's Stripe account (deauthorizes the platform on it)",
     responses={404: {"description": "No Stripe account is connected"}},
 )
-async def delete_connection(billing: BillingDep, tenant: SecretTenant) -> Response:
+async def delete_connection(billing: BillingDep, tenant: OwnerTenant) -> Response:
     await service.disconnect(billing.pool, billing.accounts, billing.settings, tenant)
     return Response(status_code=204)

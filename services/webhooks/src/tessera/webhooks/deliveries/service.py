@@ -11,6 +11,7 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
@@ -122,10 +123,17 @@ async def record_outcome(
             log.warning("webhooks.endpoint.disabled", extra={"endpoint": str(row["endpoint_id"])})
 
 
+def shown_url(url: str) -> str:
+    """The endpoint's URL without its query or fragment: a token a seller put there must not
+    travel on the bus, sit in auth's mail queue and reach the mail provider."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
 def endpoint_disabled(endpoint: asyncpg.Record) -> EndpointDisabled:
     return EndpointDisabled(
         seller_id=endpoint["seller_id"], mode=endpoint["mode"], endpoint_id=endpoint["id"],
-        url=endpoint["url"], description=endpoint["description"],
+        url=shown_url(endpoint["url"]), description=endpoint["description"],
         failing_since=endpoint["failing_since"],
     )  # fmt: skip
 
