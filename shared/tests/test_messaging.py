@@ -12,7 +12,14 @@ from faststream.nats import NatsRouter
 from nats.js.api import DeliverPolicy
 
 from tessera.shared.events.billing import PurchaseCompleted
-from tessera.shared.events.topology import AUTH, BILLING, Namespace, Subscription, subscription
+from tessera.shared.events.topology import (
+    AUTH,
+    BILLING,
+    WEBHOOKS,
+    Namespace,
+    Subscription,
+    subscription,
+)
 from tessera.shared.messaging import (
     consumer_config,
     create_broker,
@@ -205,10 +212,14 @@ async def test_only_the_owner_declares_its_stream_and_consumers_wait_for_it(
         assert not waiting.done()  # auth does not create BILLING; it waits for billing to
         billing = create_broker(infra, "billing", ns)
         await declare_topology(await billing.connect(), "billing", ns)
+        # Nor WEBHOOKS (the endpoint-disabled notices it mails): it waits for webhooks too.
+        await asyncio.sleep(1.0)
+        assert not waiting.done()
+        await ensure_stream(connection.jetstream(), stream_config(WEBHOOKS, ns))  # as its owner
         await asyncio.wait_for(waiting, 10)
         js = connection.jetstream()
         names = {s.config.name for s in await js.streams_info()}
-        assert ns.stream(BILLING) in names
+        assert ns.stream(BILLING) in names and ns.stream(WEBHOOKS) in names
         assert f"{ns.prefix.upper()}_AUTH" in names
         await billing.stop()
     finally:
