@@ -126,10 +126,16 @@ async def claim_due(
               AND (d.locked_until IS NULL OR d.locked_until < clock_timestamp())
               AND e.enabled
         ), picked AS (
+            -- The due conditions again, on the row being locked: `candidates` read an older
+            -- snapshot, and a row another replica leased and committed meanwhile is locked
+            -- here after it commits; only conditions at this level are re-checked on the
+            -- row's new version (READ COMMITTED's recheck), so without them it is taken twice.
             SELECT d.id FROM deliveries d
             JOIN candidates c ON c.id = d.id
             LEFT JOIN busy ON busy.endpoint_id = c.endpoint_id
             WHERE c.rank <= $2 - coalesce(busy.n, 0)
+              AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+              AND (d.locked_until IS NULL OR d.locked_until < clock_timestamp())
             ORDER BY c.next_attempt_at, c.id
             LIMIT $1
             FOR UPDATE OF d SKIP LOCKED
