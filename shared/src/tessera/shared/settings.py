@@ -8,10 +8,13 @@ error into a one-line message that names the environment variable, and exits.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     Field,
     NatsDsn,
@@ -23,6 +26,24 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NAMESPACE_PATTERN = r"^[a-z0-9_]{0,32}$"
+
+
+def _thirty_two_bytes(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("must be base64") from None
+    if len(raw) != 32:
+        raise ValueError("must decode to exactly 32 bytes")
+    return value
+
+
+# A key-encryption key setting: 32 bytes, base64 (licensing's and webhooks' secrets at rest).
+KeyEncryptionKey = Annotated[str, AfterValidator(_thirty_two_bytes)]
+
+
+def decoded_key(value: str) -> bytes:
+    return base64.b64decode(value)
 
 
 class Environment(StrEnum):

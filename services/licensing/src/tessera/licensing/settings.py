@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.shared.secret_policy import production_audit
-from tessera.shared.settings import DatabaseSettings, Environment, InfraSettings, env_name
+from tessera.shared.settings import (
+    DatabaseSettings,
+    Environment,
+    InfraSettings,
+    KeyEncryptionKey,
+    decoded_key,
+    env_name,
+)
 
 # Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
 DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-licensing-kek!!").decode()
@@ -23,7 +29,7 @@ class LicensingSettings(DatabaseSettings):
     # The desktop API's bodies are a key, a fingerprint and a few labels: keep them small.
     max_body_bytes: int = Field(default=8 * 1024, ge=1024, le=16 * 1024 * 1024)
     # 32 bytes, base64: seals the private halves of lease-signing keys and the license keys.
-    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    key_encryption_key: KeyEncryptionKey = DEV_KEY_ENCRYPTION_KEY
     # Auth's JWKS, for customer, admin and device-flow access tokens.
     auth_jwks_url: str = "http://127.0.0.1:8083/.well-known/jwks.json"
     auth_issuer: str = "tessera-auth"
@@ -87,20 +93,9 @@ class LicensingSettings(DatabaseSettings):
             return self
         return self.model_copy(update={"sealed_root": env != Environment.PRODUCTION})
 
-    @field_validator("key_encryption_key")
-    @classmethod
-    def _thirty_two_bytes(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except binascii.Error:
-            raise ValueError("must be base64") from None
-        if len(raw) != 32:
-            raise ValueError("must decode to exactly 32 bytes")
-        return value
-
     @property
     def kek(self) -> bytes:
-        return base64.b64decode(self.key_encryption_key)
+        return decoded_key(self.key_encryption_key)
 
 
 def refuse_dev_secrets(settings: LicensingSettings, infra: InfraSettings) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from pydantic import Field, PostgresDsn, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.shared.secret_policy import production_audit
-from tessera.shared.settings import DatabaseSettings, InfraSettings, env_name
+from tessera.shared.settings import (
+    DatabaseSettings,
+    InfraSettings,
+    KeyEncryptionKey,
+    decoded_key,
+    env_name,
+)
 
 # Dev/test only: anyone can read it here. Start-up refuses it when TESSERA_ENV=production.
 DEV_KEY_ENCRYPTION_KEY = base64.b64encode(b"tessera-dev-only-webhooks-kek!!!").decode()
@@ -30,7 +35,7 @@ class WebhooksSettings(DatabaseSettings):
     # The seller API's bodies are an endpoint's settings: small.
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
     # 32 bytes, base64: seals the endpoints' signing secrets at rest.
-    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    key_encryption_key: KeyEncryptionKey = DEV_KEY_ENCRYPTION_KEY
     # The seller API's budget per API key (its key id), per window.
     rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_per_seller_key: int = Field(default=600, ge=1)
@@ -70,20 +75,9 @@ class WebhooksSettings(DatabaseSettings):
     # Longest a rotation's overlap may be (seconds; 7 days).
     max_rotation_overlap_seconds: int = Field(default=7 * 86400, ge=0)
 
-    @field_validator("key_encryption_key")
-    @classmethod
-    def _thirty_two_bytes(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except binascii.Error:
-            raise ValueError("must be base64") from None
-        if len(raw) != 32:
-            raise ValueError("must decode to exactly 32 bytes")
-        return value
-
     @property
     def kek(self) -> bytes:
-        return base64.b64decode(self.key_encryption_key)
+        return decoded_key(self.key_encryption_key)
 
     @field_validator("retry_schedule")
     @classmethod
